@@ -1,0 +1,437 @@
+// cubin_store.cpp — the SQLite cubin store and the in-memory store it falls back to.
+//
+// Owns the schema (`cubins`, and an empty `tuning_records` for the tuner), opening a database (WAL,
+// busy timeout, PRAGMA user_version), moving a damaged one aside, checksums, and degrading.
+// How it fails: never towards the caller. A database that is damaged, not ours or newer than us is
+// renamed `<name>.corrupt-<unix time>` (with its -wal/-shm) and rebuilt; if that fails too, open()
+// returns an in-memory store. After opening, a write that fails turns disk writes off for good
+// (one warning) and later records go to memory, while rows already on disk stay readable, so a
+// record that was `put` is never lost for the life of the process.
+#include "cache/cubin_store.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "cache/sqlite_db.hpp"
+#include "runtime/hash.hpp"
+
+namespace sagejit {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Long enough to wait out another process compiling into the same cache and storing its cubin;
+// a put that still finds the database busy keeps its record in memory instead.
+constexpr int kBusyTimeoutMs = 10'000;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE cubins (
+  digest            TEXT PRIMARY KEY,   -- CubinKey::digest()
+  spec              TEXT NOT NULL,
+  template_hash     TEXT NOT NULL,
+  generator_version TEXT NOT NULL,
+  nvrtc_version     TEXT NOT NULL,
+  options           TEXT NOT NULL,
+  arch              TEXT NOT NULL,
+  lowered_name      TEXT NOT NULL,
+  blob              BLOB NOT NULL,
+  checksum          TEXT NOT NULL,      -- hex FNV-1a of blob, verified on every load
+  registers         INTEGER NOT NULL,
+  stack_frame       INTEGER NOT NULL,
+  spill_stores      INTEGER NOT NULL,
+  spill_loads       INTEGER NOT NULL,
+  shared_static     INTEGER NOT NULL,
+  constant          INTEGER NOT NULL,
+  compile_ms        REAL NOT NULL,
+  bytes             INTEGER NOT NULL,
+  created_at        TEXT NOT NULL       -- UTC, ISO 8601
+);
+-- One timed (or pruned) candidate per row; filled by the autotuner.
+CREATE TABLE tuning_records (
+  id             INTEGER PRIMARY KEY,
+  device_name    TEXT NOT NULL,
+  arch           TEXT NOT NULL,
+  sm_count       INTEGER NOT NULL,
+  driver_version TEXT NOT NULL,
+  nvrtc_version  TEXT NOT NULL,
+  template_hash  TEXT NOT NULL,
+  problem_bucket TEXT NOT NULL,
+  tile_config    TEXT NOT NULL,
+  time_ms        REAL,                  -- NULL when the candidate was pruned
+  status         TEXT NOT NULL,         -- 'ok', or why it was pruned (compile_error, spills, ...)
+  reason         TEXT NOT NULL DEFAULT '',
+  created_at     TEXT NOT NULL
+);
+CREATE INDEX tuning_records_key
+  ON tuning_records (device_name, arch, sm_count, template_hash, problem_bucket);
+)sql";
+
+// Column order shared by every SELECT of a row; the blob and checksum follow when loading.
+constexpr const char* kRowColumns =
+    "digest, spec, template_hash, generator_version, nvrtc_version, options, arch, lowered_name, "
+    "registers, stack_frame, spill_stores, spill_loads, shared_static, constant, compile_ms, bytes, "
+    "created_at";
+constexpr int kBlobColumn = 17;
+constexpr int kChecksumColumn = 18;
+
+// A file that moving aside would fix: not a sagejit database, or written by a newer sagejit.
+class UnusableDatabase : public CacheError {
+ public:
+  using CacheError::CacheError;
+};
+
+std::string now_utc() {
+  using namespace std::chrono;
+  const auto now = system_clock::now();
+  const std::time_t t = system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  const auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03}Z", buf, ms);
+}
+
+std::string checksum(const std::vector<char>& blob) { return hex64(fnv1a64(blob.data(), blob.size())); }
+
+bool same_key(const CubinKey& a, const CubinKey& b) {
+  return a.spec == b.spec && a.template_hash == b.template_hash &&
+         a.generator_version == b.generator_version && a.nvrtc_version == b.nvrtc_version &&
+         a.options == b.options && a.arch == b.arch;
+}
+
+CubinRow row_of(const CubinRecord& r, std::string created_at) {
+  return {r.key.digest(), r.key, r.lowered_name, r.usage, r.compile_ms,
+          static_cast<std::int64_t>(r.cubin.size()), std::move(created_at)};
+}
+
+CubinRow read_row(const sqlite::Stmt& q) {
+  CubinRow row;
+  row.digest = q.text(0);
+  row.key = {q.text(1), q.text(2), q.text(3), q.text(4), q.text(5), q.text(6)};
+  row.lowered_name = q.text(7);
+  row.usage = {q.int32(8), q.int32(9), q.int32(10), q.int32(11), q.int32(12), q.int32(13)};
+  row.compile_ms = q.real(14);
+  row.bytes = q.int64(15);
+  row.created_at = q.text(16);
+  return row;
+}
+
+void sort_rows(std::vector<CubinRow>& rows) {
+  std::sort(rows.begin(), rows.end(), [](const CubinRow& a, const CubinRow& b) {
+    return std::tie(a.created_at, a.key.spec) < std::tie(b.created_at, b.key.spec);
+  });
+}
+
+fs::path with_suffix(fs::path p, const std::string& suffix) { return p += suffix; }
+
+std::int64_t size_or_zero(const fs::path& p) {
+  std::error_code ec;
+  const auto n = fs::file_size(p, ec);
+  return ec ? 0 : static_cast<std::int64_t>(n);
+}
+
+// Renames a damaged database to `<name>.corrupt-<unix time>` and returns the new name. Its -wal and
+// -shm go with it under the matching names: they belong to the old file (a stale log must not be
+// replayed into the new database) and SQLite finds them by name if someone opens the old copy.
+fs::path move_aside(const fs::path& path) {
+  const std::string stamp = std::to_string(std::time(nullptr));
+  fs::path moved = with_suffix(path, ".corrupt-" + stamp);
+  for (int i = 1; fs::exists(moved); ++i) moved = with_suffix(path, fmt::format(".corrupt-{}-{}", stamp, i));
+  fs::rename(path, moved);
+  for (const char* side : {"-wal", "-shm"}) {
+    if (fs::exists(with_suffix(path, side))) fs::rename(with_suffix(path, side), with_suffix(moved, side));
+  }
+  return moved;
+}
+
+// The first column of the first row, as text. The statement is finished before returning: a
+// statement left mid-step would keep the transaction from committing.
+std::string scalar(sqlite::Db& db, std::string_view sql) {
+  auto q = db.prepare(sql);
+  return q.step() ? q.text(0) : std::string();
+}
+
+int user_version(sqlite::Db& db) { return std::stoi(scalar(db, "PRAGMA user_version")); }
+
+// Brings a freshly opened file to our schema inside one write transaction, so two processes
+// creating the same cache at once cannot both build it.
+void prepare_schema(sqlite::Db& db) {
+  if (const auto mode = scalar(db, "PRAGMA journal_mode=WAL"); mode != "wal") {
+    spdlog::debug("sagejit cache: WAL unavailable here, journal mode is {}", mode);
+  }
+  // With WAL, NORMAL syncs only at checkpoints: a power loss may drop the newest cubins (they are
+  // recompiled), but never corrupts the file, and a put does not wait for an fsync.
+  db.exec("PRAGMA synchronous=NORMAL");
+  sqlite::Transaction tx(db);
+  const int version = user_version(db);
+  if (version > kCacheSchemaVersion) {
+    throw UnusableDatabase(fmt::format("schema version {} is newer than this build's {}", version,
+                                       kCacheSchemaVersion));
+  }
+  if (version == 0) {
+    // We set user_version in the same transaction that creates our tables, so tables without it
+    // mean the file belongs to someone else.
+    if (scalar(db, "SELECT count(*) FROM sqlite_schema") != "0") throw UnusableDatabase("not a sagejit cache");
+    db.exec(kSchema);
+  } else if (version < kCacheSchemaVersion) {
+    // No older schema exists yet. When one does: every row is derived data, so rebuild.
+    db.exec("DROP TABLE IF EXISTS cubins; DROP TABLE IF EXISTS tuning_records;");
+    db.exec(kSchema);
+  }
+  db.exec(fmt::format("PRAGMA user_version={}", kCacheSchemaVersion));
+  tx.commit();
+}
+
+// Opens `path` and readies its schema. Throws UnusableDatabase where moving the file aside would
+// help, and SqliteError or filesystem_error where it would not (unwritable directory, ...).
+sqlite::Db connect(const fs::path& path) {
+  try {
+    sqlite::Db db(path, kBusyTimeoutMs);
+    prepare_schema(db);
+    return db;
+  } catch (const sqlite::SqliteError& e) {
+    if (e.corrupt()) throw UnusableDatabase(e.what());
+    throw;
+  }
+}
+
+class MemoryStore final : public CubinStore {
+ public:
+  std::optional<CubinRecord> get(const CubinKey& key) override {
+    std::lock_guard lock(mu_);
+    auto it = rows_.find(key.digest());
+    if (it == rows_.end() || !same_key(it->second.record.key, key)) return std::nullopt;
+    return it->second.record;
+  }
+  void put(const CubinRecord& record) override {
+    std::lock_guard lock(mu_);
+    rows_[record.key.digest()] = {record, now_utc()};
+  }
+  std::vector<CubinRow> list() override {
+    std::lock_guard lock(mu_);
+    std::vector<CubinRow> rows;
+    for (const auto& [digest, e] : rows_) rows.push_back(row_of(e.record, e.created_at));
+    sort_rows(rows);
+    return rows;
+  }
+  std::int64_t clear() override {
+    std::lock_guard lock(mu_);
+    const auto n = static_cast<std::int64_t>(rows_.size());
+    rows_.clear();
+    return n;
+  }
+  StoreInfo info() override {
+    std::lock_guard lock(mu_);
+    return {{}, true, 0, static_cast<std::int64_t>(rows_.size()), kCacheSchemaVersion};
+  }
+
+ private:
+  struct Entry {
+    CubinRecord record;
+    std::string created_at;
+  };
+  std::mutex mu_;
+  std::map<std::string, Entry> rows_;
+};
+
+// The database, plus `memory_` for records the disk did not take (after a write failure, or when
+// another process kept it busy past the timeout). Lookups try memory first, then the disk.
+class SqliteStore final : public CubinStore {
+ public:
+  SqliteStore(fs::path path, sqlite::Db db) : path_(std::move(path)), db_(std::move(db)) {}
+
+  std::optional<CubinRecord> get(const CubinKey& key) override {
+    std::lock_guard lock(mu_);
+    if (auto hit = memory_.get(key)) return hit;
+    std::optional<CubinRecord> found;
+    if (read_disk_) on_disk("load", [&] { found = load(key); });
+    return found;
+  }
+
+  void put(const CubinRecord& record) override {
+    std::lock_guard lock(mu_);
+    if (write_disk_ && on_disk("store", [&] { store(record); })) return;
+    memory_.put(record);
+  }
+
+  std::vector<CubinRow> list() override {
+    std::lock_guard lock(mu_);
+    return list_locked();
+  }
+
+  std::int64_t clear() override {
+    std::lock_guard lock(mu_);
+    std::int64_t n = memory_.clear();
+    if (write_disk_) on_disk("clear", [&] { n += delete_all(); });
+    // Rows we could not delete must not come back in later lookups.
+    if (!write_disk_) read_disk_ = false;
+    return n;
+  }
+
+  StoreInfo info() override {
+    std::lock_guard lock(mu_);
+    StoreInfo i{path_, !write_disk_, 0, 0, kCacheSchemaVersion};
+    i.file_bytes = size_or_zero(path_) + size_or_zero(with_suffix(path_, "-wal"));
+    i.cubin_rows = static_cast<std::int64_t>(list_locked().size());
+    if (read_disk_) on_disk("read the schema version of", [&] { i.schema_version = user_version(db_); });
+    return i;
+  }
+
+ private:
+  // Runs one disk operation and says whether it succeeded. Busy fails only this call. Any other
+  // error turns disk writes off for good, with one warning; reads of rows already there go on.
+  template <class Op>
+  bool on_disk(const char* what, Op&& op) {
+    try {
+      op();
+      return true;
+    } catch (const sqlite::SqliteError& e) {
+      if (!e.busy()) {
+        stop_writing(what, e.what(), e.corrupt());
+      } else {
+        spdlog::warn("sagejit cache: {} still busy after {} s, could not {} (kept in memory): {}",
+                     path_.string(), kBusyTimeoutMs / 1000, what, e.what());
+      }
+    } catch (const std::exception& e) {
+      stop_writing(what, e.what(), false);
+    }
+    return false;
+  }
+
+  // Damage found after opening (SQLite checks pages only as it reads them) is moved aside now, so
+  // the next process starts a new cache; this connection keeps the renamed file open and still
+  // reads its healthy rows.
+  void stop_writing(const char* what, const char* why, bool corrupt) {
+    if (!write_disk_) return;
+    write_disk_ = false;
+    std::string moved;
+    if (corrupt) {
+      try {
+        moved = fmt::format("; moved it to {}", move_aside(path_).string());
+      } catch (const std::exception&) {
+      }
+    }
+    spdlog::warn("sagejit cache: could not {} {} ({}){}; new kernels are kept in memory for the "
+                 "rest of this process", what, path_.string(), why, moved);
+  }
+
+  std::optional<CubinRecord> load(const CubinKey& key) {
+    const std::string digest = key.digest();
+    CubinRecord record;
+    std::string stored_sum;
+    {
+      auto q = db_.prepare(fmt::format("SELECT {}, blob, checksum FROM cubins WHERE digest = ?", kRowColumns));
+      q.bind(1, digest);
+      if (!q.step()) return std::nullopt;
+      CubinRow row = read_row(q);
+      // The digest is only a hash: a row for another key that collides with ours is a miss.
+      if (!same_key(row.key, key)) return std::nullopt;
+      record = {row.key, row.lowered_name, q.blob(kBlobColumn), row.usage, row.compile_ms};
+      stored_sum = q.text(kChecksumColumn);
+    }
+    if (checksum(record.cubin) == stored_sum) return record;
+    spdlog::warn("sagejit cache: cubin {} ({}) in {} fails its checksum; deleting it", key.spec,
+                 digest, path_.string());
+    if (write_disk_) on_disk("delete a corrupt cubin from", [&] {
+      db_.prepare("DELETE FROM cubins WHERE digest = ?").bind(1, digest).run();
+    });
+    return std::nullopt;
+  }
+
+  void store(const CubinRecord& r) {
+    sqlite::Transaction tx(db_);
+    auto q = db_.prepare(
+        "INSERT OR REPLACE INTO cubins (digest, spec, template_hash, generator_version, "
+        "nvrtc_version, options, arch, lowered_name, blob, checksum, registers, stack_frame, "
+        "spill_stores, spill_loads, shared_static, constant, compile_ms, bytes, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    const CubinKey& k = r.key;
+    const ResourceUsage& u = r.usage;
+    q.bind(1, k.digest()).bind(2, k.spec).bind(3, k.template_hash).bind(4, k.generator_version);
+    q.bind(5, k.nvrtc_version).bind(6, k.options).bind(7, k.arch).bind(8, r.lowered_name);
+    q.bind_blob(9, r.cubin).bind(10, checksum(r.cubin));
+    q.bind(11, u.registers).bind(12, u.stack_frame).bind(13, u.spill_stores).bind(14, u.spill_loads);
+    q.bind(15, u.shared_static).bind(16, u.constant).bind(17, r.compile_ms);
+    q.bind(18, static_cast<std::int64_t>(r.cubin.size())).bind(19, now_utc());
+    q.run();
+    tx.commit();
+  }
+
+  std::int64_t delete_all() {
+    sqlite::Transaction tx(db_);
+    db_.exec("DELETE FROM cubins");
+    const std::int64_t n = db_.changes();
+    tx.commit();
+    return n;
+  }
+
+  std::vector<CubinRow> list_locked() {
+    std::map<std::string, CubinRow> by_digest;
+    if (read_disk_) on_disk("list", [&] {
+      auto q = db_.prepare(fmt::format("SELECT {} FROM cubins", kRowColumns));
+      while (q.step()) {
+        CubinRow row = read_row(q);
+        by_digest.insert_or_assign(row.digest, std::move(row));
+      }
+    });
+    for (CubinRow& row : memory_.list()) by_digest.insert_or_assign(row.digest, std::move(row));
+    std::vector<CubinRow> rows;
+    for (auto& [digest, row] : by_digest) rows.push_back(std::move(row));
+    sort_rows(rows);
+    return rows;
+  }
+
+  std::mutex mu_;
+  fs::path path_;
+  sqlite::Db db_;
+  MemoryStore memory_;
+  bool write_disk_ = true;
+  bool read_disk_ = true;
+};
+
+// Opens, and once moves a damaged file aside and starts over. Throws when that does not help.
+std::unique_ptr<CubinStore> open_on_disk(const fs::path& path) {
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  try {
+    return std::make_unique<SqliteStore>(path, connect(path));
+  } catch (const UnusableDatabase& e) {
+    const fs::path moved = move_aside(path);
+    auto store = std::make_unique<SqliteStore>(path, connect(path));
+    spdlog::warn("sagejit cache: {} was unusable ({}); moved it to {} and started a new cache",
+                 path.string(), e.what(), moved.string());
+    return store;
+  }
+}
+
+}  // namespace
+
+std::string CubinKey::digest() const {
+  constexpr std::string_view kSep = "\x1f";  // unit separator: cannot occur in any field
+  std::uint64_t h = kFnvOffset;
+  for (const std::string* field : {&spec, &template_hash, &generator_version, &nvrtc_version, &options, &arch}) {
+    h = fnv1a64(kSep, fnv1a64(*field, h));
+  }
+  return hex64(h);
+}
+
+std::unique_ptr<CubinStore> CubinStore::open(const fs::path& path) {
+  try {
+    return open_on_disk(path);
+  } catch (const std::exception& e) {
+    spdlog::warn("sagejit cache: cannot use {} ({}); kernels are cached in memory for this process",
+                 path.string(), e.what());
+    return in_memory();
+  }
+}
+
+std::unique_ptr<CubinStore> CubinStore::in_memory() { return std::make_unique<MemoryStore>(); }
+
+}  // namespace sagejit

@@ -1,0 +1,99 @@
+// compile.cpp — `sagejit compile`: build kernels from flags (or every shipped variant) for the GPU
+// here or any supported arch, printing name, key, hit or miss, compile time and resource use.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "generator/quant_spec.hpp"
+#include "runtime/device.hpp"
+#include "runtime/driver.hpp"
+#include "runtime/error.hpp"
+#include "runtime/jit.hpp"
+
+namespace sagejit::cli {
+namespace {
+
+struct CompileFlags {
+  std::vector<std::string> archs;
+  std::string op = "quantize_q";
+  std::string dtype = "f16";
+  int head_dim = 128;
+  std::string out = "int8";
+  bool smooth = false;
+  bool all = false;
+  bool json = false;
+  bool fail_on_spill = false;
+};
+
+std::vector<Arch> target_archs(const std::vector<std::string>& flags) {
+  std::vector<Arch> archs;
+  for (const auto& a : flags) {
+    if (a == "all") return supported_archs();
+    archs.push_back(parse_arch(a, "--arch"));
+  }
+  if (!archs.empty()) return archs;
+  if (!gpu_available()) {
+    throw InvalidArgument("--arch", "no GPU was found here: name a target (sm_80, sm_86, sm_89, sm_90a, sm_120 or all)");
+  }
+  return {query_device(current_device_ordinal()).arch()};
+}
+
+void run(const CompileFlags& f) {
+  std::vector<GeneratedUnit> units;
+  for (const Arch& arch : target_archs(f.archs)) {
+    if (f.all) {
+      for (const QuantSpec& s : shipped_quant_specs(arch)) units.push_back(s.generate());
+    } else {
+      QuantSpec s{arch, parse_quant_op(f.op, "--op"), parse_dtype(f.dtype, "--dtype"), f.head_dim,
+                  parse_quant_type(f.out, "--out"), f.smooth};
+      units.push_back(s.generate());
+    }
+  }
+  if (!f.json) fmt::print(stderr, "compiling {} kernel(s)...\n", units.size());
+  const std::vector<CubinResult> results = default_jit().cubins(units);
+  nlohmann::json rows = nlohmann::json::array();
+  int spilled = 0;
+  for (const CubinResult& r : results) {
+    const ResourceUsage& u = r.record.usage;
+    spilled += u.spills() ? 1 : 0;
+    rows.push_back({{"name", r.record.key.spec}, {"arch", r.record.key.arch}, {"key", r.record.key.digest()},
+                    {"source", name(r.source)}, {"hit", r.source != CubinSource::compiled},
+                    {"ms", r.ms}, {"compile_ms", r.record.compile_ms}, {"registers", u.registers},
+                    {"spill_stores", u.spill_stores}, {"spill_loads", u.spill_loads},
+                    {"stack_frame", u.stack_frame}, {"shared_static", u.shared_static},
+                    {"cubin_bytes", r.record.cubin.size()}});
+  }
+  if (f.json) {
+    fmt::print("{}\n", rows.dump(2));
+  } else {
+    fmt::print("{:<52} {:<16} {:<9} {:>9} {:>5} {:>7} {:>6}\n", "kernel", "key", "result", "ms", "regs", "spills",
+               "smem");
+    for (const auto& r : rows) {
+      const std::string result = r["hit"].get<bool>() ? "hit:" + r["source"].get<std::string>() : "miss";
+      fmt::print("{:<52} {:<16} {:<9} {:>9.1f} {:>5} {:>7} {:>6}\n", r["name"].get<std::string>(),
+                 r["key"].get<std::string>(), result, r["ms"].get<double>(), r["registers"].get<int>(),
+                 r["spill_stores"].get<int>() + r["spill_loads"].get<int>(), r["shared_static"].get<int>());
+    }
+    fmt::print("{} kernel(s), {} with spills\n", results.size(), spilled);
+  }
+  if (f.fail_on_spill && spilled > 0) throw Error(Status::internal, fmt::format("{} kernel(s) spill registers", spilled));
+}
+
+}  // namespace
+
+void add_compile(CLI::App& app) {
+  static CompileFlags f;
+  auto* cmd = app.add_subcommand("compile", "Compile kernels (for the GPU here, or --arch for any target)");
+  cmd->add_option("--arch", f.archs, "Target: sm_80, sm_86, sm_89, sm_90a, sm_120, or all (repeatable)");
+  cmd->add_option("--op", f.op, "quantize_q, quantize_k, k_mean, v_scale or quantize_v");
+  cmd->add_option("--dtype", f.dtype, "Input dtype: f16 or bf16");
+  cmd->add_option("--head-dim", f.head_dim, "64, 96, 128 or 256");
+  cmd->add_option("--out", f.out, "int8, int4 (Q/K) or fp8_e4m3 (V)");
+  cmd->add_flag("--smooth", f.smooth, "Smooth Q (block mean) or K (channel mean) before quantizing");
+  cmd->add_flag("--all", f.all, "Every shipped kernel variant for the target(s)");
+  cmd->add_flag("--json", f.json, "Print JSON");
+  cmd->add_flag("--fail-on-spill", f.fail_on_spill, "Exit non-zero if any kernel spills registers");
+  cmd->callback([] { run(f); });
+}
+
+}  // namespace sagejit::cli

@@ -1,0 +1,141 @@
+// quant_spec.cpp — names, validation and generated units of the quantization family.
+#include "generator/quant_spec.hpp"
+
+#include <fmt/format.h>
+
+#include "runtime/error.hpp"
+#include "runtime/hash.hpp"
+
+namespace sagejit {
+namespace {
+
+constexpr std::pair<std::string_view, QuantOp> kOps[] = {
+    {"quantize_q", QuantOp::quantize_q}, {"quantize_k", QuantOp::quantize_k}, {"k_mean", QuantOp::k_mean},
+    {"v_scale", QuantOp::v_scale},       {"quantize_v", QuantOp::quantize_v}};
+
+bool is_stats(QuantOp op) { return op == QuantOp::k_mean || op == QuantOp::v_scale; }
+bool is_qk(QuantOp op) { return op == QuantOp::quantize_q || op == QuantOp::quantize_k; }
+
+std::string_view input_type(DType t) {
+  return t == DType::f16 ? "sagejit::kernels::f16" : "sagejit::kernels::bf16";
+}
+
+}  // namespace
+
+std::string_view name(QuantOp op) {
+  for (const auto& [n, o] : kOps) {
+    if (o == op) return n;
+  }
+  return "unknown";
+}
+
+QuantOp parse_quant_op(std::string_view text, std::string_view argument) {
+  std::string allowed;
+  for (const auto& [n, o] : kOps) {
+    if (n == text) return o;
+    allowed += allowed.empty() ? std::string(n) : ", " + std::string(n);
+  }
+  throw InvalidArgument(std::string(argument), fmt::format("must be one of {} (got '{}')", allowed, text));
+}
+
+std::string QuantSpec::canonical_name() const {
+  if (is_stats(op)) return fmt::format("quant.{}.{}.d{}.{}", name(op), name(input), head_dim, arch.name());
+  if (op == QuantOp::quantize_v) {
+    return fmt::format("quant.{}.{}.d{}.{}.{}", name(op), name(input), head_dim, name(output), arch.name());
+  }
+  return fmt::format("quant.{}.{}.d{}.{}.{}.{}", name(op), name(input), head_dim, name(output),
+                     smooth ? "smooth" : "plain", arch.name());
+}
+
+std::uint64_t QuantSpec::hash() const { return fnv1a64(canonical_name()); }
+
+void QuantSpec::validate() const {
+  parse_arch(arch.name(), "arch");  // rejects archs outside the supported set
+  validate_head_dim(head_dim, "head_dim");
+  if (is_qk(op)) {
+    if (output != QuantType::int8 && output != QuantType::int4) {
+      throw InvalidArgument("output", fmt::format("{} must be int8 or int4 (got {})", name(op), name(output)));
+    }
+    if (output == QuantType::int4 && !arch.has_int4_mma()) {
+      throw InvalidArgument("output", fmt::format("int4 needs INT4 tensor cores: sm_80, sm_86 or sm_89 "
+                                                  "(got {}; Hopper has none)", arch.name()));
+    }
+  }
+  if (op == QuantOp::quantize_v) {
+    if (output != QuantType::fp8_e4m3) {
+      throw InvalidArgument("output", fmt::format("quantize_v must be fp8_e4m3 (got {})", name(output)));
+    }
+    if (!arch.has_fp8_mma()) {
+      throw InvalidArgument("arch", fmt::format("quantize_v needs FP8 (sm_89 or newer; got {})", arch.name()));
+    }
+  }
+  if (!is_qk(op) && smooth) {
+    throw InvalidArgument("smooth", fmt::format("applies to quantize_q and quantize_k only (got op {})", name(op)));
+  }
+}
+
+GeneratedUnit QuantSpec::generate() const {
+  validate();
+  GeneratedUnit unit;
+  unit.spec_name = canonical_name();
+  unit.arch = arch;
+  switch (op) {
+    case QuantOp::quantize_q:
+    case QuantOp::quantize_k:
+      unit.source = "#include \"quant_qk.cuh\"\n";
+      unit.name_expression = fmt::format("&sagejit::kernels::quantize_qk<{}, {}, {}, {}, {}>", input_type(input),
+                                         head_dim, output == QuantType::int8 ? 8 : 4,
+                                         op == QuantOp::quantize_q ? "true" : "false", smooth ? "true" : "false");
+      break;
+    case QuantOp::k_mean:
+    case QuantOp::v_scale:
+      unit.source = "#include \"quant_stats.cuh\"\n";
+      unit.name_expression = fmt::format("&sagejit::kernels::channel_stats<{}, {}, {}>", input_type(input), head_dim,
+                                         op == QuantOp::k_mean ? "sagejit::kernels::StatsOp::mean"
+                                                               : "sagejit::kernels::StatsOp::absmax");
+      break;
+    case QuantOp::quantize_v:
+      unit.source = "#include \"quant_v.cuh\"\n";
+      unit.name_expression = fmt::format("&sagejit::kernels::quantize_v<{}, {}>", input_type(input), head_dim);
+      break;
+  }
+  unit.source = fmt::format("// {} (generator {})\n{}", unit.spec_name, kGeneratorVersion, unit.source);
+  return unit;
+}
+
+std::vector<QuantSpec> shipped_quant_specs(const Arch& arch) {
+  std::vector<QuantSpec> specs;
+  for (DType input : {DType::f16, DType::bf16}) {
+    for (int head_dim : supported_head_dims()) {
+      QuantSpec base{arch, QuantOp::quantize_q, input, head_dim, QuantType::int8, false};
+      for (QuantOp op : {QuantOp::quantize_q, QuantOp::quantize_k}) {
+        for (QuantType out : {QuantType::int8, QuantType::int4}) {
+          if (out == QuantType::int4 && !arch.has_int4_mma()) continue;
+          for (bool smooth : {false, true}) {
+            QuantSpec s = base;
+            s.op = op;
+            s.output = out;
+            s.smooth = smooth;
+            specs.push_back(s);
+          }
+        }
+      }
+      QuantSpec mean = base;
+      mean.op = QuantOp::k_mean;
+      specs.push_back(mean);
+      // V is quantized only where P·V runs in FP8; sm_80/86 read it as fp16/bf16.
+      if (arch.has_fp8_mma()) {
+        QuantSpec scale = base;
+        scale.op = QuantOp::v_scale;
+        specs.push_back(scale);
+        QuantSpec v = base;
+        v.op = QuantOp::quantize_v;
+        v.output = QuantType::fp8_e4m3;
+        specs.push_back(v);
+      }
+    }
+  }
+  return specs;
+}
+
+}  // namespace sagejit

@@ -1,0 +1,48 @@
+// quant_spec.hpp — the quantization kernel family (shared/DESIGN.md §1, steps 1–4).
+//
+// One spec is one kernel. Tile geometry (block and warp sizes of the attention kernel that reads
+// the result) and scale granularity are launch parameters, not spec fields: they change integer
+// index arithmetic only, so one cubin serves every attention tile config.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "generator/types.hpp"
+#include "generator/unit.hpp"
+
+namespace sagejit {
+
+enum class QuantOp {
+  quantize_q,  // Q -> int8/int4 with per-group scales (sm_scale·log2e folded in), optional smoothing
+  quantize_k,  // K -> int8/int4, optionally smoothed by the channel mean
+  k_mean,      // mean of K over tokens per (batch, head, channel)
+  v_scale,     // max |V| / 448 over tokens per (batch, head, channel)
+  quantize_v,  // V -> e4m3, transposed and token-permuted (sm_89+)
+};
+
+std::string_view name(QuantOp op);
+QuantOp parse_quant_op(std::string_view text, std::string_view argument = "op");
+
+struct QuantSpec {
+  Arch arch{9, 0, true};
+  QuantOp op = QuantOp::quantize_q;
+  DType input = DType::f16;
+  int head_dim = 128;
+  QuantType output = QuantType::int8;  // quantize_q/k: int8 or int4; quantize_v: fp8_e4m3; stats: ignored
+  bool smooth = false;                 // quantize_q/k only
+
+  // "quant.quantize_k.f16.d128.int8.smooth.sm_90a"; stats ops omit the output and smoothing.
+  std::string canonical_name() const;
+  std::uint64_t hash() const;  // fnv1a64 of canonical_name()
+  // Throws InvalidArgument naming the field and the allowed values.
+  void validate() const;
+  GeneratedUnit generate() const;  // validates first
+};
+
+// Every quantization kernel sagejit ships for `arch` (what CI compiles and `sagejit compile --all`
+// builds).
+std::vector<QuantSpec> shipped_quant_specs(const Arch& arch);
+
+}  // namespace sagejit

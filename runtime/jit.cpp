@@ -1,0 +1,152 @@
+// jit.cpp — the cubin pipeline and the loaded-kernel map.
+#include "runtime/jit.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "generator/embedded.hpp"
+#include "runtime/compile_options.hpp"
+#include "runtime/driver.hpp"
+#include "runtime/error.hpp"
+#include "runtime/nvrtc.hpp"
+#include "runtime/settings.hpp"
+
+namespace sagejit {
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+std::vector<std::pair<std::string, std::string>> template_headers() {
+  std::vector<std::pair<std::string, std::string>> headers;
+  for (const EmbeddedFile& f : embedded_templates()) headers.emplace_back(std::string(f.name), std::string(f.contents));
+  return headers;
+}
+
+CUcontext current_context() {
+  CUcontext ctx = nullptr;
+  SAGEJIT_CU(cuCtxGetCurrent, &ctx);
+  if (ctx) return ctx;
+  // No context on this thread: use device 0's primary context, as the CUDA runtime would.
+  CUdevice device = 0;
+  SAGEJIT_CU(cuDeviceGet, &device, 0);
+  SAGEJIT_CU(cuDevicePrimaryCtxRetain, &ctx, device);
+  SAGEJIT_CU(cuCtxSetCurrent, ctx);
+  return ctx;
+}
+
+}  // namespace
+
+std::string_view name(CubinSource s) {
+  return s == CubinSource::memory ? "memory" : s == CubinSource::disk ? "disk" : "compiled";
+}
+
+Jit::Jit(std::unique_ptr<CubinStore> store, bool allow_compile)
+    : store_(std::move(store)), allow_compile_(allow_compile) {}
+
+CubinKey Jit::key_for(const GeneratedUnit& unit) {
+  return CubinKey{unit.spec_name,           std::string(embedded_templates_hash()), kGeneratorVersion,
+                  nvrtc_version_string(),   compile_options(unit.arch).key(),      unit.arch.name()};
+}
+
+CubinResult Jit::cubin(const GeneratedUnit& unit) {
+  const auto start = std::chrono::steady_clock::now();
+  const CubinKey key = key_for(unit);
+  const std::string digest = key.digest();
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = cubins_.find(digest); it != cubins_.end()) {
+      return CubinResult{it->second, CubinSource::memory, ms_since(start)};
+    }
+  }
+  if (auto record = store_->get(key)) {
+    std::lock_guard lock(mutex_);
+    cubins_.emplace(digest, *record);
+    return CubinResult{std::move(*record), CubinSource::disk, ms_since(start)};
+  }
+  if (!allow_compile_) {
+    throw NotAvailable(fmt::format("kernel {} for {} is in no cache or bundle, and run-time compilation is "
+                                   "off (SAGEJIT_JIT=0)", unit.spec_name, unit.arch.name()));
+  }
+  const CompileOptions options = compile_options(unit.arch);
+  CompileResult compiled = compile(CompileRequest{unit.spec_name, unit.source, template_headers(), options.all(),
+                                                  unit.name_expression});
+  spdlog::debug("compiled {} in {:.0f} ms: {} registers, {} bytes spilled", unit.spec_name, compiled.compile_ms,
+                compiled.usage.registers, compiled.usage.spill_stores);
+  CubinRecord record{key, compiled.lowered_name, std::move(compiled.cubin), compiled.usage, compiled.compile_ms};
+  store_->put(record);
+  std::lock_guard lock(mutex_);
+  auto [it, inserted] = cubins_.emplace(digest, std::move(record));
+  return CubinResult{it->second, CubinSource::compiled, ms_since(start)};
+}
+
+std::vector<CubinResult> Jit::cubins(const std::vector<GeneratedUnit>& units) {
+  std::vector<CubinResult> results(units.size());
+  std::vector<std::exception_ptr> errors(units.size());
+  std::atomic<std::size_t> next{0};
+  auto worker = [&] {
+    for (std::size_t i = next++; i < units.size(); i = next++) {
+      try {
+        results[i] = cubin(units[i]);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    }
+  };
+  const std::size_t n = std::min<std::size_t>(units.size(), static_cast<std::size_t>(settings().compile_threads));
+  std::vector<std::thread> threads;
+  for (std::size_t t = 1; t < n; ++t) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  for (auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+  return results;
+}
+
+const Kernel& Jit::kernel(const GeneratedUnit& unit, CubinSource* source) {
+  CUcontext ctx = current_context();
+  const std::string digest = key_for(unit).digest();
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = loaded_.find({ctx, digest}); it != loaded_.end()) {
+      if (source) *source = CubinSource::memory;
+      return it->second->kernel;
+    }
+  }
+  CubinResult result = cubin(unit);
+  if (source) *source = result.source;
+  Module module = Module::load(result.record.cubin);
+  Kernel kernel = module.kernel(result.record.lowered_name);
+  std::lock_guard lock(mutex_);
+  auto [it, inserted] = loaded_.emplace(std::make_pair(ctx, digest),
+                                        std::make_unique<Loaded>(Loaded{std::move(module), kernel}));
+  return it->second->kernel;
+}
+
+std::filesystem::path cache_database_path(const std::filesystem::path& cache_dir) {
+  return cache_dir / "sagejit.sqlite3";
+}
+
+Jit& default_jit() {
+  static Jit* jit = [] {
+    init_logging();
+    const Settings& s = settings();
+    auto store = s.disk_cache ? CubinStore::open(cache_database_path(s.cache_dir)) : CubinStore::in_memory();
+    return new Jit(std::move(store), s.jit);  // never destroyed: kernels may be used until exit
+  }();
+  return *jit;
+}
+
+void init_logging() {
+  static std::once_flag once;
+  std::call_once(once, [] { spdlog::set_level(spdlog::level::from_str(settings().log_level)); });
+}
+
+}  // namespace sagejit

@@ -1,0 +1,41 @@
+// module.cpp — module loading and launches through the driver API.
+#include "runtime/module.hpp"
+
+#include "runtime/driver.hpp"
+
+namespace sagejit {
+
+void Kernel::launch(const LaunchConfig& c, CUstream stream, void** args) const {
+  if (c.shared_bytes > 48 * 1024 && c.shared_bytes > shared_limit_set_) {
+    SAGEJIT_CU(cuFuncSetAttribute, function_, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+               static_cast<int>(c.shared_bytes));
+    shared_limit_set_ = c.shared_bytes;
+  }
+  SAGEJIT_CU(cuLaunchKernel, function_, c.grid.x, c.grid.y, c.grid.z, c.block.x, c.block.y, c.block.z,
+             c.shared_bytes, stream, args, nullptr);
+}
+
+int Kernel::attribute(CUfunction_attribute a) const {
+  int value = 0;
+  SAGEJIT_CU(cuFuncGetAttribute, &value, a, function_);
+  return value;
+}
+
+Module Module::load(const std::vector<char>& cubin) {
+  CUmodule m = nullptr;
+  SAGEJIT_CU(cuModuleLoadData, &m, cubin.data());
+  return Module(m);
+}
+
+Module::~Module() {
+  // A module may be destroyed after the driver has gone (process exit); ignore the result.
+  if (module_) driver().cuModuleUnload(module_);
+}
+
+Kernel Module::kernel(const std::string& lowered_name) const {
+  CUfunction f = nullptr;
+  SAGEJIT_CU(cuModuleGetFunction, &f, module_, lowered_name.c_str());
+  return Kernel(f, lowered_name);
+}
+
+}  // namespace sagejit

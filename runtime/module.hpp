@@ -1,0 +1,55 @@
+// module.hpp — a loaded cubin and launching its kernel.
+//
+// Module owns a CUmodule (unloaded on destruction). Kernels are looked up by the lowered name that
+// NVRTC reported for the spec's name expression. `launch` raises the dynamic shared memory limit
+// once per kernel when a launch needs more than the default 48 KiB.
+#pragma once
+
+#include <cuda.h>
+
+#include <string>
+#include <vector>
+
+namespace sagejit {
+
+struct Dim3 {
+  unsigned x = 1, y = 1, z = 1;
+};
+
+struct LaunchConfig {
+  Dim3 grid;
+  Dim3 block;
+  unsigned shared_bytes = 0;  // dynamic shared memory
+};
+
+class Kernel {
+ public:
+  Kernel() = default;
+  Kernel(CUfunction f, std::string name) : function_(f), name_(std::move(name)) {}
+  // `args` points to each kernel parameter, as cuLaunchKernel takes them.
+  void launch(const LaunchConfig& config, CUstream stream, void** args) const;
+  CUfunction function() const { return function_; }
+  const std::string& name() const { return name_; }
+  int attribute(CUfunction_attribute a) const;
+
+ private:
+  CUfunction function_ = nullptr;
+  std::string name_;
+  mutable unsigned shared_limit_set_ = 0;
+};
+
+class Module {
+ public:
+  static Module load(const std::vector<char>& cubin);
+  Module(Module&& other) noexcept : module_(other.module_) { other.module_ = nullptr; }
+  Module& operator=(Module&&) = delete;
+  Module(const Module&) = delete;
+  ~Module();
+  Kernel kernel(const std::string& lowered_name) const;
+
+ private:
+  explicit Module(CUmodule m) : module_(m) {}
+  CUmodule module_ = nullptr;
+};
+
+}  // namespace sagejit

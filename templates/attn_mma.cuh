@@ -1,0 +1,570 @@
+// attn_mma.cuh — the portable SageAttention2 forward kernel: mma.sync on sm_80/86/89/90/120.
+//
+// O = softmax(Q Kᵀ · sm_scale) V from the quantized workspace of quant_layout.cuh (DESIGN.md §1):
+//   S  = Q_int · K_intᵀ          mma.sync s8 m16n8k32 (or s4 m16n8k64), s32 accumulators
+//   s2 = S · q_scale · k_scale   one product per thread (per-thread scale groups); log2 domain,
+//                                because q_scale holds sm_scale · log2(e)
+//   P̃  = exp2(s2 − m + log2 448) online softmax; P̃ ∈ [0, 448] is e4m3's range, the row sum l is
+//                                accumulated from P̃ in fp32 before any rounding
+//   O += P̃_e4m3 · V_e4m3         mma.sync e4m3 m16n8k32 into a fresh accumulator per K block, added
+//                                to the fp32 O (two-level accumulation: the FP8 tensor-core
+//                                accumulator keeps only ~22 bits). Or, with pv_fp8 = false, fp16/bf16
+//                                P · unquantized V with m16n8k16 straight into O (sm_80/86).
+//   out = O / l · v_scale         staged through shared memory, written with 16-byte stores.
+//
+// CTA structure: warps_q warps side by side along Q; each warp owns warp_q = cta_q / warps_q query
+// rows and all cta_k keys of a tile, so a row's softmax never leaves its quad of lanes. Q is loaded
+// once (cp.async) and kept in registers as MMA fragments; K/V tiles stream through a `stages`-deep
+// cp.async ring. P never touches shared memory: the QKᵀ accumulators are converted in registers
+// into the A operand of the P·V MMA. For e4m3 that works without shuffles only because V is stored
+// token-permuted (quant_layout.cuh): lane 4g+t holds keys {2t, 2t+1, 8+2t, 9+2t} of each 16-key
+// group of row g, which the A operand wants at positions {4t .. 4t+3}, where V stores exactly those
+// tokens. For fp16 the m16n8k16 A layout already equals the accumulator layout (FlashAttention-2).
+//
+// Scale groups (quant_layout.cuh) with this kernel's warp layout: block_q = cta_q, warp_q as above,
+// block_k = warp_k = cta_k (every warp sees every key of a tile).
+//
+// Failure modes: invalid Cfg combinations are static_asserts; nothing is checked at run time (the
+// host validates shapes and alignment before launching). A row that sees no key (bottom-right causal
+// with seq_q > seq_kv) yields output 0 and LSE −inf.
+#pragma once
+
+#include "attn_params.cuh"
+#include "mma_ops.cuh"
+#include "quant_layout.cuh"
+
+namespace sagejit::kernels {
+
+// log2(448): P̃ = exp2(s2 − m + kLog2Fp8Max) puts the row maximum exactly at e4m3's largest finite
+// value, so the static P scale 1/448 costs nothing (it cancels in O / l) and the full e4m3 range is
+// used.
+constexpr float kLog2Fp8Max = 8.807354922057604f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+enum AttnMask : int { kMaskNone = 0, kMaskCausalTopLeft = 1, kMaskCausalBottomRight = 2 };
+
+// Everything derived from a Cfg, in one place.
+template <class Cfg>
+struct AttnTile {
+  static constexpr int kD = Cfg::head_dim;
+  static constexpr int kCtaQ = Cfg::cta_q;
+  static constexpr int kCtaK = Cfg::cta_k;
+  static constexpr int kWarps = Cfg::warps_q;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kWarpQ = kCtaQ / kWarps;
+  static constexpr int kMTiles = kWarpQ / 16;   // m16 row tiles per warp
+  static constexpr int kSTiles = kCtaK / 8;     // n8 key tiles of S per warp
+  static constexpr int kOTiles = kD / 8;        // n8 channel tiles of O per warp
+  static constexpr int kRowBytes = kD * Cfg::qk_bits / 8;  // one Q/K row in the workspace
+  static constexpr int kQKSteps = kRowBytes / 32;          // k32 s8 and k64 s4 both eat 32 bytes
+  static constexpr bool kFp8 = Cfg::pv_fp8;
+  static constexpr bool kBf16 = Cfg::out_bf16;
+  static constexpr layout::Granularity kGran = Cfg::granularity;
+  static constexpr int kQGroups = layout::q_groups(kGran, kCtaQ, kWarpQ);
+  static constexpr int kKGroups = layout::k_groups(kGran, kCtaK, kCtaK);
+  // FP16 P·V has no static P scale: P ∈ [0, 1] keeps the LSE formula offset-free.
+  static constexpr float kPOffset = kFp8 ? kLog2Fp8Max : 0.0f;
+  static constexpr AttnSmemLayout kSmem =
+      attn_smem_layout(kD, kCtaQ, kCtaK, Cfg::stages, Cfg::qk_bits, kFp8, Cfg::smooth_q);
+};
+
+// Optional Cfg member `min_ctas_per_sm` (default 1): the second __launch_bounds__ argument, which
+// caps registers at 64K / (threads · value) so that many CTAs fit on an SM.
+template <class C, class = void>
+struct AttnMinCtas {
+  static constexpr int value = 1;
+};
+template <class C>
+struct AttnMinCtas<C, decltype(void(C::min_ctas_per_sm))> {
+  static constexpr int value = C::min_ctas_per_sm;
+};
+
+template <class Cfg>
+__global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
+    attention_mma(AttnParams p) {
+  using namespace mma_ops;
+  using T = AttnTile<Cfg>;
+  constexpr int kD = T::kD, kCtaQ = T::kCtaQ, kCtaK = T::kCtaK, kThreads = T::kThreads;
+  constexpr int kWarpQ = T::kWarpQ, kMT = T::kMTiles, kST = T::kSTiles, kOT = T::kOTiles;
+  constexpr int kRowBytes = T::kRowBytes, kQKSteps = T::kQKSteps, kStages = Cfg::stages;
+  constexpr bool kFp8 = T::kFp8, kBf16 = T::kBf16;
+  constexpr AttnSmemLayout L = T::kSmem;
+
+  static_assert(kD == 64 || kD == 96 || kD == 128 || kD == 256, "head_dim: 64, 96, 128 or 256");
+  static_assert(Cfg::qk_bits == 8 || Cfg::qk_bits == 4, "qk_bits: 8 or 4");
+  static_assert(kRowBytes % 32 == 0, "int4 Q/K needs head_dim % 64 == 0 (k64 MMA steps)");
+  static_assert(kCtaQ % Cfg::warps_q == 0 && kWarpQ % 16 == 0, "warp_q must be a multiple of 16");
+  static_assert(kCtaQ <= 128 && kCtaK <= 128, "the quantization kernels handle blocks <= 128");
+  static_assert(!kFp8 || kCtaK % 64 == 0, "FP8 P·V: cta_k must be a multiple of 64");
+  static_assert(kFp8 || (kCtaK % 16 == 0 && kOT % 2 == 0), "FP16 P·V: cta_k % 16 == 0");
+  static_assert(kCtaK % 16 == 0, "cta_k must be a multiple of 16");
+  static_assert(Cfg::stages >= 2, "stages >= 2");
+  static_assert(Cfg::mask >= 0 && Cfg::mask <= 2, "mask: 0 none, 1 top-left, 2 bottom-right");
+  static_assert(L.total_bytes <= 227 * 1024, "shared memory exceeds the largest opt-in limit");
+#if defined(__CUDA_ARCH__)
+#if __CUDA_ARCH__ < 890
+  static_assert(!Cfg::pv_fp8, "FP8 P·V needs sm_89 or newer (e4m3 mma)");
+#endif
+#if __CUDA_ARCH__ >= 900
+  static_assert(Cfg::qk_bits == 8, "int4 QK is for sm_80/86/89: no INT4 tensor cores from sm_90");
+#endif
+#endif
+
+  extern __shared__ __attribute__((aligned(128))) u8 smem[];
+  const u32 s_base = smem_u32(smem);
+  const u32 sQ = s_base + L.q_offset;
+  const u32 sK = s_base + L.k_offset;
+  const u32 sV = s_base + L.v_offset;
+
+  const int tid = threadIdx.x;
+  const int warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, t = lane % 4;  // accumulator row group / column pair of this lane
+  const int b = blockIdx.z, h = blockIdx.y;
+  const int hk = h / (p.heads_q / p.heads_kv);
+  // Causal CTAs differ in work: launch the heaviest (last) Q tiles first.
+  const int qt = Cfg::mask != kMaskNone ? static_cast<int>(gridDim.x - 1 - blockIdx.x)
+                                        : static_cast<int>(blockIdx.x);
+
+  // ---- sequence extents (varlen: packed user tensors, padded workspace slots) ----
+  int seq_q = p.seq_q, seq_kv = p.seq_kv;
+  i64 q_tok0 = 0, k_tok0 = 0;
+  if (p.cu_seqlens_q != nullptr) {
+    q_tok0 = p.cu_seqlens_q[b];
+    k_tok0 = p.cu_seqlens_k[b];
+    seq_q = p.cu_seqlens_q[b + 1] - static_cast<int>(q_tok0);
+    seq_kv = p.cu_seqlens_k[b + 1] - static_cast<int>(k_tok0);
+  }
+  const int q0 = qt * kCtaQ;
+  if (q0 >= seq_q) return;  // whole CTA, before any barrier
+
+  // Query row i sees keys <= i + diag (causal); no key >= seq_kv ever.
+  const int diag = Cfg::mask == kMaskCausalBottomRight ? seq_kv - seq_q : 0;
+  int n_tiles = (seq_kv + kCtaK - 1) / kCtaK;
+  if constexpr (Cfg::mask != kMaskNone) {
+    const int last_row = (q0 + kCtaQ < seq_q ? q0 + kCtaQ : seq_q) - 1;
+    const int last_key = last_row + diag;
+    const int causal_tiles = last_key < 0 ? 0 : last_key / kCtaK + 1;
+    n_tiles = causal_tiles < n_tiles ? causal_tiles : n_tiles;
+  }
+
+  // ---- global addresses ----
+  const int q_blocks = p.seq_q_pad / kCtaQ, k_blocks = p.seq_kv_pad / kCtaK;
+  const i64 bh_q = static_cast<i64>(b) * p.heads_q + h;
+  const i64 bh_kv = static_cast<i64>(b) * p.heads_kv + hk;
+  const u8* gQ = static_cast<const u8*>(p.q) + (bh_q * p.seq_q_pad + q0) * kRowBytes;
+  const u8* gK = static_cast<const u8*>(p.k) + bh_kv * p.seq_kv_pad * kRowBytes;
+  const u8* gV;
+  if constexpr (kFp8) {
+    gV = static_cast<const u8*>(p.v) + bh_kv * kD * p.seq_kv_pad;
+  } else {
+    const i64 off = (p.cu_seqlens_k != nullptr ? k_tok0 * p.v_stride_s : b * p.v_stride_b) +
+                    hk * p.v_stride_h;
+    gV = static_cast<const u8*>(p.v) + off * 2;
+  }
+  const int row0 = warp * kWarpQ;  // first row of this warp within the CTA tile
+  const float q_scale =
+      ldg_f32(p.q_scale + (bh_q * q_blocks + qt) * T::kQGroups +
+              layout::q_group_of_row(T::kGran, row0 + g, kWarpQ));
+  const float* k_scale_ptr =
+      p.k_scale + bh_kv * k_blocks * T::kKGroups + layout::k_group_of_key(T::kGran, 2 * t, kCtaK);
+
+  // ---- cp.async loaders: 16-byte chunks, rows padded to an odd number of chunks ----
+  auto load_q = [&]() {
+    constexpr int kChunks = kRowBytes / 16;
+#pragma unroll
+    for (int i = tid; i < kCtaQ * kChunks; i += kThreads) {
+      const int r = i / kChunks, c = i % kChunks;
+      cp_async_16(sQ + r * L.q_stride + c * 16, gQ + r * kRowBytes + c * 16);
+    }
+  };
+  auto load_k = [&](int tile, int stage) {
+    constexpr int kChunks = kRowBytes / 16;
+    const u8* src = gK + static_cast<i64>(tile) * kCtaK * kRowBytes;
+    const u32 dst = sK + stage * L.k_stage_bytes;
+#pragma unroll
+    for (int i = tid; i < kCtaK * kChunks; i += kThreads) {
+      const int r = i / kChunks, c = i % kChunks;
+      cp_async_16(dst + r * L.k_stride + c * 16, src + r * kRowBytes + c * 16);
+    }
+  };
+  auto load_v = [&](int tile, int stage) {
+    const u32 dst = sV + stage * L.v_stage_bytes;
+    if constexpr (kFp8) {  // Vᵀ rows: channel c, cta_k token-permuted bytes
+      constexpr int kChunks = kCtaK / 16;
+      const u8* src = gV + static_cast<i64>(tile) * kCtaK;
+#pragma unroll
+      for (int i = tid; i < kD * kChunks; i += kThreads) {
+        const int r = i / kChunks, c = i % kChunks;
+        cp_async_16(dst + r * L.v_stride + c * 16, src + static_cast<i64>(r) * p.seq_kv_pad + c * 16);
+      }
+    } else {  // V rows: key, 2·D bytes; keys past seq_kv are zero-filled (P = 0 there, and 0·NaN
+              // from uninitialised memory would poison the row)
+      constexpr int kChunks = kD * 2 / 16;
+#pragma unroll
+      for (int i = tid; i < kCtaK * kChunks; i += kThreads) {
+        const int r = i / kChunks, c = i % kChunks;
+        const int key = tile * kCtaK + r;
+        const bool valid = key < seq_kv;
+        cp_async_16(dst + r * L.v_stride + c * 16,
+                    gV + (valid ? key : 0) * p.v_stride_s * 2 + c * 16, valid);
+      }
+    }
+  };
+
+  // ---- Q smoothing: q̄ of this block into shared memory ----
+  float* s_qmean = reinterpret_cast<float*>(smem + L.qmean_offset);
+  float* s_dscore = reinterpret_cast<float*>(smem + L.dscore_offset);
+  if constexpr (Cfg::smooth_q) {
+    const float* qm = p.q_mean + (bh_q * q_blocks + qt) * kD;
+    for (int i = tid; i < kD; i += kThreads) s_qmean[i] = ldg_f32(qm + i);
+  }
+
+  // ---- prologue: Q, then stages − 1 tiles of K and V (one commit group each, always committed so
+  // the group arithmetic below is uniform) ----
+  load_q();
+  cp_async_commit();
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < n_tiles) load_k(s, s);
+    cp_async_commit();
+    if (s < n_tiles) load_v(s, s);
+    cp_async_commit();
+  }
+  cp_async_wait<2 * (kStages - 1)>();  // Q has landed
+  __syncthreads();
+
+  // Q fragments (A operand, row-major 16x32 bytes per step): matrix i of the x4 = rows 8(i%2)..,
+  // bytes 16(i/2)..; lane l addresses row l%8 of matrix l/8.
+  u32 q_frag[kMT][kQKSteps][4];
+#pragma unroll
+  for (int mi = 0; mi < kMT; ++mi) {
+#pragma unroll
+    for (int ks = 0; ks < kQKSteps; ++ks) {
+      const int r = row0 + mi * 16 + (lane % 8) + 8 * ((lane / 8) % 2);
+      ldmatrix_x4(q_frag[mi][ks], sQ + r * L.q_stride + ks * 32 + 16 * (lane / 16));
+    }
+  }
+
+  float o[kMT][kOT][4];
+  float row_max[kMT][2], row_sum[kMT][2];
+#pragma unroll
+  for (int mi = 0; mi < kMT; ++mi) {
+#pragma unroll
+    for (int dj = 0; dj < kOT; ++dj) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) o[mi][dj][e] = 0.0f;
+    }
+    row_max[mi][0] = row_max[mi][1] = neg_inf();
+    row_sum[mi][0] = row_sum[mi][1] = 0.0f;
+  }
+
+  // ================================ main loop over K/V tiles ================================
+  for (int j = 0; j < n_tiles; ++j) {
+    const int stage = j % kStages;
+    cp_async_wait<2 * kStages - 3>();  // K_j has landed (V_j and later tiles may be in flight)
+    __syncthreads();                   // ... for every thread; and stage j−1 is free again
+    {
+      const int jn = j + kStages - 1;
+      if (jn < n_tiles) load_k(jn, jn % kStages);
+      cp_async_commit();
+      if (jn < n_tiles) load_v(jn, jn % kStages);
+      cp_async_commit();
+    }
+    const float dequant = q_scale * ldg_f32(k_scale_ptr + j * T::kKGroups);
+    const u32 sKj = sK + stage * L.k_stage_bytes;
+
+    if constexpr (Cfg::smooth_q) {
+      // ΔS_c = q̄ · γ(k_c) · sm_scale · log2 e for the cta_k keys of this tile, from the int8/int4
+      // K tile already in shared memory: cta_k · D MACs per CTA per tile, no O(Sq·Skv) buffer.
+      constexpr int kTPK = kThreads >= kCtaK ? kThreads / kCtaK : 1;  // threads per key
+      static_assert(kTPK <= 32 && (kTPK & (kTPK - 1)) == 0, "threads per key: power of 2");
+      constexpr int kChan = kD / kTPK;
+      const float k_factor = p.sm_scale * layout::kLog2e;
+      for (int key = tid / kTPK; key < kCtaK; key += kThreads / kTPK) {
+        const int c0 = (tid % kTPK) * kChan;
+        const u8* row = smem + L.k_offset + stage * L.k_stage_bytes + key * L.k_stride;
+        float acc = 0.0f;
+#pragma unroll 8
+        for (int c = c0; c < c0 + kChan; ++c) {
+          int v;
+          if constexpr (Cfg::qk_bits == 8) {
+            v = static_cast<signed char>(row[c]);
+          } else {
+            const int byte = row[c / 2];
+            v = ((c % 2 == 0 ? byte : byte >> 4) << 28) >> 28;  // sign-extend the nibble
+          }
+          acc += s_qmean[c] * static_cast<float>(v);
+        }
+#pragma unroll
+        for (int m = 1; m < kTPK; m <<= 1) acc += shfl_xor(acc, m);
+        if (tid % kTPK == 0) {
+          const float ks = ldg_f32(p.k_scale + (bh_kv * k_blocks + j) * T::kKGroups +
+                                   layout::k_group_of_key(T::kGran, key, kCtaK));
+          s_dscore[key] = acc * ks * k_factor;
+        }
+      }
+    }
+
+    // ---- S = Q Kᵀ (int) ----
+    // K fragments (B operand, col-major): x4 matrix i = keys 8(2np + i/2).., bytes 16(i%2)..
+    i32 acc[kMT][kST][4];
+#pragma unroll
+    for (int mi = 0; mi < kMT; ++mi)
+#pragma unroll
+      for (int nj = 0; nj < kST; ++nj)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[mi][nj][e] = 0;
+#pragma unroll
+    for (int ks = 0; ks < kQKSteps; ++ks) {
+#pragma unroll
+      for (int np = 0; np < kST / 2; ++np) {
+        u32 kb[4];
+        const int key = np * 16 + (lane % 8) + 8 * (lane / 16);
+        ldmatrix_x4(kb, sKj + key * L.k_stride + ks * 32 + 16 * ((lane / 8) % 2));
+#pragma unroll
+        for (int mi = 0; mi < kMT; ++mi) {
+          if constexpr (Cfg::qk_bits == 8) {
+            mma_s8_16832(acc[mi][2 * np], q_frag[mi][ks], kb[0], kb[1]);
+            mma_s8_16832(acc[mi][2 * np + 1], q_frag[mi][ks], kb[2], kb[3]);
+          } else {
+            mma_s4_16864(acc[mi][2 * np], q_frag[mi][ks], kb[0], kb[1]);
+            mma_s4_16864(acc[mi][2 * np + 1], q_frag[mi][ks], kb[2], kb[3]);
+          }
+        }
+      }
+    }
+
+    // ---- dequantize into the log2 domain; element e of tile (mi, nj): row 16mi + g + 8(e/2),
+    // key 8nj + 2t + e%2 ----
+    float s[kMT][kST][4];
+#pragma unroll
+    for (int mi = 0; mi < kMT; ++mi)
+#pragma unroll
+      for (int nj = 0; nj < kST; ++nj)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[mi][nj][e] = s32_to_f32(acc[mi][nj][e]) * dequant;
+
+    if constexpr (Cfg::smooth_q) {
+      __syncthreads();  // s_dscore of this tile is complete
+#pragma unroll
+      for (int nj = 0; nj < kST; ++nj) {
+        const float d0 = s_dscore[nj * 8 + 2 * t], d1 = s_dscore[nj * 8 + 2 * t + 1];
+#pragma unroll
+        for (int mi = 0; mi < kMT; ++mi) {
+          s[mi][nj][0] += d0;
+          s[mi][nj][1] += d1;
+          s[mi][nj][2] += d0;
+          s[mi][nj][3] += d1;
+        }
+      }
+    }
+
+    // ---- mask: keys past seq_kv (the padding of the last tile) and, on diagonal tiles, causal ----
+    const int key0 = j * kCtaK;
+    const bool tail = key0 + kCtaK > seq_kv;
+    const bool diagonal = Cfg::mask != kMaskNone && key0 + kCtaK - 1 > q0 + diag;
+    if (tail || diagonal) {
+#pragma unroll
+      for (int mi = 0; mi < kMT; ++mi)
+#pragma unroll
+        for (int nj = 0; nj < kST; ++nj)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int key = key0 + nj * 8 + 2 * t + (e % 2);
+            const int row = q0 + row0 + mi * 16 + g + 8 * (e / 2);
+            bool masked = key >= seq_kv;
+            if constexpr (Cfg::mask != kMaskNone) masked = masked || key > row + diag;
+            if (masked) s[mi][nj][e] = neg_inf();
+          }
+    }
+
+    // ---- online softmax (log2 domain), per row r ∈ {g, g+8} of each m tile ----
+    float alpha[kMT][2];
+#pragma unroll
+    for (int mi = 0; mi < kMT; ++mi) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float mx = neg_inf();
+#pragma unroll
+        for (int nj = 0; nj < kST; ++nj)
+          mx = fmaxf(mx, fmaxf(s[mi][nj][2 * r], s[mi][nj][2 * r + 1]));
+        mx = quad_max(mx);
+        const float m_new = fmaxf(row_max[mi][r], mx);
+        // A row with no visible key yet keeps m = −inf; use 0 so exp2 sees −inf − 0, never NaN.
+        const float m_use = m_new == neg_inf() ? 0.0f : m_new;
+        alpha[mi][r] = fast_exp2(row_max[mi][r] - m_use);
+        row_max[mi][r] = m_new;
+        const float bias = m_use - T::kPOffset;
+        float sum = 0.0f;
+#pragma unroll
+        for (int nj = 0; nj < kST; ++nj) {
+#pragma unroll
+          for (int e = 2 * r; e < 2 * r + 2; ++e) {
+            s[mi][nj][e] = fast_exp2(s[mi][nj][e] - bias);
+            sum += s[mi][nj][e];
+          }
+        }
+        // Thread-partial sum of unquantized P̃; the quad reduction waits for the epilogue.
+        row_sum[mi][r] = row_sum[mi][r] * alpha[mi][r] + sum;
+      }
+    }
+
+    cp_async_wait<2 * (kStages - 1)>();  // V_j has landed
+    __syncthreads();
+    const u32 sVj = sV + stage * L.v_stage_bytes;
+
+    if constexpr (kFp8) {
+      // ---- P̃ → e4m3 A fragments: k step kk (32 keys = 16-key groups 2kk, 2kk+1), register
+      // a0 = row g, S tiles 4kk, 4kk+1; a1 = row g+8, same; a2/a3 = S tiles 4kk+2, 4kk+3 ----
+      u32 pa[kMT][kCtaK / 32][4];
+#pragma unroll
+      for (int mi = 0; mi < kMT; ++mi)
+#pragma unroll
+        for (int kk = 0; kk < kCtaK / 32; ++kk)
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            const float(&s0)[4] = s[mi][4 * kk + 2 * half];
+            const float(&s1)[4] = s[mi][4 * kk + 2 * half + 1];
+            pa[mi][kk][2 * half + 0] = f32x4_to_e4m3x4(s0[0], s0[1], s1[0], s1[1]);
+            pa[mi][kk][2 * half + 1] = f32x4_to_e4m3x4(s0[2], s0[3], s1[2], s1[3]);
+          }
+      // ---- O = α·O + P̃V, one 8-channel tile at a time so the fresh FP8 accumulator is only
+      // kMT × 4 registers. V fragments (B operand): x4 matrix i = channels 8dj.., key bytes
+      // 16i.. of a 64-key slice; b0/b1 of k step 2kp are matrices 0/1, of 2kp+1 matrices 2/3 ----
+#pragma unroll
+      for (int dj = 0; dj < kOT; ++dj) {
+        float pv[kMT][4];
+#pragma unroll
+        for (int mi = 0; mi < kMT; ++mi)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) pv[mi][e] = 0.0f;
+#pragma unroll
+        for (int kp = 0; kp < kCtaK / 64; ++kp) {
+          u32 vb[4];
+          ldmatrix_x4(vb, sVj + (dj * 8 + lane % 8) * L.v_stride + kp * 64 + 16 * (lane / 8));
+#pragma unroll
+          for (int mi = 0; mi < kMT; ++mi) {
+            mma_e4m3_16832(pv[mi], pa[mi][2 * kp], vb[0], vb[1]);
+            mma_e4m3_16832(pv[mi], pa[mi][2 * kp + 1], vb[2], vb[3]);
+          }
+        }
+#pragma unroll
+        for (int mi = 0; mi < kMT; ++mi)
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            o[mi][dj][e] = o[mi][dj][e] * alpha[mi][e / 2] + pv[mi][e];
+      }
+    } else {
+      // ---- P̃ → f16/bf16 A fragments (m16n8k16 A layout = accumulator layout): k step kk = S
+      // tiles 2kk (a0 row g, a1 row g+8) and 2kk+1 (a2, a3) ----
+      u32 pa[kMT][kCtaK / 16][4];
+#pragma unroll
+      for (int mi = 0; mi < kMT; ++mi)
+#pragma unroll
+        for (int kk = 0; kk < kCtaK / 16; ++kk) {
+          pa[mi][kk][0] = f32x2_to_half2<kBf16>(s[mi][2 * kk][0], s[mi][2 * kk][1]);
+          pa[mi][kk][1] = f32x2_to_half2<kBf16>(s[mi][2 * kk][2], s[mi][2 * kk][3]);
+          pa[mi][kk][2] = f32x2_to_half2<kBf16>(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
+          pa[mi][kk][3] = f32x2_to_half2<kBf16>(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
+        }
+#pragma unroll
+      for (int mi = 0; mi < kMT; ++mi)
+#pragma unroll
+        for (int dj = 0; dj < kOT; ++dj)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) o[mi][dj][e] *= alpha[mi][e / 2];
+      // V fragments (B operand from row-major V via ldmatrix.trans): x4 matrix i = keys
+      // 16kk + 8(i%2).., channels 8(2dp + i/2)..
+#pragma unroll
+      for (int dp = 0; dp < kOT / 2; ++dp) {
+#pragma unroll
+        for (int kk = 0; kk < kCtaK / 16; ++kk) {
+          u32 vb[4];
+          const int key = kk * 16 + (lane % 8) + 8 * ((lane / 8) % 2);
+          ldmatrix_x4_trans(vb, sVj + key * L.v_stride + (dp * 16 + 8 * (lane / 16)) * 2);
+#pragma unroll
+          for (int mi = 0; mi < kMT; ++mi) {
+            mma_16816<kBf16>(o[mi][2 * dp], pa[mi][kk], vb[0], vb[1]);
+            mma_16816<kBf16>(o[mi][2 * dp + 1], pa[mi][kk], vb[2], vb[3]);
+          }
+        }
+      }
+    }
+  }
+
+  // ================================ epilogue ================================
+  cp_async_wait_all();  // only empty groups can be left, but the staging below reuses the ring
+  __syncthreads();      // every warp is done reading K/V
+
+  float inv_sum[kMT][2];
+#pragma unroll
+  for (int mi = 0; mi < kMT; ++mi)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float l = quad_sum(row_sum[mi][r]);
+      row_sum[mi][r] = l;
+      inv_sum[mi][r] = l > 0.0f ? 1.0f / l : 0.0f;  // no visible key: output 0, never NaN
+    }
+
+  // LSE (natural log) = (m + log2 l − offset) · ln 2 + q·k̄·sm_scale.
+  if constexpr (Cfg::write_lse) {
+    if (p.lse != nullptr && t == 0) {
+#pragma unroll
+      for (int mi = 0; mi < kMT; ++mi)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int row = q0 + row0 + mi * 16 + g + 8 * r;
+          if (row < seq_q) {
+            const i64 idx = bh_q * p.seq_q + row;
+            float lse = neg_inf();
+            if (row_sum[mi][r] > 0.0f) {
+              lse = (row_max[mi][r] + fast_log2(row_sum[mi][r]) - T::kPOffset) * kLn2;
+              if (p.lse_correction != nullptr) lse += p.lse_correction[idx];
+            }
+            p.lse[idx] = lse;
+          }
+        }
+    }
+  }
+
+  // Normalize, apply v_scale, convert, stage this warp's rows in shared memory.
+  constexpr int kOStride = attn_padded_row_bytes(kD * 2);
+  const u32 sO = s_base + row0 * kOStride;
+  const float* vs = kFp8 ? p.v_scale + bh_kv * kD : nullptr;
+#pragma unroll
+  for (int dj = 0; dj < kOT; ++dj) {
+    float c0 = 1.0f, c1 = 1.0f;
+    if constexpr (kFp8) {
+      c0 = ldg_f32(vs + dj * 8 + 2 * t);
+      c1 = ldg_f32(vs + dj * 8 + 2 * t + 1);
+    }
+#pragma unroll
+    for (int mi = 0; mi < kMT; ++mi)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const float x0 = o[mi][dj][2 * r] * (inv_sum[mi][r] * c0);
+        const float x1 = o[mi][dj][2 * r + 1] * (inv_sum[mi][r] * c1);
+        const int row = mi * 16 + g + 8 * r;
+        st_shared_u32(sO + row * kOStride + (dj * 8 + 2 * t) * 2, f32x2_to_half2<kBf16>(x0, x1));
+      }
+  }
+  asm volatile("bar.warp.sync -1;\n" ::: "memory");
+
+  // 16-byte coalesced stores of the warp's rows; rows >= seq_q (the padding) are not written.
+  constexpr int kChunks = kD * 2 / 16;
+  u8* gO = static_cast<u8*>(p.o) +
+           ((p.cu_seqlens_q != nullptr ? q_tok0 * p.o_stride_s : b * p.o_stride_b) +
+            h * p.o_stride_h) * 2;
+#pragma unroll
+  for (int i = lane; i < kWarpQ * kChunks; i += 32) {
+    const int r = i / kChunks, c = i % kChunks;
+    const int row = q0 + row0 + r;
+    if (row < seq_q) {
+      u32 v[4];
+      ld_shared_v4(v, sO + r * kOStride + c * 16);
+      st_global_v4(gO + row * p.o_stride_s * 2 + c * 16, v);
+    }
+  }
+}
+
+}  // namespace sagejit::kernels

@@ -1,0 +1,128 @@
+// attn_params.cuh — the launch arguments of the attention kernels (AttnParams) and the shared-memory
+// footprint of a tile configuration (attn_smem_bytes), shared by the host planner and the device.
+//
+// This header compiles under NVRTC (no headers at all) and as plain C++ on the host: it uses only
+// builtin types, and the host side asserts the struct's size so that a layout drift between the two
+// compilers fails the build, not a launch. All pointers are device pointers.
+//
+// Where the scale factors live (so that each appears exactly once):
+//   * q_scale already contains sm_scale · log2(e) (the quant kernel folds it in), so
+//     q_int · k_int · q_scale · k_scale is the score in the log2 domain: s2 = (q·γ(k)) · sm_scale ·
+//     log2(e), where γ(k) = k − k̄ (K smoothing).
+//   * The static P scale of the FP8 P·V path is 2^kLog2Fp8Max = 448: P̃ = exp2(s2 − m + 8.807…)
+//     ∈ [0, 448]. The row sum l accumulates the same P̃ (unquantized, fp32), so O = Σ P̃ V / Σ P̃
+//     needs no 1/448 factor; only the LSE subtracts the offset back.
+//   * v_scale (per batch, kv-head, channel) is applied once, in the epilogue.
+//   * sm_scale itself is read by the kernel only for Q smoothing (ΔS = q̄ · γ(k) · sm_scale · log2 e;
+//     q_mean is stored unscaled).
+//   * lse_correction = q · k̄ · sm_scale (natural-log units, per query row, from the *original*,
+//     unsmoothed q) undoes K smoothing in the LSE: softmax ignores the row constant, the LSE does not.
+//
+// Launch: grid (ceil(seq_q / cta_q), heads_q, batch), block warps_q · 32 threads, dynamic shared
+// memory attn_smem_bytes(...) (above 48 KiB: cuFuncSetAttribute MAX_DYNAMIC_SHARED_SIZE_BYTES).
+//
+// Varlen (cu_seqlens_q/k non-null): the quantized workspace keeps the padded per-batch layout of
+// quant_layout.cuh with seq_q_pad / seq_kv_pad sized for the longest sequence (batch slot b holds
+// sequence b from row 0; rows past its length are padding), k_mean / v_scale are per sequence, and
+// lse / lse_correction keep [B, Hq, seq_q] with seq_q the longest. The user tensors are packed:
+// output row i of sequence b is at o + (cu_seqlens_q[b] + i)·o_stride_s + h·o_stride_h (o_stride_b
+// unused), and likewise the fp16 V of the FP16 P·V mode with cu_seqlens_k. grid.x covers the
+// longest sequence; CTAs past a sequence's end exit.
+#pragma once
+
+#ifndef __CUDACC_RTC__
+#ifndef __host__
+#define __host__
+#endif
+#ifndef __device__
+#define __device__
+#endif
+#endif
+
+namespace sagejit::kernels {
+
+struct AttnParams {
+  // --- quantized inputs (quant_layout.cuh) ---
+  const void* q;             // int8 [B, Hq, seq_q_pad, D] or packed int4 [.., D/2]
+  const float* q_scale;      // [B, Hq, seq_q_pad / cta_q, q_groups]; contains sm_scale·log2(e)
+  const float* q_mean;       // [B, Hq, seq_q_pad / cta_q, D], unscaled; only with Cfg::smooth_q
+  const void* k;             // int8 [B, Hkv, seq_kv_pad, D] or packed int4 [.., D/2]
+  const float* k_scale;      // [B, Hkv, seq_kv_pad / cta_k, k_groups]
+  const float* k_mean;       // [B, Hkv, D]: k̄ (K was quantized as K − k̄); not read by the kernel
+  // --- V ---
+  // FP8 P·V: e4m3 [B, Hkv, D, seq_kv_pad], channel-major and token-permuted (quant_layout.cuh),
+  //          padded tokens must be 0.
+  // FP16 P·V: the user's fp16/bf16 V (same dtype as the output), channel contiguous, element
+  //          strides below; rows must be 16-byte aligned (strides multiples of 8 elements).
+  const void* v;
+  const float* v_scale;      // [B, Hkv, D]; FP8 P·V only
+  // --- outputs ---
+  void* o;                   // fp16/bf16, channel contiguous, 16-byte aligned rows
+  float* lse;                // [B, Hq, seq_q] natural log, or null (read only with Cfg::write_lse)
+  const float* lse_correction;  // [B, Hq, seq_q] = q·k̄·sm_scale, or null (no K smoothing)
+  // --- varlen (both null, or both [B + 1] int32 prefix sums of the sequence lengths) ---
+  const int* cu_seqlens_q;
+  const int* cu_seqlens_k;
+  // --- element strides ---
+  long long v_stride_b, v_stride_h, v_stride_s;  // FP16 P·V only
+  long long o_stride_b, o_stride_h, o_stride_s;
+  // --- shapes ---
+  int batch;
+  int heads_q;
+  int heads_kv;              // divides heads_q; kv head = q head / (heads_q / heads_kv)
+  int seq_q;                 // without varlen: the length; with: the longest
+  int seq_kv;
+  int seq_q_pad;             // round_up(seq_q, cta_q)   (the quant kernel's block_q == cta_q)
+  int seq_kv_pad;            // round_up(seq_kv, cta_k)  (the quant kernel's block_k == cta_k)
+  float sm_scale;            // softmax scale (1/sqrt(D) by default); see the header comment
+};
+
+#ifndef __CUDACC_RTC__
+static_assert(sizeof(void*) == 8, "sagejit targets 64-bit hosts only");
+static_assert(sizeof(AttnParams) == 13 * 8 + 6 * 8 + 8 * 4, "AttnParams layout drifted");
+#endif
+
+// Shared-memory layout of one CTA. Rows are padded to an odd number of 16-byte chunks so that the
+// 8 row addresses of an ldmatrix phase fall into 8 distinct bank groups for any row length
+// (64/96/128/256 channels, int8 or int4, V rows of cta_k bytes) — a swizzle would need a power-of-2
+// row length, which D = 96 is not.
+struct AttnSmemLayout {
+  int q_stride, k_stride, v_stride;  // bytes per smem row
+  int q_offset, k_offset, v_offset, qmean_offset, dscore_offset;
+  int k_stage_bytes, v_stage_bytes;
+  int mainloop_bytes, epilogue_bytes, total_bytes;
+};
+
+__host__ __device__ constexpr int attn_padded_row_bytes(int bytes) {
+  return ((bytes / 16) % 2 == 0 ? bytes / 16 + 1 : bytes / 16) * 16;
+}
+
+__host__ __device__ constexpr AttnSmemLayout attn_smem_layout(int head_dim, int cta_q, int cta_k,
+                                                              int stages, int qk_bits, bool pv_fp8,
+                                                              bool smooth_q) {
+  AttnSmemLayout s{};
+  const int qk_row = head_dim * qk_bits / 8;
+  s.q_stride = attn_padded_row_bytes(qk_row);
+  s.k_stride = s.q_stride;
+  // FP8: V^T rows of cta_k bytes (one per channel); FP16: V rows of 2·D bytes (one per key).
+  s.v_stride = pv_fp8 ? attn_padded_row_bytes(cta_k) : attn_padded_row_bytes(2 * head_dim);
+  s.k_stage_bytes = cta_k * s.k_stride;
+  s.v_stage_bytes = pv_fp8 ? head_dim * s.v_stride : cta_k * s.v_stride;
+  s.q_offset = 0;
+  s.k_offset = cta_q * s.q_stride;
+  s.v_offset = s.k_offset + stages * s.k_stage_bytes;
+  s.qmean_offset = s.v_offset + stages * s.v_stage_bytes;
+  s.dscore_offset = s.qmean_offset + (smooth_q ? head_dim * 4 : 0);
+  s.mainloop_bytes = s.dscore_offset + (smooth_q ? cta_k * 4 : 0);
+  // The epilogue stages the fp16/bf16 output tile through shared memory (reusing the above).
+  s.epilogue_bytes = cta_q * attn_padded_row_bytes(2 * head_dim);
+  s.total_bytes = s.mainloop_bytes > s.epilogue_bytes ? s.mainloop_bytes : s.epilogue_bytes;
+  return s;
+}
+
+__host__ __device__ constexpr int attn_smem_bytes(int head_dim, int cta_q, int cta_k, int stages,
+                                                  int qk_bits, bool pv_fp8, bool smooth_q) {
+  return attn_smem_layout(head_dim, cta_q, cta_k, stages, qk_bits, pv_fp8, smooth_q).total_bytes;
+}
+
+}  // namespace sagejit::kernels

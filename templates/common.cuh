@@ -1,0 +1,246 @@
+// common.cuh — device helpers shared by every sagejit kernel template.
+//
+// NVRTC compiles our templates with no CUDA or standard header on its include path (it sees only the
+// embedded .cuh files), so everything a kernel needs beyond the compiler's built-ins
+// (threadIdx, __syncthreads, __shfl_xor_sync, atomics, __threadfence) is defined here.
+//
+// Why inline PTX for arithmetic: the quantization kernels must match the host reference
+// (reference/quant_reference.cpp) bit for bit. A plain `a * b + c` may be contracted into an FMA,
+// and `a / b` becomes an approximate division under --use_fast_math (which also flushes
+// subnormals). PTX instructions with an explicit rounding modifier (add.rn, mul.rn, div.rn, no .ftz)
+// are never contracted or approximated by ptxas, so the result does not depend on compile flags.
+// The cost is nil: these kernels are memory bound.
+#pragma once
+
+#include "quant_layout.cuh"
+
+namespace sagejit::kernels {
+
+typedef signed char int8_t;
+typedef unsigned char uint8_t;
+typedef unsigned short uint16_t;
+typedef unsigned int uint32_t;
+typedef long long int64_t;
+
+// Element tags: a 16-bit storage type whose meaning (fp16 or bf16) is carried by the type, so a
+// kernel template picks the conversion at compile time.
+struct f16 {
+  unsigned short bits;
+};
+struct bf16 {
+  unsigned short bits;
+};
+
+// Sixteen bytes: the unit of every global load and store (8 fp16/bf16 values, 16 int8 or e4m3).
+struct alignas(16) u32x4 {
+  uint32_t x, y, z, w;
+};
+struct alignas(8) u32x2 {
+  uint32_t x, y;
+};
+
+#ifdef __CUDACC__
+
+// ---- exact float arithmetic, immune to FMA contraction and fast-math flags ----
+__device__ __forceinline__ float add_rn(float a, float b) {
+  float d;
+  asm("add.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
+  return d;
+}
+__device__ __forceinline__ float sub_rn(float a, float b) {
+  float d;
+  asm("sub.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
+  return d;
+}
+__device__ __forceinline__ float mul_rn(float a, float b) {
+  float d;
+  asm("mul.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
+  return d;
+}
+// a / b correctly rounded to float, exactly what IEEE float division (and the host's `a / b`)
+// gives, for every float a and every finite non-zero b — without div.rn.f32. ptxas implements
+// div.rn.f32 as a fast path plus a called slow-path subroutine, and that call gives the kernels a
+// stack frame whenever it sits where many registers are live. Here the quotient is computed in
+// double, where no float operand or quotient is subnormal or overflows: a reciprocal estimate,
+// three Newton steps and a Markstein correction give the double quotient within 1 ulp (2^-52), and
+// exactly when it is representable. Rounding that to float is then correct: a float quotient a/b
+// is never within 2^-49 (relative) of a float rounding midpoint without being exactly on it
+// (Figueroa: double rounding through p' >= 2p + 2 bits is innocuous for division). Only a handful
+// of these run per CTA (one per scale group or channel), so the slow double rate of consumer GPUs
+// does not matter.
+__device__ __forceinline__ float div_rn(float a, float b) {
+  float q;
+  asm("{\n\t"
+      ".reg .f64 a, b, r, e, q;\n\t"
+      "cvt.f64.f32 a, %1;\n\t"
+      "cvt.f64.f32 b, %2;\n\t"
+      "rcp.approx.ftz.f64 r, b;\n\t"
+      "neg.f64 b, b;\n\t"
+      "fma.rn.f64 e, b, r, 0d3FF0000000000000;\n\t"
+      "fma.rn.f64 r, e, r, r;\n\t"
+      "fma.rn.f64 e, b, r, 0d3FF0000000000000;\n\t"
+      "fma.rn.f64 r, e, r, r;\n\t"
+      "fma.rn.f64 e, b, r, 0d3FF0000000000000;\n\t"
+      "fma.rn.f64 r, e, r, r;\n\t"
+      "mul.rn.f64 q, a, r;\n\t"
+      "fma.rn.f64 e, b, q, a;\n\t"
+      "fma.rn.f64 q, e, r, q;\n\t"
+      "cvt.rn.f32.f64 %0, q;\n\t"
+      "}"
+      : "=f"(q)
+      : "f"(a), "f"(b));
+  return q;
+}
+__device__ __forceinline__ float abs_f(float a) {
+  float d;
+  asm("abs.f32 %0, %1;" : "=f"(d) : "f"(a));
+  return d;
+}
+__device__ __forceinline__ float max_f(float a, float b) {
+  float d;
+  asm("max.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
+  return d;
+}
+__device__ __forceinline__ uint32_t float_bits(float a) {
+  uint32_t d;
+  asm("mov.b32 %0, %1;" : "=r"(d) : "f"(a));
+  return d;
+}
+__device__ __forceinline__ float bits_float(uint32_t a) {
+  float d;
+  asm("mov.b32 %0, %1;" : "=f"(d) : "r"(a));
+  return d;
+}
+
+// ---- fp16 / bf16 <-> float ----
+// Widening is exact; narrowing rounds to nearest even (cvt.rn.*).
+__device__ __forceinline__ float to_float(f16 h) {
+  float d;
+  asm("{ .reg .b16 t; mov.b16 t, %1; cvt.f32.f16 %0, t; }" : "=f"(d) : "h"(h.bits));
+  return d;
+}
+__device__ __forceinline__ float to_float(bf16 h) {
+  return bits_float(static_cast<uint32_t>(h.bits) << 16);
+}
+template <typename T>
+__device__ __forceinline__ T from_float(float f);
+template <>
+__device__ __forceinline__ f16 from_float<f16>(float f) {
+  unsigned short b;
+  asm("{ .reg .b16 t; cvt.rn.f16.f32 t, %1; mov.b16 %0, t; }" : "=h"(b) : "f"(f));
+  return f16{b};
+}
+template <>
+__device__ __forceinline__ bf16 from_float<bf16>(float f) {
+  unsigned short b;
+  asm("{ .reg .b16 t; cvt.rn.bf16.f32 t, %1; mov.b16 %0, t; }" : "=h"(b) : "f"(f));
+  return bf16{b};
+}
+
+// The low (lo = true) or high 16-bit half of a 32-bit word holding two packed elements, as float.
+// Element 2i of a 16-byte chunk is the low half of word i (little-endian).
+template <typename In>
+__device__ __forceinline__ float unpack_lo(uint32_t w) {
+  return to_float(In{static_cast<unsigned short>(w & 0xffffu)});
+}
+template <typename In>
+__device__ __forceinline__ float unpack_hi(uint32_t w) {
+  return to_float(In{static_cast<unsigned short>(w >> 16)});
+}
+// The 8 elements of a 16-byte chunk as floats, in channel order.
+template <typename In>
+__device__ __forceinline__ void unpack8(const u32x4& c, float (&f)[8]) {
+  f[0] = unpack_lo<In>(c.x);
+  f[1] = unpack_hi<In>(c.x);
+  f[2] = unpack_lo<In>(c.y);
+  f[3] = unpack_hi<In>(c.y);
+  f[4] = unpack_lo<In>(c.z);
+  f[5] = unpack_hi<In>(c.z);
+  f[6] = unpack_lo<In>(c.w);
+  f[7] = unpack_hi<In>(c.w);
+}
+
+// ---- float -> quantized integers / e4m3 ----
+// Round to nearest even, then clamp to [-limit, limit]. NaN converts to 0 (cvt.rni.s32.f32), as in
+// the host reference. The clamp is symmetric on purpose: int8 never produces -128, int4 never -8.
+__device__ __forceinline__ int round_clamp(float x, int limit) {
+  int i;
+  asm("cvt.rni.s32.f32 %0, %1;" : "=r"(i) : "f"(x));
+  i = i > limit ? limit : i;
+  return i < -limit ? -limit : i;
+}
+__device__ __forceinline__ int8_t to_int8(float x) {
+  return static_cast<int8_t>(round_clamp(x, static_cast<int>(layout::kInt8Max)));
+}
+// int4 in [-7, 7], returned as its low nibble (two's complement).
+__device__ __forceinline__ uint32_t to_int4_nibble(float x) {
+  return static_cast<uint32_t>(round_clamp(x, static_cast<int>(layout::kInt4Max))) & 0xfu;
+}
+
+// e4m3 (the "fn" variant: no infinities, 0x7f is NaN), round to nearest even, finite results
+// saturate to +-448. Returns two bytes: `hi` in bits 15..8, `lo` in bits 7..0 (the PTX operand
+// order puts the first source in the upper half). The instruction exists from sm_89 on and V is
+// quantized to FP8 only there, so older targets simply do not get this function: a kernel that
+// calls it fails to compile for them instead of producing wrong bytes.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+__device__ __forceinline__ uint32_t to_e4m3x2(float hi, float lo) {
+  unsigned short d;
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(d) : "f"(hi), "f"(lo));
+  return d;
+}
+#endif
+
+// ---- memory ----
+// 16-byte read-only global load (the inputs are read once; .nc lets it use the texture path).
+__device__ __forceinline__ u32x4 load16_nc(const void* p) {
+  u32x4 v;
+  asm("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+}
+__device__ __forceinline__ void store16(void* p, const u32x4& v) {
+  asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z),
+               "r"(v.w)
+               : "memory");
+}
+__device__ __forceinline__ void store8(void* p, uint32_t a, uint32_t b) {
+  asm volatile("st.global.v2.u32 [%0], {%1, %2};" ::"l"(p), "r"(a), "r"(b) : "memory");
+}
+__device__ __forceinline__ void store4(void* p, uint32_t a) {
+  asm volatile("st.global.u32 [%0], %1;" ::"l"(p), "r"(a) : "memory");
+}
+// A load that bypasses L1 (cached in L2 only): for data written by other CTAs of the same launch,
+// which a stale L1 line must not hide.
+__device__ __forceinline__ float load_cg(const float* p) {
+  float v;
+  asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
+  return v;
+}
+
+// ---- warp reductions ----
+// Butterfly over the lanes whose ids differ in the bits of `Mask` (e.g. Mask = 3: the 4 lanes of a
+// quad; Mask = 28: lanes with equal lane % 4). Levels run from the lowest bit up, so for a sum the
+// result is the balanced pairwise tree over the participating lanes in lane order — the order the
+// host reference reproduces. Every participating lane ends with the same value (a + b == b + a
+// exactly in IEEE arithmetic).
+template <int Mask>
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int bit = 1; bit < 32; bit <<= 1) {
+    if (Mask & bit) v = add_rn(v, __shfl_xor_sync(0xffffffffu, v, bit));
+  }
+  return v;
+}
+template <int Mask>
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int bit = 1; bit < 32; bit <<= 1) {
+    if (Mask & bit) v = max_f(v, __shfl_xor_sync(0xffffffffu, v, bit));
+  }
+  return v;
+}
+
+#endif  // __CUDACC__
+
+}  // namespace sagejit::kernels

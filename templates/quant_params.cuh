@@ -1,0 +1,99 @@
+// quant_params.cuh — the parameter structs of the quantization kernels, shared by host and device.
+//
+// Plain structs of pointers, strides and sizes, passed by value as the kernel's only argument, so
+// the host fills exactly the bytes the kernel reads (the struct layout is the ABI: reorder a field
+// and both sides change together, because both include this file). Compiles as plain C++: no CUDA
+// keyword outside the macros quant_layout.cuh provides.
+//
+// Input tensors are [B, H, S, D] addressed through (stride_b, stride_h, stride_s), in elements; the
+// channel dimension D is contiguous (stride 1) and every row starts 16-byte aligned (so D * 2 bytes
+// rows and the strides must be multiples of 8 elements), which is what lets every load be 16 bytes.
+// HND, NHD and any other stride pattern satisfying that are accepted as they are, without a copy.
+// Outputs follow quant_layout.cuh and are contiguous.
+//
+// The constants below fix the kernels' thread mapping and summation order. The host reference
+// (reference/quant_reference.cpp) includes this file and reproduces those orders from them, which
+// is what makes k_mean and q_mean bit-exact between host and GPU.
+#pragma once
+
+#include "quant_layout.cuh"
+
+namespace sagejit::kernels {
+
+// Threads per CTA of every quantization kernel. Each row (token) of a tile is read by a quad of 4
+// lanes; lane t of the quad owns the 16-byte chunks t, t + 4, t + 8, ... (8 channels each) so one
+// warp instruction reads 8 rows x 64 contiguous bytes: every 32-byte sector fully used.
+constexpr int kQuantThreads = 256;
+constexpr int kQuantWarps = kQuantThreads / 32;
+// A CTA covers 64 rows per pass: row slot s = 8 * warp + lane / 4 reads rows s, s + 64, s + 128...
+constexpr int kQuantRowSlots = kQuantThreads / 4;
+// The largest block_q / block_k quantize_qk handles (two passes over the 64 row slots).
+constexpr int kMaxBlockTokens = 128;
+// Tokens per CTA of quant_stats: each CTA writes one partial per (b, h, chunk). Fixed (not derived
+// from the grid) so the summation order does not depend on the device.
+constexpr int kStatsChunkTokens = 256;
+// Tokens per CTA of quantize_v: 128 tokens = 128 bytes of e4m3 per channel, one full cache line.
+constexpr int kVTileTokens = 128;
+
+// Summation order, shared by quant_stats (k_mean) and quantize_qk (q_mean), per channel, over the
+// valid rows of a tile of T rows (T a multiple of 64):
+//   leaf[s] = ((0 + x[s]) + x[s + 64]) + x[s + 128] + ...   sequential over the rows of slot s,
+//                                                           skipping invalid rows, s = 0..63
+//   tile    = balanced pairwise tree over leaf[0..63] in slot order
+//             (((leaf0 + leaf1) + (leaf2 + leaf3)) + ...)
+// For k_mean the tiles are the kStatsChunkTokens-token chunks, summed sequentially in chunk order
+// (starting from 0), then divided by seq_len. q_mean is one tile (the Q block) divided by its
+// number of valid rows. All in float32, round to nearest even, no FMA.
+
+struct QuantQKParams {
+  const void* in;              // [B, H, S, D] fp16 / bf16
+  long long stride_b, stride_h, stride_s;  // elements
+  void* out;                   // int8 [B, H, S_pad, D] or packed int4 [B, H, S_pad, D/2]
+  float* scale;                // [B, H, S_pad / block_tokens, q_groups or k_groups]
+  float* q_mean;               // Q with Smooth: written, [B, H, S_pad / block_tokens, D]
+  const float* k_mean;         // K with Smooth: read, [B, H, D] (from quant_stats)
+  int batch, heads;
+  int seq_len;                 // valid tokens S
+  int seq_len_pad;             // S_pad = round_up(S, block_tokens)
+  int block_tokens;            // block_q or block_k: multiple of 16, <= kMaxBlockTokens
+  int warp_tokens;             // warp_q or warp_k: divides block_tokens (Q: multiple of 16)
+  layout::Granularity granularity;
+  float scale_multiplier;      // Q: sm_scale * log2(e), folded into the written scale; K: 1
+};
+
+struct QuantStatsParams {
+  const void* k;               // [B, H, S, D] or null (no K mean wanted)
+  long long k_stride_b, k_stride_h, k_stride_s;
+  const void* v;               // [B, H, S, D] or null (no V scale wanted)
+  long long v_stride_b, v_stride_h, v_stride_s;
+  float* k_mean;               // [B, H, D]
+  float* v_scale;              // [B, H, D] = max(absmax / 448, kMinScale)
+  float* partial_sum;          // workspace [B, H, stats_chunks(S), D]
+  float* partial_max;          // workspace [B, H, stats_chunks(S), D]
+  unsigned int* counters;      // workspace [B * H], zero before the first launch; left zero
+  int batch, heads, seq_len;
+};
+
+struct QuantVParams {
+  const void* in;              // [B, H, S, D] fp16 / bf16
+  long long stride_b, stride_h, stride_s;
+  const float* v_scale;        // [B, H, D] (from quant_stats)
+  void* out;                   // e4m3 [B, H, D, S_pad], token-permuted (layout::v_token_at)
+  int batch, heads, seq_len;
+  int seq_len_pad;             // multiple of 16 (round_up(S, block_k))
+};
+
+// Grid sizes and workspace, so host code never re-derives them.
+__host__ __device__ constexpr int stats_chunks(int seq_len) {
+  return (seq_len + kStatsChunkTokens - 1) / kStatsChunkTokens;
+}
+// Floats of each of partial_sum / partial_max.
+__host__ __device__ constexpr long long stats_partial_floats(int batch, int heads, int seq_len,
+                                                            int head_dim) {
+  return static_cast<long long>(batch) * heads * stats_chunks(seq_len) * head_dim;
+}
+__host__ __device__ constexpr int v_tiles(int seq_len_pad) {
+  return (seq_len_pad + kVTileTokens - 1) / kVTileTokens;
+}
+
+}  // namespace sagejit::kernels

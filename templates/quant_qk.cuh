@@ -1,0 +1,220 @@
+// quant_qk.cuh — per-group INT8 / INT4 quantization of Q or K (SageAttention2 §3, DESIGN.md §1).
+//
+// What it computes, for one token block (block_tokens rows) of one (b, h):
+//   x      = the block's rows as float (rows >= seq_len are padding)
+//   Q, Smooth: mean[c] = (sum of x[r][c] over valid rows, in the order of quant_params.cuh) / n_valid,
+//              written to q_mean; y = x - mean
+//   K, Smooth: y = x - k_mean[b, h, c]            (k_mean from quant_stats.cuh)
+//   otherwise: y = x
+//   per scale group g (quant_layout.cuh: per_thread / per_warp / per_block over valid rows):
+//     scale_g = max(max|y| / Max, kMinScale)      Max = 127 (int8) or 7 (int4)
+//     q       = clamp(rint(y * (1 / scale_g)), -Max, Max)      round to nearest even
+//   written: q (padding rows = 0), scale_g * scale_multiplier (Q: sm_scale·log2 e; K: 1).
+// Every division is IEEE div.rn and every product mul.rn (common.cuh), so the host reference
+// reproduces each bit. The reciprocal is taken once per group rather than dividing every element:
+// a per-element division would cost more issue slots than the memory time allows.
+//
+// Launch contract:
+//   grid  = (seq_len_pad / block_tokens, heads, batch)      block = kQuantThreads (256)
+//   dynamic shared memory: none (static: up to 8.3 KiB for Q smoothing at D = 256)
+//   reads  p.in, p.k_mean (K, Smooth); writes p.out, p.scale, p.q_mean (Q, Smooth).
+//   Requires block_tokens % 16 == 0, block_tokens <= kMaxBlockTokens, block_tokens % warp_tokens
+//   == 0, HeadDim % 32 == 0, 16-byte aligned rows (quant_params.cuh).
+//
+// Layout reasoning. A quad of lanes reads one row: lane t of the quad loads the 16-byte chunks
+// t + 4j, so each warp instruction covers 8 rows x 64 contiguous bytes (full sectors), and the
+// whole block (at most 128 x 256 x 2 B = 64 KiB) is loaded into registers with every load issued
+// before the first use: many bytes in flight per SM, which is what a copy-like kernel needs.
+// Row maxima come from two quad shuffles; rows meet their scale group through a shared-memory
+// atomicMax on the float bits (non-negative floats order like their bit patterns, and a max is
+// exact and order independent, so the result is deterministic). Stores are 8 bytes (int8) or
+// 4 bytes (int4) per lane, 32 / 16 contiguous bytes per row per instruction.
+#pragma once
+
+#include "common.cuh"
+#include "quant_layout.cuh"
+#include "quant_params.cuh"
+
+namespace sagejit::kernels {
+
+namespace detail {
+
+// Scale group of row r of the block (quant_layout.cuh).
+template <bool IsQuery>
+__device__ __forceinline__ int qk_group_of(layout::Granularity g, int r, int warp_tokens) {
+  return IsQuery ? layout::q_group_of_row(g, r, warp_tokens)
+                 : layout::k_group_of_key(g, r, warp_tokens);
+}
+
+}  // namespace detail
+
+template <typename In, int HeadDim, int Bits, bool IsQuery, bool Smooth>
+__global__ void __launch_bounds__(kQuantThreads) quantize_qk(QuantQKParams p) {
+  static_assert(HeadDim % 32 == 0 && HeadDim <= 256, "HeadDim: a multiple of 32, at most 256");
+  static_assert(Bits == 8 || Bits == 4, "Bits: 8 (int8) or 4 (int4)");
+  constexpr int kChunks = HeadDim / 32;  // 16-byte chunks per lane per row
+  constexpr int kPasses = kMaxBlockTokens / kQuantRowSlots;
+  constexpr int kMaxGroups = kMaxBlockTokens / 16 * 8;  // per_thread, warp_q = 16
+  constexpr float kMax = Bits == 8 ? layout::kInt8Max : layout::kInt4Max;
+
+  __shared__ int s_group_max[kMaxGroups];  // float bits of max|y| per group
+  __shared__ float s_group_inv[kMaxGroups];
+  __shared__ alignas(16) float s_mean[Smooth ? HeadDim : 4];
+  __shared__ float s_warp_sum[IsQuery && Smooth ? kQuantWarps : 1][IsQuery && Smooth ? HeadDim : 1];
+
+  const int tid = threadIdx.x;
+  const int lane = tid & 31;
+  const int warp = tid >> 5;
+  const int quad_lane = lane & 3;
+  const int slot = warp * 8 + (lane >> 2);
+  const int blk = blockIdx.x;
+  const int head = blockIdx.y;
+  const int batch = blockIdx.z;
+  const int row0 = blk * p.block_tokens;
+  const int n_valid = p.seq_len - row0 < p.block_tokens ? p.seq_len - row0 : p.block_tokens;
+  const int n_blocks = p.seq_len_pad / p.block_tokens;
+  const long long bh = static_cast<long long>(batch) * p.heads + head;
+  const int groups = IsQuery ? layout::q_groups(p.granularity, p.block_tokens, p.warp_tokens)
+                             : layout::k_groups(p.granularity, p.block_tokens, p.warp_tokens);
+
+  // 1. Issue every load of the block first: nothing below waits until all are in flight.
+  const In* in = static_cast<const In*>(p.in) + batch * p.stride_b + head * p.stride_h +
+                 static_cast<long long>(row0) * p.stride_s;
+  u32x4 data[kPasses][kChunks];
+#pragma unroll
+  for (int k = 0; k < kPasses; ++k) {
+    const int r = slot + k * kQuantRowSlots;
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) {
+      data[k][j] = r < n_valid ? load16_nc(in + r * p.stride_s + 8 * (quad_lane + 4 * j))
+                               : u32x4{0u, 0u, 0u, 0u};
+    }
+  }
+  if (tid < groups) s_group_max[tid] = 0;
+  if constexpr (Smooth && !IsQuery) {
+    if (tid < HeadDim) s_mean[tid] = p.k_mean[bh * HeadDim + tid];
+  }
+
+  // 2. Q smoothing: the block's channel means, in the order quant_params.cuh documents.
+  if constexpr (Smooth && IsQuery) {
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) {
+      float acc[8];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[i] = 0.0f;
+#pragma unroll
+      for (int k = 0; k < kPasses; ++k) {
+        if (slot + k * kQuantRowSlots < n_valid) {
+          float f[8];
+          unpack8<In>(data[k][j], f);
+#pragma unroll
+          for (int i = 0; i < 8; ++i) acc[i] = add_rn(acc[i], f[i]);
+        }
+      }
+      // Over the 8 row slots of the warp (lanes with equal lane % 4): bits 2..4 of the lane id.
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[i] = warp_sum<28>(acc[i]);
+      if (lane < 4) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) s_warp_sum[warp][8 * (quad_lane + 4 * j) + i] = acc[i];
+      }
+    }
+    __syncthreads();
+    if (tid < HeadDim) {
+      float w[kQuantWarps];
+#pragma unroll
+      for (int i = 0; i < kQuantWarps; ++i) w[i] = s_warp_sum[i][tid];
+#pragma unroll
+      for (int width = 1; width < kQuantWarps; width *= 2) {
+#pragma unroll
+        for (int i = 0; i < kQuantWarps; i += 2 * width) w[i] = add_rn(w[i], w[i + width]);
+      }
+      const float mean = div_rn(w[0], static_cast<float>(n_valid));
+      s_mean[tid] = mean;
+      p.q_mean[(bh * n_blocks + blk) * HeadDim + tid] = mean;
+    }
+  }
+  __syncthreads();
+
+  // y = x - mean for the 8 channels of chunk j (mean read from shared memory: 2 x 16 B, the
+  // 4 lanes of a quad hit distinct banks and the 8 quads of a warp broadcast).
+  auto smoothed = [&](const u32x4& c, int j, float (&y)[8]) {
+    unpack8<In>(c, y);
+    if constexpr (Smooth) {
+      const float* m = s_mean + 8 * (quad_lane + 4 * j);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) y[i] = sub_rn(y[i], m[i]);
+    }
+  };
+
+  // 3. Row maxima -> group maxima.
+#pragma unroll
+  for (int k = 0; k < kPasses; ++k) {
+    const int r = slot + k * kQuantRowSlots;
+    float m = 0.0f;
+    if (r < n_valid) {
+#pragma unroll
+      for (int j = 0; j < kChunks; ++j) {
+        float y[8];
+        smoothed(data[k][j], j, y);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) m = max_f(m, abs_f(y[i]));
+      }
+    }
+    m = warp_max<3>(m);
+    if (quad_lane == 0 && r < n_valid) {
+      atomicMax(&s_group_max[detail::qk_group_of<IsQuery>(p.granularity, r, p.warp_tokens)],
+                static_cast<int>(float_bits(m)));
+    }
+  }
+  __syncthreads();
+
+  // 4. Scales: one thread per group. Every group is written, an all-padding one as kMinScale.
+  if (tid < groups) {
+    const float amax = bits_float(static_cast<uint32_t>(s_group_max[tid]));
+    const float scale = max_f(div_rn(amax, kMax), layout::kMinScale);
+    s_group_inv[tid] = div_rn(1.0f, scale);
+    p.scale[(bh * n_blocks + blk) * groups + tid] = mul_rn(scale, p.scale_multiplier);
+  }
+  __syncthreads();
+
+  // 5. Quantize and store; rows in [n_valid, block_tokens) are written as zeros.
+  constexpr int kRowBytes = HeadDim * Bits / 8;
+  unsigned char* out = static_cast<unsigned char*>(p.out) +
+                       (bh * p.seq_len_pad + row0) * kRowBytes;
+#pragma unroll
+  for (int k = 0; k < kPasses; ++k) {
+    const int r = slot + k * kQuantRowSlots;
+    if (r >= p.block_tokens) continue;
+    const bool valid = r < n_valid;
+    const float inv =
+        valid ? s_group_inv[detail::qk_group_of<IsQuery>(p.granularity, r, p.warp_tokens)] : 0.0f;
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) {
+      const int chunk = quad_lane + 4 * j;
+      uint32_t w0 = 0, w1 = 0;
+      if (valid) {
+        float y[8];
+        smoothed(data[k][j], j, y);
+        if constexpr (Bits == 8) {
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            w0 |= (static_cast<uint32_t>(to_int8(mul_rn(y[i], inv))) & 0xffu) << (8 * i);
+            w1 |= (static_cast<uint32_t>(to_int8(mul_rn(y[i + 4], inv))) & 0xffu) << (8 * i);
+          }
+        } else {
+          // Two values per byte, even channel in the low nibble (quant_layout.cuh).
+#pragma unroll
+          for (int i = 0; i < 8; ++i) w0 |= to_int4_nibble(mul_rn(y[i], inv)) << (4 * i);
+        }
+      }
+      if constexpr (Bits == 8) {
+        store8(out + r * kRowBytes + 8 * chunk, w0, w1);
+      } else {
+        store4(out + r * kRowBytes + 4 * chunk, w0);
+      }
+    }
+  }
+}
+
+}  // namespace sagejit::kernels

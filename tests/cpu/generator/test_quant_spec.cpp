@@ -1,0 +1,74 @@
+// Tests of generator/quant_spec: canonical names and hashes (stable and distinct), validation,
+// and the generated units.
+#include <doctest/doctest.h>
+
+#include <set>
+
+#include "generator/quant_spec.hpp"
+#include "runtime/error.hpp"
+
+using namespace sagejit;
+
+TEST_CASE("canonical names are readable and stable") {
+  QuantSpec s{parse_arch("sm_90a"), QuantOp::quantize_k, DType::bf16, 128, QuantType::int8, true};
+  CHECK(s.canonical_name() == "quant.quantize_k.bf16.d128.int8.smooth.sm_90a");
+  // The hash is FNV-1a of the name: pinned so that a change to it (which would orphan every cached
+  // kernel) is deliberate.
+  CHECK(s.hash() == 0x72f810f384f15c99ull);
+  QuantSpec mean{parse_arch("sm_80"), QuantOp::k_mean, DType::f16, 64, QuantType::int8, false};
+  CHECK(mean.canonical_name() == "quant.k_mean.f16.d64.sm_80");
+  QuantSpec v{parse_arch("sm_89"), QuantOp::quantize_v, DType::f16, 256, QuantType::fp8_e4m3, false};
+  CHECK(v.canonical_name() == "quant.quantize_v.f16.d256.fp8_e4m3.sm_89");
+}
+
+TEST_CASE("every shipped spec has a distinct name and hash, across all archs") {
+  std::set<std::string> names;
+  std::set<std::uint64_t> hashes;
+  std::size_t total = 0;
+  for (const Arch& arch : supported_archs()) {
+    for (const QuantSpec& s : shipped_quant_specs(arch)) {
+      CHECK_NOTHROW(s.validate());
+      names.insert(s.canonical_name());
+      hashes.insert(s.hash());
+      ++total;
+    }
+  }
+  CHECK(names.size() == total);
+  CHECK(hashes.size() == total);
+  // 2 dtypes x 4 head dims x (q/k int8+int4 x smooth 4+4, k_mean, v_scale, quantize_v) on sm_89.
+  CHECK(shipped_quant_specs(parse_arch("sm_89")).size() == 8 * 11);
+  CHECK(shipped_quant_specs(parse_arch("sm_80")).size() == 8 * 9);
+  CHECK(shipped_quant_specs(parse_arch("sm_90a")).size() == 8 * 7);
+}
+
+TEST_CASE("validation names the offending field and the allowed values") {
+  QuantSpec s{parse_arch("sm_90a"), QuantOp::quantize_q, DType::f16, 128, QuantType::int4, false};
+  CHECK_THROWS_WITH_AS(s.validate(),
+                       "argument `output`: int4 needs INT4 tensor cores: sm_80, sm_86 or sm_89 (got sm_90a; Hopper "
+                       "has none)",
+                       InvalidArgument);
+  s.output = QuantType::fp8_e4m3;
+  CHECK_THROWS_WITH_AS(s.validate(), "argument `output`: quantize_q must be int8 or int4 (got fp8_e4m3)",
+                       InvalidArgument);
+  QuantSpec v{parse_arch("sm_86"), QuantOp::quantize_v, DType::f16, 128, QuantType::fp8_e4m3, false};
+  CHECK_THROWS_WITH_AS(v.validate(), "argument `arch`: quantize_v needs FP8 (sm_89 or newer; got sm_86)",
+                       InvalidArgument);
+  QuantSpec d{parse_arch("sm_89"), QuantOp::quantize_q, DType::f16, 80, QuantType::int8, false};
+  CHECK_THROWS_AS(d.validate(), InvalidArgument);
+  QuantSpec m{parse_arch("sm_89"), QuantOp::k_mean, DType::f16, 128, QuantType::int8, true};
+  CHECK_THROWS_WITH_AS(m.validate(), "argument `smooth`: applies to quantize_q and quantize_k only (got op k_mean)",
+                       InvalidArgument);
+  CHECK_THROWS_WITH_AS(parse_quant_op("quantize_x", "--op"),
+                       "argument `--op`: must be one of quantize_q, quantize_k, k_mean, v_scale, quantize_v (got "
+                       "'quantize_x')",
+                       InvalidArgument);
+}
+
+TEST_CASE("the generated unit only includes a template and names one instantiation") {
+  QuantSpec s{parse_arch("sm_89"), QuantOp::quantize_q, DType::bf16, 96, QuantType::int4, true};
+  GeneratedUnit u = s.generate();
+  CHECK(u.spec_name == s.canonical_name());
+  CHECK(u.source.find("#include \"quant_qk.cuh\"") != std::string::npos);
+  CHECK(u.source.find("__global__") == std::string::npos);
+  CHECK(u.name_expression == "&sagejit::kernels::quantize_qk<sagejit::kernels::bf16, 96, 4, true, true>");
+}
