@@ -17,6 +17,7 @@
 #include <ctime>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <tuple>
 
 #include "cache/sqlite_db.hpp"
@@ -161,10 +162,26 @@ std::string scalar(sqlite::Db& db, std::string_view sql) {
 
 int user_version(sqlite::Db& db) { return std::stoi(scalar(db, "PRAGMA user_version")); }
 
+// Switching a new file to WAL takes an exclusive lock that SQLite does not wait for through the
+// busy handler: when two processes create the cache at once, one gets SQLITE_BUSY. So wait here,
+// as long as the busy timeout; once the file is in WAL mode the pragma changes nothing.
+std::string enable_wal(sqlite::Db& db) {
+  using namespace std::chrono;
+  const auto deadline = steady_clock::now() + milliseconds(kBusyTimeoutMs);
+  for (;;) {
+    try {
+      return scalar(db, "PRAGMA journal_mode=WAL");
+    } catch (const sqlite::SqliteError& e) {
+      if (!e.busy() || steady_clock::now() > deadline) throw;
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+  }
+}
+
 // Brings a freshly opened file to our schema inside one write transaction, so two processes
 // creating the same cache at once cannot both build it.
 void prepare_schema(sqlite::Db& db) {
-  if (const auto mode = scalar(db, "PRAGMA journal_mode=WAL"); mode != "wal") {
+  if (const auto mode = enable_wal(db); mode != "wal") {
     spdlog::debug("sagejit cache: WAL unavailable here, journal mode is {}", mode);
   }
   // With WAL, NORMAL syncs only at checkpoints: a power loss may drop the newest cubins (they are

@@ -85,7 +85,7 @@ void add_compile(CLI::App& app) {
   static CompileFlags f;
   auto* cmd = app.add_subcommand("compile", "Compile kernels (for the GPU here, or --arch for any target)");
   cmd->add_option("--arch", f.archs, "Target: sm_80, sm_86, sm_89, sm_90a, sm_120, or all (repeatable)");
-  cmd->add_option("--op", f.op, "quantize_q, quantize_k, k_mean, v_scale or quantize_v");
+  cmd->add_option("--op", f.op, "quantize_q, quantize_k, channel_stats or quantize_v");
   cmd->add_option("--dtype", f.dtype, "Input dtype: f16 or bf16");
   cmd->add_option("--head-dim", f.head_dim, "64, 96, 128 or 256");
   cmd->add_option("--out", f.out, "int8, int4 (Q/K) or fp8_e4m3 (V)");

@@ -10,10 +10,10 @@ namespace sagejit {
 namespace {
 
 constexpr std::pair<std::string_view, QuantOp> kOps[] = {
-    {"quantize_q", QuantOp::quantize_q}, {"quantize_k", QuantOp::quantize_k}, {"k_mean", QuantOp::k_mean},
-    {"v_scale", QuantOp::v_scale},       {"quantize_v", QuantOp::quantize_v}};
+    {"quantize_q", QuantOp::quantize_q}, {"quantize_k", QuantOp::quantize_k},
+    {"channel_stats", QuantOp::channel_stats}, {"quantize_v", QuantOp::quantize_v}};
 
-bool is_stats(QuantOp op) { return op == QuantOp::k_mean || op == QuantOp::v_scale; }
+bool is_stats(QuantOp op) { return op == QuantOp::channel_stats; }
 bool is_qk(QuantOp op) { return op == QuantOp::quantize_q || op == QuantOp::quantize_k; }
 
 std::string_view input_type(DType t) {
@@ -87,12 +87,9 @@ GeneratedUnit QuantSpec::generate() const {
                                          head_dim, output == QuantType::int8 ? 8 : 4,
                                          op == QuantOp::quantize_q ? "true" : "false", smooth ? "true" : "false");
       break;
-    case QuantOp::k_mean:
-    case QuantOp::v_scale:
+    case QuantOp::channel_stats:
       unit.source = "#include \"quant_stats.cuh\"\n";
-      unit.name_expression = fmt::format("&sagejit::kernels::channel_stats<{}, {}, {}>", input_type(input), head_dim,
-                                         op == QuantOp::k_mean ? "sagejit::kernels::StatsOp::mean"
-                                                               : "sagejit::kernels::StatsOp::absmax");
+      unit.name_expression = fmt::format("&sagejit::kernels::quant_stats<{}, {}>", input_type(input), head_dim);
       break;
     case QuantOp::quantize_v:
       unit.source = "#include \"quant_v.cuh\"\n";
@@ -120,14 +117,11 @@ std::vector<QuantSpec> shipped_quant_specs(const Arch& arch) {
           }
         }
       }
-      QuantSpec mean = base;
-      mean.op = QuantOp::k_mean;
-      specs.push_back(mean);
+      QuantSpec stats = base;
+      stats.op = QuantOp::channel_stats;
+      specs.push_back(stats);
       // V is quantized only where P·V runs in FP8; sm_80/86 read it as fp16/bf16.
       if (arch.has_fp8_mma()) {
-        QuantSpec scale = base;
-        scale.op = QuantOp::v_scale;
-        specs.push_back(scale);
         QuantSpec v = base;
         v.op = QuantOp::quantize_v;
         v.output = QuantType::fp8_e4m3;

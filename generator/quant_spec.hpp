@@ -17,8 +17,7 @@ namespace sagejit {
 enum class QuantOp {
   quantize_q,  // Q -> int8/int4 with per-group scales (sm_scale·log2e folded in), optional smoothing
   quantize_k,  // K -> int8/int4, optionally smoothed by the channel mean
-  k_mean,      // mean of K over tokens per (batch, head, channel)
-  v_scale,     // max |V| / 448 over tokens per (batch, head, channel)
+  channel_stats,  // K's channel mean and V's channel max|v|/448 over tokens, per (batch, head)
   quantize_v,  // V -> e4m3, transposed and token-permuted (sm_89+)
 };
 

@@ -53,4 +53,15 @@ int current_device_ordinal() {
   return static_cast<int>(dev);
 }
 
+CUcontext ensure_current_context() {
+  CUcontext ctx = nullptr;
+  SAGEJIT_CU(cuCtxGetCurrent, &ctx);
+  if (ctx) return ctx;
+  CUdevice device = 0;
+  SAGEJIT_CU(cuDeviceGet, &device, 0);
+  SAGEJIT_CU(cuDevicePrimaryCtxRetain, &ctx, device);
+  SAGEJIT_CU(cuCtxSetCurrent, ctx);
+  return ctx;
+}
+
 }  // namespace sagejit

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include <cuda.h>
+
 #include "generator/types.hpp"
 
 namespace sagejit {
@@ -29,5 +31,9 @@ int device_count();
 DeviceInfo query_device(int ordinal);
 // The device of the calling thread's current context (device 0 when there is none).
 int current_device_ordinal();
+
+// The calling thread's current context; when it has none, device 0's primary context is retained
+// and made current, as the CUDA runtime would do.
+CUcontext ensure_current_context();
 
 }  // namespace sagejit

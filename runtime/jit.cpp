@@ -11,6 +11,7 @@
 
 #include "generator/embedded.hpp"
 #include "runtime/compile_options.hpp"
+#include "runtime/device.hpp"
 #include "runtime/driver.hpp"
 #include "runtime/error.hpp"
 #include "runtime/nvrtc.hpp"
@@ -27,18 +28,6 @@ std::vector<std::pair<std::string, std::string>> template_headers() {
   std::vector<std::pair<std::string, std::string>> headers;
   for (const EmbeddedFile& f : embedded_templates()) headers.emplace_back(std::string(f.name), std::string(f.contents));
   return headers;
-}
-
-CUcontext current_context() {
-  CUcontext ctx = nullptr;
-  SAGEJIT_CU(cuCtxGetCurrent, &ctx);
-  if (ctx) return ctx;
-  // No context on this thread: use device 0's primary context, as the CUDA runtime would.
-  CUdevice device = 0;
-  SAGEJIT_CU(cuDeviceGet, &device, 0);
-  SAGEJIT_CU(cuDevicePrimaryCtxRetain, &ctx, device);
-  SAGEJIT_CU(cuCtxSetCurrent, ctx);
-  return ctx;
 }
 
 }  // namespace
@@ -111,7 +100,7 @@ std::vector<CubinResult> Jit::cubins(const std::vector<GeneratedUnit>& units) {
 }
 
 const Kernel& Jit::kernel(const GeneratedUnit& unit, CubinSource* source) {
-  CUcontext ctx = current_context();
+  CUcontext ctx = ensure_current_context();
   const std::string digest = key_for(unit).digest();
   {
     std::lock_guard lock(mutex_);

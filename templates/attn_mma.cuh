@@ -41,6 +41,11 @@ namespace sagejit::kernels {
 constexpr float kLog2Fp8Max = 8.807354922057604f;
 constexpr float kLn2 = 0.6931471805599453f;
 
+template <int V>
+struct IntC {
+  static constexpr int value = V;
+};
+
 enum AttnMask : int { kMaskNone = 0, kMaskCausalTopLeft = 1, kMaskCausalBottomRight = 2 };
 
 // Everything derived from a Cfg, in one place.
@@ -168,46 +173,53 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
   const float* k_scale_ptr =
       p.k_scale + bh_kv * k_blocks * T::kKGroups + layout::k_group_of_key(T::kGran, 2 * t, kCtaK);
 
-  // ---- cp.async loaders: 16-byte chunks, rows padded to an odd number of chunks ----
-  auto load_q = [&]() {
-    constexpr int kChunks = kRowBytes / 16;
+  // ---- cp.async loaders: 16-byte chunks, rows padded to an odd number of chunks. Thread tid
+  // copies chunk tid % kChunks of rows tid / kChunks + n · (kThreads / kChunks), so its addresses
+  // are one base plus compile-time steps (few live registers across the main loop). ----
+  auto copy_rows = [&](auto chunks_tag, auto rows_tag, u32 dst, int dst_stride, const u8* src,
+                       i64 src_stride, int valid_rows) {
+    constexpr int kChunks = decltype(chunks_tag)::value, kRows = decltype(rows_tag)::value;
+    constexpr bool kExact = kThreads % kChunks == 0 && kRows % (kThreads / kChunks) == 0;
+    if constexpr (kExact) {
+      constexpr int kStep = kThreads / kChunks;
+      const int r0 = tid / kChunks, c = tid % kChunks;
+      const u8* s = src + r0 * src_stride + c * 16;
+      const u32 d = dst + r0 * dst_stride + c * 16;
 #pragma unroll
-    for (int i = tid; i < kCtaQ * kChunks; i += kThreads) {
-      const int r = i / kChunks, c = i % kChunks;
-      cp_async_16(sQ + r * L.q_stride + c * 16, gQ + r * kRowBytes + c * 16);
+      for (int n = 0; n < kRows / kStep; ++n) {
+        const int r = r0 + n * kStep;
+        const bool ok = r < valid_rows;
+        cp_async_16(d + n * kStep * dst_stride, ok ? s + n * kStep * src_stride : src, ok);
+      }
+    } else {
+#pragma unroll
+      for (int n = 0; n < (kRows * kChunks + kThreads - 1) / kThreads; ++n) {
+        const int i = tid + n * kThreads;
+        if (i < kRows * kChunks) {
+          const int r = i / kChunks, c = i % kChunks;
+          const bool ok = r < valid_rows;
+          cp_async_16(dst + r * dst_stride + c * 16, ok ? src + r * src_stride + c * 16 : src, ok);
+        }
+      }
     }
   };
+  auto load_q = [&]() {
+    copy_rows(IntC<kRowBytes / 16>{}, IntC<kCtaQ>{}, sQ, L.q_stride, gQ, kRowBytes, kCtaQ);
+  };
   auto load_k = [&](int tile, int stage) {
-    constexpr int kChunks = kRowBytes / 16;
-    const u8* src = gK + static_cast<i64>(tile) * kCtaK * kRowBytes;
-    const u32 dst = sK + stage * L.k_stage_bytes;
-#pragma unroll
-    for (int i = tid; i < kCtaK * kChunks; i += kThreads) {
-      const int r = i / kChunks, c = i % kChunks;
-      cp_async_16(dst + r * L.k_stride + c * 16, src + r * kRowBytes + c * 16);
-    }
+    copy_rows(IntC<kRowBytes / 16>{}, IntC<kCtaK>{}, sK + stage * L.k_stage_bytes,
+              L.k_stride, gK + static_cast<i64>(tile) * kCtaK * kRowBytes, kRowBytes, kCtaK);
   };
   auto load_v = [&](int tile, int stage) {
     const u32 dst = sV + stage * L.v_stage_bytes;
-    if constexpr (kFp8) {  // Vᵀ rows: channel c, cta_k token-permuted bytes
-      constexpr int kChunks = kCtaK / 16;
-      const u8* src = gV + static_cast<i64>(tile) * kCtaK;
-#pragma unroll
-      for (int i = tid; i < kD * kChunks; i += kThreads) {
-        const int r = i / kChunks, c = i % kChunks;
-        cp_async_16(dst + r * L.v_stride + c * 16, src + static_cast<i64>(r) * p.seq_kv_pad + c * 16);
-      }
-    } else {  // V rows: key, 2·D bytes; keys past seq_kv are zero-filled (P = 0 there, and 0·NaN
-              // from uninitialised memory would poison the row)
-      constexpr int kChunks = kD * 2 / 16;
-#pragma unroll
-      for (int i = tid; i < kCtaK * kChunks; i += kThreads) {
-        const int r = i / kChunks, c = i % kChunks;
-        const int key = tile * kCtaK + r;
-        const bool valid = key < seq_kv;
-        cp_async_16(dst + r * L.v_stride + c * 16,
-                    gV + (valid ? key : 0) * p.v_stride_s * 2 + c * 16, valid);
-      }
+    if constexpr (kFp8) {  // Vᵀ rows: one per channel, cta_k token-permuted bytes of this tile
+      copy_rows(IntC<kCtaK / 16>{}, IntC<kD>{}, dst, L.v_stride,
+                gV + static_cast<i64>(tile) * kCtaK, p.seq_kv_pad, kD);
+    } else {  // V rows: one per key, 2·D bytes; keys past seq_kv are zero-filled (P = 0 there,
+              // and 0 · NaN from whatever memory lies beyond would poison the row)
+      copy_rows(IntC<kD * 2 / 16>{}, IntC<kCtaK>{}, dst, L.v_stride,
+                gV + static_cast<i64>(tile) * kCtaK * p.v_stride_s * 2, p.v_stride_s * 2,
+                seq_kv - tile * kCtaK);
     }
   };
 
@@ -409,18 +421,18 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
       }
     }
 
-    cp_async_wait<2 * (kStages - 1)>();  // V_j has landed
-    __syncthreads();
-    const u32 sVj = sV + stage * L.v_stage_bytes;
-
-    if constexpr (kFp8) {
-      // ---- P̃ → e4m3 A fragments: k step kk (32 keys = 16-key groups 2kk, 2kk+1), register
-      // a0 = row g, S tiles 4kk, 4kk+1; a1 = row g+8, same; a2/a3 = S tiles 4kk+2, 4kk+3 ----
-      u32 pa[kMT][kCtaK / 32][4];
+    // ---- P̃ → A fragments of the P·V MMA, in registers, before the barrier below so the fp32
+    // scores are dead by the time the V fragments are loaded ----
+    constexpr int kPSteps = kFp8 ? kCtaK / 32 : kCtaK / 16;
+    u32 pa[kMT][kPSteps][4];
 #pragma unroll
-      for (int mi = 0; mi < kMT; ++mi)
+    for (int mi = 0; mi < kMT; ++mi)
 #pragma unroll
-        for (int kk = 0; kk < kCtaK / 32; ++kk)
+      for (int kk = 0; kk < kPSteps; ++kk) {
+        if constexpr (kFp8) {
+          // e4m3, k step kk = 32 keys = 16-key groups 2kk, 2kk+1: a0 = row g of S tiles 4kk,
+          // 4kk+1 (keys 2t, 2t+1, 8+2t, 9+2t = V positions 4t..4t+3); a1 = row g+8; a2/a3 = the
+          // same for S tiles 4kk+2, 4kk+3.
 #pragma unroll
           for (int half = 0; half < 2; ++half) {
             const float(&s0)[4] = s[mi][4 * kk + 2 * half];
@@ -428,6 +440,21 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
             pa[mi][kk][2 * half + 0] = f32x4_to_e4m3x4(s0[0], s0[1], s1[0], s1[1]);
             pa[mi][kk][2 * half + 1] = f32x4_to_e4m3x4(s0[2], s0[3], s1[2], s1[3]);
           }
+        } else {
+          // f16/bf16 m16n8k16: the A layout equals the accumulator layout; k step kk = S tiles
+          // 2kk (a0 row g, a1 row g+8) and 2kk+1 (a2, a3).
+          pa[mi][kk][0] = f32x2_to_half2<kBf16>(s[mi][2 * kk][0], s[mi][2 * kk][1]);
+          pa[mi][kk][1] = f32x2_to_half2<kBf16>(s[mi][2 * kk][2], s[mi][2 * kk][3]);
+          pa[mi][kk][2] = f32x2_to_half2<kBf16>(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
+          pa[mi][kk][3] = f32x2_to_half2<kBf16>(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
+        }
+      }
+
+    cp_async_wait<2 * (kStages - 1)>();  // V_j has landed
+    __syncthreads();
+    const u32 sVj = sV + stage * L.v_stage_bytes;
+
+    if constexpr (kFp8) {
       // ---- O = α·O + P̃V, one 8-channel tile at a time so the fresh FP8 accumulator is only
       // kMT × 4 registers. V fragments (B operand): x4 matrix i = channels 8dj.., key bytes
       // 16i.. of a 64-key slice; b0/b1 of k step 2kp are matrices 0/1, of 2kp+1 matrices 2/3 ----
@@ -455,18 +482,7 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
             o[mi][dj][e] = o[mi][dj][e] * alpha[mi][e / 2] + pv[mi][e];
       }
     } else {
-      // ---- P̃ → f16/bf16 A fragments (m16n8k16 A layout = accumulator layout): k step kk = S
-      // tiles 2kk (a0 row g, a1 row g+8) and 2kk+1 (a2, a3) ----
-      u32 pa[kMT][kCtaK / 16][4];
-#pragma unroll
-      for (int mi = 0; mi < kMT; ++mi)
-#pragma unroll
-        for (int kk = 0; kk < kCtaK / 16; ++kk) {
-          pa[mi][kk][0] = f32x2_to_half2<kBf16>(s[mi][2 * kk][0], s[mi][2 * kk][1]);
-          pa[mi][kk][1] = f32x2_to_half2<kBf16>(s[mi][2 * kk][2], s[mi][2 * kk][3]);
-          pa[mi][kk][2] = f32x2_to_half2<kBf16>(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
-          pa[mi][kk][3] = f32x2_to_half2<kBf16>(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
-        }
+      // ---- O = α·O + P̃V straight into the fp32 accumulator ----
 #pragma unroll
       for (int mi = 0; mi < kMT; ++mi)
 #pragma unroll

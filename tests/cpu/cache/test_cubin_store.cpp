@@ -16,6 +16,7 @@
 #include <atomic>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "cache/cubin_store.hpp"
 
@@ -370,5 +371,28 @@ TEST_CASE("cubin store: list shows rows without blobs, in order; clear removes a
     CHECK(store->info().cubin_rows == 0);
     CHECK_FALSE(store->get(make_record(2).key));
     CHECK(store->clear() == 0);
+  }
+}
+
+TEST_CASE("cubin store: threads sharing one store see every record") {
+  TempDir dir;
+  for (bool on_disk : {true, false}) {
+    CAPTURE(on_disk);
+    auto store = on_disk ? CubinStore::open(dir.path / "cache.db") : CubinStore::in_memory();
+    std::atomic<int> hits{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 50; ++i) {
+          const CubinRecord rec = make_record(t * 100 + i, 512);
+          store->put(rec);
+          auto got = store->get(rec.key);
+          hits += got && got->cubin == rec.cubin;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(hits == 200);
+    CHECK(store->info().cubin_rows == 200);
   }
 }

@@ -15,8 +15,8 @@ TEST_CASE("canonical names are readable and stable") {
   // The hash is FNV-1a of the name: pinned so that a change to it (which would orphan every cached
   // kernel) is deliberate.
   CHECK(s.hash() == 0x72f810f384f15c99ull);
-  QuantSpec mean{parse_arch("sm_80"), QuantOp::k_mean, DType::f16, 64, QuantType::int8, false};
-  CHECK(mean.canonical_name() == "quant.k_mean.f16.d64.sm_80");
+  QuantSpec mean{parse_arch("sm_80"), QuantOp::channel_stats, DType::f16, 64, QuantType::int8, false};
+  CHECK(mean.canonical_name() == "quant.channel_stats.f16.d64.sm_80");
   QuantSpec v{parse_arch("sm_89"), QuantOp::quantize_v, DType::f16, 256, QuantType::fp8_e4m3, false};
   CHECK(v.canonical_name() == "quant.quantize_v.f16.d256.fp8_e4m3.sm_89");
 }
@@ -35,10 +35,10 @@ TEST_CASE("every shipped spec has a distinct name and hash, across all archs") {
   }
   CHECK(names.size() == total);
   CHECK(hashes.size() == total);
-  // 2 dtypes x 4 head dims x (q/k int8+int4 x smooth 4+4, k_mean, v_scale, quantize_v) on sm_89.
-  CHECK(shipped_quant_specs(parse_arch("sm_89")).size() == 8 * 11);
+  // 2 dtypes x 4 head dims x (q/k x int8+int4 x smooth: 8, channel_stats, quantize_v) on sm_89.
+  CHECK(shipped_quant_specs(parse_arch("sm_89")).size() == 8 * 10);
   CHECK(shipped_quant_specs(parse_arch("sm_80")).size() == 8 * 9);
-  CHECK(shipped_quant_specs(parse_arch("sm_90a")).size() == 8 * 7);
+  CHECK(shipped_quant_specs(parse_arch("sm_90a")).size() == 8 * 6);
 }
 
 TEST_CASE("validation names the offending field and the allowed values") {
@@ -55,11 +55,11 @@ TEST_CASE("validation names the offending field and the allowed values") {
                        InvalidArgument);
   QuantSpec d{parse_arch("sm_89"), QuantOp::quantize_q, DType::f16, 80, QuantType::int8, false};
   CHECK_THROWS_AS(d.validate(), InvalidArgument);
-  QuantSpec m{parse_arch("sm_89"), QuantOp::k_mean, DType::f16, 128, QuantType::int8, true};
-  CHECK_THROWS_WITH_AS(m.validate(), "argument `smooth`: applies to quantize_q and quantize_k only (got op k_mean)",
+  QuantSpec m{parse_arch("sm_89"), QuantOp::channel_stats, DType::f16, 128, QuantType::int8, true};
+  CHECK_THROWS_WITH_AS(m.validate(), "argument `smooth`: applies to quantize_q and quantize_k only (got op channel_stats)",
                        InvalidArgument);
   CHECK_THROWS_WITH_AS(parse_quant_op("quantize_x", "--op"),
-                       "argument `--op`: must be one of quantize_q, quantize_k, k_mean, v_scale, quantize_v (got "
+                       "argument `--op`: must be one of quantize_q, quantize_k, channel_stats, quantize_v (got "
                        "'quantize_x')",
                        InvalidArgument);
 }

@@ -1,0 +1,56 @@
+// quantize.hpp — SageAttention2's quantization of Q, K and V as a public call.
+//
+// `quantize` validates everything first (nothing is launched on bad input), then launches on the
+// caller's stream: the K mean / V scale statistics, Q and K to INT8 or INT4 with per-group scales
+// following the attention kernel's MMA layout, and V to FP8 e4m3 transposed and token-permuted.
+// Results live in a caller-provided device workspace of `quantize_workspace_bytes` bytes, in the
+// layouts of templates/quant_layout.cuh. Once the kernels are loaded a call allocates nothing and
+// synchronizes nothing.
+#pragma once
+
+#include <cuda.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "sagejit/tensor.hpp"
+#include "templates/quant_layout.cuh"
+
+namespace sagejit {
+
+struct QuantizeOptions {
+  QuantType qk_type = QuantType::int8;  // int4 on sm_80/86/89 only
+  layout::Granularity granularity = layout::Granularity::per_thread;
+  // Tile geometry of the attention kernel that will read the result.
+  int block_q = 128, warp_q = 32;
+  int block_k = 64, warp_k = 64;
+  bool smooth_q = false;
+  bool smooth_k = true;
+  bool quantize_v = true;   // FP8 V (sm_89+); off leaves V to be read as fp16/bf16
+  float sm_scale = 0;       // 0 means 1/sqrt(head_dim)
+};
+
+// Device pointers into the workspace (null where not produced).
+struct QuantizedQKV {
+  void* q = nullptr;
+  float* q_scale = nullptr;
+  float* q_mean = nullptr;
+  void* k = nullptr;
+  float* k_scale = nullptr;
+  float* k_mean = nullptr;
+  void* v = nullptr;
+  float* v_scale = nullptr;
+  int seq_q_pad = 0, seq_kv_pad = 0;
+  int q_groups = 0, k_groups = 0;
+};
+
+// Workspace bytes for these shapes and options (throws InvalidArgument like `quantize`).
+std::size_t quantize_workspace_bytes(const TensorRef& q, const TensorRef& k, const TensorRef& v,
+                                     const QuantizeOptions& options);
+
+// Quantizes on `stream` into `workspace` (device memory, 256-byte aligned, at least
+// quantize_workspace_bytes). Compiles the kernels on first use for the current device.
+QuantizedQKV quantize(const TensorRef& q, const TensorRef& k, const TensorRef& v, const QuantizeOptions& options,
+                      void* workspace, std::size_t workspace_bytes, CUstream stream);
+
+}  // namespace sagejit

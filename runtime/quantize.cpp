@@ -1,0 +1,172 @@
+// quantize.cpp — launching the quantization kernels of one call on the caller's stream.
+//
+// Kernels are resolved once per (context, arch, dtype, head dim, variant) and kept in a map keyed
+// by a packed integer, so a warm call allocates nothing: it validates, fills three parameter
+// structs and launches. The statistics kernel's ticket counters are zeroed with an async memset in
+// the same stream (graph-capturable) before it runs.
+#include "sagejit/quantize.hpp"
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "generator/quant_spec.hpp"
+#include "runtime/device.hpp"
+#include "runtime/driver.hpp"
+#include "runtime/error.hpp"
+#include "runtime/jit.hpp"
+#include "runtime/quantize_plan.hpp"
+#include "templates/quant_params.cuh"
+
+namespace sagejit {
+namespace {
+
+struct QuantKernels {
+  const Kernel* stats = nullptr;
+  const Kernel* q = nullptr;
+  const Kernel* k = nullptr;
+  const Kernel* v = nullptr;
+};
+
+struct DeviceArch {
+  CUcontext context;
+  Arch arch;
+};
+
+DeviceArch current_arch() {
+  const CUcontext ctx = ensure_current_context();
+  static std::mutex mutex;
+  static std::map<CUcontext, Arch> archs;
+  std::lock_guard lock(mutex);
+  if (auto it = archs.find(ctx); it != archs.end()) return {ctx, it->second};
+  const DeviceInfo info = query_device(current_device_ordinal());
+  archs[ctx] = info.arch();
+  return {ctx, info.arch()};
+}
+
+const QuantKernels& kernels_for(const DeviceArch& d, DType dtype, int head_dim, const QuantizeOptions& o) {
+  const std::uint64_t variant = (std::uint64_t(d.arch.number()) << 32) | (std::uint64_t(dtype == DType::bf16) << 20) |
+                                (std::uint64_t(head_dim) << 8) | (std::uint64_t(o.qk_type == QuantType::int4) << 4) |
+                                (std::uint64_t(o.smooth_q) << 2) | (std::uint64_t(o.smooth_k) << 1) |
+                                std::uint64_t(o.quantize_v);
+  static std::mutex mutex;
+  static std::map<std::pair<CUcontext, std::uint64_t>, QuantKernels> cache;
+  {
+    std::lock_guard lock(mutex);
+    if (auto it = cache.find({d.context, variant}); it != cache.end()) return it->second;
+  }
+  QuantSpec base{d.arch, QuantOp::quantize_q, dtype, head_dim, o.qk_type, o.smooth_q};
+  QuantSpec kspec = base;
+  kspec.op = QuantOp::quantize_k;
+  kspec.smooth = o.smooth_k;
+  QuantSpec stats{d.arch, QuantOp::channel_stats, dtype, head_dim, QuantType::int8, false};
+  QuantSpec vspec{d.arch, QuantOp::quantize_v, dtype, head_dim, QuantType::fp8_e4m3, false};
+  std::vector<GeneratedUnit> units = {base.generate(), kspec.generate(), stats.generate()};
+  if (o.quantize_v) units.push_back(vspec.generate());
+  Jit& jit = default_jit();
+  jit.cubins(units);  // compiles the misses in parallel before loading one by one
+  QuantKernels k;
+  k.q = &jit.kernel(units[0]);
+  k.k = &jit.kernel(units[1]);
+  k.stats = &jit.kernel(units[2]);
+  if (o.quantize_v) k.v = &jit.kernel(units[3]);
+  std::lock_guard lock(mutex);
+  return cache.emplace(std::make_pair(d.context, variant), k).first->second;
+}
+
+template <class T>
+T* at(void* base, std::size_t offset) {
+  return offset == QuantizePlan::kAbsent ? nullptr : reinterpret_cast<T*>(static_cast<char*>(base) + offset);
+}
+
+}  // namespace
+
+std::size_t quantize_workspace_bytes(const TensorRef& q, const TensorRef& k, const TensorRef& v,
+                                     const QuantizeOptions& options) {
+  return plan_quantize(q, k, v, options, current_arch().arch).workspace_bytes;
+}
+
+QuantizedQKV quantize(const TensorRef& q, const TensorRef& k, const TensorRef& v, const QuantizeOptions& o,
+                      void* workspace, std::size_t workspace_bytes, CUstream stream) {
+  const DeviceArch device = current_arch();
+  const QuantizePlan p = plan_quantize(q, k, v, o, device.arch);
+  if (workspace == nullptr && p.workspace_bytes > 0) throw InvalidArgument("workspace", "is null");
+  if (reinterpret_cast<std::uintptr_t>(workspace) % 256 != 0) {
+    throw InvalidArgument("workspace", fmt::format("must be 256-byte aligned (got {})", workspace));
+  }
+  if (workspace_bytes < p.workspace_bytes) {
+    throw InvalidArgument("workspace_bytes", fmt::format("must be at least {} for these shapes (got {})",
+                                                         p.workspace_bytes, workspace_bytes));
+  }
+  QuantizedQKV out;
+  out.q = at<void>(workspace, p.q);
+  out.q_scale = at<float>(workspace, p.q_scale);
+  out.q_mean = at<float>(workspace, p.q_mean);
+  out.k = at<void>(workspace, p.k);
+  out.k_scale = at<float>(workspace, p.k_scale);
+  out.k_mean = at<float>(workspace, p.k_mean);
+  out.v = at<void>(workspace, p.v);
+  out.v_scale = at<float>(workspace, p.v_scale);
+  out.seq_q_pad = p.seq_q_pad;
+  out.seq_kv_pad = p.seq_kv_pad;
+  out.q_groups = p.q_groups;
+  out.k_groups = p.k_groups;
+  if (p.batch == 0) return out;  // nothing to read or write
+
+  const QuantKernels& kernels = kernels_for(device, p.dtype, p.head_dim, o);
+  const unsigned B = p.batch;
+
+  if (p.stats && p.seq_kv > 0) {
+    kernels::QuantStatsParams s{};
+    s.k = o.smooth_k ? k.data : nullptr;
+    s.k_stride_b = k.stride_b, s.k_stride_h = k.stride_h, s.k_stride_s = k.stride_s;
+    s.v = o.quantize_v ? v.data : nullptr;
+    s.v_stride_b = v.stride_b, s.v_stride_h = v.stride_h, s.v_stride_s = v.stride_s;
+    s.k_mean = out.k_mean;
+    s.v_scale = out.v_scale;
+    s.partial_sum = at<float>(workspace, p.partial_sum);
+    s.partial_max = at<float>(workspace, p.partial_max);
+    s.counters = at<unsigned>(workspace, p.counters);
+    s.batch = p.batch, s.heads = p.heads_kv, s.seq_len = p.seq_kv;
+    SAGEJIT_CU(cuMemsetD8Async, reinterpret_cast<CUdeviceptr>(s.counters), 0, p.counters_bytes, stream);
+    void* args[] = {&s};
+    kernels.stats->launch({{unsigned(kernels::stats_chunks(p.seq_kv)), unsigned(p.heads_kv), B},
+                           {kernels::kQuantThreads, 1, 1}, 0}, stream, args);
+  }
+  auto launch_qk = [&](const Kernel* kernel, const TensorRef& t, int seq, int seq_pad, int block, int warp,
+                       void* dst, float* scale, float multiplier) {
+    kernels::QuantQKParams a{};
+    a.in = t.data;
+    a.stride_b = t.stride_b, a.stride_h = t.stride_h, a.stride_s = t.stride_s;
+    a.out = dst;
+    a.scale = scale;
+    a.q_mean = (kernel == kernels.q) ? out.q_mean : nullptr;
+    a.k_mean = (kernel == kernels.k) ? out.k_mean : nullptr;
+    a.batch = p.batch, a.heads = static_cast<int>(t.heads), a.seq_len = seq, a.seq_len_pad = seq_pad;
+    a.block_tokens = block, a.warp_tokens = warp;
+    a.granularity = o.granularity;
+    a.scale_multiplier = multiplier;
+    void* args[] = {&a};
+    kernel->launch({{unsigned(seq_pad / block), unsigned(t.heads), B}, {kernels::kQuantThreads, 1, 1}, 0}, stream, args);
+  };
+  if (p.seq_q > 0) launch_qk(kernels.q, q, p.seq_q, p.seq_q_pad, o.block_q, o.warp_q, out.q, out.q_scale, p.scale_multiplier);
+  if (p.seq_kv > 0) {
+    launch_qk(kernels.k, k, p.seq_kv, p.seq_kv_pad, o.block_k, o.warp_k, out.k, out.k_scale, 1.0f);
+    if (o.quantize_v) {
+      kernels::QuantVParams a{};
+      a.in = v.data;
+      a.stride_b = v.stride_b, a.stride_h = v.stride_h, a.stride_s = v.stride_s;
+      a.v_scale = out.v_scale;
+      a.out = out.v;
+      a.batch = p.batch, a.heads = p.heads_kv, a.seq_len = p.seq_kv, a.seq_len_pad = p.seq_kv_pad;
+      void* args[] = {&a};
+      kernels.v->launch({{unsigned(kernels::v_tiles(p.seq_kv_pad)), unsigned(p.heads_kv), B},
+                         {kernels::kQuantThreads, 1, 1}, 0}, stream, args);
+    }
+  }
+  return out;
+}
+
+}  // namespace sagejit

@@ -1,0 +1,125 @@
+// quantize_plan.cpp — the rules a quantization call must satisfy, and where its outputs live.
+#include "runtime/quantize_plan.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "runtime/error.hpp"
+#include "templates/quant_params.cuh"
+
+namespace sagejit {
+namespace {
+
+constexpr std::size_t kAlign = 256;
+
+void check_tile(int block, int warp, const char* block_name, const char* warp_name) {
+  if (block <= 0 || block % 16 != 0 || block > kernels::kMaxBlockTokens) {
+    throw InvalidArgument(block_name, fmt::format("must be a positive multiple of 16, at most {} (got {})",
+                                                  kernels::kMaxBlockTokens, block));
+  }
+  if (warp <= 0 || warp % 16 != 0 || block % warp != 0) {
+    throw InvalidArgument(warp_name, fmt::format("must be a positive multiple of 16 that divides {} = {} (got {})",
+                                                 block_name, block, warp));
+  }
+}
+
+void check_fits_int32(std::size_t elements, const char* what) {
+  if (elements > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max())) {
+    throw InvalidArgument(what, fmt::format("its quantized copy would hold {} elements, more than the kernels' 32-bit "
+                                            "indexing allows (2^31 - 1)", elements));
+  }
+}
+
+}  // namespace
+
+QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorRef& v, const QuantizeOptions& o,
+                           const Arch& arch) {
+  validate_tensor(q, "q");
+  validate_tensor(k, "k");
+  validate_tensor(v, "v");
+  if (k.dtype != q.dtype || v.dtype != q.dtype) {
+    throw InvalidArgument("k/v", fmt::format("must have q's dtype {} (got k {}, v {})", name(q.dtype), name(k.dtype),
+                                             name(v.dtype)));
+  }
+  validate_head_dim(static_cast<int>(q.dim), "q.dim");
+  if (k.dim != q.dim || v.dim != q.dim) {
+    throw InvalidArgument("k/v", fmt::format("head dim must equal q's {} (got k {}, v {})", q.dim, k.dim, v.dim));
+  }
+  if (k.batch != q.batch || v.batch != q.batch) {
+    throw InvalidArgument("k/v", fmt::format("batch must equal q's {} (got k {}, v {})", q.batch, k.batch, v.batch));
+  }
+  if (v.heads != k.heads || v.seq != k.seq) {
+    throw InvalidArgument("v", fmt::format("must have k's heads and length [{}, {}] (got [{}, {}])", k.heads, k.seq,
+                                           v.heads, v.seq));
+  }
+  if (q.heads % k.heads != 0) {
+    throw InvalidArgument("k", fmt::format("query heads ({}) must be a multiple of key/value heads ({})", q.heads, k.heads));
+  }
+  check_tile(o.block_q, o.warp_q, "block_q", "warp_q");
+  check_tile(o.block_k, o.warp_k, "block_k", "warp_k");
+  if (o.qk_type != QuantType::int8 && o.qk_type != QuantType::int4) {
+    throw InvalidArgument("qk_type", fmt::format("must be int8 or int4 (got {})", name(o.qk_type)));
+  }
+  if (o.qk_type == QuantType::int4 && !arch.has_int4_mma()) {
+    throw InvalidArgument("qk_type", fmt::format("int4 needs INT4 tensor cores (sm_80, sm_86, sm_89); this GPU is {}",
+                                                 arch.name()));
+  }
+  if (o.quantize_v && !arch.has_fp8_mma()) {
+    throw InvalidArgument("quantize_v", fmt::format("FP8 V needs sm_89 or newer; this GPU is {}", arch.name()));
+  }
+  if (!(o.sm_scale >= 0) || !std::isfinite(o.sm_scale)) {
+    throw InvalidArgument("sm_scale", fmt::format("must be finite and >= 0, 0 meaning 1/sqrt(head_dim) (got {})", o.sm_scale));
+  }
+
+  QuantizePlan p;
+  p.dtype = q.dtype;
+  p.batch = static_cast<int>(q.batch);
+  p.heads_q = static_cast<int>(q.heads);
+  p.heads_kv = static_cast<int>(k.heads);
+  p.seq_q = static_cast<int>(q.seq);
+  p.seq_kv = static_cast<int>(k.seq);
+  p.head_dim = static_cast<int>(q.dim);
+  p.seq_q_pad = layout::round_up(p.seq_q, o.block_q);
+  p.seq_kv_pad = layout::round_up(p.seq_kv, o.block_k);
+  p.q_blocks = p.seq_q_pad / o.block_q;
+  p.k_blocks = p.seq_kv_pad / o.block_k;
+  p.q_groups = layout::q_groups(o.granularity, o.block_q, o.warp_q);
+  p.k_groups = layout::k_groups(o.granularity, o.block_k, o.warp_k);
+  const float sm_scale = o.sm_scale > 0 ? o.sm_scale : 1.0f / std::sqrt(static_cast<float>(p.head_dim));
+  p.scale_multiplier = sm_scale * layout::kLog2e;
+  p.stats = o.smooth_k || o.quantize_v;
+
+  const std::size_t bits = o.qk_type == QuantType::int8 ? 8 : 4;
+  const std::size_t bh_q = std::size_t(p.batch) * p.heads_q, bh_kv = std::size_t(p.batch) * p.heads_kv;
+  check_fits_int32(bh_q * p.seq_q_pad * p.head_dim, "q");
+  check_fits_int32(bh_kv * p.seq_kv_pad * p.head_dim, "k");
+  std::size_t offset = 0;
+  auto take = [&](std::size_t bytes) {
+    const std::size_t at = offset;
+    offset += (bytes + kAlign - 1) / kAlign * kAlign;
+    return at;
+  };
+  p.q = take(bh_q * p.seq_q_pad * p.head_dim * bits / 8);
+  p.q_scale = take(bh_q * p.q_blocks * p.q_groups * sizeof(float));
+  if (o.smooth_q) p.q_mean = take(bh_q * p.q_blocks * p.head_dim * sizeof(float));
+  p.k = take(bh_kv * p.seq_kv_pad * p.head_dim * bits / 8);
+  p.k_scale = take(bh_kv * p.k_blocks * p.k_groups * sizeof(float));
+  if (o.smooth_k) p.k_mean = take(bh_kv * p.head_dim * sizeof(float));
+  if (o.quantize_v) {
+    p.v = take(bh_kv * p.head_dim * p.seq_kv_pad);
+    p.v_scale = take(bh_kv * p.head_dim * sizeof(float));
+  }
+  if (p.stats) {
+    const auto partial = static_cast<std::size_t>(kernels::stats_partial_floats(p.batch, p.heads_kv, p.seq_kv, p.head_dim));
+    if (o.smooth_k) p.partial_sum = take(partial * sizeof(float));
+    if (o.quantize_v) p.partial_max = take(partial * sizeof(float));
+    p.counters_bytes = bh_kv * sizeof(unsigned);
+    p.counters = take(p.counters_bytes);
+  }
+  p.workspace_bytes = offset;
+  return p;
+}
+
+}  // namespace sagejit

@@ -1,0 +1,31 @@
+// quantize_plan.hpp — validation and workspace layout of a quantization call, with no GPU work.
+//
+// Split from the launches (quantize.cpp) so the rules and the byte layout are testable on a CPU.
+#pragma once
+
+#include <cstddef>
+
+#include "sagejit/quantize.hpp"
+
+namespace sagejit {
+
+struct QuantizePlan {
+  DType dtype = DType::f16;
+  int batch = 0, heads_q = 0, heads_kv = 0, seq_q = 0, seq_kv = 0, head_dim = 0;
+  int seq_q_pad = 0, seq_kv_pad = 0, q_blocks = 0, k_blocks = 0, q_groups = 0, k_groups = 0;
+  float scale_multiplier = 0;  // sm_scale · log2(e), folded into the Q scales
+  bool stats = false;          // the statistics kernel runs (K mean and/or V scale)
+  // Byte offsets of each buffer in the workspace; kAbsent where not produced.
+  static constexpr std::size_t kAbsent = ~std::size_t{0};
+  std::size_t q = kAbsent, q_scale = kAbsent, q_mean = kAbsent, k = kAbsent, k_scale = kAbsent,
+              k_mean = kAbsent, v = kAbsent, v_scale = kAbsent, partial_sum = kAbsent, partial_max = kAbsent,
+              counters = kAbsent;
+  std::size_t counters_bytes = 0;
+  std::size_t workspace_bytes = 0;
+};
+
+// Throws InvalidArgument naming the argument and the rule. `arch` decides INT4 and FP8 support.
+QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorRef& v, const QuantizeOptions& o,
+                           const Arch& arch);
+
+}  // namespace sagejit

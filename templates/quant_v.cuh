@@ -1,0 +1,111 @@
+// quant_v.cuh — V to FP8 e4m3, transposed and token-permuted for the P·V MMA (DESIGN.md §1.4).
+//
+// What it computes, for one tile of kVTileTokens (128) tokens of one (b, h):
+//   out[b, h, c, t0 + 16 g + p] = e4m3( V[b, h, t0 + 16 g + v_token_at(p), c] * (1 / v_scale[b, h, c]) )
+// with e4m3 = round to nearest even, saturating to +-448 (cvt.rn.satfinite), 1 / v_scale an IEEE
+// division done once per channel (common.cuh div_rn), the product a mul.rn: exactly what the host
+// reference computes. Tokens in [seq_len, seq_len_pad) are written as 0; every byte of
+// [B, H, D, seq_len_pad] is written once.
+//
+// Launch contract:
+//   grid  = (v_tiles(seq_len_pad), heads, batch)      block = kQuantThreads (256)
+//   dynamic shared memory: none (static HeadDim x 128 B tile + HeadDim floats: 33 KiB at D = 256)
+//   reads p.in, p.v_scale; writes p.out. seq_len_pad % 16 == 0. sm_89 or newer (e4m3 cvt).
+//
+// Layout reasoning. Loads use the quad-per-row mapping of quantize_qk (8 rows x 64 contiguous bytes
+// per warp instruction). Each value becomes one byte of channel c's row of a [HeadDim][128] shared
+// tile, at its permuted position; the tile is then written out row by row with 16-byte stores, one
+// 16-token group per store, so each channel row of the output is one full 128-byte line.
+// Shared-memory banks: a warp's byte stores touch channels 8 (t + 4j) + i (4 rows, t = quad lane)
+// and 8 consecutive tokens (4 words of one 16-byte group). With a plain 128-byte row pitch the 4
+// rows would share banks (4-way conflict); the 16-byte group index is therefore XOR-swizzled with
+// (c / 8) % 8, which puts the 4 rows' words in 4 different 16-byte bank quads. The read side loads
+// whole physical 16-byte chunks (8 lanes per row: conflict-free) and undoes the swizzle in the
+// global address, so each row is still written as one contiguous line.
+#pragma once
+
+#include "common.cuh"
+#include "quant_layout.cuh"
+#include "quant_params.cuh"
+
+namespace sagejit::kernels {
+
+template <typename In, int HeadDim>
+__global__ void __launch_bounds__(kQuantThreads) quantize_v(QuantVParams p) {
+  static_assert(HeadDim % 32 == 0 && HeadDim <= kQuantThreads, "HeadDim: multiple of 32, <= 256");
+  static_assert(kVTileTokens == 128 && kVTileTokens % kQuantRowSlots == 0,
+                "the swizzle below assumes 8 groups of 16 tokens per tile row");
+  constexpr int kChunks = HeadDim / 32;
+  constexpr int kPasses = kVTileTokens / kQuantRowSlots;
+  constexpr int kGroups = kVTileTokens / 16;
+
+  __shared__ alignas(16) unsigned char s_tile[HeadDim][kVTileTokens];
+  __shared__ float s_inv[HeadDim];
+
+  const int tid = threadIdx.x;
+  const int lane = tid & 31;
+  const int warp = tid >> 5;
+  const int quad_lane = lane & 3;
+  const int slot = warp * 8 + (lane >> 2);
+  const int tile = blockIdx.x;
+  const int head = blockIdx.y;
+  const int batch = blockIdx.z;
+  const long long bh = static_cast<long long>(batch) * p.heads + head;
+  const int tok0 = tile * kVTileTokens;
+  const int n_valid = p.seq_len - tok0 < kVTileTokens ? p.seq_len - tok0 : kVTileTokens;
+
+  const In* in = static_cast<const In*>(p.in) + batch * p.stride_b + head * p.stride_h +
+                 static_cast<long long>(tok0) * p.stride_s;
+  u32x4 data[kPasses][kChunks];
+#pragma unroll
+  for (int k = 0; k < kPasses; ++k) {
+    const int r = slot + k * kQuantRowSlots;
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) {
+      data[k][j] = r < n_valid ? load16_nc(in + r * p.stride_s + 8 * (quad_lane + 4 * j))
+                               : u32x4{0u, 0u, 0u, 0u};
+    }
+  }
+  if (tid < HeadDim) s_inv[tid] = div_rn(1.0f, p.v_scale[bh * HeadDim + tid]);
+  __syncthreads();
+
+  // Quantize into the swizzled, token-permuted tile. Invalid tokens hold zeros in `data`, which
+  // convert to e4m3 zero, so padding needs no special case here.
+#pragma unroll
+  for (int k = 0; k < kPasses; ++k) {
+    const int r = slot + k * kQuantRowSlots;
+    const int group = r / 16;
+    const int pos = layout::v_position_of(r % 16);
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) {
+      const int c0 = 8 * (quad_lane + 4 * j);
+      const int phys = group ^ ((c0 / 8) % kGroups);
+      float f[8];
+      unpack8<In>(data[k][j], f);
+#pragma unroll
+      for (int i = 0; i < 8; i += 2) {
+        const uint32_t b2 =
+            to_e4m3x2(mul_rn(f[i + 1], s_inv[c0 + i + 1]), mul_rn(f[i], s_inv[c0 + i]));
+        s_tile[c0 + i][phys * 16 + pos] = static_cast<unsigned char>(b2 & 0xffu);
+        s_tile[c0 + i + 1][phys * 16 + pos] = static_cast<unsigned char>(b2 >> 8);
+      }
+    }
+  }
+  __syncthreads();
+
+  // Write out: unit u = (channel c, physical chunk). 8 lanes cover one channel row (one line).
+  unsigned char* out = static_cast<unsigned char*>(p.out) + bh * HeadDim * p.seq_len_pad;
+#pragma unroll
+  for (int u = tid; u < HeadDim * kGroups; u += kQuantThreads) {
+    const int c = u / kGroups;
+    const int phys = u % kGroups;
+    const int group = phys ^ ((c / 8) % kGroups);
+    const int tok = tok0 + 16 * group;
+    if (tok < p.seq_len_pad) {
+      const u32x4 v = *reinterpret_cast<const u32x4*>(&s_tile[c][phys * 16]);
+      store16(out + static_cast<long long>(c) * p.seq_len_pad + tok, v);
+    }
+  }
+}
+
+}  // namespace sagejit::kernels
