@@ -1,12 +1,11 @@
 // cubin_store.cpp — the SQLite cubin store and the in-memory store it falls back to.
 //
-// Owns the schema (`cubins`, and an empty `tuning_records` for the tuner), opening a database (WAL,
-// busy timeout, PRAGMA user_version), moving a damaged one aside, checksums, and degrading.
-// How it fails: never towards the caller. A database that is damaged, not ours or newer than us is
-// renamed `<name>.corrupt-<unix time>` (with its -wal/-shm) and rebuilt; if that fails too, open()
-// returns an in-memory store. After opening, a write that fails turns disk writes off for good
-// (one warning) and later records go to memory, while rows already on disk stay readable, so a
-// record that was `put` is never lost for the life of the process.
+// Owns reading and writing cubin rows, their checksums, and degrading to memory; opening the file
+// and its schema live in schema.cpp. How it fails: never towards the caller. When the database
+// cannot be opened even after moving a damaged one aside, open() returns an in-memory store. After
+// opening, a write that fails turns disk writes off for good (one warning) and later records go to
+// memory, while rows already on disk stay readable: a record that was `put` is never lost for the
+// life of the process.
 #include "cache/cubin_store.hpp"
 
 #include <fmt/format.h>
@@ -17,9 +16,9 @@
 #include <ctime>
 #include <map>
 #include <mutex>
-#include <thread>
 #include <tuple>
 
+#include "cache/schema.hpp"
 #include "cache/sqlite_db.hpp"
 #include "runtime/hash.hpp"
 
@@ -28,65 +27,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Long enough to wait out another process compiling into the same cache and storing its cubin;
-// a put that still finds the database busy keeps its record in memory instead.
-constexpr int kBusyTimeoutMs = 10'000;
-
-constexpr const char* kSchema = R"sql(
-CREATE TABLE cubins (
-  digest            TEXT PRIMARY KEY,   -- CubinKey::digest()
-  spec              TEXT NOT NULL,
-  template_hash     TEXT NOT NULL,
-  generator_version TEXT NOT NULL,
-  nvrtc_version     TEXT NOT NULL,
-  options           TEXT NOT NULL,
-  arch              TEXT NOT NULL,
-  lowered_name      TEXT NOT NULL,
-  blob              BLOB NOT NULL,
-  checksum          TEXT NOT NULL,      -- hex FNV-1a of blob, verified on every load
-  registers         INTEGER NOT NULL,
-  stack_frame       INTEGER NOT NULL,
-  spill_stores      INTEGER NOT NULL,
-  spill_loads       INTEGER NOT NULL,
-  shared_static     INTEGER NOT NULL,
-  constant          INTEGER NOT NULL,
-  compile_ms        REAL NOT NULL,
-  bytes             INTEGER NOT NULL,
-  created_at        TEXT NOT NULL       -- UTC, ISO 8601
-);
--- One timed (or pruned) candidate per row; filled by the autotuner.
-CREATE TABLE tuning_records (
-  id             INTEGER PRIMARY KEY,
-  device_name    TEXT NOT NULL,
-  arch           TEXT NOT NULL,
-  sm_count       INTEGER NOT NULL,
-  driver_version TEXT NOT NULL,
-  nvrtc_version  TEXT NOT NULL,
-  template_hash  TEXT NOT NULL,
-  problem_bucket TEXT NOT NULL,
-  tile_config    TEXT NOT NULL,
-  time_ms        REAL,                  -- NULL when the candidate was pruned
-  status         TEXT NOT NULL,         -- 'ok', or why it was pruned (compile_error, spills, ...)
-  reason         TEXT NOT NULL DEFAULT '',
-  created_at     TEXT NOT NULL
-);
-CREATE INDEX tuning_records_key
-  ON tuning_records (device_name, arch, sm_count, template_hash, problem_bucket);
-)sql";
-
-// Column order shared by every SELECT of a row; the blob and checksum follow when loading.
+// Column order shared by every SELECT of a row (see the table in schema.cpp); the blob and
+// checksum follow when loading.
 constexpr const char* kRowColumns =
     "digest, spec, template_hash, generator_version, nvrtc_version, options, arch, lowered_name, "
-    "registers, stack_frame, spill_stores, spill_loads, shared_static, constant, compile_ms, bytes, "
-    "created_at";
+    "registers, stack_frame, spill_stores, spill_loads, shared_static, constant, compile_ms, "
+    "bytes, created_at";
 constexpr int kBlobColumn = 17;
 constexpr int kChecksumColumn = 18;
-
-// A file that moving aside would fix: not a sagejit database, or written by a newer sagejit.
-class UnusableDatabase : public CacheError {
- public:
-  using CacheError::CacheError;
-};
 
 std::string now_utc() {
   using namespace std::chrono;
@@ -100,7 +48,9 @@ std::string now_utc() {
   return fmt::format("{}.{:03}Z", buf, ms);
 }
 
-std::string checksum(const std::vector<char>& blob) { return hex64(fnv1a64(blob.data(), blob.size())); }
+std::string checksum(const std::vector<char>& blob) {
+  return hex64(fnv1a64(blob.data(), blob.size()));
+}
 
 bool same_key(const CubinKey& a, const CubinKey& b) {
   return a.spec == b.spec && a.template_hash == b.template_hash &&
@@ -131,93 +81,10 @@ void sort_rows(std::vector<CubinRow>& rows) {
   });
 }
 
-fs::path with_suffix(fs::path p, const std::string& suffix) { return p += suffix; }
-
 std::int64_t size_or_zero(const fs::path& p) {
   std::error_code ec;
   const auto n = fs::file_size(p, ec);
   return ec ? 0 : static_cast<std::int64_t>(n);
-}
-
-// Renames a damaged database to `<name>.corrupt-<unix time>` and returns the new name. Its -wal and
-// -shm go with it under the matching names: they belong to the old file (a stale log must not be
-// replayed into the new database) and SQLite finds them by name if someone opens the old copy.
-fs::path move_aside(const fs::path& path) {
-  const std::string stamp = std::to_string(std::time(nullptr));
-  fs::path moved = with_suffix(path, ".corrupt-" + stamp);
-  for (int i = 1; fs::exists(moved); ++i) moved = with_suffix(path, fmt::format(".corrupt-{}-{}", stamp, i));
-  fs::rename(path, moved);
-  for (const char* side : {"-wal", "-shm"}) {
-    if (fs::exists(with_suffix(path, side))) fs::rename(with_suffix(path, side), with_suffix(moved, side));
-  }
-  return moved;
-}
-
-// The first column of the first row, as text. The statement is finished before returning: a
-// statement left mid-step would keep the transaction from committing.
-std::string scalar(sqlite::Db& db, std::string_view sql) {
-  auto q = db.prepare(sql);
-  return q.step() ? q.text(0) : std::string();
-}
-
-int user_version(sqlite::Db& db) { return std::stoi(scalar(db, "PRAGMA user_version")); }
-
-// Switching a new file to WAL takes an exclusive lock that SQLite does not wait for through the
-// busy handler: when two processes create the cache at once, one gets SQLITE_BUSY. So wait here,
-// as long as the busy timeout; once the file is in WAL mode the pragma changes nothing.
-std::string enable_wal(sqlite::Db& db) {
-  using namespace std::chrono;
-  const auto deadline = steady_clock::now() + milliseconds(kBusyTimeoutMs);
-  for (;;) {
-    try {
-      return scalar(db, "PRAGMA journal_mode=WAL");
-    } catch (const sqlite::SqliteError& e) {
-      if (!e.busy() || steady_clock::now() > deadline) throw;
-      std::this_thread::sleep_for(milliseconds(5));
-    }
-  }
-}
-
-// Brings a freshly opened file to our schema inside one write transaction, so two processes
-// creating the same cache at once cannot both build it.
-void prepare_schema(sqlite::Db& db) {
-  if (const auto mode = enable_wal(db); mode != "wal") {
-    spdlog::debug("sagejit cache: WAL unavailable here, journal mode is {}", mode);
-  }
-  // With WAL, NORMAL syncs only at checkpoints: a power loss may drop the newest cubins (they are
-  // recompiled), but never corrupts the file, and a put does not wait for an fsync.
-  db.exec("PRAGMA synchronous=NORMAL");
-  sqlite::Transaction tx(db);
-  const int version = user_version(db);
-  if (version > kCacheSchemaVersion) {
-    throw UnusableDatabase(fmt::format("schema version {} is newer than this build's {}", version,
-                                       kCacheSchemaVersion));
-  }
-  if (version == 0) {
-    // We set user_version in the same transaction that creates our tables, so tables without it
-    // mean the file belongs to someone else.
-    if (scalar(db, "SELECT count(*) FROM sqlite_schema") != "0") throw UnusableDatabase("not a sagejit cache");
-    db.exec(kSchema);
-  } else if (version < kCacheSchemaVersion) {
-    // No older schema exists yet. When one does: every row is derived data, so rebuild.
-    db.exec("DROP TABLE IF EXISTS cubins; DROP TABLE IF EXISTS tuning_records;");
-    db.exec(kSchema);
-  }
-  db.exec(fmt::format("PRAGMA user_version={}", kCacheSchemaVersion));
-  tx.commit();
-}
-
-// Opens `path` and readies its schema. Throws UnusableDatabase where moving the file aside would
-// help, and SqliteError or filesystem_error where it would not (unwritable directory, ...).
-sqlite::Db connect(const fs::path& path) {
-  try {
-    sqlite::Db db(path, kBusyTimeoutMs);
-    prepare_schema(db);
-    return db;
-  } catch (const sqlite::SqliteError& e) {
-    if (e.corrupt()) throw UnusableDatabase(e.what());
-    throw;
-  }
 }
 
 class MemoryStore final : public CubinStore {
@@ -269,13 +136,13 @@ class SqliteStore final : public CubinStore {
     std::lock_guard lock(mu_);
     if (auto hit = memory_.get(key)) return hit;
     std::optional<CubinRecord> found;
-    if (read_disk_) on_disk("load", [&] { found = load(key); });
+    if (read_disk_) on_disk("read from", [&] { found = load(key); });
     return found;
   }
 
   void put(const CubinRecord& record) override {
     std::lock_guard lock(mu_);
-    if (write_disk_ && on_disk("store", [&] { store(record); })) return;
+    if (write_disk_ && on_disk("write to", [&] { store(record); })) return;
     memory_.put(record);
   }
 
@@ -296,9 +163,11 @@ class SqliteStore final : public CubinStore {
   StoreInfo info() override {
     std::lock_guard lock(mu_);
     StoreInfo i{path_, !write_disk_, 0, 0, kCacheSchemaVersion};
-    i.file_bytes = size_or_zero(path_) + size_or_zero(with_suffix(path_, "-wal"));
+    i.file_bytes = size_or_zero(path_) + size_or_zero(fs::path(path_) += "-wal");
     i.cubin_rows = static_cast<std::int64_t>(list_locked().size());
-    if (read_disk_) on_disk("read the schema version of", [&] { i.schema_version = user_version(db_); });
+    if (read_disk_) {
+      on_disk("read the schema version of", [&] { i.schema_version = cache_schema_version(db_); });
+    }
     return i;
   }
 
@@ -312,32 +181,25 @@ class SqliteStore final : public CubinStore {
       return true;
     } catch (const sqlite::SqliteError& e) {
       if (!e.busy()) {
-        stop_writing(what, e.what(), e.corrupt());
+        stop_writing(what, e.what());
       } else {
-        spdlog::warn("sagejit cache: {} still busy after {} s, could not {} (kept in memory): {}",
-                     path_.string(), kBusyTimeoutMs / 1000, what, e.what());
+        spdlog::warn("sagejit cache: could not {} {}: busy for over {} s ({})", what,
+                     path_.string(), kCacheBusyTimeoutMs / 1000, e.what());
       }
     } catch (const std::exception& e) {
-      stop_writing(what, e.what(), false);
+      stop_writing(what, e.what());
     }
     return false;
   }
 
-  // Damage found after opening (SQLite checks pages only as it reads them) is moved aside now, so
-  // the next process starts a new cache; this connection keeps the renamed file open and still
-  // reads its healthy rows.
-  void stop_writing(const char* what, const char* why, bool corrupt) {
+  // Damage found after opening (SQLite checks pages only as it reads them) is not moved aside
+  // here: renaming a database under open connections is itself a way to corrupt it in SQLite (a
+  // closing connection unlinks `<path>-wal` by name, which may by then be a new database's log).
+  void stop_writing(const char* what, const char* why) {
     if (!write_disk_) return;
     write_disk_ = false;
-    std::string moved;
-    if (corrupt) {
-      try {
-        moved = fmt::format("; moved it to {}", move_aside(path_).string());
-      } catch (const std::exception&) {
-      }
-    }
-    spdlog::warn("sagejit cache: could not {} {} ({}){}; new kernels are kept in memory for the "
-                 "rest of this process", what, path_.string(), why, moved);
+    spdlog::warn("sagejit cache: could not {} {} ({}); new kernels are kept in memory for the rest "
+                 "of this process", what, path_.string(), why);
   }
 
   std::optional<CubinRecord> load(const CubinKey& key) {
@@ -345,7 +207,8 @@ class SqliteStore final : public CubinStore {
     CubinRecord record;
     std::string stored_sum;
     {
-      auto q = db_.prepare(fmt::format("SELECT {}, blob, checksum FROM cubins WHERE digest = ?", kRowColumns));
+      auto q = db_.prepare(
+          fmt::format("SELECT {}, blob, checksum FROM cubins WHERE digest = ?", kRowColumns));
       q.bind(1, digest);
       if (!q.step()) return std::nullopt;
       CubinRow row = read_row(q);
@@ -375,8 +238,9 @@ class SqliteStore final : public CubinStore {
     q.bind(1, k.digest()).bind(2, k.spec).bind(3, k.template_hash).bind(4, k.generator_version);
     q.bind(5, k.nvrtc_version).bind(6, k.options).bind(7, k.arch).bind(8, r.lowered_name);
     q.bind_blob(9, r.cubin).bind(10, checksum(r.cubin));
-    q.bind(11, u.registers).bind(12, u.stack_frame).bind(13, u.spill_stores).bind(14, u.spill_loads);
-    q.bind(15, u.shared_static).bind(16, u.constant).bind(17, r.compile_ms);
+    q.bind(11, u.registers).bind(12, u.stack_frame).bind(13, u.spill_stores);
+    q.bind(14, u.spill_loads).bind(15, u.shared_static).bind(16, u.constant);
+    q.bind(17, r.compile_ms);
     q.bind(18, static_cast<std::int64_t>(r.cubin.size())).bind(19, now_utc());
     q.run();
     tx.commit();
@@ -414,26 +278,15 @@ class SqliteStore final : public CubinStore {
   bool read_disk_ = true;
 };
 
-// Opens, and once moves a damaged file aside and starts over. Throws when that does not help.
-std::unique_ptr<CubinStore> open_on_disk(const fs::path& path) {
-  if (path.has_parent_path()) fs::create_directories(path.parent_path());
-  try {
-    return std::make_unique<SqliteStore>(path, connect(path));
-  } catch (const UnusableDatabase& e) {
-    const fs::path moved = move_aside(path);
-    auto store = std::make_unique<SqliteStore>(path, connect(path));
-    spdlog::warn("sagejit cache: {} was unusable ({}); moved it to {} and started a new cache",
-                 path.string(), e.what(), moved.string());
-    return store;
-  }
-}
-
 }  // namespace
 
 std::string CubinKey::digest() const {
-  constexpr std::string_view kSep = "\x1f";  // unit separator: cannot occur in any field
+  // Fields are separated by the unit separator, which no spec, version, option or arch contains,
+  // so moving text from one field to the next changes the digest.
+  constexpr std::string_view kSep = "\x1f";
   std::uint64_t h = kFnvOffset;
-  for (const std::string* field : {&spec, &template_hash, &generator_version, &nvrtc_version, &options, &arch}) {
+  for (const std::string* field :
+       {&spec, &template_hash, &generator_version, &nvrtc_version, &options, &arch}) {
     h = fnv1a64(kSep, fnv1a64(*field, h));
   }
   return hex64(h);
@@ -441,7 +294,7 @@ std::string CubinKey::digest() const {
 
 std::unique_ptr<CubinStore> CubinStore::open(const fs::path& path) {
   try {
-    return open_on_disk(path);
+    return std::make_unique<SqliteStore>(path, open_cache_database(path));
   } catch (const std::exception& e) {
     spdlog::warn("sagejit cache: cannot use {} ({}); kernels are cached in memory for this process",
                  path.string(), e.what());

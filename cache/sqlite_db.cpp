@@ -7,8 +7,16 @@
 
 namespace sagejit::sqlite {
 
+namespace {
+std::string describe(int code, const std::string& message) {
+  const std::string name = sqlite3_errstr(code);
+  return message == name ? "sqlite: " + message : fmt::format("sqlite: {} ({})", message, name);
+}
+}  // namespace
+
+// An extended code (SQLITE_IOERR_WRITE, ...) keeps its primary code in the low byte.
 SqliteError::SqliteError(int code, const std::string& message)
-    : CacheError(fmt::format("sqlite: {} ({})", message, sqlite3_errstr(code))), code_(code & 0xff) {}
+    : CacheError(describe(code, message)), code_(code & 0xff) {}
 
 Db::Db(const std::filesystem::path& path, int busy_timeout_ms) {
   sqlite3* raw = nullptr;
@@ -83,14 +91,14 @@ bool Stmt::step() {
 }
 
 std::string Stmt::text(int column) const {
-  const auto* p = sqlite3_column_text(stmt_.get(), column);
-  return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_.get(), column))
-           : std::string();
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_.get(), column));
+  return p ? std::string(p, sqlite3_column_bytes(stmt_.get(), column)) : std::string();
 }
 
 std::vector<char> Stmt::blob(int column) const {
   const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_.get(), column));
-  return p ? std::vector<char>(p, p + sqlite3_column_bytes(stmt_.get(), column)) : std::vector<char>();
+  if (!p) return {};
+  return std::vector<char>(p, p + sqlite3_column_bytes(stmt_.get(), column));
 }
 
 std::int64_t Stmt::int64(int column) const { return sqlite3_column_int64(stmt_.get(), column); }

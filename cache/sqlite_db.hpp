@@ -65,6 +65,12 @@ class Db {
   Db(const std::filesystem::path& path, int busy_timeout_ms);
   void exec(std::string_view sql);  // statements without results, `;`-separated
   Stmt prepare(std::string_view sql) { return Stmt(db_.get(), sql); }
+  // The first column of the first row, as text ("" when there is none). The statement is done
+  // when this returns: one left mid-step would keep a transaction from committing.
+  std::string scalar(std::string_view sql) {
+    Stmt q = prepare(sql);
+    return q.step() ? q.text(0) : std::string();
+  }
   std::int64_t changes() const { return sqlite3_changes64(db_.get()); }
 
  private:

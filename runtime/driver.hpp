@@ -19,10 +19,11 @@ namespace sagejit {
   X(cuCtxSetCurrent) X(cuCtxGetDevice) X(cuCtxSynchronize) X(cuModuleLoadData)              \
   X(cuModuleUnload) X(cuModuleGetFunction) X(cuFuncSetAttribute) X(cuFuncGetAttribute)      \
   X(cuLaunchKernel) X(cuMemAlloc) X(cuMemFree) X(cuMemcpyHtoD) X(cuMemcpyDtoH)              \
-  X(cuMemcpyDtoD) X(cuMemsetD8) X(cuMemsetD8Async) X(cuStreamCreate) X(cuStreamDestroy)     \
+  X(cuMemcpyDtoD) X(cuMemcpyDtoDAsync) X(cuMemsetD8) X(cuMemsetD8Async) X(cuStreamCreate) X(cuStreamDestroy)     \
   X(cuStreamSynchronize) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord)                \
   X(cuEventSynchronize) X(cuEventElapsedTime) X(cuPointerGetAttribute)                      \
-  X(cuStreamGetCaptureInfo)
+  X(cuStreamGetCaptureInfo) X(cuStreamBeginCapture) X(cuStreamEndCapture) X(cuGraphDestroy)       \
+  X(cuGraphInstantiate) X(cuGraphLaunch) X(cuGraphExecDestroy)
 
 struct DriverApi {
 #define SAGEJIT_DECLARE_FN(name) decltype(&::name) name = nullptr;

@@ -24,6 +24,32 @@
 // Scale groups (quant_layout.cuh) with this kernel's warp layout: block_q = cta_q, warp_q as above,
 // block_k = warp_k = cta_k (every warp sees every key of a tile).
 //
+// Cfg (emitted by the generator; every member static constexpr):
+//   int  head_dim     64, 96, 128, 256
+//   int  cta_q        query rows per CTA (== the quant kernel's block_q, <= 128)
+//   int  cta_k        keys per K/V tile (== block_k == warp_k, <= 128; FP8 P·V: multiple of 32)
+//   int  warps_q      warps per CTA, side by side along Q; warp_q = cta_q / warps_q, multiple of 16
+//   int  stages       cp.async ring depth for K/V, >= 2
+//   int  qk_bits      8, or 4 (sm_80/86/89 only: s4 m16n8k64; head_dim % 64 == 0)
+//   layout::Granularity granularity   per_thread | per_warp | per_block (quant_layout.cuh)
+//   bool pv_fp8       true: e4m3 P·V (sm_89+); false: fp16/bf16 P·V on the unquantized V
+//   int  mask         0 none, 1 causal top-left, 2 causal bottom-right (i sees j <= i + Skv − Sq)
+//   bool out_bf16     output dtype (and V's dtype when pv_fp8 is false)
+//   bool write_lse    write p.lse (when non-null)
+//   bool smooth_q     add back ΔS = q̄ · γ(K)ᵀ (Q was quantized as Q − q̄ per block)
+//   int  min_ctas_per_sm   optional, default 1 (__launch_bounds__' second argument)
+//
+// Tile defaults, zero spills and no stack frame with nvcc/NVRTC 13.0 on every listed arch (the
+// autotuner may search around them):
+//   D = 64:  cta_q 128, cta_k 64, warps_q 4 (warp_q 32), stages 2
+//   D = 96:  cta_q 128, cta_k 64, warps_q 8 (warp_q 16), stages 2
+//   D = 128: cta_q 128, cta_k 64, warps_q 8 (warp_q 16), stages 2
+//   D = 256: cta_q 64,  cta_k 64, warps_q 4 (warp_q 16), stages 2 — FP16 P·V on sm_86 needs
+//            cta_k 32 (119,808 B of shared memory otherwise, over the 99 KiB opt-in limit)
+// On sm_90/sm_100 `mma.sync ... e4m3` is not a tensor-core instruction: ptxas emulates it with
+// F2FP.F16.E4M3.UNPACK + HMMA.16816 (checked in the SASS), so there pv_fp8 = false is faster and
+// more accurate; Hopper's real FP8 path is wgmma.
+//
 // Failure modes: invalid Cfg combinations are static_asserts; nothing is checked at run time (the
 // host validates shapes and alignment before launching). A row that sees no key (bottom-right causal
 // with seq_q > seq_kv) yields output 0 and LSE −inf.
@@ -42,7 +68,7 @@ constexpr float kLog2Fp8Max = 8.807354922057604f;
 constexpr float kLn2 = 0.6931471805599453f;
 
 template <int V>
-struct IntC {
+struct AttnIntC {
   static constexpr int value = V;
 };
 
@@ -100,7 +126,7 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
   static_assert(kRowBytes % 32 == 0, "int4 Q/K needs head_dim % 64 == 0 (k64 MMA steps)");
   static_assert(kCtaQ % Cfg::warps_q == 0 && kWarpQ % 16 == 0, "warp_q must be a multiple of 16");
   static_assert(kCtaQ <= 128 && kCtaK <= 128, "the quantization kernels handle blocks <= 128");
-  static_assert(!kFp8 || kCtaK % 64 == 0, "FP8 P·V: cta_k must be a multiple of 64");
+  static_assert(!kFp8 || kCtaK % 32 == 0, "FP8 P·V: cta_k must be a multiple of 32");
   static_assert(kFp8 || (kCtaK % 16 == 0 && kOT % 2 == 0), "FP16 P·V: cta_k % 16 == 0");
   static_assert(kCtaK % 16 == 0, "cta_k must be a multiple of 16");
   static_assert(Cfg::stages >= 2, "stages >= 2");
@@ -179,7 +205,12 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
   auto copy_rows = [&](auto chunks_tag, auto rows_tag, u32 dst, int dst_stride, const u8* src,
                        i64 src_stride, int valid_rows) {
     constexpr int kChunks = decltype(chunks_tag)::value, kRows = decltype(rows_tag)::value;
-    constexpr bool kExact = kThreads % kChunks == 0 && kRows % (kThreads / kChunks) == 0;
+    constexpr bool kExact =
+        kChunks <= kThreads && kThreads % kChunks == 0 && kRows % (kThreads / kChunks) == 0;
+    // Hide the (run-time) source stride from loop-invariant code motion: otherwise the compiler
+    // precomputes one 64-bit address per pass outside the K/V loop and holds them all in
+    // registers (16 of them for D = 256); recomputing costs one IMAD per pass per tile.
+    asm volatile("" : "+l"(src_stride));
     if constexpr (kExact) {
       constexpr int kStep = kThreads / kChunks;
       const int r0 = tid / kChunks, c = tid % kChunks;
@@ -204,20 +235,20 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
     }
   };
   auto load_q = [&]() {
-    copy_rows(IntC<kRowBytes / 16>{}, IntC<kCtaQ>{}, sQ, L.q_stride, gQ, kRowBytes, kCtaQ);
+    copy_rows(AttnIntC<kRowBytes / 16>{}, AttnIntC<kCtaQ>{}, sQ, L.q_stride, gQ, kRowBytes, kCtaQ);
   };
   auto load_k = [&](int tile, int stage) {
-    copy_rows(IntC<kRowBytes / 16>{}, IntC<kCtaK>{}, sK + stage * L.k_stage_bytes,
+    copy_rows(AttnIntC<kRowBytes / 16>{}, AttnIntC<kCtaK>{}, sK + stage * L.k_stage_bytes,
               L.k_stride, gK + static_cast<i64>(tile) * kCtaK * kRowBytes, kRowBytes, kCtaK);
   };
   auto load_v = [&](int tile, int stage) {
     const u32 dst = sV + stage * L.v_stage_bytes;
     if constexpr (kFp8) {  // Vᵀ rows: one per channel, cta_k token-permuted bytes of this tile
-      copy_rows(IntC<kCtaK / 16>{}, IntC<kD>{}, dst, L.v_stride,
+      copy_rows(AttnIntC<kCtaK / 16>{}, AttnIntC<kD>{}, dst, L.v_stride,
                 gV + static_cast<i64>(tile) * kCtaK, p.seq_kv_pad, kD);
     } else {  // V rows: one per key, 2·D bytes; keys past seq_kv are zero-filled (P = 0 there,
               // and 0 · NaN from whatever memory lies beyond would poison the row)
-      copy_rows(IntC<kD * 2 / 16>{}, IntC<kCtaK>{}, dst, L.v_stride,
+      copy_rows(AttnIntC<kD * 2 / 16>{}, AttnIntC<kCtaK>{}, dst, L.v_stride,
                 gV + static_cast<i64>(tile) * kCtaK * p.v_stride_s * 2, p.v_stride_s * 2,
                 seq_kv - tile * kCtaK);
     }
@@ -246,15 +277,20 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
   __syncthreads();
 
   // Q fragments (A operand, row-major 16x32 bytes per step): matrix i of the x4 = rows 8(i%2)..,
-  // bytes 16(i/2)..; lane l addresses row l%8 of matrix l/8.
-  u32 q_frag[kMT][kQKSteps][4];
+  // bytes 16(i/2)..; lane l addresses row l%8 of matrix l/8. Kept in registers when they are few
+  // (<= 16 per thread); otherwise (D = 256, or warp_q = 32 with D = 128) re-read from shared memory
+  // at every k step, which costs one ldmatrix per (m tile, k step) but frees the registers the
+  // larger O accumulator needs.
+  constexpr bool kQInRegs = kMT * kQKSteps * 4 <= 16;
+  const u32 q_lane_addr =
+      sQ + (row0 + (lane % 8) + 8 * ((lane / 8) % 2)) * L.q_stride + 16 * (lane / 16);
+  u32 q_frag[kQInRegs ? kMT : 1][kQInRegs ? kQKSteps : 1][4];
+  if constexpr (kQInRegs) {
 #pragma unroll
-  for (int mi = 0; mi < kMT; ++mi) {
+    for (int mi = 0; mi < kMT; ++mi)
 #pragma unroll
-    for (int ks = 0; ks < kQKSteps; ++ks) {
-      const int r = row0 + mi * 16 + (lane % 8) + 8 * ((lane / 8) % 2);
-      ldmatrix_x4(q_frag[mi][ks], sQ + r * L.q_stride + ks * 32 + 16 * (lane / 16));
-    }
+      for (int ks = 0; ks < kQKSteps; ++ks)
+        ldmatrix_x4(q_frag[mi][ks], q_lane_addr + mi * 16 * L.q_stride + ks * 32);
   }
 
   float o[kMT][kOT][4];
@@ -328,6 +364,16 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
         for (int e = 0; e < 4; ++e) acc[mi][nj][e] = 0;
 #pragma unroll
     for (int ks = 0; ks < kQKSteps; ++ks) {
+      u32 q_step[kMT][4];
+#pragma unroll
+      for (int mi = 0; mi < kMT; ++mi) {
+        if constexpr (kQInRegs) {
+#pragma unroll
+          for (int x = 0; x < 4; ++x) q_step[mi][x] = q_frag[mi][ks][x];
+        } else {
+          ldmatrix_x4(q_step[mi], q_lane_addr + mi * 16 * L.q_stride + ks * 32);
+        }
+      }
 #pragma unroll
       for (int np = 0; np < kST / 2; ++np) {
         u32 kb[4];
@@ -336,11 +382,11 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
 #pragma unroll
         for (int mi = 0; mi < kMT; ++mi) {
           if constexpr (Cfg::qk_bits == 8) {
-            mma_s8_16832(acc[mi][2 * np], q_frag[mi][ks], kb[0], kb[1]);
-            mma_s8_16832(acc[mi][2 * np + 1], q_frag[mi][ks], kb[2], kb[3]);
+            mma_s8_16832(acc[mi][2 * np], q_step[mi], kb[0], kb[1]);
+            mma_s8_16832(acc[mi][2 * np + 1], q_step[mi], kb[2], kb[3]);
           } else {
-            mma_s4_16864(acc[mi][2 * np], q_frag[mi][ks], kb[0], kb[1]);
-            mma_s4_16864(acc[mi][2 * np + 1], q_frag[mi][ks], kb[2], kb[3]);
+            mma_s4_16864(acc[mi][2 * np], q_step[mi], kb[0], kb[1]);
+            mma_s4_16864(acc[mi][2 * np + 1], q_step[mi], kb[2], kb[3]);
           }
         }
       }
@@ -475,6 +521,13 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
             mma_e4m3_16832(pv[mi], pa[mi][2 * kp + 1], vb[2], vb[3]);
           }
         }
+        if constexpr (kCtaK % 64 != 0) {  // an odd last k step of 32 keys: matrices 0/1 only
+          u32 vb[2];
+          ldmatrix_x2(vb, sVj + (dj * 8 + lane % 8) * L.v_stride + (kCtaK - 32) +
+                              16 * ((lane / 8) % 2));
+#pragma unroll
+          for (int mi = 0; mi < kMT; ++mi) mma_e4m3_16832(pv[mi], pa[mi][kPSteps - 1], vb[0], vb[1]);
+        }
 #pragma unroll
         for (int mi = 0; mi < kMT; ++mi)
 #pragma unroll
@@ -512,6 +565,12 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
   cp_async_wait_all();  // only empty groups can be left, but the staging below reuses the ring
   __syncthreads();      // every warp is done reading K/V
 
+  // Batch/head offsets again, from fresh reads of blockIdx: keeping the prologue's 64-bit
+  // products alive across the main loop costs registers exactly where O needs them.
+  const int eb = cta_id_z(), eh = cta_id_y();
+  const i64 e_bh_q = static_cast<i64>(eb) * p.heads_q + eh;
+  const i64 e_bh_kv = static_cast<i64>(eb) * p.heads_kv + eh / (p.heads_q / p.heads_kv);
+
   float inv_sum[kMT][2];
 #pragma unroll
   for (int mi = 0; mi < kMT; ++mi)
@@ -531,7 +590,7 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
         for (int r = 0; r < 2; ++r) {
           const int row = q0 + row0 + mi * 16 + g + 8 * r;
           if (row < seq_q) {
-            const i64 idx = bh_q * p.seq_q + row;
+            const i64 idx = e_bh_q * p.seq_q + row;
             float lse = neg_inf();
             if (row_sum[mi][r] > 0.0f) {
               lse = (row_max[mi][r] + fast_log2(row_sum[mi][r]) - T::kPOffset) * kLn2;
@@ -546,7 +605,7 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
   // Normalize, apply v_scale, convert, stage this warp's rows in shared memory.
   constexpr int kOStride = attn_padded_row_bytes(kD * 2);
   const u32 sO = s_base + row0 * kOStride;
-  const float* vs = kFp8 ? p.v_scale + bh_kv * kD : nullptr;
+  const float* vs = kFp8 ? p.v_scale + e_bh_kv * kD : nullptr;
 #pragma unroll
   for (int dj = 0; dj < kOT; ++dj) {
     float c0 = 1.0f, c1 = 1.0f;
@@ -568,9 +627,9 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
 
   // 16-byte coalesced stores of the warp's rows; rows >= seq_q (the padding) are not written.
   constexpr int kChunks = kD * 2 / 16;
-  u8* gO = static_cast<u8*>(p.o) +
-           ((p.cu_seqlens_q != nullptr ? q_tok0 * p.o_stride_s : b * p.o_stride_b) +
-            h * p.o_stride_h) * 2;
+  const i64 o_row0 = p.cu_seqlens_q != nullptr ? p.cu_seqlens_q[eb] * p.o_stride_s
+                                                : eb * p.o_stride_b;
+  u8* gO = static_cast<u8*>(p.o) + (o_row0 + eh * p.o_stride_h) * 2;
 #pragma unroll
   for (int i = lane; i < kWarpQ * kChunks; i += 32) {
     const int r = i / kChunks, c = i % kChunks;

@@ -58,6 +58,11 @@ __device__ __forceinline__ void ldmatrix_x4(u32 (&r)[4], u32 addr) {
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(addr));
 }
+__device__ __forceinline__ void ldmatrix_x2(u32 (&r)[2], u32 addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(r[0]), "=r"(r[1])
+               : "r"(addr));
+}
 // Transposed: of matrix i, lane l receives elements (row 2(l%4), col l/4) and (row 2(l%4)+1,
 // col l/4) in r[i] (low half first).
 __device__ __forceinline__ void ldmatrix_x4_trans(u32 (&r)[4], u32 addr) {
@@ -157,13 +162,22 @@ __device__ __forceinline__ float fast_log2(float x) {
   asm("lg2.approx.ftz.f32 %0, %1;\n" : "=f"(r) : "f"(x));
   return r;
 }
-__device__ __forceinline__ float fast_rcp(float x) {
-  float r;
-  asm("rcp.approx.ftz.f32 %0, %1;\n" : "=f"(r) : "f"(x));
+__device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
+
+// ---- special registers ----
+
+// blockIdx through volatile reads: a value derived from them in an epilogue is recomputed there
+// instead of being held in a register (or spilled) across the main loop.
+__device__ __forceinline__ int cta_id_y() {
+  int r;
+  asm volatile("mov.u32 %0, %%ctaid.y;\n" : "=r"(r));
   return r;
 }
-
-__device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
+__device__ __forceinline__ int cta_id_z() {
+  int r;
+  asm volatile("mov.u32 %0, %%ctaid.z;\n" : "=r"(r));
+  return r;
+}
 
 // ---- warp ---------------------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ struct QuantQKParams {
   int seq_len;                 // valid tokens S
   int seq_len_pad;             // S_pad = round_up(S, block_tokens)
   int block_tokens;            // block_q or block_k: multiple of 16, <= kMaxBlockTokens
-  int warp_tokens;             // warp_q or warp_k: divides block_tokens (Q: multiple of 16)
+  int warp_tokens;             // warp_q / warp_k: divides block_tokens; Q: multiple of 16, K: of 8
   layout::Granularity granularity;
   float scale_multiplier;      // Q: sm_scale * log2(e), folded into the written scale; K: 1
 };

@@ -16,7 +16,7 @@
 //
 // Launch contract:
 //   grid  = (seq_len_pad / block_tokens, heads, batch)      block = kQuantThreads (256)
-//   dynamic shared memory: none (static: up to 8.3 KiB for Q smoothing at D = 256)
+//   dynamic shared memory: none (static: 9.5 KiB for Q smoothing at D = 256, else <= 1.5 KiB)
 //   reads  p.in, p.k_mean (K, Smooth); writes p.out, p.scale, p.q_mean (Q, Smooth).
 //   Requires block_tokens % 16 == 0, block_tokens <= kMaxBlockTokens, block_tokens % warp_tokens
 //   == 0, HeadDim % 32 == 0, 16-byte aligned rows (quant_params.cuh).
@@ -48,8 +48,11 @@ __device__ __forceinline__ int qk_group_of(layout::Granularity g, int r, int war
 
 }  // namespace detail
 
+// __launch_bounds__(256, 2): lets ptxas use up to 128 registers. With the default bound its
+// occupancy heuristic squeezed the D = 256 variants (64 registers of block data) into 80 registers
+// with a spill under NVRTC; two 64 KiB CTAs per SM keep enough loads in flight anyway.
 template <typename In, int HeadDim, int Bits, bool IsQuery, bool Smooth>
-__global__ void __launch_bounds__(kQuantThreads) quantize_qk(QuantQKParams p) {
+__global__ void __launch_bounds__(kQuantThreads, 2) quantize_qk(QuantQKParams p) {
   static_assert(HeadDim % 32 == 0 && HeadDim <= 256, "HeadDim: a multiple of 32, at most 256");
   static_assert(Bits == 8 || Bits == 4, "Bits: 8 (int8) or 4 (int4)");
   constexpr int kChunks = HeadDim / 32;  // 16-byte chunks per lane per row
@@ -118,6 +121,9 @@ __global__ void __launch_bounds__(kQuantThreads) quantize_qk(QuantQKParams p) {
 #pragma unroll
         for (int i = 0; i < 8; ++i) s_warp_sum[warp][8 * (quad_lane + 4 * j) + i] = acc[i];
       }
+      // Keeps ptxas from interleaving the shuffle trees of all chunks (8 x 8 live sums on top of
+      // the 64 registers of block data at D = 256 made sm_120 spill).
+      __syncwarp();
     }
     __syncthreads();
     if (tid < HeadDim) {
@@ -136,32 +142,43 @@ __global__ void __launch_bounds__(kQuantThreads) quantize_qk(QuantQKParams p) {
   }
   __syncthreads();
 
-  // y = x - mean for the 8 channels of chunk j (mean read from shared memory: 2 x 16 B, the
-  // 4 lanes of a quad hit distinct banks and the 8 quads of a warp broadcast).
-  auto smoothed = [&](const u32x4& c, int j, float (&y)[8]) {
+  // y = x - mean for the 8 channels of chunk j. The loops below run over chunks outside and passes
+  // inside, so only one chunk's 8 means are live at a time (read from shared memory as 2 x 16 B: the
+  // 4 lanes of a quad hit distinct banks, the 8 quads of a warp broadcast).
+  auto chunk_mean = [&](int j, float (&mu)[8]) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) mu[i] = Smooth ? s_mean[8 * (quad_lane + 4 * j) + i] : 0.0f;
+  };
+  auto smoothed = [&](const u32x4& c, const float (&mu)[8], float (&y)[8]) {
     unpack8<In>(c, y);
     if constexpr (Smooth) {
-      const float* m = s_mean + 8 * (quad_lane + 4 * j);
 #pragma unroll
-      for (int i = 0; i < 8; ++i) y[i] = sub_rn(y[i], m[i]);
+      for (int i = 0; i < 8; ++i) y[i] = sub_rn(y[i], mu[i]);
     }
   };
 
   // 3. Row maxima -> group maxima.
+  float row_max[kPasses];
+#pragma unroll
+  for (int k = 0; k < kPasses; ++k) row_max[k] = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kChunks; ++j) {
+    float mu[8];
+    chunk_mean(j, mu);
+#pragma unroll
+    for (int k = 0; k < kPasses; ++k) {
+      if (slot + k * kQuantRowSlots < n_valid) {
+        float y[8];
+        smoothed(data[k][j], mu, y);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) row_max[k] = max_f(row_max[k], abs_f(y[i]));
+      }
+    }
+  }
 #pragma unroll
   for (int k = 0; k < kPasses; ++k) {
     const int r = slot + k * kQuantRowSlots;
-    float m = 0.0f;
-    if (r < n_valid) {
-#pragma unroll
-      for (int j = 0; j < kChunks; ++j) {
-        float y[8];
-        smoothed(data[k][j], j, y);
-#pragma unroll
-        for (int i = 0; i < 8; ++i) m = max_f(m, abs_f(y[i]));
-      }
-    }
-    m = warp_max<3>(m);
+    const float m = warp_max<3>(row_max[k]);
     if (quad_lane == 0 && r < n_valid) {
       atomicMax(&s_group_max[detail::qk_group_of<IsQuery>(p.granularity, r, p.warp_tokens)],
                 static_cast<int>(float_bits(m)));
@@ -182,30 +199,37 @@ __global__ void __launch_bounds__(kQuantThreads) quantize_qk(QuantQKParams p) {
   constexpr int kRowBytes = HeadDim * Bits / 8;
   unsigned char* out = static_cast<unsigned char*>(p.out) +
                        (bh * p.seq_len_pad + row0) * kRowBytes;
+  float inv[kPasses];
 #pragma unroll
   for (int k = 0; k < kPasses; ++k) {
     const int r = slot + k * kQuantRowSlots;
-    if (r >= p.block_tokens) continue;
-    const bool valid = r < n_valid;
-    const float inv =
-        valid ? s_group_inv[detail::qk_group_of<IsQuery>(p.granularity, r, p.warp_tokens)] : 0.0f;
+    inv[k] = r < n_valid
+                 ? s_group_inv[detail::qk_group_of<IsQuery>(p.granularity, r, p.warp_tokens)]
+                 : 0.0f;
+  }
 #pragma unroll
-    for (int j = 0; j < kChunks; ++j) {
-      const int chunk = quad_lane + 4 * j;
+  for (int j = 0; j < kChunks; ++j) {
+    const int chunk = quad_lane + 4 * j;
+    float mu[8];
+    chunk_mean(j, mu);
+#pragma unroll
+    for (int k = 0; k < kPasses; ++k) {
+      const int r = slot + k * kQuantRowSlots;
+      if (r >= p.block_tokens) continue;
       uint32_t w0 = 0, w1 = 0;
-      if (valid) {
+      if (r < n_valid) {
         float y[8];
-        smoothed(data[k][j], j, y);
+        smoothed(data[k][j], mu, y);
         if constexpr (Bits == 8) {
 #pragma unroll
           for (int i = 0; i < 4; ++i) {
-            w0 |= (static_cast<uint32_t>(to_int8(mul_rn(y[i], inv))) & 0xffu) << (8 * i);
-            w1 |= (static_cast<uint32_t>(to_int8(mul_rn(y[i + 4], inv))) & 0xffu) << (8 * i);
+            w0 |= (static_cast<uint32_t>(to_int8(mul_rn(y[i], inv[k]))) & 0xffu) << (8 * i);
+            w1 |= (static_cast<uint32_t>(to_int8(mul_rn(y[i + 4], inv[k]))) & 0xffu) << (8 * i);
           }
         } else {
           // Two values per byte, even channel in the low nibble (quant_layout.cuh).
 #pragma unroll
-          for (int i = 0; i < 8; ++i) w0 |= to_int4_nibble(mul_rn(y[i], inv)) << (4 * i);
+          for (int i = 0; i < 8; ++i) w0 |= to_int4_nibble(mul_rn(y[i], inv[k])) << (4 * i);
         }
       }
       if constexpr (Bits == 8) {

@@ -15,8 +15,9 @@
 //
 // Launch contract:
 //   grid  = (stats_chunks(seq_len), heads, batch)     block = kQuantThreads (256)
-//   dynamic shared memory: none (static 2 x 8 x HeadDim floats)
-//   reads p.k / p.v (either may be absent, chosen at compile time by WithK / WithV);
+//   dynamic shared memory: none (static 2 x 8 x HeadDim floats, 16 KiB at D = 256)
+//   reads p.k / p.v (either may be null: that statistic is skipped, its outputs and partials
+//   untouched);
 //   writes p.partial_sum / p.partial_max [B, H, chunks, D] (workspace), p.k_mean, p.v_scale;
 //   p.counters [B * H] must be zero before the first launch and is left zero.
 //
@@ -105,14 +106,17 @@ __device__ __forceinline__ float reduce_warps(const float (*s_part)[HeadDim], in
 
 }  // namespace detail
 
-template <typename In, int HeadDim, bool WithK, bool WithV>
+template <typename In, int HeadDim>
 __global__ void __launch_bounds__(kQuantThreads) quant_stats(QuantStatsParams p) {
   static_assert(HeadDim % 32 == 0 && HeadDim <= kQuantThreads, "HeadDim: multiple of 32, <= 256");
-  static_assert(WithK || WithV, "nothing to compute");
   static_assert(kStatsChunkTokens % kQuantRowSlots == 0, "a chunk is whole passes");
 
-  __shared__ float s_sum[WithK ? kQuantWarps : 1][HeadDim];
-  __shared__ float s_max[WithV ? kQuantWarps : 1][HeadDim];
+  // Which statistics are wanted is a run-time choice (a null input pointer skips it): uniform
+  // branches, and one compiled kernel per (dtype, head_dim) covers all three uses.
+  const bool with_k = p.k != nullptr;
+  const bool with_v = p.v != nullptr;
+  __shared__ float s_sum[kQuantWarps][HeadDim];
+  __shared__ float s_max[kQuantWarps][HeadDim];
   __shared__ int s_is_last;
 
   const int tid = threadIdx.x;
@@ -126,20 +130,20 @@ __global__ void __launch_bounds__(kQuantThreads) quant_stats(QuantStatsParams p)
       p.seq_len - tok0 < kStatsChunkTokens ? p.seq_len - tok0 : kStatsChunkTokens;
   const long long part = (bh * n_chunks + chunk) * HeadDim;
 
-  if constexpr (WithK) {
+  if (with_k) {
     const In* k = static_cast<const In*>(p.k) + batch * p.k_stride_b + head * p.k_stride_h +
                   static_cast<long long>(tok0) * p.k_stride_s;
     detail::stats_chunk_to_smem<In, HeadDim, true>(k, p.k_stride_s, n_valid, s_sum);
   }
-  if constexpr (WithV) {
+  if (with_v) {
     const In* v = static_cast<const In*>(p.v) + batch * p.v_stride_b + head * p.v_stride_h +
                   static_cast<long long>(tok0) * p.v_stride_s;
     detail::stats_chunk_to_smem<In, HeadDim, false>(v, p.v_stride_s, n_valid, s_max);
   }
   __syncthreads();
   if (tid < HeadDim) {
-    if constexpr (WithK) p.partial_sum[part + tid] = detail::reduce_warps<HeadDim, true>(s_sum, tid);
-    if constexpr (WithV) p.partial_max[part + tid] = detail::reduce_warps<HeadDim, false>(s_max, tid);
+    if (with_k) p.partial_sum[part + tid] = detail::reduce_warps<HeadDim, true>(s_sum, tid);
+    if (with_v) p.partial_max[part + tid] = detail::reduce_warps<HeadDim, false>(s_max, tid);
   }
 
   // Publish the partials before taking a ticket (threadFenceReduction pattern): every writer
@@ -165,20 +169,20 @@ __global__ void __launch_bounds__(kQuantThreads) quant_stats(QuantStatsParams p)
 #pragma unroll
       for (int i = 0; i < kBatch; ++i) {
         if (c0 + i < n_chunks) {
-          if constexpr (WithK) s[i] = load_cg(p.partial_sum + col + (c0 + i) * HeadDim);
-          if constexpr (WithV) m[i] = load_cg(p.partial_max + col + (c0 + i) * HeadDim);
+          s[i] = with_k ? load_cg(p.partial_sum + col + (c0 + i) * HeadDim) : 0.0f;
+          m[i] = with_v ? load_cg(p.partial_max + col + (c0 + i) * HeadDim) : 0.0f;
         }
       }
 #pragma unroll
       for (int i = 0; i < kBatch; ++i) {
         if (c0 + i < n_chunks) {
-          if constexpr (WithK) sum = add_rn(sum, s[i]);
-          if constexpr (WithV) amax = max_f(amax, m[i]);
+          sum = add_rn(sum, s[i]);
+          amax = max_f(amax, m[i]);
         }
       }
     }
-    if constexpr (WithK) p.k_mean[bh * HeadDim + tid] = div_rn(sum, static_cast<float>(p.seq_len));
-    if constexpr (WithV) {
+    if (with_k) p.k_mean[bh * HeadDim + tid] = div_rn(sum, static_cast<float>(p.seq_len));
+    if (with_v) {
       p.v_scale[bh * HeadDim + tid] =
           max_f(div_rn(amax, layout::kFp8Max), layout::kMinScale);
     }

@@ -1,5 +1,5 @@
-// test_cubin_store.cpp — the SQLite cubin store: round trip, invalidation, persistence, integrity,
-// recovery from damaged files and unwritable places, and two processes writing at once.
+// test_cubin_store.cpp — the SQLite cubin store: round trip, invalidation, persistence,
+// integrity, recovery from damaged files and unwritable places, and two processes writing at once.
 //
 // Each test works in its own directory under the system temp directory, removed at the end. The
 // raw sqlite3 API is used to inspect or damage the database behind the store's back.
@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -44,7 +45,9 @@ struct WarningCapture {
   std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
       std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(64);
   std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
-  WarningCapture() { spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink)); }
+  WarningCapture() {
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+  }
   ~WarningCapture() { spdlog::set_default_logger(previous); }
   std::vector<std::string> warnings() {
     std::vector<std::string> out;
@@ -61,7 +64,8 @@ CubinRecord make_record(int i, std::size_t bytes = 4096) {
            "-std=c++17 --use_fast_math", "sm_90a"};
   r.lowered_name = fmt::format("_Z6attnILi{}EEvv", i);
   r.cubin.resize(bytes);
-  for (std::size_t j = 0; j < bytes; ++j) r.cubin[j] = static_cast<char>((j * 31 + i) % 256);  // has NULs
+  // Every byte value, NULs included.
+  for (std::size_t j = 0; j < bytes; ++j) r.cubin[j] = static_cast<char>((j * 31 + i) % 256);
   r.usage = {128 + i % 4, 16, i % 2 ? 8 : 0, 0, 1024, 352};
   r.compile_ms = 1234.5 + i;
   return r;
@@ -90,17 +94,24 @@ struct RawDb {
     sqlite3_stmt* s = nullptr;
     REQUIRE(sqlite3_prepare_v2(db, sql, -1, &s, nullptr) == SQLITE_OK);
     std::string out;
-    if (sqlite3_step(s) == SQLITE_ROW) out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    if (sqlite3_step(s) == SQLITE_ROW) {
+      out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    }
     sqlite3_finalize(s);
     return out;
   }
-  void exec(const char* sql) { REQUIRE(sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK); }
+  void exec(const char* sql) {
+    REQUIRE(sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
 };
 
+// The databases moved aside in `dir` (not their -wal/-shm companions).
 std::vector<fs::path> moved_aside(const fs::path& dir) {
   std::vector<fs::path> out;
   for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().filename().string().find(".corrupt-") != std::string::npos) out.push_back(e.path());
+    const std::string name = e.path().filename().string();
+    const bool companion = name.ends_with("-wal") || name.ends_with("-shm");
+    if (name.find(".corrupt-") != std::string::npos && !companion) out.push_back(e.path());
   }
   return out;
 }
@@ -270,7 +281,8 @@ TEST_CASE("cubin store: a write that fails later keeps every record, in memory, 
     try {
       WarningCapture log;
       auto store = CubinStore::open(path);
-      const CubinRecord small = make_record(1, 512), big = make_record(2, 1 << 20), next = make_record(3);
+      const CubinRecord small = make_record(1, 512), big = make_record(2, 1 << 20);
+      const CubinRecord next = make_record(3);
       store->put(small);
       signal(SIGXFSZ, SIG_IGN);
       rlimit limit{256 << 10, 256 << 10};
@@ -354,12 +366,17 @@ TEST_CASE("cubin store: list shows rows without blobs, in order; clear removes a
   for (bool on_disk : {true, false}) {
     CAPTURE(on_disk);
     auto store = on_disk ? CubinStore::open(dir.path / "cache.db") : CubinStore::in_memory();
-    for (int i : {4, 2, 3}) store->put(make_record(i, 1000 + i));
+    std::map<std::string, std::int64_t> bytes_of;  // by spec
+    for (int i : {4, 2, 3}) {
+      const CubinRecord rec = make_record(i, 1000 + i);
+      store->put(rec);
+      bytes_of[rec.key.spec] = static_cast<std::int64_t>(rec.cubin.size());
+    }
     auto rows = store->list();
     REQUIRE(rows.size() == 3);
     for (std::size_t j = 0; j < rows.size(); ++j) {
       CHECK(rows[j].digest == rows[j].key.digest());
-      CHECK(rows[j].bytes == 1000 + std::stoi(rows[j].key.spec.substr(rows[j].key.spec.rfind('_') + 1)));
+      CHECK(rows[j].bytes == bytes_of[rows[j].key.spec]);
       CHECK(rows[j].created_at.size() == 24);  // 2025-01-31T12:34:56.789Z
       if (j > 0) {
         CHECK(std::tie(rows[j - 1].created_at, rows[j - 1].key.spec) <

@@ -1,0 +1,145 @@
+// quant_bench.cpp — speed of the quantization kernels (GB/s against the card's copy bandwidth),
+// cold compile time per kernel and warm load time from the SQLite cache.
+//
+// Usage: quant_bench [--json PATH]. Shapes as shared/DESIGN.md §3: B=4, H=32, D=128, fp16 HND,
+// S = 1k..32k. Inputs rotate over enough sets to exceed L2. "moved" counts every byte the kernels
+// touch (the statistics pass reads K and V a second time); "min" counts each input read once and
+// each output written once.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "bench/bench_util.hpp"
+#include "bench/device_fill.hpp"
+#include "generator/quant_spec.hpp"
+#include "runtime/device.hpp"
+#include "runtime/jit.hpp"
+#include "sagejit/quantize.hpp"
+
+using namespace sagejit;
+using sagejit::bench::Buffer;
+
+namespace {
+
+nlohmann::json compile_times(const Arch& arch) {
+  // A fresh database: the first request compiles (cold), a second Jit over it loads from disk (warm).
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("sagejit-bench-{}", std::random_device{}());
+  const auto db = dir / "cache.sqlite3";
+  std::vector<QuantSpec> specs = {
+      {arch, QuantOp::quantize_q, DType::f16, 128, QuantType::int8, false},
+      {arch, QuantOp::quantize_k, DType::f16, 128, QuantType::int8, true},
+      {arch, QuantOp::channel_stats, DType::f16, 128, QuantType::int8, false},
+      {arch, QuantOp::quantize_v, DType::f16, 128, QuantType::fp8_e4m3, false}};
+  nlohmann::json rows = nlohmann::json::array();
+  {
+    Jit cold(CubinStore::open(db));
+    for (const auto& s : specs) {
+      CubinResult r = cold.cubin(s.generate());
+      rows.push_back({{"kernel", s.canonical_name()}, {"cold_compile_ms", r.ms}, {"registers", r.record.usage.registers}});
+    }
+  }
+  Jit warm(CubinStore::open(db));
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    CubinSource source;
+    warm.kernel(specs[i].generate(), &source);
+    rows[i]["warm_load_ms"] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    rows[i]["warm_source"] = std::string(name(source));
+  }
+  std::filesystem::remove_all(dir);
+  return rows;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string json_path;
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) == "--json") json_path = argv[i + 1];
+  }
+  ensure_current_context();
+  const DeviceInfo dev = query_device(current_device_ordinal());
+  CUstream stream;
+  SAGEJIT_CU(cuStreamCreate, &stream, CU_STREAM_NON_BLOCKING);
+
+  nlohmann::json out;
+  out["device"] = dev.name;
+  out["arch"] = dev.arch().name();
+  out["compile"] = compile_times(dev.arch());
+
+  // The ceiling: a large device-to-device copy, bytes read + written.
+  {
+    Buffer a(1ull << 30), b(1ull << 30);
+    bench::fill_random_f16(a.ptr(), a.bytes() / 2, 1, stream);
+    const double ms = bench::median_ms(stream, 3, 20, [&](int) {
+      SAGEJIT_CU(cuMemcpyDtoDAsync, b.ptr(), a.ptr(), a.bytes(), stream);
+    });
+    out["copy_gbps"] = 2.0 * a.bytes() / ms / 1e6;
+  }
+  const double copy = out["copy_gbps"];
+
+  const int B = 4, H = 32, D = 128;
+  nlohmann::json rows = nlohmann::json::array();
+  for (int S : {1024, 2048, 4096, 8192, 16384, 32768}) {
+    const std::size_t bytes = std::size_t(B) * H * S * D * 2;
+    const int sets = std::max(2, int((200ull << 20) / (3 * bytes)) + 1);
+    std::vector<std::unique_ptr<Buffer>> inputs;
+    for (int i = 0; i < 3 * sets; ++i) {
+      inputs.push_back(std::make_unique<Buffer>(bytes));
+      bench::fill_random_f16(inputs.back()->ptr(), bytes / 2, 100 + i, stream);
+    }
+    auto ref = [&](int set, int which) {
+      return TensorRef::contiguous(inputs[3 * set + which]->get(), DType::f16, Layout::hnd, B, H, S, D);
+    };
+    nlohmann::json row = {{"seq", S}};
+    struct Variant {
+      const char* name;
+      bool smooth_k, quantize_v;
+    };
+    for (Variant variant : {Variant{"full", true, true}, Variant{"qk_only", false, false}}) {
+      QuantizeOptions o;
+      o.smooth_k = variant.smooth_k;
+      o.quantize_v = variant.quantize_v;
+      const std::size_t ws_bytes = quantize_workspace_bytes(ref(0, 0), ref(0, 1), ref(0, 2), o);
+      Buffer ws(ws_bytes);
+      const double ms = bench::median_ms(stream, 3, 30, [&](int i) {
+        const int set = i % sets;
+        quantize(ref(set, 0), ref(set, 1), ref(set, 2), o, ws.get(), ws.bytes(), stream);
+      });
+      const double elements = double(B) * H * S * D;
+      // Minimal: read Q, K (and V) once as fp16, write 1 byte per element each.
+      const double min_bytes = elements * (variant.quantize_v ? 3 * 3 : 2 * 3);
+      // Moved: plus the statistics pass re-reading K (smoothing) and V (FP8 scale).
+      const double moved = min_bytes + elements * 2 * ((variant.smooth_k ? 1 : 0) + (variant.quantize_v ? 1 : 0));
+      row[variant.name] = {{"ms", ms}, {"min_gbps", min_bytes / ms / 1e6}, {"moved_gbps", moved / ms / 1e6},
+                           {"moved_pct_of_copy", 100.0 * moved / ms / 1e6 / copy}};
+    }
+    rows.push_back(row);
+  }
+  out["quantize"] = rows;
+
+  fmt::print("quantization on {} ({}), copy bandwidth {:.0f} GB/s\n", dev.name, dev.arch().name(), copy);
+  fmt::print("{:<44} {:>14} {:>12} {:>8}\n", "kernel", "cold compile", "warm load", "regs");
+  for (const auto& r : out["compile"]) {
+    fmt::print("{:<44} {:>11.1f} ms {:>9.2f} ms {:>8}\n", r["kernel"].get<std::string>(), r["cold_compile_ms"].get<double>(),
+               r["warm_load_ms"].get<double>(), r["registers"].get<int>());
+  }
+  fmt::print("{:>6} | {:>9} {:>10} {:>10} {:>7} | {:>9} {:>10} {:>10} {:>7}\n", "S", "full ms", "min GB/s", "moved GB/s",
+             "% copy", "qk ms", "min GB/s", "moved GB/s", "% copy");
+  for (const auto& r : rows) {
+    const auto& f = r["full"];
+    const auto& q = r["qk_only"];
+    fmt::print("{:>6} | {:>9.3f} {:>10.0f} {:>10.0f} {:>6.0f}% | {:>9.3f} {:>10.0f} {:>10.0f} {:>6.0f}%\n", r["seq"].get<int>(),
+               f["ms"].get<double>(), f["min_gbps"].get<double>(), f["moved_gbps"].get<double>(),
+               f["moved_pct_of_copy"].get<double>(), q["ms"].get<double>(), q["min_gbps"].get<double>(),
+               q["moved_gbps"].get<double>(), q["moved_pct_of_copy"].get<double>());
+  }
+  if (!json_path.empty()) std::ofstream(json_path) << out.dump(2) << "\n";
+  return 0;
+}

@@ -1,0 +1,168 @@
+// schema.cpp — the cache tables, opening a database into them, and moving a damaged one aside.
+//
+// Everything that can go wrong while opening is thrown; the caller (CubinStore::open) decides to
+// fall back to memory.
+#include "cache/schema.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <ctime>
+#include <string>
+#include <thread>
+
+#include "cache/cubin_store.hpp"
+
+namespace sagejit {
+namespace fs = std::filesystem;
+
+namespace {
+
+// The columns are read back in cubin_store.cpp (kRowColumns): keep the two in step.
+constexpr const char* kSchema = R"sql(
+CREATE TABLE cubins (
+  digest            TEXT PRIMARY KEY,   -- CubinKey::digest()
+  spec              TEXT NOT NULL,
+  template_hash     TEXT NOT NULL,
+  generator_version TEXT NOT NULL,
+  nvrtc_version     TEXT NOT NULL,
+  options           TEXT NOT NULL,
+  arch              TEXT NOT NULL,
+  lowered_name      TEXT NOT NULL,
+  blob              BLOB NOT NULL,
+  checksum          TEXT NOT NULL,      -- hex FNV-1a of blob, verified on every load
+  registers         INTEGER NOT NULL,
+  stack_frame       INTEGER NOT NULL,
+  spill_stores      INTEGER NOT NULL,
+  spill_loads       INTEGER NOT NULL,
+  shared_static     INTEGER NOT NULL,
+  constant          INTEGER NOT NULL,
+  compile_ms        REAL NOT NULL,
+  bytes             INTEGER NOT NULL,
+  created_at        TEXT NOT NULL       -- UTC, ISO 8601
+);
+-- One timed (or pruned) candidate per row; filled by the autotuner.
+CREATE TABLE tuning_records (
+  id             INTEGER PRIMARY KEY,
+  device_name    TEXT NOT NULL,
+  arch           TEXT NOT NULL,
+  sm_count       INTEGER NOT NULL,
+  driver_version TEXT NOT NULL,
+  nvrtc_version  TEXT NOT NULL,
+  template_hash  TEXT NOT NULL,
+  problem_bucket TEXT NOT NULL,
+  tile_config    TEXT NOT NULL,
+  time_ms        REAL,                  -- NULL when the candidate was pruned
+  status         TEXT NOT NULL,         -- 'ok', or why it was pruned (compile_error, spills, ...)
+  reason         TEXT NOT NULL DEFAULT '',
+  created_at     TEXT NOT NULL
+);
+CREATE INDEX tuning_records_key
+  ON tuning_records (device_name, arch, sm_count, template_hash, problem_bucket);
+)sql";
+
+// A file that moving aside would fix: damaged, not a sagejit cache, or from a newer sagejit.
+class UnusableDatabase : public CacheError {
+ public:
+  using CacheError::CacheError;
+};
+
+fs::path with_suffix(fs::path p, const std::string& suffix) { return p += suffix; }
+
+// Renames a damaged database to `<name>.corrupt-<unix time>` and returns the new name. Its -wal and
+// -shm go with it under the matching names: they belong to the old file (a stale log must not be
+// replayed into the new database) and SQLite finds them by name if someone opens the old copy.
+fs::path move_aside(const fs::path& path) {
+  const std::string stamp = std::to_string(std::time(nullptr));
+  fs::path moved = with_suffix(path, ".corrupt-" + stamp);
+  for (int i = 1; fs::exists(moved); ++i) {
+    moved = with_suffix(path, fmt::format(".corrupt-{}-{}", stamp, i));
+  }
+  fs::rename(path, moved);
+  for (const char* side : {"-wal", "-shm"}) {
+    const fs::path from = with_suffix(path, side);
+    if (fs::exists(from)) fs::rename(from, with_suffix(moved, side));
+  }
+  return moved;
+}
+
+// Switching a new file to WAL takes an exclusive lock that SQLite does not wait for through the
+// busy handler: when two processes create the cache at once, one gets SQLITE_BUSY at once (seen
+// in the two-process test). So wait here, as long as the busy timeout; once the file is in WAL
+// mode the pragma changes nothing.
+std::string enable_wal(sqlite::Db& db) {
+  using namespace std::chrono;
+  const auto deadline = steady_clock::now() + milliseconds(kCacheBusyTimeoutMs);
+  for (;;) {
+    try {
+      return db.scalar("PRAGMA journal_mode=WAL");
+    } catch (const sqlite::SqliteError& e) {
+      if (!e.busy() || steady_clock::now() > deadline) throw;
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+  }
+}
+
+// Brings a freshly opened file to our schema inside one write transaction, so two processes
+// creating the same cache at once cannot both build it.
+void prepare_schema(sqlite::Db& db) {
+  if (const auto mode = enable_wal(db); mode != "wal") {
+    spdlog::debug("sagejit cache: WAL unavailable here, journal mode is {}", mode);
+  }
+  // With WAL, NORMAL syncs only at checkpoints: a power loss may drop the newest cubins (they are
+  // recompiled), but never corrupts the file, and a put does not wait for an fsync.
+  db.exec("PRAGMA synchronous=NORMAL");
+  sqlite::Transaction tx(db);
+  const int version = cache_schema_version(db);
+  if (version > kCacheSchemaVersion) {
+    throw UnusableDatabase(fmt::format("schema version {} is newer than this build's {}", version,
+                                       kCacheSchemaVersion));
+  }
+  if (version == 0) {
+    // We set user_version in the same transaction that creates our tables, so tables without it
+    // mean the file belongs to someone else.
+    if (db.scalar("SELECT count(*) FROM sqlite_schema") != "0") {
+      throw UnusableDatabase("not a sagejit cache");
+    }
+    db.exec(kSchema);
+  } else if (version < kCacheSchemaVersion) {
+    // No older schema exists yet. When one does: every row is derived data, so rebuild.
+    db.exec("DROP TABLE IF EXISTS cubins; DROP TABLE IF EXISTS tuning_records;");
+    db.exec(kSchema);
+  }
+  db.exec(fmt::format("PRAGMA user_version={}", kCacheSchemaVersion));
+  tx.commit();
+}
+
+// Opens `path` and readies its schema. Throws UnusableDatabase where moving the file aside would
+// help. The connection is closed before this returns or throws, so the file can be renamed.
+sqlite::Db connect(const fs::path& path) {
+  try {
+    sqlite::Db db(path, kCacheBusyTimeoutMs);
+    prepare_schema(db);
+    return db;
+  } catch (const sqlite::SqliteError& e) {
+    if (e.corrupt()) throw UnusableDatabase(e.what());
+    throw;
+  }
+}
+
+}  // namespace
+
+int cache_schema_version(sqlite::Db& db) { return std::stoi(db.scalar("PRAGMA user_version")); }
+
+sqlite::Db open_cache_database(const fs::path& path) {
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  try {
+    return connect(path);
+  } catch (const UnusableDatabase& e) {
+    const fs::path moved = move_aside(path);
+    sqlite::Db db = connect(path);
+    spdlog::warn("sagejit cache: {} was unusable ({}); moved it to {} and started a new cache",
+                 path.string(), e.what(), moved.string());
+    return db;
+  }
+}
+
+}  // namespace sagejit

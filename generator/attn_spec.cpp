@@ -1,0 +1,360 @@
+// attn_spec.cpp — names, validation, default tiles and generated units of the attention family.
+#include "generator/attn_spec.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "runtime/error.hpp"
+#include "runtime/hash.hpp"
+#include "templates/attn_params.cuh"
+
+namespace sagejit {
+namespace {
+
+constexpr std::pair<std::string_view, Mask> kMasks[] = {
+    {"none", Mask::none}, {"causal", Mask::causal_top_left}, {"causal_br", Mask::causal_bottom_right}};
+constexpr std::pair<std::string_view, PvType> kPvTypes[] = {{"fp8", PvType::fp8_e4m3}, {"f16", PvType::f16}};
+constexpr std::pair<std::string_view, layout::Granularity> kGranularities[] = {
+    {"per_thread", layout::Granularity::per_thread},
+    {"per_warp", layout::Granularity::per_warp},
+    {"per_block", layout::Granularity::per_block}};
+
+template <class E, std::size_t N>
+std::string_view name_in(const std::pair<std::string_view, E> (&table)[N], E e) {
+  for (const auto& [n, v] : table) {
+    if (v == e) return n;
+  }
+  return "unknown";
+}
+
+template <class E, std::size_t N>
+E parse_in(const std::pair<std::string_view, E> (&table)[N], std::string_view text, std::string_view argument) {
+  std::string lower(text);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::string allowed;
+  for (const auto& [n, e] : table) {
+    if (n == lower) return e;
+    allowed += allowed.empty() ? std::string(n) : ", " + std::string(n);
+  }
+  throw InvalidArgument(std::string(argument), fmt::format("must be one of {} (got '{}')", allowed, text));
+}
+
+// Tile bounds of the template: the quantization kernels handle blocks of at most 128 tokens, and
+// a ring deeper than 4 stages only adds shared memory (each stage already hides a full tile load).
+constexpr int kMaxCta = 128;
+constexpr int kMinStages = 2;
+constexpr int kMaxStages = 4;
+
+// The kernel's mask constants (templates/attn_mma.cuh, AttnMask) and what they mean.
+int mask_code(Mask m) { return m == Mask::none ? 0 : m == Mask::causal_top_left ? 1 : 2; }
+std::string_view mask_meaning(Mask m) {
+  return m == Mask::none              ? "no mask"
+         : m == Mask::causal_top_left ? "causal, top-left aligned"
+                                      : "causal, bottom-right aligned";
+}
+
+std::string_view granularity_enumerator(layout::Granularity g) {
+  return g == layout::Granularity::per_thread ? "sagejit::layout::Granularity::per_thread"
+         : g == layout::Granularity::per_warp ? "sagejit::layout::Granularity::per_warp"
+                                              : "sagejit::layout::Granularity::per_block";
+}
+
+bool is_power_of_two(int x) { return x > 0 && (x & (x - 1)) == 0; }
+
+}  // namespace
+
+std::string_view name(Mask m) { return name_in(kMasks, m); }
+Mask parse_mask(std::string_view text, std::string_view argument) { return parse_in(kMasks, text, argument); }
+std::string_view name(PvType t) { return name_in(kPvTypes, t); }
+PvType parse_pv_type(std::string_view text, std::string_view argument) { return parse_in(kPvTypes, text, argument); }
+std::string_view name(layout::Granularity g) { return name_in(kGranularities, g); }
+layout::Granularity parse_granularity(std::string_view text, std::string_view argument) {
+  return parse_in(kGranularities, text, argument);
+}
+
+int max_shared_bytes_per_block(const Arch& arch) {
+  switch (arch.number()) {
+    case 80:
+      return 163 * 1024;  // A100: 164 KiB per SM
+    case 90:
+      return 227 * 1024;  // H100: 228 KiB per SM
+    default:
+      return 99 * 1024;  // sm_86, sm_89, sm_120: 100 KiB per SM
+  }
+}
+
+int max_threads_per_sm(const Arch& arch) { return arch.number() == 80 || arch.number() == 90 ? 2048 : 1536; }
+
+std::string AttnTile::name() const {
+  std::string s = fmt::format("t{}x{}w{}s{}", cta_q, cta_k, warps_q, stages);
+  if (min_ctas_per_sm != 1) s += fmt::format("c{}", min_ctas_per_sm);
+  return s;
+}
+
+int AttnSpec::shared_bytes() const {
+  return kernels::attn_smem_bytes(head_dim, tile.cta_q, tile.cta_k, tile.stages, qk_bits(),
+                                  quant.pv == PvType::fp8_e4m3, quant.smooth_q);
+}
+
+std::string AttnSpec::canonical_name() const {
+  return fmt::format("attn.mma.d{}.{}.{}{}.{}.{}.{}{}.{}.{}", head_dim, sagejit::name(quant.qk),
+                     sagejit::name(quant.granularity), quant.smooth_q ? ".smooth_q" : "", sagejit::name(quant.pv),
+                     sagejit::name(mask), sagejit::name(out.dtype), out.lse ? ".lse" : "", arch.name(), tile.name());
+}
+
+std::uint64_t AttnSpec::hash() const { return fnv1a64(canonical_name()); }
+
+void AttnSpec::validate() const {
+  // parse_arch maps "sm_90" to sm_90a: compare, so that a spec never names an arch it is not built for.
+  if (parse_arch(arch.name(), "arch") != arch) {
+    throw InvalidArgument("arch",
+                          fmt::format("must be one of sm_80, sm_86, sm_89, sm_90a, sm_120 (got {})", arch.name()));
+  }
+  validate_head_dim(head_dim, "head_dim");
+
+  // ---- quantization ----
+  if (quant.qk != QuantType::int8 && quant.qk != QuantType::int4) {
+    throw InvalidArgument("quant.qk", fmt::format("must be int8 or int4 (got {})", sagejit::name(quant.qk)));
+  }
+  if (quant.qk == QuantType::int4) {
+    if (!arch.has_int4_mma()) {
+      throw InvalidArgument("quant.qk", fmt::format("int4 needs INT4 tensor cores: sm_80, sm_86 or sm_89 (got {}; "
+                                                    "sm_90a and sm_120 have none)",
+                                                    arch.name()));
+    }
+    if (head_dim % 64 != 0) {
+      throw InvalidArgument("quant.qk", fmt::format("int4 needs head_dim % 64 == 0 for its k64 MMA steps: 64, 128 "
+                                                    "or 256 (got {})",
+                                                    head_dim));
+    }
+  }
+  if (quant.pv == PvType::fp8_e4m3 && !arch.has_fp8_mma()) {
+    throw InvalidArgument("quant.pv",
+                          fmt::format("fp8 P·V needs e4m3 MMA: sm_89 or newer (got {}; use f16)", arch.name()));
+  }
+
+  // ---- tiling ----
+  const AttnTile& t = tile;
+  if (t.cta_q < 16 || t.cta_q > kMaxCta || t.cta_q % 16 != 0) {
+    throw InvalidArgument("tile.cta_q", fmt::format("must be a multiple of 16 in [16, {}] (got {})", kMaxCta, t.cta_q));
+  }
+  if (t.warps_q < 1 || t.cta_q % t.warps_q != 0 || (t.cta_q / t.warps_q) % 16 != 0) {
+    std::string allowed;
+    for (int w = 1; w <= t.cta_q / 16; ++w) {
+      if ((t.cta_q / 16) % w == 0) allowed += allowed.empty() ? std::to_string(w) : ", " + std::to_string(w);
+    }
+    const std::string got = t.warps_q >= 1 && t.cta_q % t.warps_q == 0
+                                ? fmt::format("{}, warp_q {}", t.warps_q, t.cta_q / t.warps_q)
+                                : std::to_string(t.warps_q);
+    throw InvalidArgument("tile.warps_q",
+                          fmt::format("must be one of {} for cta_q {}: warp_q = cta_q / warps_q must be "
+                                      "a multiple of 16 (got {})",
+                                      allowed, t.cta_q, got));
+  }
+  const int k_multiple = quant.pv == PvType::fp8_e4m3 ? 32 : 16;
+  if (t.cta_k < k_multiple || t.cta_k > kMaxCta || t.cta_k % k_multiple != 0) {
+    throw InvalidArgument("tile.cta_k", fmt::format("must be a multiple of {} in [{}, {}] with {} P·V (got {})",
+                                                    k_multiple, k_multiple, kMaxCta, sagejit::name(quant.pv), t.cta_k));
+  }
+  if (t.stages < kMinStages || t.stages > kMaxStages) {
+    throw InvalidArgument("tile.stages", fmt::format("must be {} to {} (got {})", kMinStages, kMaxStages, t.stages));
+  }
+  // ΔS is computed by floor(threads / cta_k) threads per key, reduced with xor-shuffles.
+  if (quant.smooth_q) {
+    const int per_key = t.threads() >= t.cta_k ? t.threads() / t.cta_k : 1;
+    if (!is_power_of_two(per_key) || per_key > 32) {
+      throw InvalidArgument("quant.smooth_q",
+                            fmt::format("needs threads / cta_k = {} / {} = {} threads per key to be a "
+                                        "power of 2 (change tile.warps_q or tile.cta_k)",
+                                        t.threads(), t.cta_k, per_key));
+    }
+  }
+  const int limit = max_shared_bytes_per_block(arch);
+  const int bytes = shared_bytes();
+  if (bytes > limit) {
+    throw InvalidArgument("tile",
+                          fmt::format("{} needs {} bytes of shared memory (head_dim {}, {}, {} P·V{}); {} allows "
+                                      "{} bytes per block: lower cta_k, cta_q or stages",
+                                      t.name(), bytes, head_dim, sagejit::name(quant.qk), sagejit::name(quant.pv),
+                                      quant.smooth_q ? ", smooth_q" : "", arch.name(), limit));
+  }
+  if (t.min_ctas_per_sm < 1) {
+    throw InvalidArgument("tile.min_ctas_per_sm", fmt::format("must be at least 1 (got {})", t.min_ctas_per_sm));
+  }
+  if (t.min_ctas_per_sm > 1) {
+    const int threads = t.min_ctas_per_sm * t.threads();
+    // The driver reserves 1 KiB per resident CTA; the SM holds limit + 1 KiB.
+    const int smem = t.min_ctas_per_sm * (bytes + 1024);
+    if (threads > max_threads_per_sm(arch) || smem > limit + 1024) {
+      throw InvalidArgument(
+          "tile.min_ctas_per_sm",
+          fmt::format("{} CTAs cannot be resident on one {} SM: {} threads (at most {}) and {} bytes "
+                      "of shared memory (at most {})",
+                      t.min_ctas_per_sm, arch.name(), threads, max_threads_per_sm(arch), smem, limit + 1024));
+    }
+  }
+}
+
+GeneratedUnit AttnSpec::generate() const {
+  validate();
+  GeneratedUnit unit;
+  unit.spec_name = canonical_name();
+  unit.arch = arch;
+  unit.source = fmt::format(
+      "// {} (generator {})\n"
+      "#include \"attn_mma.cuh\"\n"
+      "\n"
+      "struct Config {{\n"
+      "  static constexpr int head_dim = {};\n"
+      "  static constexpr int cta_q = {};\n"
+      "  static constexpr int cta_k = {};\n"
+      "  static constexpr int warps_q = {};\n"
+      "  static constexpr int stages = {};\n"
+      "  static constexpr int min_ctas_per_sm = {};\n"
+      "  static constexpr int qk_bits = {};\n"
+      "  static constexpr sagejit::layout::Granularity granularity = {};\n"
+      "  static constexpr bool pv_fp8 = {};\n"
+      "  static constexpr int mask = {};  // {}\n"
+      "  static constexpr bool out_bf16 = {};\n"
+      "  static constexpr bool write_lse = {};\n"
+      "  static constexpr bool smooth_q = {};\n"
+      "}};\n",
+      unit.spec_name, kGeneratorVersion, head_dim, tile.cta_q, tile.cta_k, tile.warps_q, tile.stages,
+      tile.min_ctas_per_sm, qk_bits(), granularity_enumerator(quant.granularity), quant.pv == PvType::fp8_e4m3,
+      mask_code(mask), mask_meaning(mask), out.dtype == DType::bf16, out.lse, quant.smooth_q);
+  unit.name_expression = "&sagejit::kernels::attention_mma<Config>";
+  return unit;
+}
+
+AttnTile default_tile(const Arch& arch, int head_dim, PvType pv, int qk_bits) {
+  validate_head_dim(head_dim, "head_dim");
+  AttnTile t;
+  switch (head_dim) {
+    case 64:
+      t = {128, 64, 4, 2};
+      break;
+    case 96:
+      t = {128, 64, 8, 2};
+      break;
+    case 128:
+      t = {128, 64, 8, 2};
+      break;
+    default:
+      t = {64, 64, 4, 2};
+      break;  // 256
+  }
+  const bool fp8 = pv == PvType::fp8_e4m3;
+  const int min_k = fp8 ? 32 : 16;
+  // Counted with Q smoothing on (its q̄ and ΔS buffers), so the tile fits every spec of this shape.
+  auto bytes = [&] { return kernels::attn_smem_bytes(head_dim, t.cta_q, t.cta_k, t.stages, qk_bits, fp8, true); };
+  while (bytes() > max_shared_bytes_per_block(arch) && t.cta_k > min_k) t.cta_k /= 2;
+  return t;
+}
+
+PvType default_pv_type(const Arch& arch) {
+  return arch.has_fp8_mma() && arch.number() != 90 ? PvType::fp8_e4m3 : PvType::f16;
+}
+
+std::vector<AttnSpec> representative_attn_specs(const Arch& arch) {
+  std::vector<AttnSpec> specs;
+  auto add = [&](AttnSpec s) {
+    s.arch = arch;
+    s.tile = default_tile(arch, s.head_dim, s.quant.pv, s.qk_bits());
+    specs.push_back(s);
+  };
+  // The P·V types the arch runs on tensor cores: both on sm_89/sm_120, f16 elsewhere (sm_90a's FP8
+  // mma.sync is emulated, so it is not worth CI time).
+  std::vector<PvType> pvs = {default_pv_type(arch)};
+  if (pvs.front() == PvType::fp8_e4m3) pvs.push_back(PvType::f16);
+  for (PvType pv : pvs) {
+    AttnSpec base;
+    base.quant.pv = pv;
+    for (int d : supported_head_dims()) {
+      base.head_dim = d;
+      add(base);
+    }
+    base.head_dim = 128;
+    AttnSpec s = base;
+    s.mask = Mask::causal_top_left;
+    add(s);
+    s = base;
+    s.mask = Mask::causal_bottom_right;
+    s.out.lse = true;
+    add(s);
+    s = base;
+    s.out.dtype = DType::bf16;  // also the bf16 P·V MMA with f16 P·V
+    add(s);
+    s = base;
+    s.quant.smooth_q = true;
+    add(s);
+    // D = 96: the non-power-of-two row length (odd smem chunks, non-exact copy loops) with a mask.
+    s = base;
+    s.head_dim = 96;
+    s.mask = Mask::causal_top_left;
+    s.out.lse = true;
+    add(s);
+    // D = 256 is the register-heaviest shape: every option that adds live registers at once.
+    s = base;
+    s.head_dim = 256;
+    s.quant.smooth_q = true;
+    s.mask = Mask::causal_bottom_right;
+    s.out = {DType::bf16, true};
+    add(s);
+  }
+  AttnSpec s;
+  s.quant.pv = default_pv_type(arch);
+  s.quant.granularity = layout::Granularity::per_warp;
+  add(s);
+  s.quant.granularity = layout::Granularity::per_block;
+  add(s);
+  if (arch.has_int4_mma()) {
+    AttnSpec q4;
+    q4.quant.qk = QuantType::int4;
+    q4.quant.pv = default_pv_type(arch);
+    for (int d : {64, 128}) {
+      q4.head_dim = d;
+      add(q4);
+    }
+    q4.quant.smooth_q = true;  // the nibble path of ΔS
+    q4.mask = Mask::causal_top_left;
+    add(q4);
+  }
+  return specs;
+}
+
+std::vector<AttnSpec> full_attn_specs(const Arch& arch) {
+  std::vector<AttnSpec> specs;
+  std::vector<PvType> pvs = {PvType::f16};
+  if (arch.has_fp8_mma()) pvs.insert(pvs.begin(), PvType::fp8_e4m3);
+  for (int d : supported_head_dims()) {
+    for (QuantType qk : {QuantType::int8, QuantType::int4}) {
+      if (qk == QuantType::int4 && (!arch.has_int4_mma() || d % 64 != 0)) continue;
+      for (layout::Granularity g :
+           {layout::Granularity::per_thread, layout::Granularity::per_warp, layout::Granularity::per_block}) {
+        for (bool smooth_q : {false, true}) {
+          for (PvType pv : pvs) {
+            for (Mask mask : {Mask::none, Mask::causal_top_left, Mask::causal_bottom_right}) {
+              for (DType dtype : {DType::f16, DType::bf16}) {
+                for (bool lse : {false, true}) {
+                  AttnSpec s;
+                  s.arch = arch;
+                  s.head_dim = d;
+                  s.quant = {qk, g, pv, smooth_q};
+                  s.mask = mask;
+                  s.out = {dtype, lse};
+                  s.tile = default_tile(arch, d, pv, s.qk_bits());
+                  specs.push_back(s);
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return specs;
+}
+
+}  // namespace sagejit

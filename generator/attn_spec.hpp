@@ -1,0 +1,133 @@
+// attn_spec.hpp — the attention kernel family: one AttnSpec is one instantiation of
+// templates/attn_mma.cuh (the portable mma.sync SageAttention2 forward kernel).
+//
+// The spec is grouped the way the kernel is: what Q, K and V are quantized to (AttnQuant), which
+// keys a query sees (Mask), what is written (AttnOutput), and the CTA tiling (AttnTile, a separate
+// struct so the autotuner can vary it on its own). validate() checks every rule the template's
+// static_asserts enforce, plus the target arch's shared-memory limit, and throws InvalidArgument
+// naming the field ("quant.qk", "tile.cta_k", ...) with the allowed values or the numbers involved,
+// so a bad spec fails here, with a reason, and never as an NVRTC static_assert log.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "generator/types.hpp"
+#include "generator/unit.hpp"
+#include "templates/quant_layout.cuh"
+
+namespace sagejit {
+
+// Which keys query row i sees (Sq queries, Skv keys). Names: "none", "causal" (top-left aligned:
+// j <= i, as torch's is_causal), "causal_br" (bottom-right aligned: j <= i + Skv − Sq, the
+// convention of FlashAttention-2 ≥ 2.1 for decoding with a KV cache).
+enum class Mask { none, causal_top_left, causal_bottom_right };
+std::string_view name(Mask m);
+Mask parse_mask(std::string_view text, std::string_view argument = "mask");
+
+// The P·V product. "fp8": P̃ and V in e4m3 with two-level fp32 accumulation (SageAttention2's fast
+// path; sm_89 and newer). "f16": P in the output dtype (fp16 or bf16) times the unquantized V, fp32
+// accumulation — the precise mode, and the only one on sm_80/86. On sm_90a ptxas emulates e4m3
+// mma.sync (F2FP unpack + HMMA), so "f16" is the default there and "fp8" an explicit choice.
+enum class PvType { fp8_e4m3, f16 };
+std::string_view name(PvType t);
+PvType parse_pv_type(std::string_view text, std::string_view argument = "pv");
+
+// Scale-group granularity of Q and K (templates/quant_layout.cuh): "per_thread", "per_warp",
+// "per_block".
+std::string_view name(layout::Granularity g);
+layout::Granularity parse_granularity(std::string_view text, std::string_view argument = "granularity");
+
+// Largest dynamic shared memory one CTA may opt in to on `arch` (bytes): sm_80 163 KiB, sm_86/89/120
+// 99 KiB, sm_90a 227 KiB (cudaDevAttrMaxSharedMemoryPerBlockOptin). The SM holds 1 KiB more, which
+// the driver reserves per resident CTA.
+int max_shared_bytes_per_block(const Arch& arch);
+// Resident threads per SM: 2048 on sm_80 and sm_90a, 1536 on sm_86, sm_89 and sm_120.
+int max_threads_per_sm(const Arch& arch);
+
+// CTA tiling. The quantization kernels use the same geometry: block_q = cta_q, warp_q =
+// cta_q / warps_q, block_k = warp_k = cta_k.
+// The member defaults are head_dim 128's default tile.
+struct AttnTile {
+  int cta_q = 128;          // query rows per CTA, <= 128
+  int cta_k = 64;           // keys per K/V tile, <= 128; multiple of 16 (of 32 with FP8 P·V)
+  int warps_q = 8;          // warps side by side along Q; warp_q = cta_q / warps_q, a multiple of 16
+  int stages = 2;           // cp.async ring depth for K and V, 2..4
+  int min_ctas_per_sm = 1;  // __launch_bounds__' second argument: caps registers at 64K / (threads · this)
+
+  int threads() const { return warps_q * 32; }
+  int warp_q() const { return warps_q > 0 ? cta_q / warps_q : 0; }
+  // "t128x64w8s2": cta_q x cta_k, warps, stages; "c2" is appended when min_ctas_per_sm != 1.
+  std::string name() const;
+  bool operator==(const AttnTile&) const = default;
+};
+
+struct AttnQuant {
+  QuantType qk = QuantType::int8;  // int8 everywhere; int4 on sm_80/86/89 with head_dim % 64 == 0
+  layout::Granularity granularity = layout::Granularity::per_thread;
+  PvType pv = PvType::f16;  // fp8_e4m3 on sm_89 and newer
+  bool smooth_q = false;    // Q quantized as Q − q̄ per block; ΔS = q̄·γ(K)ᵀ added back
+};
+
+struct AttnOutput {
+  DType dtype = DType::f16;  // also V's dtype with PvType::f16
+  bool lse = false;          // write the log-sum-exp (natural log) per query row
+};
+
+struct AttnSpec {
+  Arch arch{9, 0, true};
+  int head_dim = 128;
+  AttnQuant quant;
+  Mask mask = Mask::none;
+  AttnOutput out;
+  AttnTile tile;
+
+  int qk_bits() const { return quant.qk == QuantType::int4 ? 4 : 8; }
+  // Dynamic shared memory of one CTA (kernels::attn_smem_bytes; launch with exactly this).
+  int shared_bytes() const;
+
+  // "attn.mma.d128.int8.per_thread.fp8.causal.f16.lse.sm_89.t128x64w4s2":
+  // attn.mma.d{head_dim}.{qk}.{granularity}[.smooth_q].{pv}.{mask}.{out dtype}[.lse].{arch}.{tile};
+  // the bracketed tokens appear only when the option is on.
+  std::string canonical_name() const;
+  std::uint64_t hash() const;  // fnv1a64 of canonical_name()
+  // Throws InvalidArgument naming the field ("arch", "head_dim", "quant.qk", "quant.pv",
+  // "quant.smooth_q", "tile.cta_q", "tile.cta_k", "tile.warps_q", "tile.stages",
+  // "tile.min_ctas_per_sm", "tile" for shared memory) and the allowed values.
+  void validate() const;
+  // Validates first. The unit includes attn_mma.cuh and defines `struct Config` (the spec as
+  // static constexpr members); the name expression is "&sagejit::kernels::attention_mma<Config>".
+  GeneratedUnit generate() const;
+};
+
+// The default tile for a problem on `arch` (the autotuner searches around it). The per-head-dim
+// tiles are the ones templates/attn_mma.cuh was tuned for (zero spills and no stack frame with NVRTC
+// 13.0; tests/cpu/kernels/test_shipped_attn.cpp checks that on every arch):
+//   head_dim  64: cta_q 128, cta_k 64, warps_q 4 (warp_q 32), stages 2
+//   head_dim  96: cta_q 128, cta_k 64, warps_q 8 (warp_q 16), stages 2
+//   head_dim 128: cta_q 128, cta_k 64, warps_q 8 (warp_q 16), stages 2
+//   head_dim 256: cta_q  64, cta_k 64, warps_q 4 (warp_q 16), stages 2
+// If that tile's shared memory (counted with Q smoothing on, so the tile holds for every spec)
+// exceeds the arch's limit, cta_k is halved until it fits: head_dim 256 with int8 Q/K and f16 P·V
+// on the 99 KiB archs gets cta_k 32 (68,608 B instead of 119,808 B). The result validates for every
+// supported head dim, P·V type and qk_bits that the arch allows.
+AttnTile default_tile(const Arch& arch, int head_dim, PvType pv, int qk_bits);
+
+// The P·V type used when the caller does not choose: fp8 on sm_89 and sm_120, f16 on sm_80/86 (no
+// FP8 MMA) and on sm_90a (FP8 mma.sync is emulated there).
+PvType default_pv_type(const Arch& arch);
+
+// A matrix that exercises every code path of the template and compiles in CI time (a few dozen
+// kernels per arch): every head dim with the default tile, for each P·V type the arch runs natively;
+// both causal alignments; bf16 output; LSE on and off; Q smoothing (also with int4 Q/K); int4 for
+// head dims 64 and 128 where the arch has INT4 MMA; per-warp and per-block scales once.
+std::vector<AttnSpec> representative_attn_specs(const Arch& arch);
+
+// The full cross product of supported options on `arch`, with default tiles (`sagejit compile
+// --all`): head dim × Q/K type × granularity × Q smoothing × P·V type (fp8 included on sm_90a, where
+// it is an explicit choice) × mask × output dtype × LSE.
+std::vector<AttnSpec> full_attn_specs(const Arch& arch);
+
+}  // namespace sagejit

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every GPU test and benchmark on a GPU machine, against a build in ./build, and prints a
+# short table last. Logs and JSON go to $OUT (or ./gpu-out); copy the numbers into bench/results/.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu-out}
+mkdir -p "$out"
+export SAGEJIT_CACHE_DIR=$(mktemp -d)/sagejit-cache
+status=0
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu --format=csv | tee "$out/gpu.txt"
+./build/sagejit info | tee -a "$out/gpu.txt"
+./build/sagejit_gpu_tests 2>&1 | tee "$out/gpu_tests.log" || status=1
+./build/sagejit selftest 2>&1 | tee "$out/selftest.log" || status=1
+./build/quant_bench --json "$out/quant_bench.json" 2>&1 | tee "$out/quant_bench.txt" || status=1
+echo "=== summary ==="
+grep -E "^\[doctest\] (test cases|assertions)" "$out/gpu_tests.log"
+tail -n 1 "$out/selftest.log"
+sed -n '/^quantization on/,$p' "$out/quant_bench.txt"
+exit $status

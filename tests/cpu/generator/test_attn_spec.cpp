@@ -1,0 +1,280 @@
+// Tests of generator/attn_spec: canonical names and hashes (stable and distinct), every validation
+// rule's message, the generated unit, and default tiles that fit every arch.
+#include <doctest/doctest.h>
+
+#include <set>
+
+#include "generator/attn_spec.hpp"
+#include "runtime/error.hpp"
+
+using namespace sagejit;
+
+namespace {
+
+AttnSpec spec_on(std::string_view arch) {
+  AttnSpec s;
+  s.arch = parse_arch(arch);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("attn spec: canonical names are readable and stable") {
+  AttnSpec s = spec_on("sm_89");
+  s.head_dim = 128;
+  s.quant = {QuantType::int8, layout::Granularity::per_thread, PvType::fp8_e4m3, false};
+  s.mask = Mask::causal_top_left;
+  s.out = {DType::f16, true};
+  s.tile = {128, 64, 4, 2};
+  CHECK(s.canonical_name() == "attn.mma.d128.int8.per_thread.fp8.causal.f16.lse.sm_89.t128x64w4s2");
+  // FNV-1a of the name, pinned: a change (which orphans every cached kernel) must be deliberate.
+  CHECK(s.hash() == 0xac94dbf6ff03daa4ull);
+
+  AttnSpec t = spec_on("sm_86");
+  t.head_dim = 64;
+  t.quant = {QuantType::int4, layout::Granularity::per_block, PvType::f16, true};
+  t.mask = Mask::causal_bottom_right;
+  t.out = {DType::bf16, false};
+  t.tile = {128, 64, 4, 2, 2};
+  CHECK(t.canonical_name() == "attn.mma.d64.int4.per_block.smooth_q.f16.causal_br.bf16.sm_86.t128x64w4s2c2");
+}
+
+TEST_CASE("attn spec: the mask, P·V and granularity enums print and parse their names") {
+  for (Mask m : {Mask::none, Mask::causal_top_left, Mask::causal_bottom_right}) CHECK(parse_mask(name(m)) == m);
+  for (PvType p : {PvType::fp8_e4m3, PvType::f16}) CHECK(parse_pv_type(name(p)) == p);
+  for (auto g : {layout::Granularity::per_thread, layout::Granularity::per_warp, layout::Granularity::per_block}) {
+    CHECK(parse_granularity(name(g)) == g);
+  }
+  CHECK(parse_mask("CAUSAL_BR") == Mask::causal_bottom_right);
+  CHECK_THROWS_WITH_AS(parse_mask("causal_tl", "--mask"),
+                       "argument `--mask`: must be one of none, causal, causal_br (got 'causal_tl')", InvalidArgument);
+  CHECK_THROWS_WITH_AS(parse_pv_type("e4m3", "--pv"), "argument `--pv`: must be one of fp8, f16 (got 'e4m3')",
+                       InvalidArgument);
+}
+
+TEST_CASE("attn spec: every full and representative spec is valid and distinct, across all archs") {
+  std::set<std::string> names;
+  std::set<std::uint64_t> hashes;
+  std::size_t total = 0;
+  std::size_t representative_total = 0;
+  for (const Arch& arch : supported_archs()) {
+    CAPTURE(arch.name());
+    for (const AttnSpec& s : full_attn_specs(arch)) {
+      CHECK_NOTHROW(s.validate());
+      names.insert(s.canonical_name());
+      hashes.insert(s.hash());
+      ++total;
+    }
+    std::set<std::string> representative;
+    for (const AttnSpec& s : representative_attn_specs(arch)) {
+      CAPTURE(s.canonical_name());
+      CHECK_NOTHROW(s.validate());
+      CHECK(names.count(s.canonical_name()) == 1);  // drawn from the full matrix
+      representative.insert(s.canonical_name());
+      // FP8 mma.sync is emulated on sm_90a: CI does not spend time on it.
+      if (arch.number() == 90) CHECK(s.quant.pv == PvType::f16);
+    }
+    CHECK(representative.size() == representative_attn_specs(arch).size());
+    CHECK(representative.size() <= 40);
+    representative_total += representative.size();
+  }
+  CHECK(names.size() == total);
+  CHECK(hashes.size() == total);
+  CHECK(representative_total <= 150);
+  // (D, Q/K type) pairs x 3 granularities x smooth_q x P·V types x 3 masks x 2 dtypes x LSE:
+  // int4 adds D = 64, 128, 256 on sm_80/86/89; fp8 P·V exists from sm_89.
+  CHECK(full_attn_specs(parse_arch("sm_80")).size() == 7 * 3 * 2 * 1 * 3 * 2 * 2);
+  CHECK(full_attn_specs(parse_arch("sm_89")).size() == 7 * 3 * 2 * 2 * 3 * 2 * 2);
+  CHECK(full_attn_specs(parse_arch("sm_90a")).size() == 4 * 3 * 2 * 2 * 3 * 2 * 2);
+  CHECK(full_attn_specs(parse_arch("sm_120")).size() == 4 * 3 * 2 * 2 * 3 * 2 * 2);
+}
+
+TEST_CASE("attn spec: the representative matrix covers every option the template branches on") {
+  for (const Arch& arch : supported_archs()) {
+    CAPTURE(arch.name());
+    std::set<int> dims;
+    std::set<Mask> masks;
+    std::set<PvType> pvs;
+    std::set<layout::Granularity> grans;
+    bool bf16 = false, lse = false, no_lse = false, smooth = false, int4 = false;
+    for (const AttnSpec& s : representative_attn_specs(arch)) {
+      dims.insert(s.head_dim);
+      masks.insert(s.mask);
+      pvs.insert(s.quant.pv);
+      grans.insert(s.quant.granularity);
+      bf16 |= s.out.dtype == DType::bf16;
+      lse |= s.out.lse;
+      no_lse |= !s.out.lse;
+      smooth |= s.quant.smooth_q;
+      int4 |= s.quant.qk == QuantType::int4;
+    }
+    CHECK(dims.size() == 4);
+    CHECK(masks.size() == 3);
+    CHECK(grans.size() == 3);
+    CHECK(pvs.size() == (arch.number() == 89 || arch.number() == 120 ? 2u : 1u));
+    CHECK((bf16 && lse && no_lse && smooth));
+    CHECK(int4 == arch.has_int4_mma());
+  }
+}
+
+TEST_CASE("attn spec: validation names the offending field and the allowed values") {
+  AttnSpec s = spec_on("sm_90a");
+  s.quant.qk = QuantType::int4;
+  CHECK_THROWS_WITH_AS(s.validate(),
+                       "argument `quant.qk`: int4 needs INT4 tensor cores: sm_80, sm_86 or sm_89 (got sm_90a; sm_90a "
+                       "and sm_120 have none)",
+                       InvalidArgument);
+  s = spec_on("sm_89");
+  s.head_dim = 96;
+  s.quant.qk = QuantType::int4;
+  CHECK_THROWS_WITH_AS(s.validate(),
+                       "argument `quant.qk`: int4 needs head_dim % 64 == 0 for its k64 MMA steps: 64, 128 or 256 (got "
+                       "96)",
+                       InvalidArgument);
+  s.quant.qk = QuantType::fp8_e4m3;
+  CHECK_THROWS_WITH_AS(s.validate(), "argument `quant.qk`: must be int8 or int4 (got fp8_e4m3)", InvalidArgument);
+
+  s = spec_on("sm_86");
+  s.quant.pv = PvType::fp8_e4m3;
+  CHECK_THROWS_WITH_AS(s.validate(), "argument `quant.pv`: fp8 P·V needs e4m3 MMA: sm_89 or newer (got sm_86; use f16)",
+                       InvalidArgument);
+  // FP8 P·V on sm_90a is emulated but allowed as an explicit choice.
+  s = spec_on("sm_90a");
+  s.quant.pv = PvType::fp8_e4m3;
+  CHECK_NOTHROW(s.validate());
+
+  s = spec_on("sm_89");
+  s.quant.pv = PvType::fp8_e4m3;
+  s.tile.cta_k = 48;
+  CHECK_THROWS_WITH_AS(s.validate(),
+                       "argument `tile.cta_k`: must be a multiple of 32 in [32, 128] with fp8 P·V (got 48)",
+                       InvalidArgument);
+  s.quant.pv = PvType::f16;
+  CHECK_NOTHROW(s.validate());  // f16 P·V steps 16 keys at a time
+  s.tile.cta_k = 256;
+  CHECK_THROWS_WITH_AS(s.validate(),
+                       "argument `tile.cta_k`: must be a multiple of 16 in [16, 128] with f16 P·V (got 256)",
+                       InvalidArgument);
+
+  s = spec_on("sm_89");
+  s.tile = {128, 64, 16, 2};
+  CHECK_THROWS_WITH_AS(s.validate(),
+                       "argument `tile.warps_q`: must be one of 1, 2, 4, 8 for cta_q 128: warp_q = cta_q / warps_q "
+                       "must be a multiple of 16 (got 16, warp_q 8)",
+                       InvalidArgument);
+  s.tile = {96, 64, 4, 2};
+  CHECK_THROWS_WITH_AS(s.validate(),
+                       "argument `tile.warps_q`: must be one of 1, 2, 3, 6 for cta_q 96: warp_q = cta_q / warps_q must "
+                       "be a multiple of 16 (got 4, warp_q 24)",
+                       InvalidArgument);
+  s.tile = {128, 64, 3, 2};
+  CHECK_THROWS_WITH_AS(s.validate(),
+                       "argument `tile.warps_q`: must be one of 1, 2, 4, 8 for cta_q 128: warp_q = cta_q / warps_q "
+                       "must be a multiple of 16 (got 3)",
+                       InvalidArgument);
+  s.tile = {136, 64, 4, 2};
+  CHECK_THROWS_WITH_AS(s.validate(), "argument `tile.cta_q`: must be a multiple of 16 in [16, 128] (got 136)",
+                       InvalidArgument);
+  s.tile = {128, 64, 8, 1};
+  CHECK_THROWS_WITH_AS(s.validate(), "argument `tile.stages`: must be 2 to 4 (got 1)", InvalidArgument);
+  s.tile = {128, 64, 8, 2, 0};
+  CHECK_THROWS_WITH_AS(s.validate(), "argument `tile.min_ctas_per_sm`: must be at least 1 (got 0)", InvalidArgument);
+  s.tile = {128, 64, 8, 2, 2};  // 2 x 256 threads and 2 x 71,680 B do not fit a 99 KiB SM
+  CHECK_THROWS_WITH_AS(s.validate(),
+                       "argument `tile.min_ctas_per_sm`: 2 CTAs cannot be resident on one sm_89 SM: 512 threads (at "
+                       "most 1536) and 145408 bytes of shared memory (at most 102400)",
+                       InvalidArgument);
+
+  // Q smoothing reduces ΔS over threads / cta_k threads per key with xor-shuffles: a power of 2.
+  s = spec_on("sm_89");
+  s.quant.smooth_q = true;
+  s.tile = {96, 32, 3, 2};
+  CHECK_THROWS_WITH_AS(s.validate(),
+                       "argument `quant.smooth_q`: needs threads / cta_k = 96 / 32 = 3 threads per key to be a power "
+                       "of 2 (change tile.warps_q or tile.cta_k)",
+                       InvalidArgument);
+
+  // D = 256 with f16 P·V at cta_k 64 fits sm_80's 163 KiB but not sm_86's 99 KiB.
+  s = spec_on("sm_86");
+  s.head_dim = 256;
+  s.tile = {64, 64, 4, 2};
+  CHECK(s.shared_bytes() == 119808);
+  CHECK_THROWS_WITH_AS(s.validate(),
+                       "argument `tile`: t64x64w4s2 needs 119808 bytes of shared memory (head_dim 256, int8, f16 P·V); "
+                       "sm_86 allows 101376 bytes per block: lower cta_k, cta_q or stages",
+                       InvalidArgument);
+  s.arch = parse_arch("sm_80");
+  CHECK_NOTHROW(s.validate());
+
+  s = spec_on("sm_89");
+  s.head_dim = 80;
+  CHECK_THROWS_WITH_AS(s.validate(), "argument `head_dim`: must be one of 64, 96, 128, 256 (got 80)", InvalidArgument);
+  s = spec_on("sm_89");
+  s.arch = {9, 0, false};
+  CHECK_THROWS_WITH_AS(s.validate(), "argument `arch`: must be one of sm_80, sm_86, sm_89, sm_90a, sm_120 (got sm_90)",
+                       InvalidArgument);
+}
+
+TEST_CASE("attn spec: the generated unit only includes the template and defines its Config") {
+  AttnSpec s = spec_on("sm_89");
+  s.quant = {QuantType::int8, layout::Granularity::per_warp, PvType::fp8_e4m3, true};
+  s.mask = Mask::causal_bottom_right;
+  s.out = {DType::bf16, true};
+  s.tile = {128, 64, 4, 2};
+  GeneratedUnit u = s.generate();
+  CHECK(u.spec_name == s.canonical_name());
+  CHECK(u.arch == s.arch);
+  CHECK(u.name_expression == "&sagejit::kernels::attention_mma<Config>");
+  CHECK(u.source.find("__global__") == std::string::npos);
+  CHECK(u.source.find("#include \"attn_mma.cuh\"") != std::string::npos);
+  CHECK(u.source.find("struct Config {") != std::string::npos);
+  for (const char* member :
+       {"static constexpr int head_dim = 128;", "static constexpr int cta_q = 128;", "static constexpr int cta_k = 64;",
+        "static constexpr int warps_q = 4;", "static constexpr int stages = 2;",
+        "static constexpr int min_ctas_per_sm = 1;", "static constexpr int qk_bits = 8;",
+        "static constexpr sagejit::layout::Granularity granularity = "
+        "sagejit::layout::Granularity::per_warp;",
+        "static constexpr bool pv_fp8 = true;", "static constexpr int mask = 2;",
+        "static constexpr bool out_bf16 = true;", "static constexpr bool write_lse = true;",
+        "static constexpr bool smooth_q = true;"}) {
+    CAPTURE(member);
+    CHECK(u.source.find(member) != std::string::npos);
+  }
+  // An invalid spec generates nothing.
+  s.tile.cta_k = 48;
+  CHECK_THROWS_AS(s.generate(), InvalidArgument);
+}
+
+TEST_CASE("attn spec: default tiles validate on every arch, head dim, P·V type and Q/K type") {
+  for (const Arch& arch : supported_archs()) {
+    for (int d : supported_head_dims()) {
+      for (PvType pv : {PvType::fp8_e4m3, PvType::f16}) {
+        if (pv == PvType::fp8_e4m3 && !arch.has_fp8_mma()) continue;
+        for (QuantType qk : {QuantType::int8, QuantType::int4}) {
+          if (qk == QuantType::int4 && (!arch.has_int4_mma() || d % 64 != 0)) continue;
+          for (bool smooth_q : {false, true}) {
+            AttnSpec s;
+            s.arch = arch;
+            s.head_dim = d;
+            s.quant = {qk, layout::Granularity::per_thread, pv, smooth_q};
+            s.tile = default_tile(arch, d, pv, s.qk_bits());
+            CAPTURE(s.canonical_name());
+            CHECK_NOTHROW(s.validate());
+          }
+        }
+      }
+    }
+  }
+  // The measured defaults, and the one place a 99 KiB arch shrinks them.
+  CHECK(default_tile(parse_arch("sm_89"), 64, PvType::fp8_e4m3, 8) == AttnTile{128, 64, 4, 2});
+  CHECK(default_tile(parse_arch("sm_89"), 96, PvType::fp8_e4m3, 8) == AttnTile{128, 64, 8, 2});
+  CHECK(default_tile(parse_arch("sm_90a"), 128, PvType::f16, 8) == AttnTile{128, 64, 8, 2});
+  CHECK(default_tile(parse_arch("sm_89"), 256, PvType::fp8_e4m3, 8) == AttnTile{64, 64, 4, 2});
+  CHECK(default_tile(parse_arch("sm_80"), 256, PvType::f16, 8) == AttnTile{64, 64, 4, 2});
+  CHECK(default_tile(parse_arch("sm_86"), 256, PvType::f16, 8) == AttnTile{64, 32, 4, 2});
+  CHECK(default_tile(parse_arch("sm_120"), 256, PvType::f16, 8) == AttnTile{64, 32, 4, 2});
+  CHECK(default_pv_type(parse_arch("sm_86")) == PvType::f16);
+  CHECK(default_pv_type(parse_arch("sm_89")) == PvType::fp8_e4m3);
+  CHECK(default_pv_type(parse_arch("sm_90a")) == PvType::f16);
+  CHECK(default_pv_type(parse_arch("sm_120")) == PvType::fp8_e4m3);
+}

@@ -1,0 +1,83 @@
+// GPU tests of the quantization kernels: every output equals the host reference bit for bit, bad
+// input launches nothing, and a warm call can be captured in a CUDA graph (so it neither allocates
+// nor synchronizes).
+#include <doctest/doctest.h>
+
+#include <fmt/format.h>
+
+#include "reference/quant_check.hpp"
+#include "runtime/device.hpp"
+#include "runtime/error.hpp"
+#include "runtime/quantize_plan.hpp"
+#include "tests/gpu/support.hpp"
+
+using namespace sagejit;
+using sagejit::test::DeviceBuffer;
+
+TEST_CASE("quantization kernels match the host reference exactly" * test::needs_gpu()) {
+  for (const QuantCheckCase& c : quant_check_cases()) {
+    CAPTURE(c.describe());
+    const QuantCheckReport r = run_quant_check(c);
+    CHECK_MESSAGE(r.ok(), r.summary());
+  }
+}
+
+TEST_CASE("bad input is rejected before anything is launched or written" * test::needs_gpu()) {
+  ensure_current_context();
+  const int B = 1, H = 2, S = 64, D = 128;
+  DeviceBuffer q(B * H * S * D * 2), k(B * H * S * D * 2), v(B * H * S * D * 2);
+  auto view = [&](const DeviceBuffer& b) {
+    return TensorRef::contiguous(b.get(), DType::f16, Layout::hnd, B, H, S, D);
+  };
+  QuantizeOptions o;
+  const std::size_t bytes = quantize_workspace_bytes(view(q), view(k), view(v), o);
+  DeviceBuffer ws(bytes);
+  ws.poison(0xAB);
+  CHECK_THROWS_WITH_AS(quantize(view(q), view(k), view(v), o, ws.get(), bytes - 256, nullptr),
+                       doctest::Contains("workspace_bytes"), InvalidArgument);
+  TensorRef misaligned = view(k);
+  misaligned.data = static_cast<const char*>(misaligned.data) + 8;
+  CHECK_THROWS_WITH_AS(quantize(view(q), misaligned, view(v), o, ws.get(), bytes, nullptr),
+                       doctest::Contains("argument `k`"), InvalidArgument);
+  o.block_k = 40;
+  CHECK_THROWS_AS(quantize(view(q), view(k), view(v), o, ws.get(), bytes, nullptr), InvalidArgument);
+  SAGEJIT_CU(cuCtxSynchronize);
+  const auto after = ws.download<unsigned char>(bytes);
+  std::size_t touched = 0;
+  for (unsigned char b : after) touched += b != 0xAB;
+  CHECK(touched == 0);
+}
+
+TEST_CASE("a warm quantization call is captured in a CUDA graph and replays to the same result" * test::needs_gpu()) {
+  ensure_current_context();
+  QuantCheckCase c;
+  c.batch = 2, c.heads_q = 4, c.heads_kv = 2, c.seq_q = 200, c.seq_kv = 300, c.head_dim = 64;
+  REQUIRE(run_quant_check(c).ok());  // compiles and loads the kernels: the next call is warm
+  const int B = 2, H = 4, S = 300, D = 64;
+  DeviceBuffer q(B * H * S * D * 2), k(B * H * S * D * 2), v(B * H * S * D * 2);
+  std::vector<std::uint16_t> ones(B * H * S * D, 0x3c00);
+  q.upload(ones), k.upload(ones), v.upload(ones);
+  auto view = [&](const DeviceBuffer& b) { return TensorRef::contiguous(b.get(), DType::f16, Layout::hnd, B, H, S, D); };
+  QuantizeOptions o;
+  if (!query_device(current_device_ordinal()).arch().has_fp8_mma()) o.quantize_v = false;
+  const std::size_t bytes = quantize_workspace_bytes(view(q), view(k), view(v), o);
+  DeviceBuffer direct(bytes), graphed(bytes);
+  direct.poison(), graphed.poison();
+  quantize(view(q), view(k), view(v), o, direct.get(), bytes, nullptr);
+  CUstream stream;
+  SAGEJIT_CU(cuStreamCreate, &stream, CU_STREAM_NON_BLOCKING);
+  SAGEJIT_CU(cuStreamBeginCapture, stream, CU_STREAM_CAPTURE_MODE_GLOBAL);
+  quantize(view(q), view(k), view(v), o, graphed.get(), bytes, stream);
+  CUgraph graph;
+  SAGEJIT_CU(cuStreamEndCapture, stream, &graph);
+  CUgraphExec exec;
+  SAGEJIT_CU(cuGraphInstantiate, &exec, graph, 0);
+  SAGEJIT_CU(cuGraphLaunch, exec, stream);
+  SAGEJIT_CU(cuStreamSynchronize, stream);
+  SAGEJIT_CU(cuCtxSynchronize);
+  // Padding bytes between buffers stay poisoned in both, so whole workspaces compare equal.
+  CHECK(direct.download<unsigned char>(bytes) == graphed.download<unsigned char>(bytes));
+  driver().cuGraphExecDestroy(exec);
+  driver().cuGraphDestroy(graph);
+  driver().cuStreamDestroy(stream);
+}
