@@ -4,6 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include <cstdio>
+
+#include "generator/attn_spec.hpp"
 #include "generator/quant_spec.hpp"
 #include "runtime/device.hpp"
 #include "runtime/driver.hpp"
@@ -20,6 +23,12 @@ struct CompileFlags {
   int head_dim = 128;
   std::string out = "int8";
   bool smooth = false;
+  std::string family = "quant";
+  std::string mask = "none";
+  std::string pv = "default";
+  std::string granularity = "per_thread";
+  std::string tile;
+  bool lse = false;
   bool all = false;
   bool json = false;
   bool fail_on_spill = false;
@@ -38,10 +47,44 @@ std::vector<Arch> target_archs(const std::vector<std::string>& flags) {
   return {query_device(current_device_ordinal()).arch()};
 }
 
+AttnTile parse_tile(const std::string& text) {
+  AttnTile t;
+  char tail = 0;
+  if (std::sscanf(text.c_str(), "%dx%dw%ds%d%c", &t.cta_q, &t.cta_k, &t.warps_q, &t.stages, &tail) != 4) {
+    throw InvalidArgument("--tile", fmt::format("must read CTA_QxCTA_KwWARPSsSTAGES, e.g. 128x64w8s2 (got '{}')", text));
+  }
+  return t;
+}
+
+AttnSpec attn_spec_from_flags(const CompileFlags& f, const Arch& arch) {
+  AttnSpec s;
+  s.arch = arch;
+  s.head_dim = f.head_dim;
+  s.quant.qk = parse_quant_type(f.out, "--out");
+  s.quant.granularity = parse_granularity(f.granularity, "--granularity");
+  s.quant.pv = f.pv == "default" ? default_pv_type(arch) : parse_pv_type(f.pv, "--pv");
+  s.quant.smooth_q = f.smooth;
+  s.mask = parse_mask(f.mask, "--mask");
+  s.out.dtype = parse_dtype(f.dtype, "--dtype");
+  s.out.lse = f.lse;
+  s.tile = f.tile.empty() ? default_tile(arch, s.head_dim, s.quant.pv, s.quant.qk == QuantType::int4 ? 4 : 8)
+                          : parse_tile(f.tile);
+  return s;
+}
+
 void run(const CompileFlags& f) {
+  if (f.family != "quant" && f.family != "attn") {
+    throw InvalidArgument("--family", fmt::format("must be quant or attn (got '{}')", f.family));
+  }
   std::vector<GeneratedUnit> units;
   for (const Arch& arch : target_archs(f.archs)) {
-    if (f.all) {
+    if (f.family == "attn") {
+      if (f.all) {
+        for (const AttnSpec& s : full_attn_specs(arch)) units.push_back(s.generate());
+      } else {
+        units.push_back(attn_spec_from_flags(f, arch).generate());
+      }
+    } else if (f.all) {
       for (const QuantSpec& s : shipped_quant_specs(arch)) units.push_back(s.generate());
     } else {
       QuantSpec s{arch, parse_quant_op(f.op, "--op"), parse_dtype(f.dtype, "--dtype"), f.head_dim,
@@ -85,12 +128,18 @@ void add_compile(CLI::App& app) {
   static CompileFlags f;
   auto* cmd = app.add_subcommand("compile", "Compile kernels (for the GPU here, or --arch for any target)");
   cmd->add_option("--arch", f.archs, "Target: sm_80, sm_86, sm_89, sm_90a, sm_120, or all (repeatable)");
-  cmd->add_option("--op", f.op, "quantize_q, quantize_k, channel_stats or quantize_v");
+  cmd->add_option("--family", f.family, "quant (quantization kernels) or attn (attention kernels)");
+  cmd->add_option("--op", f.op, "quant: quantize_q, quantize_k, channel_stats or quantize_v");
+  cmd->add_option("--mask", f.mask, "attn: none, causal (top-left) or causal_br (bottom-right)");
+  cmd->add_option("--pv", f.pv, "attn: P·V type fp8, f16 or default (fp8 on sm_89/sm_120, else f16)");
+  cmd->add_option("--granularity", f.granularity, "attn: per_thread, per_warp or per_block");
+  cmd->add_option("--tile", f.tile, "attn: CTA_QxCTA_KwWARPSsSTAGES, e.g. 128x64w8s2 (default: heuristic)");
+  cmd->add_flag("--lse", f.lse, "attn: also write the log-sum-exp");
   cmd->add_option("--dtype", f.dtype, "Input dtype: f16 or bf16");
   cmd->add_option("--head-dim", f.head_dim, "64, 96, 128 or 256");
-  cmd->add_option("--out", f.out, "int8, int4 (Q/K) or fp8_e4m3 (V)");
+  cmd->add_option("--out", f.out, "quant: int8, int4 (Q/K) or fp8_e4m3 (V); attn: the QK type int8 or int4");
   cmd->add_flag("--smooth", f.smooth, "Smooth Q (block mean) or K (channel mean) before quantizing");
-  cmd->add_flag("--all", f.all, "Every shipped kernel variant for the target(s)");
+  cmd->add_flag("--all", f.all, "Every kernel variant of the family for the target(s) (attn: the full matrix)");
   cmd->add_flag("--json", f.json, "Print JSON");
   cmd->add_flag("--fail-on-spill", f.fail_on_spill, "Exit non-zero if any kernel spills registers");
   cmd->callback([] { run(f); });

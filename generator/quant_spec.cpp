@@ -100,6 +100,15 @@ GeneratedUnit QuantSpec::generate() const {
   return unit;
 }
 
+std::vector<QuantSpec> quant_specs_for_call(const Arch& arch, DType input, int head_dim, QuantType qk_type,
+                                            bool smooth_q, bool smooth_k, bool quantize_v) {
+  std::vector<QuantSpec> specs = {{arch, QuantOp::channel_stats, input, head_dim, QuantType::int8, false},
+                                  {arch, QuantOp::quantize_q, input, head_dim, qk_type, smooth_q},
+                                  {arch, QuantOp::quantize_k, input, head_dim, qk_type, smooth_k}};
+  if (quantize_v) specs.push_back({arch, QuantOp::quantize_v, input, head_dim, QuantType::fp8_e4m3, false});
+  return specs;
+}
+
 std::vector<QuantSpec> shipped_quant_specs(const Arch& arch) {
   std::vector<QuantSpec> specs;
   for (DType input : {DType::f16, DType::bf16}) {

@@ -40,6 +40,10 @@ struct QuantSpec {
   GeneratedUnit generate() const;  // validates first
 };
 
+// The quantization kernels one call needs (stats, Q, K, and V when FP8 P·V), in that order.
+std::vector<QuantSpec> quant_specs_for_call(const Arch& arch, DType input, int head_dim, QuantType qk_type,
+                                            bool smooth_q, bool smooth_k, bool quantize_v);
+
 // Every quantization kernel sagejit ships for `arch` (what CI compiles and `sagejit compile --all`
 // builds).
 std::vector<QuantSpec> shipped_quant_specs(const Arch& arch);

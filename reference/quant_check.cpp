@@ -103,13 +103,14 @@ QuantCheckReport::Output compare(const std::string& name, const std::vector<T>& 
 }  // namespace
 
 std::string QuantCheckCase::describe() const {
-  return fmt::format("{} {}{} B={} Hq={} Hkv={} Sq={} Skv={} D={} {} {} smooth_q={} smooth_k={} v={}", name(dtype),
+  return fmt::format("{} {}{} B={} Hq={} Hkv={} Sq={} Skv={} D={} {} {} smooth_q={} smooth_k={} v={} lse={}", name(dtype),
                      name(layout), padded_strides ? "+pad" : "", batch, heads_q, heads_kv, seq_q, seq_kv, head_dim,
                      name(options.qk_type),
                      options.granularity == layout::Granularity::per_thread ? "per_thread"
                      : options.granularity == layout::Granularity::per_warp ? "per_warp"
                                                                              : "per_block",
-                     int(options.smooth_q), int(options.smooth_k), int(options.quantize_v));
+                     int(options.smooth_q), int(options.smooth_k), int(options.quantize_v),
+                     int(options.lse_correction));
 }
 
 bool QuantCheckReport::ok() const {
@@ -159,6 +160,15 @@ QuantCheckReport run_quant_check(const QuantCheckCase& c) {
   report.outputs.push_back(compare("q", download<std::uint8_t>(out.q, rq.values.size()), rq.values));
   report.outputs.push_back(compare("q_scale", download<float>(out.q_scale, rq.scales.size()), rq.scales));
   if (o.smooth_q) report.outputs.push_back(compare("q_mean", download<float>(out.q_mean, rq.q_mean.size()), rq.q_mean));
+  if (o.lse_correction && o.smooth_k) {
+    const std::vector<float> lse =
+        reference::lse_correction(host_view(q), k_mean, static_cast<int>(k.view.heads), plan.sm_scale);
+    report.outputs.push_back(compare("lse_correction", download<float>(out.lse_correction, lse.size()), lse));
+  } else if (o.lse_correction) {
+    // Without K smoothing there is nothing to correct: nothing reserved, null pointer.
+    report.outputs.push_back({"lse_correction", 1, out.lse_correction != nullptr ? 1u : 0u,
+                              "produced without smooth_k"});
+  }
   reference::QuantizedQK rk =
       reference::quantize_qk(host_view(k), {bits, false, o.smooth_k, o.granularity, o.block_k, o.warp_k, 1.0f}, k_mean);
   report.outputs.push_back(compare("k", download<std::uint8_t>(out.k, rk.values.size()), rk.values));
@@ -188,11 +198,13 @@ std::vector<QuantCheckCase> quant_check_cases() {
         c.dtype = dtype, c.layout = layout, c.head_dim = head_dim;
         c.batch = 2, c.heads_q = 4, c.heads_kv = 2, c.seq_q = 1000, c.seq_kv = 4097;
         c.padded_strides = layout == Layout::nhd;
+        c.options.lse_correction = layout == Layout::nhd;
         add(c);
       }
     }
   }
   QuantCheckCase tiny;  // one token everywhere
+  tiny.options.lse_correction = true;
   add(tiny);
   QuantCheckCase odd;
   odd.seq_q = 17, odd.seq_kv = 33, odd.heads_q = 8, odd.heads_kv = 1, odd.head_dim = 64;
@@ -202,18 +214,28 @@ std::vector<QuantCheckCase> quant_check_cases() {
       c.options.granularity = g;
       c.options.smooth_q = smooth, c.options.smooth_k = smooth;
       c.options.block_q = 64, c.options.warp_q = 16, c.options.block_k = 128, c.options.warp_k = 32;
+      c.options.lse_correction = true;  // GQA 8:1; without smoothing: must not be produced
       add(c);
     }
   }
   QuantCheckCase long_seq;
   long_seq.seq_q = 300, long_seq.seq_kv = 33000, long_seq.head_dim = 128, long_seq.options.smooth_q = true;
+  long_seq.options.lse_correction = true;
   add(long_seq);
+  for (int head_dim : {64, 96, 128, 256}) {  // GQA 4:1, a partial last Q block, LSE correction
+    QuantCheckCase c;
+    c.dtype = DType::bf16, c.layout = Layout::nhd, c.head_dim = head_dim;
+    c.batch = 2, c.heads_q = 8, c.heads_kv = 2, c.seq_q = 333, c.seq_kv = 700;
+    c.options.lse_correction = true;
+    add(c);
+  }
   if (arch.has_int4_mma()) {
     for (int head_dim : {64, 128}) {
       QuantCheckCase c = odd;
       c.head_dim = head_dim;
       c.options.qk_type = QuantType::int4;
       c.options.smooth_q = true;
+      c.options.lse_correction = true;
       add(c);
     }
   }

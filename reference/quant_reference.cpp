@@ -251,6 +251,42 @@ QuantizedQK quantize_qk(const HostTensor& x, const QuantQKOptions& o,
   return q;
 }
 
+std::vector<float> lse_correction(const HostTensor& q, std::span<const float> k_mean, int heads_kv,
+                                  float sm_scale) {
+  check_tensor(q);
+  require(heads_kv > 0 && q.heads % heads_kv == 0, "heads_kv must divide the query heads");
+  const int d = q.head_dim;
+  require(k_mean.size() == static_cast<std::size_t>(q.batch) * heads_kv * d,
+          "k_mean must be [B, heads_kv, D]");
+  const int group = q.heads / heads_kv;
+  constexpr int kQuad = 4;  // the lanes that read one row (quant_params.cuh)
+  std::vector<float> out(static_cast<std::size_t>(q.batch) * q.heads * q.seq_len);
+  for (int b = 0; b < q.batch; ++b) {
+    for (int h = 0; h < q.heads; ++h) {
+      const float* m = k_mean.data() + (static_cast<std::size_t>(b) * heads_kv + h / group) * d;
+      for (int s = 0; s < q.seq_len; ++s) {
+        // Step 2b: lane t's partial over its chunks t, t + 4, ..., 8 channels each, sequentially.
+        float part[kQuad];
+        for (int t = 0; t < kQuad; ++t) {
+          float acc = 0.0f;
+          for (int chunk = t; chunk < d / 8; chunk += kQuad) {
+            for (int i = 0; i < 8; ++i) {
+              const int c = 8 * chunk + i;
+              const float prod = q.at(b, h, s, c) * m[c];
+              acc = acc + prod;
+            }
+          }
+          part[t] = acc;
+        }
+        // The quad's butterfly: xor 1, then xor 2.
+        const float sum = (part[0] + part[1]) + (part[2] + part[3]);
+        out[(static_cast<std::size_t>(b) * q.heads + h) * q.seq_len + s] = sum * sm_scale;
+      }
+    }
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // quant_v.cuh
 

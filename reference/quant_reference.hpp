@@ -75,6 +75,12 @@ struct QuantizedQK {
 QuantizedQK quantize_qk(const HostTensor& x, const QuantQKOptions& options,
                         std::span<const float> k_mean = {});
 
+// lse_correction [B, Hq, Sq] (natural log) = sm_scale · (q row · k_mean of its kv head), from the
+// unsmoothed q, in the Q kernel's order (quant_params.cuh). `k_mean` is [B, heads_kv, D] (from
+// k_mean()); heads_kv divides q.heads, and q head h reads kv head h / (q.heads / heads_kv).
+std::vector<float> lse_correction(const HostTensor& q, std::span<const float> k_mean, int heads_kv,
+                                  float sm_scale);
+
 // V -> e4m3 [B, H, D, seq_len_pad], token-permuted within each 16-token group
 // (layout::v_token_at), zero beyond seq_len. `v_scale` is [B, H, D] (from v_scale()).
 std::vector<std::uint8_t> quantize_v(const HostTensor& v, std::span<const float> v_scale,

@@ -1,6 +1,10 @@
 // device.cpp — device attributes through the driver API.
 #include "runtime/device.hpp"
 
+#include <map>
+#include <memory>
+#include <mutex>
+
 #include <fmt/format.h>
 
 #include "runtime/driver.hpp"
@@ -51,6 +55,16 @@ int current_device_ordinal() {
   CUdevice dev = 0;
   SAGEJIT_CU(cuCtxGetDevice, &dev);
   return static_cast<int>(dev);
+}
+
+const DeviceInfo& current_device_info() {
+  static std::mutex mutex;
+  static std::map<CUcontext, std::unique_ptr<DeviceInfo>> infos;
+  const CUcontext ctx = ensure_current_context();
+  std::lock_guard lock(mutex);
+  auto& slot = infos[ctx];
+  if (!slot) slot = std::make_unique<DeviceInfo>(query_device(current_device_ordinal()));
+  return *slot;
 }
 
 CUcontext ensure_current_context() {

@@ -32,6 +32,9 @@ DeviceInfo query_device(int ordinal);
 // The device of the calling thread's current context (device 0 when there is none).
 int current_device_ordinal();
 
+// The current context's device, queried once per context and cached (cheap on the hot path).
+const DeviceInfo& current_device_info();
+
 // The calling thread's current context; when it has none, device 0's primary context is retained
 // and made current, as the CUDA runtime would do.
 CUcontext ensure_current_context();

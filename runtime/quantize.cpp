@@ -109,6 +109,8 @@ QuantizedQKV quantize(const TensorRef& q, const TensorRef& k, const TensorRef& v
   out.k_mean = at<float>(workspace, p.k_mean);
   out.v = at<void>(workspace, p.v);
   out.v_scale = at<float>(workspace, p.v_scale);
+  // With no keys there is no k̄ (quant_stats does not run): no correction either.
+  out.lse_correction = p.seq_kv > 0 ? at<float>(workspace, p.lse_correction) : nullptr;
   out.seq_q_pad = p.seq_q_pad;
   out.seq_kv_pad = p.seq_kv_pad;
   out.q_groups = p.q_groups;
@@ -143,11 +145,16 @@ QuantizedQKV quantize(const TensorRef& q, const TensorRef& k, const TensorRef& v
     a.out = dst;
     a.scale = scale;
     a.q_mean = (kernel == kernels.q) ? out.q_mean : nullptr;
-    a.k_mean = (kernel == kernels.k) ? out.k_mean : nullptr;
+    // Q reads k_mean only for the LSE correction; it is complete by then, because quant_stats runs
+    // first in this stream (keep this order: stats -> Q -> K -> V).
+    a.k_mean = (kernel == kernels.k || out.lse_correction != nullptr) ? out.k_mean : nullptr;
+    a.lse_correction = (kernel == kernels.q) ? out.lse_correction : nullptr;
     a.batch = p.batch, a.heads = static_cast<int>(t.heads), a.seq_len = seq, a.seq_len_pad = seq_pad;
+    a.heads_kv = p.heads_kv;
     a.block_tokens = block, a.warp_tokens = warp;
     a.granularity = o.granularity;
     a.scale_multiplier = multiplier;
+    a.sm_scale = p.sm_scale;
     void* args[] = {&a};
     kernel->launch({{unsigned(seq_pad / block), unsigned(t.heads), B}, {kernels::kQuantThreads, 1, 1}, 0}, stream, args);
   };

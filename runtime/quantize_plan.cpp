@@ -88,6 +88,7 @@ QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorR
   p.q_groups = layout::q_groups(o.granularity, o.block_q, o.warp_q);
   p.k_groups = layout::k_groups(o.granularity, o.block_k, o.warp_k);
   const float sm_scale = o.sm_scale > 0 ? o.sm_scale : 1.0f / std::sqrt(static_cast<float>(p.head_dim));
+  p.sm_scale = sm_scale;
   p.scale_multiplier = sm_scale * layout::kLog2e;
   p.stats = o.smooth_k || o.quantize_v;
 
@@ -111,6 +112,8 @@ QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorR
     p.v = take(bh_kv * p.head_dim * p.seq_kv_pad);
     p.v_scale = take(bh_kv * p.head_dim * sizeof(float));
   }
+  // Without K smoothing the correction is identically 0: not produced (QuantizeOptions).
+  if (o.lse_correction && o.smooth_k) p.lse_correction = take(bh_q * p.seq_q * sizeof(float));
   if (p.stats) {
     const auto partial = static_cast<std::size_t>(kernels::stats_partial_floats(p.batch, p.heads_kv, p.seq_kv, p.head_dim));
     if (o.smooth_k) p.partial_sum = take(partial * sizeof(float));

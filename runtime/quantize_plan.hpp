@@ -13,13 +13,14 @@ struct QuantizePlan {
   DType dtype = DType::f16;
   int batch = 0, heads_q = 0, heads_kv = 0, seq_q = 0, seq_kv = 0, head_dim = 0;
   int seq_q_pad = 0, seq_kv_pad = 0, q_blocks = 0, k_blocks = 0, q_groups = 0, k_groups = 0;
+  float sm_scale = 0;          // the softmax scale in effect (options.sm_scale or 1/sqrt(D))
   float scale_multiplier = 0;  // sm_scale · log2(e), folded into the Q scales
   bool stats = false;          // the statistics kernel runs (K mean and/or V scale)
   // Byte offsets of each buffer in the workspace; kAbsent where not produced.
   static constexpr std::size_t kAbsent = ~std::size_t{0};
   std::size_t q = kAbsent, q_scale = kAbsent, q_mean = kAbsent, k = kAbsent, k_scale = kAbsent,
               k_mean = kAbsent, v = kAbsent, v_scale = kAbsent, partial_sum = kAbsent, partial_max = kAbsent,
-              counters = kAbsent;
+              counters = kAbsent, lse_correction = kAbsent;
   std::size_t counters_bytes = 0;
   std::size_t workspace_bytes = 0;
 };

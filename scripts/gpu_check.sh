@@ -12,8 +12,14 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.g
 ./build/sagejit_gpu_tests 2>&1 | tee "$out/gpu_tests.log" || status=1
 ./build/sagejit selftest 2>&1 | tee "$out/selftest.log" || status=1
 ./build/quant_bench --json "$out/quant_bench.json" 2>&1 | tee "$out/quant_bench.txt" || status=1
+export PYTHONPATH=$PWD/python SAGEJIT_LIBRARY=$PWD/build/libsagejit.so PYTHONUNBUFFERED=1
+if [ "${SKIP_ATTN_BENCH:-0}" != 1 ]; then
+  python3 bench/attn_accuracy.py --json "$out/attn_accuracy.json" 2>&1 | tee "$out/attn_accuracy.txt" || status=1
+  python3 bench/attn_bench.py --json "$out/attn_bench.json" 2>&1 | tee "$out/attn_bench.txt" || status=1
+fi
 echo "=== summary ==="
 grep -E "^\[doctest\] (test cases|assertions)" "$out/gpu_tests.log"
 tail -n 1 "$out/selftest.log"
 sed -n '/^quantization on/,$p' "$out/quant_bench.txt"
+grep -E "test cases|ERROR|FAILED" "$out/gpu_tests.log" | head -20
 exit $status

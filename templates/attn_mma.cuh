@@ -14,7 +14,8 @@
 //
 // CTA structure: warps_q warps side by side along Q; each warp owns warp_q = cta_q / warps_q query
 // rows and all cta_k keys of a tile, so a row's softmax never leaves its quad of lanes. Q is loaded
-// once (cp.async) and kept in registers as MMA fragments; K/V tiles stream through a `stages`-deep
+// once (cp.async) and kept in registers as MMA fragments when they are few (otherwise, D = 256,
+// re-read from shared memory at every k step); K/V tiles stream through a `stages`-deep
 // cp.async ring. P never touches shared memory: the QKᵀ accumulators are converted in registers
 // into the A operand of the P·V MMA. For e4m3 that works without shuffles only because V is stored
 // token-permuted (quant_layout.cuh): lane 4g+t holds keys {2t, 2t+1, 8+2t, 9+2t} of each 16-key
@@ -355,6 +356,19 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
 
     // ---- S = Q Kᵀ (int) ----
     // K fragments (B operand, col-major): x4 matrix i = keys 8(2np + i/2).., bytes 16(i%2)..
+    // When Q is re-read from shared memory (D = 256) the k loop stays rolled: fully unrolled, ptxas
+    // hoists the K and Q ldmatrix of many k steps ahead of their MMAs (up to ~60 fragment registers
+    // on top of the 128-register O), and D = 256 FP8 P·V on sm_89 spilled (255 registers, 8-byte
+    // stack). Rolled, a step holds 20 fragment registers and the QK phase is no longer the peak
+    // (nvdisasm -plr, NVRTC 13.0: D = 256 FP8 peaks at 224-231 live registers, at the start of P·V,
+    // against 236-243 before). Unrolling by 2 or 4 still spilled. With Q in registers the loop
+    // must unroll: q_frag[mi][ks] is indexed by ks. `#pragma unroll 1` alone is not enough: ptxas
+    // ignores PTX's "nounroll" and unrolls a short constant-trip loop itself (it did for the plain
+    // D = 256 FP8 sm_89 kernel, 64 IMMA in the SASS), so the rolled loop's trip count is made
+    // opaque to it through a launch argument that is always positive (the grid's z extent; costs
+    // one uniform compare).
+    constexpr int kQKUnroll = kQInRegs ? kQKSteps : 1;
+    const int qk_steps = kQInRegs || p.batch > 0 ? kQKSteps : 0;
     i32 acc[kMT][kST][4];
 #pragma unroll
     for (int mi = 0; mi < kMT; ++mi)
@@ -362,8 +376,8 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
       for (int nj = 0; nj < kST; ++nj)
 #pragma unroll
         for (int e = 0; e < 4; ++e) acc[mi][nj][e] = 0;
-#pragma unroll
-    for (int ks = 0; ks < kQKSteps; ++ks) {
+#pragma unroll kQKUnroll
+    for (int ks = 0; ks < qk_steps; ++ks) {
       u32 q_step[kMT][4];
 #pragma unroll
       for (int mi = 0; mi < kMT; ++mi) {

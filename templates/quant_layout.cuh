@@ -17,6 +17,7 @@
 //   k_mean     [B, Hkv, D]               float, mean over the Skv valid tokens (K smoothing)
 //   V (e4m3)   [B, Hkv, D, Skv_pad]      transposed (channel-major) and token-permuted, see below
 //   v_scale    [B, Hkv, D]               float, max over valid tokens of |v| / 448
+//   lse_correction [B, Hq, Sq]           float, q·k̄·sm_scale per query row (K smoothing, for the LSE)
 //
 // Scale groups follow the m16n8 MMA accumulator layout (wgmma's m64nN layout is four of these, one
 // per warp). Lane 4g + t of a warp holds accumulator rows {g, g+8} of each 16-row tile and columns

@@ -44,6 +44,12 @@ constexpr int kVTileTokens = 128;
 // For k_mean the tiles are the kStatsChunkTokens-token chunks, summed sequentially in chunk order
 // (starting from 0), then divided by seq_len. q_mean is one tile (the Q block) divided by its
 // number of valid rows. All in float32, round to nearest even, no FMA.
+//
+// LSE correction (quantize_qk for Q, DESIGN.md §1): per valid query row, from the unsmoothed row x,
+//   part[t] = ((0 + x[c0]·m[c0]) + x[c1]·m[c1]) + ...   t = 0..3, sequential over the channels
+//             c = 8 * (t + 4j) + i, j = 0..D/32-1 outer, i = 0..7 inner (lane t's 16-byte chunks)
+//   lse_correction = ((part[0] + part[1]) + (part[2] + part[3])) · sm_scale
+// with m the K mean of the row's kv head; every product and sum rounded on its own (no FMA).
 
 struct QuantQKParams {
   const void* in;              // [B, H, S, D] fp16 / bf16
@@ -51,14 +57,19 @@ struct QuantQKParams {
   void* out;                   // int8 [B, H, S_pad, D] or packed int4 [B, H, S_pad, D/2]
   float* scale;                // [B, H, S_pad / block_tokens, q_groups or k_groups]
   float* q_mean;               // Q with Smooth: written, [B, H, S_pad / block_tokens, D]
-  const float* k_mean;         // K with Smooth: read, [B, H, D] (from quant_stats)
+  const float* k_mean;         // read, [B, Hkv, D] (from quant_stats): K with Smooth, subtracted;
+                               // Q with lse_correction, the mean of the q head's kv head
+  float* lse_correction;       // Q: written when non-null, [B, H, S] (unpadded) = q·k̄·sm_scale
   int batch, heads;
+  int heads_kv;                // K heads (divides heads); kv head = head / (heads / heads_kv)
+                               // (read by Q with lse_correction only)
   int seq_len;                 // valid tokens S
   int seq_len_pad;             // S_pad = round_up(S, block_tokens)
   int block_tokens;            // block_q or block_k: multiple of 16, <= kMaxBlockTokens
   int warp_tokens;             // warp_q / warp_k: divides block_tokens; Q: multiple of 16, K: of 8
   layout::Granularity granularity;
   float scale_multiplier;      // Q: sm_scale * log2(e), folded into the written scale; K: 1
+  float sm_scale;              // Q with lse_correction: the plain softmax scale (natural log)
 };
 
 struct QuantStatsParams {

@@ -10,14 +10,18 @@
 //     scale_g = max(max|y| / Max, kMinScale)      Max = 127 (int8) or 7 (int4)
 //     q       = clamp(rint(y * (1 / scale_g)), -Max, Max)      round to nearest even
 //   written: q (padding rows = 0), scale_g * scale_multiplier (Q: sm_scale·log2 e; K: 1).
+//   Q, lse_correction non-null: per valid row, (x · k_mean[b, kv head, :]) · sm_scale, from the
+//              unsmoothed x, in the order of quant_params.cuh (the LSE term K smoothing removes).
 // Every division is IEEE div.rn and every product mul.rn (common.cuh), so the host reference
 // reproduces each bit. The reciprocal is taken once per group rather than dividing every element:
 // a per-element division would cost more issue slots than the memory time allows.
 //
 // Launch contract:
 //   grid  = (seq_len_pad / block_tokens, heads, batch)      block = kQuantThreads (256)
-//   dynamic shared memory: none (static: 9.5 KiB for Q smoothing at D = 256, else <= 1.5 KiB)
-//   reads  p.in, p.k_mean (K, Smooth); writes p.out, p.scale, p.q_mean (Q, Smooth).
+//   dynamic shared memory: none (static: 10.5 KiB for Q smoothing at D = 256, else <= 1.5 KiB)
+//   reads  p.in, p.k_mean (K, Smooth; Q with lse_correction: k_mean must be complete, i.e.
+//   quant_stats ran before in the same stream); writes p.out, p.scale, p.q_mean (Q, Smooth),
+//   p.lse_correction (Q, when non-null: a runtime choice, so one instantiation serves both).
 //   Requires block_tokens % 16 == 0, block_tokens <= kMaxBlockTokens, block_tokens % warp_tokens
 //   == 0, HeadDim % 32 == 0, 16-byte aligned rows (quant_params.cuh).
 //
@@ -64,6 +68,7 @@ __global__ void __launch_bounds__(kQuantThreads, 2) quantize_qk(QuantQKParams p)
   __shared__ float s_group_inv[kMaxGroups];
   __shared__ alignas(16) float s_mean[Smooth ? HeadDim : 4];
   __shared__ float s_warp_sum[IsQuery && Smooth ? kQuantWarps : 1][IsQuery && Smooth ? HeadDim : 1];
+  __shared__ alignas(16) float s_k_mean[IsQuery ? HeadDim : 4];  // Q: for the LSE correction
 
   const int tid = threadIdx.x;
   const int lane = tid & 31;
@@ -96,6 +101,16 @@ __global__ void __launch_bounds__(kQuantThreads, 2) quantize_qk(QuantQKParams p)
   if (tid < groups) s_group_max[tid] = 0;
   if constexpr (Smooth && !IsQuery) {
     if (tid < HeadDim) s_mean[tid] = p.k_mean[bh * HeadDim + tid];
+  }
+  // Uniform over the grid, so the branches on it below never diverge (the quad shuffles need all
+  // lanes).
+  const bool lse = IsQuery && p.lse_correction != nullptr;
+  if constexpr (IsQuery) {
+    if (lse && tid < HeadDim) {
+      const long long kv_bh =
+          static_cast<long long>(batch) * p.heads_kv + head / (p.heads / p.heads_kv);
+      s_k_mean[tid] = p.k_mean[kv_bh * HeadDim + tid];
+    }
   }
 
   // 2. Q smoothing: the block's channel means, in the order quant_params.cuh documents.
@@ -141,6 +156,43 @@ __global__ void __launch_bounds__(kQuantThreads, 2) quantize_qk(QuantQKParams p)
     }
   }
   __syncthreads();
+
+  // 2b. LSE correction from the unsmoothed rows, in the order of quant_params.cuh: each lane's
+  // channels sequentially (chunks outside, passes inside, as below), then the quad's 4 partials as
+  // ((0 + 1) + (2 + 3)) by two xor shuffles (addition commutes exactly, so all 4 lanes agree).
+  if constexpr (IsQuery) {
+    if (lse) {
+      float dot[kPasses];
+#pragma unroll
+      for (int k = 0; k < kPasses; ++k) dot[k] = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kChunks; ++j) {
+        float m[8];
+#pragma unroll
+        for (int i = 0; i < 8; ++i) m[i] = s_k_mean[8 * (quad_lane + 4 * j) + i];
+#pragma unroll
+        for (int k = 0; k < kPasses; ++k) {
+          if (slot + k * kQuantRowSlots < n_valid) {
+            float x[8];
+            unpack8<In>(data[k][j], x);
+#pragma unroll
+            for (int i = 0; i < 8; ++i) dot[k] = add_rn(dot[k], mul_rn(x[i], m[i]));
+          }
+        }
+        // As in step 2: one chunk at a time (measured: without it ptxas interleaves the chunks and
+        // the plain variants take 6-8 more registers).
+        __syncwarp();
+      }
+#pragma unroll
+      for (int k = 0; k < kPasses; ++k) {
+        const int r = slot + k * kQuantRowSlots;
+        const float sum = warp_sum<3>(dot[k]);
+        if (quad_lane == 0 && r < n_valid) {
+          p.lse_correction[bh * p.seq_len + row0 + r] = mul_rn(sum, p.sm_scale);
+        }
+      }
+    }
+  }
 
   // y = x - mean for the 8 channels of chunk j. The loops below run over chunks outside and passes
   // inside, so only one chunk's 8 means are live at a time (read from shared memory as 2 x 16 B: the

@@ -2,7 +2,8 @@
 //
 // `quantize` validates everything first (nothing is launched on bad input), then launches on the
 // caller's stream: the K mean / V scale statistics, Q and K to INT8 or INT4 with per-group scales
-// following the attention kernel's MMA layout, and V to FP8 e4m3 transposed and token-permuted.
+// following the attention kernel's MMA layout (the Q pass also writing, on request, the LSE
+// correction that undoes K smoothing), and V to FP8 e4m3 transposed and token-permuted.
 // Results live in a caller-provided device workspace of `quantize_workspace_bytes` bytes, in the
 // layouts of templates/quant_layout.cuh. Once the kernels are loaded a call allocates nothing and
 // synchronizes nothing.
@@ -28,6 +29,11 @@ struct QuantizeOptions {
   bool smooth_k = true;
   bool quantize_v = true;   // FP8 V (sm_89+); off leaves V to be read as fp16/bf16
   float sm_scale = 0;       // 0 means 1/sqrt(head_dim)
+  // Also write QuantizedQKV::lse_correction = q·k̄·sm_scale per query row (natural log), which an
+  // LSE-returning attention adds back: K smoothing drops that row constant from the scores. Only
+  // meaningful with smooth_k; without it the correction is 0 and nothing is reserved or written
+  // (lse_correction stays null), as also when there are no keys (Skv = 0: no k̄).
+  bool lse_correction = false;
 };
 
 // Device pointers into the workspace (null where not produced).
@@ -40,6 +46,7 @@ struct QuantizedQKV {
   float* k_mean = nullptr;
   void* v = nullptr;
   float* v_scale = nullptr;
+  float* lse_correction = nullptr;  // [B, Hq, Sq] (unpadded), with options.lse_correction and smooth_k
   int seq_q_pad = 0, seq_kv_pad = 0;
   int q_groups = 0, k_groups = 0;
 };

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <span>
+#include <stdexcept>
 #include <vector>
 
 #include "reference/quant_reference.hpp"
@@ -280,6 +282,40 @@ TEST_CASE("Q smoothing: block mean written, subtracted, zero padding") {
   CHECK(as_int8(r.values[64]) == -42);
   CHECK(as_int8(r.values[128]) == 127);
   for (std::size_t i = 3 * 64; i < r.values.size(); ++i) CHECK(r.values[i] == 0);
+}
+
+TEST_CASE("LSE correction: q · k_mean of the kv head, times sm_scale, in the quad order") {
+  // B = 1, Hq = 4, Hkv = 2 (q heads 0, 1 read kv head 0; 2, 3 read kv head 1), 2 rows, D = 64.
+  const int D = 64;
+  F16Tensor q(1, 4, 2, D);
+  std::vector<float> k_mean(2 * D);
+  for (int c = 0; c < D; ++c) {
+    k_mean[c] = static_cast<float>(c);         // kv head 0: m[c] = c
+    k_mean[D + c] = c == 0 ? 16777216.0f : 1;  // kv head 1: 2^24 on channel 0, 1 elsewhere
+    q.set(0, 0, 0, c, static_cast<float>(c % 4) - 1.5f);  // head 0 row 0: -1.5 -0.5 0.5 1.5 ...
+    q.set(0, 1, 1, c, 1.0f);                              // head 1 row 1: ones
+    q.set(0, 2, 0, c, 1.0f);                              // head 2 row 0: ones
+  }
+  const auto r = ref::lse_correction(q.view(), k_mean, 2, 0.125f);
+  REQUIRE(r.size() == 4u * 2u);
+  // Each 4 channels 4m..4m+3 give -1.5·4m - 0.5(4m+1) + 0.5(4m+2) + 1.5(4m+3) = 5: 16 · 5 = 80.
+  CHECK(r[0 * 2 + 0] == 10.0f);
+  CHECK(r[0 * 2 + 1] == 0.0f);
+  CHECK(r[1 * 2 + 0] == 0.0f);
+  CHECK(r[1 * 2 + 1] == 252.0f);  // (0 + 1 + ... + 63) / 8
+  // Head 2 shows the order. Lane 0 owns channels 0..7 and 32..39: 2^24 first, then 15 ones, each
+  // lost to rounding (2^24 + 1 ties to even, back to 2^24). Lanes 1, 2, 3 sum 16 each, exactly.
+  // ((2^24 + 16) + (16 + 16)) = 2^24 + 48; a sequential sum over all channels would give 2^24.
+  CHECK(r[2 * 2 + 0] == (16777216.0f + 48.0f) * 0.125f);
+  CHECK(r[2 * 2 + 1] == 0.0f);
+  CHECK(r[3 * 2 + 0] == 0.0f);
+  float sequential = 0.0f;
+  for (int c = 0; c < D; ++c) sequential += k_mean[D + c];
+  CHECK(sequential == 16777216.0f);
+
+  CHECK_THROWS_AS(ref::lse_correction(q.view(), k_mean, 3, 0.125f), std::invalid_argument);
+  CHECK_THROWS_AS(ref::lse_correction(q.view(), std::span<const float>(k_mean).first(D), 2, 0.125f),
+                  std::invalid_argument);
 }
 
 TEST_CASE("slot tree sum follows the documented order") {

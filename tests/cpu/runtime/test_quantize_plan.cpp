@@ -96,6 +96,7 @@ TEST_CASE("options are checked against the rules and the GPU's arch") {
 TEST_CASE("the workspace layout is aligned, disjoint and sized from the shapes") {
   QuantizeOptions o;
   o.smooth_q = true;
+  o.lse_correction = true;
   QuantizePlan p = plan_quantize(tensor(8, 1000), tensor(4, 4097), tensor(4, 4097), o, kHopper);
   CHECK(p.seq_q_pad == 1024);
   CHECK(p.seq_kv_pad == 4160);
@@ -104,7 +105,8 @@ TEST_CASE("the workspace layout is aligned, disjoint and sized from the shapes")
   std::vector<std::pair<std::size_t, std::size_t>> spans = {
       {p.q, 2ull * 8 * 1024 * 128},           {p.q_scale, 2ull * 8 * 8 * 32 * 4}, {p.q_mean, 2ull * 8 * 8 * 128 * 4},
       {p.k, 2ull * 4 * 4160 * 128},           {p.k_scale, 2ull * 4 * 65 * 4 * 4}, {p.k_mean, 2ull * 4 * 128 * 4},
-      {p.v, 2ull * 4 * 128 * 4160},           {p.v_scale, 2ull * 4 * 128 * 4},    {p.counters, 2ull * 4 * 4}};
+      {p.v, 2ull * 4 * 128 * 4160},           {p.v_scale, 2ull * 4 * 128 * 4},    {p.counters, 2ull * 4 * 4},
+      {p.lse_correction, 2ull * 8 * 1000 * 4}};  // [B, Hq, Sq]: unpadded
   std::sort(spans.begin(), spans.end());
   for (std::size_t i = 0; i < spans.size(); ++i) {
     CHECK(spans[i].first != QuantizePlan::kAbsent);
@@ -112,6 +114,16 @@ TEST_CASE("the workspace layout is aligned, disjoint and sized from the shapes")
     if (i + 1 < spans.size()) CHECK(spans[i].first + spans[i].second <= spans[i + 1].first);
   }
   CHECK(p.workspace_bytes >= spans.back().first + spans.back().second);
+  CHECK(p.sm_scale == doctest::Approx(1.0 / std::sqrt(128.0)));
+  // The LSE correction only exists with K smoothing, and only on request.
+  o.smooth_k = false;
+  CHECK(plan_quantize(tensor(8, 1000), tensor(4, 4097), tensor(4, 4097), o, kHopper).lse_correction ==
+        QuantizePlan::kAbsent);
+  o.smooth_k = true;
+  o.lse_correction = false;
+  const QuantizePlan without = plan_quantize(tensor(8, 1000), tensor(4, 4097), tensor(4, 4097), o, kHopper);
+  CHECK(without.lse_correction == QuantizePlan::kAbsent);
+  CHECK(without.workspace_bytes == p.workspace_bytes - 2ull * 8 * 1000 * 4);  // 64000 B: a multiple of 256
   // int4 halves Q and K; without smoothing or FP8 V, no statistics run and nothing is reserved.
   o = {};
   o.qk_type = QuantType::int4;

@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""Speed of sagejit attention beside PyTorch SDPA (cuDNN and FLASH), same card, same run
+(DESIGN.md §3).
+
+Shapes: B=4; H=32·D=128 and H=64·D=64 (H=16·D=256 with --d256); S in 1k..16k (32k with --long);
+causal and not; fp16. TOPS = 4·B·H·S²·D / t, halved for causal.
+
+Columns:
+    sdpa-cudnn, sdpa-flash  torch.nn.functional.scaled_dot_product_attention under sdpa_kernel()
+    sagejit e2e             sagejit.attention(q, k, v): fp16 in, fp16 out, quantization included
+    sagejit kernel          the attention kernel alone (reuse_quantized=True after one normal call
+                            on the same inputs), as SageAttention reports its speed
+
+Timing: CUDA events around each call, after warm-up; the median of >= 20 calls (more for short
+calls, about 0.25 s of calls per figure). Inputs rotate per call over >= 3 sets totalling well
+over the 50 MB L2, so no call finds its inputs in L2. Kernel-only calls must reuse the one set
+just quantized (the library keeps one quantized copy), so there a 256 MB buffer is written
+between calls instead, outside the timed region, to evict L2.
+
+The whole run stays under --budget seconds (default 270): rows left when it runs out are reported
+as skipped. A failing cell prints its message in the row and the run goes on.
+
+Run from the repository root:
+    PYTHONPATH=python python3 bench/attn_bench.py --json out.json
+The markdown table is printed last; progress goes to stderr.
+"""
+
+import argparse
+import datetime
+import json
+import math
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+import sagejit
+
+L2_FLUSH_BYTES = 256 << 20  # > 5× the H100's 50 MB L2
+MIN_ROTATION_BYTES = 256 << 20  # input sets in rotation total at least this
+MIN_ITERS = 20
+MAX_ITERS = 100
+TARGET_SECONDS = 0.25  # timed calls per figure: about this long, within [MIN_ITERS, MAX_ITERS]
+WARMUP = 3
+
+
+def tops(B, H, S, D, causal, ms):
+    flops = 4 * B * H * S * S * D / (2 if causal else 1)
+    return flops / (ms * 1e-3) / 1e12
+
+
+def time_calls(fn, n_sets, before=None):
+    """(median ms, calls timed, median host µs) of fn(i), i = call index mod n_sets.
+
+    before(): run before each call, outside the timed region (L2 eviction).
+    """
+    for i in range(WARMUP):
+        fn(i % n_sets)
+    torch.cuda.synchronize()
+    # One probe sets the iteration count: short calls get more samples, long ones stay at 20.
+    t0 = time.perf_counter()
+    fn(0)
+    torch.cuda.synchronize()
+    probe = time.perf_counter() - t0
+    iters = int(min(MAX_ITERS, max(MIN_ITERS, TARGET_SECONDS / max(probe, 1e-6))))
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
+    host = []
+    for i in range(iters):
+        if before is not None:
+            before()
+        starts[i].record()
+        t0 = time.perf_counter()
+        fn(i % n_sets)
+        host.append(time.perf_counter() - t0)
+        ends[i].record()
+    torch.cuda.synchronize()
+    times = [s.elapsed_time(e) for s, e in zip(starts, ends)]
+    # Host time per call: when it nears the GPU time the queue drains and the events measure the
+    # host (binding, launches) rather than the kernels; the JSON keeps it to tell.
+    return statistics.median(times), iters, statistics.median(host) * 1e6
+
+
+def cosine(a, b):
+    a, b = a.double().flatten(), b.double().flatten()
+    return ((a @ b) / (a.norm() * b.norm())).item()
+
+
+def bench_row(B, H, S, D, causal, flush):
+    """One shape: a dict of figures (TOPS, ms, iters) or errors per method."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    set_bytes = 3 * B * H * S * D * 2
+    n_sets = max(3, math.ceil(MIN_ROTATION_BYTES / set_bytes))
+    sets = [tuple(torch.randn(B, H, S, D, device="cuda", dtype=torch.float16) for _ in range(3))
+            for _ in range(n_sets)]
+    result = {"B": B, "H": H, "S": S, "D": D, "causal": causal, "input_sets": n_sets}
+    outputs = {}
+
+    def record(name, fn, before=None):
+        try:
+            ms, iters, host_us = time_calls(fn, n_sets, before)
+            result[name] = {"ms": ms, "tops": tops(B, H, S, D, causal, ms), "iters": iters,
+                            "host_us": host_us}
+        except Exception as e:  # noqa: BLE001 — the row reports it, the run goes on
+            result[name] = {"error": f"{type(e).__name__}: {e}"}
+            torch.cuda.synchronize()
+
+    for name, backend in (("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION),
+                          ("sdpa_flash", SDPBackend.FLASH_ATTENTION)):
+        def run_sdpa(i, backend=backend):
+            with sdpa_kernel(backend):
+                return F.scaled_dot_product_attention(*sets[i], is_causal=causal)
+        record(name, run_sdpa)
+        if "error" not in result[name]:
+            outputs[name] = run_sdpa(0)
+
+    # End to end. The first call compiles (or loads from the cache) the kernels: time it apart.
+    try:
+        t0 = time.perf_counter()
+        outputs["sagejit"] = sagejit.attention(*sets[0], causal=causal)
+        torch.cuda.synchronize()
+        result["sagejit_first_call_s"] = time.perf_counter() - t0
+        record("sagejit_e2e", lambda i: sagejit.attention(*sets[i], causal=causal))
+    except Exception as e:  # noqa: BLE001
+        result["sagejit_e2e"] = {"error": f"{type(e).__name__}: {e}"}
+
+    # Kernel only: quantize set 0 once, then only the attention kernel runs on it.
+    if "error" not in result["sagejit_e2e"]:
+        try:
+            sagejit.attention(*sets[0], causal=causal)
+            record("sagejit_kernel",
+                   lambda i: sagejit.attention(*sets[0], causal=causal, reuse_quantized=True),
+                   before=flush)
+            if "error" not in result["sagejit_kernel"]:
+                k_out = sagejit.attention(*sets[0], causal=causal, reuse_quantized=True)
+                # Reusing the quantized inputs must give the end-to-end output exactly.
+                result["kernel_matches_e2e"] = bool(torch.equal(k_out, outputs["sagejit"]))
+        except Exception as e:  # noqa: BLE001
+            result["sagejit_kernel"] = {"error": f"{type(e).__name__}: {e}"}
+    else:
+        result["sagejit_kernel"] = {"error": "skipped: end-to-end call failed"}
+
+    # A speed figure is only worth printing for a correct result: compare with SDPA.
+    if "sagejit" in outputs:
+        for ref in ("sdpa_cudnn", "sdpa_flash"):
+            if ref in outputs:
+                result["cos_vs_sdpa"] = cosine(outputs["sagejit"], outputs[ref])
+                break
+    del sets, outputs
+    return result
+
+
+def cell(r, name):
+    c = r.get(name, {})
+    if "tops" in c:
+        return f"{c['tops']:.0f}"
+    msg = c.get("error", "")
+    line = msg.strip().splitlines()[0] if msg.strip() else ""
+    return line if len(line) <= 60 else line[:59] + "…"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--json", help="write the rows and the environment here")
+    ap.add_argument("--long", action="store_true", help="also S = 32k")
+    ap.add_argument("--d256", action="store_true", help="also H=16, D=256")
+    ap.add_argument("--seq", type=int, action="append", help="only these S (repeatable)")
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--budget", type=float, default=270.0,
+                    help="seconds; rows not started by then are skipped (default 270)")
+    args = ap.parse_args()
+
+    if not torch.cuda.is_available():
+        sys.exit("attn_bench: no CUDA device")
+    t_start = time.time()
+    try:
+        version = sagejit.version()
+    except sagejit.SagejitError as e:
+        version = f"unavailable: {e}"
+    props = torch.cuda.get_device_properties(0)
+    env = {
+        "gpu": props.name,
+        "capability": f"sm_{props.major}{props.minor}",
+        "sms": props.multi_processor_count,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "sagejit": version,
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "timing": f"CUDA events, {WARMUP} warm-up, median of {MIN_ITERS}..{MAX_ITERS}, "
+                  f">= 3 rotating input sets >= {MIN_ROTATION_BYTES >> 20} MB; kernel-only: "
+                  f"one quantized set, L2 evicted by a {L2_FLUSH_BYTES >> 20} MB write per call",
+    }
+    print(f"# {env['gpu']} ({env['capability']}, {env['sms']} SMs), torch {env['torch']}, "
+          f"cuDNN {env['cudnn']}, sagejit {version}", file=sys.stderr)
+
+    flush_buf = torch.empty(L2_FLUSH_BYTES, dtype=torch.uint8, device="cuda")
+    flush = flush_buf.zero_
+
+    head_configs = [(32, 128), (64, 64)] + ([(16, 256)] if args.d256 else [])
+    seqs = args.seq or ([1024, 2048, 4096, 8192, 16384] + ([32768] if args.long else []))
+    rows = []
+    for H, D in head_configs:
+        for causal in (False, True):
+            for S in seqs:
+                elapsed = time.time() - t_start
+                if elapsed > args.budget:
+                    rows.append({"B": args.batch, "H": H, "S": S, "D": D, "causal": causal,
+                                 "skipped": f"time budget {args.budget:.0f}s spent"})
+                    continue
+                r = bench_row(args.batch, H, S, D, causal, flush)
+                rows.append(r)
+                torch.cuda.empty_cache()
+                print(f"[{time.time() - t_start:6.1f}s] D={D} H={H} {'causal' if causal else 'none'}"
+                      f" S={S}: cudnn {cell(r, 'sdpa_cudnn')}, flash {cell(r, 'sdpa_flash')}, "
+                      f"kernel {cell(r, 'sagejit_kernel')}, e2e {cell(r, 'sagejit_e2e')}",
+                      file=sys.stderr)
+
+    env["wall_s"] = time.time() - t_start
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"env": env, "rows": rows}, f, indent=1)
+
+    print(f"\nattention TOPS — {env['gpu']}, B={args.batch}, fp16, torch {env['torch']}, "
+          f"sagejit {version}\n")
+    print("| D | mask | S | sdpa-cudnn | sdpa-flash | sagejit kernel | sagejit e2e | e2e/cudnn "
+          "| cos vs sdpa |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        mask = "causal" if r["causal"] else "none"
+        head = f"| {r['D']} | {mask} | {r['S']} | "
+        if "skipped" in r:
+            print(head + f"{r['skipped']} | | | | | |")
+            continue
+        ratio = ""
+        if "tops" in r.get("sagejit_e2e", {}) and "tops" in r.get("sdpa_cudnn", {}):
+            ratio = f"{r['sagejit_e2e']['tops'] / r['sdpa_cudnn']['tops']:.2f}"
+        cos = f"{r['cos_vs_sdpa']:.5f}" if "cos_vs_sdpa" in r else ""
+        if r.get("kernel_matches_e2e") is False:
+            cos += " (kernel ≠ e2e)"
+        print(head + " | ".join(cell(r, n) for n in ("sdpa_cudnn", "sdpa_flash", "sagejit_kernel",
+                                                     "sagejit_e2e")) + f" | {ratio} | {cos} |")
+    print(f"\nwall {env['wall_s']:.0f}s; e2e/cudnn = sagejit e2e TOPS / cuDNN TOPS (> 1: faster)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""attention() for torch CUDA tensors: checks what the C library cannot see, builds the ABI
+structs, calls sagejit_attention on torch's current stream.
+
+What is checked here: that the arguments are torch CUDA tensors of fp16/bf16, 4-D, on one device,
+and that string options name known values (ValueError / TypeError). Everything else (shapes,
+strides, alignment, GQA ratio, what the GPU supports) is the library's to validate: its
+SagejitError message states the rule and the values. torch is imported at the first call, so the
+package imports without it.
+"""
+
+import ctypes
+
+from . import _abi
+from ._abi import SagejitError
+
+_LAYOUTS = ("HND", "NHD")
+_ALIGNMENTS = {"top_left": _abi.MASK_CAUSAL, "bottom_right": _abi.MASK_CAUSAL_BOTTOM_RIGHT}
+_QK = {"int8": _abi.QK_INT8, "int4": _abi.QK_INT4}
+_PV = {"default": _abi.PV_DEFAULT, "fp8": _abi.PV_FP8, "f16": _abi.PV_F16}
+_GRANULARITY = {"per_thread": _abi.PER_THREAD, "per_warp": _abi.PER_WARP,
+                "per_block": _abi.PER_BLOCK}
+
+
+def _choice(name, value, table):
+    try:
+        return table[value]
+    except (KeyError, TypeError):
+        raise ValueError(f"{name}={value!r}: expected one of {', '.join(map(repr, table))}") from None
+
+
+def logical_view(shape, strides, layout):
+    """(shape, strides) of the logical [B, H, S, D] view of a tensor stored in `layout`.
+
+    "HND" tensors are [B, H, S, D] already; "NHD" tensors are [B, S, H, D], so heads and seq swap
+    (both in shape and strides: no copy, the library reads any strides).
+    """
+    if layout == "HND":
+        return tuple(shape), tuple(strides)
+    if layout == "NHD":
+        b, s, h, d = shape
+        sb, ss, sh, sd = strides
+        return (b, h, s, d), (sb, sh, ss, sd)
+    raise ValueError(f"layout={layout!r}: expected 'HND' ([B, H, S, D]) or 'NHD' ([B, S, H, D])")
+
+
+def make_tensor(data_ptr, dtype_code, shape, strides):
+    """A sagejit_tensor from a logical [B, H, S, D] shape and element strides."""
+    t = _abi.Tensor()
+    t.data = data_ptr
+    t.dtype = dtype_code
+    t.batch, t.heads, t.seq, t.dim = shape
+    t.stride_b, t.stride_h, t.stride_s, t.stride_d = strides
+    return t
+
+
+def _torch_tensor(torch, name, x, layout):
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if not x.is_cuda:
+        raise ValueError(f"{name}: expected a CUDA tensor, got device {x.device}")
+    if x.dtype == torch.float16:
+        code = _abi.DTYPE_F16
+    elif x.dtype == torch.bfloat16:
+        code = _abi.DTYPE_BF16
+    else:
+        raise ValueError(f"{name}: expected torch.float16 or torch.bfloat16, got {x.dtype}")
+    if x.dim() != 4:
+        raise ValueError(f"{name}: expected 4 dimensions ({layout}), got shape {tuple(x.shape)}")
+    shape, strides = logical_view(x.shape, x.stride(), layout)
+    return make_tensor(x.data_ptr(), code, shape, strides)
+
+
+def attention(q, k, v, *, layout="HND", causal=False, causal_alignment="top_left", sm_scale=None,
+              qk="int8", pv="default", granularity="per_thread", smooth_q=False, smooth_k=True,
+              tile=None, return_lse=False, out=None, reuse_quantized=False):
+    """out = softmax(q kᵀ · sm_scale) v, quantized as SageAttention2 (INT8 QK, FP8 or F16 PV).
+
+    q [B, Hq, Sq, D], k and v [B, Hkv, Skv, D] for layout "HND"; [B, S, H, D] for "NHD".
+    fp16 or bf16 CUDA tensors; Hq % Hkv == 0 (grouped-query attention).
+
+    causal: mask keys after the query; causal_alignment "top_left" (query i sees keys j <= i) or
+        "bottom_right" (j <= i + Skv - Sq, as for decoding with a KV cache).
+    sm_scale: None for 1/sqrt(D).
+    qk: "int8" or "int4" (INT4 only where the GPU has INT4 tensor cores).
+    pv: "default" (FP8 where the GPU has FP8 mma, else f16), "fp8" or "f16".
+    granularity: scale groups of Q and K: "per_thread" (SageAttention2), "per_warp", "per_block".
+    smooth_q: subtract each Q block's mean and add the ΔS correction back (SageAttention2 §3.2).
+    smooth_k: subtract K's per-channel mean (exact; the accuracy fix for biased keys).
+    tile: None for the tuned/heuristic choice, else (cta_q, cta_k, warps_q, stages).
+    return_lse: also return the natural-log log-sum-exp per row, float32 [B, Hq, Sq].
+    out: preallocated output (q's shape/dtype in `layout`); allocated like q if None.
+    reuse_quantized: benchmarking only — q, k, v are unchanged since the previous call on this
+        stream with the same shapes and options, so only the attention kernel runs.
+
+    Returns out, or (out, lse) with return_lse. Raises SagejitError(status, message) on failure.
+    """
+    import torch  # lazy: the package imports without torch
+
+    # Option strings first: cheap, and a typo should not wait for the library to load.
+    causal_mask = _choice("causal_alignment", causal_alignment, _ALIGNMENTS)
+    mask = causal_mask if causal else _abi.MASK_NONE
+    qk_type = _choice("qk", qk, _QK)
+    pv_type = _choice("pv", pv, _PV)
+    gran = _choice("granularity", granularity, _GRANULARITY)
+    if layout not in _LAYOUTS:
+        raise ValueError(f"layout={layout!r}: expected 'HND' ([B, H, S, D]) or 'NHD' ([B, S, H, D])")
+    # 0 means "1/sqrt(D)" in the C struct, so an explicit 0 (or a negative scale) cannot be told
+    # apart from the default there: reject it here.
+    if sm_scale is not None and not sm_scale > 0:
+        raise ValueError(f"sm_scale={sm_scale!r}: expected a positive number or None (1/sqrt(D))")
+    if tile is not None and len(tile) != 4:
+        raise ValueError(f"tile={tile!r}: expected (cta_q, cta_k, warps_q, stages) or None")
+
+    tq = _torch_tensor(torch, "q", q, layout)
+    tk = _torch_tensor(torch, "k", k, layout)
+    tv = _torch_tensor(torch, "v", v, layout)
+    if k.device != q.device or v.device != q.device:
+        raise ValueError(f"q, k, v on different devices: {q.device}, {k.device}, {v.device}")
+    if out is None:
+        out = torch.empty_like(q)
+    to = _torch_tensor(torch, "out", out, layout)
+    if out.device != q.device:
+        raise ValueError(f"out on {out.device}, q on {q.device}")
+
+    lse = None
+    lse_ptr = None
+    if return_lse:
+        b, hq, sq, _ = (tq.batch, tq.heads, tq.seq, tq.dim)
+        lse = torch.empty((b, hq, sq), dtype=torch.float32, device=q.device)
+        lse_ptr = lse.data_ptr()
+
+    lib = _abi.load()
+    options = _abi.AttentionOptions()
+    lib.sagejit_attention_options_init(ctypes.byref(options))
+    options.mask = mask
+    options.qk_type = qk_type
+    options.pv_type = pv_type
+    options.granularity = gran
+    options.smooth_q = int(bool(smooth_q))
+    options.smooth_k = int(bool(smooth_k))
+    options.sm_scale = 0.0 if sm_scale is None else float(sm_scale)
+    if tile is not None:
+        options.cta_q, options.cta_k, options.warps_q, options.stages = (int(x) for x in tile)
+    options.reuse_quantized = int(bool(reuse_quantized))
+
+    # The library works in the calling thread's current context; the device guard makes q's
+    # device (its primary context, the one torch uses) current for a tensor not on device 0.
+    with torch.cuda.device(q.device):
+        stream = torch.cuda.current_stream(q.device).cuda_stream
+        status = lib.sagejit_attention(ctypes.byref(tq), ctypes.byref(tk), ctypes.byref(tv),
+                                       ctypes.byref(to), lse_ptr, ctypes.byref(options), stream)
+    _abi.check(lib, status)
+    return (out, lse) if return_lse else out

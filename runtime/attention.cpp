@@ -1,0 +1,208 @@
+// attention.cpp — the attention call: validate, resolve kernels, quantize, attend.
+//
+// Kernels are resolved once per (context, spec) and kept behind a key of plain integers, so a warm
+// call formats no strings and allocates nothing. Quantization and attention kernels of a new spec
+// are compiled together, in parallel, before the first launch.
+#include "sagejit/attention.hpp"
+
+#include <array>
+#include <cmath>
+#include <map>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "generator/quant_spec.hpp"
+#include "runtime/device.hpp"
+#include "runtime/driver.hpp"
+#include "runtime/error.hpp"
+#include "runtime/jit.hpp"
+#include "runtime/quantize_plan.hpp"
+#include "runtime/workspace.hpp"
+#include "sagejit/quantize.hpp"
+#include "templates/attn_params.cuh"
+
+namespace sagejit {
+namespace {
+
+using SpecKey = std::array<int, 16>;
+
+SpecKey key_of(const AttnSpec& s) {
+  return {s.arch.number(),      s.head_dim,          static_cast<int>(s.quant.qk),  static_cast<int>(s.quant.granularity),
+          static_cast<int>(s.quant.pv), s.quant.smooth_q, static_cast<int>(s.mask), static_cast<int>(s.out.dtype),
+          s.out.lse,            s.tile.cta_q,        s.tile.cta_k,                  s.tile.warps_q,
+          s.tile.stages,        s.tile.min_ctas_per_sm, 0, 0};
+}
+
+struct Extent {
+  std::uintptr_t begin, end;
+};
+
+Extent extent_of(const TensorRef& t) {
+  const auto begin = reinterpret_cast<std::uintptr_t>(t.data);
+  if (t.batch * t.heads * t.seq * t.dim == 0) return {begin, begin};
+  const std::int64_t last = (t.batch - 1) * t.stride_b + (t.heads - 1) * t.stride_h + (t.seq - 1) * t.stride_s + t.dim;
+  return {begin, begin + static_cast<std::uintptr_t>(last) * 2};
+}
+
+void check_output(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse) {
+  validate_tensor(out, "out");
+  if (out.dtype != q.dtype) {
+    throw InvalidArgument("out", fmt::format("must have q's dtype {} (got {})", name(q.dtype), name(out.dtype)));
+  }
+  if (out.batch != q.batch || out.heads != q.heads || out.seq != q.seq || out.dim != q.dim) {
+    throw InvalidArgument("out", fmt::format("must have q's shape [{}, {}, {}, {}] (got [{}, {}, {}, {}])", q.batch,
+                                             q.heads, q.seq, q.dim, out.batch, out.heads, out.seq, out.dim));
+  }
+  const Extent o = extent_of(out);
+  for (auto [t, what] : {std::pair{&q, "q"}, {&k, "k"}, {&v, "v"}}) {
+    const Extent e = extent_of(*t);
+    if (o.begin < e.end && e.begin < o.end) {
+      throw InvalidArgument("out", fmt::format("must not overlap the input {} (out spans {:#x}..{:#x}, {} spans "
+                                               "{:#x}..{:#x})", what, o.begin, o.end, what, e.begin, e.end));
+    }
+  }
+  if (lse != nullptr && reinterpret_cast<std::uintptr_t>(lse) % 4 != 0) {
+    throw InvalidArgument("lse", "must be 4-byte aligned (float [B, Hq, Sq])");
+  }
+}
+
+struct Resolved {
+  AttnSpec spec;
+  QuantizeOptions quant;
+  QuantizePlan plan;
+};
+
+Resolved resolve(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse,
+                 const AttentionOptions& o, const Arch& arch) {
+  Resolved r;
+  AttnSpec& s = r.spec;
+  s.arch = arch;
+  s.head_dim = static_cast<int>(q.dim);
+  s.quant.qk = o.qk;
+  s.quant.granularity = o.granularity;
+  s.quant.pv = o.pv.value_or(default_pv_type(arch));
+  s.quant.smooth_q = o.smooth_q;
+  s.mask = o.mask;
+  s.out.dtype = q.dtype;
+  s.out.lse = lse != nullptr;
+  validate_head_dim(s.head_dim, "q.dim");
+  s.tile = o.tile.value_or(default_tile(arch, s.head_dim, s.quant.pv, o.qk == QuantType::int4 ? 4 : 8));
+  s.validate();
+
+  QuantizeOptions& qo = r.quant;
+  qo.qk_type = o.qk;
+  qo.granularity = o.granularity;
+  qo.block_q = s.tile.cta_q;
+  qo.warp_q = s.tile.warp_q();
+  // Every warp of the attention kernel sees all keys of a tile: one K "warp" per block.
+  qo.block_k = s.tile.cta_k;
+  qo.warp_k = s.tile.cta_k;
+  qo.smooth_q = o.smooth_q;
+  qo.smooth_k = o.smooth_k;
+  qo.quantize_v = s.quant.pv == PvType::fp8_e4m3;
+  qo.lse_correction = lse != nullptr && o.smooth_k;
+  qo.sm_scale = o.sm_scale;
+  r.plan = plan_quantize(q, k, v, qo, arch);
+  check_output(q, k, v, out, lse);
+  return r;
+}
+
+const Kernel& attention_kernel(const Resolved& r, DType dtype) {
+  static std::mutex mutex;
+  static std::map<std::pair<CUcontext, SpecKey>, const Kernel*> kernels;
+  const CUcontext ctx = ensure_current_context();
+  const auto key = std::make_pair(ctx, key_of(r.spec));
+  {
+    std::lock_guard lock(mutex);
+    if (auto it = kernels.find(key); it != kernels.end()) return *it->second;
+  }
+  // First use of this spec: compile it and its quantization kernels together, in parallel.
+  std::vector<GeneratedUnit> units = {r.spec.generate()};
+  for (const QuantSpec& s : quant_specs_for_call(r.spec.arch, dtype, r.spec.head_dim, r.quant.qk_type,
+                                                 r.quant.smooth_q, r.quant.smooth_k, r.quant.quantize_v)) {
+    units.push_back(s.generate());
+  }
+  Jit& jit = default_jit();
+  jit.cubins(units);
+  const Kernel* kernel = &jit.kernel(units[0]);
+  std::lock_guard lock(mutex);
+  return *kernels.emplace(key, kernel).first->second;
+}
+
+std::uint64_t call_identity(const Resolved& r, const TensorRef& q, const TensorRef& k, const TensorRef& v) {
+  std::uint64_t h = 1469598103934665603ull;
+  auto mix = [&](std::uint64_t x) { h = (h ^ x) * 1099511628211ull; };
+  for (int x : key_of(r.spec)) mix(static_cast<std::uint64_t>(x));
+  for (const TensorRef* t : {&q, &k, &v}) {
+    mix(reinterpret_cast<std::uintptr_t>(t->data));
+    for (std::int64_t x : {t->batch, t->heads, t->seq, t->stride_b, t->stride_h, t->stride_s}) mix(static_cast<std::uint64_t>(x));
+  }
+  mix(r.quant.smooth_k);
+  mix(r.quant.lse_correction);
+  return h | 1;  // never 0, the "nothing quantized yet" value
+}
+
+}  // namespace
+
+AttnSpec attention_spec(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse,
+                        const AttentionOptions& options) {
+  return resolve(q, k, v, out, lse, options, current_device_info().arch()).spec;
+}
+
+void attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse,
+               const AttentionOptions& options, CUstream stream) {
+  const Resolved r = resolve(q, k, v, out, lse, options, current_device_info().arch());
+  const QuantizePlan& p = r.plan;
+  if (p.batch == 0 || p.seq_q == 0) return;  // nothing to compute
+
+  const Kernel& kernel = attention_kernel(r, q.dtype);
+  StreamWorkspace& ws = stream_workspace(stream, p.workspace_bytes);
+  const std::uint64_t identity = call_identity(r, q, k, v);
+  QuantizedQKV qkv;
+  if (options.reuse_quantized) {
+    if (ws.last_call != identity) {
+      throw InvalidArgument("reuse_quantized", "needs a previous call on this stream with the same inputs, shapes "
+                                               "and options");
+    }
+  }
+  // Quantize (or, with reuse_quantized, only recompute the pointers: the plan is deterministic).
+  if (!options.reuse_quantized) {
+    qkv = quantize(q, k, v, r.quant, reinterpret_cast<void*>(ws.ptr), ws.bytes, stream);
+    ws.last_call = identity;
+  } else {
+    auto at = [&](std::size_t offset) {
+      return offset == QuantizePlan::kAbsent ? nullptr : reinterpret_cast<char*>(ws.ptr) + offset;
+    };
+    qkv.q = at(p.q), qkv.q_scale = reinterpret_cast<float*>(at(p.q_scale)), qkv.q_mean = reinterpret_cast<float*>(at(p.q_mean));
+    qkv.k = at(p.k), qkv.k_scale = reinterpret_cast<float*>(at(p.k_scale)), qkv.k_mean = reinterpret_cast<float*>(at(p.k_mean));
+    qkv.v = at(p.v), qkv.v_scale = reinterpret_cast<float*>(at(p.v_scale));
+    qkv.lse_correction = reinterpret_cast<float*>(at(p.lse_correction));
+  }
+
+  kernels::AttnParams a{};
+  a.q = qkv.q, a.q_scale = qkv.q_scale, a.q_mean = qkv.q_mean;
+  a.k = qkv.k, a.k_scale = qkv.k_scale, a.k_mean = qkv.k_mean;
+  if (r.quant.quantize_v) {
+    a.v = qkv.v, a.v_scale = qkv.v_scale;
+  } else {
+    a.v = v.data;
+    a.v_stride_b = v.stride_b, a.v_stride_h = v.stride_h, a.v_stride_s = v.stride_s;
+  }
+  a.o = const_cast<void*>(out.data);
+  a.o_stride_b = out.stride_b, a.o_stride_h = out.stride_h, a.o_stride_s = out.stride_s;
+  a.lse = lse;
+  a.lse_correction = qkv.lse_correction;
+  a.batch = p.batch, a.heads_q = p.heads_q, a.heads_kv = p.heads_kv;
+  a.seq_q = p.seq_q, a.seq_kv = p.seq_kv, a.seq_q_pad = p.seq_q_pad, a.seq_kv_pad = p.seq_kv_pad;
+  a.sm_scale = r.quant.sm_scale > 0 ? r.quant.sm_scale : 1.0f / std::sqrt(static_cast<float>(p.head_dim));
+  void* args[] = {&a};
+  const AttnTile& t = r.spec.tile;
+  kernel.launch({{static_cast<unsigned>((p.seq_q + t.cta_q - 1) / t.cta_q), static_cast<unsigned>(p.heads_q),
+                  static_cast<unsigned>(p.batch)},
+                 {static_cast<unsigned>(t.threads()), 1, 1},
+                 static_cast<unsigned>(r.spec.shared_bytes())},
+                stream, args);
+}
+
+}  // namespace sagejit

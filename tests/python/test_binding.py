@@ -1,0 +1,207 @@
+"""The ctypes binding against include/sagejit/sagejit.h and build/libsagejit.so.
+
+Runs without a GPU and without torch: struct layouts (by hand-computed offsets and by the field
+order parsed from the header), enum values (parsed from the header), the logical view of NHD
+tensors, the error that names every path tried, and — when the built library exports the C ABI —
+a call that must fail validation without touching a GPU.
+"""
+
+import ctypes
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "python"))
+
+import sagejit  # noqa: E402  (after the path tweak, so it runs from a plain checkout)
+from sagejit import _abi  # noqa: E402
+from sagejit._attention import logical_view, make_tensor  # noqa: E402
+
+HEADER = (REPO / "include" / "sagejit" / "sagejit.h").read_text()
+BUILT = REPO / "build" / "libsagejit.so"
+
+
+def offsets(struct):
+    return {name: getattr(struct, name).offset for name, _ in struct._fields_}
+
+
+def test_import_needs_no_torch():
+    # CI has no torch: the package must import without it (attention() imports it lazily).
+    code = ("import sys; sys.path.insert(0, %r); import sagejit; "
+            "assert 'torch' not in sys.modules, 'sagejit imported torch'" % str(REPO / "python"))
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_tensor_layout():
+    # void* at 0; int32 dtype at 8; 4 bytes of padding so the int64s are 8-aligned from 16.
+    expected = {"data": 0, "dtype": 8, "batch": 16, "heads": 24, "seq": 32, "dim": 40,
+                "stride_b": 48, "stride_h": 56, "stride_s": 64, "stride_d": 72}
+    assert offsets(_abi.Tensor) == expected
+    assert ctypes.sizeof(_abi.Tensor) == 80
+
+
+def test_options_layout():
+    # Six int32, one float, five int32: twelve 4-byte fields, no padding.
+    names = ["mask", "qk_type", "pv_type", "granularity", "smooth_q", "smooth_k", "sm_scale",
+             "cta_q", "cta_k", "warps_q", "stages", "reuse_quantized"]
+    assert offsets(_abi.AttentionOptions) == {n: 4 * i for i, n in enumerate(names)}
+    assert ctypes.sizeof(_abi.AttentionOptions) == 48
+    assert _abi.AttentionOptions.sm_scale.size == 4  # float, not double
+
+
+def header_fields(struct_name):
+    """(type, name) of each field of `typedef struct struct_name {...}`, in order."""
+    body = re.search(r"typedef struct %s \{(.*?)\}" % struct_name, HEADER, re.S).group(1)
+    body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
+    fields = []
+    for decl in body.split(";"):
+        decl = decl.strip()
+        if not decl:
+            continue
+        m = re.match(r"(void\*|int32_t|int64_t|float)\s+(.*)", decl)
+        assert m, f"unexpected declaration in {struct_name}: {decl!r}"
+        for name in m.group(2).split(","):
+            fields.append((m.group(1), name.strip()))
+    return fields
+
+
+CTYPE_OF = {"void*": ctypes.c_void_p, "int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64,
+            "float": ctypes.c_float}
+
+
+@pytest.mark.parametrize("struct, name", [(_abi.Tensor, "sagejit_tensor"),
+                                          (_abi.AttentionOptions, "sagejit_attention_options")])
+def test_struct_fields_match_header(struct, name):
+    want = [(n, CTYPE_OF[t]) for t, n in header_fields(name)]
+    assert list(struct._fields_) == want
+
+
+def test_enums_match_header():
+    values = {m.group(1): int(m.group(2))
+              for m in re.finditer(r"\b(SAGEJIT_[A-Z0-9_]+)\s*=\s*(-?\d+)", HEADER)}
+    ours = {f"SAGEJIT_{s.name}": s.value for s in _abi.Status}
+    ours.update({
+        "SAGEJIT_F16": _abi.DTYPE_F16, "SAGEJIT_BF16": _abi.DTYPE_BF16,
+        "SAGEJIT_MASK_NONE": _abi.MASK_NONE, "SAGEJIT_MASK_CAUSAL": _abi.MASK_CAUSAL,
+        "SAGEJIT_MASK_CAUSAL_BOTTOM_RIGHT": _abi.MASK_CAUSAL_BOTTOM_RIGHT,
+        "SAGEJIT_QK_INT8": _abi.QK_INT8, "SAGEJIT_QK_INT4": _abi.QK_INT4,
+        "SAGEJIT_PV_DEFAULT": _abi.PV_DEFAULT, "SAGEJIT_PV_FP8": _abi.PV_FP8,
+        "SAGEJIT_PV_F16": _abi.PV_F16,
+        "SAGEJIT_PER_THREAD": _abi.PER_THREAD, "SAGEJIT_PER_WARP": _abi.PER_WARP,
+        "SAGEJIT_PER_BLOCK": _abi.PER_BLOCK,
+    })
+    assert ours == values
+
+
+def test_nhd_view_swaps_heads_and_seq():
+    # An NHD tensor [B=2, S=5, H=3, D=8], contiguous: strides (120, 24, 8, 1).
+    shape, strides = logical_view((2, 5, 3, 8), (120, 24, 8, 1), "NHD")
+    assert shape == (2, 3, 5, 8) and strides == (120, 8, 24, 1)
+    assert logical_view((2, 3, 5, 8), (120, 40, 8, 1), "HND") == ((2, 3, 5, 8), (120, 40, 8, 1))
+    with pytest.raises(ValueError, match="layout"):
+        logical_view((2, 3, 5, 8), (120, 40, 8, 1), "BSHD")
+
+
+def test_make_tensor_fields():
+    t = make_tensor(0x1000, _abi.DTYPE_BF16, (2, 3, 5, 8), (120, 8, 24, 1))
+    assert (t.data, t.dtype, t.batch, t.heads, t.seq, t.dim) == (0x1000, 1, 2, 3, 5, 8)
+    assert (t.stride_b, t.stride_h, t.stride_s, t.stride_d) == (120, 8, 24, 1)
+
+
+def test_error_names_every_path_tried(monkeypatch, tmp_path):
+    missing = tmp_path / "nowhere" / "libsagejit.so"
+    monkeypatch.setenv("SAGEJIT_LIBRARY", str(missing))
+    _abi.reset()
+    try:
+        with pytest.raises(sagejit.SagejitError) as info:
+            sagejit.version()
+        assert info.value.status == sagejit.Status.NOT_AVAILABLE
+        assert str(missing) in str(info.value)
+        assert "SAGEJIT_LIBRARY" in str(info.value)
+    finally:
+        _abi.reset()
+
+
+def test_error_without_env_names_checkout_and_loader(monkeypatch):
+    monkeypatch.delenv("SAGEJIT_LIBRARY", raising=False)
+    paths = _abi.candidate_paths()
+    assert paths == [str(REPO / "build" / "libsagejit.so"), "libsagejit.so"]
+
+
+def built_library():
+    """The built library if it exports the C ABI, else skip with the reason."""
+    if not BUILT.exists():
+        pytest.skip(f"skipped: {BUILT} not built")
+    lib = ctypes.CDLL(str(BUILT))
+    missing = [s for s in _abi._SYMBOLS if not hasattr(lib, s)]
+    if missing:
+        pytest.skip(f"skipped: {BUILT} lacks the C ABI ({', '.join(missing)})")
+    return BUILT
+
+
+@pytest.fixture
+def lib(monkeypatch):
+    monkeypatch.setenv("SAGEJIT_LIBRARY", str(built_library()))
+    _abi.reset()
+    yield _abi.load()
+    _abi.reset()
+
+
+def test_version_is_a_string(lib):
+    v = sagejit.version()
+    assert isinstance(v, str) and v
+
+
+def test_options_init_defaults(lib):
+    o = _abi.AttentionOptions()
+    ctypes.memset(ctypes.byref(o), 0x5A, ctypes.sizeof(o))  # garbage, so init must write
+    lib.sagejit_attention_options_init(ctypes.byref(o))
+    assert o.mask == _abi.MASK_NONE and o.qk_type == _abi.QK_INT8
+    assert o.pv_type == _abi.PV_DEFAULT and o.granularity == _abi.PER_THREAD
+    assert o.sm_scale == 0.0
+    assert (o.cta_q, o.cta_k, o.warps_q, o.stages, o.reuse_quantized) == (0, 0, 0, 0, 0)
+
+
+def call_raw(lib, q, k, v, out, options=None):
+    ref = lambda t: None if t is None else ctypes.byref(t)  # noqa: E731
+    options = options if options is not None else _abi.options_init()
+    return lib.sagejit_attention(ref(q), ref(k), ref(v), ref(out), None, ctypes.byref(options),
+                                 None)
+
+
+SHAPE, STRIDES = (1, 2, 128, 64), (2 * 128 * 64, 128 * 64, 64, 1)
+
+
+def test_null_tensor_pointers_are_an_invalid_argument(lib):
+    # Checked before the driver is touched, so this holds on machines without a GPU.
+    t = make_tensor(None, _abi.DTYPE_F16, SHAPE, STRIDES)
+    status = call_raw(lib, None, t, t, t)
+    assert status == _abi.Status.INVALID_ARGUMENT
+    assert "q" in _abi.last_error(lib)  # the message names the argument
+    with pytest.raises(sagejit.SagejitError) as info:
+        _abi.check(lib, status)
+    assert info.value.status == sagejit.Status.INVALID_ARGUMENT
+
+
+def test_null_data_is_rejected(lib):
+    # Valid shapes, null data. The library asks the device (its arch decides the kernel) before
+    # it checks the tensors, so without a driver the call fails with NOT_AVAILABLE instead;
+    # either way nothing is launched and the message says why.
+    t = [make_tensor(None, _abi.DTYPE_F16, SHAPE, STRIDES) for _ in range(4)]
+    status = call_raw(lib, *t)
+    message = _abi.last_error(lib)
+    assert status in (_abi.Status.INVALID_ARGUMENT, _abi.Status.NOT_AVAILABLE), message
+    if status == _abi.Status.NOT_AVAILABLE:
+        assert "driver" in message or "libcuda" in message, message
+    assert message
+
+
+def test_attention_rejects_bad_options_before_loading():
+    # Option strings are checked in Python first; needs torch only for the import inside.
+    pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="pv"):
+        sagejit.attention(None, None, None, pv="fp4")
