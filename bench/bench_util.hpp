@@ -5,6 +5,7 @@
 #include <functional>
 #include <vector>
 
+#include "runtime/device_buffer.hpp"
 #include "runtime/driver.hpp"
 
 namespace sagejit::bench {
@@ -32,19 +33,7 @@ inline double median_ms(CUstream stream, int warmup, int runs, const std::functi
   return times[times.size() / 2];
 }
 
-class Buffer {
- public:
-  explicit Buffer(std::size_t bytes) : bytes_(bytes) { SAGEJIT_CU(cuMemAlloc, &ptr_, std::max<std::size_t>(bytes, 256)); }
-  ~Buffer() { driver().cuMemFree(ptr_); }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  void* get() const { return reinterpret_cast<void*>(ptr_); }
-  CUdeviceptr ptr() const { return ptr_; }
-  std::size_t bytes() const { return bytes_; }
+using Buffer = sagejit::DeviceBuffer;
 
- private:
-  CUdeviceptr ptr_ = 0;
-  std::size_t bytes_;
-};
 
 }  // namespace sagejit::bench

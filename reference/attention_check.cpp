@@ -10,23 +10,12 @@
 #include "reference/attention_reference.hpp"
 #include "reference/quant_reference.hpp"
 #include "runtime/device.hpp"
+#include "runtime/device_buffer.hpp"
 #include "runtime/driver.hpp"
 
 namespace sagejit {
 namespace {
 
-class DeviceMemory {
- public:
-  explicit DeviceMemory(std::size_t bytes) { SAGEJIT_CU(cuMemAlloc, &ptr_, std::max<std::size_t>(bytes, 256)); }
-  ~DeviceMemory() { driver().cuMemFree(ptr_); }
-  DeviceMemory(const DeviceMemory&) = delete;
-  DeviceMemory& operator=(const DeviceMemory&) = delete;
-  CUdeviceptr ptr() const { return ptr_; }
-  void* get() const { return reinterpret_cast<void*>(ptr_); }
-
- private:
-  CUdeviceptr ptr_ = 0;
-};
 
 // One tensor: its bits in the case's layout on the host, and its rounded values as doubles in
 // [B, H, S, D] order for the reference.
@@ -89,7 +78,7 @@ AttnCheckReport run_attention_check(const AttnCheckCase& c) {
   Input k = make(c, c.heads_kv, c.seq_kv, 'k', rng);
   Input v = make(c, c.heads_kv, c.seq_kv, 'v', rng);
   const std::size_t out_elems = std::size_t(c.batch) * c.heads_q * c.seq_q * c.head_dim;
-  DeviceMemory dq(q.bits.size() * 2), dk(k.bits.size() * 2), dv(v.bits.size() * 2), dout(out_elems * 2 + 16),
+  DeviceBuffer dq(q.bits.size() * 2), dk(k.bits.size() * 2), dv(v.bits.size() * 2), dout(out_elems * 2 + 16),
       dlse(std::size_t(c.batch) * c.heads_q * c.seq_q * 4 + 16);
   SAGEJIT_CU(cuMemcpyHtoD, dq.ptr(), q.bits.data(), q.bits.size() * 2);
   SAGEJIT_CU(cuMemcpyHtoD, dk.ptr(), k.bits.data(), k.bits.size() * 2);

@@ -8,24 +8,13 @@
 
 #include "reference/quant_reference.hpp"
 #include "runtime/device.hpp"
+#include "runtime/device_buffer.hpp"
 #include "runtime/driver.hpp"
 #include "runtime/quantize_plan.hpp"
 
 namespace sagejit {
 namespace {
 
-class DeviceMemory {
- public:
-  explicit DeviceMemory(std::size_t bytes) { SAGEJIT_CU(cuMemAlloc, &ptr_, std::max<std::size_t>(bytes, 256)); }
-  ~DeviceMemory() { driver().cuMemFree(ptr_); }
-  DeviceMemory(const DeviceMemory&) = delete;
-  DeviceMemory& operator=(const DeviceMemory&) = delete;
-  CUdeviceptr ptr() const { return ptr_; }
-  void* get() const { return reinterpret_cast<void*>(ptr_); }
-
- private:
-  CUdeviceptr ptr_ = 0;
-};
 
 // A host tensor in the case's layout, with random values: N(0, 1) plus, for keys, a per-channel
 // bias (the distribution K smoothing exists for).
@@ -134,7 +123,7 @@ QuantCheckReport run_quant_check(const QuantCheckCase& c) {
   HostInput q = make_input(c, c.heads_q, c.seq_q, 0.0f, rng);
   HostInput k = make_input(c, c.heads_kv, c.seq_kv, 5.0f, rng);
   HostInput v = make_input(c, c.heads_kv, c.seq_kv, 0.0f, rng);
-  DeviceMemory dq(q.bits.size() * 2), dk(k.bits.size() * 2), dv(v.bits.size() * 2);
+  DeviceBuffer dq(q.bits.size() * 2), dk(k.bits.size() * 2), dv(v.bits.size() * 2);
   SAGEJIT_CU(cuMemcpyHtoD, dq.ptr(), q.bits.data(), q.bits.size() * 2);
   SAGEJIT_CU(cuMemcpyHtoD, dk.ptr(), k.bits.data(), k.bits.size() * 2);
   SAGEJIT_CU(cuMemcpyHtoD, dv.ptr(), v.bits.data(), v.bits.size() * 2);
@@ -142,7 +131,7 @@ QuantCheckReport run_quant_check(const QuantCheckCase& c) {
 
   const Arch arch = query_device(current_device_ordinal()).arch();
   const QuantizePlan plan = plan_quantize(q.view, k.view, v.view, c.options, arch);
-  DeviceMemory ws(plan.workspace_bytes);
+  DeviceBuffer ws(plan.workspace_bytes);
   SAGEJIT_CU(cuMemsetD8, ws.ptr(), 0xFF, std::max<std::size_t>(plan.workspace_bytes, 256));
   const QuantizedQKV out = quantize(q.view, k.view, v.view, c.options, ws.get(), plan.workspace_bytes, nullptr);
   SAGEJIT_CU(cuCtxSynchronize);

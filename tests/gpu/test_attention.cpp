@@ -13,7 +13,7 @@
 #include "tests/gpu/support.hpp"
 
 using namespace sagejit;
-using sagejit::test::DeviceBuffer;
+using sagejit::DeviceBuffer;
 
 namespace {
 

@@ -12,7 +12,7 @@
 #include "tests/gpu/support.hpp"
 
 using namespace sagejit;
-using sagejit::test::DeviceBuffer;
+using sagejit::DeviceBuffer;
 
 TEST_CASE("quantization kernels match the host reference exactly" * test::needs_gpu()) {
   for (const QuantCheckCase& c : quant_check_cases()) {
