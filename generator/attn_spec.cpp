@@ -118,11 +118,11 @@ void AttnSpec::validate() const {
   if (quant.qk != QuantType::int8 && quant.qk != QuantType::int4) {
     throw InvalidArgument("quant.qk", fmt::format("must be int8 or int4 (got {})", sagejit::name(quant.qk)));
   }
+  // int4 runs on every supported arch: on INT4 tensor cores on sm_80/86/89, emulated by ptxas on
+  // sm_90a and sm_120 (Arch::int4_emulated), where it is an explicit choice for correctness checks.
   if (quant.qk == QuantType::int4) {
-    if (!arch.has_int4_mma()) {
-      throw InvalidArgument("quant.qk", fmt::format("int4 needs INT4 tensor cores: sm_80, sm_86 or sm_89 (got {}; "
-                                                    "sm_90a and sm_120 have none)",
-                                                    arch.name()));
+    if (!arch.runs_int4()) {
+      throw InvalidArgument("quant.qk", fmt::format("int4 needs mma.sync s4: sm_80 or newer (got {})", arch.name()));
     }
     if (head_dim % 64 != 0) {
       throw InvalidArgument("quant.qk", fmt::format("int4 needs head_dim % 64 == 0 for its k64 MMA steps: 64, 128 "
@@ -250,6 +250,11 @@ AttnTile default_tile(const Arch& arch, int head_dim, PvType pv, int qk_bits) {
   // Counted with Q smoothing on (its q̄ and ΔS buffers), so the tile fits every spec of this shape.
   auto bytes = [&] { return kernels::attn_smem_bytes(head_dim, t.cta_q, t.cta_k, t.stages, qk_bits, fp8, true); };
   while (bytes() > max_shared_bytes_per_block(arch) && t.cta_k > min_k) t.cta_k /= 2;
+  // Emulated int4 (two IMMA.S8 and nibble unpacking per s4 MMA) costs registers. On sm_120, D = 256
+  // with f16 P·V keeps cta_k 64 (int4's smaller K tile fits 99 KiB) and then spills in 22 of 36
+  // variants (NVRTC 13.0); cta_k 32, the tile int8 gets there, spills in none. sm_90a's int4 tiles
+  // are the int8 ones: 0 spills in all 216 f16-P·V variants (at most 255 registers, D = 64).
+  if (qk_bits == 4 && arch.int4_emulated() && arch.number() != 90 && head_dim == 256 && !fp8) t.cta_k = 32;
   return t;
 }
 
@@ -320,6 +325,13 @@ std::vector<AttnSpec> representative_attn_specs(const Arch& arch) {
     q4.quant.smooth_q = true;  // the nibble path of ΔS
     q4.mask = Mask::causal_top_left;
     add(q4);
+  } else if (arch.number() == 90) {
+    // Emulated int4 is not in sm_90a's full matrix, but the H100 is where its GPU checks run: CI
+    // proves that one int4 kernel (f16 P·V, the arch's default) compiles there without spills.
+    AttnSpec q4;
+    q4.quant.qk = QuantType::int4;
+    q4.quant.pv = default_pv_type(arch);
+    add(q4);
   }
   return specs;
 }
@@ -330,6 +342,8 @@ std::vector<AttnSpec> full_attn_specs(const Arch& arch) {
   if (arch.has_fp8_mma()) pvs.insert(pvs.begin(), PvType::fp8_e4m3);
   for (int d : supported_head_dims()) {
     for (QuantType qk : {QuantType::int8, QuantType::int4}) {
+      // Emulated int4 (sm_90a, sm_120) is valid but left out: it exists for correctness checks, not
+      // to be shipped, and would grow `compile --all` by three head dims' worth of kernels.
       if (qk == QuantType::int4 && (!arch.has_int4_mma() || d % 64 != 0)) continue;
       for (layout::Granularity g :
            {layout::Granularity::per_thread, layout::Granularity::per_warp, layout::Granularity::per_block}) {

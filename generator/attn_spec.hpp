@@ -65,7 +65,7 @@ struct AttnTile {
 };
 
 struct AttnQuant {
-  QuantType qk = QuantType::int8;  // int8 everywhere; int4 on sm_80/86/89 with head_dim % 64 == 0
+  QuantType qk = QuantType::int8;  // int8 everywhere; int4 (head_dim % 64 == 0) native on sm_80/86/89, emulated (correctness only) on sm_90a/sm_120
   layout::Granularity granularity = layout::Granularity::per_thread;
   PvType pv = PvType::f16;  // fp8_e4m3 on sm_89 and newer
   bool smooth_q = false;    // Q quantized as Q − q̄ per block; ΔS = q̄·γ(K)ᵀ added back

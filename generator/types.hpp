@@ -20,8 +20,15 @@ struct Arch {
   int number() const { return major * 10 + minor; }   // 90 for sm_90a
   std::string name() const;                          // "sm_90a"
   bool has_fp8_mma() const { return number() >= 89; }
-  // Hopper has no INT4 tensor cores (emulated, 47 TOPS measured); Blackwell consumer parts drop it too.
+  // INT4 tensor cores (mma.sync s4 runs as IMMA.16864.S4): sm_80, sm_86 and sm_89 only.
   bool has_int4_mma() const { return number() >= 80 && number() < 90; }
+  // sm_90a and sm_120 have no INT4 tensor cores, but ptxas still accepts mma.sync s4 and emulates
+  // it: each m16n8k64 becomes two IMMA.16832.S8 plus nibble unpacking (nvdisasm, CUDA 13.0; 47 TOPS
+  // measured on H100). INT4 Q/K is allowed there for correctness checks only: never a default,
+  // never in the shipped matrices, and the run time warns once when a call picks it.
+  bool int4_emulated() const { return number() >= 90; }
+  // int4 Q/K kernels compile and run here, natively or emulated.
+  bool runs_int4() const { return has_int4_mma() || int4_emulated(); }
   bool operator==(const Arch&) const = default;
 };
 

@@ -218,7 +218,8 @@ std::vector<QuantCheckCase> quant_check_cases() {
     c.options.lse_correction = true;
     add(c);
   }
-  if (arch.has_int4_mma()) {
+  // int4 on every arch that runs it: on INT4 tensor cores, or emulated by ptxas (sm_90a, sm_120).
+  if (arch.runs_int4()) {
     for (int head_dim : {64, 128}) {
       QuantCheckCase c = odd;
       c.head_dim = head_dim;

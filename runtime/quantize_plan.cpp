@@ -3,8 +3,10 @@
 
 #include <cmath>
 #include <limits>
+#include <mutex>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "runtime/error.hpp"
 #include "templates/quant_params.cuh"
@@ -30,6 +32,18 @@ void check_fits_int32(std::size_t elements, const char* what) {
     throw InvalidArgument(what, fmt::format("its quantized copy would hold {} elements, more than the kernels' 32-bit "
                                             "indexing allows (2^31 - 1)", elements));
   }
+}
+
+// int4 on sm_90a / sm_120 runs on ptxas's emulation of mma.sync s4 (Arch::int4_emulated): allowed,
+// because that is how its correctness is checked on an H100, but never what a user wants for speed.
+// Said once per process, not per call: a warm call must stay cheap and the log readable.
+void warn_int4_emulated(const Arch& arch) {
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    spdlog::warn("sagejit: int4 Q/K on {} is emulated (no INT4 tensor cores; ptxas turns each s4 MMA into two "
+                 "INT8 ones), so it is no faster than int8 and meant for correctness checks only: use int8 here",
+                 arch.name());
+  });
 }
 
 }  // namespace
@@ -62,9 +76,8 @@ QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorR
   if (o.qk_type != QuantType::int8 && o.qk_type != QuantType::int4) {
     throw InvalidArgument("qk_type", fmt::format("must be int8 or int4 (got {})", name(o.qk_type)));
   }
-  if (o.qk_type == QuantType::int4 && !arch.has_int4_mma()) {
-    throw InvalidArgument("qk_type", fmt::format("int4 needs INT4 tensor cores (sm_80, sm_86, sm_89); this GPU is {}",
-                                                 arch.name()));
+  if (o.qk_type == QuantType::int4 && !arch.runs_int4()) {
+    throw InvalidArgument("qk_type", fmt::format("int4 needs mma.sync s4 (sm_80 or newer); this GPU is {}", arch.name()));
   }
   if (o.quantize_v && !arch.has_fp8_mma()) {
     throw InvalidArgument("quantize_v", fmt::format("FP8 V needs sm_89 or newer; this GPU is {}", arch.name()));
@@ -72,6 +85,8 @@ QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorR
   if (!(o.sm_scale >= 0) || !std::isfinite(o.sm_scale)) {
     throw InvalidArgument("sm_scale", fmt::format("must be finite and >= 0, 0 meaning 1/sqrt(head_dim) (got {})", o.sm_scale));
   }
+
+  if (o.qk_type == QuantType::int4 && arch.int4_emulated()) warn_int4_emulated(arch);
 
   QuantizePlan p;
   p.dtype = q.dtype;

@@ -33,10 +33,17 @@ Bars bars_for(Distribution d, bool fp8) {
   return {0.9994, heavy ? 0.036 : 0.015, heavy ? 0.85 : 0.03};
 }
 
+// INT4 Q/K: a 4-bit step is 127/7 ≈ 18x an 8-bit one, and the score error dominates f16 P·V's error.
+// A float64 model of these cases (normal inputs, int4 groups of 2 Q rows and 8 keys, as per_thread
+// has at D = 128) predicts cosine 0.979-0.987, relative L1 0.17-0.20 and LSE error 0.08-0.32; the same
+// model gives int8 0.0093-0.0110, as measured on the H100. These bars sit about 25% outside that
+// prediction and are deliberately loose: the lead tightens them from the first H100 measurement.
+Bars int4_bars() { return {0.97, 0.25, 0.5}; }
+
 void check_bars(const AttnCheckCase& c, const AttnCheckReport& r) {
   MESSAGE(fmt::format("{:<100} cos {:.6f} relL1 {:.5f} rmse {:.2e} lse {:.2e} {}", c.describe(), r.cosine, r.rel_l1,
                       r.rmse, r.lse_max_abs_error, r.fp8_pv ? "fp8" : "f16"));
-  const Bars bars = bars_for(c.distribution, r.fp8_pv);
+  const Bars bars = c.options.qk == QuantType::int4 ? int4_bars() : bars_for(c.distribution, r.fp8_pv);
   CHECK(r.unwritten == 0);
   CHECK(r.cosine >= bars.min_cosine);
   CHECK(r.rel_l1 <= bars.max_rel_l1);
@@ -91,6 +98,19 @@ std::vector<AttnCheckCase> accuracy_cases() {
   AttnCheckCase no_lse;
   no_lse.lse = false, no_lse.dtype = DType::bf16, no_lse.layout = Layout::nhd;
   add(no_lse);
+  // INT4 Q/K wherever it runs: on INT4 tensor cores (sm_80/86/89) or emulated by ptxas (sm_90a,
+  // sm_120, where this is its correctness check). D = 64 and 128, with and without the causal mask,
+  // f16 P·V; GQA 2:1 and an odd query length.
+  if (current_device_info().arch().runs_int4()) {
+    for (int D : {64, 128}) {
+      for (Mask mask : {Mask::none, Mask::causal_top_left}) {
+        AttnCheckCase c;
+        c.head_dim = D, c.options.mask = mask, c.options.qk = QuantType::int4, c.options.pv = PvType::f16;
+        c.heads_q = 4, c.heads_kv = 2, c.seq_q = 700, c.seq_kv = 1000;
+        add(c);
+      }
+    }
+  }
   return cases;
 }
 
@@ -123,7 +143,7 @@ TEST_CASE("attention rejects bad input before launching anything" * test::needs_
   CHECK_THROWS_WITH_AS(attention(view(q), view(k), view(v), view(o), reinterpret_cast<float*>(2), opt, nullptr),
                        doctest::Contains("argument `lse`"), InvalidArgument);
   opt.qk = QuantType::int4;
-  if (!current_device_info().arch().has_int4_mma()) {
+  if (!current_device_info().arch().runs_int4()) {
     CHECK_THROWS_WITH_AS(attention(view(q), view(k), view(v), view(o), nullptr, opt, nullptr),
                          doctest::Contains("int4"), InvalidArgument);
   }
@@ -163,4 +183,39 @@ TEST_CASE("empty problems are defined: nothing to do, or zeros and -inf without 
   SAGEJIT_CU(cuCtxSynchronize);
   for (std::uint16_t x : o.download<std::uint16_t>(H * 16 * D)) REQUIRE((x & 0x7fff) == 0);
   for (float x : lse.download<float>(H * 16)) REQUIRE((std::isinf(x) && x < 0));
+}
+
+TEST_CASE("a warm attention call is captured in a CUDA graph and replays to the same output" * test::needs_gpu()) {
+  ensure_current_context();
+  constexpr int B = 2, Hq = 8, Hkv = 2, S = 700, D = 128;
+  DeviceBuffer q(B * Hq * S * D * 2), k(B * Hkv * S * D * 2), v(B * Hkv * S * D * 2);
+  DeviceBuffer direct(B * Hq * S * D * 2), graphed(B * Hq * S * D * 2), lse(B * Hq * S * 4);
+  std::vector<std::uint16_t> bits(B * Hq * S * D);
+  for (std::size_t i = 0; i < bits.size(); ++i) bits[i] = static_cast<std::uint16_t>(0x3000 + (i * 2654435761u >> 20) % 0x0c00);
+  q.upload(bits);
+  bits.resize(B * Hkv * S * D);
+  k.upload(bits);
+  v.upload(bits);
+  auto view = [&](const DeviceBuffer& b, int heads) {
+    return TensorRef::contiguous(b.get(), DType::f16, Layout::hnd, B, heads, S, D);
+  };
+  AttentionOptions opt;
+  opt.mask = Mask::causal_top_left;
+  CUstream stream;
+  SAGEJIT_CU(cuStreamCreate, &stream, CU_STREAM_NON_BLOCKING);
+  direct.poison(), graphed.poison();
+  // Warm-up on the same stream: compiles, loads and sizes this stream's workspace.
+  attention(view(q, Hq), view(k, Hkv), view(v, Hkv), view(direct, Hq), reinterpret_cast<float*>(lse.get()), opt, stream);
+  SAGEJIT_CU(cuStreamBeginCapture, stream, CU_STREAM_CAPTURE_MODE_GLOBAL);
+  attention(view(q, Hq), view(k, Hkv), view(v, Hkv), view(graphed, Hq), reinterpret_cast<float*>(lse.get()), opt, stream);
+  CUgraph graph;
+  SAGEJIT_CU(cuStreamEndCapture, stream, &graph);
+  CUgraphExec exec;
+  SAGEJIT_CU(cuGraphInstantiate, &exec, graph, 0);
+  SAGEJIT_CU(cuGraphLaunch, exec, stream);
+  SAGEJIT_CU(cuStreamSynchronize, stream);
+  CHECK(direct.download<std::uint16_t>(B * Hq * S * D) == graphed.download<std::uint16_t>(B * Hq * S * D));
+  driver().cuGraphExecDestroy(exec);
+  driver().cuGraphDestroy(graph);
+  driver().cuStreamDestroy(stream);
 }

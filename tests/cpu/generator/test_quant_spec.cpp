@@ -38,15 +38,26 @@ TEST_CASE("every shipped spec has a distinct name and hash, across all archs") {
   // 2 dtypes x 4 head dims x (q/k x int8+int4 x smooth: 8, channel_stats, quantize_v) on sm_89.
   CHECK(shipped_quant_specs(parse_arch("sm_89")).size() == 8 * 10);
   CHECK(shipped_quant_specs(parse_arch("sm_80")).size() == 8 * 9);
-  CHECK(shipped_quant_specs(parse_arch("sm_90a")).size() == 8 * 6);
+  // Emulated int4 is not shipped, except sm_90a's fp16 D = 128 plain quantize_q/quantize_k pair
+  // (the H100's int4 checks; CI compiles it), and nothing for sm_120.
+  CHECK(shipped_quant_specs(parse_arch("sm_90a")).size() == 8 * 6 + 2);
+  CHECK(shipped_quant_specs(parse_arch("sm_120")).size() == 8 * 6);
+  std::set<std::string> hopper_int4;
+  for (const QuantSpec& s : shipped_quant_specs(parse_arch("sm_90a"))) {
+    if (s.output == QuantType::int4) hopper_int4.insert(s.canonical_name());
+  }
+  CHECK(hopper_int4 == std::set<std::string>{"quant.quantize_k.f16.d128.int4.plain.sm_90a",
+                                             "quant.quantize_q.f16.d128.int4.plain.sm_90a"});
 }
 
 TEST_CASE("validation names the offending field and the allowed values") {
+  // int4 has no tensor cores on sm_90a and sm_120 but is emulated: accepted, for correctness checks.
   QuantSpec s{parse_arch("sm_90a"), QuantOp::quantize_q, DType::f16, 128, QuantType::int4, false};
-  CHECK_THROWS_WITH_AS(s.validate(),
-                       "argument `output`: int4 needs INT4 tensor cores: sm_80, sm_86 or sm_89 (got sm_90a; Hopper "
-                       "has none)",
-                       InvalidArgument);
+  CHECK(s.arch.int4_emulated());
+  CHECK_NOTHROW(s.validate());
+  QuantSpec blackwell{parse_arch("sm_120"), QuantOp::quantize_k, DType::bf16, 96, QuantType::int4, true};
+  CHECK(blackwell.arch.int4_emulated());
+  CHECK_NOTHROW(blackwell.validate());
   s.output = QuantType::fp8_e4m3;
   CHECK_THROWS_WITH_AS(s.validate(), "argument `output`: quantize_q must be int8 or int4 (got fp8_e4m3)",
                        InvalidArgument);
