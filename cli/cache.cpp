@@ -28,10 +28,12 @@ void add_cache(CLI::App& app) {
       fmt::print("{}\n", out.dump(2));
       return;
     }
-    fmt::print("{:<52} {:<7} {:<16} {:<6} {:>5} {:>7} {:>8} {}\n", "kernel", "arch", "templates", "nvrtc", "regs",
-               "spills", "bytes", "created");
+    std::size_t width = 6;
+    for (const CubinRow& r : rows) width = std::max(width, r.key.spec.size());
+    fmt::print("{:<{}} {:<7} {:<16} {:<6} {:>5} {:>7} {:>8} {}\n", "kernel", width, "arch", "templates", "nvrtc",
+               "regs", "spills", "bytes", "created");
     for (const CubinRow& r : rows) {
-      fmt::print("{:<52} {:<7} {:<16} {:<6} {:>5} {:>7} {:>8} {}\n", r.key.spec, r.key.arch, r.key.template_hash,
+      fmt::print("{:<{}} {:<7} {:<16} {:<6} {:>5} {:>7} {:>8} {}\n", r.key.spec, width, r.key.arch, r.key.template_hash,
                  r.key.nvrtc_version, r.usage.registers, r.usage.spill_stores + r.usage.spill_loads, r.bytes,
                  r.created_at);
     }

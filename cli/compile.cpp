@@ -109,11 +109,13 @@ void run(const CompileFlags& f) {
   if (f.json) {
     fmt::print("{}\n", rows.dump(2));
   } else {
-    fmt::print("{:<52} {:<16} {:<9} {:>9} {:>5} {:>7} {:>6}\n", "kernel", "key", "result", "ms", "regs", "spills",
-               "smem");
+    std::size_t width = 6;
+    for (const auto& r : rows) width = std::max(width, r["name"].get<std::string>().size());
+    fmt::print("{:<{}} {:<16} {:<9} {:>9} {:>5} {:>7} {:>6}\n", "kernel", width, "key", "result", "ms", "regs",
+               "spills", "smem");
     for (const auto& r : rows) {
       const std::string result = r["hit"].get<bool>() ? "hit:" + r["source"].get<std::string>() : "miss";
-      fmt::print("{:<52} {:<16} {:<9} {:>9.1f} {:>5} {:>7} {:>6}\n", r["name"].get<std::string>(),
+      fmt::print("{:<{}} {:<16} {:<9} {:>9.1f} {:>5} {:>7} {:>6}\n", r["name"].get<std::string>(), width,
                  r["key"].get<std::string>(), result, r["ms"].get<double>(), r["registers"].get<int>(),
                  r["spill_stores"].get<int>() + r["spill_loads"].get<int>(), r["shared_static"].get<int>());
     }

@@ -66,8 +66,8 @@ std::string_view name(Distribution d) {
 }
 
 std::string AttnCheckCase::describe() const {
-  return fmt::format("{} {} {} B={} Hq={} Hkv={} Sq={} Skv={} D={} mask={} pv={} smooth_q={} lse={}", name(distribution),
-                     name(dtype), name(layout), batch, heads_q, heads_kv, seq_q, seq_kv, head_dim, name(options.mask),
+  return fmt::format("{} {} {} B={} Hq={} Hkv={} Sq={} Skv={} D={} qk={} mask={} pv={} smooth_q={} lse={}", name(distribution),
+                     name(dtype), name(layout), batch, heads_q, heads_kv, seq_q, seq_kv, head_dim, name(options.qk), name(options.mask),
                      options.pv ? std::string(name(*options.pv)) : "default", int(options.smooth_q), int(lse));
 }
 
