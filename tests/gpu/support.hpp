@@ -18,5 +18,21 @@ inline auto needs_gpu() { return doctest::skip(!gpu_available()); }
 
 using sagejit::DeviceBuffer;
 
+// Captures `body` (which enqueues work on `stream`) into a CUDA graph, then launches the graph once
+// and waits for it. Capture fails if `body` allocates or synchronizes, which is what callers test.
+template <class F>
+void capture_and_replay(CUstream stream, F&& body) {
+  SAGEJIT_CU(cuStreamBeginCapture, stream, CU_STREAM_CAPTURE_MODE_GLOBAL);
+  body();
+  CUgraph graph;
+  SAGEJIT_CU(cuStreamEndCapture, stream, &graph);
+  CUgraphExec exec;
+  SAGEJIT_CU(cuGraphInstantiate, &exec, graph, 0);
+  SAGEJIT_CU(cuGraphLaunch, exec, stream);
+  SAGEJIT_CU(cuStreamSynchronize, stream);
+  driver().cuGraphExecDestroy(exec);
+  driver().cuGraphDestroy(graph);
+}
+
 
 }  // namespace sagejit::test

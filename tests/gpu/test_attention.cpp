@@ -206,16 +206,10 @@ TEST_CASE("a warm attention call is captured in a CUDA graph and replays to the 
   direct.poison(), graphed.poison();
   // Warm-up on the same stream: compiles, loads and sizes this stream's workspace.
   attention(view(q, Hq), view(k, Hkv), view(v, Hkv), view(direct, Hq), reinterpret_cast<float*>(lse.get()), opt, stream);
-  SAGEJIT_CU(cuStreamBeginCapture, stream, CU_STREAM_CAPTURE_MODE_GLOBAL);
-  attention(view(q, Hq), view(k, Hkv), view(v, Hkv), view(graphed, Hq), reinterpret_cast<float*>(lse.get()), opt, stream);
-  CUgraph graph;
-  SAGEJIT_CU(cuStreamEndCapture, stream, &graph);
-  CUgraphExec exec;
-  SAGEJIT_CU(cuGraphInstantiate, &exec, graph, 0);
-  SAGEJIT_CU(cuGraphLaunch, exec, stream);
-  SAGEJIT_CU(cuStreamSynchronize, stream);
+  test::capture_and_replay(stream, [&] {
+    attention(view(q, Hq), view(k, Hkv), view(v, Hkv), view(graphed, Hq), reinterpret_cast<float*>(lse.get()), opt,
+              stream);
+  });
   CHECK(direct.download<std::uint16_t>(B * Hq * S * D) == graphed.download<std::uint16_t>(B * Hq * S * D));
-  driver().cuGraphExecDestroy(exec);
-  driver().cuGraphDestroy(graph);
   driver().cuStreamDestroy(stream);
 }

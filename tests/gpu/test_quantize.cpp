@@ -66,18 +66,9 @@ TEST_CASE("a warm quantization call is captured in a CUDA graph and replays to t
   quantize(view(q), view(k), view(v), o, direct.get(), bytes, nullptr);
   CUstream stream;
   SAGEJIT_CU(cuStreamCreate, &stream, CU_STREAM_NON_BLOCKING);
-  SAGEJIT_CU(cuStreamBeginCapture, stream, CU_STREAM_CAPTURE_MODE_GLOBAL);
-  quantize(view(q), view(k), view(v), o, graphed.get(), bytes, stream);
-  CUgraph graph;
-  SAGEJIT_CU(cuStreamEndCapture, stream, &graph);
-  CUgraphExec exec;
-  SAGEJIT_CU(cuGraphInstantiate, &exec, graph, 0);
-  SAGEJIT_CU(cuGraphLaunch, exec, stream);
-  SAGEJIT_CU(cuStreamSynchronize, stream);
+  test::capture_and_replay(stream, [&] { quantize(view(q), view(k), view(v), o, graphed.get(), bytes, stream); });
   SAGEJIT_CU(cuCtxSynchronize);
   // Padding bytes between buffers stay poisoned in both, so whole workspaces compare equal.
   CHECK(direct.download<unsigned char>(bytes) == graphed.download<unsigned char>(bytes));
-  driver().cuGraphExecDestroy(exec);
-  driver().cuGraphDestroy(graph);
   driver().cuStreamDestroy(stream);
 }
