@@ -93,13 +93,24 @@ std::string AttnTile::name() const {
   return s;
 }
 
+std::string_view name(AttnFamily f) { return f == AttnFamily::mma ? "mma" : "wgmma"; }
+
+AttnTile wgmma_tile(int stages) { return AttnTile{kernels::kWgmmaCtaQ, kernels::kWgmmaCtaK, 4, stages, 1}; }
+
+bool wgmma_supports(const AttnSpec& s) {
+  return s.arch.number() == 90 && (s.head_dim == 64 || s.head_dim == 128) && s.quant.qk == QuantType::int8 &&
+         s.quant.pv == PvType::fp8_e4m3 && s.quant.granularity == layout::Granularity::per_thread &&
+         !s.quant.smooth_q && s.out.dtype == DType::f16;
+}
+
 int AttnSpec::shared_bytes() const {
+  if (family == AttnFamily::wgmma) return kernels::attn_wgmma_smem_bytes(head_dim, tile.stages);
   return kernels::attn_smem_bytes(head_dim, tile.cta_q, tile.cta_k, tile.stages, qk_bits(),
                                   quant.pv == PvType::fp8_e4m3, quant.smooth_q);
 }
 
 std::string AttnSpec::canonical_name() const {
-  return fmt::format("attn.mma.d{}.{}.{}{}.{}.{}.{}{}.{}.{}", head_dim, sagejit::name(quant.qk),
+  return fmt::format("attn.{}.d{}.{}.{}{}.{}.{}.{}{}.{}.{}", name(family), head_dim, sagejit::name(quant.qk),
                      sagejit::name(quant.granularity), quant.smooth_q ? ".smooth_q" : "", sagejit::name(quant.pv),
                      sagejit::name(mask), sagejit::name(out.dtype), out.lse ? ".lse" : "", arch.name(), tile.name());
 }
@@ -107,6 +118,19 @@ std::string AttnSpec::canonical_name() const {
 std::uint64_t AttnSpec::hash() const { return fnv1a64(canonical_name()); }
 
 void AttnSpec::validate() const {
+  if (family == AttnFamily::wgmma) {
+    if (!wgmma_supports(*this)) {
+      throw InvalidArgument("family", fmt::format("wgmma needs sm_90a, head_dim 64 or 128, int8 QK, fp8 P·V, "
+                                                  "per_thread scales, f16 output and no Q smoothing (got {})",
+                                                  canonical_name()));
+    }
+    const AttnTile want = wgmma_tile(tile.stages);
+    if (tile != want || tile.stages < 2 || tile.stages > 3) {
+      throw InvalidArgument("tile", fmt::format("the wgmma kernel's tile is 64x128 with 4 warps and 2 or 3 stages "
+                                                "(got {})", tile.name()));
+    }
+    return;
+  }
   // parse_arch maps "sm_90" to sm_90a: compare, so that a spec never names an arch it is not built for.
   if (parse_arch(arch.name(), "arch") != arch) {
     throw InvalidArgument("arch",
@@ -202,6 +226,21 @@ GeneratedUnit AttnSpec::generate() const {
   GeneratedUnit unit;
   unit.spec_name = canonical_name();
   unit.arch = arch;
+  if (family == AttnFamily::wgmma) {
+    unit.source = fmt::format(
+        "// {} (generator {})\n"
+        "#include \"attn_wgmma.cuh\"\n"
+        "\n"
+        "struct Config {{\n"
+        "  static constexpr int head_dim = {};\n"
+        "  static constexpr int stages = {};\n"
+        "  static constexpr int mask = {};  // {}\n"
+        "  static constexpr bool write_lse = {};\n"
+        "}};\n",
+        unit.spec_name, kGeneratorVersion, head_dim, tile.stages, mask_code(mask), mask_meaning(mask), out.lse);
+    unit.name_expression = "&sagejit::kernels::attention_wgmma<Config>";
+    return unit;
+  }
   unit.source = fmt::format(
       "// {} (generator {})\n"
       "#include \"attn_mma.cuh\"\n"
@@ -332,6 +371,22 @@ std::vector<AttnSpec> representative_attn_specs(const Arch& arch) {
     q4.quant.qk = QuantType::int4;
     q4.quant.pv = default_pv_type(arch);
     add(q4);
+  }
+  // The sm_90a TMA + wgmma kernel: both head dims, with and without causal masking and LSE.
+  if (arch.number() == 90) {
+    for (int d : {64, 128}) {
+      for (Mask m : {Mask::none, Mask::causal_top_left}) {
+        AttnSpec w;
+        w.family = AttnFamily::wgmma;
+        w.arch = arch;
+        w.head_dim = d;
+        w.quant.pv = PvType::fp8_e4m3;
+        w.mask = m;
+        w.out.lse = m != Mask::none;
+        w.tile = wgmma_tile();
+        specs.push_back(w);
+      }
+    }
   }
   return specs;
 }

@@ -76,7 +76,14 @@ struct AttnOutput {
   bool lse = false;          // write the log-sum-exp (natural log) per query row
 };
 
+// Which kernel template: the portable mma.sync kernel (attn_mma.cuh, every arch) or the sm_90a
+// TMA + wgmma kernel (attn_wgmma.cuh: D 64/128, INT8 QK, FP8 P·V, per-thread scales, f16 output,
+// no Q smoothing, tile 64x128 with one warpgroup).
+enum class AttnFamily { mma, wgmma };
+std::string_view name(AttnFamily f);
+
 struct AttnSpec {
+  AttnFamily family = AttnFamily::mma;
   Arch arch{9, 0, true};
   int head_dim = 128;
   AttnQuant quant;
@@ -89,7 +96,7 @@ struct AttnSpec {
   int shared_bytes() const;
 
   // "attn.mma.d128.int8.per_thread.fp8.causal.f16.lse.sm_89.t128x64w4s2":
-  // attn.mma.d{head_dim}.{qk}.{granularity}[.smooth_q].{pv}.{mask}.{out dtype}[.lse].{arch}.{tile};
+  // attn.{family}.d{head_dim}.{qk}.{granularity}[.smooth_q].{pv}.{mask}.{out dtype}[.lse].{arch}.{tile};
   // the bracketed tokens appear only when the option is on.
   std::string canonical_name() const;
   std::uint64_t hash() const;  // fnv1a64 of canonical_name()
@@ -113,6 +120,12 @@ struct AttnSpec {
 // exceeds the arch's limit, cta_k is halved until it fits: head_dim 256 with int8 Q/K and f16 P·V
 // on the 99 KiB archs gets cta_k 32 (68,608 B instead of 119,808 B). The result validates for every
 // supported head dim, P·V type and qk_bits that the arch allows.
+// The one tile of the wgmma family (64x128, 4 warps), with `stages` K+V slots.
+AttnTile wgmma_tile(int stages = 2);
+// True when `s`, with family set to wgmma and wgmma_tile(), would validate: what the runtime asks
+// before choosing the sm_90a kernel.
+bool wgmma_supports(const AttnSpec& s);
+
 AttnTile default_tile(const Arch& arch, int head_dim, PvType pv, int qk_bits);
 
 // The P·V type used when the caller does not choose: fp8 on sm_89 and sm_120, f16 on sm_80/86 (no

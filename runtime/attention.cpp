@@ -28,7 +28,7 @@ namespace {
 using SpecKey = std::array<int, 16>;
 
 SpecKey key_of(const AttnSpec& s) {
-  return {s.arch.number(),      s.head_dim,          static_cast<int>(s.quant.qk),  static_cast<int>(s.quant.granularity),
+  return {static_cast<int>(s.family) * 1000 + s.arch.number(),      s.head_dim,          static_cast<int>(s.quant.qk),  static_cast<int>(s.quant.granularity),
           static_cast<int>(s.quant.pv), s.quant.smooth_q, static_cast<int>(s.mask), static_cast<int>(s.out.dtype),
           s.out.lse,            s.tile.cta_q,        s.tile.cta_k,                  s.tile.warps_q,
           s.tile.stages,        s.tile.min_ctas_per_sm, 0, 0};
@@ -87,7 +87,18 @@ Resolved resolve(const TensorRef& q, const TensorRef& k, const TensorRef& v, con
   s.out.dtype = q.dtype;
   s.out.lse = lse != nullptr;
   validate_head_dim(s.head_dim, "q.dim");
-  s.tile = o.tile.value_or(default_tile(arch, s.head_dim, s.quant.pv, o.qk == QuantType::int4 ? 4 : 8));
+  // On sm_90a the TMA + wgmma kernel (real FP8 tensor cores) serves every spec it supports unless
+  // the caller fixed a P·V type or tile that rules it out; elsewhere, and for the rest, mma.sync.
+  AttnSpec wgmma = s;
+  wgmma.family = AttnFamily::wgmma;
+  wgmma.quant.pv = o.pv.value_or(PvType::fp8_e4m3);
+  wgmma.tile = wgmma_tile();
+  // (TMA needs a non-empty tensor: an empty K/V, whose output is all zeros, stays on mma.sync.)
+  if (!o.tile && wgmma_supports(wgmma) && q.seq > 0 && k.seq > 0) {
+    s = wgmma;
+  } else {
+    s.tile = o.tile.value_or(default_tile(arch, s.head_dim, s.quant.pv, o.qk == QuantType::int4 ? 4 : 8));
+  }
   s.validate();
 
   QuantizeOptions& qo = r.quant;
@@ -128,6 +139,21 @@ const Kernel& attention_kernel(const Resolved& r, DType dtype) {
   const Kernel* kernel = &jit.kernel(units[0]);
   std::lock_guard lock(mutex);
   return *kernels.emplace(key, kernel).first->second;
+}
+
+// A 2-D uint8 tensor map: rows of `row_bytes`, `inner` bytes used per row, boxes of
+// box_inner x box_rows, zero fill outside (padding rows and keys read as 0).
+CUtensorMap tensor_map_u8(const void* base, std::uint64_t inner, std::uint64_t rows, std::uint64_t row_bytes,
+                          std::uint32_t box_inner, std::uint32_t box_rows, CUtensorMapSwizzle swizzle) {
+  CUtensorMap map{};
+  std::uint64_t dims[2] = {inner, rows};
+  std::uint64_t strides[1] = {row_bytes};
+  std::uint32_t box[2] = {box_inner, box_rows};
+  std::uint32_t element_strides[2] = {1, 1};
+  SAGEJIT_CU(cuTensorMapEncodeTiled, &map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2u, const_cast<void*>(base), dims, strides,
+             box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return map;
 }
 
 std::uint64_t call_identity(const Resolved& r, const TensorRef& q, const TensorRef& k, const TensorRef& v) {
@@ -196,8 +222,25 @@ void attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, const
   a.batch = p.batch, a.heads_q = p.heads_q, a.heads_kv = p.heads_kv;
   a.seq_q = p.seq_q, a.seq_kv = p.seq_kv, a.seq_q_pad = p.seq_q_pad, a.seq_kv_pad = p.seq_kv_pad;
   a.sm_scale = r.quant.sm_scale > 0 ? r.quant.sm_scale : 1.0f / std::sqrt(static_cast<float>(p.head_dim));
-  void* args[] = {&a};
   const AttnTile& t = r.spec.tile;
+  if (r.spec.family == AttnFamily::wgmma) {
+    // TMA descriptors over the quantized workspace (encoded on the host: no allocation, no sync).
+    const int D = p.head_dim;
+    const CUtensorMapSwizzle qk_swizzle = D == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
+    const auto bh_q = std::uint64_t(p.batch) * p.heads_q, bh_kv = std::uint64_t(p.batch) * p.heads_kv;
+    CUtensorMap map_q = tensor_map_u8(qkv.q, D, bh_q * p.seq_q_pad, D, D, kernels::kWgmmaCtaQ, qk_swizzle);
+    CUtensorMap map_k = tensor_map_u8(qkv.k, D, bh_kv * p.seq_kv_pad, D, D, kernels::kWgmmaCtaK, qk_swizzle);
+    CUtensorMap map_v = tensor_map_u8(qkv.v, p.seq_kv_pad, bh_kv * D, p.seq_kv_pad, kernels::kWgmmaCtaK, D,
+                                      CU_TENSOR_MAP_SWIZZLE_128B);
+    void* args[] = {&a, &map_q, &map_k, &map_v};
+    kernel.launch({{static_cast<unsigned>((p.seq_q + t.cta_q - 1) / t.cta_q), static_cast<unsigned>(p.heads_q),
+                    static_cast<unsigned>(p.batch)},
+                   {static_cast<unsigned>(t.threads()), 1, 1},
+                   static_cast<unsigned>(r.spec.shared_bytes())},
+                  stream, args);
+    return;
+  }
+  void* args[] = {&a};
   kernel.launch({{static_cast<unsigned>((p.seq_q + t.cta_q - 1) / t.cta_q), static_cast<unsigned>(p.heads_q),
                   static_cast<unsigned>(p.batch)},
                  {static_cast<unsigned>(t.threads()), 1, 1},

@@ -125,4 +125,13 @@ __host__ __device__ constexpr int attn_smem_bytes(int head_dim, int cta_q, int c
   return attn_smem_layout(head_dim, cta_q, cta_k, stages, qk_bits, pv_fp8, smooth_q).total_bytes;
 }
 
+// The sm_90a kernel (attn_wgmma.cuh) has one fixed tile: one consumer warpgroup of 64 query rows,
+// K/V blocks of 128 keys, and a ring of `stages` K+V slots (+1 KiB to align tiles for swizzling).
+constexpr int kWgmmaCtaQ = 64;   // query rows per CTA == the quantizer's block_q (warp_q 16)
+constexpr int kWgmmaCtaK = 128;  // keys per K/V block == the quantizer's block_k == warp_k
+
+__host__ __device__ constexpr int attn_wgmma_smem_bytes(int head_dim, int stages) {
+  return kWgmmaCtaQ * head_dim + stages * 2 * kWgmmaCtaK * head_dim + 1024;
+}
+
 }  // namespace sagejit::kernels

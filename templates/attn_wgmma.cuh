@@ -67,12 +67,8 @@ struct AttnWgmmaCfg {
   static constexpr bool write_lse = WriteLse;
 };
 
-constexpr int kWgmmaCtaQ = 64;   // query rows per CTA (one warpgroup) == the quantizer's block_q
-constexpr int kWgmmaCtaK = 128;  // keys per K/V block == the quantizer's block_k == warp_k
-
-__host__ __device__ constexpr int attn_wgmma_smem_bytes(int head_dim, int stages) {
-  return kWgmmaCtaQ * head_dim + stages * 2 * kWgmmaCtaK * head_dim + 1024;
-}
+// kWgmmaCtaQ, kWgmmaCtaK and attn_wgmma_smem_bytes live in attn_params.cuh: the host planner
+// needs them too, and this header only compiles for sm_90a.
 
 template <class C, class = void>
 struct AttnWgmmaMinCtas {

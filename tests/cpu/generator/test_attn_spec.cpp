@@ -69,9 +69,13 @@ TEST_CASE("attn spec: every full and representative spec is valid and distinct, 
     for (const AttnSpec& s : representative_attn_specs(arch)) {
       CAPTURE(s.canonical_name());
       CHECK_NOTHROW(s.validate());
+      representative.insert(s.canonical_name());
+      if (s.family == AttnFamily::wgmma) {
+        CHECK(arch.number() == 90);
+        continue;
+      }
       // Drawn from the full matrix, except sm_90a's one emulated int4 kernel, which only CI compiles.
       if (!(s.quant.qk == QuantType::int4 && arch.int4_emulated())) CHECK(names.count(s.canonical_name()) == 1);
-      representative.insert(s.canonical_name());
       // FP8 mma.sync is emulated on sm_90a: CI does not spend time on it.
       if (arch.number() == 90) CHECK(s.quant.pv == PvType::f16);
     }
@@ -99,6 +103,7 @@ TEST_CASE("attn spec: the representative matrix covers every option the template
     std::set<layout::Granularity> grans;
     bool bf16 = false, lse = false, no_lse = false, smooth = false, int4 = false;
     for (const AttnSpec& s : representative_attn_specs(arch)) {
+      if (s.family == AttnFamily::wgmma) continue;  // its own test below
       dims.insert(s.head_dim);
       masks.insert(s.mask);
       pvs.insert(s.quant.pv);
@@ -315,4 +320,35 @@ TEST_CASE("attn spec: default tiles validate on every arch, head dim, P·V type 
   CHECK(default_pv_type(parse_arch("sm_89")) == PvType::fp8_e4m3);
   CHECK(default_pv_type(parse_arch("sm_90a")) == PvType::f16);
   CHECK(default_pv_type(parse_arch("sm_120")) == PvType::fp8_e4m3);
+}
+
+TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel implements") {
+  AttnSpec w;
+  w.family = AttnFamily::wgmma;
+  w.arch = parse_arch("sm_90a");
+  w.quant.pv = PvType::fp8_e4m3;
+  w.tile = wgmma_tile();
+  CHECK_NOTHROW(w.validate());
+  CHECK(w.canonical_name() == "attn.wgmma.d128.int8.per_thread.fp8.none.f16.sm_90a.t64x128w4s2");
+  CHECK(w.shared_bytes() == 64 * 128 + 2 * 2 * 128 * 128 + 1024);
+  const GeneratedUnit u = w.generate();
+  CHECK(u.source.find("#include \"attn_wgmma.cuh\"") != std::string::npos);
+  CHECK(u.name_expression == "&sagejit::kernels::attention_wgmma<Config>");
+  AttnSpec bad = w;
+  bad.head_dim = 96;
+  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `family`: wgmma needs sm_90a, head_dim 64 or 128"),
+                       InvalidArgument);
+  bad = w;
+  bad.arch = parse_arch("sm_89");
+  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `family`"), InvalidArgument);
+  bad = w;
+  bad.quant.pv = PvType::f16;
+  CHECK_THROWS_AS(bad.validate(), InvalidArgument);
+  bad = w;
+  bad.tile = AttnTile{128, 64, 8, 2};
+  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `tile`: the wgmma kernel's tile is 64x128"),
+                       InvalidArgument);
+  CHECK(wgmma_supports(w));
+  w.out.dtype = DType::bf16;
+  CHECK_FALSE(wgmma_supports(w));
 }
