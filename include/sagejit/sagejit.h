@@ -43,7 +43,8 @@ typedef struct sagejit_tensor {
 typedef struct sagejit_attention_options {
   int32_t mask;        /* sagejit_mask */
   int32_t qk_type;     /* sagejit_qk_type */
-  int32_t pv_type;     /* sagejit_pv_type; DEFAULT picks FP8 where the GPU has FP8 mma.sync, else F16 */
+  int32_t pv_type;     /* sagejit_pv_type; DEFAULT picks FP8 where it runs on tensor cores (sm_89,
+                        * sm_120; sm_90a through its wgmma kernel), else F16 (the precise mode) */
   int32_t granularity; /* sagejit_granularity */
   int32_t smooth_q;    /* subtract each Q block's mean (SageAttention2 §3.2), add ΔS back */
   int32_t smooth_k;    /* subtract K's channel mean (exact for the output) */
