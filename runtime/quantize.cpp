@@ -57,20 +57,18 @@ const QuantKernels& kernels_for(const DeviceArch& d, DType dtype, int head_dim, 
     std::lock_guard lock(mutex);
     if (auto it = cache.find({d.context, variant}); it != cache.end()) return it->second;
   }
-  QuantSpec base{d.arch, QuantOp::quantize_q, dtype, head_dim, o.qk_type, o.smooth_q};
-  QuantSpec kspec = base;
-  kspec.op = QuantOp::quantize_k;
-  kspec.smooth = o.smooth_k;
-  QuantSpec stats{d.arch, QuantOp::channel_stats, dtype, head_dim, QuantType::int8, false};
-  QuantSpec vspec{d.arch, QuantOp::quantize_v, dtype, head_dim, QuantType::fp8_e4m3, false};
-  std::vector<GeneratedUnit> units = {base.generate(), kspec.generate(), stats.generate()};
-  if (o.quantize_v) units.push_back(vspec.generate());
+  // Order of quant_specs_for_call: stats, Q, K, then V when FP8.
+  std::vector<GeneratedUnit> units;
+  for (const QuantSpec& s :
+       quant_specs_for_call(d.arch, dtype, head_dim, o.qk_type, o.smooth_q, o.smooth_k, o.quantize_v)) {
+    units.push_back(s.generate());
+  }
   Jit& jit = default_jit();
   jit.cubins(units);  // compiles the misses in parallel before loading one by one
   QuantKernels k;
-  k.q = &jit.kernel(units[0]);
-  k.k = &jit.kernel(units[1]);
-  k.stats = &jit.kernel(units[2]);
+  k.stats = &jit.kernel(units[0]);
+  k.q = &jit.kernel(units[1]);
+  k.k = &jit.kernel(units[2]);
   if (o.quantize_v) k.v = &jit.kernel(units[3]);
   std::lock_guard lock(mutex);
   return cache.emplace(std::make_pair(d.context, variant), k).first->second;
