@@ -18,6 +18,7 @@
 #include "runtime/error.hpp"
 #include "runtime/jit.hpp"
 #include "runtime/quantize_plan.hpp"
+#include "runtime/tensor_map.hpp"
 #include "runtime/workspace.hpp"
 #include "sagejit/quantize.hpp"
 #include "templates/attn_params.cuh"
@@ -139,21 +140,6 @@ const Kernel& attention_kernel(const Resolved& r, DType dtype) {
   const Kernel* kernel = &jit.kernel(units[0]);
   std::lock_guard lock(mutex);
   return *kernels.emplace(key, kernel).first->second;
-}
-
-// A 2-D uint8 tensor map: rows of `row_bytes`, `inner` bytes used per row, boxes of
-// box_inner x box_rows, zero fill outside (padding rows and keys read as 0).
-CUtensorMap tensor_map_u8(const void* base, std::uint64_t inner, std::uint64_t rows, std::uint64_t row_bytes,
-                          std::uint32_t box_inner, std::uint32_t box_rows, CUtensorMapSwizzle swizzle) {
-  CUtensorMap map{};
-  std::uint64_t dims[2] = {inner, rows};
-  std::uint64_t strides[1] = {row_bytes};
-  std::uint32_t box[2] = {box_inner, box_rows};
-  std::uint32_t element_strides[2] = {1, 1};
-  SAGEJIT_CU(cuTensorMapEncodeTiled, &map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2u, const_cast<void*>(base), dims, strides,
-             box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
-             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  return map;
 }
 
 std::uint64_t call_identity(const Resolved& r, const TensorRef& q, const TensorRef& k, const TensorRef& v) {

@@ -21,6 +21,7 @@
 #include "reference/attention_reference.hpp"
 #include "reference/quant_reference.hpp"
 #include "runtime/device.hpp"
+#include "runtime/tensor_map.hpp"
 #include "runtime/jit.hpp"
 #include "sagejit/quantize.hpp"
 #include "templates/attn_params.cuh"
@@ -55,19 +56,6 @@ const Kernel& wgmma_kernel(int d, int stages, int mask, bool lse) {
   const GeneratedUnit unit{fmt::format("test.attn_wgmma.d{}.s{}.m{}.l{}", d, stages, mask, int(lse)), arch,
                            "#include \"attn_wgmma.cuh\"\n", "&sagejit::kernels::attention_wgmma<" + cfg + " >"};
   return default_jit().kernel(unit);
-}
-
-CUtensorMap tensor_map_2d(CUdeviceptr base, std::uint64_t inner, std::uint64_t rows, std::uint64_t row_bytes,
-                          std::uint32_t box_inner, std::uint32_t box_rows, CUtensorMapSwizzle swizzle) {
-  CUtensorMap map{};
-  std::uint64_t dims[2] = {inner, rows};
-  std::uint64_t strides[1] = {row_bytes};
-  std::uint32_t box[2] = {box_inner, box_rows};
-  std::uint32_t element_strides[2] = {1, 1};
-  SAGEJIT_CU(cuTensorMapEncodeTiled, &map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2u, reinterpret_cast<void*>(base), dims,
-             strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
-             CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  return map;
 }
 
 struct Case {
@@ -135,10 +123,9 @@ struct Problem {
     p.sm_scale = 1.0f / std::sqrt(static_cast<float>(D));
 
     const CUtensorMapSwizzle qk_swizzle = D == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
-    const auto ptr = [](void* x) { return reinterpret_cast<CUdeviceptr>(x); };
-    map_q = tensor_map_2d(ptr(quant.q), D, std::uint64_t(B) * c.heads_q * quant.seq_q_pad, D, D, kCtaQ, qk_swizzle);
-    map_k = tensor_map_2d(ptr(quant.k), D, std::uint64_t(B) * c.heads_kv * quant.seq_kv_pad, D, D, kCtaK, qk_swizzle);
-    map_v = tensor_map_2d(ptr(quant.v), quant.seq_kv_pad, std::uint64_t(B) * c.heads_kv * D, quant.seq_kv_pad, kCtaK,
+    map_q = tensor_map_u8(quant.q, D, std::uint64_t(B) * c.heads_q * quant.seq_q_pad, D, D, kCtaQ, qk_swizzle);
+    map_k = tensor_map_u8(quant.k, D, std::uint64_t(B) * c.heads_kv * quant.seq_kv_pad, D, D, kCtaK, qk_swizzle);
+    map_v = tensor_map_u8(quant.v, quant.seq_kv_pad, std::uint64_t(B) * c.heads_kv * D, quant.seq_kv_pad, kCtaK,
                           D, CU_TENSOR_MAP_SWIZZLE_128B);
   }
 
