@@ -147,10 +147,15 @@ __global__ void __launch_bounds__(128, AttnWgmmaMinCtas<Cfg>::value)
 
   const u32 bq = smem_u32(&bar_q);
   const u32 bk0 = smem_u32(&bar_k[0]), bv0 = smem_u32(&bar_v[0]);
-  auto issue_kv = [&](int tile) {
+  // K and V of a tile are refilled separately: K slot j % stages is free once QKᵀ(j) completed,
+  // V slot j % stages only once the (deferred) P·V(j) completed one iteration later.
+  auto issue_k = [&](int tile) {
     const int s = tile % kStages;
     mbarrier_arrive_expect_tx(bk0 + 8 * s, kKBytes);
     tma_load_2d(sK + s * kKBytes, tma_k, bk0 + 8 * s, 0, k_row0 + tile * kCtaK);
+  };
+  auto issue_v = [&](int tile) {
+    const int s = tile % kStages;
     mbarrier_arrive_expect_tx(bv0 + 8 * s, kVBytes);
     tma_load_2d(sV + s * kVBytes, tma_v, bv0 + 8 * s, tile * kCtaK, v_row);
   };
@@ -171,7 +176,10 @@ __global__ void __launch_bounds__(128, AttnWgmmaMinCtas<Cfg>::value)
   if (tid == 0) {
     mbarrier_arrive_expect_tx(bq, kQBytes);
     tma_load_2d(sQ, tma_q, bq, 0, q_row);
-    for (int j = 0; j < kStages && j < n_tiles; ++j) issue_kv(j);
+    for (int j = 0; j < kStages && j < n_tiles; ++j) {
+      issue_k(j);
+      issue_v(j);
+    }
   }
 
   float o[kORegs];
@@ -185,28 +193,28 @@ __global__ void __launch_bounds__(128, AttnWgmmaMinCtas<Cfg>::value)
 
   mbarrier_wait_parity(bq, 0);  // always: no CTA exits with its Q copy in flight
 
-  // ================================ main loop over K/V blocks ================================
-  for (int j = 0; j < n_tiles; ++j) {
-    const int stage = j % kStages;
-    const u32 parity = (j / kStages) & 1;
-    const float dequant = q_scale * ldg_f32(k_scale_ptr + j * kKGroups);
-
-    // ---- S = Q Kᵀ (s32), both operands from shared memory ----
-    mbarrier_wait_parity(bk0 + 8 * stage, parity);
-    i32 acc[kSRegs];
-    const u64 desc_k = make_kmajor_desc(sK + stage * kKBytes, kQKSwizzle);
-    fence_operands(acc);
-    wgmma_fence();
+  // Issue S_j = Q K_jᵀ (s32, both operands from shared memory) as one commit group.
+  auto issue_qk = [&](int j, i32 (&acc)[kSRegs]) {
+    const u64 desc_k = make_kmajor_desc(sK + (j % kStages) * kKBytes, kQKSwizzle);
 #pragma unroll
     for (int ks = 0; ks < kQKSteps; ++ks) {
       wgmma_s8_ss<kCtaK>(acc, desc_advance(desc_q, 32 * ks), desc_advance(desc_k, 32 * ks), ks > 0);
     }
     wgmma_commit();
-    wgmma_wait<0>();
-    fence_operands(acc);
-
-    // ---- dequantize into the log2 domain ----
-    float s[kSRegs];
+  };
+  // Issue pv = P̃_j V_j (fresh fp32 accumulator) as one commit group.
+  auto issue_pv = [&](int j, float (&pv)[kORegs], u32 (&pa)[kPVSteps][4]) {
+    const u64 desc_v = make_kmajor_desc(sV + (j % kStages) * kVBytes, Swizzle::b128);
+#pragma unroll
+    for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<kD>(pv, pa[k], desc_advance(desc_v, 32 * k), k > 0);
+    wgmma_commit();
+  };
+  // Dequantize, mask and online-softmax S_j (completed accumulators) into P̃_j (fp32, in s);
+  // alpha = exp2(m_old − m_new) per row. Updates row_max and the thread-partial row_sum.
+  // The e4m3 packing is separate (pack_p): it must not run while a P·V wgmma is in flight, or
+  // ptxas serializes every wgmma (C7513: non-wgmma defs of wgmma input registers in the stage).
+  auto softmax_block = [&](int j, i32 (&acc)[kSRegs], float (&s)[kSRegs], float (&alpha)[2]) {
+    const float dequant = q_scale * ldg_f32(k_scale_ptr + j * kKGroups);
 #pragma unroll
     for (int i = 0; i < kSRegs; ++i) s[i] = s32_to_f32(acc[i]) * dequant;
 
@@ -226,7 +234,6 @@ __global__ void __launch_bounds__(128, AttnWgmmaMinCtas<Cfg>::value)
     }
 
     // ---- online softmax (log2 domain); register i is row r = (i / 2) % 2 ----
-    float alpha[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       float mx = neg_inf();
@@ -249,33 +256,87 @@ __global__ void __launch_bounds__(128, AttnWgmmaMinCtas<Cfg>::value)
       }
       row_sum[r] = row_sum[r] * alpha[r] + sum;  // thread-partial; quad-reduced in the epilogue
     }
-
-    // ---- P̃ → e4m3 A fragments (no shuffles; V is token-permuted) ----
-    u32 pa[kPVSteps][4];
+  };
+  // ---- P̃ → e4m3 A fragments (no shuffles; V is token-permuted) ----
+  auto pack_p = [&](const float (&s)[kSRegs], u32 (&pa)[kPVSteps][4]) {
 #pragma unroll
     for (int k = 0; k < kPVSteps; ++k) pack_p_e4m3(s, k, pa[k]);
+  };
 
-    // ---- fresh fp32 accumulator: pv = P̃ V_j ----
-    mbarrier_wait_parity(bv0 + 8 * stage, parity);
+  // ============================ main loop over K/V blocks (pipelined) ============================
+  // Intra-warpgroup overlap (FA3 §3.2): iteration j issues QKᵀ(j) and then P·V(j − 1), waits for
+  // QKᵀ(j) only, and runs the softmax of block j while the tensor cores still do P·V(j − 1).
+  // o holds blocks < j − 1 (scaled to m_{j−2}); pa / alpha_prev hold P̃_{j−1} and exp2(m_{j−2} − m_{j−1}).
+  u32 pa[kPVSteps][4];
+  float alpha_prev[2] = {0.0f, 0.0f};
+  if (n_tiles > 0) {
+    mbarrier_wait_parity(bk0, 0);
+    i32 acc[kSRegs];
+    fence_operands(acc);
+    wgmma_fence();
+    issue_qk(0, acc);
+    wgmma_wait<0>();
+    fence_operands(acc);
+    float s[kSRegs];
+    softmax_block(0, acc, s, alpha_prev);
+    pack_p(s, pa);
+    __syncthreads();  // K slot 0 is free for every thread
+    if (tid == 0 && kStages < n_tiles) issue_k(kStages);
+  }
+  for (int j = 1; j < n_tiles; ++j) {
+    const int stage = j % kStages, pstage = (j - 1) % kStages;
+    const u32 parity = (j / kStages) & 1, pparity = ((j - 1) / kStages) & 1;
+
+    mbarrier_wait_parity(bk0 + 8 * stage, parity);
+    mbarrier_wait_parity(bv0 + 8 * pstage, pparity);
+    i32 acc[kSRegs];
     float pv[kORegs];
-    const u64 desc_v = make_kmajor_desc(sV + stage * kVBytes, Swizzle::b128);
+    fence_operands(acc);
 #pragma unroll
     for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
     fence_operands(pv);
     wgmma_fence();
+    issue_qk(j, acc);      // group 1
+    issue_pv(j - 1, pv, pa);  // group 2
+    wgmma_wait<1>();       // S_j done; P·V(j − 1) may still run
+    fence_operands(acc);
+
+    float s[kSRegs];
+    float alpha_next[2];
+    softmax_block(j, acc, s, alpha_next);
+
+    wgmma_wait<0>();  // P·V(j − 1) done
+    fence_operands(pv);
 #pragma unroll
-    for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<kD>(pv, pa[k], desc_advance(desc_v, 32 * k), k > 0);
-    wgmma_commit();
+    for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
+    fence_operands(s);
+    // ---- promote: O = α_{j−1}·O + pv ----
+#pragma unroll
+    for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha_prev[(i / 2) % 2] + pv[i];
+    pack_p(s, pa);  // only now: P·V(j − 1) no longer reads pa
+    alpha_prev[0] = alpha_next[0];
+    alpha_prev[1] = alpha_next[1];
+
+    // ---- K slot of block j and V slot of block j − 1 are free for every thread: refill ----
+    __syncthreads();
+    if (tid == 0) {
+      if (j + kStages < n_tiles) issue_k(j + kStages);
+      if (j - 1 + kStages < n_tiles) issue_v(j - 1 + kStages);
+    }
+  }
+  if (n_tiles > 0) {  // drain: P·V of the last block
+    const int jl = n_tiles - 1;
+    mbarrier_wait_parity(bv0 + 8 * (jl % kStages), (jl / kStages) & 1);
+    float pv[kORegs];
+#pragma unroll
+    for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
+    fence_operands(pv);
+    wgmma_fence();
+    issue_pv(jl, pv, pa);
     wgmma_wait<0>();
     fence_operands(pv);
-
-    // ---- promote: O = α·O + pv ----
 #pragma unroll
-    for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha[(i / 2) % 2] + pv[i];
-
-    // ---- stage `stage` is free for every thread: refill it with block j + stages ----
-    __syncthreads();
-    if (tid == 0 && j + kStages < n_tiles) issue_kv(j + kStages);
+    for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha_prev[(i / 2) % 2] + pv[i];
   }
 
   // ================================ epilogue ================================
