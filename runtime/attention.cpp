@@ -171,26 +171,18 @@ void attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, const
   const Kernel& kernel = attention_kernel(r, q.dtype);
   StreamWorkspace& ws = stream_workspace(stream, p.workspace_bytes);
   const std::uint64_t identity = call_identity(r, q, k, v);
-  QuantizedQKV qkv;
+  void* const workspace = reinterpret_cast<void*>(ws.ptr);
   if (options.reuse_quantized) {
     if (ws.last_call != identity) {
       throw InvalidArgument("reuse_quantized", "needs a previous call on this stream with the same inputs, shapes "
                                                "and options");
     }
-  }
-  // Quantize (or, with reuse_quantized, only recompute the pointers: the plan is deterministic).
-  if (!options.reuse_quantized) {
-    qkv = quantize(q, k, v, r.quant, reinterpret_cast<void*>(ws.ptr), ws.bytes, stream);
-    ws.last_call = identity;
   } else {
-    auto at = [&](std::size_t offset) {
-      return offset == QuantizePlan::kAbsent ? nullptr : reinterpret_cast<char*>(ws.ptr) + offset;
-    };
-    qkv.q = at(p.q), qkv.q_scale = reinterpret_cast<float*>(at(p.q_scale)), qkv.q_mean = reinterpret_cast<float*>(at(p.q_mean));
-    qkv.k = at(p.k), qkv.k_scale = reinterpret_cast<float*>(at(p.k_scale)), qkv.k_mean = reinterpret_cast<float*>(at(p.k_mean));
-    qkv.v = at(p.v), qkv.v_scale = reinterpret_cast<float*>(at(p.v_scale));
-    qkv.lse_correction = reinterpret_cast<float*>(at(p.lse_correction));
+    enqueue_quantize(p, q, k, v, r.quant, workspace, stream);
+    ws.last_call = identity;
   }
+  // The plan is deterministic, so a reused workspace holds its outputs at the same offsets.
+  const QuantizedQKV qkv = quantized_views(p, workspace);
 
   kernels::AttnParams a{};
   a.q = qkv.q, a.q_scale = qkv.q_scale, a.q_mean = qkv.q_mean;

@@ -30,24 +30,9 @@ struct QuantKernels {
   const Kernel* v = nullptr;
 };
 
-struct DeviceArch {
-  CUcontext context;
-  Arch arch;
-};
-
-DeviceArch current_arch() {
-  const CUcontext ctx = ensure_current_context();
-  static std::mutex mutex;
-  static std::map<CUcontext, Arch> archs;
-  std::lock_guard lock(mutex);
-  if (auto it = archs.find(ctx); it != archs.end()) return {ctx, it->second};
-  const DeviceInfo info = query_device(current_device_ordinal());
-  archs[ctx] = info.arch();
-  return {ctx, info.arch()};
-}
-
-const QuantKernels& kernels_for(const DeviceArch& d, DType dtype, int head_dim, const QuantizeOptions& o) {
-  const std::uint64_t variant = (std::uint64_t(d.arch.number()) << 32) | (std::uint64_t(dtype == DType::bf16) << 20) |
+const QuantKernels& kernels_for(CUcontext context, const Arch& arch, DType dtype, int head_dim,
+                                const QuantizeOptions& o) {
+  const std::uint64_t variant = (std::uint64_t(arch.number()) << 32) | (std::uint64_t(dtype == DType::bf16) << 20) |
                                 (std::uint64_t(head_dim) << 8) | (std::uint64_t(o.qk_type == QuantType::int4) << 4) |
                                 (std::uint64_t(o.smooth_q) << 2) | (std::uint64_t(o.smooth_k) << 1) |
                                 std::uint64_t(o.quantize_v);
@@ -55,12 +40,12 @@ const QuantKernels& kernels_for(const DeviceArch& d, DType dtype, int head_dim, 
   static std::map<std::pair<CUcontext, std::uint64_t>, QuantKernels> cache;
   {
     std::lock_guard lock(mutex);
-    if (auto it = cache.find({d.context, variant}); it != cache.end()) return it->second;
+    if (auto it = cache.find({context, variant}); it != cache.end()) return it->second;
   }
   // Order of quant_specs_for_call: stats, Q, K, then V when FP8.
   std::vector<GeneratedUnit> units;
   for (const QuantSpec& s :
-       quant_specs_for_call(d.arch, dtype, head_dim, o.qk_type, o.smooth_q, o.smooth_k, o.quantize_v)) {
+       quant_specs_for_call(arch, dtype, head_dim, o.qk_type, o.smooth_q, o.smooth_k, o.quantize_v)) {
     units.push_back(s.generate());
   }
   Jit& jit = default_jit();
@@ -71,25 +56,20 @@ const QuantKernels& kernels_for(const DeviceArch& d, DType dtype, int head_dim, 
   k.k = &jit.kernel(units[2]);
   if (o.quantize_v) k.v = &jit.kernel(units[3]);
   std::lock_guard lock(mutex);
-  return cache.emplace(std::make_pair(d.context, variant), k).first->second;
+  return cache.emplace(std::make_pair(context, variant), k).first->second;
 }
 
-template <class T>
-T* at(void* base, std::size_t offset) {
-  return offset == QuantizePlan::kAbsent ? nullptr : reinterpret_cast<T*>(static_cast<char*>(base) + offset);
-}
 
 }  // namespace
 
 std::size_t quantize_workspace_bytes(const TensorRef& q, const TensorRef& k, const TensorRef& v,
                                      const QuantizeOptions& options) {
-  return plan_quantize(q, k, v, options, current_arch().arch).workspace_bytes;
+  return plan_quantize(q, k, v, options, current_device_info().arch()).workspace_bytes;
 }
 
 QuantizedQKV quantize(const TensorRef& q, const TensorRef& k, const TensorRef& v, const QuantizeOptions& o,
                       void* workspace, std::size_t workspace_bytes, CUstream stream) {
-  const DeviceArch device = current_arch();
-  const QuantizePlan p = plan_quantize(q, k, v, o, device.arch);
+  const QuantizePlan p = plan_quantize(q, k, v, o, current_device_info().arch());
   if (workspace == nullptr && p.workspace_bytes > 0) throw InvalidArgument("workspace", "is null");
   if (reinterpret_cast<std::uintptr_t>(workspace) % 256 != 0) {
     throw InvalidArgument("workspace", fmt::format("must be 256-byte aligned (got {})", workspace));
@@ -98,24 +78,17 @@ QuantizedQKV quantize(const TensorRef& q, const TensorRef& k, const TensorRef& v
     throw InvalidArgument("workspace_bytes", fmt::format("must be at least {} for these shapes (got {})",
                                                          p.workspace_bytes, workspace_bytes));
   }
-  QuantizedQKV out;
-  out.q = at<void>(workspace, p.q);
-  out.q_scale = at<float>(workspace, p.q_scale);
-  out.q_mean = at<float>(workspace, p.q_mean);
-  out.k = at<void>(workspace, p.k);
-  out.k_scale = at<float>(workspace, p.k_scale);
-  out.k_mean = at<float>(workspace, p.k_mean);
-  out.v = at<void>(workspace, p.v);
-  out.v_scale = at<float>(workspace, p.v_scale);
-  // With no keys there is no k̄ (quant_stats does not run): no correction either.
-  out.lse_correction = p.seq_kv > 0 ? at<float>(workspace, p.lse_correction) : nullptr;
-  out.seq_q_pad = p.seq_q_pad;
-  out.seq_kv_pad = p.seq_kv_pad;
-  out.q_groups = p.q_groups;
-  out.k_groups = p.k_groups;
-  if (p.batch == 0) return out;  // nothing to read or write
+  enqueue_quantize(p, q, k, v, o, workspace, stream);
+  return quantized_views(p, workspace);
+}
 
-  const QuantKernels& kernels = kernels_for(device, p.dtype, p.head_dim, o);
+void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef& k, const TensorRef& v,
+                      const QuantizeOptions& o, void* workspace, CUstream stream) {
+  if (p.batch == 0) return;  // nothing to read or write
+  const QuantizedQKV out = quantized_views(p, workspace);
+  const auto at = [&](std::size_t offset) { return reinterpret_cast<float*>(static_cast<char*>(workspace) + offset); };
+  const QuantKernels& kernels =
+      kernels_for(ensure_current_context(), current_device_info().arch(), p.dtype, p.head_dim, o);
   const unsigned B = p.batch;
 
   if (p.stats && p.seq_kv > 0) {
@@ -126,9 +99,9 @@ QuantizedQKV quantize(const TensorRef& q, const TensorRef& k, const TensorRef& v
     s.v_stride_b = v.stride_b, s.v_stride_h = v.stride_h, s.v_stride_s = v.stride_s;
     s.k_mean = out.k_mean;
     s.v_scale = out.v_scale;
-    s.partial_sum = at<float>(workspace, p.partial_sum);
-    s.partial_max = at<float>(workspace, p.partial_max);
-    s.counters = at<unsigned>(workspace, p.counters);
+    s.partial_sum = p.partial_sum == QuantizePlan::kAbsent ? nullptr : at(p.partial_sum);
+    s.partial_max = p.partial_max == QuantizePlan::kAbsent ? nullptr : at(p.partial_max);
+    s.counters = reinterpret_cast<unsigned*>(at(p.counters));
     s.batch = p.batch, s.heads = p.heads_kv, s.seq_len = p.seq_kv;
     SAGEJIT_CU(cuMemsetD8Async, reinterpret_cast<CUdeviceptr>(s.counters), 0, p.counters_bytes, stream);
     void* args[] = {&s};
@@ -171,7 +144,6 @@ QuantizedQKV quantize(const TensorRef& q, const TensorRef& k, const TensorRef& v
                          {kernels::kQuantThreads, 1, 1}, 0}, stream, args);
     }
   }
-  return out;
 }
 
 }  // namespace sagejit

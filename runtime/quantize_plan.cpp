@@ -140,4 +140,20 @@ QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorR
   return p;
 }
 
+QuantizedQKV quantized_views(const QuantizePlan& p, void* workspace) {
+  auto at = [&](std::size_t offset) -> char* {
+    return offset == QuantizePlan::kAbsent ? nullptr : static_cast<char*>(workspace) + offset;
+  };
+  auto floats = [&](std::size_t offset) { return reinterpret_cast<float*>(at(offset)); };
+  QuantizedQKV out;
+  out.q = at(p.q), out.q_scale = floats(p.q_scale), out.q_mean = floats(p.q_mean);
+  out.k = at(p.k), out.k_scale = floats(p.k_scale), out.k_mean = floats(p.k_mean);
+  out.v = at(p.v), out.v_scale = floats(p.v_scale);
+  // With no keys there is no k̄ (the statistics kernel does not run): no correction either.
+  out.lse_correction = p.seq_kv > 0 ? floats(p.lse_correction) : nullptr;
+  out.seq_q_pad = p.seq_q_pad, out.seq_kv_pad = p.seq_kv_pad;
+  out.q_groups = p.q_groups, out.k_groups = p.k_groups;
+  return out;
+}
+
 }  // namespace sagejit

@@ -3,6 +3,8 @@
 // Split from the launches (quantize.cpp) so the rules and the byte layout are testable on a CPU.
 #pragma once
 
+#include <cuda.h>
+
 #include <cstddef>
 
 #include "sagejit/quantize.hpp"
@@ -28,5 +30,14 @@ struct QuantizePlan {
 // Throws InvalidArgument naming the argument and the rule. `arch` decides INT4 and FP8 support.
 QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorRef& v, const QuantizeOptions& o,
                            const Arch& arch);
+
+// The device pointers of each output inside `workspace` (pointer arithmetic only).
+QuantizedQKV quantized_views(const QuantizePlan& p, void* workspace);
+
+// Launches the quantization kernels of an already validated plan on `stream` (implemented in
+// quantize.cpp). `workspace` holds at least p.workspace_bytes, 256-byte aligned. `quantize()` and
+// `attention()` both go through here, so a call is planned and validated once.
+void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef& k, const TensorRef& v,
+                      const QuantizeOptions& o, void* workspace, CUstream stream);
 
 }  // namespace sagejit
