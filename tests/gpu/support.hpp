@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "runtime/device.hpp"
 #include "runtime/device_buffer.hpp"
 #include "runtime/driver.hpp"
 
@@ -15,6 +16,19 @@ namespace sagejit::test {
 
 // Decorates every GPU test case: skipped (not passed) when no GPU is visible.
 inline auto needs_gpu() { return doctest::skip(!gpu_available()); }
+
+// For sm_90a-only kernels (wgmma, TMA, setmaxnreg): skipped unless device 0 is a Hopper GPU. One
+// decorator checks both, because a second doctest::skip would override the first.
+inline bool hopper_available() {
+  if (!gpu_available()) return false;
+  try {
+    const DeviceInfo d = query_device(0);
+    return d.cc_major == 9 && d.cc_minor == 0;
+  } catch (...) {
+    return false;
+  }
+}
+inline auto needs_hopper() { return doctest::skip(!hopper_available()); }
 
 using sagejit::DeviceBuffer;
 

@@ -31,23 +31,9 @@ using namespace sagejit;
 
 namespace {
 
-bool hopper_available() {
-  if (!gpu_available()) return false;
-  try {
-    const DeviceInfo d = query_device(0);
-    return d.cc_major == 9 && d.cc_minor == 0;
-  } catch (...) {
-    return false;
-  }
-}
-// test::needs_gpu() plus the arch: a second doctest::skip decorator would override the first, so one
-// decorator checks both.
-auto needs_hopper() { return doctest::skip(!hopper_available()); }
+constexpr int kCtaQ = kernels::kWgmmaCtaQ, kCtaK = kernels::kWgmmaCtaK;
 
-constexpr int kCtaQ = 64, kCtaK = 128;
-
-// The kernel's dynamic shared memory (attn_wgmma_smem_bytes in the template).
-unsigned smem_bytes(int d, int stages) { return static_cast<unsigned>(kCtaQ * d + stages * 2 * kCtaK * d + 1024); }
+unsigned smem_bytes(int d, int stages) { return static_cast<unsigned>(kernels::attn_wgmma_smem_bytes(d, stages)); }
 
 const Kernel& wgmma_kernel(int d, int stages, int mask, bool lse) {
   const Arch arch = query_device(current_device_ordinal()).arch();
@@ -230,7 +216,7 @@ void run_accuracy(const Case& c) {
 }  // namespace
 
 TEST_CASE("attn_wgmma: the sm_90a TMA + wgmma kernel matches the float64 reference (FP8 P·V bar)" *
-          needs_hopper()) {
+          test::needs_hopper()) {
   std::uint32_t seed = 9100;
   for (int S : {1000, 4097}) {
     for (int mask : {0, 1}) {
@@ -258,7 +244,7 @@ TEST_CASE("attn_wgmma: the sm_90a TMA + wgmma kernel matches the float64 referen
 }
 
 TEST_CASE("attn_wgmma: kernel-only timing at B=4 H=32 S=4096 D=128 (no assertion)" *
-          needs_hopper()) {
+          test::needs_hopper()) {
   ensure_current_context();
   for (int stages : {2, 3}) {
     Case c;

@@ -30,17 +30,6 @@ using namespace sagejit;
 
 namespace {
 
-bool hopper_available() {
-  if (!gpu_available()) return false;
-  try {
-    const DeviceInfo d = query_device(0);
-    return d.cc_major == 9 && d.cc_minor == 0;
-  } catch (...) {
-    return false;
-  }
-}
-// Skipped (not passed) without an sm_90 device: wgmma and setmaxnreg exist only on sm_90a.
-auto needs_hopper() { return doctest::skip(!hopper_available()); }
 
 // The test kernels. One source; each test instantiates the template it needs by name expression.
 const char* const kKernels = R"cuda(
@@ -383,16 +372,16 @@ void run_tma_roundtrip(int rank) {
 
 }  // namespace
 
-TEST_CASE("hopper: wgmma s8 from TMA-loaded K-major tiles matches a host GEMM exactly" * needs_hopper()) {
+TEST_CASE("hopper: wgmma s8 from TMA-loaded K-major tiles matches a host GEMM exactly" * test::needs_hopper()) {
   for (int n : {64, 128, 256}) run_gemm_s8(n, 128);
   for (int w : {64, 32, 16}) run_gemm_s8(128, w);  // 64B, 32B swizzle; 16 = no swizzle
 }
 
-TEST_CASE("hopper: wgmma e4m3 with P from accumulator registers and token-permuted V is exact" * needs_hopper()) {
+TEST_CASE("hopper: wgmma e4m3 with P from accumulator registers and token-permuted V is exact" * test::needs_hopper()) {
   for (int n : {64, 128, 256}) run_pv_e4m3(n);
 }
 
-TEST_CASE("hopper: TMA 3-D and 4-D tiles fill zeros outside the tensor and stores clip" * needs_hopper()) {
+TEST_CASE("hopper: TMA 3-D and 4-D tiles fill zeros outside the tensor and stores clip" * test::needs_hopper()) {
   run_tma_roundtrip(3);
   run_tma_roundtrip(4);
 }
