@@ -36,18 +36,6 @@ constexpr const char* kRowColumns =
 constexpr int kBlobColumn = 17;
 constexpr int kChecksumColumn = 18;
 
-std::string now_utc() {
-  using namespace std::chrono;
-  const auto now = system_clock::now();
-  const std::time_t t = system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  const auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return fmt::format("{}.{:03}Z", buf, ms);
-}
-
 std::string checksum(const std::vector<char>& blob) {
   return hex64(fnv1a64(blob.data(), blob.size()));
 }
@@ -97,7 +85,7 @@ class MemoryStore final : public CubinStore {
   }
   void put(const CubinRecord& record) override {
     std::lock_guard lock(mu_);
-    rows_[record.key.digest()] = {record, now_utc()};
+    rows_[record.key.digest()] = {record, utc_now_iso()};
   }
   std::vector<CubinRow> list() override {
     std::lock_guard lock(mu_);
@@ -110,6 +98,12 @@ class MemoryStore final : public CubinStore {
     std::lock_guard lock(mu_);
     const auto n = static_cast<std::int64_t>(rows_.size());
     rows_.clear();
+    return n;
+  }
+  std::int64_t remove(const std::vector<std::string>& digests) override {
+    std::lock_guard lock(mu_);
+    std::int64_t n = 0;
+    for (const std::string& d : digests) n += static_cast<std::int64_t>(rows_.erase(d));
     return n;
   }
   StoreInfo info() override {
@@ -157,6 +151,20 @@ class SqliteStore final : public CubinStore {
     if (write_disk_) on_disk("clear", [&] { n += delete_all(); });
     // Rows we could not delete must not come back in later lookups.
     if (!write_disk_) read_disk_ = false;
+    return n;
+  }
+
+  std::int64_t remove(const std::vector<std::string>& digests) override {
+    std::lock_guard lock(mu_);
+    std::int64_t n = memory_.remove(digests);
+    if (write_disk_) on_disk("remove cubins from", [&] {
+      sqlite::Transaction tx(db_);
+      for (const std::string& d : digests) {
+        db_.prepare("DELETE FROM cubins WHERE digest = ?").bind(1, d).run();
+        n += db_.changes();
+      }
+      tx.commit();
+    });
     return n;
   }
 
@@ -241,7 +249,7 @@ class SqliteStore final : public CubinStore {
     q.bind(11, u.registers).bind(12, u.stack_frame).bind(13, u.spill_stores);
     q.bind(14, u.spill_loads).bind(15, u.shared_static).bind(16, u.constant);
     q.bind(17, r.compile_ms);
-    q.bind(18, static_cast<std::int64_t>(r.cubin.size())).bind(19, now_utc());
+    q.bind(18, static_cast<std::int64_t>(r.cubin.size())).bind(19, utc_now_iso());
     q.run();
     tx.commit();
   }

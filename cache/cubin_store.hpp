@@ -1,4 +1,5 @@
-// cubin_store.hpp — the SQLite store of compiled kernels (cubins) and, later, tuning records.
+// cubin_store.hpp — the SQLite store of compiled kernels (cubins); tuning records are in
+// cache/tuning_store.hpp, in the same database.
 //
 // A cubin's key covers everything that changes the binary: canonical spec, template hash,
 // generator version, NVRTC version, compile options and target arch. The fields are columns, so
@@ -84,10 +85,12 @@ class CubinStore {
   virtual std::vector<CubinRow> list() = 0;
   // Removes every cubin row; returns how many.
   virtual std::int64_t clear() = 0;
+  // Removes the rows with these digests (`sagejit cache prune`); returns how many.
+  virtual std::int64_t remove(const std::vector<std::string>& digests) = 0;
   virtual StoreInfo info() = 0;
 };
 
 // The schema version this build writes (PRAGMA user_version).
-constexpr int kCacheSchemaVersion = 1;
+constexpr int kCacheSchemaVersion = 2;  // 2: tuning_records with run, family and spread; tuning_winners
 
 }  // namespace sagejit

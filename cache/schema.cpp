@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // The columns are read back in cubin_store.cpp (kRowColumns): keep the two in step.
-constexpr const char* kSchema = R"sql(
+constexpr const char* kCubinSchema = R"sql(
 CREATE TABLE cubins (
   digest            TEXT PRIMARY KEY,   -- CubinKey::digest()
   spec              TEXT NOT NULL,
@@ -42,9 +42,14 @@ CREATE TABLE cubins (
   bytes             INTEGER NOT NULL,
   created_at        TEXT NOT NULL       -- UTC, ISO 8601
 );
--- One timed (or pruned) candidate per row; filled by the autotuner.
+)sql";
+
+constexpr const char* kTuningSchema = R"sql(
+-- One timed (or pruned) candidate per row; filled by the autotuner (cache/tuning_store.cpp). Every
+-- candidate of every run is kept, not only the winner, so a choice can be audited afterwards.
 CREATE TABLE tuning_records (
   id             INTEGER PRIMARY KEY,
+  run_id         TEXT NOT NULL,         -- one tuning run of one bucket
   device_name    TEXT NOT NULL,
   arch           TEXT NOT NULL,
   sm_count       INTEGER NOT NULL,
@@ -52,15 +57,40 @@ CREATE TABLE tuning_records (
   nvrtc_version  TEXT NOT NULL,
   template_hash  TEXT NOT NULL,
   problem_bucket TEXT NOT NULL,
-  tile_config    TEXT NOT NULL,
-  time_ms        REAL,                  -- NULL when the candidate was pruned
-  status         TEXT NOT NULL,         -- 'ok', or why it was pruned (compile_error, spills, ...)
+  family         TEXT NOT NULL,         -- mma or wgmma
+  tile_config    TEXT NOT NULL,         -- AttnTile::name()
+  spec           TEXT NOT NULL,         -- canonical spec name
+  time_ms        REAL,                  -- median; NULL when the candidate was pruned
+  spread         REAL,                  -- (p75 - p25) / median of its runs
+  runs           INTEGER NOT NULL,
+  status         TEXT NOT NULL,         -- 'ok', or why it was skipped (invalid, compile_error, spills, launch_error)
   reason         TEXT NOT NULL DEFAULT '',
   created_at     TEXT NOT NULL
 );
 CREATE INDEX tuning_records_key
   ON tuning_records (device_name, arch, sm_count, template_hash, problem_bucket);
+-- The chosen variant per (environment, bucket). The first run to finish inserts it and later runs
+-- keep it (INSERT OR IGNORE), so every process and every GPU reading this file picks the same one.
+CREATE TABLE tuning_winners (
+  device_name    TEXT NOT NULL,
+  arch           TEXT NOT NULL,
+  sm_count       INTEGER NOT NULL,
+  driver_version TEXT NOT NULL,
+  nvrtc_version  TEXT NOT NULL,
+  template_hash  TEXT NOT NULL,
+  problem_bucket TEXT NOT NULL,
+  family         TEXT NOT NULL,
+  tile_config    TEXT NOT NULL,
+  spec           TEXT NOT NULL,
+  time_ms        REAL NOT NULL,
+  default_ms     REAL,                  -- the heuristic default's median in the same run
+  run_id         TEXT NOT NULL,
+  created_at     TEXT NOT NULL,
+  PRIMARY KEY (device_name, arch, sm_count, driver_version, nvrtc_version, template_hash, problem_bucket)
+);
 )sql";
+
+const std::string kSchema = std::string(kCubinSchema) + kTuningSchema;
 
 // A file that moving aside would fix: damaged, not a sagejit cache, or from a newer sagejit.
 class UnusableDatabase : public CacheError {
@@ -126,9 +156,14 @@ void prepare_schema(sqlite::Db& db) {
       throw UnusableDatabase("not a sagejit cache");
     }
     db.exec(kSchema);
+  } else if (version == 1) {
+    // Version 1 had the same cubins table and a tuning_records table nothing wrote to: keep the
+    // cubins (recompiling them costs minutes), replace the tuning tables.
+    db.exec("DROP TABLE IF EXISTS tuning_records; DROP TABLE IF EXISTS tuning_winners;");
+    db.exec(kTuningSchema);
   } else if (version < kCacheSchemaVersion) {
-    // No older schema exists yet. When one does: every row is derived data, so rebuild.
-    db.exec("DROP TABLE IF EXISTS cubins; DROP TABLE IF EXISTS tuning_records;");
+    // Every row is derived data: rebuild.
+    db.exec("DROP TABLE IF EXISTS cubins; DROP TABLE IF EXISTS tuning_records; DROP TABLE IF EXISTS tuning_winners;");
     db.exec(kSchema);
   }
   db.exec(fmt::format("PRAGMA user_version={}", kCacheSchemaVersion));
@@ -149,6 +184,18 @@ sqlite::Db connect(const fs::path& path) {
 }
 
 }  // namespace
+
+std::string utc_now_iso() {
+  using namespace std::chrono;
+  const auto now = system_clock::now();
+  const std::time_t t = system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  const auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03}Z", buf, ms);
+}
 
 int cache_schema_version(sqlite::Db& db) { return std::stoi(db.scalar("PRAGMA user_version")); }
 

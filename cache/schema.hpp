@@ -8,6 +8,7 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
 
 #include "cache/sqlite_db.hpp"
 
@@ -23,5 +24,8 @@ sqlite::Db open_cache_database(const std::filesystem::path& path);
 
 // PRAGMA user_version of an open cache.
 int cache_schema_version(sqlite::Db& db);
+
+// The current UTC time as "2026-11-25T10:11:12.345Z", the created_at of every row.
+std::string utc_now_iso();
 
 }  // namespace sagejit

@@ -105,4 +105,17 @@ std::int64_t Stmt::int64(int column) const { return sqlite3_column_int64(stmt_.g
 
 double Stmt::real(int column) const { return sqlite3_column_double(stmt_.get(), column); }
 
+std::optional<double> Stmt::optional_real(int column) const {
+  if (sqlite3_column_type(stmt_.get(), column) == SQLITE_NULL) return std::nullopt;
+  return real(column);
+}
+
+Stmt& Stmt::bind(int index, const std::optional<double>& value) {
+  if (!value) {
+    check(sqlite3_bind_null(stmt_.get(), index));
+    return *this;
+  }
+  return bind(index, *value);
+}
+
 }  // namespace sagejit::sqlite

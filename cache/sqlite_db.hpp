@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,8 @@ class Stmt {
   Stmt& bind(int index, int value) { return bind(index, std::int64_t{value}); }
   Stmt& bind(int index, double value);
   Stmt& bind_blob(int index, const std::vector<char>& blob);
+  // NULL when `value` is unset.
+  Stmt& bind(int index, const std::optional<double>& value);
   bool step();  // true when a row is ready, false when done
   void run() { while (step()) {} }
 
@@ -49,6 +52,7 @@ class Stmt {
   std::int64_t int64(int column) const;
   int int32(int column) const { return static_cast<int>(int64(column)); }
   double real(int column) const;
+  std::optional<double> optional_real(int column) const;  // unset for NULL
 
  private:
   struct Finalize { void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); } };

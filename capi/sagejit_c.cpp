@@ -104,6 +104,21 @@ int sagejit_attention(const sagejit_tensor* q, const sagejit_tensor* k, const sa
   });
 }
 
+int sagejit_attention_varlen(const sagejit_tensor* q, const sagejit_tensor* k, const sagejit_tensor* v,
+                             const sagejit_tensor* out, float* lse, const sagejit_varlen* varlen,
+                             const sagejit_attention_options* options, void* stream) {
+  return guarded([&] {
+    if (varlen == nullptr) throw sagejit::InvalidArgument("varlen", "is null (a sagejit_varlen is required)");
+    sagejit::VarlenBatch b;
+    b.batch = varlen->batch;
+    b.cu_seqlens_q = varlen->cu_seqlens_q, b.cu_seqlens_k = varlen->cu_seqlens_k;
+    b.cu_seqlens_q_device = varlen->cu_seqlens_q_device, b.cu_seqlens_k_device = varlen->cu_seqlens_k_device;
+    b.max_seqlen_q = varlen->max_seqlen_q, b.max_seqlen_k = varlen->max_seqlen_k;
+    sagejit::attention_varlen(to_ref(q, "q"), to_ref(k, "k"), to_ref(v, "v"), to_ref(out, "out"), lse, b,
+                              to_options(options), static_cast<CUstream>(stream));
+  });
+}
+
 const char* sagejit_last_error(void) { return last_error.c_str(); }
 
 const char* sagejit_version(void) { return SAGEJIT_VERSION; }

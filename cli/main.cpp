@@ -15,6 +15,10 @@ int main(int argc, char** argv) {
   sagejit::cli::add_compile(app);
   sagejit::cli::add_cache(app);
   sagejit::cli::add_selftest(app);
+  sagejit::cli::add_tune(app);
+  sagejit::cli::add_bench(app);
+  sagejit::cli::add_export(app);
+  sagejit::cli::add_import(app);
   try {
     sagejit::init_logging();
     app.parse(argc, argv);

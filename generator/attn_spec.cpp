@@ -95,7 +95,17 @@ std::string AttnTile::name() const {
 
 std::string_view name(AttnFamily f) { return f == AttnFamily::mma ? "mma" : "wgmma"; }
 
-AttnTile wgmma_tile(int stages) { return AttnTile{kernels::kWgmmaCtaQ, kernels::kWgmmaCtaK, 4, stages, 1}; }
+AttnTile wgmma_tile(int consumers, int stages) {
+  return AttnTile{kernels::kWgmmaRowsPerWg * consumers, kernels::kWgmmaCtaK, 4 * consumers, stages,
+                  kernels::attn_wgmma_min_ctas(consumers)};
+}
+
+AttnTile wgmma_default_tile(int head_dim) {
+  // Measured on the H100 (B4, S = 4096, bench/results/2026-11-25-attention-h100-wgmma-ws.md):
+  // D = 128: two consumers with a 4-deep ring 698 TOPS (2 stages 651, 3 stages 666; ping-pong +1.5%
+  // at 2 stages); D = 64: one consumer at 2 CTAs/SM with 3 stages 473 (two consumers 407–434).
+  return head_dim == 64 ? wgmma_tile(1, 3) : wgmma_tile(2, 4);
+}
 
 bool wgmma_supports(const AttnSpec& s) {
   return s.arch.number() == 90 && (s.head_dim == 64 || s.head_dim == 128) && s.quant.qk == QuantType::int8 &&
@@ -103,8 +113,13 @@ bool wgmma_supports(const AttnSpec& s) {
          !s.quant.smooth_q && s.out.dtype == DType::f16;
 }
 
+int AttnSpec::threads() const {
+  return family == AttnFamily::wgmma ? kernels::attn_wgmma_threads(tile.cta_q / kernels::kWgmmaRowsPerWg)
+                                     : tile.threads();
+}
+
 int AttnSpec::shared_bytes() const {
-  if (family == AttnFamily::wgmma) return kernels::attn_wgmma_smem_bytes(head_dim, tile.stages);
+  if (family == AttnFamily::wgmma) return kernels::attn_wgmma_smem_bytes(head_dim, tile.cta_q / 64, tile.stages);
   return kernels::attn_smem_bytes(head_dim, tile.cta_q, tile.cta_k, tile.stages, qk_bits(),
                                   quant.pv == PvType::fp8_e4m3, quant.smooth_q);
 }
@@ -124,10 +139,22 @@ void AttnSpec::validate() const {
                                                   "per_thread scales, f16 output and no Q smoothing (got {})",
                                                   canonical_name()));
     }
-    const AttnTile want = wgmma_tile(tile.stages);
-    if (tile != want || tile.stages < 2 || tile.stages > 3) {
-      throw InvalidArgument("tile", fmt::format("the wgmma kernel's tile is 64x128 with 4 warps and 2 or 3 stages "
+    const int consumers = tile.cta_q / kernels::kWgmmaRowsPerWg;
+    if ((tile.cta_q != 64 && tile.cta_q != 128) || tile != wgmma_tile(consumers, tile.stages)) {
+      throw InvalidArgument("tile", fmt::format("the wgmma kernel's tiles are 64x128w4 (one consumer warpgroup, "
+                                                "min_ctas_per_sm 2) and 128x128w8 (two, min_ctas_per_sm 1) "
                                                 "(got {})", tile.name()));
+    }
+    if (tile.stages < 2 || tile.stages > 4) {
+      throw InvalidArgument("tile.stages", fmt::format("must be 2, 3 or 4 for wgmma (got {})", tile.stages));
+    }
+    // Each resident CTA also costs the 1 KiB the driver reserves.
+    const int per_sm = tile.min_ctas_per_sm * (shared_bytes() + 1024);
+    if (shared_bytes() > max_shared_bytes_per_block(arch) || per_sm > max_shared_bytes_per_block(arch) + 1024) {
+      throw InvalidArgument("tile", fmt::format("{} needs {} bytes of shared memory per CTA, {} for {} CTAs per SM; "
+                                                "{} allows {} per SM",
+                                                tile.name(), shared_bytes(), per_sm, tile.min_ctas_per_sm,
+                                                arch.name(), max_shared_bytes_per_block(arch) + 1024));
     }
     return;
   }
@@ -233,11 +260,13 @@ GeneratedUnit AttnSpec::generate() const {
         "\n"
         "struct Config {{\n"
         "  static constexpr int head_dim = {};\n"
+        "  static constexpr int consumers = {};\n"
         "  static constexpr int stages = {};\n"
         "  static constexpr int mask = {};  // {}\n"
         "  static constexpr bool write_lse = {};\n"
         "}};\n",
-        unit.spec_name, kGeneratorVersion, head_dim, tile.stages, mask_code(mask), mask_meaning(mask), out.lse);
+        unit.spec_name, kGeneratorVersion, head_dim, tile.cta_q / kernels::kWgmmaRowsPerWg, tile.stages,
+        mask_code(mask), mask_meaning(mask), out.lse);
     unit.name_expression = "&sagejit::kernels::attention_wgmma<Config>";
     return unit;
   }
@@ -383,7 +412,7 @@ std::vector<AttnSpec> representative_attn_specs(const Arch& arch) {
         w.quant.pv = PvType::fp8_e4m3;
         w.mask = m;
         w.out.lse = m != Mask::none;
-        w.tile = wgmma_tile();
+        w.tile = wgmma_default_tile(d);
         specs.push_back(w);
       }
     }

@@ -92,6 +92,9 @@ struct AttnSpec {
   AttnTile tile;
 
   int qk_bits() const { return quant.qk == QuantType::int4 ? 4 : 8; }
+  // Threads per CTA to launch: tile.threads() for mma; the consumer warps plus the producer
+  // warpgroup for wgmma.
+  int threads() const;
   // Dynamic shared memory of one CTA (kernels::attn_smem_bytes; launch with exactly this).
   int shared_bytes() const;
 
@@ -120,9 +123,15 @@ struct AttnSpec {
 // exceeds the arch's limit, cta_k is halved until it fits: head_dim 256 with int8 Q/K and f16 P·V
 // on the 99 KiB archs gets cta_k 32 (68,608 B instead of 119,808 B). The result validates for every
 // supported head dim, P·V type and qk_bits that the arch allows.
-// The one tile of the wgmma family (64x128, 4 warps), with `stages` K+V slots.
-AttnTile wgmma_tile(int stages = 2);
-// True when `s`, with family set to wgmma and wgmma_tile(), would validate: what the runtime asks
+// The tiles of the wgmma family: `consumers` (1 or 2) consumer warpgroups of 64 query rows, K/V
+// blocks of 128 keys, `stages` K+V slots. cta_q = 64·consumers, warps_q = 4·consumers (the consumer
+// warps; the kernel adds a producer warpgroup, see AttnSpec::threads()), min_ctas_per_sm 2 for one
+// consumer and 1 for two (the setmaxnreg budgets of attn_wgmma.cuh depend on it).
+AttnTile wgmma_tile(int consumers = 2, int stages = 2);
+// The heuristic default when no tuning record says otherwise (measured on the H100, see
+// bench/results): head_dim 128 two consumers, 4 stages; head_dim 64 one consumer, 3 stages.
+AttnTile wgmma_default_tile(int head_dim);
+// True when `s`, with family set to wgmma and a wgmma tile, would validate: what the runtime asks
 // before choosing the sm_90a kernel.
 bool wgmma_supports(const AttnSpec& s);
 

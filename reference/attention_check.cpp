@@ -1,11 +1,15 @@
 // attention_check.cpp — GPU attention against the float64 reference.
 #include "reference/attention_check.hpp"
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <random>
+#include <stdexcept>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "reference/attention_reference.hpp"
 #include "reference/quant_reference.hpp"
@@ -131,6 +135,193 @@ AttnCheckReport run_attention_check(const AttnCheckCase& c) {
       }
       report.lse_max_abs_error = std::max(report.lse_max_abs_error, std::abs(lse_got[i] - ref.lse[i]));
     }
+  }
+  return report;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Varlen
+
+namespace {
+
+// One packed tensor [1, H, total, D] in the case's layout: its bits on the host (gaps between rows
+// hold NaN, which must never be read), and its rounded values in the reference's padded
+// [B, H, max_len, D] order (rows past a sequence's length 0, ignored by the reference).
+struct PackedInput {
+  std::vector<std::uint16_t> bits;
+  std::vector<double> padded;
+  TensorRef view;
+};
+
+TensorRef packed_view(const AttnVarlenCheckCase& c, int heads, int total) {
+  TensorRef t;
+  t.dtype = c.dtype, t.batch = 1, t.heads = heads, t.seq = total, t.dim = c.head_dim;
+  if (c.layout == Layout::nhd) {  // [total, H, D]
+    t.stride_h = c.head_dim, t.stride_s = std::int64_t(heads) * c.head_dim + c.row_pad;
+    t.stride_b = std::int64_t(total) * t.stride_s;
+  } else {  // [H, total, D]
+    t.stride_s = c.head_dim + c.row_pad, t.stride_h = std::int64_t(total) * t.stride_s;
+    t.stride_b = heads * t.stride_h;
+  }
+  return t;
+}
+
+PackedInput make_packed(const AttnVarlenCheckCase& c, int heads, const std::vector<int>& cu, int max_len, char which,
+                        std::mt19937& rng) {
+  const int B = static_cast<int>(cu.size()) - 1, D = c.head_dim;
+  PackedInput in;
+  in.view = packed_view(c, heads, cu[B]);
+  in.bits.assign(std::max<std::int64_t>(1, in.view.stride_b), 0x7e00);
+  in.padded.assign(std::size_t(B) * heads * max_len * D, 0.0);
+  std::normal_distribution<float> normal(0.0f, 1.0f), outlier(0.0f, 10.0f), bias(0.0f, 5.0f);
+  std::bernoulli_distribution rare(0.001);
+  std::vector<float> channel_bias(D, 0.0f);
+  if (c.distribution == Distribution::k_bias && which == 'k') {
+    for (auto& b : channel_bias) b = bias(rng);
+  }
+  for (int b = 0; b < B; ++b)
+    for (int i = 0; i < cu[b + 1] - cu[b]; ++i)
+      for (int h = 0; h < heads; ++h)
+        for (int d = 0; d < D; ++d) {
+          float x = normal(rng) + channel_bias[d];
+          if (c.distribution == Distribution::outliers && rare(rng)) x += outlier(rng);
+          if (c.distribution == Distribution::sharp && which == 'q') x *= 8.0f;
+          const std::uint16_t bits = c.dtype == DType::f16 ? reference::float_to_f16(x) : reference::float_to_bf16(x);
+          in.bits[(cu[b] + i) * in.view.stride_s + h * in.view.stride_h + d] = bits;
+          in.padded[((std::size_t(b) * heads + h) * max_len + i) * D + d] =
+              c.dtype == DType::f16 ? reference::f16_to_float(bits) : reference::bf16_to_float(bits);
+        }
+  return in;
+}
+
+}  // namespace
+
+std::string AttnVarlenCheckCase::describe() const {
+  return fmt::format("varlen {} {} {}{} Hq={} Hkv={} D={} Sq={} Skv={} slack={} qk={} mask={} pv={} smooth_q={} lse={}",
+                     name(distribution), name(dtype), name(layout), row_pad ? "+pad" : "", heads_q, heads_kv, head_dim,
+                     fmt::join(lengths_q, ","), fmt::join(lengths_kv, ","), max_slack, name(options.qk),
+                     name(options.mask), options.pv ? std::string(name(*options.pv)) : "default", int(options.smooth_q),
+                     int(lse));
+}
+
+AttnVarlenCheckReport run_attention_varlen_check(const AttnVarlenCheckCase& c) {
+  if (c.lengths_q.size() != c.lengths_kv.size()) {
+    throw std::invalid_argument("AttnVarlenCheckCase: lengths_q and lengths_kv must have one entry per sequence each");
+  }
+  ensure_current_context();
+  const int B = static_cast<int>(c.lengths_q.size()), Hq = c.heads_q, Hkv = c.heads_kv, D = c.head_dim;
+  std::vector<int> cu_q(B + 1, 0), cu_k(B + 1, 0);
+  for (int b = 0; b < B; ++b) cu_q[b + 1] = cu_q[b] + c.lengths_q[b], cu_k[b + 1] = cu_k[b] + c.lengths_kv[b];
+  const int total_q = cu_q[B];
+  const int max_q = (B ? *std::max_element(c.lengths_q.begin(), c.lengths_q.end()) : 0) + c.max_slack;
+  const int max_k = (B ? *std::max_element(c.lengths_kv.begin(), c.lengths_kv.end()) : 0) + c.max_slack;
+
+  std::mt19937 rng(c.seed);
+  PackedInput q = make_packed(c, Hq, cu_q, max_q, 'q', rng);
+  PackedInput k = make_packed(c, Hkv, cu_k, max_k, 'k', rng);
+  PackedInput v = make_packed(c, Hkv, cu_k, max_k, 'v', rng);
+  DeviceBuffer dq(q.bits.size() * 2), dk(k.bits.size() * 2), dv(v.bits.size() * 2);
+  DeviceBuffer dcu_q(cu_q.size() * 4), dcu_k(cu_k.size() * 4);
+  SAGEJIT_CU(cuMemcpyHtoD, dq.ptr(), q.bits.data(), q.bits.size() * 2);
+  SAGEJIT_CU(cuMemcpyHtoD, dk.ptr(), k.bits.data(), k.bits.size() * 2);
+  SAGEJIT_CU(cuMemcpyHtoD, dv.ptr(), v.bits.data(), v.bits.size() * 2);
+  dcu_q.upload(cu_q), dcu_k.upload(cu_k);
+  q.view.data = dq.get(), k.view.data = dk.get(), v.view.data = dv.get();
+
+  TensorRef out = packed_view(c, Hq, total_q);
+  const std::size_t out_elems = std::max<std::int64_t>(1, out.stride_b);
+  constexpr std::size_t kLseTail = 64;  // floats after the LSE that must stay poisoned
+  const std::size_t lse_elems = std::size_t(Hq) * total_q;
+  DeviceBuffer dout(out_elems * 2), dlse((lse_elems + kLseTail) * 4);
+  out.data = dout.get();
+  dout.poison(), dlse.poison();  // 0xFF: NaN in fp16, bf16 and fp32
+  float* lse = c.lse ? reinterpret_cast<float*>(dlse.ptr()) : nullptr;
+
+  VarlenBatch varlen;
+  varlen.batch = B;
+  varlen.cu_seqlens_q = cu_q.data(), varlen.cu_seqlens_k = cu_k.data();
+  varlen.cu_seqlens_q_device = static_cast<const std::int32_t*>(dcu_q.get());
+  varlen.cu_seqlens_k_device = static_cast<const std::int32_t*>(dcu_k.get());
+  varlen.max_seqlen_q = max_q, varlen.max_seqlen_k = max_k;
+
+  AttnVarlenCheckReport report;
+  const AttnSpec spec = attention_varlen_spec(q.view, k.view, v.view, out, lse, varlen, c.options);
+  report.spec = spec.canonical_name();
+  report.fp8_pv = spec.quant.pv == PvType::fp8_e4m3;
+  attention_varlen(q.view, k.view, v.view, out, lse, varlen, c.options, nullptr);
+  SAGEJIT_CU(cuCtxSynchronize);
+
+  // The output in the reference's padded order; row padding of the packed tensor must stay poison.
+  const std::vector<std::uint16_t> out_bits = dout.download<std::uint16_t>(out_elems);
+  std::vector<double> got(std::size_t(B) * Hq * std::max(max_q, 0) * D, 0.0);
+  std::vector<bool> is_value(out_elems, false);
+  std::vector<std::size_t> unwritten(B, 0);
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < Hq; ++h)
+      for (int i = 0; i < c.lengths_q[b]; ++i)
+        for (int d = 0; d < D; ++d) {
+          const std::size_t at = (cu_q[b] + i) * out.stride_s + h * out.stride_h + d;
+          is_value[at] = true;
+          const double x =
+              c.dtype == DType::f16 ? reference::f16_to_float(out_bits[at]) : reference::bf16_to_float(out_bits[at]);
+          unwritten[b] += !std::isfinite(x);
+          got[((std::size_t(b) * Hq + h) * max_q + i) * D + d] = x;
+        }
+  for (std::size_t i = 0; i < out_elems; ++i) report.clobbered += !is_value[i] && out_bits[i] != 0xFFFF;
+
+  reference::AttentionResult ref;
+  if (max_q > 0 && max_k > 0) {
+    reference::AttentionOptions ro;
+    ro.sm_scale = c.options.sm_scale;
+    ro.mask = static_cast<reference::AttentionMask>(static_cast<int>(c.options.mask));
+    ro.cu_seqlens_q = cu_q, ro.cu_seqlens_k = cu_k;
+    ref = reference::attention(q.padded, k.padded, v.padded, {B, Hq, Hkv, max_q, max_k, D}, ro);
+  } else {  // no keys anywhere (or no queries): O = 0, LSE = -inf
+    ref.out.assign(got.size(), 0.0);
+    ref.lse.assign(std::size_t(B) * Hq * std::max(max_q, 0), -std::numeric_limits<double>::infinity());
+  }
+
+  std::vector<float> lse_got;
+  if (c.lse) {
+    lse_got = dlse.download<float>(lse_elems + kLseTail);
+    for (std::size_t i = lse_elems; i < lse_got.size(); ++i) {
+      report.clobbered += std::bit_cast<std::uint32_t>(lse_got[i]) != 0xFFFFFFFFu;
+    }
+  }
+  // Metrics over a set of sequences (one, or all) from the rows they own.
+  auto measure = [&](int b_begin, int b_end) {
+    AttnCheckReport r;
+    r.fp8_pv = report.fp8_pv, r.spec = report.spec;
+    std::vector<double> o, want;
+    for (int b = b_begin; b < b_end; ++b) {
+      r.unwritten += unwritten[b];
+      for (int h = 0; h < Hq; ++h) {
+        const std::size_t row0 = (std::size_t(b) * Hq + h) * max_q;
+        const std::size_t n = std::size_t(c.lengths_q[b]) * D;
+        o.insert(o.end(), got.begin() + row0 * D, got.begin() + row0 * D + n);
+        want.insert(want.end(), ref.out.begin() + row0 * D, ref.out.begin() + row0 * D + n);
+        if (!c.lse) continue;
+        for (int i = 0; i < c.lengths_q[b]; ++i) {
+          const float x = lse_got[std::size_t(h) * total_q + cu_q[b] + i];
+          const double w = ref.lse[row0 + i];
+          if (std::isinf(w)) {  // no visible key: -inf expected
+            r.unwritten += !(std::isinf(x) && x < 0);
+          } else if (!std::isfinite(x)) {
+            ++r.unwritten;
+          } else {
+            r.lse_max_abs_error = std::max(r.lse_max_abs_error, std::abs(x - w));
+          }
+        }
+      }
+    }
+    const reference::ErrorMetrics m = reference::compare(o, want);
+    r.cosine = m.cosine, r.rel_l1 = m.rel_l1, r.rmse = m.rmse;
+    return r;
+  };
+  report.all = measure(0, B);
+  for (int b = 0; b < B; ++b) {
+    report.sequences.push_back(measure(b, b + 1));
+    report.rows.push_back(std::size_t(c.lengths_q[b]) * Hq);
   }
   return report;
 }

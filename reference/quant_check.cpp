@@ -1,10 +1,13 @@
 // quant_check.cpp — GPU quantization against the host reference.
 #include "reference/quant_check.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <random>
+#include <stdexcept>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "reference/quant_reference.hpp"
 #include "runtime/device.hpp"
@@ -23,23 +26,24 @@ struct HostInput {
   TensorRef view;  // data filled in once uploaded
 };
 
-HostInput make_input(const QuantCheckCase& c, int heads, int seq, float channel_bias_sigma, std::mt19937& rng) {
+HostInput make_input(const QuantCheckCase& c, int batch, int heads, int seq, float channel_bias_sigma,
+                     std::mt19937& rng) {
   const std::int64_t D = c.head_dim, pad = c.padded_strides ? 8 : 0;
   const std::int64_t row = c.layout == Layout::hnd ? D + pad : heads * (D + pad);  // stride_s
   HostInput in;
   TensorRef& t = in.view;
-  t.dtype = c.dtype, t.batch = c.batch, t.heads = heads, t.seq = seq, t.dim = D;
+  t.dtype = c.dtype, t.batch = batch, t.heads = heads, t.seq = seq, t.dim = D;
   if (c.layout == Layout::hnd) {
     t.stride_s = D + pad, t.stride_h = seq * t.stride_s, t.stride_b = heads * t.stride_h;
   } else {
     t.stride_h = D + pad, t.stride_s = row, t.stride_b = seq * row;
   }
   t.stride_b += pad * 8;  // batches apart by more than their size, too
-  in.bits.assign(std::max<std::int64_t>(1, c.batch * t.stride_b), 0x7e00);  // gaps hold NaN: must not be read
+  in.bits.assign(std::max<std::int64_t>(1, batch * t.stride_b), 0x7e00);  // gaps hold NaN: must not be read
   std::normal_distribution<float> normal(0.0f, 1.0f), bias(0.0f, channel_bias_sigma);
   std::vector<float> channel_bias(D);
   for (auto& b : channel_bias) b = channel_bias_sigma > 0 ? bias(rng) : 0.0f;
-  for (int b = 0; b < c.batch; ++b)
+  for (int b = 0; b < batch; ++b)
     for (int h = 0; h < heads; ++h)
       for (int s = 0; s < seq; ++s)
         for (int d = 0; d < D; ++d) {
@@ -89,16 +93,176 @@ QuantCheckReport::Output compare(const std::string& name, const std::vector<T>& 
   return out;
 }
 
+// Gathers the elements quant_layout.cuh defines for varlen, from the GPU's padded outputs and from
+// the per-sequence reference, into two vectors in the same order, so that `compare` sees exactly
+// the defined regions (a poisoned element there is a mismatch; the rest is never read).
+template <class T>
+struct Gathered {
+  std::vector<T> got, want;
+  // `count` elements at got_full[got_at...] and want_full[want_at...].
+  void add(const std::vector<T>& got_full, std::size_t got_at, const std::vector<T>& want_full, std::size_t want_at,
+           std::size_t count) {
+    got.insert(got.end(), got_full.begin() + got_at, got_full.begin() + got_at + count);
+    want.insert(want.end(), want_full.begin() + want_at, want_full.begin() + want_at + count);
+  }
+};
+
+std::vector<int> offsets_of(const std::vector<int>& lengths) {
+  std::vector<int> cu(lengths.size() + 1, 0);
+  for (std::size_t b = 0; b < lengths.size(); ++b) cu[b + 1] = cu[b] + lengths[b];
+  return cu;
+}
+
+QuantCheckReport run_quant_varlen_check(const QuantCheckCase& c) {
+  if (c.lengths_q.size() != c.lengths_kv.size()) {
+    throw std::invalid_argument("QuantCheckCase: lengths_q and lengths_kv must have one entry per sequence each");
+  }
+  ensure_current_context();
+  const int B = static_cast<int>(c.lengths_q.size());
+  const std::vector<int> cu_q = offsets_of(c.lengths_q), cu_k = offsets_of(c.lengths_kv);
+  const int max_q = *std::max_element(c.lengths_q.begin(), c.lengths_q.end()) + c.max_slack;
+  const int max_k = *std::max_element(c.lengths_kv.begin(), c.lengths_kv.end()) + c.max_slack;
+  std::mt19937 rng(c.seed);
+  HostInput q = make_input(c, 1, c.heads_q, cu_q[B], 0.0f, rng);
+  HostInput k = make_input(c, 1, c.heads_kv, cu_k[B], 5.0f, rng);
+  HostInput v = make_input(c, 1, c.heads_kv, cu_k[B], 0.0f, rng);
+  DeviceBuffer dq(q.bits.size() * 2), dk(k.bits.size() * 2), dv(v.bits.size() * 2);
+  DeviceBuffer dcu_q(cu_q.size() * 4), dcu_k(cu_k.size() * 4);
+  SAGEJIT_CU(cuMemcpyHtoD, dq.ptr(), q.bits.data(), q.bits.size() * 2);
+  SAGEJIT_CU(cuMemcpyHtoD, dk.ptr(), k.bits.data(), k.bits.size() * 2);
+  SAGEJIT_CU(cuMemcpyHtoD, dv.ptr(), v.bits.data(), v.bits.size() * 2);
+  dcu_q.upload(cu_q), dcu_k.upload(cu_k);
+  q.view.data = dq.get(), k.view.data = dk.get(), v.view.data = dv.get();
+  VarlenBatch varlen;
+  varlen.batch = B;
+  varlen.cu_seqlens_q = cu_q.data(), varlen.cu_seqlens_k = cu_k.data();
+  varlen.cu_seqlens_q_device = static_cast<const std::int32_t*>(dcu_q.get());
+  varlen.cu_seqlens_k_device = static_cast<const std::int32_t*>(dcu_k.get());
+  varlen.max_seqlen_q = max_q, varlen.max_seqlen_k = max_k;
+
+  const Arch arch = query_device(current_device_ordinal()).arch();
+  const QuantizeOptions& o = c.options;
+  const QuantizePlan plan = plan_quantize(q.view, k.view, v.view, o, arch, &varlen);
+  DeviceBuffer ws(plan.workspace_bytes);
+  SAGEJIT_CU(cuMemsetD8, ws.ptr(), 0xFF, std::max<std::size_t>(plan.workspace_bytes, 256));
+  const QuantizedQKV out = quantize_varlen(q.view, k.view, v.view, varlen, o, ws.get(), plan.workspace_bytes, nullptr);
+  SAGEJIT_CU(cuCtxSynchronize);
+
+  const int bits = o.qk_type == QuantType::int8 ? 8 : 4;
+  const int D = c.head_dim, Hq = c.heads_q, Hkv = c.heads_kv;
+  const std::size_t q_row = std::size_t(D) * bits / 8, k_row = q_row;
+  const std::size_t bh_q = std::size_t(B) * Hq, bh_kv = std::size_t(B) * Hkv;
+  const bool lse = o.lse_correction && o.smooth_k && plan.seq_kv > 0;
+  const auto got_q = download<std::uint8_t>(out.q, bh_q * plan.seq_q_pad * q_row);
+  const auto got_q_scale = download<float>(out.q_scale, bh_q * plan.q_blocks * plan.q_groups);
+  const auto got_q_mean = o.smooth_q ? download<float>(out.q_mean, bh_q * plan.q_blocks * D) : std::vector<float>{};
+  const auto got_lse = lse ? download<float>(out.lse_correction, bh_q * plan.seq_q) : std::vector<float>{};
+  const auto got_k = download<std::uint8_t>(out.k, bh_kv * plan.seq_kv_pad * k_row);
+  const auto got_k_scale = download<float>(out.k_scale, bh_kv * plan.k_blocks * plan.k_groups);
+  const auto got_k_mean = o.smooth_k ? download<float>(out.k_mean, bh_kv * D) : std::vector<float>{};
+  const auto got_v = o.quantize_v ? download<std::uint8_t>(out.v, bh_kv * D * plan.seq_kv_pad)
+                                  : std::vector<std::uint8_t>{};
+  const auto got_v_scale = o.quantize_v ? download<float>(out.v_scale, bh_kv * D) : std::vector<float>{};
+
+  Gathered<std::uint8_t> gq, gk, gv;
+  Gathered<float> gq_scale, gq_mean, glse, gk_scale, gk_mean, gv_scale;
+  const reference::HostTensor hq = host_view(q), hk = host_view(k), hv = host_view(v);
+  for (int b = 0; b < B; ++b) {
+    const int len_q = c.lengths_q[b], len_k = c.lengths_kv[b];
+    const reference::HostTensor sq = reference::sequence_of(hq, cu_q[b], len_q);
+    const reference::HostTensor sk = reference::sequence_of(hk, cu_k[b], len_k);
+    const reference::HostTensor sv = reference::sequence_of(hv, cu_k[b], len_k);
+    // Statistics: every slot, empty sequences included (k_mean 0, v_scale kMinScale).
+    std::vector<float> k_mean;
+    if (o.smooth_k) {
+      k_mean = reference::k_mean(sk);
+      gk_mean.add(got_k_mean, std::size_t(b) * Hkv * D, k_mean, 0, std::size_t(Hkv) * D);
+    }
+    if (len_q > 0) {
+      const reference::QuantizedQK rq = reference::quantize_qk(
+          sq, {bits, true, o.smooth_q, o.granularity, o.block_q, o.warp_q, plan.scale_multiplier});
+      const int blocks = rq.seq_len_pad / o.block_q;
+      for (int h = 0; h < Hq; ++h) {
+        const std::size_t bh = std::size_t(b) * Hq + h;
+        gq.add(got_q, bh * plan.seq_q_pad * q_row, rq.values, std::size_t(h) * rq.seq_len_pad * q_row,
+               std::size_t(rq.seq_len_pad) * q_row);
+        gq_scale.add(got_q_scale, bh * plan.q_blocks * plan.q_groups, rq.scales, std::size_t(h) * blocks * rq.groups,
+                     std::size_t(blocks) * rq.groups);
+        if (o.smooth_q) {
+          gq_mean.add(got_q_mean, bh * plan.q_blocks * D, rq.q_mean, std::size_t(h) * blocks * D,
+                      std::size_t(blocks) * D);
+        }
+      }
+      if (lse) {
+        const std::vector<float> want = reference::lse_correction(sq, k_mean, Hkv, plan.sm_scale);
+        for (int h = 0; h < Hq; ++h) {
+          glse.add(got_lse, (std::size_t(b) * Hq + h) * plan.seq_q, want, std::size_t(h) * len_q, len_q);
+        }
+      }
+    }
+    if (len_k > 0) {
+      const reference::QuantizedQK rk =
+          reference::quantize_qk(sk, {bits, false, o.smooth_k, o.granularity, o.block_k, o.warp_k, 1.0f}, k_mean);
+      const int blocks = rk.seq_len_pad / o.block_k;
+      for (int h = 0; h < Hkv; ++h) {
+        const std::size_t bh = std::size_t(b) * Hkv + h;
+        gk.add(got_k, bh * plan.seq_kv_pad * k_row, rk.values, std::size_t(h) * rk.seq_len_pad * k_row,
+               std::size_t(rk.seq_len_pad) * k_row);
+        gk_scale.add(got_k_scale, bh * plan.k_blocks * plan.k_groups, rk.scales, std::size_t(h) * blocks * rk.groups,
+                     std::size_t(blocks) * rk.groups);
+      }
+    }
+    if (o.quantize_v) {
+      const std::vector<float> v_scale = reference::v_scale(sv);
+      gv_scale.add(got_v_scale, std::size_t(b) * Hkv * D, v_scale, 0, std::size_t(Hkv) * D);
+      if (len_k > 0) {
+        // What the attention kernel's K/V tiles of this sequence cover: round_up(len_k, block_k).
+        const int pad = layout::round_up(len_k, o.block_k);
+        const std::vector<std::uint8_t> rv = reference::quantize_v(sv, v_scale, pad);
+        for (int h = 0; h < Hkv; ++h)
+          for (int ch = 0; ch < D; ++ch) {
+            const std::size_t row = (std::size_t(b) * Hkv + h) * D + ch;
+            gv.add(got_v, row * plan.seq_kv_pad, rv, (std::size_t(h) * D + ch) * pad, pad);
+          }
+      }
+    }
+  }
+
+  QuantCheckReport report;
+  if (o.smooth_k) report.outputs.push_back(compare("k_mean", gk_mean.got, gk_mean.want));
+  report.outputs.push_back(compare("q", gq.got, gq.want));
+  report.outputs.push_back(compare("q_scale", gq_scale.got, gq_scale.want));
+  if (o.smooth_q) report.outputs.push_back(compare("q_mean", gq_mean.got, gq_mean.want));
+  if (lse) {
+    report.outputs.push_back(compare("lse_correction", glse.got, glse.want));
+  } else if (o.lse_correction) {
+    // Without K smoothing, or without any key (max_seqlen_k 0): nothing reserved, null pointer.
+    report.outputs.push_back({"lse_correction", 1, out.lse_correction != nullptr ? 1u : 0u,
+                              "produced without smooth_k or without keys"});
+  }
+  report.outputs.push_back(compare("k", gk.got, gk.want));
+  report.outputs.push_back(compare("k_scale", gk_scale.got, gk_scale.want));
+  if (o.quantize_v) {
+    report.outputs.push_back(compare("v_scale", gv_scale.got, gv_scale.want));
+    report.outputs.push_back(compare("v", gv.got, gv.want));
+  }
+  return report;
+}
+
 }  // namespace
 
 std::string QuantCheckCase::describe() const {
-  return fmt::format("{} {}{} B={} Hq={} Hkv={} Sq={} Skv={} D={} {} {} smooth_q={} smooth_k={} v={} lse={}", name(dtype),
-                     name(layout), padded_strides ? "+pad" : "", batch, heads_q, heads_kv, seq_q, seq_kv, head_dim,
+  const std::string shape =
+      lengths_q.empty() ? fmt::format("B={} Hq={} Hkv={} Sq={} Skv={}", batch, heads_q, heads_kv, seq_q, seq_kv)
+                        : fmt::format("varlen Hq={} Hkv={} Sq={} Skv={} slack={}", heads_q, heads_kv,
+                                      fmt::join(lengths_q, ","), fmt::join(lengths_kv, ","), max_slack);
+  return fmt::format("{} {}{} {} D={} {} {} block_k={} smooth_q={} smooth_k={} v={} lse={}", name(dtype),
+                     name(layout), padded_strides ? "+pad" : "", shape, head_dim,
                      name(options.qk_type),
                      options.granularity == layout::Granularity::per_thread ? "per_thread"
                      : options.granularity == layout::Granularity::per_warp ? "per_warp"
                                                                              : "per_block",
-                     int(options.smooth_q), int(options.smooth_k), int(options.quantize_v),
+                     options.block_k, int(options.smooth_q), int(options.smooth_k), int(options.quantize_v),
                      int(options.lse_correction));
 }
 
@@ -118,11 +282,12 @@ std::string QuantCheckReport::summary() const {
 }
 
 QuantCheckReport run_quant_check(const QuantCheckCase& c) {
+  if (!c.lengths_q.empty() || !c.lengths_kv.empty()) return run_quant_varlen_check(c);
   ensure_current_context();
   std::mt19937 rng(c.seed);
-  HostInput q = make_input(c, c.heads_q, c.seq_q, 0.0f, rng);
-  HostInput k = make_input(c, c.heads_kv, c.seq_kv, 5.0f, rng);
-  HostInput v = make_input(c, c.heads_kv, c.seq_kv, 0.0f, rng);
+  HostInput q = make_input(c, c.batch, c.heads_q, c.seq_q, 0.0f, rng);
+  HostInput k = make_input(c, c.batch, c.heads_kv, c.seq_kv, 5.0f, rng);
+  HostInput v = make_input(c, c.batch, c.heads_kv, c.seq_kv, 0.0f, rng);
   DeviceBuffer dq(q.bits.size() * 2), dk(k.bits.size() * 2), dv(v.bits.size() * 2);
   SAGEJIT_CU(cuMemcpyHtoD, dq.ptr(), q.bits.data(), q.bits.size() * 2);
   SAGEJIT_CU(cuMemcpyHtoD, dk.ptr(), k.bits.data(), k.bits.size() * 2);
@@ -228,6 +393,78 @@ std::vector<QuantCheckCase> quant_check_cases() {
       c.options.lse_correction = true;
       add(c);
     }
+  }
+  return cases;
+}
+
+std::vector<QuantCheckCase> quant_varlen_check_cases() {
+  const Arch arch = query_device(current_device_ordinal()).arch();
+  std::vector<QuantCheckCase> cases;
+  std::uint32_t seed = 5000;
+  auto add = [&](QuantCheckCase c) {
+    c.seed = seed++;
+    if (!arch.has_fp8_mma()) c.options.quantize_v = false;
+    cases.push_back(c);
+  };
+  // Mixed lengths: single tokens, partial blocks, several K-mean chunks (4097 = 16 chunks + 1), an
+  // empty query sequence and an empty key sequence, GQA 2:1, the LSE correction.
+  const std::vector<int> mixed_q = {1, 17, 1000, 0, 4097}, mixed_kv = {4097, 0, 33, 1, 1000};
+  int i = 0;
+  for (int head_dim : {64, 96, 128, 256}) {
+    QuantCheckCase c;
+    c.head_dim = head_dim;
+    c.dtype = i % 2 ? DType::bf16 : DType::f16;
+    c.layout = i % 2 ? Layout::hnd : Layout::nhd;  // NHD is the usual packed [total, H, D]
+    c.padded_strides = i == 2;
+    c.heads_q = 4, c.heads_kv = 2;
+    c.lengths_q = mixed_q, c.lengths_kv = mixed_kv;
+    c.options.lse_correction = true;
+    c.options.smooth_q = i == 1;
+    add(c);
+    ++i;
+  }
+  // Every granularity, smoothing on and off, GQA 8:1, the tile geometry of the "odd" plain cases.
+  for (auto g : {layout::Granularity::per_thread, layout::Granularity::per_warp, layout::Granularity::per_block}) {
+    for (bool smooth : {false, true}) {
+      QuantCheckCase c;
+      c.head_dim = 64, c.heads_q = 8, c.heads_kv = 1;
+      c.lengths_q = {17, 64, 0, 65}, c.lengths_kv = {33, 0, 128, 129};
+      c.options.granularity = g;
+      c.options.smooth_q = smooth, c.options.smooth_k = smooth;
+      c.options.block_q = 64, c.options.warp_q = 16, c.options.block_k = 128, c.options.warp_k = 32;
+      c.options.lse_correction = true;
+      add(c);
+    }
+  }
+  // block_k = 96 does not divide quantize_v's 128-token tile: a 100-token sequence's keys are read
+  // up to round_up(100, 96) = 192, past the first V tile, which must therefore be written too.
+  QuantCheckCase odd_block;
+  odd_block.head_dim = 128, odd_block.lengths_q = {100, 7, 300}, odd_block.lengths_kv = {100, 300, 1};
+  odd_block.options.block_k = 96, odd_block.options.warp_k = 96;
+  odd_block.options.lse_correction = true;
+  add(odd_block);
+  // max_seqlen larger than every sequence (allowed): the slots grow, the kernels skip the tail.
+  QuantCheckCase slack = odd_block;
+  slack.options = {};
+  slack.max_slack = 200;
+  add(slack);
+  // No keys at all (max_seqlen_k = 0): k_mean 0 and v_scale kMinScale in every slot, no correction.
+  QuantCheckCase no_keys;
+  no_keys.lengths_q = {5, 0, 130}, no_keys.lengths_kv = {0, 0, 0};
+  no_keys.options.lse_correction = true;
+  add(no_keys);
+  // Nothing at all: every length 0.
+  QuantCheckCase nothing;
+  nothing.lengths_q = {0, 0}, nothing.lengths_kv = {0, 0};
+  add(nothing);
+  if (arch.runs_int4()) {
+    QuantCheckCase c;
+    c.head_dim = 128, c.heads_q = 4, c.heads_kv = 4;
+    c.lengths_q = {1, 17, 300}, c.lengths_kv = {250, 1, 33};
+    c.options.qk_type = QuantType::int4;
+    c.options.smooth_q = true;
+    c.options.lse_correction = true;
+    add(c);
   }
   return cases;
 }

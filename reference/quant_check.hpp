@@ -18,6 +18,12 @@ struct QuantCheckCase {
   Layout layout = Layout::hnd;
   bool padded_strides = false;  // rows further apart than D (a strided view of a larger tensor)
   int batch = 1, heads_q = 1, heads_kv = 1, seq_q = 1, seq_kv = 1, head_dim = 128;
+  // Varlen when non-empty (both the same size, the number of sequences; batch, seq_q and seq_kv are
+  // then ignored): packed inputs of these lengths, quantized by quantize_varlen, compared per
+  // sequence with the reference over the regions quant_layout.cuh defines. `max_slack` is added to
+  // the longest lengths for max_seqlen_q / _k (a caller may pass more than the true maxima).
+  std::vector<int> lengths_q, lengths_kv;
+  int max_slack = 0;
   QuantizeOptions options;
   std::uint32_t seed = 1;
   std::string describe() const;
@@ -40,5 +46,8 @@ QuantCheckReport run_quant_check(const QuantCheckCase& c);
 // The cases `sagejit selftest` and the GPU tests run: odd sizes, both layouts and dtypes, GQA,
 // every granularity, smoothing on and off, INT4 where the GPU has it.
 std::vector<QuantCheckCase> quant_check_cases();
+// Varlen cases: mixed lengths (1, 17, 1000, 0, 4097, ...), empty sequences, all-empty key sides,
+// GQA, both layouts and dtypes, every granularity, smoothing, LSE correction, a non-divisor block_k.
+std::vector<QuantCheckCase> quant_varlen_check_cases();
 
 }  // namespace sagejit

@@ -24,9 +24,11 @@ void require(bool ok, const char* what) {
   if (!ok) throw std::invalid_argument(std::string("sagejit::reference: ") + what);
 }
 
-void check_tensor(const HostTensor& x) {
+// The statistics are defined for a tensor of no tokens (an empty varlen sequence); the
+// quantization of values is not (there is nothing to quantize).
+void check_tensor(const HostTensor& x, bool allow_no_tokens = false) {
   require(x.data != nullptr, "tensor data is null");
-  require(x.batch > 0 && x.heads > 0 && x.seq_len > 0, "empty tensor");
+  require(x.batch > 0 && x.heads > 0 && (x.seq_len > 0 || (allow_no_tokens && x.seq_len == 0)), "empty tensor");
   require(x.head_dim % 32 == 0 && x.head_dim <= 256, "head_dim must be a multiple of 32, <= 256");
 }
 
@@ -111,11 +113,20 @@ float HostTensor::at(int b, int h, int s, int c) const {
   return dtype == DType::f16 ? f16_to_float(bits) : bf16_to_float(bits);
 }
 
+HostTensor sequence_of(const HostTensor& packed, int begin, int len) {
+  require(packed.batch == 1, "a packed varlen tensor has batch 1");
+  require(begin >= 0 && len >= 0 && begin + len <= packed.seq_len, "the sequence lies outside the packed tensor");
+  HostTensor t = packed;
+  t.data = packed.data + static_cast<std::int64_t>(begin) * packed.stride_s;
+  t.seq_len = len;
+  return t;
+}
+
 // ---------------------------------------------------------------------------------------------
 // quant_stats.cuh
 
 std::vector<float> k_mean(const HostTensor& k) {
-  check_tensor(k);
+  check_tensor(k, true);
   const int d = k.head_dim;
   const int chunks = kernels::stats_chunks(k.seq_len);
   std::vector<float> out(static_cast<std::size_t>(k.batch) * k.heads * d);
@@ -130,8 +141,9 @@ std::vector<float> k_mean(const HostTensor& k) {
           total = total + slot_tree_sum(kernels::kStatsChunkTokens, n_valid,
                                         [&](int r) { return k.at(b, h, tok0 + r, c); });
         }
+        // No tokens: 0 rather than 0 / 0 (quant_stats' single CTA writes 0).
         out[(static_cast<std::size_t>(b) * k.heads + h) * d + c] =
-            total / static_cast<float>(k.seq_len);
+            k.seq_len > 0 ? total / static_cast<float>(k.seq_len) : 0.0f;
       }
     }
   }
@@ -139,7 +151,7 @@ std::vector<float> k_mean(const HostTensor& k) {
 }
 
 std::vector<float> v_scale(const HostTensor& v) {
-  check_tensor(v);
+  check_tensor(v, true);
   const int d = v.head_dim;
   std::vector<float> out(static_cast<std::size_t>(v.batch) * v.heads * d);
   for (int b = 0; b < v.batch; ++b) {

@@ -48,9 +48,17 @@ struct HostTensor {
 template <typename F>
 float slot_tree_sum(int tile_rows, int n_valid, F&& value);
 
-// k_mean [B, H, D]: per channel, the mean over the seq_len tokens (chunked order of quant_stats).
+// Varlen: the kernels treat each sequence of a packed batch exactly as a batch of one at its own
+// length, written into batch slot b of the padded outputs (quant_layout.cuh, "Varlen"). So the
+// reference of a varlen call is the functions below applied to each sequence's view, compared over
+// the regions quant_layout.cuh defines. `packed` has batch 1; the view is tokens [begin, begin + len)
+// as a batch-1 tensor of len tokens.
+HostTensor sequence_of(const HostTensor& packed, int begin, int len);
+
+// k_mean [B, H, D]: per channel, the mean over the seq_len tokens (chunked order of quant_stats);
+// 0 for a tensor of no tokens (what quant_stats writes for an empty sequence).
 std::vector<float> k_mean(const HostTensor& k);
-// v_scale [B, H, D] = max(max |v| / 448, kMinScale).
+// v_scale [B, H, D] = max(max |v| / 448, kMinScale); kMinScale for no tokens.
 std::vector<float> v_scale(const HostTensor& v);
 
 struct QuantQKOptions {

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "autotune/policy.hpp"
 #include "generator/quant_spec.hpp"
 #include "runtime/device.hpp"
 #include "runtime/driver.hpp"
@@ -75,31 +76,12 @@ struct Resolved {
 };
 
 Resolved resolve(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse,
-                 const AttentionOptions& o, const Arch& arch) {
+                 const VarlenBatch* varlen, const AttentionOptions& o, const Arch& arch) {
   Resolved r;
+  // The variant: the caller's family/tile, a tuned record, or the heuristic default (the wgmma
+  // kernel on sm_90a where it supports the problem, else mma.sync): autotune/policy.
+  r.spec = choose_kernel(problem_of(q, k, lse != nullptr, varlen != nullptr, o, arch), o.family, o.tile).spec;
   AttnSpec& s = r.spec;
-  s.arch = arch;
-  s.head_dim = static_cast<int>(q.dim);
-  s.quant.qk = o.qk;
-  s.quant.granularity = o.granularity;
-  s.quant.pv = o.pv.value_or(default_pv_type(arch));
-  s.quant.smooth_q = o.smooth_q;
-  s.mask = o.mask;
-  s.out.dtype = q.dtype;
-  s.out.lse = lse != nullptr;
-  validate_head_dim(s.head_dim, "q.dim");
-  // On sm_90a the TMA + wgmma kernel (real FP8 tensor cores) serves every spec it supports unless
-  // the caller fixed a P·V type or tile that rules it out; elsewhere, and for the rest, mma.sync.
-  AttnSpec wgmma = s;
-  wgmma.family = AttnFamily::wgmma;
-  wgmma.quant.pv = o.pv.value_or(PvType::fp8_e4m3);
-  wgmma.tile = wgmma_tile();
-  // (TMA needs a non-empty tensor: an empty K/V, whose output is all zeros, stays on mma.sync.)
-  if (!o.tile && wgmma_supports(wgmma) && q.seq > 0 && k.seq > 0) {
-    s = wgmma;
-  } else {
-    s.tile = o.tile.value_or(default_tile(arch, s.head_dim, s.quant.pv, o.qk == QuantType::int4 ? 4 : 8));
-  }
   s.validate();
 
   QuantizeOptions& qo = r.quant;
@@ -115,7 +97,7 @@ Resolved resolve(const TensorRef& q, const TensorRef& k, const TensorRef& v, con
   qo.quantize_v = s.quant.pv == PvType::fp8_e4m3;
   qo.lse_correction = lse != nullptr && o.smooth_k;
   qo.sm_scale = o.sm_scale;
-  r.plan = plan_quantize(q, k, v, qo, arch);
+  r.plan = plan_quantize(q, k, v, qo, arch, varlen);
   check_output(q, k, v, out, lse);
   return r;
 }
@@ -142,7 +124,8 @@ const Kernel& attention_kernel(const Resolved& r, DType dtype) {
   return *kernels.emplace(key, kernel).first->second;
 }
 
-std::uint64_t call_identity(const Resolved& r, const TensorRef& q, const TensorRef& k, const TensorRef& v) {
+std::uint64_t call_identity(const Resolved& r, const TensorRef& q, const TensorRef& k, const TensorRef& v,
+                            const VarlenBatch* varlen) {
   std::uint64_t h = 1469598103934665603ull;
   auto mix = [&](std::uint64_t x) { h = (h ^ x) * 1099511628211ull; };
   for (int x : key_of(r.spec)) mix(static_cast<std::uint64_t>(x));
@@ -152,25 +135,24 @@ std::uint64_t call_identity(const Resolved& r, const TensorRef& q, const TensorR
   }
   mix(r.quant.smooth_k);
   mix(r.quant.lse_correction);
+  if (varlen != nullptr) {  // the device offsets (their values are the caller's to keep unchanged)
+    mix(reinterpret_cast<std::uintptr_t>(varlen->cu_seqlens_q_device));
+    mix(reinterpret_cast<std::uintptr_t>(varlen->cu_seqlens_k_device));
+    for (std::int64_t x : {varlen->batch, varlen->max_seqlen_q, varlen->max_seqlen_k}) mix(static_cast<std::uint64_t>(x));
+  }
   return h | 1;  // never 0, the "nothing quantized yet" value
 }
 
-}  // namespace
-
-AttnSpec attention_spec(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse,
-                        const AttentionOptions& options) {
-  return resolve(q, k, v, out, lse, options, current_device_info().arch()).spec;
-}
-
-void attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse,
-               const AttentionOptions& options, CUstream stream) {
-  const Resolved r = resolve(q, k, v, out, lse, options, current_device_info().arch());
+// attention() and attention_varlen(): `varlen` null for padded batches.
+void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse,
+                   const VarlenBatch* varlen, const AttentionOptions& options, CUstream stream) {
+  const Resolved r = resolve(q, k, v, out, lse, varlen, options, current_device_info().arch());
   const QuantizePlan& p = r.plan;
   if (p.batch == 0 || p.seq_q == 0) return;  // nothing to compute
 
   const Kernel& kernel = attention_kernel(r, q.dtype);
   StreamWorkspace& ws = stream_workspace(stream, p.workspace_bytes);
-  const std::uint64_t identity = call_identity(r, q, k, v);
+  const std::uint64_t identity = call_identity(r, q, k, v, varlen);
   void* const workspace = reinterpret_cast<void*>(ws.ptr);
   if (options.reuse_quantized) {
     if (ws.last_call != identity) {
@@ -197,6 +179,7 @@ void attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, const
   a.o_stride_b = out.stride_b, a.o_stride_h = out.stride_h, a.o_stride_s = out.stride_s;
   a.lse = lse;
   a.lse_correction = qkv.lse_correction;
+  a.cu_seqlens_q = p.cu_seqlens_q, a.cu_seqlens_k = p.cu_seqlens_k;  // null without varlen
   a.batch = p.batch, a.heads_q = p.heads_q, a.heads_kv = p.heads_kv;
   a.seq_q = p.seq_q, a.seq_kv = p.seq_kv, a.seq_q_pad = p.seq_q_pad, a.seq_kv_pad = p.seq_kv_pad;
   a.sm_scale = r.quant.sm_scale > 0 ? r.quant.sm_scale : 1.0f / std::sqrt(static_cast<float>(p.head_dim));
@@ -206,14 +189,14 @@ void attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, const
     const int D = p.head_dim;
     const CUtensorMapSwizzle qk_swizzle = D == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
     const auto bh_q = std::uint64_t(p.batch) * p.heads_q, bh_kv = std::uint64_t(p.batch) * p.heads_kv;
-    CUtensorMap map_q = tensor_map_u8(qkv.q, D, bh_q * p.seq_q_pad, D, D, kernels::kWgmmaCtaQ, qk_swizzle);
+    CUtensorMap map_q = tensor_map_u8(qkv.q, D, bh_q * p.seq_q_pad, D, D, kernels::kWgmmaRowsPerWg, qk_swizzle);
     CUtensorMap map_k = tensor_map_u8(qkv.k, D, bh_kv * p.seq_kv_pad, D, D, kernels::kWgmmaCtaK, qk_swizzle);
     CUtensorMap map_v = tensor_map_u8(qkv.v, p.seq_kv_pad, bh_kv * D, p.seq_kv_pad, kernels::kWgmmaCtaK, D,
                                       CU_TENSOR_MAP_SWIZZLE_128B);
     void* args[] = {&a, &map_q, &map_k, &map_v};
     kernel.launch({{static_cast<unsigned>((p.seq_q + t.cta_q - 1) / t.cta_q), static_cast<unsigned>(p.heads_q),
                     static_cast<unsigned>(p.batch)},
-                   {static_cast<unsigned>(t.threads()), 1, 1},
+                   {static_cast<unsigned>(r.spec.threads()), 1, 1},
                    static_cast<unsigned>(r.spec.shared_bytes())},
                   stream, args);
     return;
@@ -224,6 +207,32 @@ void attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, const
                  {static_cast<unsigned>(t.threads()), 1, 1},
                  static_cast<unsigned>(r.spec.shared_bytes())},
                 stream, args);
+}
+
+}  // namespace
+
+AttnSpec attention_spec(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse,
+                        const AttentionOptions& options) {
+  return resolve(q, k, v, out, lse, nullptr, options, current_device_info().arch()).spec;
+}
+
+void attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse,
+               const AttentionOptions& options, CUstream stream) {
+  run_attention(q, k, v, out, lse, nullptr, options, stream);
+}
+
+// The varlen entry points check the offsets (host-only) before the device is asked for its arch, so
+// a bad batch is refused, naming its argument, even where no GPU is reachable.
+AttnSpec attention_varlen_spec(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out,
+                               float* lse, const VarlenBatch& varlen, const AttentionOptions& options) {
+  validate_varlen(varlen, q, k, v);
+  return resolve(q, k, v, out, lse, &varlen, options, current_device_info().arch()).spec;
+}
+
+void attention_varlen(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse,
+                      const VarlenBatch& varlen, const AttentionOptions& options, CUstream stream) {
+  validate_varlen(varlen, q, k, v);
+  run_attention(q, k, v, out, lse, &varlen, options, stream);
 }
 
 }  // namespace sagejit

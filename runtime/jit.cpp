@@ -33,11 +33,51 @@ std::vector<std::pair<std::string, std::string>> template_headers() {
 }  // namespace
 
 std::string_view name(CubinSource s) {
-  return s == CubinSource::memory ? "memory" : s == CubinSource::disk ? "disk" : "compiled";
+  return s == CubinSource::memory   ? "memory"
+         : s == CubinSource::disk   ? "disk"
+         : s == CubinSource::bundle ? "bundle"
+                                    : "compiled";
 }
 
-Jit::Jit(std::unique_ptr<CubinStore> store, bool allow_compile)
-    : store_(std::move(store)), allow_compile_(allow_compile) {}
+Jit::Jit(std::unique_ptr<CubinStore> store, bool allow_compile, std::shared_ptr<const Bundle> bundle,
+         std::string bundle_name)
+    : store_(std::move(store)), allow_compile_(allow_compile), bundle_(std::move(bundle)),
+      bundle_name_(std::move(bundle_name)) {}
+
+void Jit::count(CubinSource s) {
+  std::lock_guard lock(mutex_);
+  int& n = s == CubinSource::memory ? stats_.memory
+           : s == CubinSource::disk ? stats_.disk
+           : s == CubinSource::bundle ? stats_.bundle
+                                      : stats_.compiled;
+  ++n;
+}
+
+JitStats Jit::stats() {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+// Bundle kernels are kept in the in-process map under "bundle:" + spec + arch: their key may name
+// another NVRTC than this machine's (or this machine may have none).
+std::optional<CubinResult> Jit::from_bundle(const GeneratedUnit& unit, std::chrono::steady_clock::time_point start) {
+  if (!bundle_) return std::nullopt;
+  const std::string slot = "bundle:" + unit.spec_name + ":" + unit.arch.name();
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = cubins_.find(slot); it != cubins_.end()) {
+      ++stats_.memory;
+      return CubinResult{it->second, CubinSource::memory, ms_since(start)};
+    }
+  }
+  const CubinRecord* r =
+      bundle_->find(unit.spec_name, unit.arch.name(), std::string(embedded_templates_hash()), kGeneratorVersion);
+  if (!r) return std::nullopt;
+  std::lock_guard lock(mutex_);
+  ++stats_.bundle;
+  auto [it, inserted] = cubins_.emplace(slot, *r);
+  return CubinResult{it->second, CubinSource::bundle, ms_since(start)};
+}
 
 CubinKey Jit::key_for(const GeneratedUnit& unit) {
   return CubinKey{unit.spec_name,           std::string(embedded_templates_hash()), kGeneratorVersion,
@@ -46,22 +86,37 @@ CubinKey Jit::key_for(const GeneratedUnit& unit) {
 
 CubinResult Jit::cubin(const GeneratedUnit& unit) {
   const auto start = std::chrono::steady_clock::now();
-  const CubinKey key = key_for(unit);
+  CubinKey key;
+  try {
+    key = key_for(unit);
+  } catch (const NotAvailable&) {
+    // No NVRTC here: only a bundle can serve the kernel.
+    if (auto hit = from_bundle(unit, start)) return *hit;
+    throw;
+  }
   const std::string digest = key.digest();
   {
     std::lock_guard lock(mutex_);
     if (auto it = cubins_.find(digest); it != cubins_.end()) {
+      ++stats_.memory;
       return CubinResult{it->second, CubinSource::memory, ms_since(start)};
     }
   }
   if (auto record = store_->get(key)) {
     std::lock_guard lock(mutex_);
+    ++stats_.disk;
     cubins_.emplace(digest, *record);
     return CubinResult{std::move(*record), CubinSource::disk, ms_since(start)};
   }
+  if (auto hit = from_bundle(unit, start)) return *hit;
   if (!allow_compile_) {
-    throw NotAvailable(fmt::format("kernel {} for {} is in no cache or bundle, and run-time compilation is "
-                                   "off (SAGEJIT_JIT=0)", unit.spec_name, unit.arch.name()));
+    throw NotAvailable(fmt::format("kernel {} for {} is in no cache{}, and run-time compilation is off "
+                                   "(SAGEJIT_JIT=0): export a bundle that holds it (sagejit export) or allow "
+                                   "compiling", unit.spec_name, unit.arch.name(),
+                                   bundle_ ? " nor in the bundle " + bundle_name_
+                                           : bundle_name_.empty() ? " and no bundle is set (SAGEJIT_BUNDLE)"
+                                                                  : " and the bundle " + bundle_name_ +
+                                                                        " could not be read"));
   }
   const CompileOptions options = compile_options(unit.arch);
   CompileResult compiled = compile(CompileRequest{unit.spec_name, unit.source, template_headers(), options.all(),
@@ -71,6 +126,7 @@ CubinResult Jit::cubin(const GeneratedUnit& unit) {
   CubinRecord record{key, compiled.lowered_name, std::move(compiled.cubin), compiled.usage, compiled.compile_ms};
   store_->put(record);
   std::lock_guard lock(mutex_);
+  ++stats_.compiled;
   auto [it, inserted] = cubins_.emplace(digest, std::move(record));
   return CubinResult{it->second, CubinSource::compiled, ms_since(start)};
 }
@@ -101,7 +157,12 @@ std::vector<CubinResult> Jit::cubins(const std::vector<GeneratedUnit>& units) {
 
 const Kernel& Jit::kernel(const GeneratedUnit& unit, CubinSource* source) {
   CUcontext ctx = ensure_current_context();
-  const std::string digest = key_for(unit).digest();
+  std::string digest;
+  try {
+    digest = key_for(unit).digest();
+  } catch (const NotAvailable&) {
+    digest = "bundle:" + unit.spec_name + ":" + unit.arch.name();  // no NVRTC: only a bundle serves it
+  }
   {
     std::lock_guard lock(mutex_);
     if (auto it = loaded_.find({ctx, digest}); it != loaded_.end()) {
@@ -128,7 +189,22 @@ Jit& default_jit() {
     init_logging();
     const Settings& s = settings();
     auto store = s.disk_cache ? CubinStore::open(cache_database_path(s.cache_dir)) : CubinStore::in_memory();
-    return new Jit(std::move(store), s.jit);  // never destroyed: kernels may be used until exit
+    std::shared_ptr<const Bundle> bundle;
+    std::string bundle_name;
+    if (s.bundle) {
+      bundle_name = s.bundle->string();
+      try {
+        bundle = std::make_shared<const Bundle>(Bundle::read(*s.bundle));
+        spdlog::debug("sagejit: bundle {} holds {} kernels and {} tuned choices", bundle_name,
+                      bundle->kernels().size(), bundle->winners().size());
+      } catch (const Error& e) {
+        // A bad bundle must not take the process down while compiling can stand in; with
+        // SAGEJIT_JIT=0 every kernel it should have held is an error that names it.
+        spdlog::warn("sagejit: cannot use the bundle SAGEJIT_BUNDLE={} ({})", bundle_name, e.what());
+      }
+    }
+    // never destroyed: kernels may be used until exit
+    return new Jit(std::move(store), s.jit, std::move(bundle), std::move(bundle_name));
   }();
   return *jit;
 }

@@ -6,6 +6,7 @@
 // the same stream (graph-capturable) before it runs.
 #include "sagejit/quantize.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -67,9 +68,10 @@ std::size_t quantize_workspace_bytes(const TensorRef& q, const TensorRef& k, con
   return plan_quantize(q, k, v, options, current_device_info().arch()).workspace_bytes;
 }
 
-QuantizedQKV quantize(const TensorRef& q, const TensorRef& k, const TensorRef& v, const QuantizeOptions& o,
-                      void* workspace, std::size_t workspace_bytes, CUstream stream) {
-  const QuantizePlan p = plan_quantize(q, k, v, o, current_device_info().arch());
+namespace {
+
+QuantizedQKV checked_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef& k, const TensorRef& v,
+                              const QuantizeOptions& o, void* workspace, std::size_t workspace_bytes, CUstream stream) {
   if (workspace == nullptr && p.workspace_bytes > 0) throw InvalidArgument("workspace", "is null");
   if (reinterpret_cast<std::uintptr_t>(workspace) % 256 != 0) {
     throw InvalidArgument("workspace", fmt::format("must be 256-byte aligned (got {})", workspace));
@@ -82,6 +84,28 @@ QuantizedQKV quantize(const TensorRef& q, const TensorRef& k, const TensorRef& v
   return quantized_views(p, workspace);
 }
 
+}  // namespace
+
+QuantizedQKV quantize(const TensorRef& q, const TensorRef& k, const TensorRef& v, const QuantizeOptions& o,
+                      void* workspace, std::size_t workspace_bytes, CUstream stream) {
+  const QuantizePlan p = plan_quantize(q, k, v, o, current_device_info().arch());
+  return checked_quantize(p, q, k, v, o, workspace, workspace_bytes, stream);
+}
+
+std::size_t quantize_varlen_workspace_bytes(const TensorRef& q, const TensorRef& k, const TensorRef& v,
+                                            const VarlenBatch& varlen, const QuantizeOptions& options) {
+  validate_varlen(varlen, q, k, v);  // host-only rules before the device is asked for its arch
+  return plan_quantize(q, k, v, options, current_device_info().arch(), &varlen).workspace_bytes;
+}
+
+QuantizedQKV quantize_varlen(const TensorRef& q, const TensorRef& k, const TensorRef& v, const VarlenBatch& varlen,
+                             const QuantizeOptions& o, void* workspace, std::size_t workspace_bytes,
+                             CUstream stream) {
+  validate_varlen(varlen, q, k, v);
+  const QuantizePlan p = plan_quantize(q, k, v, o, current_device_info().arch(), &varlen);
+  return checked_quantize(p, q, k, v, o, workspace, workspace_bytes, stream);
+}
+
 void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef& k, const TensorRef& v,
                       const QuantizeOptions& o, void* workspace, CUstream stream) {
   if (p.batch == 0) return;  // nothing to read or write
@@ -91,7 +115,9 @@ void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
       kernels_for(ensure_current_context(), current_device_info().arch(), p.dtype, p.head_dim, o);
   const unsigned B = p.batch;
 
-  if (p.stats && p.seq_kv > 0) {
+  // The statistics kernel runs even without keys (Skv = 0, or every varlen key sequence empty): its
+  // one CTA then writes k_mean 0 and v_scale kMinScale, which the FP8 attention epilogue multiplies.
+  if (p.stats) {
     kernels::QuantStatsParams s{};
     s.k = o.smooth_k ? k.data : nullptr;
     s.k_stride_b = k.stride_b, s.k_stride_h = k.stride_h, s.k_stride_s = k.stride_s;
@@ -102,16 +128,18 @@ void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     s.partial_sum = p.partial_sum == QuantizePlan::kAbsent ? nullptr : at(p.partial_sum);
     s.partial_max = p.partial_max == QuantizePlan::kAbsent ? nullptr : at(p.partial_max);
     s.counters = reinterpret_cast<unsigned*>(at(p.counters));
+    s.cu_seqlens = p.cu_seqlens_k;
     s.batch = p.batch, s.heads = p.heads_kv, s.seq_len = p.seq_kv;
     SAGEJIT_CU(cuMemsetD8Async, reinterpret_cast<CUdeviceptr>(s.counters), 0, p.counters_bytes, stream);
     void* args[] = {&s};
-    kernels.stats->launch({{unsigned(kernels::stats_chunks(p.seq_kv)), unsigned(p.heads_kv), B},
+    kernels.stats->launch({{unsigned(std::max(1, kernels::stats_chunks(p.seq_kv))), unsigned(p.heads_kv), B},
                            {kernels::kQuantThreads, 1, 1}, 0}, stream, args);
   }
-  auto launch_qk = [&](const Kernel* kernel, const TensorRef& t, int seq, int seq_pad, int block, int warp,
-                       void* dst, float* scale, float multiplier) {
+  auto launch_qk = [&](const Kernel* kernel, const TensorRef& t, const std::int32_t* cu_seqlens, int seq, int seq_pad,
+                       int block, int warp, void* dst, float* scale, float multiplier) {
     kernels::QuantQKParams a{};
     a.in = t.data;
+    a.cu_seqlens = cu_seqlens;
     a.stride_b = t.stride_b, a.stride_h = t.stride_h, a.stride_s = t.stride_s;
     a.out = dst;
     a.scale = scale;
@@ -129,16 +157,21 @@ void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     void* args[] = {&a};
     kernel->launch({{unsigned(seq_pad / block), unsigned(t.heads), B}, {kernels::kQuantThreads, 1, 1}, 0}, stream, args);
   };
-  if (p.seq_q > 0) launch_qk(kernels.q, q, p.seq_q, p.seq_q_pad, o.block_q, o.warp_q, out.q, out.q_scale, p.scale_multiplier);
+  if (p.seq_q > 0) {
+    launch_qk(kernels.q, q, p.cu_seqlens_q, p.seq_q, p.seq_q_pad, o.block_q, o.warp_q, out.q, out.q_scale,
+              p.scale_multiplier);
+  }
   if (p.seq_kv > 0) {
-    launch_qk(kernels.k, k, p.seq_kv, p.seq_kv_pad, o.block_k, o.warp_k, out.k, out.k_scale, 1.0f);
+    launch_qk(kernels.k, k, p.cu_seqlens_k, p.seq_kv, p.seq_kv_pad, o.block_k, o.warp_k, out.k, out.k_scale, 1.0f);
     if (o.quantize_v) {
       kernels::QuantVParams a{};
       a.in = v.data;
       a.stride_b = v.stride_b, a.stride_h = v.stride_h, a.stride_s = v.stride_s;
       a.v_scale = out.v_scale;
       a.out = out.v;
+      a.cu_seqlens = p.cu_seqlens_k;
       a.batch = p.batch, a.heads = p.heads_kv, a.seq_len = p.seq_kv, a.seq_len_pad = p.seq_kv_pad;
+      a.block_tokens = o.block_k;
       void* args[] = {&a};
       kernels.v->launch({{unsigned(kernels::v_tiles(p.seq_kv_pad)), unsigned(p.heads_kv), B},
                          {kernels::kQuantThreads, 1, 1}, 0}, stream, args);

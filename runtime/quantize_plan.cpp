@@ -49,7 +49,8 @@ void warn_int4_emulated(const Arch& arch) {
 }  // namespace
 
 QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorRef& v, const QuantizeOptions& o,
-                           const Arch& arch) {
+                           const Arch& arch, const VarlenBatch* varlen) {
+  if (varlen != nullptr) validate_varlen(*varlen, q, k, v);  // packed views: batch 1, offsets in range
   validate_tensor(q, "q");
   validate_tensor(k, "k");
   validate_tensor(v, "v");
@@ -95,6 +96,14 @@ QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorR
   p.heads_kv = static_cast<int>(k.heads);
   p.seq_q = static_cast<int>(q.seq);
   p.seq_kv = static_cast<int>(k.seq);
+  if (varlen != nullptr) {
+    // Padded per-batch slots sized for the longest sequences (quant_layout.cuh, "Varlen").
+    p.batch = static_cast<int>(varlen->batch);
+    p.seq_q = static_cast<int>(varlen->max_seqlen_q);
+    p.seq_kv = static_cast<int>(varlen->max_seqlen_k);
+    p.cu_seqlens_q = varlen->cu_seqlens_q_device;
+    p.cu_seqlens_k = varlen->cu_seqlens_k_device;
+  }
   p.head_dim = static_cast<int>(q.dim);
   p.seq_q_pad = layout::round_up(p.seq_q, o.block_q);
   p.seq_kv_pad = layout::round_up(p.seq_kv, o.block_k);
@@ -149,7 +158,7 @@ QuantizedQKV quantized_views(const QuantizePlan& p, void* workspace) {
   out.q = at(p.q), out.q_scale = floats(p.q_scale), out.q_mean = floats(p.q_mean);
   out.k = at(p.k), out.k_scale = floats(p.k_scale), out.k_mean = floats(p.k_mean);
   out.v = at(p.v), out.v_scale = floats(p.v_scale);
-  // With no keys there is no k̄ (the statistics kernel does not run): no correction either.
+  // With no keys there is no k̄ (the statistics kernel writes 0): no correction either.
   out.lse_correction = p.seq_kv > 0 ? floats(p.lse_correction) : nullptr;
   out.seq_q_pad = p.seq_q_pad, out.seq_kv_pad = p.seq_kv_pad;
   out.q_groups = p.q_groups, out.k_groups = p.k_groups;

@@ -6,6 +6,7 @@
 #include <cuda.h>
 
 #include <cstddef>
+#include <cstdint>
 
 #include "sagejit/quantize.hpp"
 
@@ -25,11 +26,17 @@ struct QuantizePlan {
               counters = kAbsent, lse_correction = kAbsent;
   std::size_t counters_bytes = 0;
   std::size_t workspace_bytes = 0;
+  // Varlen: the device offsets the kernels read (null without varlen). batch is then the number of
+  // sequences and seq_q / seq_kv the longest lengths (max_seqlen_q / _k), which size every buffer.
+  const std::int32_t* cu_seqlens_q = nullptr;
+  const std::int32_t* cu_seqlens_k = nullptr;
+  bool varlen() const { return cu_seqlens_q != nullptr; }
 };
 
 // Throws InvalidArgument naming the argument and the rule. `arch` decides INT4 and FP8 support.
+// With `varlen`, q, k and v are packed views checked by validate_varlen first.
 QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorRef& v, const QuantizeOptions& o,
-                           const Arch& arch);
+                           const Arch& arch, const VarlenBatch* varlen = nullptr);
 
 // The device pointers of each output inside `workspace` (pointer arithmetic only).
 QuantizedQKV quantized_views(const QuantizePlan& p, void* workspace);

@@ -60,6 +60,8 @@ Settings Settings::from_env(const Lookup& lookup) {
     }
     s.compile_threads = static_cast<int>(n);
   }
+  if (auto v = lookup("SAGEJIT_BUNDLE"); v && !v->empty()) s.bundle = std::filesystem::path(*v);
+  if (auto v = lookup("SAGEJIT_TUNE")) s.tune_on_first_use = parse_flag("SAGEJIT_TUNE", *v);
   return s;
 }
 

@@ -27,6 +27,12 @@ struct Settings {
   std::optional<std::filesystem::path> nvrtc_library;
   // SAGEJIT_COMPILE_THREADS: how many kernels compile at once (default: hardware threads).
   int compile_threads = 0;
+  // SAGEJIT_BUNDLE: an exported bundle (directory or single file, `sagejit export`) that kernels and
+  // tuned choices are loaded from after the cache and before compiling.
+  std::optional<std::filesystem::path> bundle;
+  // SAGEJIT_TUNE=1: a problem bucket with no tuning record is tuned on its first call (seconds to a
+  // minute, once per bucket and GPU model) and the result stored; off by default (heuristic tiles).
+  bool tune_on_first_use = false;
 
   using Lookup = std::function<std::optional<std::string>(const char*)>;
   static Settings from_env(const Lookup& lookup);

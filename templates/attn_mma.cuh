@@ -25,6 +25,11 @@
 // Scale groups (quant_layout.cuh) with this kernel's warp layout: block_q = cta_q, warp_q as above,
 // block_k = warp_k = cta_k (every warp sees every key of a tile).
 //
+// Varlen (p.cu_seqlens_q/k non-null, attn_params.cuh): each CTA reads its sequence's extents, so
+// lengths, the key-bound mask, the causal diagonal and the tile count are per sequence; Q/K/V come
+// from the sequence's padded workspace slot, the fp16 V (FP16 P·V), O and the LSE from the packed
+// tensors at cu_seqlens offsets. Nothing else differs: the same instantiation serves both.
+//
 // Cfg (emitted by the generator; every member static constexpr):
 //   int  head_dim     64, 96, 128, 256
 //   int  cta_q        query rows per CTA (== the quant kernel's block_q, <= 128)
@@ -596,22 +601,26 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
       inv_sum[mi][r] = l > 0.0f ? 1.0f / l : 0.0f;  // no visible key: output 0, never NaN
     }
 
-  // LSE (natural log) = (m + log2 l − offset) · ln 2 + q·k̄·sm_scale.
+  // LSE (natural log) = (m + log2 l − offset) · ln 2 + q·k̄·sm_scale. lse_correction is [B, Hq,
+  // seq_q]; the LSE too, except with varlen, where it is packed [Hq, total_q] (attn_params.cuh).
   if constexpr (Cfg::write_lse) {
     if (p.lse != nullptr && t == 0) {
+      const i64 corr_row0 = e_bh_q * p.seq_q;
+      const i64 lse_row0 = p.cu_seqlens_q != nullptr
+                               ? eh * static_cast<i64>(p.cu_seqlens_q[p.batch]) + p.cu_seqlens_q[eb]
+                               : corr_row0;
 #pragma unroll
       for (int mi = 0; mi < kMT; ++mi)
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
           const int row = q0 + row0 + mi * 16 + g + 8 * r;
           if (row < seq_q) {
-            const i64 idx = e_bh_q * p.seq_q + row;
             float lse = neg_inf();
             if (row_sum[mi][r] > 0.0f) {
               lse = (row_max[mi][r] + fast_log2(row_sum[mi][r]) - T::kPOffset) * kLn2;
-              if (p.lse_correction != nullptr) lse += p.lse_correction[idx];
+              if (p.lse_correction != nullptr) lse += p.lse_correction[corr_row0 + row];
             }
-            p.lse[idx] = lse;
+            p.lse[lse_row0 + row] = lse;
           }
         }
     }

@@ -23,11 +23,15 @@
 //
 // Varlen (cu_seqlens_q/k non-null): the quantized workspace keeps the padded per-batch layout of
 // quant_layout.cuh with seq_q_pad / seq_kv_pad sized for the longest sequence (batch slot b holds
-// sequence b from row 0; rows past its length are padding), k_mean / v_scale are per sequence, and
-// lse / lse_correction keep [B, Hq, seq_q] with seq_q the longest. The user tensors are packed:
-// output row i of sequence b is at o + (cu_seqlens_q[b] + i)·o_stride_s + h·o_stride_h (o_stride_b
-// unused), and likewise the fp16 V of the FP16 P·V mode with cu_seqlens_k. grid.x covers the
-// longest sequence; CTAs past a sequence's end exit.
+// sequence b from row 0; only the tiles of its own length are written, see "Varlen" there),
+// k_mean / v_scale are per sequence, and lse_correction keeps [B, Hq, seq_q] with seq_q the longest.
+// The user tensors are packed: output row i of sequence b is at o + (cu_seqlens_q[b] + i)·o_stride_s
+// + h·o_stride_h (o_stride_b unused), and likewise the fp16 V of the FP16 P·V mode with cu_seqlens_k.
+// The LSE is packed too, as flash-attn's varlen functions return it: float [Hq, total_q], row i of
+// sequence b of head h at lse[h·total_q + cu_seqlens_q[b] + i], total_q = cu_seqlens_q[batch]
+// (no padding rows for the caller to mask). Causal masks align per sequence (bottom-right: query i
+// sees keys j <= i + len_k(b) − len_q(b)). grid.x covers the longest sequence; CTAs past a
+// sequence's end exit.
 #pragma once
 
 #ifndef __CUDACC_RTC__
@@ -58,7 +62,8 @@ struct AttnParams {
   const float* v_scale;      // [B, Hkv, D]; FP8 P·V only
   // --- outputs ---
   void* o;                   // fp16/bf16, channel contiguous, 16-byte aligned rows
-  float* lse;                // [B, Hq, seq_q] natural log, or null (read only with Cfg::write_lse)
+  float* lse;                // [B, Hq, seq_q] natural log (varlen: [Hq, total_q]), or null (read
+                             // only with Cfg::write_lse)
   const float* lse_correction;  // [B, Hq, seq_q] = q·k̄·sm_scale, or null (no K smoothing)
   // --- varlen (both null, or both [B + 1] int32 prefix sums of the sequence lengths) ---
   const int* cu_seqlens_q;
@@ -125,13 +130,17 @@ __host__ __device__ constexpr int attn_smem_bytes(int head_dim, int cta_q, int c
   return attn_smem_layout(head_dim, cta_q, cta_k, stages, qk_bits, pv_fp8, smooth_q).total_bytes;
 }
 
-// The sm_90a kernel (attn_wgmma.cuh) has one fixed tile: one consumer warpgroup of 64 query rows,
-// K/V blocks of 128 keys, and a ring of `stages` K+V slots (+1 KiB to align tiles for swizzling).
-constexpr int kWgmmaCtaQ = 64;   // query rows per CTA == the quantizer's block_q (warp_q 16)
-constexpr int kWgmmaCtaK = 128;  // keys per K/V block == the quantizer's block_k == warp_k
+// The sm_90a kernel (attn_wgmma.cuh): a producer warpgroup and `consumers` (1 or 2) consumer
+// warpgroups of 64 query rows each (cta_q = 64·consumers), K/V blocks of 128 keys, and a ring of
+// `stages` K+V slots (+1 KiB to align tiles for swizzling). One consumer leaves room for 2 CTAs per
+// SM (so a CTA's softmax overlaps the other's MMAs); two consumers run 1 CTA per SM, ping-pong.
+constexpr int kWgmmaRowsPerWg = 64;  // query rows per consumer warpgroup (wgmma M); warp_q 16
+constexpr int kWgmmaCtaK = 128;      // keys per K/V block == the quantizer's block_k == warp_k
 
-__host__ __device__ constexpr int attn_wgmma_smem_bytes(int head_dim, int stages) {
-  return kWgmmaCtaQ * head_dim + stages * 2 * kWgmmaCtaK * head_dim + 1024;
+__host__ __device__ constexpr int attn_wgmma_threads(int consumers) { return 128 * (consumers + 1); }
+__host__ __device__ constexpr int attn_wgmma_min_ctas(int consumers) { return consumers == 1 ? 2 : 1; }
+__host__ __device__ constexpr int attn_wgmma_smem_bytes(int head_dim, int consumers, int stages) {
+  return consumers * kWgmmaRowsPerWg * head_dim + stages * 2 * kWgmmaCtaK * head_dim + 1024;
 }
 
 }  // namespace sagejit::kernels

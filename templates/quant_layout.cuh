@@ -19,6 +19,19 @@
 //   v_scale    [B, Hkv, D]               float, max over valid tokens of |v| / 448
 //   lse_correction [B, Hq, Sq]           float, q·k̄·sm_scale per query row (K smoothing, for the LSE)
 //
+// Varlen (packed inputs with cumulative sequence offsets, flash-attn's convention). The layout above
+// is kept, with B the number of sequences and Sq, Skv the longest lengths (max_seqlen_q / _k): batch
+// slot b holds sequence b from row 0. What is defined in slot b, for a sequence of len_b tokens:
+//   Q / K values, their scales and q_mean: the blocks [0, ceil(len_b / block)), rows >= len_b of the
+//                             last one 0 (exactly as without varlen at S = len_b);
+//   V:                        tokens [0, round_up(len_b, block_k)) of each channel row, those >= len_b 0;
+//   k_mean, v_scale:          always; over the len_b tokens only. An empty sequence has k_mean 0 and
+//                             v_scale kMinScale, so the attention epilogue's v_scale · 0 stays 0;
+//   lse_correction:           rows [0, len_b) of [b, h, :].
+// Everything else in the slot is left unwritten: the attention kernel reads only the tiles of each
+// sequence's own length (its CTAs past a sequence's end exit), so the quantization kernels skip the
+// tail blocks of short sequences rather than spend bandwidth zeroing them.
+//
 // Scale groups follow the m16n8 MMA accumulator layout (wgmma's m64nN layout is four of these, one
 // per warp). Lane 4g + t of a warp holds accumulator rows {g, g+8} of each 16-row tile and columns
 // {8j + 2t, 8j + 2t + 1} of each 8-column tile. A warp owns `warp_q` consecutive query rows of a

@@ -11,6 +11,13 @@
 // HND, NHD and any other stride pattern satisfying that are accepted as they are, without a copy.
 // Outputs follow quant_layout.cuh and are contiguous.
 //
+// Varlen (`cu_seqlens` non-null: B + 1 int32 prefix sums of the sequence lengths, in device memory):
+// the input is packed, token i of sequence b at in + (cu_seqlens[b] + i) * stride_s + h * stride_h
+// (stride_b unused), and `seq_len` is the longest sequence, the row count the padded per-batch
+// outputs are laid out for (quant_layout.cuh, "Varlen"). Each CTA reads its sequence's length and
+// returns at once when its tile lies wholly past that sequence's padded end: the grid covers the
+// longest sequence, so the shorter ones leave their tail blocks unwritten (never read).
+//
 // The constants below fix the kernels' thread mapping and summation order. The host reference
 // (reference/quant_reference.cpp) includes this file and reproduces those orders from them, which
 // is what makes k_mean and q_mean bit-exact between host and GPU.
@@ -60,10 +67,12 @@ struct QuantQKParams {
   const float* k_mean;         // read, [B, Hkv, D] (from quant_stats): K with Smooth, subtracted;
                                // Q with lse_correction, the mean of the q head's kv head
   float* lse_correction;       // Q: written when non-null, [B, H, S] (unpadded) = q·k̄·sm_scale
+  const int* cu_seqlens;       // varlen: [B + 1] (see above), else null
   int batch, heads;
   int heads_kv;                // K heads (divides heads); kv head = head / (heads / heads_kv)
                                // (read by Q with lse_correction only)
-  int seq_len;                 // valid tokens S
+  int seq_len;                 // valid tokens S (varlen: the longest sequence; the row stride of
+                               // lse_correction)
   int seq_len_pad;             // S_pad = round_up(S, block_tokens)
   int block_tokens;            // block_q or block_k: multiple of 16, <= kMaxBlockTokens
   int warp_tokens;             // warp_q / warp_k: divides block_tokens; Q: multiple of 16, K: of 8
@@ -82,7 +91,8 @@ struct QuantStatsParams {
   float* partial_sum;          // workspace [B, H, stats_chunks(S), D]
   float* partial_max;          // workspace [B, H, stats_chunks(S), D]
   unsigned int* counters;      // workspace [B * H], zero before the first launch; left zero
-  int batch, heads, seq_len;
+  const int* cu_seqlens;       // varlen: [B + 1] (see above), else null
+  int batch, heads, seq_len;   // seq_len: varlen, the longest sequence (sizes the partials)
 };
 
 struct QuantVParams {
@@ -90,8 +100,11 @@ struct QuantVParams {
   long long stride_b, stride_h, stride_s;
   const float* v_scale;        // [B, H, D] (from quant_stats)
   void* out;                   // e4m3 [B, H, D, S_pad], token-permuted (layout::v_token_at)
-  int batch, heads, seq_len;
+  const int* cu_seqlens;       // varlen: [B + 1] (see above), else null
+  int batch, heads, seq_len;   // seq_len: varlen, the longest sequence
   int seq_len_pad;             // multiple of 16 (round_up(S, block_k))
+  int block_tokens;            // block_k: varlen, sequence b's tokens [0, round_up(len_b, block_k))
+                               // are written (what the attention kernel's K/V tiles cover)
 };
 
 // Grid sizes and workspace, so host code never re-derives them.

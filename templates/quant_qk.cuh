@@ -24,6 +24,8 @@
 //   p.lse_correction (Q, when non-null: a runtime choice, so one instantiation serves both).
 //   Requires block_tokens % 16 == 0, block_tokens <= kMaxBlockTokens, block_tokens % warp_tokens
 //   == 0, HeadDim % 32 == 0, 16-byte aligned rows (quant_params.cuh).
+//   Varlen (p.cu_seqlens non-null): seq_len is the longest sequence; CTAs whose block starts past
+//   their own sequence's length return at once (quant_layout.cuh says what stays unwritten).
 //
 // Layout reasoning. A quad of lanes reads one row: lane t of the quad loads the 16-byte chunks
 // t + 4j, so each warp instruction covers 8 rows x 64 contiguous bytes (full sectors), and the
@@ -79,14 +81,25 @@ __global__ void __launch_bounds__(kQuantThreads, 2) quantize_qk(QuantQKParams p)
   const int head = blockIdx.y;
   const int batch = blockIdx.z;
   const int row0 = blk * p.block_tokens;
-  const int n_valid = p.seq_len - row0 < p.block_tokens ? p.seq_len - row0 : p.block_tokens;
+  // This (b, h)'s rows: batch slot b of a padded tensor, or sequence b of a packed one (varlen).
+  int seq_len = p.seq_len;
+  long long first_row = static_cast<long long>(batch) * p.stride_b;
+  if (p.cu_seqlens != nullptr) {
+    const int begin = p.cu_seqlens[batch];
+    seq_len = p.cu_seqlens[batch + 1] - begin;
+    first_row = static_cast<long long>(begin) * p.stride_s;
+  }
+  // Varlen: a block past this sequence's end is never read (quant_layout.cuh); the whole CTA
+  // leaves before any barrier. Without varlen the grid holds no such block.
+  if (row0 >= seq_len) return;
+  const int n_valid = seq_len - row0 < p.block_tokens ? seq_len - row0 : p.block_tokens;
   const int n_blocks = p.seq_len_pad / p.block_tokens;
   const long long bh = static_cast<long long>(batch) * p.heads + head;
   const int groups = IsQuery ? layout::q_groups(p.granularity, p.block_tokens, p.warp_tokens)
                              : layout::k_groups(p.granularity, p.block_tokens, p.warp_tokens);
 
   // 1. Issue every load of the block first: nothing below waits until all are in flight.
-  const In* in = static_cast<const In*>(p.in) + batch * p.stride_b + head * p.stride_h +
+  const In* in = static_cast<const In*>(p.in) + first_row + head * p.stride_h +
                  static_cast<long long>(row0) * p.stride_s;
   u32x4 data[kPasses][kChunks];
 #pragma unroll

@@ -14,7 +14,10 @@
 // from the grid or the SM count) keeps the summation order a property of the problem alone.
 //
 // Launch contract:
-//   grid  = (stats_chunks(seq_len), heads, batch)     block = kQuantThreads (256)
+//   grid  = (max(1, stats_chunks(seq_len)), heads, batch)     block = kQuantThreads (256)
+//   (one chunk when seq_len = 0: that CTA writes k_mean 0 and v_scale kMinScale, the defined results
+//   for no tokens). Varlen (p.cu_seqlens non-null): seq_len is the longest sequence; each (b, h)
+//   counts tickets up to its own sequence's chunks, and CTAs past its end return at once.
 //   dynamic shared memory: none (static 2 x 8 x HeadDim floats, 16 KiB at D = 256)
 //   reads p.k / p.v (either may be null: that statistic is skipped, its outputs and partials
 //   untouched);
@@ -123,20 +126,41 @@ __global__ void __launch_bounds__(kQuantThreads) quant_stats(QuantStatsParams p)
   const int chunk = blockIdx.x;
   const int head = blockIdx.y;
   const int batch = blockIdx.z;
-  const int n_chunks = gridDim.x;
   const long long bh = static_cast<long long>(batch) * p.heads + head;
+  // This (b, h)'s tokens: batch slot b, or sequence b of packed inputs (varlen).
+  int seq_len = p.seq_len;
+  long long k_first = static_cast<long long>(batch) * p.k_stride_b;
+  long long v_first = static_cast<long long>(batch) * p.v_stride_b;
+  if (p.cu_seqlens != nullptr) {
+    const int begin = p.cu_seqlens[batch];
+    seq_len = p.cu_seqlens[batch + 1] - begin;
+    k_first = static_cast<long long>(begin) * p.k_stride_s;
+    v_first = static_cast<long long>(begin) * p.v_stride_s;
+  }
+  // The chunks of this sequence; the grid covers the longest (gridDim.x, the partials' stride).
+  const int n_chunks = stats_chunks(seq_len);
+  const int grid_chunks = gridDim.x;
+  if (n_chunks == 0) {
+    // No tokens (a zero-length sequence, or Skv = 0): defined results rather than 0 / 0, so that
+    // the attention epilogue's O · v_scale stays 0 and lse_correction finite (quant_layout.cuh).
+    if (chunk == 0 && tid < HeadDim) {
+      if (with_k) p.k_mean[bh * HeadDim + tid] = 0.0f;
+      if (with_v) p.v_scale[bh * HeadDim + tid] = layout::kMinScale;
+    }
+    return;
+  }
+  if (chunk >= n_chunks) return;  // varlen: past this sequence's end (whole CTA, before barriers)
   const int tok0 = chunk * kStatsChunkTokens;
-  const int n_valid =
-      p.seq_len - tok0 < kStatsChunkTokens ? p.seq_len - tok0 : kStatsChunkTokens;
-  const long long part = (bh * n_chunks + chunk) * HeadDim;
+  const int n_valid = seq_len - tok0 < kStatsChunkTokens ? seq_len - tok0 : kStatsChunkTokens;
+  const long long part = (bh * grid_chunks + chunk) * HeadDim;
 
   if (with_k) {
-    const In* k = static_cast<const In*>(p.k) + batch * p.k_stride_b + head * p.k_stride_h +
+    const In* k = static_cast<const In*>(p.k) + k_first + head * p.k_stride_h +
                   static_cast<long long>(tok0) * p.k_stride_s;
     detail::stats_chunk_to_smem<In, HeadDim, true>(k, p.k_stride_s, n_valid, s_sum);
   }
   if (with_v) {
-    const In* v = static_cast<const In*>(p.v) + batch * p.v_stride_b + head * p.v_stride_h +
+    const In* v = static_cast<const In*>(p.v) + v_first + head * p.v_stride_h +
                   static_cast<long long>(tok0) * p.v_stride_s;
     detail::stats_chunk_to_smem<In, HeadDim, false>(v, p.v_stride_s, n_valid, s_max);
   }
@@ -162,7 +186,7 @@ __global__ void __launch_bounds__(kQuantThreads) quant_stats(QuantStatsParams p)
     // Sequential in chunk order from 0 (the order the reference reproduces). Loads go through L2
     // (.cg: other CTAs wrote them) and are issued 8 at a time so their latencies overlap.
     constexpr int kBatch = 8;
-    const long long col = bh * n_chunks * HeadDim + tid;
+    const long long col = bh * grid_chunks * HeadDim + tid;
     float sum = 0.0f, amax = 0.0f;
     for (int c0 = 0; c0 < n_chunks; c0 += kBatch) {
       float s[kBatch], m[kBatch];
@@ -181,7 +205,7 @@ __global__ void __launch_bounds__(kQuantThreads) quant_stats(QuantStatsParams p)
         }
       }
     }
-    if (with_k) p.k_mean[bh * HeadDim + tid] = div_rn(sum, static_cast<float>(p.seq_len));
+    if (with_k) p.k_mean[bh * HeadDim + tid] = div_rn(sum, static_cast<float>(seq_len));
     if (with_v) {
       p.v_scale[bh * HeadDim + tid] =
           max_f(div_rn(amax, layout::kFp8Max), layout::kMinScale);

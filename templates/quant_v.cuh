@@ -11,6 +11,8 @@
 //   grid  = (v_tiles(seq_len_pad), heads, batch)      block = kQuantThreads (256)
 //   dynamic shared memory: none (static HeadDim x 128 B tile + HeadDim floats: 33 KiB at D = 256)
 //   reads p.in, p.v_scale; writes p.out. seq_len_pad % 16 == 0. sm_89 or newer (e4m3 cvt).
+//   Varlen (p.cu_seqlens non-null): seq_len / seq_len_pad size the longest sequence's slot; slot b
+//   is written for tokens [0, round_up(len_b, block_tokens)) only (quant_layout.cuh).
 //
 // Layout reasoning. Loads use the quad-per-row mapping of quantize_qk (8 rows x 64 contiguous bytes
 // per warp instruction). Each value becomes one byte of channel c's row of a [HeadDim][128] shared
@@ -52,9 +54,21 @@ __global__ void __launch_bounds__(kQuantThreads) quantize_v(QuantVParams p) {
   const int batch = blockIdx.z;
   const long long bh = static_cast<long long>(batch) * p.heads + head;
   const int tok0 = tile * kVTileTokens;
-  const int n_valid = p.seq_len - tok0 < kVTileTokens ? p.seq_len - tok0 : kVTileTokens;
+  // This (b, h)'s tokens and how far its row is written: the whole padded row, or for sequence b
+  // of packed inputs (varlen) round_up(len_b, block_k), all that the attention kernel's tiles of
+  // this sequence cover; a tile past that returns at once (before any barrier).
+  int seq_len = p.seq_len, seq_len_pad = p.seq_len_pad;
+  long long first_row = static_cast<long long>(batch) * p.stride_b;
+  if (p.cu_seqlens != nullptr) {
+    const int begin = p.cu_seqlens[batch];
+    seq_len = p.cu_seqlens[batch + 1] - begin;
+    seq_len_pad = layout::round_up(seq_len, p.block_tokens);
+    first_row = static_cast<long long>(begin) * p.stride_s;
+  }
+  if (tok0 >= seq_len_pad) return;
+  const int n_valid = seq_len - tok0 < kVTileTokens ? seq_len - tok0 : kVTileTokens;
 
-  const In* in = static_cast<const In*>(p.in) + batch * p.stride_b + head * p.stride_h +
+  const In* in = static_cast<const In*>(p.in) + first_row + head * p.stride_h +
                  static_cast<long long>(tok0) * p.stride_s;
   u32x4 data[kPasses][kChunks];
 #pragma unroll
@@ -101,7 +115,7 @@ __global__ void __launch_bounds__(kQuantThreads) quantize_v(QuantVParams p) {
     const int phys = u % kGroups;
     const int group = phys ^ ((c / 8) % kGroups);
     const int tok = tok0 + 16 * group;
-    if (tok < p.seq_len_pad) {
+    if (tok < seq_len_pad) {
       const u32x4 v = *reinterpret_cast<const u32x4*>(&s_tile[c][phys * 16]);
       store16(out + static_cast<long long>(c) * p.seq_len_pad + tok, v);
     }

@@ -13,6 +13,7 @@
 
 #include "generator/attn_spec.hpp"
 #include "sagejit/tensor.hpp"
+#include "sagejit/varlen.hpp"
 
 namespace sagejit {
 
@@ -26,7 +27,12 @@ struct AttentionOptions {
   bool smooth_q = false;
   bool smooth_k = true;
   float sm_scale = 0;        // 0: 1/sqrt(head_dim)
-  std::optional<AttnTile> tile;  // default: default_tile(arch, head_dim, pv, qk bits)
+  // The kernel variant. Default: a tuned record for this GPU and problem bucket if the cache or
+  // bundle has one (`sagejit tune`, SAGEJIT_TUNE=1), else the heuristic: the wgmma kernel on sm_90a
+  // where it supports the problem, else mma.sync with default_tile(arch, head_dim, pv, qk bits).
+  // A tile alone means the mma family; a family alone takes that family's default tile.
+  std::optional<AttnTile> tile;
+  std::optional<AttnFamily> family;
   // Benchmarking only: inputs unchanged since the previous call on this stream with the same
   // shapes and options; only the attention kernel runs.
   bool reuse_quantized = false;
@@ -41,5 +47,23 @@ void attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, const
 // The kernel spec `attention` would run for these shapes on the current GPU (throws like it).
 AttnSpec attention_spec(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out,
                         float* lse, const AttentionOptions& options);
+
+// Variable-length packed batch (flash-attn's varlen convention; include/sagejit/varlen.hpp): q and
+// out [1, Hq, total_q, D], k and v [1, Hkv, total_kv, D], sequence b at tokens
+// [cu_seqlens_q[b], cu_seqlens_q[b + 1]) of q and out and [cu_seqlens_k[b], cu_seqlens_k[b + 1]) of
+// k and v. Each sequence is attended on its own: its own K mean and V scale, causal masks aligned
+// per sequence (bottom-right: query i sees keys j <= i + len_k(b) − len_q(b)). lse: null, or float
+// [Hq, total_q] contiguous (packed like flash-attn's varlen LSE: row i of sequence b of head h at
+// lse[h·total_q + cu_seqlens_q[b] + i]). A sequence with queries but no keys gets output 0 and LSE
+// −inf; one without queries writes nothing. The offsets are validated from their host copy before
+// anything else (no device synchronization); the kernels read the device copy.
+// Runs on the portable mma.sync kernel on every arch for now (the sm_90a wgmma kernel does not
+// take varlen yet).
+void attention_varlen(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse,
+                      const VarlenBatch& varlen, const AttentionOptions& options, CUstream stream);
+
+// The kernel spec `attention_varlen` would run (throws like it).
+AttnSpec attention_varlen_spec(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out,
+                               float* lse, const VarlenBatch& varlen, const AttentionOptions& options);
 
 }  // namespace sagejit

@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "sagejit/tensor.hpp"
+#include "sagejit/varlen.hpp"
 #include "templates/quant_layout.cuh"
 
 namespace sagejit {
@@ -47,6 +48,7 @@ struct QuantizedQKV {
   void* v = nullptr;
   float* v_scale = nullptr;
   float* lse_correction = nullptr;  // [B, Hq, Sq] (unpadded), with options.lse_correction and smooth_k
+                                    // (varlen: Sq = max_seqlen_q, rows [0, len_b) of slot b written)
   int seq_q_pad = 0, seq_kv_pad = 0;
   int q_groups = 0, k_groups = 0;
 };
@@ -59,5 +61,15 @@ std::size_t quantize_workspace_bytes(const TensorRef& q, const TensorRef& k, con
 // quantize_workspace_bytes). Compiles the kernels on first use for the current device.
 QuantizedQKV quantize(const TensorRef& q, const TensorRef& k, const TensorRef& v, const QuantizeOptions& options,
                       void* workspace, std::size_t workspace_bytes, CUstream stream);
+
+// Varlen: q, k, v packed ([1, H, total, D] views, include/sagejit/varlen.hpp). The outputs keep the
+// padded per-batch layout of quant_layout.cuh with B = varlen.batch and Sq / Skv = max_seqlen_q / _k;
+// slot b holds sequence b from row 0, and only the blocks of its own length are written (the
+// "Varlen" paragraph of quant_layout.cuh). K mean and V scale are per sequence.
+std::size_t quantize_varlen_workspace_bytes(const TensorRef& q, const TensorRef& k, const TensorRef& v,
+                                            const VarlenBatch& varlen, const QuantizeOptions& options);
+QuantizedQKV quantize_varlen(const TensorRef& q, const TensorRef& k, const TensorRef& v, const VarlenBatch& varlen,
+                             const QuantizeOptions& options, void* workspace, std::size_t workspace_bytes,
+                             CUstream stream);
 
 }  // namespace sagejit

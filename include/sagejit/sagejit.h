@@ -66,6 +66,32 @@ int sagejit_attention(const sagejit_tensor* q, const sagejit_tensor* k, const sa
                       const sagejit_tensor* out, float* lse, const sagejit_attention_options* options,
                       void* stream);
 
+/* A variable-length packed batch (flash-attn's varlen convention): `batch` sequences stored back to
+ * back. cu_seqlens_q / cu_seqlens_k are [batch + 1] int32 prefix sums of the sequence lengths,
+ * starting at 0 and ending at the total token count, each given twice with the same values: in host
+ * memory (validated and planned from during the call, without a device synchronization) and in
+ * device memory (read by the kernels; keep it unchanged until they have run). max_seqlen_q / _k: at
+ * least the longest sequence (the workspace and grid are sized by them). */
+typedef struct sagejit_varlen {
+  int64_t batch;
+  const int32_t* cu_seqlens_q;        /* host */
+  const int32_t* cu_seqlens_k;        /* host */
+  const int32_t* cu_seqlens_q_device; /* device */
+  const int32_t* cu_seqlens_k_device; /* device */
+  int64_t max_seqlen_q, max_seqlen_k;
+} sagejit_varlen;
+
+/* Attention over a varlen batch: q and out are packed [1, Hq, total_q, D] views (batch 1, seq the
+ * total token count; a [total, H, D] tensor has stride_h = D, stride_s = H·D), k and v
+ * [1, Hkv, total_kv, D]. Sequence b is attended on its own (causal masks aligned per sequence).
+ * lse: null, or float [Hq, total_q] contiguous (packed, as flash-attn's varlen LSE). A sequence with
+ * queries but no keys gets output 0 and LSE -inf. The offsets are checked before the GPU is touched;
+ * a bad one is SAGEJIT_INVALID_ARGUMENT naming it. Runs on the portable mma.sync kernel on every
+ * arch for now. */
+int sagejit_attention_varlen(const sagejit_tensor* q, const sagejit_tensor* k, const sagejit_tensor* v,
+                             const sagejit_tensor* out, float* lse, const sagejit_varlen* varlen,
+                             const sagejit_attention_options* options, void* stream);
+
 /* The message of the calling thread's last failed call ("" if none). */
 const char* sagejit_last_error(void);
 const char* sagejit_version(void);

@@ -6,13 +6,14 @@ dynamic loader; it is loaded at the first call, so importing never fails (see _a
 
     import sagejit
     out = sagejit.attention(q, k, v, causal=True)          # torch fp16/bf16 CUDA tensors
+    out = sagejit.attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k)   # packed [total, H, D]
 """
 
 from . import _abi
 from ._abi import SagejitError, Status
-from ._attention import attention
+from ._attention import attention, attention_varlen
 
-__all__ = ["attention", "version", "SagejitError", "Status"]
+__all__ = ["attention", "attention_varlen", "version", "SagejitError", "Status"]
 
 
 def version():

@@ -86,6 +86,20 @@ class AttentionOptions(ctypes.Structure):
     ]
 
 
+class Varlen(ctypes.Structure):
+    """sagejit_varlen: the offsets of a packed variable-length batch, host and device copies."""
+
+    _fields_ = [
+        ("batch", ctypes.c_int64),
+        ("cu_seqlens_q", ctypes.c_void_p),
+        ("cu_seqlens_k", ctypes.c_void_p),
+        ("cu_seqlens_q_device", ctypes.c_void_p),
+        ("cu_seqlens_k_device", ctypes.c_void_p),
+        ("max_seqlen_q", ctypes.c_int64),
+        ("max_seqlen_k", ctypes.c_int64),
+    ]
+
+
 # ---- errors ------------------------------------------------------------------------------------
 
 
@@ -129,14 +143,18 @@ def _declare(lib):
     lib.sagejit_attention.argtypes = [tensor_p, tensor_p, tensor_p, tensor_p, ctypes.c_void_p,
                                       ctypes.POINTER(AttentionOptions), ctypes.c_void_p]
     lib.sagejit_attention.restype = ctypes.c_int
+    lib.sagejit_attention_varlen.argtypes = [tensor_p, tensor_p, tensor_p, tensor_p, ctypes.c_void_p,
+                                             ctypes.POINTER(Varlen), ctypes.POINTER(AttentionOptions),
+                                             ctypes.c_void_p]
+    lib.sagejit_attention_varlen.restype = ctypes.c_int
     lib.sagejit_last_error.argtypes = []
     lib.sagejit_last_error.restype = ctypes.c_char_p
     lib.sagejit_version.argtypes = []
     lib.sagejit_version.restype = ctypes.c_char_p
 
 
-_SYMBOLS = ("sagejit_attention_options_init", "sagejit_attention", "sagejit_last_error",
-            "sagejit_version")
+_SYMBOLS = ("sagejit_attention_options_init", "sagejit_attention", "sagejit_attention_varlen",
+            "sagejit_last_error", "sagejit_version")
 
 
 def load():

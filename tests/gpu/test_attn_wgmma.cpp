@@ -1,6 +1,7 @@
 // GPU test of templates/attn_wgmma.cuh, the Hopper (sm_90a) TMA + wgmma attention kernel, driven
-// directly (not through sagejit::attention): quantize with the geometry the kernel needs (block_q 64,
-// warp_q 16, block_k = warp_k = 128, per_thread, int8 Q/K, FP8 V, K smoothing), encode the three
+// directly (not through sagejit::attention): quantize with the geometry the kernel needs (block_q =
+// cta_q = 64·consumers, warp_q 16, block_k = warp_k = 128, per_thread, int8 Q/K, FP8 V, K smoothing),
+// encode the three
 // tensor maps over the quantized workspace, launch, and compare with the float64 reference at the
 // FP8 P·V bar (cosine >= 0.999, relative L1 <= 0.04). Outputs and LSE are poisoned with NaN first and
 // every element of the rows < seq_q must come back finite. Then one timing (no assertion).
@@ -31,15 +32,15 @@ using namespace sagejit;
 
 namespace {
 
-constexpr int kCtaQ = kernels::kWgmmaCtaQ, kCtaK = kernels::kWgmmaCtaK;
+constexpr int kCtaK = kernels::kWgmmaCtaK;
 
-unsigned smem_bytes(int d, int stages) { return static_cast<unsigned>(kernels::attn_wgmma_smem_bytes(d, stages)); }
-
-const Kernel& wgmma_kernel(int d, int stages, int mask, bool lse) {
+const Kernel& wgmma_kernel(int d, int consumers, int stages, int mask, bool lse, bool pingpong) {
   const Arch arch = query_device(current_device_ordinal()).arch();
-  const std::string cfg =
-      fmt::format("sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}>", d, stages, mask, lse ? "true" : "false");
-  const GeneratedUnit unit{fmt::format("test.attn_wgmma.d{}.s{}.m{}.l{}", d, stages, mask, int(lse)), arch,
+  const std::string cfg = fmt::format("sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}, {}, {}>", d, consumers, stages,
+                                      mask, lse ? "true" : "false", pingpong ? "true" : "false");
+  const GeneratedUnit unit{fmt::format("test.attn_wgmma.d{}.c{}.s{}.m{}.l{}.p{}", d, consumers, stages, mask, int(lse),
+                                       int(pingpong)),
+                           arch,
                            "#include \"attn_wgmma.cuh\"\n", "&sagejit::kernels::attention_wgmma<" + cfg + " >"};
   return default_jit().kernel(unit);
 }
@@ -48,11 +49,14 @@ struct Case {
   int batch = 1, heads_q = 2, heads_kv = 2, seq_q = 1000, seq_kv = 1000, head_dim = 128;
   int mask = 0;  // 0 none, 1 causal top-left, 2 causal bottom-right
   bool lse = true;
+  int consumers = 2;  // cta_q = 64 · consumers
   int stages = 2;
+  bool pingpong = false;
   std::uint32_t seed = 1;
+  int cta_q() const { return kernels::kWgmmaRowsPerWg * consumers; }
   std::string describe() const {
-    return fmt::format("B={} Hq={} Hkv={} Sq={} Skv={} D={} mask={} lse={} stages={}", batch, heads_q, heads_kv, seq_q,
-                       seq_kv, head_dim, mask, int(lse), stages);
+    return fmt::format("B={} Hq={} Hkv={} Sq={} Skv={} D={} mask={} lse={} consumers={} stages={}", batch, heads_q,
+                       heads_kv, seq_q, seq_kv, head_dim, mask, int(lse), consumers, stages);
   }
 };
 
@@ -83,15 +87,15 @@ struct Problem {
     QuantizeOptions qo;
     qo.qk_type = QuantType::int8;
     qo.granularity = layout::Granularity::per_thread;
-    qo.block_q = kCtaQ, qo.warp_q = 16, qo.block_k = kCtaK, qo.warp_k = kCtaK;
+    qo.block_q = c.cta_q(), qo.warp_q = 16, qo.block_k = kCtaK, qo.warp_k = kCtaK;
     qo.smooth_k = true, qo.quantize_v = true, qo.lse_correction = c.lse;
     const std::size_t ws_bytes = quantize_workspace_bytes(tq, tk, tv, qo);
     workspace = std::make_unique<DeviceBuffer>(ws_bytes);
     quant = quantize(tq, tk, tv, qo, workspace->get(), ws_bytes, nullptr);
     SAGEJIT_CU(cuCtxSynchronize);
-    REQUIRE(quant.seq_q_pad % kCtaQ == 0);
+    REQUIRE(quant.seq_q_pad % c.cta_q() == 0);
     REQUIRE(quant.seq_kv_pad % kCtaK == 0);
-    REQUIRE(quant.q_groups == 32);
+    REQUIRE(quant.q_groups == 32 * c.consumers);
     REQUIRE(quant.k_groups == 4);
 
     kernels::AttnParams& p = params;
@@ -109,19 +113,19 @@ struct Problem {
     p.sm_scale = 1.0f / std::sqrt(static_cast<float>(D));
 
     const CUtensorMapSwizzle qk_swizzle = D == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
-    map_q = tensor_map_u8(quant.q, D, std::uint64_t(B) * c.heads_q * quant.seq_q_pad, D, D, kCtaQ, qk_swizzle);
+    map_q = tensor_map_u8(quant.q, D, std::uint64_t(B) * c.heads_q * quant.seq_q_pad, D, D, kernels::kWgmmaRowsPerWg, qk_swizzle);
     map_k = tensor_map_u8(quant.k, D, std::uint64_t(B) * c.heads_kv * quant.seq_kv_pad, D, D, kCtaK, qk_swizzle);
     map_v = tensor_map_u8(quant.v, quant.seq_kv_pad, std::uint64_t(B) * c.heads_kv * D, quant.seq_kv_pad, kCtaK,
                           D, CU_TENSOR_MAP_SWIZZLE_128B);
   }
 
   void launch(CUstream stream = nullptr) {
-    const Kernel& kernel = wgmma_kernel(c.head_dim, c.stages, c.mask, c.lse);
+    const Kernel& kernel = wgmma_kernel(c.head_dim, c.consumers, c.stages, c.mask, c.lse, c.pingpong);
     void* args[] = {&params, &map_q, &map_k, &map_v};
-    const LaunchConfig cfg{{static_cast<unsigned>((c.seq_q + kCtaQ - 1) / kCtaQ), static_cast<unsigned>(c.heads_q),
-                            static_cast<unsigned>(c.batch)},
-                           {128, 1, 1},
-                           smem_bytes(c.head_dim, c.stages)};
+    const LaunchConfig cfg{{static_cast<unsigned>((c.seq_q + c.cta_q() - 1) / c.cta_q()),
+                            static_cast<unsigned>(c.heads_q), static_cast<unsigned>(c.batch)},
+                           {static_cast<unsigned>(kernels::attn_wgmma_threads(c.consumers)), 1, 1},
+                           static_cast<unsigned>(kernels::attn_wgmma_smem_bytes(c.head_dim, c.consumers, c.stages))};
     kernel.launch(cfg, stream, args);
   }
 };
@@ -191,6 +195,7 @@ void run_accuracy(const Case& c) {
   // Per-tile diagnostics when the output is wrong: the worst 64-row tile points at Q-tile or
   // causal-diagonal bugs, the worst channel slice at V / P·V layout bugs.
   if (!(m.cosine >= 0.999 && m.rel_l1 <= 0.04)) {
+    constexpr int kCtaQ = kernels::kWgmmaRowsPerWg;  // per consumer
     const int tiles = (c.seq_q + kCtaQ - 1) / kCtaQ;
     for (int bh = 0; bh < B * c.heads_q; ++bh) {
       for (int qt = 0; qt < tiles && qt < 4; ++qt) {
@@ -238,18 +243,52 @@ TEST_CASE("attn_wgmma: the sm_90a TMA + wgmma kernel matches the float64 referen
   run_accuracy(d64);
   d64.mask = 1, d64.seed = seed++;
   run_accuracy(d64);
-  Case deep;  // 3-stage ring
+  Case pp;  // ping-pong schedule, causal, GQA
+  pp.pingpong = true, pp.heads_q = 4, pp.heads_kv = 1, pp.seq_q = pp.seq_kv = 1500, pp.mask = 1, pp.seed = seed++;
+  run_accuracy(pp);
+  Case deep;  // 3- and 4-stage rings
   deep.stages = 3, deep.seq_q = deep.seq_kv = 1000, deep.seed = seed++;
   run_accuracy(deep);
+  deep.stages = 4, deep.mask = 2, deep.seed = seed++;
+  run_accuracy(deep);
+  Case one;  // one consumer warpgroup (2 CTAs per SM), D = 64, odd tail rows
+  one.consumers = 1, one.head_dim = 64, one.seq_q = 1000, one.seq_kv = 1500, one.mask = 2, one.seed = seed++;
+  run_accuracy(one);
+  Case tail;  // the second consumer of the last tile has no rows (Sq % 128 <= 64)
+  tail.seq_q = 1030, tail.seq_kv = 777, tail.seed = seed++;
+  run_accuracy(tail);
+  tail.mask = 2, tail.seed = seed++;  // and with keys the last rows cannot see
+  run_accuracy(tail);
 }
 
-TEST_CASE("attn_wgmma: kernel-only timing at B=4 H=32 S=4096 D=128 (no assertion)" *
+// Small shapes for scripts/sanitize.sh (compute-sanitizer memcheck, racecheck, synccheck): both
+// tiles, a tail Q tile, keys past a block edge, both causal alignments, GQA.
+TEST_CASE("attn_wgmma: small shapes (the compute-sanitizer set)" * test::needs_hopper()) {
+  std::uint32_t seed = 9300;
+  Case c;
+  c.heads_q = 2, c.heads_kv = 1, c.seq_q = 200, c.seq_kv = 300, c.mask = 2, c.stages = 4, c.seed = seed++;
+  run_accuracy(c);
+  c.mask = 1, c.pingpong = true, c.stages = 2, c.seed = seed++;
+  run_accuracy(c);
+  Case one;
+  one.consumers = 1, one.head_dim = 64, one.seq_q = 130, one.seq_kv = 129, one.stages = 3, one.seed = seed++;
+  run_accuracy(one);
+}
+
+TEST_CASE("attn_wgmma: kernel-only timing at B=4 S=4096, H=32 D=128 and H=64 D=64 (no assertion)" *
           test::needs_hopper()) {
   ensure_current_context();
-  for (int stages : {2, 3}) {
+  struct Variant {
+    int head_dim, consumers, stages, mask;
+    bool pingpong;
+  };
+  for (const Variant var : {Variant{128, 2, 2, 0, false}, {128, 2, 2, 0, true}, {128, 2, 3, 0, false},
+                            {128, 2, 4, 0, false}, {128, 2, 2, 1, false}, {128, 2, 2, 1, true}, {64, 2, 2, 0, false},
+                            {64, 2, 2, 0, true}, {64, 2, 4, 0, false}, {64, 1, 2, 0, false}, {64, 1, 3, 0, false}}) {
     Case c;
-    c.batch = 4, c.heads_q = c.heads_kv = 32, c.seq_q = c.seq_kv = 4096, c.head_dim = 128, c.mask = 0, c.lse = false;
-    c.stages = stages;
+    c.batch = 4, c.heads_q = c.heads_kv = 32, c.seq_q = c.seq_kv = 4096, c.head_dim = var.head_dim;
+    c.mask = var.mask, c.lse = false, c.consumers = var.consumers, c.stages = var.stages, c.pingpong = var.pingpong;
+    if (c.head_dim == 64) c.heads_q = c.heads_kv = 64;
     const std::size_t n = std::size_t(c.batch) * c.heads_q * c.seq_q * c.head_dim;
     // Cheap deterministic inputs (values of a N(0,1)-like spread; timing does not depend on them).
     std::vector<std::uint16_t> bits(n);
@@ -278,12 +317,13 @@ TEST_CASE("attn_wgmma: kernel-only timing at B=4 H=32 S=4096 D=128 (no assertion
     driver().cuEventDestroy(stop);
     std::sort(ms.begin(), ms.end());
     const double median = ms[ms.size() / 2];
-    const double ops = 4.0 * c.batch * c.heads_q * double(c.seq_q) * c.seq_kv * c.head_dim;
+    const double ops = 4.0 * c.batch * c.heads_q * double(c.seq_q) * c.seq_kv * c.head_dim / (c.mask != 0 ? 2 : 1);
     const std::size_t out_elems = n;
     std::size_t non_finite = 0;
     for (std::uint16_t b : pb.out->download<std::uint16_t>(out_elems)) non_finite += (b & 0x7c00) == 0x7c00;
-    MESSAGE(fmt::format("attn_wgmma {} stages: median {:.3f} ms (min {:.3f}) over 20 launches = {:.1f} TOPS "
-                        "(4·B·H·S²·D / t); non-finite outputs {}",
-                        stages, median, ms.front(), ops / (median * 1e-3) / 1e12, non_finite));
+    MESSAGE(fmt::format("attn_wgmma D={} consumers={} stages={} mask={} pingpong={}: median {:.3f} ms (min {:.3f}) over 20 "
+                        "launches = {:.1f} TOPS (4·B·H·S²·D / t, halved when causal); non-finite outputs {}",
+                        c.head_dim, c.consumers, c.stages, c.mask, int(c.pingpong), median, ms.front(),
+                        ops / (median * 1e-3) / 1e12, non_finite));
   }
 }

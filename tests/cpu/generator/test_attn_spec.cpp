@@ -329,8 +329,25 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   w.quant.pv = PvType::fp8_e4m3;
   w.tile = wgmma_tile();
   CHECK_NOTHROW(w.validate());
-  CHECK(w.canonical_name() == "attn.wgmma.d128.int8.per_thread.fp8.none.f16.sm_90a.t64x128w4s2");
-  CHECK(w.shared_bytes() == 64 * 128 + 2 * 2 * 128 * 128 + 1024);
+  CHECK(w.canonical_name() == "attn.wgmma.d128.int8.per_thread.fp8.none.f16.sm_90a.t128x128w8s2");
+  CHECK(w.shared_bytes() == 2 * 64 * 128 + 2 * 2 * 128 * 128 + 1024);
+  CHECK(w.threads() == 384);  // two consumer warpgroups and the producer
+  CHECK(w.generate().source.find("static constexpr int consumers = 2;") != std::string::npos);
+  AttnSpec one = w;
+  one.tile = wgmma_tile(1, 3);
+  CHECK(one.canonical_name() == "attn.wgmma.d128.int8.per_thread.fp8.none.f16.sm_90a.t64x128w4s3c2");
+  CHECK(one.threads() == 256);
+  CHECK_NOTHROW(one.validate());
+  one.tile.stages = 4;  // 2 CTAs per SM of 137 KiB do not fit in 228 KiB
+  CHECK_THROWS_WITH_AS(one.validate(), doctest::Contains("for 2 CTAs per SM"), InvalidArgument);
+  AttnSpec deep = w;
+  deep.tile.stages = 5;
+  CHECK_THROWS_WITH_AS(deep.validate(), doctest::Contains("argument `tile.stages`: must be 2, 3 or 4"),
+                       InvalidArgument);
+  deep.tile.stages = 4;
+  CHECK_NOTHROW(deep.validate());
+  CHECK(wgmma_default_tile(64) == wgmma_tile(1, 3));
+  CHECK(wgmma_default_tile(128) == wgmma_tile(2, 4));
   const GeneratedUnit u = w.generate();
   CHECK(u.source.find("#include \"attn_wgmma.cuh\"") != std::string::npos);
   CHECK(u.name_expression == "&sagejit::kernels::attention_wgmma<Config>");
@@ -346,7 +363,7 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK_THROWS_AS(bad.validate(), InvalidArgument);
   bad = w;
   bad.tile = AttnTile{128, 64, 8, 2};
-  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `tile`: the wgmma kernel's tile is 64x128"),
+  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `tile`: the wgmma kernel's tiles are 64x128w4"),
                        InvalidArgument);
   CHECK(wgmma_supports(w));
   w.out.dtype = DType::bf16;

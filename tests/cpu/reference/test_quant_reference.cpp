@@ -363,3 +363,35 @@ TEST_CASE("V: transpose, token permutation, zero padding, round trip") {
   const auto q = ref::quantize_v(v.view(), scale, S_pad);
   CHECK(q[layout::v_position_of(15)] == 0x7e);
 }
+
+TEST_CASE("varlen: a sequence view is a batch of one, and empty sequences have defined statistics") {
+  // A packed [1, 2, 5, 32] tensor: three sequences of 2, 0 and 3 tokens.
+  F16Tensor packed(1, 2, 5, 32);
+  for (int h = 0; h < 2; ++h)
+    for (int s = 0; s < 5; ++s)
+      for (int c = 0; c < 32; ++c) packed.set(0, h, s, c, static_cast<float>(s + 1) * (h == 0 ? 1.0f : -2.0f));
+  const ref::HostTensor all = packed.view();
+  const ref::HostTensor third = ref::sequence_of(all, 2, 3);
+  CHECK(third.batch == 1);
+  CHECK(third.seq_len == 3);
+  CHECK(third.at(0, 0, 0, 0) == 3.0f);  // token 2 of the packed tensor
+  CHECK(third.at(0, 1, 2, 31) == -10.0f);
+  // The mean of the third sequence only: (3 + 4 + 5) / 3 = 4 (head 0), -8 (head 1).
+  const std::vector<float> mean = ref::k_mean(third);
+  REQUIRE(mean.size() == 2 * 32);
+  CHECK(mean[0] == 4.0f);
+  CHECK(mean[32 + 5] == -8.0f);
+  // V scale of the first sequence: max |v| over its 2 tokens / 448.
+  const std::vector<float> scale = ref::v_scale(ref::sequence_of(all, 0, 2));
+  CHECK(scale[0] == 2.0f / 448.0f);
+  CHECK(scale[32] == 4.0f / 448.0f);
+  // The empty sequence: K mean 0 and V scale kMinScale (what quant_stats writes), no exception.
+  const ref::HostTensor empty = ref::sequence_of(all, 2, 0);
+  for (float x : ref::k_mean(empty)) CHECK(x == 0.0f);
+  for (float x : ref::v_scale(empty)) CHECK(x == layout::kMinScale);
+  // Quantizing no tokens is not defined (there is nothing to write): refused.
+  CHECK_THROWS_AS(ref::quantize_qk(empty, {}), std::invalid_argument);
+  // Views must stay inside the packed tensor, which has batch 1.
+  CHECK_THROWS_AS(ref::sequence_of(all, 3, 3), std::invalid_argument);
+  CHECK_THROWS_AS(ref::sequence_of(F16Tensor(2, 1, 4, 32).view(), 0, 1), std::invalid_argument);
+}

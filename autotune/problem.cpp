@@ -1,0 +1,129 @@
+// problem.cpp — default spec, forced spec, buckets and the variant names of tuning records.
+#include "autotune/problem.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+#include "runtime/error.hpp"
+
+namespace sagejit {
+namespace {
+
+// Everything of the spec but family and tile, with the P·V type the mma family defaults to.
+AttnSpec base_spec(const Problem& p) {
+  AttnSpec s;
+  s.arch = p.arch;
+  s.head_dim = p.head_dim;
+  s.quant.qk = p.qk;
+  s.quant.granularity = p.granularity;
+  s.quant.pv = p.pv.value_or(default_pv_type(p.arch));
+  s.quant.smooth_q = p.smooth_q;
+  s.mask = p.mask;
+  s.out.dtype = p.dtype;
+  s.out.lse = p.lse;
+  s.tile = default_tile(p.arch, p.head_dim, s.quant.pv, s.qk_bits());
+  return s;
+}
+
+// The wgmma form of the problem: FP8 P·V unless the caller chose otherwise (then wgmma_supports
+// says no when it was f16).
+AttnSpec wgmma_form(const Problem& p) {
+  AttnSpec s = base_spec(p);
+  s.family = AttnFamily::wgmma;
+  s.quant.pv = p.pv.value_or(PvType::fp8_e4m3);
+  s.tile = wgmma_default_tile(p.head_dim);
+  return s;
+}
+
+}  // namespace
+
+std::int64_t seq_bucket(std::int64_t seq) {
+  if (seq <= 0) return 0;
+  std::int64_t b = 1;
+  while (b < seq) b <<= 1;
+  return b;
+}
+
+std::string_view family_unfit(const Problem& p, AttnFamily family) {
+  if (family != AttnFamily::wgmma) return {};
+  // TMA needs non-empty tensors (an empty Q or K/V, output all zeros, stays on mma.sync), and
+  // attn_wgmma.cuh does not read cu_seqlens yet.
+  if (p.seq_q <= 0 || p.seq_kv <= 0) return "the wgmma kernel needs Sq > 0 and Skv > 0 (TMA)";
+  if (p.varlen) return "the wgmma kernel does not take variable-length batches yet";
+  return {};
+}
+
+AttnSpec default_spec(const Problem& p) {
+  // On sm_90a the TMA + wgmma kernel (real FP8 tensor cores) serves every spec it supports.
+  AttnSpec w = wgmma_form(p);
+  if (wgmma_supports(w) && family_unfit(p, AttnFamily::wgmma).empty()) return w;
+  return base_spec(p);
+}
+
+AttnSpec forced_spec(const Problem& p, std::optional<AttnFamily> family, std::optional<AttnTile> tile) {
+  const AttnFamily f = family.value_or(tile ? AttnFamily::mma : default_spec(p).family);
+  if (std::string_view why = family_unfit(p, f); !why.empty()) throw InvalidArgument("family", std::string(why));
+  AttnSpec s = f == AttnFamily::wgmma ? wgmma_form(p) : base_spec(p);
+  if (tile) s.tile = *tile;
+  return s;
+}
+
+AttnSpec with_variant(const Problem& p, AttnFamily family, const AttnTile& tile) {
+  AttnSpec s = default_spec(p);
+  s.family = family;
+  s.tile = tile;
+  return s;
+}
+
+std::string bucket_name(const Problem& p) {
+  const AttnSpec s = default_spec(p);
+  return fmt::format("d{}.{}.{}{}.{}.{}.{}{}.gqa{}.sq{}.skv{}{}", s.head_dim, name(s.quant.qk),
+                     name(s.quant.granularity), s.quant.smooth_q ? ".smooth_q" : "", name(s.quant.pv), name(s.mask),
+                     name(s.out.dtype), s.out.lse ? ".lse" : "", p.gqa_ratio(), seq_bucket(p.seq_q),
+                     seq_bucket(p.seq_kv), p.varlen ? ".varlen" : "");
+}
+
+BucketKey bucket_key(const Problem& p) {
+  const AttnSpec s = default_spec(p);
+  return {s.arch.number(),
+          s.head_dim,
+          static_cast<std::int64_t>(s.quant.qk),
+          static_cast<std::int64_t>(s.quant.granularity),
+          s.quant.smooth_q,
+          static_cast<std::int64_t>(s.quant.pv),
+          static_cast<std::int64_t>(s.mask),
+          static_cast<std::int64_t>(s.out.dtype),
+          s.out.lse,
+          p.gqa_ratio(),
+          seq_bucket(p.seq_q),
+          seq_bucket(p.seq_kv),
+          static_cast<std::int64_t>(s.family),
+          p.varlen};
+}
+
+AttnFamily parse_family(std::string_view text, std::string_view argument) {
+  if (text == "mma") return AttnFamily::mma;
+  if (text == "wgmma") return AttnFamily::wgmma;
+  throw InvalidArgument(std::string(argument), fmt::format("must be mma or wgmma (got '{}')", text));
+}
+
+AttnTile parse_tile_name(std::string_view text, std::string_view argument) {
+  AttnTile t;
+  const std::string s(text);
+  int used = 0;
+  const bool base = std::sscanf(s.c_str(), "t%dx%dw%ds%d%n", &t.cta_q, &t.cta_k, &t.warps_q, &t.stages, &used) == 4;
+  bool ok = base && used > 0;
+  if (ok && static_cast<std::size_t>(used) < s.size()) {
+    int more = 0;
+    ok = std::sscanf(s.c_str() + used, "c%d%n", &t.min_ctas_per_sm, &more) == 1 &&
+         static_cast<std::size_t>(used + more) == s.size() && t.min_ctas_per_sm != 1;
+  }
+  if (!ok || t.name() != s) {
+    throw InvalidArgument(std::string(argument),
+                          fmt::format("must read tCTA_QxCTA_KwWARPSsSTAGES[cMIN_CTAS], e.g. t128x64w8s2 (got '{}')", text));
+  }
+  return t;
+}
+
+}  // namespace sagejit

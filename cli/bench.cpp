@@ -1,0 +1,144 @@
+// bench.cpp — `sagejit bench`: our kernel's time and TOPS for one shape on this GPU, as the runtime
+// would choose it (tuned record, bundle or heuristic), optionally against the heuristic default, and
+// the wall time of a process's first call (`--first-call`: what deployment start-up costs).
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+
+#include "autotune/policy.hpp"
+#include "autotune/tuner.hpp"
+#include "cli/commands.hpp"
+#include "cli/shapes.hpp"
+#include "runtime/device.hpp"
+#include "runtime/device_buffer.hpp"
+#include "runtime/driver.hpp"
+#include "runtime/error.hpp"
+#include "runtime/jit.hpp"
+
+namespace sagejit::cli {
+namespace {
+
+struct BenchFlags {
+  std::string shape;
+  int repeat = 3;
+  bool compare_default = false;
+  bool first_call = false;
+  bool json = false;
+};
+
+struct Repeated {
+  std::vector<double> medians;
+  double median() const {
+    std::vector<double> v = medians;
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  }
+  double spread() const {  // (max - min) / median over the repeats: run-to-run variation
+    const auto [lo, hi] = std::minmax_element(medians.begin(), medians.end());
+    return (*hi - *lo) / median();
+  }
+};
+
+Repeated repeat_timing(const Problem& p, const AttnSpec& spec, bool end_to_end, int repeat) {
+  Repeated r;
+  TimingOptions o;
+  o.end_to_end = end_to_end;
+  for (int i = 0; i < std::max(1, repeat); ++i) r.medians.push_back(time_variant(p, spec, o).median_ms);
+  return r;
+}
+
+nlohmann::json timing_json(const Problem& p, const Repeated& r) {
+  return {{"median_ms", r.median()}, {"runs_ms", r.medians}, {"spread", r.spread()},
+          {"tops", attention_ops(p) / (r.median() * 1e-3) / 1e12}};
+}
+
+void first_call(const Problem& p, bool json) {
+  const auto q_elems = std::size_t(p.batch) * p.heads_q * p.seq_q * p.head_dim;
+  const auto kv_elems = std::size_t(p.batch) * p.heads_kv * p.seq_kv * p.head_dim;
+  DeviceBuffer q(q_elems * 2), k(kv_elems * 2), v(kv_elems * 2), o(q_elems * 2);
+  for (DeviceBuffer* b : {&q, &k, &v}) SAGEJIT_CU(cuMemsetD8, b->ptr(), 0, b->bytes());
+  auto view = [&](const DeviceBuffer& b, int heads, std::int64_t seq) {
+    return TensorRef::contiguous(b.get(), p.dtype, Layout::hnd, p.batch, heads, seq, p.head_dim);
+  };
+  AttentionOptions opts;
+  opts.mask = p.mask, opts.qk = p.qk, opts.pv = p.pv, opts.granularity = p.granularity;
+  opts.smooth_q = p.smooth_q, opts.smooth_k = p.smooth_k;
+  std::unique_ptr<DeviceBuffer> lse;
+  if (p.lse) lse = std::make_unique<DeviceBuffer>(std::size_t(p.batch) * p.heads_q * p.seq_q * 4);
+  SAGEJIT_CU(cuCtxSynchronize);
+  const auto start = std::chrono::steady_clock::now();
+  attention(view(q, p.heads_q, p.seq_q), view(k, p.heads_kv, p.seq_kv), view(v, p.heads_kv, p.seq_kv),
+            view(o, p.heads_q, p.seq_q), lse ? static_cast<float*>(lse->get()) : nullptr, opts, nullptr);
+  SAGEJIT_CU(cuCtxSynchronize);
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const KernelChoice choice = choose_kernel(p, std::nullopt, std::nullopt);  // memoized: what the call ran
+  const JitStats s = default_jit().stats();
+  nlohmann::json j = {{"shape", shape_label(p)}, {"first_call_ms", ms}, {"spec", choice.spec.canonical_name()},
+                      {"choice", name(choice.source)},
+                      {"cubins", {{"memory", s.memory}, {"disk", s.disk}, {"bundle", s.bundle}, {"compiled", s.compiled}}},
+                      {"all_hits", s.compiled == 0}};
+  if (json) {
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  fmt::print("first call: {:.1f} ms, {} ({}), cubins: {} from disk, {} from the bundle, {} compiled{}\n", ms,
+             choice.spec.canonical_name(), name(choice.source), s.disk, s.bundle, s.compiled,
+             s.compiled == 0 ? " (all hits)" : "");
+}
+
+void run(const BenchFlags& f) {
+  if (!gpu_available()) throw NotAvailable("sagejit bench needs a GPU (none was found)");
+  const Arch arch = current_device_info().arch();
+  const Problem p = parse_shape(f.shape, arch);
+  if (f.first_call) return first_call(p, f.json);
+  const KernelChoice choice = choose_kernel(p, std::nullopt, std::nullopt);
+  nlohmann::json j = {{"shape", shape_label(p)}, {"bucket", bucket_name(p)}, {"device", current_device_info().name},
+                      {"spec", choice.spec.canonical_name()}, {"choice", name(choice.source)}};
+  j["kernel"] = timing_json(p, repeat_timing(p, choice.spec, false, f.repeat));
+  j["end_to_end"] = timing_json(p, repeat_timing(p, choice.spec, true, f.repeat));
+  if (f.compare_default) {
+    const AttnSpec def = default_spec(p);
+    j["default_spec"] = def.canonical_name();
+    j["default_kernel"] = timing_json(p, repeat_timing(p, def, false, f.repeat));
+    j["default_end_to_end"] = timing_json(p, repeat_timing(p, def, true, f.repeat));
+    j["gain_kernel"] = j["default_kernel"]["median_ms"].get<double>() / j["kernel"]["median_ms"].get<double>();
+    j["gain_end_to_end"] =
+        j["default_end_to_end"]["median_ms"].get<double>() / j["end_to_end"]["median_ms"].get<double>();
+  }
+  if (f.json) {
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  fmt::print("{} on {}\n{} ({})\n", shape_label(p), current_device_info().name, choice.spec.canonical_name(),
+             name(choice.source));
+  auto line = [&](const char* what, const nlohmann::json& t) {
+    fmt::print("  {:<22} {:>9.4f} ms {:>7.1f} TOPS  (spread over {} repeats {:.1f}%)\n", what, t["median_ms"].get<double>(),
+               t["tops"].get<double>(), t["runs_ms"].size(), 100 * t["spread"].get<double>());
+  };
+  line("kernel only", j["kernel"]);
+  line("end to end", j["end_to_end"]);
+  if (f.compare_default) {
+    fmt::print("heuristic default: {}\n", j["default_spec"].get<std::string>());
+    line("kernel only", j["default_kernel"]);
+    line("end to end", j["default_end_to_end"]);
+    fmt::print("gain: {:.3f}x kernel only, {:.3f}x end to end\n", j["gain_kernel"].get<double>(),
+               j["gain_end_to_end"].get<double>());
+  }
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app) {
+  static BenchFlags f;
+  auto* cmd = app.add_subcommand("bench", "Time our kernel on one shape (TOPS), as the runtime chooses it");
+  cmd->add_option("--shape", f.shape, "The shape: \"b=4 hq=32 sq=4096 d=128 mask=causal ...\" (see sagejit tune)");
+  cmd->add_option("--repeat", f.repeat, "Independent timings (each a median of 20-100 runs); spread is over these");
+  cmd->add_flag("--compare-default", f.compare_default, "Also time the heuristic default and print the gain");
+  cmd->add_flag("--first-call", f.first_call, "Only measure the wall time of this process's first call");
+  cmd->add_flag("--json", f.json, "Print JSON");
+  cmd->callback([] { run(f); });
+}
+
+}  // namespace sagejit::cli

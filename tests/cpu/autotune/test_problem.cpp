@@ -1,0 +1,119 @@
+// Tests of autotune/problem: sequence buckets, bucket names and keys, the default and forced specs,
+// and the variant names tuning records carry.
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "autotune/problem.hpp"
+#include "runtime/error.hpp"
+
+using namespace sagejit;
+
+namespace {
+
+Problem problem(const char* arch, std::int64_t sq, std::int64_t skv) {
+  Problem p;
+  p.arch = parse_arch(arch);
+  p.batch = 4, p.heads_q = 32, p.heads_kv = 8, p.seq_q = sq, p.seq_kv = skv, p.head_dim = 128;
+  p.mask = Mask::causal_top_left;
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("sequence lengths bucket up to powers of two") {
+  CHECK(seq_bucket(0) == 0);
+  CHECK(seq_bucket(1) == 1);
+  CHECK(seq_bucket(3) == 4);
+  CHECK(seq_bucket(1000) == 1024);
+  CHECK(seq_bucket(1024) == 1024);
+  CHECK(seq_bucket(1025) == 2048);
+  CHECK(seq_bucket(32768) == 32768);
+}
+
+TEST_CASE("the bucket names every field of the problem that changes the kernel, and nearby shapes share it") {
+  const Problem p = problem("sm_89", 1000, 3000);
+  CHECK(bucket_name(p) == "d128.int8.per_thread.fp8.causal.f16.gqa4.sq1024.skv4096");
+  Problem near = problem("sm_89", 600, 2100);
+  near.batch = 1;  // batch and absolute head counts do not enter the bucket
+  near.heads_q = 8, near.heads_kv = 2;
+  CHECK(bucket_name(near) == bucket_name(p));
+  CHECK(bucket_key(near) == bucket_key(p));
+
+  std::vector<Problem> others;
+  auto vary = [&](auto change) {
+    Problem q = p;
+    change(q);
+    others.push_back(q);
+  };
+  vary([](Problem& q) { q.head_dim = 64; });
+  vary([](Problem& q) { q.mask = Mask::none; });
+  vary([](Problem& q) { q.dtype = DType::bf16; });
+  vary([](Problem& q) { q.pv = PvType::f16; });
+  vary([](Problem& q) { q.qk = QuantType::int4; });
+  vary([](Problem& q) { q.heads_kv = 32; });  // GQA 1
+  vary([](Problem& q) { q.seq_q = 1025; });
+  vary([](Problem& q) { q.seq_kv = 5000; });
+  vary([](Problem& q) { q.lse = true; });
+  vary([](Problem& q) { q.smooth_q = true; });
+  vary([](Problem& q) { q.granularity = layout::Granularity::per_warp; });
+  vary([](Problem& q) { q.varlen = true; });
+  for (const Problem& q : others) {
+    CAPTURE(bucket_name(q));
+    CHECK(bucket_name(q) != bucket_name(p));
+    CHECK(bucket_key(q) != bucket_key(p));
+  }
+  // The name and the integer key agree on every pair.
+  others.push_back(p);
+  others.push_back(near);
+  for (const Problem& a : others) {
+    for (const Problem& b : others) CHECK((bucket_name(a) == bucket_name(b)) == (bucket_key(a) == bucket_key(b)));
+  }
+}
+
+TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem, else mma with the default tile") {
+  Problem p = problem("sm_90a", 4096, 4096);
+  CHECK(default_spec(p).family == AttnFamily::wgmma);
+  CHECK(default_spec(p).quant.pv == PvType::fp8_e4m3);
+  CHECK(bucket_name(p).find(".fp8.") != std::string::npos);
+  p.varlen = true;
+  CHECK(default_spec(p).family == AttnFamily::mma);
+  p.varlen = false;
+  p.seq_kv = 0;
+  CHECK(default_spec(p).family == AttnFamily::mma);
+  p = problem("sm_90a", 4096, 4096);
+  p.pv = PvType::f16;  // the caller's P·V type rules wgmma out
+  CHECK(default_spec(p).family == AttnFamily::mma);
+  CHECK(default_spec(p).tile == default_tile(p.arch, 128, PvType::f16, 8));
+  const Problem a = problem("sm_80", 100, 100);
+  CHECK(default_spec(a).family == AttnFamily::mma);
+  CHECK(default_spec(a).quant.pv == PvType::f16);
+  default_spec(a).validate();
+}
+
+TEST_CASE("a caller's tile alone means mma; wgmma cannot run varlen and says so naming the family") {
+  Problem p = problem("sm_90a", 4096, 4096);
+  const AttnTile t{64, 64, 4, 3, 1};
+  const AttnSpec s = forced_spec(p, std::nullopt, t);
+  CHECK(s.family == AttnFamily::mma);
+  CHECK(s.tile == t);
+  CHECK(s.quant.pv == PvType::f16);  // mma's default on sm_90a, as before the family option
+  CHECK(forced_spec(p, AttnFamily::wgmma, std::nullopt).family == AttnFamily::wgmma);
+  p.varlen = true;
+  CHECK_THROWS_WITH_AS(forced_spec(p, AttnFamily::wgmma, std::nullopt), doctest::Contains("argument `family`"),
+                       InvalidArgument);
+}
+
+TEST_CASE("variant names parse back, and bad ones are refused naming the argument") {
+  for (const AttnTile& t : {AttnTile{128, 64, 8, 2, 1}, AttnTile{64, 128, 4, 3, 2}, AttnTile{32, 32, 2, 4, 1}}) {
+    CHECK(parse_tile_name(t.name()) == t);
+  }
+  for (const char* bad : {"", "128x64w8s2", "t128x64w8", "t128x64w8s2c1", "t128x64w8s2x", "t128x64w8s2c2junk"}) {
+    CAPTURE(bad);
+    CHECK_THROWS_WITH_AS(parse_tile_name(bad, "tile_config"), doctest::Contains("argument `tile_config`"),
+                         InvalidArgument);
+  }
+  CHECK(parse_family("mma") == AttnFamily::mma);
+  CHECK(parse_family("wgmma") == AttnFamily::wgmma);
+  CHECK_THROWS_AS(parse_family("tma"), InvalidArgument);
+}
