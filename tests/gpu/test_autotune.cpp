@@ -79,6 +79,7 @@ TEST_CASE("tuning one shape: every candidate recorded, a winner no slower than t
   AttnCheckCase check;
   check.heads_q = 8, check.heads_kv = 2, check.seq_q = 1000, check.seq_kv = 1000;
   check.options.mask = Mask::causal_top_left;
+  check.lse = c.spec.out.lse;  // the tuned problem's LSE choice is part of its spec
   check.options.pv = c.spec.quant.pv;
   check.options.family = c.spec.family;
   check.options.tile = c.spec.tile;
