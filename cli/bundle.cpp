@@ -32,19 +32,6 @@ struct ExportFlags {
   std::string device;
 };
 
-std::vector<Arch> export_archs(const std::vector<std::string>& flags) {
-  std::vector<Arch> archs;
-  for (const auto& a : flags) {
-    if (a == "all") return supported_archs();
-    archs.push_back(parse_arch(a, "--arch"));
-  }
-  if (!archs.empty()) return archs;
-  if (!gpu_available()) {
-    throw InvalidArgument("--arch", "no GPU was found here: name the target(s) (sm_80, sm_86, sm_89, sm_90a, sm_120 or all)");
-  }
-  return {query_device(current_device_ordinal()).arch()};
-}
-
 BundleFormat export_format(const std::string& format, const std::string& out) {
   if (format == "dir") return BundleFormat::directory;
   if (format == "file") return BundleFormat::file;
@@ -64,7 +51,7 @@ void run_export(const ExportFlags& f) {
   };
   Bundle bundle;
   int tuned = 0;
-  for (const Arch& arch : export_archs(f.archs)) {
+  for (const Arch& arch : target_archs(f.archs)) {
     for (const Problem& p : parse_shapes(f.shapes, f.shapes_file, arch)) {
       const std::string bucket = bucket_name(p);
       std::vector<AttnSpec> specs = {default_spec(p)};

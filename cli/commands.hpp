@@ -3,6 +3,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include <string>
+#include <vector>
+
+#include "generator/types.hpp"
+
 namespace sagejit::cli {
 
 void add_info(CLI::App& app);
@@ -13,5 +18,9 @@ void add_tune(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_export(CLI::App& app);
 void add_import(CLI::App& app);
+
+// The targets named by repeated `--arch` flags ("all": every supported arch); with none, the
+// current GPU's arch, or InvalidArgument("--arch") when there is no GPU. Shared by compile and export.
+std::vector<Arch> target_archs(const std::vector<std::string>& flags);
 
 }  // namespace sagejit::cli

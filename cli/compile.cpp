@@ -34,19 +34,6 @@ struct CompileFlags {
   bool fail_on_spill = false;
 };
 
-std::vector<Arch> target_archs(const std::vector<std::string>& flags) {
-  std::vector<Arch> archs;
-  for (const auto& a : flags) {
-    if (a == "all") return supported_archs();
-    archs.push_back(parse_arch(a, "--arch"));
-  }
-  if (!archs.empty()) return archs;
-  if (!gpu_available()) {
-    throw InvalidArgument("--arch", "no GPU was found here: name a target (sm_80, sm_86, sm_89, sm_90a, sm_120 or all)");
-  }
-  return {query_device(current_device_ordinal()).arch()};
-}
-
 AttnTile parse_tile(const std::string& text) {
   AttnTile t;
   char tail = 0;
@@ -125,6 +112,19 @@ void run(const CompileFlags& f) {
 }
 
 }  // namespace
+
+std::vector<Arch> target_archs(const std::vector<std::string>& flags) {
+  std::vector<Arch> archs;
+  for (const auto& a : flags) {
+    if (a == "all") return supported_archs();
+    archs.push_back(parse_arch(a, "--arch"));
+  }
+  if (!archs.empty()) return archs;
+  if (!gpu_available()) {
+    throw InvalidArgument("--arch", "no GPU was found here: name the target(s) (sm_80, sm_86, sm_89, sm_90a, sm_120 or all)");
+  }
+  return {query_device(current_device_ordinal()).arch()};
+}
 
 void add_compile(CLI::App& app) {
   static CompileFlags f;

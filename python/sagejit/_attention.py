@@ -55,17 +55,21 @@ def make_tensor(data_ptr, dtype_code, shape, strides):
     return t
 
 
-def _torch_tensor(torch, name, x, layout):
+def _cuda_half_dtype(torch, name, x):
+    """The ABI dtype code of a CUDA fp16/bf16 tensor; TypeError/ValueError naming `name` otherwise."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
     if not x.is_cuda:
         raise ValueError(f"{name}: expected a CUDA tensor, got device {x.device}")
     if x.dtype == torch.float16:
-        code = _abi.DTYPE_F16
-    elif x.dtype == torch.bfloat16:
-        code = _abi.DTYPE_BF16
-    else:
-        raise ValueError(f"{name}: expected torch.float16 or torch.bfloat16, got {x.dtype}")
+        return _abi.DTYPE_F16
+    if x.dtype == torch.bfloat16:
+        return _abi.DTYPE_BF16
+    raise ValueError(f"{name}: expected torch.float16 or torch.bfloat16, got {x.dtype}")
+
+
+def _torch_tensor(torch, name, x, layout):
+    code = _cuda_half_dtype(torch, name, x)
     if x.dim() != 4:
         raise ValueError(f"{name}: expected 4 dimensions ({layout}), got shape {tuple(x.shape)}")
     shape, strides = logical_view(x.shape, x.stride(), layout)
@@ -183,16 +187,7 @@ def packed_view(shape, strides):
 
 
 def _packed_tensor(torch, name, x):
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
-    if not x.is_cuda:
-        raise ValueError(f"{name}: expected a CUDA tensor, got device {x.device}")
-    if x.dtype == torch.float16:
-        code = _abi.DTYPE_F16
-    elif x.dtype == torch.bfloat16:
-        code = _abi.DTYPE_BF16
-    else:
-        raise ValueError(f"{name}: expected torch.float16 or torch.bfloat16, got {x.dtype}")
+    code = _cuda_half_dtype(torch, name, x)
     if x.dim() != 3:
         raise ValueError(f"{name}: expected 3 dimensions [total, H, D] (packed varlen), got shape "
                          f"{tuple(x.shape)}")
