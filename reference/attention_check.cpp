@@ -7,6 +7,7 @@
 #include <limits>
 #include <random>
 #include <stdexcept>
+#include <utility>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -29,30 +30,50 @@ struct Input {
   TensorRef view;
 };
 
+// Values of the DESIGN.md §3 distribution `dist` for tensor `which` ('q', 'k' or 'v'), rounded to
+// `dtype`: each call returns the stored bits and the value they hold. A k_bias K draws its
+// per-channel bias on construction; draws happen in the same order for padded and packed inputs.
+class Sampler {
+ public:
+  Sampler(Distribution dist, DType dtype, int head_dim, char which, std::mt19937& rng)
+      : dist_(dist), dtype_(dtype), which_(which), rng_(rng), channel_bias_(head_dim, 0.0f) {
+    if (dist_ == Distribution::k_bias && which_ == 'k') {
+      for (auto& b : channel_bias_) b = bias_(rng_);
+    }
+  }
+  std::pair<std::uint16_t, double> operator()(int channel) {
+    float x = normal_(rng_) + channel_bias_[channel];
+    if (dist_ == Distribution::outliers && rare_(rng_)) x += outlier_(rng_);
+    if (dist_ == Distribution::sharp && which_ == 'q') x *= 8.0f;
+    const std::uint16_t bits = dtype_ == DType::f16 ? reference::float_to_f16(x) : reference::float_to_bf16(x);
+    return {bits, dtype_ == DType::f16 ? reference::f16_to_float(bits) : reference::bf16_to_float(bits)};
+  }
+
+ private:
+  Distribution dist_;
+  DType dtype_;
+  char which_;
+  std::mt19937& rng_;
+  std::normal_distribution<float> normal_{0.0f, 1.0f}, outlier_{0.0f, 10.0f}, bias_{0.0f, 5.0f};
+  std::bernoulli_distribution rare_{0.001};
+  std::vector<float> channel_bias_;
+};
+
 Input make(const AttnCheckCase& c, int heads, int seq, char which, std::mt19937& rng) {
   const int B = c.batch, D = c.head_dim;
   Input in;
   in.view = TensorRef::contiguous(nullptr, c.dtype, c.layout, B, heads, seq, D);
   in.bits.assign(std::max<std::size_t>(1, std::size_t(B) * heads * seq * D), 0);
   in.values.assign(std::size_t(B) * heads * seq * D, 0.0);
-  std::normal_distribution<float> normal(0.0f, 1.0f), outlier(0.0f, 10.0f), bias(0.0f, 5.0f);
-  std::bernoulli_distribution rare(0.001);
-  std::vector<float> channel_bias(D, 0.0f);
-  if (c.distribution == Distribution::k_bias && which == 'k') {
-    for (auto& b : channel_bias) b = bias(rng);
-  }
+  Sampler sample(c.distribution, c.dtype, D, which, rng);
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < heads; ++h)
       for (int s = 0; s < seq; ++s)
         for (int d = 0; d < D; ++d) {
-          float x = normal(rng) + channel_bias[d];
-          if (c.distribution == Distribution::outliers && rare(rng)) x += outlier(rng);
-          if (c.distribution == Distribution::sharp && which == 'q') x *= 8.0f;
-          const std::uint16_t bits = c.dtype == DType::f16 ? reference::float_to_f16(x) : reference::float_to_bf16(x);
+          const auto [bits, value] = sample(d);
           const TensorRef& t = in.view;
           in.bits[b * t.stride_b + h * t.stride_h + s * t.stride_s + d] = bits;
-          in.values[((std::size_t(b) * heads + h) * seq + s) * D + d] =
-              c.dtype == DType::f16 ? reference::f16_to_float(bits) : reference::bf16_to_float(bits);
+          in.values[((std::size_t(b) * heads + h) * seq + s) * D + d] = value;
         }
   return in;
 }
@@ -173,23 +194,14 @@ PackedInput make_packed(const AttnVarlenCheckCase& c, int heads, const std::vect
   in.view = packed_view(c, heads, cu[B]);
   in.bits.assign(std::max<std::int64_t>(1, in.view.stride_b), 0x7e00);
   in.padded.assign(std::size_t(B) * heads * max_len * D, 0.0);
-  std::normal_distribution<float> normal(0.0f, 1.0f), outlier(0.0f, 10.0f), bias(0.0f, 5.0f);
-  std::bernoulli_distribution rare(0.001);
-  std::vector<float> channel_bias(D, 0.0f);
-  if (c.distribution == Distribution::k_bias && which == 'k') {
-    for (auto& b : channel_bias) b = bias(rng);
-  }
+  Sampler sample(c.distribution, c.dtype, D, which, rng);
   for (int b = 0; b < B; ++b)
     for (int i = 0; i < cu[b + 1] - cu[b]; ++i)
       for (int h = 0; h < heads; ++h)
         for (int d = 0; d < D; ++d) {
-          float x = normal(rng) + channel_bias[d];
-          if (c.distribution == Distribution::outliers && rare(rng)) x += outlier(rng);
-          if (c.distribution == Distribution::sharp && which == 'q') x *= 8.0f;
-          const std::uint16_t bits = c.dtype == DType::f16 ? reference::float_to_f16(x) : reference::float_to_bf16(x);
+          const auto [bits, value] = sample(d);
           in.bits[(cu[b] + i) * in.view.stride_s + h * in.view.stride_h + d] = bits;
-          in.padded[((std::size_t(b) * heads + h) * max_len + i) * D + d] =
-              c.dtype == DType::f16 ? reference::f16_to_float(bits) : reference::bf16_to_float(bits);
+          in.padded[((std::size_t(b) * heads + h) * max_len + i) * D + d] = value;
         }
   return in;
 }

@@ -14,23 +14,16 @@
 #include "autotune/policy.hpp"
 #include "autotune/records.hpp"
 #include "cache/tuning_store.hpp"
+#include "tests/cpu/support.hpp"
 
 namespace fs = std::filesystem;
 using namespace sagejit;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / fmt::format("sagejit-tune-test-{}-{}-{}", getpid(), counter++, std::random_device{}());
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+// The tuning database of a test: a file in its own temporary directory.
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("tune-test") {}
   fs::path db() const { return path / "cache.sqlite3"; }
 };
 

@@ -10,23 +10,15 @@
 
 #include "cache/bundle.hpp"
 #include "runtime/error.hpp"
+#include "tests/cpu/support.hpp"
 
 namespace fs = std::filesystem;
 using namespace sagejit;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / fmt::format("sagejit-bundle-test-{}-{}-{}", getpid(), counter++, std::random_device{}());
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("bundle-test") {}
 };
 
 CubinRecord kernel(int i, const std::string& arch = "sm_90a") {

@@ -20,24 +20,15 @@
 #include <thread>
 
 #include "cache/cubin_store.hpp"
+#include "tests/cpu/support.hpp"
 
 namespace fs = std::filesystem;
 using namespace sagejit;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           fmt::format("sagejit-cache-test-{}-{}-{}", getpid(), counter++, std::random_device{}());
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("cache-test") {}
 };
 
 // Counts the warnings logged while it lives, by swapping spdlog's default logger.
