@@ -312,15 +312,12 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     // ---- mask: keys past seq_kv and, on diagonal blocks, causal ----
     const int key0 = j * kCtaK;
     const bool tail = key0 + kCtaK > seq_kv;
-    // The bottom-right offset is re-read from the parameters (constant bank) rather than kept
-    // live through the loop: at 240 registers that one value otherwise spills.
-    const int diag_now = Cfg::mask == 2 ? p.seq_kv - p.seq_q : 0;
-    const bool diagonal = Cfg::mask != 0 && key0 + kCtaK - 1 > wq0 + diag_now;
+    const bool diagonal = Cfg::mask != 0 && key0 + kCtaK - 1 > wq0 + diag;
     if (tail || diagonal) {
       // Column acc_col(ctid, i) = 2t + acc_col(0, i): compare the compile-time part against
       // per-block limits.
       const int kv_limit = seq_kv - key0 - 2 * t;               // key >= seq_kv
-      const int causal_limit = my_row0 + diag_now - key0 - 2 * t;  // key > row + diag, row = my_row0 + 8r
+      const int causal_limit = my_row0 + diag - key0 - 2 * t;   // key > row + diag, row = my_row0 + 8r
 #pragma unroll
       for (int i = 0; i < kSRegs; ++i) {
         const int c = acc_col(0, i);
