@@ -32,7 +32,7 @@ AttnSpec wgmma_form(const Problem& p) {
   AttnSpec s = base_spec(p);
   s.family = AttnFamily::wgmma;
   s.quant.pv = p.pv.value_or(PvType::fp8_e4m3);
-  s.tile = wgmma_default_tile(p.head_dim);
+  s.tile = wgmma_default_tile(p.head_dim, p.mask);
   return s;
 }
 
@@ -114,14 +114,17 @@ AttnTile parse_tile_name(std::string_view text, std::string_view argument) {
   int used = 0;
   const bool base = std::sscanf(s.c_str(), "t%dx%dw%ds%d%n", &t.cta_q, &t.cta_k, &t.warps_q, &t.stages, &used) == 4;
   bool ok = base && used > 0;
-  if (ok && static_cast<std::size_t>(used) < s.size()) {
+  if (ok && !s.empty() && s.back() == 'p') t.persistent = true;
+  const std::size_t end = s.size() - (t.persistent ? 1 : 0);
+  if (ok && static_cast<std::size_t>(used) < end) {
     int more = 0;
     ok = std::sscanf(s.c_str() + used, "c%d%n", &t.min_ctas_per_sm, &more) == 1 &&
-         static_cast<std::size_t>(used + more) == s.size() && t.min_ctas_per_sm != 1;
+         static_cast<std::size_t>(used + more) == end && t.min_ctas_per_sm != 1;
   }
   if (!ok || t.name() != s) {
     throw InvalidArgument(std::string(argument),
-                          fmt::format("must read tCTA_QxCTA_KwWARPSsSTAGES[cMIN_CTAS], e.g. t128x64w8s2 (got '{}')", text));
+                          fmt::format("must read tCTA_QxCTA_KwWARPSsSTAGES[cMIN_CTAS][p], e.g. t128x64w8s2 or "
+                                      "t128x128w8s4p (got '{}')", text));
   }
   return t;
 }

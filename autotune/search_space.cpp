@@ -20,8 +20,8 @@ constexpr int kRegistersPerSm = 64 * 1024;
 }  // namespace
 
 FieldRanges field_ranges(AttnFamily family) {
-  if (family == AttnFamily::wgmma) return {{64, 128}, {64, 128}, {4, 8, 12}, {2, 3, 4}, {1, 2}};
-  return {{64, 128}, {32, 64, 128}, {2, 4, 8}, {2, 3, 4}, {1, 2}};
+  if (family == AttnFamily::wgmma) return {{64, 128}, {64, 128}, {4, 8, 12}, {2, 3, 4}, {1, 2}, {false, true}};
+  return {{64, 128}, {32, 64, 128}, {2, 4, 8}, {2, 3, 4}, {1, 2}, {false}};
 }
 
 int mma_accumulator_registers(const AttnSpec& s) {
@@ -56,21 +56,22 @@ SearchSpace search_space(const Problem& p) {
       for (int ck : r.cta_k)
         for (int w : r.warps_q)
           for (int st : r.stages)
-            for (int c : r.min_ctas_per_sm) {
-              AttnSpec s = with_variant(p, family, AttnTile{cq, ck, w, st, c});
-              if (seen(s)) continue;
-              try {
-                s.validate();
-              } catch (const InvalidArgument& e) {
-                space.pruned.push_back({s, e.what()});
-                continue;
+            for (int c : r.min_ctas_per_sm)
+              for (bool persistent : r.persistent) {
+                AttnSpec s = with_variant(p, family, AttnTile{cq, ck, w, st, c, persistent});
+                if (seen(s)) continue;
+                try {
+                  s.validate();
+                } catch (const InvalidArgument& e) {
+                  space.pruned.push_back({s, e.what()});
+                  continue;
+                }
+                if (std::string why = mma_register_check(s); !why.empty()) {
+                  space.pruned.push_back({s, why});
+                  continue;
+                }
+                space.candidates.push_back(s);
               }
-              if (std::string why = mma_register_check(s); !why.empty()) {
-                space.pruned.push_back({s, why});
-                continue;
-              }
-              space.candidates.push_back(s);
-            }
   }
   return space;
 }

@@ -21,11 +21,13 @@ namespace sagejit {
 
 struct FieldRanges {
   std::vector<int> cta_q, cta_k, warps_q, stages, min_ctas_per_sm;
+  std::vector<bool> persistent;
 };
 
 // The values tried per field. mma: cta_q 64/128, cta_k 32/64/128, warps_q 2/4/8, stages 2..4,
 // min_ctas_per_sm 1/2. wgmma: cta_q 64/128, cta_k 64/128, warps_q 4/8/12 (one to three warpgroups),
-// stages 2..4, min_ctas_per_sm 1/2 (validate() keeps the combinations the kernel has).
+// stages 2..4, min_ctas_per_sm 1/2, persistent or not (validate() keeps the combinations the kernel
+// has).
 FieldRanges field_ranges(AttnFamily family);
 
 struct PrunedVariant {

@@ -90,27 +90,33 @@ int max_threads_per_sm(const Arch& arch) { return arch.number() == 80 || arch.nu
 std::string AttnTile::name() const {
   std::string s = fmt::format("t{}x{}w{}s{}", cta_q, cta_k, warps_q, stages);
   if (min_ctas_per_sm != 1) s += fmt::format("c{}", min_ctas_per_sm);
+  if (persistent) s += "p";
   return s;
 }
 
 std::string_view name(AttnFamily f) { return f == AttnFamily::mma ? "mma" : "wgmma"; }
 
-AttnTile wgmma_tile(int consumers, int stages) {
+AttnTile wgmma_tile(int consumers, int stages, bool persistent) {
   return AttnTile{kernels::kWgmmaRowsPerWg * consumers, kernels::kWgmmaCtaK, 4 * consumers, stages,
-                  kernels::attn_wgmma_min_ctas(consumers)};
+                  kernels::attn_wgmma_min_ctas(consumers), persistent};
 }
 
-AttnTile wgmma_default_tile(int head_dim) {
+AttnTile wgmma_default_tile(int head_dim, Mask mask) {
   // Measured on the H100 (B4, S = 4096, bench/results/2026-11-25-attention-h100-wgmma-ws.md):
   // D = 128: two consumers with a 4-deep ring 698 TOPS (2 stages 651, 3 stages 666; ping-pong +1.5%
   // at 2 stages); D = 64: one consumer at 2 CTAs/SM with 3 stages 473 (two consumers 407–434).
-  return head_dim == 64 ? wgmma_tile(1, 3) : wgmma_tile(2, 4);
+  // Persistent (bench/results/2026-11-26-attention-h200-persistent.md, H200): D = 128 without a
+  // mask +4% at S = 4096 and 1024; causal −3% (the static tile order balances causal rows worse than
+  // the hardware's CTA scheduler) and D = 64 (two CTAs per SM already overlap each other's
+  // prologue and epilogue) ±3%, so only D = 128 without a mask runs persistent.
+  if (head_dim == 64) return wgmma_tile(1, 3);
+  return wgmma_tile(2, 4, mask == Mask::none);
 }
 
 bool wgmma_supports(const AttnSpec& s) {
   return s.arch.number() == 90 && (s.head_dim == 64 || s.head_dim == 128) && s.quant.qk == QuantType::int8 &&
          s.quant.pv == PvType::fp8_e4m3 && s.quant.granularity == layout::Granularity::per_thread &&
-         !s.quant.smooth_q && s.out.dtype == DType::f16;
+         !s.quant.smooth_q;
 }
 
 int AttnSpec::threads() const {
@@ -136,11 +142,11 @@ void AttnSpec::validate() const {
   if (family == AttnFamily::wgmma) {
     if (!wgmma_supports(*this)) {
       throw InvalidArgument("family", fmt::format("wgmma needs sm_90a, head_dim 64 or 128, int8 QK, fp8 P·V, "
-                                                  "per_thread scales, f16 output and no Q smoothing (got {})",
+                                                  "per_thread scales and no Q smoothing (got {})",
                                                   canonical_name()));
     }
     const int consumers = tile.cta_q / kernels::kWgmmaRowsPerWg;
-    if ((tile.cta_q != 64 && tile.cta_q != 128) || tile != wgmma_tile(consumers, tile.stages)) {
+    if ((tile.cta_q != 64 && tile.cta_q != 128) || tile != wgmma_tile(consumers, tile.stages, tile.persistent)) {
       throw InvalidArgument("tile", fmt::format("the wgmma kernel's tiles are 64x128w4 (one consumer warpgroup, "
                                                 "min_ctas_per_sm 2) and 128x128w8 (two, min_ctas_per_sm 1) "
                                                 "(got {})", tile.name()));
@@ -148,12 +154,14 @@ void AttnSpec::validate() const {
     if (tile.stages < 2 || tile.stages > 4) {
       throw InvalidArgument("tile.stages", fmt::format("must be 2, 3 or 4 for wgmma (got {})", tile.stages));
     }
-    // Each resident CTA also costs the 1 KiB the driver reserves.
-    const int per_sm = tile.min_ctas_per_sm * (shared_bytes() + 1024);
-    if (shared_bytes() > max_shared_bytes_per_block(arch) || per_sm > max_shared_bytes_per_block(arch) + 1024) {
+    // Each resident CTA also costs the 1 KiB the driver reserves, and the kernel's static shared
+    // memory (barriers and the consumers' loop state) comes on top of the dynamic ring.
+    const int per_cta = shared_bytes() + kernels::attn_wgmma_static_smem_bytes(consumers);
+    const int per_sm = tile.min_ctas_per_sm * (per_cta + 1024);
+    if (per_cta > max_shared_bytes_per_block(arch) || per_sm > max_shared_bytes_per_block(arch) + 1024) {
       throw InvalidArgument("tile", fmt::format("{} needs {} bytes of shared memory per CTA, {} for {} CTAs per SM; "
                                                 "{} allows {} per SM",
-                                                tile.name(), shared_bytes(), per_sm, tile.min_ctas_per_sm,
+                                                tile.name(), per_cta, per_sm, tile.min_ctas_per_sm,
                                                 arch.name(), max_shared_bytes_per_block(arch) + 1024));
     }
     return;
@@ -231,6 +239,9 @@ void AttnSpec::validate() const {
                                       t.name(), bytes, head_dim, sagejit::name(quant.qk), sagejit::name(quant.pv),
                                       quant.smooth_q ? ", smooth_q" : "", arch.name(), limit));
   }
+  if (t.persistent) {
+    throw InvalidArgument("tile.persistent", "only the wgmma kernel (family wgmma) has a persistent schedule");
+  }
   if (t.min_ctas_per_sm < 1) {
     throw InvalidArgument("tile.min_ctas_per_sm", fmt::format("must be at least 1 (got {})", t.min_ctas_per_sm));
   }
@@ -264,9 +275,12 @@ GeneratedUnit AttnSpec::generate() const {
         "  static constexpr int stages = {};\n"
         "  static constexpr int mask = {};  // {}\n"
         "  static constexpr bool write_lse = {};\n"
+        "  static constexpr bool pingpong = false;\n"
+        "  static constexpr bool persistent = {};\n"
+        "  static constexpr bool out_bf16 = {};\n"
         "}};\n",
         unit.spec_name, kGeneratorVersion, head_dim, tile.cta_q / kernels::kWgmmaRowsPerWg, tile.stages,
-        mask_code(mask), mask_meaning(mask), out.lse);
+        mask_code(mask), mask_meaning(mask), out.lse, tile.persistent, out.dtype == DType::bf16);
     unit.name_expression = "&sagejit::kernels::attention_wgmma<Config>";
     return unit;
   }
@@ -412,7 +426,7 @@ std::vector<AttnSpec> representative_attn_specs(const Arch& arch) {
         w.quant.pv = PvType::fp8_e4m3;
         w.mask = m;
         w.out.lse = m != Mask::none;
-        w.tile = wgmma_default_tile(d);
+        w.tile = wgmma_default_tile(d, m);
         specs.push_back(w);
       }
     }

@@ -56,10 +56,12 @@ struct AttnTile {
   int warps_q = 8;          // warps side by side along Q; warp_q = cta_q / warps_q, a multiple of 16
   int stages = 2;           // cp.async ring depth for K and V, 2..4
   int min_ctas_per_sm = 1;  // __launch_bounds__' second argument: caps registers at 64K / (threads · this)
+  bool persistent = false;  // wgmma only: one CTA per resident slot, each looping over tiles
 
   int threads() const { return warps_q * 32; }
   int warp_q() const { return warps_q > 0 ? cta_q / warps_q : 0; }
-  // "t128x64w8s2": cta_q x cta_k, warps, stages; "c2" is appended when min_ctas_per_sm != 1.
+  // "t128x64w8s2": cta_q x cta_k, warps, stages; "c2" is appended when min_ctas_per_sm != 1 and
+  // "p" when persistent.
   std::string name() const;
   bool operator==(const AttnTile&) const = default;
 };
@@ -77,8 +79,8 @@ struct AttnOutput {
 };
 
 // Which kernel template: the portable mma.sync kernel (attn_mma.cuh, every arch) or the sm_90a
-// TMA + wgmma kernel (attn_wgmma.cuh: D 64/128, INT8 QK, FP8 P·V, per-thread scales, f16 output,
-// no Q smoothing, tile 64x128 with one warpgroup).
+// TMA + wgmma kernel (attn_wgmma.cuh: D 64/128, INT8 QK, FP8 P·V, per-thread scales, f16/bf16 output,
+// no Q smoothing; tiles of 64 query rows per consumer warpgroup, optionally persistent).
 enum class AttnFamily { mma, wgmma };
 std::string_view name(AttnFamily f);
 
@@ -105,7 +107,7 @@ struct AttnSpec {
   std::uint64_t hash() const;  // fnv1a64 of canonical_name()
   // Throws InvalidArgument naming the field ("arch", "head_dim", "quant.qk", "quant.pv",
   // "quant.smooth_q", "tile.cta_q", "tile.cta_k", "tile.warps_q", "tile.stages",
-  // "tile.min_ctas_per_sm", "tile" for shared memory) and the allowed values.
+  // "tile.min_ctas_per_sm", "tile.persistent", "tile" for shared memory) and the allowed values.
   void validate() const;
   // Validates first. The unit includes attn_mma.cuh and defines `struct Config` (the spec as
   // static constexpr members); the name expression is "&sagejit::kernels::attention_mma<Config>".
@@ -127,10 +129,13 @@ struct AttnSpec {
 // blocks of 128 keys, `stages` K+V slots. cta_q = 64·consumers, warps_q = 4·consumers (the consumer
 // warps; the kernel adds a producer warpgroup, see AttnSpec::threads()), min_ctas_per_sm 2 for one
 // consumer and 1 for two (the setmaxnreg budgets of attn_wgmma.cuh depend on it).
-AttnTile wgmma_tile(int consumers = 2, int stages = 2);
+// `persistent` launches one CTA per resident slot (SMs × min_ctas_per_sm), each looping over tiles
+// so that the next tile's Q and K/V loads run under the current tile's last block and epilogue.
+AttnTile wgmma_tile(int consumers = 2, int stages = 2, bool persistent = false);
 // The heuristic default when no tuning record says otherwise (measured on the H100, see
-// bench/results): head_dim 128 two consumers, 4 stages; head_dim 64 one consumer, 3 stages.
-AttnTile wgmma_default_tile(int head_dim);
+// bench/results): head_dim 128 two consumers, 4 stages, persistent without a mask; head_dim 64 one
+// consumer, 3 stages.
+AttnTile wgmma_default_tile(int head_dim, Mask mask);
 // True when `s`, with family set to wgmma and a wgmma tile, would validate: what the runtime asks
 // before choosing the sm_90a kernel.
 bool wgmma_supports(const AttnSpec& s);

@@ -33,7 +33,7 @@ SpecKey key_of(const AttnSpec& s) {
   return {static_cast<int>(s.family) * 1000 + s.arch.number(),      s.head_dim,          static_cast<int>(s.quant.qk),  static_cast<int>(s.quant.granularity),
           static_cast<int>(s.quant.pv), s.quant.smooth_q, static_cast<int>(s.mask), static_cast<int>(s.out.dtype),
           s.out.lse,            s.tile.cta_q,        s.tile.cta_k,                  s.tile.warps_q,
-          s.tile.stages,        s.tile.min_ctas_per_sm, 0, 0};
+          s.tile.stages,        s.tile.min_ctas_per_sm, s.tile.persistent, 0};
 }
 
 struct Extent {
@@ -194,11 +194,17 @@ void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, c
     CUtensorMap map_v = tensor_map_u8(qkv.v, p.seq_kv_pad, bh_kv * D, p.seq_kv_pad, kernels::kWgmmaCtaK, D,
                                       CU_TENSOR_MAP_SWIZZLE_128B);
     void* args[] = {&a, &map_q, &map_k, &map_v};
-    kernel.launch({{static_cast<unsigned>((p.seq_q + t.cta_q - 1) / t.cta_q), static_cast<unsigned>(p.heads_q),
-                    static_cast<unsigned>(p.batch)},
-                   {static_cast<unsigned>(r.spec.threads()), 1, 1},
-                   static_cast<unsigned>(r.spec.shared_bytes())},
-                  stream, args);
+    const unsigned q_tiles = static_cast<unsigned>((p.seq_q + t.cta_q - 1) / t.cta_q);
+    LaunchConfig launch{{q_tiles, static_cast<unsigned>(p.heads_q), static_cast<unsigned>(p.batch)},
+                        {static_cast<unsigned>(r.spec.threads()), 1, 1},
+                        static_cast<unsigned>(r.spec.shared_bytes())};
+    if (t.persistent) {
+      const int tiles = static_cast<int>(q_tiles) * p.heads_q * p.batch;
+      launch.grid = {static_cast<unsigned>(kernels::attn_wgmma_persistent_ctas(
+                         tiles, current_device_info().sm_count, t.cta_q / kernels::kWgmmaRowsPerWg)),
+                     1, 1};
+    }
+    kernel.launch(launch, stream, args);
     return;
   }
   void* args[] = {&a};

@@ -6,7 +6,9 @@
 namespace sagejit {
 
 void Kernel::launch(const LaunchConfig& c, CUstream stream, void** args) const {
-  if (c.shared_bytes > 48 * 1024 && c.shared_bytes > shared_limit_set_) {
+  // The default dynamic limit is 48 KiB minus the kernel's static shared memory, so any dynamic
+  // size above what was last set is declared (once per kernel and size, not per launch).
+  if (c.shared_bytes > shared_limit_set_) {
     SAGEJIT_CU(cuFuncSetAttribute, function_, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                static_cast<int>(c.shared_bytes));
     shared_limit_set_ = c.shared_bytes;

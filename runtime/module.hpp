@@ -2,7 +2,7 @@
 //
 // Module owns a CUmodule (unloaded on destruction). Kernels are looked up by the lowered name that
 // NVRTC reported for the spec's name expression. `launch` raises the dynamic shared memory limit
-// once per kernel when a launch needs more than the default 48 KiB.
+// once per kernel and size (the default dynamic limit is 48 KiB minus the static shared memory).
 #pragma once
 
 #include <cuda.h>

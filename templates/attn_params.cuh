@@ -136,11 +136,23 @@ __host__ __device__ constexpr int attn_smem_bytes(int head_dim, int cta_q, int c
 // SM (so a CTA's softmax overlaps the other's MMAs); two consumers run 1 CTA per SM, ping-pong.
 constexpr int kWgmmaRowsPerWg = 64;  // query rows per consumer warpgroup (wgmma M); warp_q 16
 constexpr int kWgmmaCtaK = 128;      // keys per K/V block == the quantizer's block_k == warp_k
+constexpr int kWgmmaOnesBytes = 8 * kWgmmaCtaK;  // the e4m3 ones tile (8 × 128) the row sums multiply by
 
 __host__ __device__ constexpr int attn_wgmma_threads(int consumers) { return 128 * (consumers + 1); }
 __host__ __device__ constexpr int attn_wgmma_min_ctas(int consumers) { return consumers == 1 ? 2 : 1; }
 __host__ __device__ constexpr int attn_wgmma_smem_bytes(int head_dim, int consumers, int stages) {
-  return consumers * kWgmmaRowsPerWg * head_dim + stages * 2 * kWgmmaCtaK * head_dim + 1024;
+  return consumers * kWgmmaRowsPerWg * head_dim + stages * 2 * kWgmmaCtaK * head_dim + kWgmmaOnesBytes + 1024;
+}
+// Static shared memory of the kernel, an upper bound (what ptxas reports, checked by
+// tests/cpu/kernels/test_attn_wgmma_compiles.cpp): the consumers' loop state (kWgmmaStateSlots ints
+// per consumer thread) plus 1 KiB for the mbarriers and the problem geometry.
+constexpr int kWgmmaStateSlots = 6;
+__host__ __device__ constexpr int attn_wgmma_static_smem_bytes(int consumers) {
+  return kWgmmaStateSlots * 4 * 128 * consumers + 1024;
+}
+// CTAs of a persistent launch: one per resident slot, never more than there are tiles.
+__host__ __device__ constexpr int attn_wgmma_persistent_ctas(int tiles, int sm_count, int consumers) {
+  return tiles < sm_count * attn_wgmma_min_ctas(consumers) ? tiles : sm_count * attn_wgmma_min_ctas(consumers);
 }
 
 }  // namespace sagejit::kernels

@@ -9,18 +9,24 @@
 //                                layout gives each thread one Q group (row % 8 == g of its 16-row warp
 //                                slice) and one K group ((key % 8) / 2 == t) per block
 //                                (docs/hopper_kernel_plan.md §4)
-//   P̃  = exp2(s2 − m + log2 448) online softmax over the quad of 4 lanes (shfl xor 1, 2); the row
-//                                sum l accumulates the unquantized P̃ in fp32
+//   P̃  = exp2(s2 − m + log2 448) online softmax (row max over the quad of 4 lanes, shfl xor 1, 2)
+//   l  = α·l + P̃_e4m3 · 1        the row sums on the tensor cores: wgmma e4m3 m64n8k32 with the same
+//                                A fragments as P·V and B = a tile of e4m3 ones (3% more MMA work
+//                                instead of 64 FADDs per thread and block; it sums exactly the e4m3
+//                                weights P·V multiplies)
 //   O  = α·O + P̃_e4m3 · V_e4m3   wgmma e4m3 m64nDk32 with A = P̃ packed from the S accumulators in
 //                                registers (pack_p_e4m3; V token-permuted by the quantizer) and B = the
 //                                channel-major V tile ([D × 128 keys], K-major) from shared memory, into
 //                                a FRESH fp32 accumulator per 128-key block that is then added into O
 //                                (two-level accumulation; the FP8 tensor-core sum keeps ~14 bits)
-//   out = O / l · v_scale        fp16, plain 4-byte stores from registers; rows >= seq_q not written
+//   out = O / l · v_scale        fp16 or bf16, plain 4-byte stores from registers; rows >= seq_q
+//                                not written
 //   lse = (m + log2 l − log2 448)·ln 2 + lse_correction      (natural log, optional)
 //
-// Roles (FlashAttention-3 §3.1; docs/hopper_kernel_plan.md §1–3). A CTA owns cta_q = 64·consumers
-// query rows of one (batch, q head):
+// Roles (FlashAttention-3 §3.1; docs/hopper_kernel_plan.md §1–3). A tile is cta_q = 64·consumers
+// query rows of one (batch, q head); a CTA runs one tile, or with Cfg::persistent loops over tiles
+// (tile += gridDim.x) while its K/V ring and Q barriers run on across tiles, so the producer loads
+// the next tile's Q and first K/V blocks under the current tile's last blocks and epilogue:
 //   warpgroup 0      producer: gives registers back (setmaxnreg.dec), and one thread issues every
 //                    TMA: Q once (one 64-row box per consumer), then K and V of block j into ring
 //                    slot j % stages, each after the consumers released the slot ("empty" barriers)
@@ -38,14 +44,15 @@
 //   attention_wgmma<Cfg>(AttnParams p, const __grid_constant__ TmaDescriptor tma_q,
 //                        const __grid_constant__ TmaDescriptor tma_k,
 //                        const __grid_constant__ TmaDescriptor tma_v)
-//   grid  (ceil(seq_q / cta_q), heads_q, batch), block attn_wgmma_threads(consumers) threads,
-//   dynamic shared memory attn_wgmma_smem_bytes(head_dim, consumers, stages)
-//   = consumers·64·D + stages·2·128·D + 1024 (the +1024 aligns the swizzled tiles by hand; > 48 KiB:
-//   Kernel::launch raises the limit).
+//   grid  (ceil(seq_q / cta_q), heads_q, batch), or persistent: (attn_wgmma_persistent_ctas(tiles,
+//   SMs, consumers), 1, 1); block attn_wgmma_threads(consumers) threads; dynamic shared memory
+//   attn_wgmma_smem_bytes(head_dim, consumers, stages) = consumers·64·D + stages·2·128·D + 1024
+//   (ones tile) + 1024 (aligns the swizzled tiles by hand), plus attn_wgmma_static_smem_bytes
+//   static (the launch must raise the dynamic limit whenever dynamic + static > 48 KiB).
 //   AttnParams fields read: q_scale, k_scale, v_scale, o, lse, lse_correction, o_stride_b/h/s, batch,
 //   heads_q, heads_kv, seq_q, seq_kv, seq_q_pad, seq_kv_pad. p.q / p.k / p.v are NOT read (the tensor
 //   maps address them). Not supported (host must not ask): varlen (cu_seqlens must be null), Q
-//   smoothing, int4 Q/K, FP16 P·V, bf16 output, other quantization geometries.
+//   smoothing, int4 Q/K, FP16 P·V, other quantization geometries.
 //   Tensor maps (cuTensorMapEncodeTiled, 2-D, uint8, zero OOB fill, interleave none), over the
 //   quantized workspace of quant_layout.cuh quantized with block_q = cta_q, warp_q 16, block_k 128,
 //   warp_k 128, per_thread, int8 Q/K, FP8 V:
@@ -60,6 +67,9 @@
 //   int  stages     K/V ring depth, >= 2
 //   int  mask       0 none, 1 causal top-left (i sees j <= i), 2 causal bottom-right
 //   bool write_lse  write p.lse (when non-null)
+//   bool pingpong   alternate the two consumers' wgmma issue (named barriers)
+//   bool persistent loop over tiles (1-D grid of attn_wgmma_persistent_ctas CTAs)
+//   bool out_bf16   bf16 output instead of fp16
 #pragma once
 
 #include "attn_params.cuh"
@@ -68,14 +78,17 @@
 
 namespace sagejit::kernels {
 
-template <int HeadDim, int Consumers, int Stages, int Mask, bool WriteLse, bool PingPong = false>
+template <int HeadDim, int Consumers, int Stages, int Mask, bool WriteLse, bool PingPong = false,
+          bool Persistent = false, bool OutBf16 = false>
 struct AttnWgmmaCfg {
-  static constexpr bool pingpong = PingPong;
   static constexpr int head_dim = HeadDim;
   static constexpr int consumers = Consumers;
   static constexpr int stages = Stages;
   static constexpr int mask = Mask;
   static constexpr bool write_lse = WriteLse;
+  static constexpr bool pingpong = PingPong;
+  static constexpr bool persistent = Persistent;
+  static constexpr bool out_bf16 = OutBf16;
 };
 
 // kWgmmaCtaK, attn_wgmma_threads, attn_wgmma_min_ctas and attn_wgmma_smem_bytes live in
@@ -100,17 +113,32 @@ struct AttnWgmmaRegs {
   static_assert(producer + Consumers * consumer <= launch * (Consumers + 1), "setmaxnreg over the CTA's registers");
 };
 
-// Cfg::pingpong (optional, default false): with two consumers, alternate their wgmma issue through
-// named barriers (FlashAttention-3's ping-pong); without, the consumers run free and rely on the
-// intra-warpgroup overlap alone.
-template <class C, class = void>
-struct AttnWgmmaPingPong {
-  static constexpr bool value = false;
+// The work unit: one CTA tile of cta_q query rows of one (batch, q head). Tiles are numbered with
+// the q tile fastest, so CTAs that run at the same time share a (batch, head)'s K and V in L2; with
+// a causal mask the q tiles run last-first (the longest rows first).
+struct AttnWgmmaTile {
+  int b, h, qt, q0;
+  int kv_blocks;  // K/V blocks of 128 keys this tile visits (causal: up to its last row's diagonal)
 };
-template <class C>
-struct AttnWgmmaPingPong<C, decltype(void(C::pingpong))> {
-  static constexpr bool value = C::pingpong;
-};
+
+template <int CtaQ, int Mask>
+__device__ __forceinline__ AttnWgmmaTile attn_wgmma_tile(const AttnParams& p, int tile, int q_tiles, int kv_blocks) {
+  AttnWgmmaTile w;
+  const int qi = tile % q_tiles, bh = tile / q_tiles;
+  w.h = bh % p.heads_q;
+  w.b = bh / p.heads_q;
+  w.qt = Mask != 0 ? q_tiles - 1 - qi : qi;
+  w.q0 = w.qt * CtaQ;
+  w.kv_blocks = kv_blocks;
+  if constexpr (Mask != 0) {
+    const int diag = Mask == 2 ? p.seq_kv - p.seq_q : 0;
+    const int last_row = (w.q0 + CtaQ < p.seq_q ? w.q0 + CtaQ : p.seq_q) - 1;
+    const int last_key = last_row + diag;
+    const int causal_blocks = last_key < 0 ? 0 : last_key / kWgmmaCtaK + 1;
+    w.kv_blocks = causal_blocks < w.kv_blocks ? causal_blocks : w.kv_blocks;
+  }
+  return w;
+}
 
 template <class Cfg>
 __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma_min_ctas(Cfg::consumers))
@@ -135,47 +163,46 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr u32 kConsumerWarps = 4 * kConsumers;     // arrivals that free a ring slot
   constexpr u32 kTurnBarrier = 1;                    // named barriers 1, 2: the ping-pong turns
   using Regs = AttnWgmmaRegs<kConsumers>;
-  constexpr bool kPingPong = kConsumers == 2 && AttnWgmmaPingPong<Cfg>::value;
+  constexpr bool kPingPong = kConsumers == 2 && Cfg::pingpong;
   static_assert(kD == 64 || kD == 128, "attention_wgmma: head_dim 64 or 128");
   static_assert(kConsumers == 1 || kConsumers == 2, "attention_wgmma: 1 or 2 consumer warpgroups");
   static_assert(kStages >= 2, "stages >= 2");
   static_assert(Cfg::mask >= 0 && Cfg::mask <= 2, "mask: 0 none, 1 top-left, 2 bottom-right");
-  static_assert(attn_wgmma_smem_bytes(kD, kConsumers, kStages) <= 227 * 1024, "shared memory over 227 KB");
+  static_assert(attn_wgmma_smem_bytes(kD, kConsumers, kStages) + attn_wgmma_static_smem_bytes(kConsumers) <=
+                    227 * 1024,
+                "shared memory over 227 KB");
 
   extern __shared__ __attribute__((aligned(1024))) u8 smem[];
-  __shared__ u64 bar_q[kConsumers];
+  __shared__ u64 full_q[kConsumers], empty_q[kConsumers];
   __shared__ u64 full_k[kStages], full_v[kStages], empty_k[kStages], empty_v[kStages];
+  // Problem geometry, written once and read from here by the consumers in every tile (see
+  // loop_state below): kTiles tiles in the grid, kQTiles q tiles per (batch, head), kKvBlocks
+  // K/V blocks per head, kQBlocks / kKBlocks blocks of the quantized (padded) Q and K.
+  enum { kTiles, kQTiles, kKvBlocks, kQBlocks, kKBlocks, kGeomSize };
+  __shared__ int geom[kGeomSize];
 
   // Swizzled tiles start on 1024-byte boundaries (the 128B swizzle repeat): align by hand.
   const u32 sQ = (smem_u32(smem) + 1023) & ~1023u;
   const u32 sK = sQ + kConsumers * kQBytes;
   const u32 sV = sK + kStages * kKBytes;
+  const u32 sOnes = sV + kStages * kVBytes;  // kWgmmaOnesBytes of e4m3 1.0: B of the row-sum wgmma
 
   const int tid = threadIdx.x;
   const int wg = tid / 128;
-  const int b = blockIdx.z, h = blockIdx.y;
-  const int hk = h / (p.heads_q / p.heads_kv);
-  const int qt = Cfg::mask != 0 ? static_cast<int>(gridDim.x - 1 - blockIdx.x)
-                                : static_cast<int>(blockIdx.x);
-  const int seq_q = p.seq_q, seq_kv = p.seq_kv;
-  const int q0 = qt * kCtaQ;
-  if (q0 >= seq_q) return;  // whole CTA, before any barrier
-
-  const int diag = Cfg::mask == 2 ? seq_kv - seq_q : 0;
-  int n_tiles = (seq_kv + kCtaK - 1) / kCtaK;
-  if constexpr (Cfg::mask != 0) {
-    const int last_row = (q0 + kCtaQ < seq_q ? q0 + kCtaQ : seq_q) - 1;
-    const int last_key = last_row + diag;
-    const int causal_tiles = last_key < 0 ? 0 : last_key / kCtaK + 1;
-    n_tiles = causal_tiles < n_tiles ? causal_tiles : n_tiles;
-  }
-
-  const long long bh_q = static_cast<long long>(b) * p.heads_q + h;
-  const long long bh_kv = static_cast<long long>(b) * p.heads_kv + hk;
+  // Tiles of this CTA: one (from the 3-D grid), or every gridDim.x-th (persistent, 1-D grid).
+  const int q_tiles = (p.seq_q + kCtaQ - 1) / kCtaQ;
+  const int n_work = q_tiles * p.heads_q * p.batch;
+  const int first_tile = Cfg::persistent ? static_cast<int>(blockIdx.x)
+                                         : static_cast<int>(blockIdx.x + q_tiles * (blockIdx.y + p.heads_q * blockIdx.z));
+  const int tile_stride = Cfg::persistent ? static_cast<int>(gridDim.x) : n_work;
+  if (first_tile >= n_work) return;  // whole CTA, before any barrier
 
   if (tid == 0) {
 #pragma unroll
-    for (int c = 0; c < kConsumers; ++c) mbarrier_init(smem_u32(&bar_q[c]), 1);
+    for (int c = 0; c < kConsumers; ++c) {
+      mbarrier_init(smem_u32(&full_q[c]), 1);
+      mbarrier_init(smem_u32(&empty_q[c]), 4);  // the consumer's 4 warps
+    }
 #pragma unroll
     for (int s = 0; s < kStages; ++s) {
       mbarrier_init(smem_u32(&full_k[s]), 1);
@@ -184,34 +211,50 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       mbarrier_init(smem_u32(&empty_v[s]), kConsumerWarps);
     }
     fence_barrier_init();
+    geom[kTiles] = n_work, geom[kQTiles] = q_tiles, geom[kKvBlocks] = (p.seq_kv + kCtaK - 1) / kCtaK;
+    geom[kQBlocks] = p.seq_q_pad / kCtaQ, geom[kKBlocks] = p.seq_kv_pad / kCtaK;
   }
+  // The ones tile: every byte e4m3 1.0 (0x38), so its layout (128B swizzle, like V) cannot matter.
+  for (int i = tid; i < kWgmmaOnesBytes / 4; i += attn_wgmma_threads(kConsumers)) {
+    reinterpret_cast<u32*>(smem + (sOnes - smem_u32(smem)))[i] = 0x38383838u;
+  }
+  fence_proxy_async_shared();  // generic-proxy stores, read by wgmma (async proxy)
   __syncthreads();  // the last CTA-wide barrier: from here on the roles only meet on mbarriers
 
   // ================================ producer warpgroup ================================
+  // K/V block number kb (counted over all of this CTA's tiles) goes to ring slot kb % stages; the
+  // slot's previous occupant, block kb − stages, released it in phase (kb / stages − 1) & 1.
   if (wg == 0) {
     setmaxnreg_dec<Regs::producer>();
     if (tid == 0) {
       prefetch_tma_descriptor(tma_q);
       prefetch_tma_descriptor(tma_k);
       prefetch_tma_descriptor(tma_v);
-      // TMA row coordinates (2-D maps over the whole workspace tensors).
-      const int q_row = static_cast<int>(bh_q * p.seq_q_pad + q0);
-      const int k_row0 = static_cast<int>(bh_kv * p.seq_kv_pad);
-      const int v_row = static_cast<int>(bh_kv * kD);
+      int kb = 0;
+      for (int tile = first_tile, n = 0; tile < n_work; tile += tile_stride, ++n) {
+        const AttnWgmmaTile w = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, tile, q_tiles, (p.seq_kv + kCtaK - 1) / kCtaK);
+        const long long bh_q = static_cast<long long>(w.b) * p.heads_q + w.h;
+        const long long bh_kv = static_cast<long long>(w.b) * p.heads_kv + w.h / (p.heads_q / p.heads_kv);
+        // TMA row coordinates (2-D maps over the whole workspace tensors).
+        const int q_row = static_cast<int>(bh_q * p.seq_q_pad + w.q0);
+        const int k_row0 = static_cast<int>(bh_kv * p.seq_kv_pad);
+        const int v_row = static_cast<int>(bh_kv * kD);
 #pragma unroll
-      for (int c = 0; c < kConsumers; ++c) {
-        mbarrier_arrive_expect_tx(smem_u32(&bar_q[c]), kQBytes);
-        tma_load_2d(sQ + c * kQBytes, tma_q, smem_u32(&bar_q[c]), 0, q_row + kRowsPerWg * c);
-      }
-      for (int j = 0; j < n_tiles; ++j) {
-        const int s = j % kStages;
-        const u32 free_parity = ((j / kStages) - 1) & 1;  // the release of block j − stages
-        if (j >= kStages) mbarrier_wait_parity(smem_u32(&empty_k[s]), free_parity);
-        mbarrier_arrive_expect_tx(smem_u32(&full_k[s]), kKBytes);
-        tma_load_2d(sK + s * kKBytes, tma_k, smem_u32(&full_k[s]), 0, k_row0 + j * kCtaK);
-        if (j >= kStages) mbarrier_wait_parity(smem_u32(&empty_v[s]), free_parity);
-        mbarrier_arrive_expect_tx(smem_u32(&full_v[s]), kVBytes);
-        tma_load_2d(sV + s * kVBytes, tma_v, smem_u32(&full_v[s]), j * kCtaK, v_row);
+        for (int c = 0; c < kConsumers; ++c) {
+          if (n > 0) mbarrier_wait_parity(smem_u32(&empty_q[c]), (n - 1) & 1);  // previous tile's QKᵀ done
+          mbarrier_arrive_expect_tx(smem_u32(&full_q[c]), kQBytes);
+          tma_load_2d(sQ + c * kQBytes, tma_q, smem_u32(&full_q[c]), 0, q_row + kRowsPerWg * c);
+        }
+        for (int j = 0; j < w.kv_blocks; ++j, ++kb) {
+          const int s = kb % kStages;
+          const u32 free_parity = ((kb / kStages) - 1) & 1;
+          if (kb >= kStages) mbarrier_wait_parity(smem_u32(&empty_k[s]), free_parity);
+          mbarrier_arrive_expect_tx(smem_u32(&full_k[s]), kKBytes);
+          tma_load_2d(sK + s * kKBytes, tma_k, smem_u32(&full_k[s]), 0, k_row0 + j * kCtaK);
+          if (kb >= kStages) mbarrier_wait_parity(smem_u32(&empty_v[s]), free_parity);
+          mbarrier_arrive_expect_tx(smem_u32(&full_v[s]), kVBytes);
+          tma_load_2d(sV + s * kVBytes, tma_v, smem_u32(&full_v[s]), j * kCtaK, v_row);
+        }
       }
     }
     return;  // every load it issued is waited on by the consumers, which keep the CTA alive
@@ -219,284 +262,341 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
 
   // ================================ consumer warpgroups ================================
   setmaxnreg_inc<Regs::consumer>();
-  const int cw = wg - 1;                     // consumer index
-  const int ctid = tid - 128 * wg;           // thread within the warpgroup
-  const int warp = ctid / 32, lane = ctid % 32;
-  const int g = lane / 4, t = lane % 4;
-  const int wq0 = q0 + kRowsPerWg * cw;      // this consumer's first row
-  const int my_row0 = wq0 + 16 * warp + g;   // rows of this thread: my_row0 + 8r
+  // The tile loop's state lives in shared memory (one slot per thread, conflict-free) while the main
+  // loop runs: at 240 registers the main loop has none to spare (three live registers more spill
+  // 48 bytes at D = 128), and the mbarrier waits' memory clobbers keep the compiler from caching the
+  // values in registers. Slot: [0] tile, [1] tiles done (the Q barrier phase), [2] the ring
+  // position of the tile's first K/V block (the producer's kb), [3] the thread's first row + diag
+  // (the causal mask's reference), [4] the offset of the thread's k_scale group (minus kb0·4),
+  // [5] the first ring block that needs masking.
+  __shared__ int loop_state[kWgmmaStateSlots][128 * kConsumers];
+  constexpr int kStateStride = 128 * kConsumers;
+  loop_state[0][tid - 128] = first_tile, loop_state[1][tid - 128] = 0, loop_state[2][tid - 128] = 0;
+  for (;;) {
+    // Everything derived from the thread index is recomputed per tile from a volatile read, so
+    // that the compiler cannot hoist it out of the tile loop and keep (or spill) it across the
+    // main loop.
+    const int vtid = thread_id_x();
+    int* const my_state = &loop_state[0][vtid - 128];
+    if (my_state[0] >= geom[kTiles]) break;
+    const int cw = vtid / 128 - 1;               // consumer index
+    const int ctid = vtid % 128;                 // thread within the warpgroup
+    const int warp = ctid / 32, lane = ctid % 32;
+    const int g = lane / 4, t = lane % 4;
 
-  const int q_blocks = p.seq_q_pad / kCtaQ, k_blocks = p.seq_kv_pad / kCtaK;
-  const float q_scale =
-      ldg_f32(p.q_scale + (bh_q * q_blocks + qt) * kQGroups +
-              layout::q_group_of_row(layout::Granularity::per_thread, kRowsPerWg * cw + 16 * warp + g, 16));
-  // Group t of each block, as a 32-bit offset from p.k_scale (a kernel parameter, so the 64-bit base
-  // costs no register through the main loop).
-  const int k_scale_base = static_cast<int>(bh_kv * k_blocks * kKGroups) + t;
+    // One arrival per consumer warp once its wgmmas that read a slot have completed.
+    auto release = [&](u32 bar) {
+      __syncwarp();
+      if (lane == 0) mbarrier_arrive(bar);
+    };
+    // The consumer's Q "empty" barrier, from a fresh thread-index read (see desc_q in issue_qk).
+    auto empty_q_addr = [&] { return smem_u32(&empty_q[0]) + 8 * (thread_id_x() / 128 - 1); };
+    // Ping-pong: consumer c issues its wgmmas after named barrier kTurnBarrier + c completes and then
+    // arrives on the other's. Both consumers take kv_blocks + 1 turns per tile; consumer 1 pre-arrives
+    // on consumer 0's barrier (0 goes first) and skips the arrival after its last turn, so every
+    // barrier phase that is started also completes.
+    auto turn_begin = [&] {
+      if constexpr (kPingPong) named_barrier_sync(kTurnBarrier + cw, 256);
+    };
+    auto turn_end = [&](bool last) {
+      if constexpr (kPingPong) {
+        if (!(last && cw == 1)) named_barrier_arrive(kTurnBarrier + (1 - cw), 256);
+      }
+    };
 
-  // One arrival per consumer warp once its wgmmas that read a slot have completed.
-  auto release = [&](u64& bar) {
-    __syncwarp();
-    if (lane == 0) mbarrier_arrive(smem_u32(&bar));
-  };
-  // Ping-pong: consumer c issues its wgmmas after named barrier kTurnBarrier + c completes and then
-  // arrives on the other's. Both consumers take n_tiles + 1 turns; consumer 1 pre-arrives on
-  // consumer 0's barrier (0 goes first) and skips the arrival after its last turn, so every
-  // barrier phase that is started also completes.
-  auto turn_begin = [&] {
-    if constexpr (kPingPong) named_barrier_sync(kTurnBarrier + cw, 256);
-  };
-  auto turn_end = [&](bool last) {
+    constexpr i32 kMagicBits = 0x4B400000;     // 1.5·2²³ as a float
+    constexpr float kMagic = 12582912.0f;
+    // Issue S_j = Q K_jᵀ (s32, both operands from shared memory) from ring slot `slot` as one commit
+    // group, accumulated onto kMagicBits (see softmax_block): the float with bits kMagicBits + S is
+    // exactly 1.5·2²³ + S, which saves the s32 → f32 conversion. Writing the accumulators first also
+    // ends the life of their previous contents (wgmma's accumulator operands are read-write).
+    auto issue_qk = [&](int slot, i32 (&acc)[kSRegs]) {
+#pragma unroll
+      for (int i = 0; i < kSRegs; ++i) acc[i] = kMagicBits;
+      fence_operands(acc);
+      wgmma_fence();
+      const u64 desc_k = make_kmajor_desc(sK + slot * kKBytes, kQKSwizzle);
+      // This consumer's Q tile, from a fresh thread-index read: a descriptor kept live through the
+      // main loop would cost two of its registers.
+      const u64 desc_q = make_kmajor_desc(sQ + (thread_id_x() / 128 - 1) * kQBytes, kQKSwizzle);
+#pragma unroll
+      for (int ks = 0; ks < kQKSteps; ++ks) {
+        wgmma_s8_ss<kCtaK>(acc, desc_advance(desc_q, 32 * ks), desc_advance(desc_k, 32 * ks), true);
+      }
+      wgmma_commit();
+    };
+    // Issue pv = P̃_j V_j and lsum = P̃_j · 1 (fresh fp32 accumulators) from ring slot `slot` as one
+    // commit group. The row sums come from the tensor cores (m64n8: 3% more MMA work) instead of
+    // 64 FADDs per thread and block, and they sum the e4m3 P̃ that P·V multiplies, so the
+    // normalization divides by exactly the weights the output was built from.
+    auto issue_pv = [&](int slot, float (&pv)[kORegs], float (&lsum)[4], u32 (&pa)[kPVSteps][4]) {
+      const u64 desc_v = make_kmajor_desc(sV + slot * kVBytes, Swizzle::b128);
+      const u64 desc_ones = make_kmajor_desc(sOnes, Swizzle::b128);
+#pragma unroll
+      for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<kD>(pv, pa[k], desc_advance(desc_v, 32 * k), k > 0);
+#pragma unroll
+      for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<8>(lsum, pa[k], desc_advance(desc_ones, 32 * k), k > 0);
+      wgmma_commit();
+    };
+    // ---- P̃ → e4m3 A fragments (no shuffles; V is token-permuted) ----
+    auto pack_p = [&](const float (&s)[kSRegs], u32 (&pa)[kPVSteps][4]) {
+#pragma unroll
+      for (int k = 0; k < kPVSteps; ++k) pack_p_e4m3(s, k, pa[k]);
+    };
+
+    const int tile = my_state[0], n = my_state[kStateStride], kb0 = my_state[2 * kStateStride];
+    const AttnWgmmaTile w = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, tile, geom[kQTiles], geom[kKvBlocks]);
+    const int seq_q = p.seq_q, seq_kv = p.seq_kv;
+    const int kb_end = kb0 + w.kv_blocks;      // this tile's K/V blocks are ring blocks [kb0, kb_end)
+    const long long bh_q = static_cast<long long>(w.b) * p.heads_q + w.h;
+    const long long bh_kv = static_cast<long long>(w.b) * p.heads_kv + w.h / (p.heads_q / p.heads_kv);
+    const float q_scale =
+        ldg_f32(p.q_scale + (bh_q * geom[kQBlocks] + w.qt) * kQGroups +
+                layout::q_group_of_row(layout::Granularity::per_thread, kRowsPerWg * cw + 16 * warp + g, 16));
+    // Group t of ring block kb's K block (kb − kb0), as a 32-bit offset from p.k_scale (a kernel
+    // parameter, so the 64-bit base costs no register through the main loop).
+    my_state[4 * kStateStride] = static_cast<int>(bh_kv * geom[kKBlocks] * kKGroups) + t - kb0 * kKGroups;
+    // Ring blocks from kb_mask on need masking: the block holding key seq_kv (a tail) and, causal,
+    // every block whose last key passes this consumer's first row (+ diag). The mask itself reads
+    // its row and key offsets back from loop_state (slots 2 and 3), so the main loop keeps one
+    // register for all of it.
+    const int diag = Cfg::mask == 2 ? seq_kv - seq_q : 0;
+    int first_masked = seq_kv % kCtaK != 0 ? seq_kv / kCtaK : w.kv_blocks;
+    if constexpr (Cfg::mask != 0) {
+      const int x = w.q0 + kRowsPerWg * cw + diag - (kCtaK - 1);  // key0 > x: the block crosses the diagonal
+      const int first_diagonal = x < 0 ? 0 : x / kCtaK + 1;
+      first_masked = first_diagonal < first_masked ? first_diagonal : first_masked;
+    }
+    my_state[5 * kStateStride] = kb0 + first_masked;
+    my_state[3 * kStateStride] = w.q0 + kRowsPerWg * cw + 16 * warp + g + diag;  // row + diag, r = 0
     if constexpr (kPingPong) {
-      if (!(last && cw == 1)) named_barrier_arrive(kTurnBarrier + (1 - cw), 256);
-    }
-  };
-  if constexpr (kPingPong) {
-    if (cw == 1 && n_tiles > 0) named_barrier_arrive(kTurnBarrier + 0, 256);
-  }
-
-  float o[kORegs];
-#pragma unroll
-  for (int i = 0; i < kORegs; ++i) o[i] = 0.0f;
-  float row_max[2] = {neg_inf(), neg_inf()}, row_sum[2] = {0.0f, 0.0f};
-
-  const u64 desc_q = make_kmajor_desc(sQ + cw * kQBytes, kQKSwizzle);
-  mbarrier_wait_parity(smem_u32(&bar_q[cw]), 0);  // always: no CTA exits with its Q copy in flight
-
-  constexpr i32 kMagicBits = 0x4B400000;     // 1.5·2²³ as a float
-  constexpr float kMagic = 12582912.0f;
-  // Issue S_j = Q K_jᵀ (s32, both operands from shared memory) as one commit group, accumulated
-  // onto kMagicBits (see softmax_block): the float with bits kMagicBits + S is exactly 1.5·2²³ + S,
-  // which saves the s32 → f32 conversion. Writing the accumulators first also ends the life of
-  // their previous contents (wgmma's accumulator operands are read-write).
-  auto issue_qk = [&](int j, i32 (&acc)[kSRegs]) {
-#pragma unroll
-    for (int i = 0; i < kSRegs; ++i) acc[i] = kMagicBits;
-    fence_operands(acc);
-    wgmma_fence();
-    const u64 desc_k = make_kmajor_desc(sK + (j % kStages) * kKBytes, kQKSwizzle);
-#pragma unroll
-    for (int ks = 0; ks < kQKSteps; ++ks) {
-      wgmma_s8_ss<kCtaK>(acc, desc_advance(desc_q, 32 * ks), desc_advance(desc_k, 32 * ks), true);
-    }
-    wgmma_commit();
-  };
-  // Issue pv = P̃_j V_j (fresh fp32 accumulator) as one commit group.
-  auto issue_pv = [&](int j, float (&pv)[kORegs], u32 (&pa)[kPVSteps][4]) {
-    const u64 desc_v = make_kmajor_desc(sV + (j % kStages) * kVBytes, Swizzle::b128);
-#pragma unroll
-    for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<kD>(pv, pa[k], desc_advance(desc_v, 32 * k), k > 0);
-    wgmma_commit();
-  };
-  // Dequantize, mask and online-softmax S_j (completed accumulators) into P̃_j (fp32, in s);
-  // alpha = exp2(m_old − m_new) per row. Updates row_max and the thread-partial row_sum.
-  // The exp2 (MUFU, 16/clk/SM) bounds this loop, so nothing else may use that pipe: the s32 → f32
-  // conversion (I2F, also 16/clk) is replaced by the magic-number trick — |S| <= 127²·D < 2²², so the
-  // float with bits 0x4B400000 + S is exactly 1.5·2²³ + S, and issue_qk accumulates onto those
-  // bits — and the dequantization folds into the
-  // exp2's argument: P̃ = exp2(raw·dq + (log2 448 − m − 1.5·2²³·dq)), one FFMA per element. The row
-  // max is taken on raw values (dq > 0 is the same for all of a thread's elements) and dequantized
-  // once per thread. The cancellation against 1.5·2²³·dq costs ~2⁻²⁴·1.3e7·dq in the exponent, under
-  // 1e-3 for any scale the quantizer writes (far below e4m3's 2⁻⁴).
-  // The e4m3 packing is separate (pack_p): it must not run while a P·V wgmma is in flight, or
-  // ptxas serializes every wgmma (C7513: non-wgmma defs of wgmma input registers in the stage).
-  constexpr float kMinDequant = 1e-30f;      // dq > 0 keeps −inf·dq = −inf for masked keys
-  // k_scale of block j: loaded before the block's wgmmas are issued (load_k_scale), so its global
-  // latency hides under the wait for them instead of stalling the softmax.
-  auto load_k_scale = [&](int j) { return ldg_f32(p.k_scale + (k_scale_base + j * kKGroups)); };
-  auto softmax_block = [&](int j, float k_scale, i32 (&acc)[kSRegs], float (&s)[kSRegs], float (&alpha)[2]) {
-    const float dq = fmaxf(q_scale * k_scale, kMinDequant);
-#pragma unroll
-    for (int i = 0; i < kSRegs; ++i) s[i] = __int_as_float(acc[i]);  // 1.5·2²³ + S, exactly
-
-    // ---- mask: keys past seq_kv and, on diagonal blocks, causal ----
-    const int key0 = j * kCtaK;
-    const bool tail = key0 + kCtaK > seq_kv;
-    const bool diagonal = Cfg::mask != 0 && key0 + kCtaK - 1 > wq0 + diag;
-    if (tail || diagonal) {
-      // Column acc_col(ctid, i) = 2t + acc_col(0, i): compare the compile-time part against
-      // per-block limits.
-      const int kv_limit = seq_kv - key0 - 2 * t;               // key >= seq_kv
-      const int causal_limit = my_row0 + diag - key0 - 2 * t;   // key > row + diag, row = my_row0 + 8r
-#pragma unroll
-      for (int i = 0; i < kSRegs; ++i) {
-        const int c = acc_col(0, i);
-        bool masked = c >= kv_limit;
-        if constexpr (Cfg::mask != 0) masked = masked || c > causal_limit + 8 * ((i / 2) % 2);
-        if (masked) s[i] = neg_inf();
-      }
+      if (cw == 1 && kb_end > kb0) named_barrier_arrive(kTurnBarrier + 0, 256);
     }
 
-    // ---- online softmax (log2 domain); register i is row r = (i / 2) % 2 ----
-    const float magic_dq = kMagic * dq;
+    float o[kORegs];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      // Reductions as trees of kLanes independent chains: a single chain of 32 dependent FMNMX /
-      // FADD would leave the one warp per scheduler of this consumer stalled on latency.
-      constexpr int kLanes = 8;
-      float mx8[kLanes];
+    for (int i = 0; i < kORegs; ++i) o[i] = 0.0f;
+    float row_max[2] = {neg_inf(), neg_inf()}, row_sum[2] = {0.0f, 0.0f};
+
+    mbarrier_wait_parity(smem_u32(&full_q[cw]), n & 1);  // always: no CTA exits with a Q copy in flight
+    if (kb_end == kb0) release(empty_q_addr());
+
+    // Dequantize, mask and online-softmax S (completed accumulators of ring block kb) into P̃
+    // (fp32, in s); alpha = exp2(m_old − m_new) per row. Updates row_max; the row sums come with
+    // P·V (issue_pv).
+    // The exp2 (MUFU, 16/clk/SM) bounds this loop, so nothing else may use that pipe: the s32 → f32
+    // conversion (I2F, also 16/clk) is replaced by the magic-number trick — |S| <= 127²·D < 2²², so
+    // the float with bits 0x4B400000 + S is exactly 1.5·2²³ + S, and issue_qk accumulates onto those
+    // bits — and the dequantization folds into the exp2's argument: P̃ = exp2(raw·dq + (log2 448 − m
+    // − 1.5·2²³·dq)), one FFMA per element. The row max is taken on raw values (dq > 0 is the same
+    // for all of a thread's elements) and dequantized once per thread. The cancellation against
+    // 1.5·2²³·dq costs ~2⁻²⁴·1.3e7·dq in the exponent, under 1e-3 for any scale the quantizer writes
+    // (far below e4m3's 2⁻⁴).
+    // The e4m3 packing is separate (pack_p): it must not run while a P·V wgmma is in flight, or
+    // ptxas serializes every wgmma (C7513: non-wgmma defs of wgmma input registers in the stage).
+    constexpr float kMinDequant = 1e-30f;      // dq > 0 keeps −inf·dq = −inf for masked keys
+    // k_scale of ring block kb: loaded before the block's wgmmas are issued (load_k_scale), so its
+    // global latency hides under the wait for them instead of stalling the softmax.
+    auto load_k_scale = [&](int kb) {
+      return ldg_f32(p.k_scale + (loop_state[4][thread_id_x() - 128] + kb * kKGroups));
+    };
+    auto softmax_block = [&](int kb, float k_scale, i32 (&acc)[kSRegs], float (&s)[kSRegs], float (&alpha)[2]) {
+      const float dq = fmaxf(q_scale * k_scale, kMinDequant);
 #pragma unroll
-      for (int l = 0; l < kLanes; ++l) mx8[l] = fmaxf(s[4 * l + 2 * r], s[4 * l + 2 * r + 1]);
+      for (int i = 0; i < kSRegs; ++i) s[i] = __int_as_float(acc[i]);  // 1.5·2²³ + S, exactly
+
+      // ---- mask: keys past seq_kv and, on diagonal blocks, causal ----
+      const int* state = &loop_state[0][thread_id_x() - 128];
+      if (kb >= state[5 * kStateStride]) {
+        // Column acc_col(ctid, i) = 2t + acc_col(0, i): compare the compile-time part against
+        // per-block limits.
+        const int key0 = (kb - state[2 * kStateStride]) * kCtaK;
+        const int kv_limit = seq_kv - key0 - 2 * t;                               // key >= seq_kv
+        const int causal_limit = state[3 * kStateStride] - key0 - 2 * t;          // key > row + diag
 #pragma unroll
-      for (int c = kLanes; c < kSRegs / 4; ++c) {
-        mx8[c % kLanes] = fmaxf(mx8[c % kLanes], fmaxf(s[4 * c + 2 * r], s[4 * c + 2 * r + 1]));
-      }
-#pragma unroll
-      for (int w = kLanes / 2; w > 0; w /= 2) {
-#pragma unroll
-        for (int l = 0; l < w; ++l) mx8[l] = fmaxf(mx8[l], mx8[l + w]);
-      }
-      const float mx = quad_max(fmaf(mx8[0], dq, -magic_dq));  // −inf stays −inf
-      const float m_new = fmaxf(row_max[r], mx);
-      const float m_use = m_new == neg_inf() ? 0.0f : m_new;  // no visible key yet: never NaN
-      alpha[r] = fast_exp2(row_max[r] - m_use);
-      row_max[r] = m_new;
-      const float bias = (kLog2Fp8Max - m_use) - magic_dq;
-      float sum8[kLanes];
-#pragma unroll
-      for (int l = 0; l < kLanes; ++l) sum8[l] = 0.0f;
-#pragma unroll
-      for (int c = 0; c < kSRegs / 4; ++c) {
-#pragma unroll
-        for (int e = 2 * r; e < 2 * r + 2; ++e) {
-          s[4 * c + e] = fast_exp2(fmaf(s[4 * c + e], dq, bias));
-          sum8[c % kLanes] += s[4 * c + e];
+        for (int i = 0; i < kSRegs; ++i) {
+          const int c = acc_col(0, i);
+          bool masked = c >= kv_limit;
+          if constexpr (Cfg::mask != 0) masked = masked || c > causal_limit + 8 * ((i / 2) % 2);
+          if (masked) s[i] = neg_inf();
         }
       }
-#pragma unroll
-      for (int w = kLanes / 2; w > 0; w /= 2) {
-#pragma unroll
-        for (int l = 0; l < w; ++l) sum8[l] += sum8[l + w];
-      }
-      const float sum = sum8[0];
-      row_sum[r] = row_sum[r] * alpha[r] + sum;  // thread-partial; quad-reduced in the epilogue
-    }
-  };
-  // ---- P̃ → e4m3 A fragments (no shuffles; V is token-permuted) ----
-  auto pack_p = [&](const float (&s)[kSRegs], u32 (&pa)[kPVSteps][4]) {
-#pragma unroll
-    for (int k = 0; k < kPVSteps; ++k) pack_p_e4m3(s, k, pa[k]);
-  };
 
-  // ============================ main loop over K/V blocks (pipelined) ============================
-  // ============================ main loop over K/V blocks (pipelined) ============================
-  // Iteration j issues QKᵀ(j) and then P·V(j − 1) (in one turn, with ping-pong), waits for QKᵀ(j)
-  // only and runs the softmax of block j while P·V(j − 1) — and the other consumer's wgmmas — run.
-  // o holds blocks < j − 1 (scaled to m_{j−2}); pa / alpha_prev hold P̃_{j−1} and exp2(m_{j−2} − m_{j−1}).
-  u32 pa[kPVSteps][4];
-  float alpha_prev[2] = {0.0f, 0.0f};
-  if (n_tiles > 0) {
-    const float k_scale = load_k_scale(0);
-    mbarrier_wait_parity(smem_u32(&full_k[0]), 0);
-    i32 acc[kSRegs];
-    turn_begin();
-    issue_qk(0, acc);
-    turn_end(false);
-    wgmma_wait<0>();
-    fence_operands(acc);
-    release(empty_k[0]);
-    float s[kSRegs];
-    softmax_block(0, k_scale, acc, s, alpha_prev);
-    pack_p(s, pa);
-  }
-  for (int j = 1; j < n_tiles; ++j) {
-    const int stage = j % kStages, pstage = (j - 1) % kStages;
-    const u32 parity = (j / kStages) & 1, pparity = ((j - 1) / kStages) & 1;
-
-    const float k_scale = load_k_scale(j);
-    mbarrier_wait_parity(smem_u32(&full_k[stage]), parity);
-    mbarrier_wait_parity(smem_u32(&full_v[pstage]), pparity);
-    i32 acc[kSRegs];
-    float pv[kORegs];
-#pragma unroll
-    for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
-    fence_operands(pv);
-    turn_begin();
-    issue_qk(j, acc);         // group 1
-    issue_pv(j - 1, pv, pa);  // group 2
-    turn_end(false);
-    wgmma_wait<1>();          // S_j done; P·V(j − 1) may still run under this softmax
-    fence_operands(acc);
-    release(empty_k[stage]);
-
-    float s[kSRegs];
-    float alpha_next[2];
-    softmax_block(j, k_scale, acc, s, alpha_next);
-
-    wgmma_wait<0>();  // P·V(j − 1) done
-    fence_operands(pv);
-#pragma unroll
-    for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
-    fence_operands(s);
-    release(empty_v[pstage]);
-    // ---- promote: O = α_{j−1}·O + pv ----
-#pragma unroll
-    for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha_prev[(i / 2) % 2] + pv[i];
-    pack_p(s, pa);  // only now: P·V(j − 1) no longer reads pa
-    alpha_prev[0] = alpha_next[0];
-    alpha_prev[1] = alpha_next[1];
-  }
-  if (n_tiles > 0) {  // drain: P·V of the last block
-    const int jl = n_tiles - 1;
-    mbarrier_wait_parity(smem_u32(&full_v[jl % kStages]), (jl / kStages) & 1);
-    float pv[kORegs];
-#pragma unroll
-    for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
-    fence_operands(pv);
-    turn_begin();
-    wgmma_fence();
-    issue_pv(jl, pv, pa);
-    turn_end(true);
-    wgmma_wait<0>();
-    fence_operands(pv);
-#pragma unroll
-    for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha_prev[(i / 2) % 2] + pv[i];
-  }
-
-  // ================================ epilogue ================================
-  // Re-read the CTA ids (cheap S2R) rather than keep b, h live through the main loop.
-  const int eb = cta_id_z(), eh = cta_id_y();
-  const long long e_bh_q = static_cast<long long>(eb) * p.heads_q + eh;
-  const long long e_bh_kv = static_cast<long long>(eb) * p.heads_kv + eh / (p.heads_q / p.heads_kv);
-
-  float inv_sum[2];
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const float l = quad_sum(row_sum[r]);
-    row_sum[r] = l;
-    inv_sum[r] = l > 0.0f ? 1.0f / l : 0.0f;  // no visible key: output 0, never NaN
-  }
-
-  if constexpr (Cfg::write_lse) {
-    if (p.lse != nullptr && t == 0) {
+      // ---- online softmax (log2 domain); register i is row r = (i / 2) % 2 ----
+      const float magic_dq = kMagic * dq;
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        const int row = my_row0 + 8 * r;
-        if (row < seq_q) {
-          const long long idx = e_bh_q * seq_q + row;
-          float lse = neg_inf();
-          if (row_sum[r] > 0.0f) {
-            lse = (row_max[r] + fast_log2(row_sum[r]) - kLog2Fp8Max) * kLn2;
-            if (p.lse_correction != nullptr) lse += p.lse_correction[idx];
+        // The max as a tree of kLanes independent chains: a single chain of 32 dependent FMNMX
+        // would leave the one warp per scheduler of this consumer stalled on latency.
+        constexpr int kLanes = 8;
+        float mx8[kLanes];
+#pragma unroll
+        for (int l = 0; l < kLanes; ++l) mx8[l] = fmaxf(s[4 * l + 2 * r], s[4 * l + 2 * r + 1]);
+#pragma unroll
+        for (int c = kLanes; c < kSRegs / 4; ++c) {
+          mx8[c % kLanes] = fmaxf(mx8[c % kLanes], fmaxf(s[4 * c + 2 * r], s[4 * c + 2 * r + 1]));
+        }
+#pragma unroll
+        for (int v = kLanes / 2; v > 0; v /= 2) {
+#pragma unroll
+          for (int l = 0; l < v; ++l) mx8[l] = fmaxf(mx8[l], mx8[l + v]);
+        }
+        const float mx = quad_max(fmaf(mx8[0], dq, -magic_dq));  // −inf stays −inf
+        const float m_new = fmaxf(row_max[r], mx);
+        const float m_use = m_new == neg_inf() ? 0.0f : m_new;  // no visible key yet: never NaN
+        alpha[r] = fast_exp2(row_max[r] - m_use);
+        row_max[r] = m_new;
+        const float bias = (kLog2Fp8Max - m_use) - magic_dq;
+#pragma unroll
+        for (int c = 0; c < kSRegs / 4; ++c) {
+#pragma unroll
+          for (int e = 2 * r; e < 2 * r + 2; ++e) s[4 * c + e] = fast_exp2(fmaf(s[4 * c + e], dq, bias));
+        }
+      }
+    };
+
+    // ========================== main loop over K/V blocks (pipelined) ==========================
+    // Iteration kb issues QKᵀ(kb) and then P·V(kb − 1) (in one turn, with ping-pong), waits for
+    // QKᵀ(kb) only and runs its softmax while P·V(kb − 1) — and the other consumer's wgmmas — run.
+    // o holds the blocks before kb − 1 (scaled to their max); pa / alpha_prev hold P̃ of kb − 1 and
+    // exp2(m_{kb−2} − m_{kb−1}). Ring block kb sits in slot kb % stages. The Q slot is released once
+    // the tile's last QKᵀ completed, so the producer loads the next tile's Q under this tile's last
+    // softmax, P·V and epilogue.
+    u32 pa[kPVSteps][4];
+    float alpha_prev[2] = {0.0f, 0.0f};
+    if (kb_end > kb0) {
+      const int stage = kb0 % kStages;
+      const float k_scale = load_k_scale(kb0);
+      mbarrier_wait_parity(smem_u32(&full_k[stage]), (kb0 / kStages) & 1);
+      i32 acc[kSRegs];
+      turn_begin();
+      issue_qk(stage, acc);
+      turn_end(false);
+      wgmma_wait<0>();
+      fence_operands(acc);
+      release(smem_u32(&empty_k[stage]));
+      if (kb_end == kb0 + 1) release(empty_q_addr());
+      float s[kSRegs];
+      softmax_block(kb0, k_scale, acc, s, alpha_prev);
+      pack_p(s, pa);
+    }
+    for (int kb = kb0 + 1; kb < kb_end; ++kb) {
+      const int stage = kb % kStages, pstage = (kb - 1) % kStages;
+      const u32 parity = (kb / kStages) & 1, pparity = ((kb - 1) / kStages) & 1;
+
+      const float k_scale = load_k_scale(kb);
+      mbarrier_wait_parity(smem_u32(&full_k[stage]), parity);
+      mbarrier_wait_parity(smem_u32(&full_v[pstage]), pparity);
+      i32 acc[kSRegs];
+      float pv[kORegs], lsum[4];
+#pragma unroll
+      for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
+      fence_operands(pv);
+      fence_operands(lsum);
+      turn_begin();
+      issue_qk(stage, acc);      // group 1
+      issue_pv(pstage, pv, lsum, pa);  // group 2
+      turn_end(false);
+      wgmma_wait<1>();           // S done; P·V(kb − 1) may still run under this softmax
+      fence_operands(acc);
+      release(smem_u32(&empty_k[stage]));
+      if (kb == kb_end - 1) release(empty_q_addr());
+
+      float s[kSRegs];
+      float alpha_next[2];
+      softmax_block(kb, k_scale, acc, s, alpha_next);
+
+      wgmma_wait<0>();  // P·V(kb − 1) done
+      fence_operands(pv);
+      fence_operands(lsum);
+#pragma unroll
+      for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
+      fence_operands(s);
+      release(smem_u32(&empty_v[pstage]));
+      // ---- promote: O = α_{kb−1}·O + pv, l = α_{kb−1}·l + lsum ----
+#pragma unroll
+      for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha_prev[(i / 2) % 2] + pv[i];
+      row_sum[0] = row_sum[0] * alpha_prev[0] + lsum[0];  // lsum[2r]: row r (columns 2t, 2t + 1 alike)
+      row_sum[1] = row_sum[1] * alpha_prev[1] + lsum[2];
+      pack_p(s, pa);  // only now: P·V(kb − 1) no longer reads pa
+      alpha_prev[0] = alpha_next[0];
+      alpha_prev[1] = alpha_next[1];
+    }
+    if (kb_end > kb0) {  // drain: P·V of the last block
+      const int kl = kb_end - 1;
+      mbarrier_wait_parity(smem_u32(&full_v[kl % kStages]), (kl / kStages) & 1);
+      float pv[kORegs], lsum[4];
+#pragma unroll
+      for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
+      fence_operands(pv);
+      fence_operands(lsum);
+      turn_begin();
+      wgmma_fence();
+      issue_pv(kl % kStages, pv, lsum, pa);
+      turn_end(true);
+      wgmma_wait<0>();
+      fence_operands(pv);
+      fence_operands(lsum);
+      release(smem_u32(&empty_v[kl % kStages]));
+#pragma unroll
+      for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha_prev[(i / 2) % 2] + pv[i];
+      row_sum[0] = row_sum[0] * alpha_prev[0] + lsum[0];  // lsum[2r]: row r (columns 2t, 2t + 1 alike)
+      row_sum[1] = row_sum[1] * alpha_prev[1] + lsum[2];
+    }
+    // ================================ epilogue ================================
+    // The tile's coordinates again (cheap integer arithmetic) rather than kept live through the
+    // main loop.
+    const int e_vtid = thread_id_x();
+    int* const e_state = &loop_state[0][e_vtid - 128];
+    const int e_tile = e_state[0];
+    e_state[0] = e_tile + (Cfg::persistent ? static_cast<int>(gridDim.x) : geom[kTiles]);
+    e_state[kStateStride] += 1;
+    e_state[2 * kStateStride] = kb_end;
+    const AttnWgmmaTile e = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, e_tile, geom[kQTiles], geom[kKvBlocks]);
+    const long long e_bh_q = static_cast<long long>(e.b) * p.heads_q + e.h;
+    const long long e_bh_kv = static_cast<long long>(e.b) * p.heads_kv + e.h / (p.heads_q / p.heads_kv);
+    // This thread's first row: 64·consumer + 16·warp + lane / 4 = 16·((tid − 128) / 32) + lane / 4.
+    const int e_row0 = e.q0 + 16 * ((e_vtid - 128) / 32) + (e_vtid % 32) / 4;
+    const int e_t = e_vtid % 4;
+
+    float inv_sum[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float l = row_sum[r];  // whole-row sums already (P̃ · 1 over all 128 keys of each block)
+      inv_sum[r] = l > 0.0f ? 1.0f / l : 0.0f;  // no visible key: output 0, never NaN
+    }
+
+    if constexpr (Cfg::write_lse) {
+      if (p.lse != nullptr && e_t == 0) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int row = e_row0 + 8 * r;
+          if (row < seq_q) {
+            const long long idx = e_bh_q * seq_q + row;
+            float lse = neg_inf();
+            if (row_sum[r] > 0.0f) {
+              lse = (row_max[r] + fast_log2(row_sum[r]) - kLog2Fp8Max) * kLn2;
+              if (p.lse_correction != nullptr) lse += p.lse_correction[idx];
+            }
+            p.lse[idx] = lse;
           }
-          p.lse[idx] = lse;
         }
       }
     }
-  }
 
-  const float* vs = p.v_scale + e_bh_kv * kD;
-  u16* gO = static_cast<u16*>(p.o) + eb * p.o_stride_b + eh * p.o_stride_h;
+    const float* vs = p.v_scale + e_bh_kv * kD;
+    u16* gO = static_cast<u16*>(p.o) + e.b * p.o_stride_b + e.h * p.o_stride_h;
 #pragma unroll
-  for (int c = 0; c < kORegs / 4; ++c) {  // 8-channel slice c: channels 8c + 2t, 8c + 2t + 1
-    const float c0 = ldg_f32(vs + 8 * c + 2 * t), c1 = ldg_f32(vs + 8 * c + 2 * t + 1);
+    for (int c = 0; c < kORegs / 4; ++c) {  // 8-channel slice c: channels 8c + 2t, 8c + 2t + 1
+      const float c0 = ldg_f32(vs + 8 * c + 2 * e_t), c1 = ldg_f32(vs + 8 * c + 2 * e_t + 1);
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int row = my_row0 + 8 * r;
-      if (row < seq_q) {
-        const u32 v = f32x2_to_half2<false>(o[4 * c + 2 * r] * (inv_sum[r] * c0),
-                                             o[4 * c + 2 * r + 1] * (inv_sum[r] * c1));
-        *reinterpret_cast<u32*>(gO + row * p.o_stride_s + 8 * c + 2 * t) = v;
+      for (int r = 0; r < 2; ++r) {
+        const int row = e_row0 + 8 * r;
+        if (row < seq_q) {
+          const u32 v = f32x2_to_half2<Cfg::out_bf16>(o[4 * c + 2 * r] * (inv_sum[r] * c0),
+                                               o[4 * c + 2 * r + 1] * (inv_sum[r] * c1));
+          *reinterpret_cast<u32*>(gO + row * p.o_stride_s + 8 * c + 2 * e_t) = v;
+        }
       }
     }
   }

@@ -377,6 +377,15 @@ __device__ __forceinline__ void wgmma_m64n256k32_s8_ss(i32 (&d)[128], u64 desc_a
       : "l"(desc_a), "l"(desc_b), "r"(static_cast<int>(accumulate)));
 }
 
+// N = 8: the row sums of P (P times a tile of ones), see attn_wgmma.cuh.
+__device__ __forceinline__ void wgmma_m64n8k32_e4m3_rs(float (&d)[4], const u32 (&a)[4], u64 desc_b, bool accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(static_cast<int>(accumulate)));
+}
+
 __device__ __forceinline__ void wgmma_m64n64k32_e4m3_rs(float (&d)[32], const u32 (&a)[4], u64 desc_b,
                                                             bool accumulate) {
   asm volatile(
@@ -460,8 +469,9 @@ __device__ __forceinline__ void wgmma_s8_ss(i32 (&d)[N / 2], u64 desc_a, u64 des
 template <int N>
 __device__ __forceinline__ void wgmma_e4m3_rs(float (&d)[N / 2], const u32 (&a)[4], u64 desc_b,
                                               bool accumulate) {
-  static_assert(N == 64 || N == 128 || N == 256, "wgmma e4m3 wrappers exist for N = 64, 128, 256");
-  if constexpr (N == 64) wgmma_m64n64k32_e4m3_rs(d, a, desc_b, accumulate);
+  static_assert(N == 8 || N == 64 || N == 128 || N == 256, "wgmma e4m3 wrappers exist for N = 8, 64, 128, 256");
+  if constexpr (N == 8) wgmma_m64n8k32_e4m3_rs(d, a, desc_b, accumulate);
+  else if constexpr (N == 64) wgmma_m64n64k32_e4m3_rs(d, a, desc_b, accumulate);
   else if constexpr (N == 128) wgmma_m64n128k32_e4m3_rs(d, a, desc_b, accumulate);
   else wgmma_m64n256k32_e4m3_rs(d, a, desc_b, accumulate);
 }

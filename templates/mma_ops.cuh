@@ -168,6 +168,11 @@ __device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); 
 
 // blockIdx through volatile reads: a value derived from them in an epilogue is recomputed there
 // instead of being held in a register (or spilled) across the main loop.
+__device__ __forceinline__ int thread_id_x() {
+  int r;
+  asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(r));
+  return r;
+}
 __device__ __forceinline__ int cta_id_y() {
   int r;
   asm volatile("mov.u32 %0, %%ctaid.y;\n" : "=r"(r));

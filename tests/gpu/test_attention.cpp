@@ -98,6 +98,13 @@ std::vector<AttnCheckCase> accuracy_cases() {
   AttnCheckCase no_lse;
   no_lse.lse = false, no_lse.dtype = DType::bf16, no_lse.layout = Layout::nhd;
   add(no_lse);
+  // bf16 in and out on the FP8 path (the wgmma kernel on sm_90a), both head dims it has.
+  for (int D : {64, 128}) {
+    AttnCheckCase c;
+    c.head_dim = D, c.dtype = DType::bf16, c.options.pv = PvType::fp8_e4m3, c.options.mask = Mask::causal_bottom_right;
+    c.heads_q = 8, c.heads_kv = 2, c.seq_q = 900, c.seq_kv = 1300;
+    add(c);
+  }
   // INT4 Q/K wherever it runs: on INT4 tensor cores (sm_80/86/89) or emulated by ptxas (sm_90a,
   // sm_120, where this is its correctness check). D = 64 and 128, with and without the causal mask,
   // f16 P·V; GQA 2:1 and an odd query length.

@@ -34,12 +34,13 @@ namespace {
 
 constexpr int kCtaK = kernels::kWgmmaCtaK;
 
-const Kernel& wgmma_kernel(int d, int consumers, int stages, int mask, bool lse, bool pingpong) {
+const Kernel& wgmma_kernel(int d, int consumers, int stages, int mask, bool lse, bool pingpong, bool persistent) {
   const Arch arch = query_device(current_device_ordinal()).arch();
-  const std::string cfg = fmt::format("sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}, {}, {}>", d, consumers, stages,
-                                      mask, lse ? "true" : "false", pingpong ? "true" : "false");
-  const GeneratedUnit unit{fmt::format("test.attn_wgmma.d{}.c{}.s{}.m{}.l{}.p{}", d, consumers, stages, mask, int(lse),
-                                       int(pingpong)),
+  const std::string cfg =
+      fmt::format("sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}, {}, {}, {}>", d, consumers, stages, mask,
+                  lse ? "true" : "false", pingpong ? "true" : "false", persistent ? "true" : "false");
+  const GeneratedUnit unit{fmt::format("test.attn_wgmma.d{}.c{}.s{}.m{}.l{}.p{}.r{}", d, consumers, stages, mask,
+                                       int(lse), int(pingpong), int(persistent)),
                            arch,
                            "#include \"attn_wgmma.cuh\"\n", "&sagejit::kernels::attention_wgmma<" + cfg + " >"};
   return default_jit().kernel(unit);
@@ -52,11 +53,14 @@ struct Case {
   int consumers = 2;  // cta_q = 64 · consumers
   int stages = 2;
   bool pingpong = false;
+  bool persistent = false;
+  int persistent_ctas = 0;  // CTAs of a persistent launch; 0: one per resident slot of the GPU
   std::uint32_t seed = 1;
   int cta_q() const { return kernels::kWgmmaRowsPerWg * consumers; }
   std::string describe() const {
-    return fmt::format("B={} Hq={} Hkv={} Sq={} Skv={} D={} mask={} lse={} consumers={} stages={}", batch, heads_q,
-                       heads_kv, seq_q, seq_kv, head_dim, mask, int(lse), consumers, stages);
+    return fmt::format("B={} Hq={} Hkv={} Sq={} Skv={} D={} mask={} lse={} consumers={} stages={}{}", batch, heads_q,
+                       heads_kv, seq_q, seq_kv, head_dim, mask, int(lse), consumers, stages,
+                       persistent ? fmt::format(" persistent({})", persistent_ctas) : std::string());
   }
 };
 
@@ -120,12 +124,19 @@ struct Problem {
   }
 
   void launch(CUstream stream = nullptr) {
-    const Kernel& kernel = wgmma_kernel(c.head_dim, c.consumers, c.stages, c.mask, c.lse, c.pingpong);
+    const Kernel& kernel = wgmma_kernel(c.head_dim, c.consumers, c.stages, c.mask, c.lse, c.pingpong, c.persistent);
     void* args[] = {&params, &map_q, &map_k, &map_v};
-    const LaunchConfig cfg{{static_cast<unsigned>((c.seq_q + c.cta_q() - 1) / c.cta_q()),
-                            static_cast<unsigned>(c.heads_q), static_cast<unsigned>(c.batch)},
-                           {static_cast<unsigned>(kernels::attn_wgmma_threads(c.consumers)), 1, 1},
-                           static_cast<unsigned>(kernels::attn_wgmma_smem_bytes(c.head_dim, c.consumers, c.stages))};
+    const unsigned q_tiles = static_cast<unsigned>((c.seq_q + c.cta_q() - 1) / c.cta_q());
+    LaunchConfig cfg{{q_tiles, static_cast<unsigned>(c.heads_q), static_cast<unsigned>(c.batch)},
+                     {static_cast<unsigned>(kernels::attn_wgmma_threads(c.consumers)), 1, 1},
+                     static_cast<unsigned>(kernels::attn_wgmma_smem_bytes(c.head_dim, c.consumers, c.stages))};
+    if (c.persistent) {
+      const int tiles = static_cast<int>(q_tiles) * c.heads_q * c.batch;
+      const int ctas = c.persistent_ctas > 0 ? std::min(c.persistent_ctas, tiles)
+                                             : kernels::attn_wgmma_persistent_ctas(
+                                                   tiles, current_device_info().sm_count, c.consumers);
+      cfg.grid = {static_cast<unsigned>(ctas), 1, 1};
+    }
     kernel.launch(cfg, stream, args);
   }
 };
@@ -215,7 +226,11 @@ void run_accuracy(const Case& c) {
   CHECK(lse_bad == 0);
   CHECK(m.cosine >= 0.999);
   CHECK(m.rel_l1 <= 0.04);
-  if (c.lse) CHECK(lse_err <= 0.03);
+  // The LSE bar is a maximum over rows: a causal row that sees a handful of keys carries the
+  // quantization error of those few scores unaveraged (measured 0.0342 on D = 64, Sq 900 / Skv 1300
+  // top-left, the same with and without the persistent schedule), as in test_attention_varlen.cpp.
+  const int fewest_keys = c.mask == 0 ? c.seq_kv : c.mask == 1 ? 1 : c.seq_kv - c.seq_q + 1;
+  if (c.lse) CHECK(lse_err <= (fewest_keys < 16 ? 0.045 : 0.03));
 }
 
 }  // namespace
@@ -261,6 +276,36 @@ TEST_CASE("attn_wgmma: the sm_90a TMA + wgmma kernel matches the float64 referen
   run_accuracy(tail);
 }
 
+// The persistent schedule: each CTA loops over tiles, carrying its K/V ring position and Q barrier
+// phase from one tile to the next. Small grids (3 and 5 CTAs) put many tiles of different lengths
+// (causal) through each CTA; the full grid checks the launch the runtime uses.
+TEST_CASE("attn_wgmma: the persistent schedule matches the float64 reference" * test::needs_hopper()) {
+  std::uint32_t seed = 9400;
+  Case c;  // two consumers, many tiles per CTA, causal, GQA, LSE
+  c.persistent = true, c.persistent_ctas = 3, c.heads_q = 4, c.heads_kv = 2, c.seq_q = c.seq_kv = 1100, c.mask = 1;
+  c.stages = 4, c.seed = seed++;
+  run_accuracy(c);
+  c.mask = 0, c.stages = 3, c.persistent_ctas = 5, c.seed = seed++;  // odd ring depth: slots wrap mid-tile
+  run_accuracy(c);
+  Case br;  // bottom-right with Sq > Skv: the first tiles see no keys (zero blocks, output 0, LSE −inf)
+  br.persistent = true, br.persistent_ctas = 3, br.seq_q = 1000, br.seq_kv = 300, br.mask = 2, br.seed = seed++;
+  run_accuracy(br);
+  Case one;  // one consumer, D = 64, 2 CTAs per SM
+  one.persistent = true, one.persistent_ctas = 4, one.consumers = 1, one.head_dim = 64, one.stages = 3;
+  one.batch = 2, one.seq_q = 900, one.seq_kv = 1300, one.mask = 1, one.seed = seed++;
+  run_accuracy(one);
+  one.persistent = false;  // the same inputs, one tile per CTA: the errors must match
+  run_accuracy(one);
+  Case pp;  // ping-pong turns carried across tiles
+  pp.persistent = true, pp.persistent_ctas = 3, pp.pingpong = true, pp.seq_q = pp.seq_kv = 800, pp.mask = 1;
+  pp.seed = seed++;
+  run_accuracy(pp);
+  Case full;  // the runtime's grid: one CTA per SM, more tiles than SMs
+  full.persistent = true, full.batch = 2, full.heads_q = full.heads_kv = 8, full.seq_q = full.seq_kv = 3000;
+  full.stages = 4, full.seed = seed++;
+  run_accuracy(full);
+}
+
 // Small shapes for scripts/sanitize.sh (compute-sanitizer memcheck, racecheck, synccheck): both
 // tiles, a tail Q tile, keys past a block edge, both causal alignments, GQA.
 TEST_CASE("attn_wgmma: small shapes (the compute-sanitizer set)" * test::needs_hopper()) {
@@ -273,21 +318,36 @@ TEST_CASE("attn_wgmma: small shapes (the compute-sanitizer set)" * test::needs_h
   Case one;
   one.consumers = 1, one.head_dim = 64, one.seq_q = 130, one.seq_kv = 129, one.stages = 3, one.seed = seed++;
   run_accuracy(one);
+  Case loop;  // persistent: two CTAs loop over 8 tiles (causal, tail block, ring wrapping across tiles)
+  loop.persistent = true, loop.persistent_ctas = 2, loop.heads_q = 2, loop.heads_kv = 1, loop.seq_q = 500;
+  loop.seq_kv = 500, loop.mask = 1, loop.stages = 3, loop.seed = seed++;
+  run_accuracy(loop);
 }
 
-TEST_CASE("attn_wgmma: kernel-only timing at B=4 S=4096, H=32 D=128 and H=64 D=64 (no assertion)" *
+TEST_CASE("attn_wgmma: kernel-only timing at B=4, S=1024 and 4096, H=32 D=128 and H=64 D=64 (no assertion)" *
           test::needs_hopper()) {
   ensure_current_context();
   struct Variant {
-    int head_dim, consumers, stages, mask;
-    bool pingpong;
+    int seq, head_dim, consumers, stages, mask;
+    bool pingpong, persistent;
   };
-  for (const Variant var : {Variant{128, 2, 2, 0, false}, {128, 2, 2, 0, true}, {128, 2, 3, 0, false},
-                            {128, 2, 4, 0, false}, {128, 2, 2, 1, false}, {128, 2, 2, 1, true}, {64, 2, 2, 0, false},
-                            {64, 2, 2, 0, true}, {64, 2, 4, 0, false}, {64, 1, 2, 0, false}, {64, 1, 3, 0, false}}) {
+  std::vector<Variant> variants;
+  for (int seq : {4096, 1024}) {
+    for (int mask : {0, 1}) {
+      for (bool persistent : {false, true}) {
+        variants.push_back({seq, 128, 2, 4, mask, false, persistent});
+        variants.push_back({seq, 64, 1, 3, mask, false, persistent});
+      }
+    }
+  }
+  variants.push_back({4096, 128, 2, 2, 0, true, false});
+  variants.push_back({4096, 128, 2, 2, 0, true, true});
+  variants.push_back({4096, 64, 2, 2, 0, false, true});
+  for (const Variant var : variants) {
     Case c;
-    c.batch = 4, c.heads_q = c.heads_kv = 32, c.seq_q = c.seq_kv = 4096, c.head_dim = var.head_dim;
+    c.batch = 4, c.heads_q = c.heads_kv = 32, c.seq_q = c.seq_kv = var.seq, c.head_dim = var.head_dim;
     c.mask = var.mask, c.lse = false, c.consumers = var.consumers, c.stages = var.stages, c.pingpong = var.pingpong;
+    c.persistent = var.persistent;
     if (c.head_dim == 64) c.heads_q = c.heads_kv = 64;
     const std::size_t n = std::size_t(c.batch) * c.heads_q * c.seq_q * c.head_dim;
     // Cheap deterministic inputs (values of a N(0,1)-like spread; timing does not depend on them).
@@ -321,9 +381,11 @@ TEST_CASE("attn_wgmma: kernel-only timing at B=4 S=4096, H=32 D=128 and H=64 D=6
     const std::size_t out_elems = n;
     std::size_t non_finite = 0;
     for (std::uint16_t b : pb.out->download<std::uint16_t>(out_elems)) non_finite += (b & 0x7c00) == 0x7c00;
-    MESSAGE(fmt::format("attn_wgmma D={} consumers={} stages={} mask={} pingpong={}: median {:.3f} ms (min {:.3f}) over 20 "
-                        "launches = {:.1f} TOPS (4·B·H·S²·D / t, halved when causal); non-finite outputs {}",
-                        c.head_dim, c.consumers, c.stages, c.mask, int(c.pingpong), median, ms.front(),
+    MESSAGE(fmt::format("attn_wgmma S={} D={} consumers={} stages={} mask={} pingpong={} persistent={}: median {:.3f} "
+                        "ms (min {:.3f}) over 20 launches = {:.1f} TOPS (4·B·H·S²·D / t, halved when causal); "
+                        "non-finite outputs {}",
+                        c.seq_q, c.head_dim, c.consumers, c.stages, c.mask, int(c.pingpong), int(c.persistent), median,
+                        ms.front(),
                         ops / (median * 1e-3) / 1e12, non_finite));
   }
 }

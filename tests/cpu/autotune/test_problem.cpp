@@ -105,10 +105,12 @@ TEST_CASE("a caller's tile alone means mma; wgmma cannot run varlen and says so 
 }
 
 TEST_CASE("variant names parse back, and bad ones are refused naming the argument") {
-  for (const AttnTile& t : {AttnTile{128, 64, 8, 2, 1}, AttnTile{64, 128, 4, 3, 2}, AttnTile{32, 32, 2, 4, 1}}) {
+  for (const AttnTile& t : {AttnTile{128, 64, 8, 2, 1}, AttnTile{64, 128, 4, 3, 2}, AttnTile{32, 32, 2, 4, 1},
+                            wgmma_tile(2, 4, true), wgmma_tile(1, 3, true)}) {
     CHECK(parse_tile_name(t.name()) == t);
   }
-  for (const char* bad : {"", "128x64w8s2", "t128x64w8", "t128x64w8s2c1", "t128x64w8s2x", "t128x64w8s2c2junk"}) {
+  for (const char* bad : {"", "128x64w8s2", "t128x64w8", "t128x64w8s2c1", "t128x64w8s2x", "t128x64w8s2c2junk",
+                          "t128x64w8s2pc2", "t128x64w8s2pp", "p"}) {
     CAPTURE(bad);
     CHECK_THROWS_WITH_AS(parse_tile_name(bad, "tile_config"), doctest::Contains("argument `tile_config`"),
                          InvalidArgument);

@@ -18,7 +18,8 @@ Problem problem(const char* arch, int d) {
 }
 
 std::size_t product(const FieldRanges& r) {
-  return r.cta_q.size() * r.cta_k.size() * r.warps_q.size() * r.stages.size() * r.min_ctas_per_sm.size();
+  return r.cta_q.size() * r.cta_k.size() * r.warps_q.size() * r.stages.size() * r.min_ctas_per_sm.size() *
+         r.persistent.size();
 }
 
 }  // namespace

@@ -330,7 +330,7 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   w.tile = wgmma_tile();
   CHECK_NOTHROW(w.validate());
   CHECK(w.canonical_name() == "attn.wgmma.d128.int8.per_thread.fp8.none.f16.sm_90a.t128x128w8s2");
-  CHECK(w.shared_bytes() == 2 * 64 * 128 + 2 * 2 * 128 * 128 + 1024);
+  CHECK(w.shared_bytes() == 2 * 64 * 128 + 2 * 2 * 128 * 128 + 8 * 128 + 1024);  // Q, K/V ring, ones tile, alignment
   CHECK(w.threads() == 384);  // two consumer warpgroups and the producer
   CHECK(w.generate().source.find("static constexpr int consumers = 2;") != std::string::npos);
   AttnSpec one = w;
@@ -346,8 +346,18 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
                        InvalidArgument);
   deep.tile.stages = 4;
   CHECK_NOTHROW(deep.validate());
-  CHECK(wgmma_default_tile(64) == wgmma_tile(1, 3));
-  CHECK(wgmma_default_tile(128) == wgmma_tile(2, 4));
+  AttnSpec persistent = w;
+  persistent.tile = wgmma_tile(2, 4, true);
+  CHECK_NOTHROW(persistent.validate());
+  CHECK(persistent.canonical_name() == "attn.wgmma.d128.int8.per_thread.fp8.none.f16.sm_90a.t128x128w8s4p");
+  CHECK(persistent.generate().source.find("static constexpr bool persistent = true;") != std::string::npos);
+  CHECK(wgmma_tile(1, 3, true).name() == "t64x128w4s3c2p");
+  AttnSpec mma_persistent;  // the mma kernel has no persistent schedule
+  mma_persistent.tile.persistent = true;
+  CHECK_THROWS_WITH_AS(mma_persistent.validate(), doctest::Contains("argument `tile.persistent`"), InvalidArgument);
+  CHECK(wgmma_default_tile(64, Mask::none) == wgmma_tile(1, 3));
+  CHECK(wgmma_default_tile(128, Mask::none) == wgmma_tile(2, 4, true));
+  CHECK(wgmma_default_tile(128, Mask::causal_top_left) == wgmma_tile(2, 4));
   const GeneratedUnit u = w.generate();
   CHECK(u.source.find("#include \"attn_wgmma.cuh\"") != std::string::npos);
   CHECK(u.name_expression == "&sagejit::kernels::attention_wgmma<Config>");
@@ -366,6 +376,9 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `tile`: the wgmma kernel's tiles are 64x128w4"),
                        InvalidArgument);
   CHECK(wgmma_supports(w));
-  w.out.dtype = DType::bf16;
+  w.out.dtype = DType::bf16;  // bf16 output: the epilogue's conversion
+  CHECK(wgmma_supports(w));
+  CHECK(w.generate().source.find("static constexpr bool out_bf16 = true;") != std::string::npos);
+  w.quant.smooth_q = true;
   CHECK_FALSE(wgmma_supports(w));
 }
