@@ -47,10 +47,8 @@ std::int64_t seq_bucket(std::int64_t seq) {
 
 std::string_view family_unfit(const Problem& p, AttnFamily family) {
   if (family != AttnFamily::wgmma) return {};
-  // TMA needs non-empty tensors (an empty Q or K/V, output all zeros, stays on mma.sync), and
-  // attn_wgmma.cuh does not read cu_seqlens yet.
+  // TMA needs non-empty tensors (an empty Q or K/V, output all zeros, stays on mma.sync).
   if (p.seq_q <= 0 || p.seq_kv <= 0) return "the wgmma kernel needs Sq > 0 and Skv > 0 (TMA)";
-  if (p.varlen) return "the wgmma kernel does not take variable-length batches yet";
   return {};
 }
 

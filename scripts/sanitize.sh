@@ -18,4 +18,13 @@ for tool in memcheck racecheck synccheck; do
   echo "compute-sanitizer $tool: rc $rc, $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -1)"
   [ "$rc" -eq 0 ] || status=1
 done
+# The varlen path (packed batches through the runtime; on sm_90a the FP8 cases run the wgmma
+# kernel with per-sequence tiles), under memcheck.
+./build/sagejit_gpu_tests -tc="attention_varlen equals*" >/dev/null 2>&1
+log="$out/sanitize_varlen_memcheck.log"
+timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 \
+  ./build/sagejit_gpu_tests -tc="attention_varlen equals*" >"$log" 2>&1
+rc=$?
+echo "compute-sanitizer memcheck (varlen): rc $rc, $(grep -E "ERROR SUMMARY" "$log" | tail -1)"
+[ "$rc" -eq 0 ] || status=1
 exit $status

@@ -51,8 +51,9 @@
 //   static (the launch must raise the dynamic limit whenever dynamic + static > 48 KiB).
 //   AttnParams fields read: q_scale, k_scale, v_scale, o, lse, lse_correction, o_stride_b/h/s, batch,
 //   heads_q, heads_kv, seq_q, seq_kv, seq_q_pad, seq_kv_pad. p.q / p.k / p.v are NOT read (the tensor
-//   maps address them). Not supported (host must not ask): varlen (cu_seqlens must be null), Q
-//   smoothing, int4 Q/K, FP16 P·V, other quantization geometries.
+//   maps address them), and with varlen cu_seqlens_q / cu_seqlens_k (attn_params.cuh: the workspace
+//   keeps its padded per-batch layout, the output and LSE are packed). Not supported (host must not
+//   ask): Q smoothing, int4 Q/K, FP16 P·V, other quantization geometries.
 //   Tensor maps (cuTensorMapEncodeTiled, 2-D, uint8, zero OOB fill, interleave none), over the
 //   quantized workspace of quant_layout.cuh quantized with block_q = cta_q, warp_q 16, block_k 128,
 //   warp_k 128, per_thread, int8 Q/K, FP8 V:
@@ -116,23 +117,38 @@ struct AttnWgmmaRegs {
 // The work unit: one CTA tile of cta_q query rows of one (batch, q head). Tiles are numbered with
 // the q tile fastest, so CTAs that run at the same time share a (batch, head)'s K and V in L2; with
 // a causal mask the q tiles run last-first (the longest rows first).
+// With varlen (p.cu_seqlens_q/k non-null) the lengths are the tile's sequence's, q_tiles covers the
+// longest, and a tile past its sequence's end is empty (both roles skip it, touching no barrier).
 struct AttnWgmmaTile {
   int b, h, qt, q0;
-  int kv_blocks;  // K/V blocks of 128 keys this tile visits (causal: up to its last row's diagonal)
+  int seq_q, seq_kv;  // this tile's sequence's lengths
+  int q_tok0;         // varlen: the sequence's first row in the packed output / LSE (else 0)
+  int kv_blocks;      // K/V blocks of 128 keys this tile visits (causal: up to its last row's diagonal)
+  __device__ bool empty() const { return q0 >= seq_q; }
 };
 
 template <int CtaQ, int Mask>
-__device__ __forceinline__ AttnWgmmaTile attn_wgmma_tile(const AttnParams& p, int tile, int q_tiles, int kv_blocks) {
+__device__ __forceinline__ AttnWgmmaTile attn_wgmma_tile(const AttnParams& p, int tile, int q_tiles) {
   AttnWgmmaTile w;
   const int qi = tile % q_tiles, bh = tile / q_tiles;
   w.h = bh % p.heads_q;
   w.b = bh / p.heads_q;
-  w.qt = Mask != 0 ? q_tiles - 1 - qi : qi;
+  w.seq_q = p.seq_q, w.seq_kv = p.seq_kv, w.q_tok0 = 0;
+  if (p.cu_seqlens_q != nullptr) {
+    w.q_tok0 = p.cu_seqlens_q[w.b];
+    w.seq_q = p.cu_seqlens_q[w.b + 1] - w.q_tok0;
+    const int k_tok0 = p.cu_seqlens_k[w.b];
+    w.seq_kv = p.cu_seqlens_k[w.b + 1] - k_tok0;
+  }
+  // Causal tiles differ in work: the last (longest) q tiles of each sequence first. With varlen the
+  // order runs over the sequence's own tiles, so the empty ones (past its end) come last.
+  const int own_tiles = (w.seq_q + CtaQ - 1) / CtaQ;
+  w.qt = Mask != 0 && qi < own_tiles ? own_tiles - 1 - qi : qi;
   w.q0 = w.qt * CtaQ;
-  w.kv_blocks = kv_blocks;
+  w.kv_blocks = (w.seq_kv + kWgmmaCtaK - 1) / kWgmmaCtaK;
   if constexpr (Mask != 0) {
-    const int diag = Mask == 2 ? p.seq_kv - p.seq_q : 0;
-    const int last_row = (w.q0 + CtaQ < p.seq_q ? w.q0 + CtaQ : p.seq_q) - 1;
+    const int diag = Mask == 2 ? w.seq_kv - w.seq_q : 0;
+    const int last_row = (w.q0 + CtaQ < w.seq_q ? w.q0 + CtaQ : w.seq_q) - 1;
     const int last_key = last_row + diag;
     const int causal_blocks = last_key < 0 ? 0 : last_key / kWgmmaCtaK + 1;
     w.kv_blocks = causal_blocks < w.kv_blocks ? causal_blocks : w.kv_blocks;
@@ -176,9 +192,10 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   __shared__ u64 full_q[kConsumers], empty_q[kConsumers];
   __shared__ u64 full_k[kStages], full_v[kStages], empty_k[kStages], empty_v[kStages];
   // Problem geometry, written once and read from here by the consumers in every tile (see
-  // loop_state below): kTiles tiles in the grid, kQTiles q tiles per (batch, head), kKvBlocks
-  // K/V blocks per head, kQBlocks / kKBlocks blocks of the quantized (padded) Q and K.
-  enum { kTiles, kQTiles, kKvBlocks, kQBlocks, kKBlocks, kGeomSize };
+  // loop_state below): kTiles tiles in the grid, kQTiles q tiles per (batch, head) (varlen: of the
+  // longest sequence), kQBlocks / kKBlocks blocks of the quantized (padded) Q and K, kGroup query
+  // heads per K/V head.
+  enum { kTiles, kQTiles, kQBlocks, kKBlocks, kGroup, kGeomSize };
   __shared__ int geom[kGeomSize];
 
   // Swizzled tiles start on 1024-byte boundaries (the 128B swizzle repeat): align by hand.
@@ -211,8 +228,9 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       mbarrier_init(smem_u32(&empty_v[s]), kConsumerWarps);
     }
     fence_barrier_init();
-    geom[kTiles] = n_work, geom[kQTiles] = q_tiles, geom[kKvBlocks] = (p.seq_kv + kCtaK - 1) / kCtaK;
+    geom[kTiles] = n_work, geom[kQTiles] = q_tiles;
     geom[kQBlocks] = p.seq_q_pad / kCtaQ, geom[kKBlocks] = p.seq_kv_pad / kCtaK;
+    geom[kGroup] = p.heads_q / p.heads_kv;
   }
   // The ones tile: every byte e4m3 1.0 (0x38), so its layout (128B swizzle, like V) cannot matter.
   for (int i = tid; i < kWgmmaOnesBytes / 4; i += attn_wgmma_threads(kConsumers)) {
@@ -231,8 +249,10 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       prefetch_tma_descriptor(tma_k);
       prefetch_tma_descriptor(tma_v);
       int kb = 0;
-      for (int tile = first_tile, n = 0; tile < n_work; tile += tile_stride, ++n) {
-        const AttnWgmmaTile w = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, tile, q_tiles, (p.seq_kv + kCtaK - 1) / kCtaK);
+      int n = 0;  // non-empty tiles so far: the phase of the Q barriers
+      for (int tile = first_tile; tile < n_work; tile += tile_stride) {
+        const AttnWgmmaTile w = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, tile, q_tiles);
+        if (w.empty()) continue;
         const long long bh_q = static_cast<long long>(w.b) * p.heads_q + w.h;
         const long long bh_kv = static_cast<long long>(w.b) * p.heads_kv + w.h / (p.heads_q / p.heads_kv);
         // TMA row coordinates (2-D maps over the whole workspace tensors).
@@ -255,6 +275,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
           mbarrier_arrive_expect_tx(smem_u32(&full_v[s]), kVBytes);
           tma_load_2d(sV + s * kVBytes, tma_v, smem_u32(&full_v[s]), j * kCtaK, v_row);
         }
+        ++n;
       }
     }
     return;  // every load it issued is waited on by the consumers, which keep the CTA alive
@@ -268,7 +289,8 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   // values in registers. Slot: [0] tile, [1] tiles done (the Q barrier phase), [2] the ring
   // position of the tile's first K/V block (the producer's kb), [3] the thread's first row + diag
   // (the causal mask's reference), [4] the offset of the thread's k_scale group (minus kb0·4),
-  // [5] the first ring block that needs masking.
+  // [5] the first ring block that needs masking, [6] the tile's seq_kv, [7] the thread's q_scale
+  // (float bits).
   __shared__ int loop_state[kWgmmaStateSlots][128 * kConsumers];
   constexpr int kStateStride = 128 * kConsumers;
   loop_state[0][tid - 128] = first_tile, loop_state[1][tid - 128] = 0, loop_state[2][tid - 128] = 0;
@@ -345,14 +367,19 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     };
 
     const int tile = my_state[0], n = my_state[kStateStride], kb0 = my_state[2 * kStateStride];
-    const AttnWgmmaTile w = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, tile, geom[kQTiles], geom[kKvBlocks]);
-    const int seq_q = p.seq_q, seq_kv = p.seq_kv;
+    const AttnWgmmaTile w = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, tile, geom[kQTiles]);
+    if (w.empty()) {  // varlen: past its sequence's end (the producer skips it too)
+      my_state[0] = tile + (Cfg::persistent ? static_cast<int>(gridDim.x) : geom[kTiles]);
+      continue;
+    }
+    const int seq_kv = w.seq_kv;
+    my_state[6 * kStateStride] = seq_kv;  // for the mask
     const int kb_end = kb0 + w.kv_blocks;      // this tile's K/V blocks are ring blocks [kb0, kb_end)
     const long long bh_q = static_cast<long long>(w.b) * p.heads_q + w.h;
-    const long long bh_kv = static_cast<long long>(w.b) * p.heads_kv + w.h / (p.heads_q / p.heads_kv);
-    const float q_scale =
+    const long long bh_kv = static_cast<long long>(w.b) * p.heads_kv + w.h / geom[kGroup];
+    my_state[7 * kStateStride] = __float_as_int(
         ldg_f32(p.q_scale + (bh_q * geom[kQBlocks] + w.qt) * kQGroups +
-                layout::q_group_of_row(layout::Granularity::per_thread, kRowsPerWg * cw + 16 * warp + g, 16));
+                layout::q_group_of_row(layout::Granularity::per_thread, kRowsPerWg * cw + 16 * warp + g, 16)));
     // Group t of ring block kb's K block (kb − kb0), as a 32-bit offset from p.k_scale (a kernel
     // parameter, so the 64-bit base costs no register through the main loop).
     my_state[4 * kStateStride] = static_cast<int>(bh_kv * geom[kKBlocks] * kKGroups) + t - kb0 * kKGroups;
@@ -360,7 +387,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     // every block whose last key passes this consumer's first row (+ diag). The mask itself reads
     // its row and key offsets back from loop_state (slots 2 and 3), so the main loop keeps one
     // register for all of it.
-    const int diag = Cfg::mask == 2 ? seq_kv - seq_q : 0;
+    const int diag = Cfg::mask == 2 ? seq_kv - w.seq_q : 0;
     int first_masked = seq_kv % kCtaK != 0 ? seq_kv / kCtaK : w.kv_blocks;
     if constexpr (Cfg::mask != 0) {
       const int x = w.q0 + kRowsPerWg * cw + diag - (kCtaK - 1);  // key0 > x: the block crosses the diagonal
@@ -401,6 +428,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       return ldg_f32(p.k_scale + (loop_state[4][thread_id_x() - 128] + kb * kKGroups));
     };
     auto softmax_block = [&](int kb, float k_scale, i32 (&acc)[kSRegs], float (&s)[kSRegs], float (&alpha)[2]) {
+      const float q_scale = __int_as_float(loop_state[7][thread_id_x() - 128]);
       const float dq = fmaxf(q_scale * k_scale, kMinDequant);
 #pragma unroll
       for (int i = 0; i < kSRegs; ++i) s[i] = __int_as_float(acc[i]);  // 1.5·2²³ + S, exactly
@@ -411,7 +439,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
         // Column acc_col(ctid, i) = 2t + acc_col(0, i): compare the compile-time part against
         // per-block limits.
         const int key0 = (kb - state[2 * kStateStride]) * kCtaK;
-        const int kv_limit = seq_kv - key0 - 2 * t;                               // key >= seq_kv
+        const int kv_limit = state[6 * kStateStride] - key0 - 2 * t;              // key >= seq_kv
         const int causal_limit = state[3 * kStateStride] - key0 - 2 * t;          // key > row + diag
 #pragma unroll
         for (int i = 0; i < kSRegs; ++i) {
@@ -552,9 +580,9 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     e_state[0] = e_tile + (Cfg::persistent ? static_cast<int>(gridDim.x) : geom[kTiles]);
     e_state[kStateStride] += 1;
     e_state[2 * kStateStride] = kb_end;
-    const AttnWgmmaTile e = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, e_tile, geom[kQTiles], geom[kKvBlocks]);
+    const AttnWgmmaTile e = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, e_tile, geom[kQTiles]);
     const long long e_bh_q = static_cast<long long>(e.b) * p.heads_q + e.h;
-    const long long e_bh_kv = static_cast<long long>(e.b) * p.heads_kv + e.h / (p.heads_q / p.heads_kv);
+    const long long e_bh_kv = static_cast<long long>(e.b) * p.heads_kv + e.h / geom[kGroup];
     // This thread's first row: 64·consumer + 16·warp + lane / 4 = 16·((tid − 128) / 32) + lane / 4.
     const int e_row0 = e.q0 + 16 * ((e_vtid - 128) / 32) + (e_vtid % 32) / 4;
     const int e_t = e_vtid % 4;
@@ -571,12 +599,17 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
           const int row = e_row0 + 8 * r;
-          if (row < seq_q) {
-            const long long idx = e_bh_q * seq_q + row;
+          if (row < e.seq_q) {
+            // lse_correction is [B, Hq, seq_q] (seq_q the longest with varlen); the LSE too, except
+            // with varlen, where it is packed [Hq, total_q] (attn_params.cuh).
+            const long long corr = e_bh_q * p.seq_q + row;
+            const long long idx = p.cu_seqlens_q != nullptr
+                                      ? e.h * static_cast<long long>(p.cu_seqlens_q[p.batch]) + e.q_tok0 + row
+                                      : corr;
             float lse = neg_inf();
             if (row_sum[r] > 0.0f) {
               lse = (row_max[r] + fast_log2(row_sum[r]) - kLog2Fp8Max) * kLn2;
-              if (p.lse_correction != nullptr) lse += p.lse_correction[idx];
+              if (p.lse_correction != nullptr) lse += p.lse_correction[corr];
             }
             p.lse[idx] = lse;
           }
@@ -585,16 +618,18 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     }
 
     const float* vs = p.v_scale + e_bh_kv * kD;
-    u16* gO = static_cast<u16*>(p.o) + e.b * p.o_stride_b + e.h * p.o_stride_h;
+    // Varlen: the packed output's rows start at the sequence's first token (o_stride_b unused).
+    u16* gO = static_cast<u16*>(p.o) +
+              (p.cu_seqlens_q != nullptr ? e.q_tok0 * p.o_stride_s : e.b * p.o_stride_b) + e.h * p.o_stride_h;
 #pragma unroll
     for (int c = 0; c < kORegs / 4; ++c) {  // 8-channel slice c: channels 8c + 2t, 8c + 2t + 1
       const float c0 = ldg_f32(vs + 8 * c + 2 * e_t), c1 = ldg_f32(vs + 8 * c + 2 * e_t + 1);
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const int row = e_row0 + 8 * r;
-        if (row < seq_q) {
+        if (row < e.seq_q) {
           const u32 v = f32x2_to_half2<Cfg::out_bf16>(o[4 * c + 2 * r] * (inv_sum[r] * c0),
-                                               o[4 * c + 2 * r + 1] * (inv_sum[r] * c1));
+                                                      o[4 * c + 2 * r + 1] * (inv_sum[r] * c1));
           *reinterpret_cast<u32*>(gO + row * p.o_stride_s + 8 * c + 2 * e_t) = v;
         }
       }

@@ -3,6 +3,7 @@
 // input and empty problems.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -40,10 +41,23 @@ Bars bars_for(Distribution d, bool fp8) {
 // prediction and are deliberately loose: the lead tightens them from the first H100 measurement.
 Bars int4_bars() { return {0.97, 0.25, 0.5}; }
 
+// Keys the row that sees the fewest (but at least one) keys sees.
+int fewest_keys(const AttnCheckCase& c) {
+  if (c.options.mask == Mask::none) return c.seq_kv;
+  if (c.options.mask == Mask::causal_top_left) return 1;
+  return std::max(1, c.seq_kv - c.seq_q + 1);
+}
+
 void check_bars(const AttnCheckCase& c, const AttnCheckReport& r) {
   MESSAGE(fmt::format("{:<100} cos {:.6f} relL1 {:.5f} rmse {:.2e} lse {:.2e} {}", c.describe(), r.cosine, r.rel_l1,
                       r.rmse, r.lse_max_abs_error, r.fp8_pv ? "fp8" : "f16"));
-  const Bars bars = c.options.qk == QuantType::int4 ? int4_bars() : bars_for(c.distribution, r.fp8_pv);
+  Bars bars = c.options.qk == QuantType::int4 ? int4_bars() : bars_for(c.distribution, r.fp8_pv);
+  // The LSE bar is a maximum over rows. A row that sees fewer than 16 keys carries its few scores'
+  // quantization error unaveraged, and with FP8 P·V on the wgmma kernel its normalizer is the sum of
+  // the e4m3 weights P·V multiplies (row sums on the tensor cores; e4m3 keeps 3 mantissa bits, so two
+  // or three keys can move it by ~2%): x1.5 there, as for short varlen sequences (measured on the
+  // H200 2026-11-26: 0.0306 causal D=128, 0.0328 Sq=33 Skv=17 bottom-right).
+  if (r.fp8_pv && fewest_keys(c) < 16) bars.max_lse_error *= 1.5;
   CHECK(r.unwritten == 0);
   CHECK(r.cosine >= bars.min_cosine);
   CHECK(r.rel_l1 <= bars.max_rel_l1);

@@ -77,7 +77,7 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   CHECK(default_spec(p).quant.pv == PvType::fp8_e4m3);
   CHECK(bucket_name(p).find(".fp8.") != std::string::npos);
   p.varlen = true;
-  CHECK(default_spec(p).family == AttnFamily::mma);
+  CHECK(default_spec(p).family == AttnFamily::wgmma);
   p.varlen = false;
   p.seq_kv = 0;
   CHECK(default_spec(p).family == AttnFamily::mma);
@@ -91,7 +91,7 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   default_spec(a).validate();
 }
 
-TEST_CASE("a caller's tile alone means mma; wgmma cannot run varlen and says so naming the family") {
+TEST_CASE("a caller's tile alone means mma; wgmma cannot run empty problems and says so naming the family") {
   Problem p = problem("sm_90a", 4096, 4096);
   const AttnTile t{64, 64, 4, 3, 1};
   const AttnSpec s = forced_spec(p, std::nullopt, t);
@@ -99,7 +99,9 @@ TEST_CASE("a caller's tile alone means mma; wgmma cannot run varlen and says so 
   CHECK(s.tile == t);
   CHECK(s.quant.pv == PvType::f16);  // mma's default on sm_90a, as before the family option
   CHECK(forced_spec(p, AttnFamily::wgmma, std::nullopt).family == AttnFamily::wgmma);
-  p.varlen = true;
+  p.varlen = true;  // packed batches run on it too
+  CHECK(forced_spec(p, AttnFamily::wgmma, std::nullopt).family == AttnFamily::wgmma);
+  p.seq_kv = 0;
   CHECK_THROWS_WITH_AS(forced_spec(p, AttnFamily::wgmma, std::nullopt), doctest::Contains("argument `family`"),
                        InvalidArgument);
 }

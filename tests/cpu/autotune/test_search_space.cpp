@@ -80,7 +80,7 @@ TEST_CASE("the register estimate") {
   CHECK(mma_register_check(s).empty());
 }
 
-TEST_CASE("families: no wgmma off sm_90a, nor for varlen or empty problems; wgmma variants on sm_90a") {
+TEST_CASE("families: no wgmma off sm_90a, nor for empty problems; wgmma variants on sm_90a, varlen too") {
   auto families = [](const Problem& p) {
     std::set<AttnFamily> f;
     for (const AttnSpec& s : search_space(p).candidates) f.insert(s.family);
@@ -91,5 +91,7 @@ TEST_CASE("families: no wgmma off sm_90a, nor for varlen or empty problems; wgmm
   h.pv = PvType::fp8_e4m3;
   CHECK(families(h).count(AttnFamily::wgmma) == 1);
   h.varlen = true;
+  CHECK(families(h).count(AttnFamily::wgmma) == 1);
+  h.seq_kv = 0;
   CHECK(families(h) == std::set<AttnFamily>{AttnFamily::mma});
 }
