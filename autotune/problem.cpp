@@ -32,7 +32,7 @@ AttnSpec wgmma_form(const Problem& p) {
   AttnSpec s = base_spec(p);
   s.family = AttnFamily::wgmma;
   s.quant.pv = p.pv.value_or(PvType::fp8_e4m3);
-  s.tile = wgmma_default_tile(p.head_dim, p.mask);
+  s.tile = wgmma_default_tile(p.head_dim);
   return s;
 }
 

@@ -133,9 +133,9 @@ struct AttnSpec {
 // so that the next tile's Q and K/V loads run under the current tile's last block and epilogue.
 AttnTile wgmma_tile(int consumers = 2, int stages = 2, bool persistent = false);
 // The heuristic default when no tuning record says otherwise (measured on the H100, see
-// bench/results): head_dim 128 two consumers, 4 stages, persistent without a mask; head_dim 64 one
-// consumer, 3 stages.
-AttnTile wgmma_default_tile(int head_dim, Mask mask);
+// bench/results): head_dim 128 two consumers, 4 stages; head_dim 64 one consumer, 3 stages; both
+// persistent.
+AttnTile wgmma_default_tile(int head_dim);
 // True when `s`, with family set to wgmma and a wgmma tile, would validate: what the runtime asks
 // before choosing the sm_90a kernel.
 bool wgmma_supports(const AttnSpec& s);

@@ -194,14 +194,16 @@ void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, c
     CUtensorMap map_v = tensor_map_u8(qkv.v, p.seq_kv_pad, bh_kv * D, p.seq_kv_pad, kernels::kWgmmaCtaK, D,
                                       CU_TENSOR_MAP_SWIZZLE_128B);
     void* args[] = {&a, &map_q, &map_k, &map_v};
-    const unsigned q_tiles = static_cast<unsigned>((p.seq_q + t.cta_q - 1) / t.cta_q);
-    LaunchConfig launch{{q_tiles, static_cast<unsigned>(p.heads_q), static_cast<unsigned>(p.batch)},
+    const bool causal = r.spec.mask != Mask::none;
+    const int q_slots = kernels::attn_wgmma_q_slots(static_cast<int>(p.seq_q), t.cta_q, causal);
+    LaunchConfig launch{{static_cast<unsigned>(q_slots), static_cast<unsigned>(p.heads_q),
+                         static_cast<unsigned>(p.batch)},
                         {static_cast<unsigned>(r.spec.threads()), 1, 1},
                         static_cast<unsigned>(r.spec.shared_bytes())};
     if (t.persistent) {
-      const int tiles = static_cast<int>(q_tiles) * p.heads_q * p.batch;
+      const int slots = q_slots * p.heads_q * p.batch;
       launch.grid = {static_cast<unsigned>(kernels::attn_wgmma_persistent_ctas(
-                         tiles, current_device_info().sm_count, t.cta_q / kernels::kWgmmaRowsPerWg)),
+                         slots, current_device_info().sm_count, t.cta_q / kernels::kWgmmaRowsPerWg, causal)),
                      1, 1};
     }
     kernel.launch(launch, stream, args);

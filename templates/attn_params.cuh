@@ -150,9 +150,18 @@ constexpr int kWgmmaStateSlots = 8;
 __host__ __device__ constexpr int attn_wgmma_static_smem_bytes(int consumers) {
   return kWgmmaStateSlots * 4 * 128 * consumers + 1024;
 }
-// CTAs of a persistent launch: one per resident slot, never more than there are tiles.
-__host__ __device__ constexpr int attn_wgmma_persistent_ctas(int tiles, int sm_count, int consumers) {
-  return tiles < sm_count * attn_wgmma_min_ctas(consumers) ? tiles : sm_count * attn_wgmma_min_ctas(consumers);
+// Tile slots per (batch, head) of the wgmma kernel: the q tiles, rounded up to even with a causal
+// mask, where slots 2i and 2i + 1 pair the i-th longest and the i-th shortest tile (equal work per
+// pair; an odd middle tile's partner slot is empty). The grid of a one-tile-per-CTA launch is
+// (slots, heads_q, batch).
+__host__ __device__ constexpr int attn_wgmma_q_slots(int seq_q, int cta_q, bool causal) {
+  return causal ? (seq_q + 2 * cta_q - 1) / (2 * cta_q) * 2 : (seq_q + cta_q - 1) / cta_q;
+}
+// CTAs of a persistent launch: one per resident slot, never more than there is work (tiles; with a
+// causal mask a CTA takes its tiles in pairs, so half of the slots).
+__host__ __device__ constexpr int attn_wgmma_persistent_ctas(int slots, int sm_count, int consumers, bool causal) {
+  const int work = causal ? slots / 2 : slots;
+  return work < sm_count * attn_wgmma_min_ctas(consumers) ? work : sm_count * attn_wgmma_min_ctas(consumers);
 }
 
 }  // namespace sagejit::kernels

@@ -117,8 +117,10 @@ struct AttnWgmmaRegs {
 // The work unit: one CTA tile of cta_q query rows of one (batch, q head). Tiles are numbered with
 // the q tile fastest, so CTAs that run at the same time share a (batch, head)'s K and V in L2; with
 // a causal mask the q tiles run last-first (the longest rows first).
-// With varlen (p.cu_seqlens_q/k non-null) the lengths are the tile's sequence's, q_tiles covers the
-// longest, and a tile past its sequence's end is empty (both roles skip it, touching no barrier).
+// With varlen (p.cu_seqlens_q/k non-null) the lengths are the tile's sequence's, the slots cover
+// the longest, and a tile past its sequence's end is empty (both roles skip it, touching no barrier).
+// Causal: slots pair tiles of equal total work (attn_wgmma_q_slots): slot 2i is the sequence's i-th
+// longest tile, slot 2i + 1 its i-th shortest.
 struct AttnWgmmaTile {
   int b, h, qt, q0;
   int seq_q, seq_kv;  // this tile's sequence's lengths
@@ -128,9 +130,9 @@ struct AttnWgmmaTile {
 };
 
 template <int CtaQ, int Mask>
-__device__ __forceinline__ AttnWgmmaTile attn_wgmma_tile(const AttnParams& p, int tile, int q_tiles) {
+__device__ __forceinline__ AttnWgmmaTile attn_wgmma_tile(const AttnParams& p, int tile, int q_slots) {
   AttnWgmmaTile w;
-  const int qi = tile % q_tiles, bh = tile / q_tiles;
+  const int qi = tile % q_slots, bh = tile / q_slots;
   w.h = bh % p.heads_q;
   w.b = bh / p.heads_q;
   w.seq_q = p.seq_q, w.seq_kv = p.seq_kv, w.q_tok0 = 0;
@@ -140,11 +142,17 @@ __device__ __forceinline__ AttnWgmmaTile attn_wgmma_tile(const AttnParams& p, in
     const int k_tok0 = p.cu_seqlens_k[w.b];
     w.seq_kv = p.cu_seqlens_k[w.b + 1] - k_tok0;
   }
-  // Causal tiles differ in work: the last (longest) q tiles of each sequence first. With varlen the
-  // order runs over the sequence's own tiles, so the empty ones (past its end) come last.
-  const int own_tiles = (w.seq_q + CtaQ - 1) / CtaQ;
-  w.qt = Mask != 0 && qi < own_tiles ? own_tiles - 1 - qi : qi;
+  // Causal tiles differ in work: pairs of the longest and shortest (see above) over the sequence's
+  // own tiles; a slot without a tile gets q0 = seq_q (empty).
+  w.qt = qi;
+  if constexpr (Mask != 0) {
+    const int own_tiles = (w.seq_q + CtaQ - 1) / CtaQ;
+    const int pair = qi / 2, last = own_tiles - 1 - pair;
+    const bool valid = qi % 2 == 0 ? pair <= last : pair < last;
+    w.qt = !valid ? own_tiles : qi % 2 == 0 ? last : pair;
+  }
   w.q0 = w.qt * CtaQ;
+  if (w.q0 > w.seq_q) w.q0 = w.seq_q;
   w.kv_blocks = (w.seq_kv + kWgmmaCtaK - 1) / kWgmmaCtaK;
   if constexpr (Mask != 0) {
     const int diag = Mask == 2 ? w.seq_kv - w.seq_q : 0;
@@ -207,11 +215,16 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   const int tid = threadIdx.x;
   const int wg = tid / 128;
   // Tiles of this CTA: one (from the 3-D grid), or every gridDim.x-th (persistent, 1-D grid).
-  const int q_tiles = (p.seq_q + kCtaQ - 1) / kCtaQ;
+  // A persistent causal CTA takes slots in pairs: 2c, 2c + 1, 2(c + grid), 2(c + grid) + 1, ...
+  constexpr bool kPairs = Cfg::persistent && Cfg::mask != 0;
+  const int q_tiles = attn_wgmma_q_slots(p.seq_q, kCtaQ, Cfg::mask != 0);  // slots per (b, h)
   const int n_work = q_tiles * p.heads_q * p.batch;
-  const int first_tile = Cfg::persistent ? static_cast<int>(blockIdx.x)
+  const int first_tile = Cfg::persistent ? static_cast<int>(blockIdx.x) * (kPairs ? 2 : 1)
                                          : static_cast<int>(blockIdx.x + q_tiles * (blockIdx.y + p.heads_q * blockIdx.z));
-  const int tile_stride = Cfg::persistent ? static_cast<int>(gridDim.x) : n_work;
+  auto next_tile = [&](int tile) {
+    if constexpr (kPairs) return tile % 2 == 0 ? tile + 1 : tile - 1 + 2 * static_cast<int>(gridDim.x);
+    return tile + (Cfg::persistent ? static_cast<int>(gridDim.x) : geom[kTiles]);  // (geom: see the consumers)
+  };
   if (first_tile >= n_work) return;  // whole CTA, before any barrier
 
   if (tid == 0) {
@@ -250,7 +263,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       prefetch_tma_descriptor(tma_v);
       int kb = 0;
       int n = 0;  // non-empty tiles so far: the phase of the Q barriers
-      for (int tile = first_tile; tile < n_work; tile += tile_stride) {
+      for (int tile = first_tile; tile < n_work; tile = next_tile(tile)) {
         const AttnWgmmaTile w = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, tile, q_tiles);
         if (w.empty()) continue;
         const long long bh_q = static_cast<long long>(w.b) * p.heads_q + w.h;
@@ -369,7 +382,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     const int tile = my_state[0], n = my_state[kStateStride], kb0 = my_state[2 * kStateStride];
     const AttnWgmmaTile w = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, tile, geom[kQTiles]);
     if (w.empty()) {  // varlen: past its sequence's end (the producer skips it too)
-      my_state[0] = tile + (Cfg::persistent ? static_cast<int>(gridDim.x) : geom[kTiles]);
+      my_state[0] = next_tile(tile);
       continue;
     }
     const int seq_kv = w.seq_kv;
@@ -577,7 +590,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     const int e_vtid = thread_id_x();
     int* const e_state = &loop_state[0][e_vtid - 128];
     const int e_tile = e_state[0];
-    e_state[0] = e_tile + (Cfg::persistent ? static_cast<int>(gridDim.x) : geom[kTiles]);
+    e_state[0] = next_tile(e_tile);
     e_state[kStateStride] += 1;
     e_state[2 * kStateStride] = kb_end;
     const AttnWgmmaTile e = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, e_tile, geom[kQTiles]);

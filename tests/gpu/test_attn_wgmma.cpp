@@ -126,15 +126,16 @@ struct Problem {
   void launch(CUstream stream = nullptr) {
     const Kernel& kernel = wgmma_kernel(c.head_dim, c.consumers, c.stages, c.mask, c.lse, c.pingpong, c.persistent);
     void* args[] = {&params, &map_q, &map_k, &map_v};
-    const unsigned q_tiles = static_cast<unsigned>((c.seq_q + c.cta_q() - 1) / c.cta_q());
-    LaunchConfig cfg{{q_tiles, static_cast<unsigned>(c.heads_q), static_cast<unsigned>(c.batch)},
+    const bool causal = c.mask != 0;
+    const unsigned q_slots = static_cast<unsigned>(kernels::attn_wgmma_q_slots(c.seq_q, c.cta_q(), causal));
+    LaunchConfig cfg{{q_slots, static_cast<unsigned>(c.heads_q), static_cast<unsigned>(c.batch)},
                      {static_cast<unsigned>(kernels::attn_wgmma_threads(c.consumers)), 1, 1},
                      static_cast<unsigned>(kernels::attn_wgmma_smem_bytes(c.head_dim, c.consumers, c.stages))};
     if (c.persistent) {
-      const int tiles = static_cast<int>(q_tiles) * c.heads_q * c.batch;
-      const int ctas = c.persistent_ctas > 0 ? std::min(c.persistent_ctas, tiles)
+      const int slots = static_cast<int>(q_slots) * c.heads_q * c.batch;
+      const int ctas = c.persistent_ctas > 0 ? std::min(c.persistent_ctas, causal ? slots / 2 : slots)
                                              : kernels::attn_wgmma_persistent_ctas(
-                                                   tiles, current_device_info().sm_count, c.consumers);
+                                                   slots, current_device_info().sm_count, c.consumers, causal);
       cfg.grid = {static_cast<unsigned>(ctas), 1, 1};
     }
     kernel.launch(cfg, stream, args);
@@ -341,7 +342,8 @@ TEST_CASE("attn_wgmma: kernel-only timing at B=4, S=1024 and 4096, H=32 D=128 an
     }
   }
   variants.push_back({4096, 128, 2, 2, 0, true, false});
-  variants.push_back({4096, 128, 2, 2, 0, true, true});
+  variants.push_back({4096, 128, 2, 4, 0, true, true});
+  variants.push_back({4096, 128, 2, 4, 1, true, true});
   variants.push_back({4096, 64, 2, 2, 0, false, true});
   for (const Variant var : variants) {
     Case c;
