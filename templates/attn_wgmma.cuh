@@ -390,9 +390,11 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     const int kb_end = kb0 + w.kv_blocks;      // this tile's K/V blocks are ring blocks [kb0, kb_end)
     const long long bh_q = static_cast<long long>(w.b) * p.heads_q + w.h;
     const long long bh_kv = static_cast<long long>(w.b) * p.heads_kv + w.h / geom[kGroup];
-    my_state[7 * kStateStride] = __float_as_int(
-        ldg_f32(p.q_scale + (bh_q * geom[kQBlocks] + w.qt) * kQGroups +
-                layout::q_group_of_row(layout::Granularity::per_thread, kRowsPerWg * cw + 16 * warp + g, 16)));
+    // q_scale goes to loop_state only after the tile's first QKᵀ is issued: storing it here would
+    // wait out the global load at every tile start (~2% at S = 4096 with the persistent schedule).
+    const float q_scale = ldg_f32(p.q_scale + (bh_q * geom[kQBlocks] + w.qt) * kQGroups +
+                                  layout::q_group_of_row(layout::Granularity::per_thread,
+                                                         kRowsPerWg * cw + 16 * warp + g, 16));
     // Group t of ring block kb's K block (kb − kb0), as a 32-bit offset from p.k_scale (a kernel
     // parameter, so the 64-bit base costs no register through the main loop).
     my_state[4 * kStateStride] = static_cast<int>(bh_kv * geom[kKBlocks] * kKGroups) + t - kb0 * kKGroups;
@@ -435,20 +437,29 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     // The e4m3 packing is separate (pack_p): it must not run while a P·V wgmma is in flight, or
     // ptxas serializes every wgmma (C7513: non-wgmma defs of wgmma input registers in the stage).
     constexpr float kMinDequant = 1e-30f;      // dq > 0 keeps −inf·dq = −inf for masked keys
-    // k_scale of ring block kb: loaded before the block's wgmmas are issued (load_k_scale), so its
-    // global latency hides under the wait for them instead of stalling the softmax.
-    auto load_k_scale = [&](int kb) {
-      return ldg_f32(p.k_scale + (loop_state[4][thread_id_x() - 128] + kb * kKGroups));
+    // The dequantization factor q_scale · k_scale of ring block kb (load_block_scalars): both loads are
+    // issued before the block's wgmmas, so their latency (global k_scale, q_scale from loop_state)
+    // hides under the wait for them instead of stalling the softmax (reading q_scale inside the
+    // softmax cost ~4% at D = 128).
+    // Likewise whether block kb needs the mask (a predicate, read from loop_state with them).
+    struct BlockScalars {
+      float dq;
+      bool masked;
     };
-    auto softmax_block = [&](int kb, float k_scale, i32 (&acc)[kSRegs], float (&s)[kSRegs], float (&alpha)[2]) {
-      const float q_scale = __int_as_float(loop_state[7][thread_id_x() - 128]);
-      const float dq = fmaxf(q_scale * k_scale, kMinDequant);
+    auto load_block_scalars = [&](int kb) {
+      const int vt = thread_id_x() - 128;
+      const float q_scale = __int_as_float(loop_state[7][vt]);
+      return BlockScalars{fmaxf(q_scale * ldg_f32(p.k_scale + (loop_state[4][vt] + kb * kKGroups)), kMinDequant),
+                          kb >= loop_state[5][vt]};
+    };
+    auto softmax_block = [&](int kb, BlockScalars bs, i32 (&acc)[kSRegs], float (&s)[kSRegs], float (&alpha)[2]) {
+      const float dq = bs.dq;
 #pragma unroll
       for (int i = 0; i < kSRegs; ++i) s[i] = __int_as_float(acc[i]);  // 1.5·2²³ + S, exactly
 
       // ---- mask: keys past seq_kv and, on diagonal blocks, causal ----
-      const int* state = &loop_state[0][thread_id_x() - 128];
-      if (kb >= state[5 * kStateStride]) {
+      if (bs.masked) {
+        const int* state = &loop_state[0][thread_id_x() - 128];
         // Column acc_col(ctid, i) = 2t + acc_col(0, i): compare the compile-time part against
         // per-block limits.
         const int key0 = (kb - state[2 * kStateStride]) * kCtaK;
@@ -507,25 +518,28 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     float alpha_prev[2] = {0.0f, 0.0f};
     if (kb_end > kb0) {
       const int stage = kb0 % kStages;
-      const float k_scale = load_k_scale(kb0);
+      const BlockScalars bs{fmaxf(q_scale * ldg_f32(p.k_scale + (my_state[4 * kStateStride] + kb0 * kKGroups)),
+                                  kMinDequant),
+                            kb0 >= my_state[5 * kStateStride]};
       mbarrier_wait_parity(smem_u32(&full_k[stage]), (kb0 / kStages) & 1);
       i32 acc[kSRegs];
       turn_begin();
       issue_qk(stage, acc);
       turn_end(false);
+      my_state[7 * kStateStride] = __float_as_int(q_scale);
       wgmma_wait<0>();
       fence_operands(acc);
       release(smem_u32(&empty_k[stage]));
       if (kb_end == kb0 + 1) release(empty_q_addr());
       float s[kSRegs];
-      softmax_block(kb0, k_scale, acc, s, alpha_prev);
+      softmax_block(kb0, bs, acc, s, alpha_prev);
       pack_p(s, pa);
     }
     for (int kb = kb0 + 1; kb < kb_end; ++kb) {
       const int stage = kb % kStages, pstage = (kb - 1) % kStages;
       const u32 parity = (kb / kStages) & 1, pparity = ((kb - 1) / kStages) & 1;
 
-      const float k_scale = load_k_scale(kb);
+      const BlockScalars bs = load_block_scalars(kb);
       mbarrier_wait_parity(smem_u32(&full_k[stage]), parity);
       mbarrier_wait_parity(smem_u32(&full_v[pstage]), pparity);
       i32 acc[kSRegs];
@@ -545,7 +559,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
 
       float s[kSRegs];
       float alpha_next[2];
-      softmax_block(kb, k_scale, acc, s, alpha_next);
+      softmax_block(kb, bs, acc, s, alpha_next);
 
       wgmma_wait<0>();  // P·V(kb − 1) done
       fence_operands(pv);
