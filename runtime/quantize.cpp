@@ -1,9 +1,11 @@
-// quantize.cpp — launching the quantization kernels of one call on the caller's stream.
+// quantize.cpp — launching the quantization kernels of one call, ordered on the caller's stream.
 //
 // Kernels are resolved once per (context, arch, dtype, head dim, variant) and kept in a map keyed
 // by a packed integer, so a warm call allocates nothing: it validates, fills three parameter
 // structs and launches. The statistics kernel's ticket counters are zeroed with an async memset in
-// the same stream (graph-capturable) before it runs.
+// the same stream (graph-capturable) before it runs. Independent passes run on a helper stream
+// forked from and joined back into the caller's (stream_fork.hpp), so every pass is ordered after
+// the caller's earlier work and before its later work, as if all ran on the caller's stream.
 #include "sagejit/quantize.hpp"
 
 #include <algorithm>
@@ -19,6 +21,7 @@
 #include "runtime/error.hpp"
 #include "runtime/jit.hpp"
 #include "runtime/quantize_plan.hpp"
+#include "runtime/stream_fork.hpp"
 #include "templates/quant_params.cuh"
 
 namespace sagejit {
@@ -117,7 +120,7 @@ void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
 
   // The statistics kernel runs even without keys (Skv = 0, or every varlen key sequence empty): its
   // one CTA then writes k_mean 0 and v_scale kMinScale, which the FP8 attention epilogue multiplies.
-  if (p.stats) {
+  auto launch_stats = [&](CUstream st) {
     kernels::QuantStatsParams s{};
     s.k = o.smooth_k ? k.data : nullptr;
     s.k_stride_b = k.stride_b, s.k_stride_h = k.stride_h, s.k_stride_s = k.stride_s;
@@ -130,13 +133,13 @@ void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     s.counters = reinterpret_cast<unsigned*>(at(p.counters));
     s.cu_seqlens = p.cu_seqlens_k;
     s.batch = p.batch, s.heads = p.heads_kv, s.seq_len = p.seq_kv;
-    SAGEJIT_CU(cuMemsetD8Async, reinterpret_cast<CUdeviceptr>(s.counters), 0, p.counters_bytes, stream);
+    SAGEJIT_CU(cuMemsetD8Async, reinterpret_cast<CUdeviceptr>(s.counters), 0, p.counters_bytes, st);
     void* args[] = {&s};
     kernels.stats->launch({{unsigned(std::max(1, kernels::stats_chunks(p.seq_kv))), unsigned(p.heads_kv), B},
-                           {kernels::kQuantThreads, 1, 1}, 0}, stream, args);
-  }
+                           {kernels::kQuantThreads, 1, 1}, 0}, st, args);
+  };
   auto launch_qk = [&](const Kernel* kernel, const TensorRef& t, const std::int32_t* cu_seqlens, int seq, int seq_pad,
-                       int block, int warp, void* dst, float* scale, float multiplier) {
+                       int block, int warp, void* dst, float* scale, float multiplier, CUstream st) {
     kernels::QuantQKParams a{};
     a.in = t.data;
     a.cu_seqlens = cu_seqlens;
@@ -144,8 +147,7 @@ void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     a.out = dst;
     a.scale = scale;
     a.q_mean = (kernel == kernels.q) ? out.q_mean : nullptr;
-    // Q reads k_mean only for the LSE correction; it is complete by then, because quant_stats runs
-    // first in this stream (keep this order: stats -> Q -> K -> V).
+    // Q reads k_mean only for the LSE correction (then it runs after the statistics, see below).
     a.k_mean = (kernel == kernels.k || out.lse_correction != nullptr) ? out.k_mean : nullptr;
     a.lse_correction = (kernel == kernels.q) ? out.lse_correction : nullptr;
     a.batch = p.batch, a.heads = static_cast<int>(t.heads), a.seq_len = seq, a.seq_len_pad = seq_pad;
@@ -155,28 +157,42 @@ void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     a.scale_multiplier = multiplier;
     a.sm_scale = p.sm_scale;
     void* args[] = {&a};
-    kernel->launch({{unsigned(seq_pad / block), unsigned(t.heads), B}, {kernels::kQuantThreads, 1, 1}, 0}, stream, args);
+    kernel->launch({{unsigned(seq_pad / block), unsigned(t.heads), B}, {kernels::kQuantThreads, 1, 1}, 0}, st, args);
   };
-  if (p.seq_q > 0) {
+  auto launch_q = [&](CUstream st) {
     launch_qk(kernels.q, q, p.cu_seqlens_q, p.seq_q, p.seq_q_pad, o.block_q, o.warp_q, out.q, out.q_scale,
-              p.scale_multiplier);
-  }
-  if (p.seq_kv > 0) {
-    launch_qk(kernels.k, k, p.cu_seqlens_k, p.seq_kv, p.seq_kv_pad, o.block_k, o.warp_k, out.k, out.k_scale, 1.0f);
-    if (o.quantize_v) {
-      kernels::QuantVParams a{};
-      a.in = v.data;
-      a.stride_b = v.stride_b, a.stride_h = v.stride_h, a.stride_s = v.stride_s;
-      a.v_scale = out.v_scale;
-      a.out = out.v;
-      a.cu_seqlens = p.cu_seqlens_k;
-      a.batch = p.batch, a.heads = p.heads_kv, a.seq_len = p.seq_kv, a.seq_len_pad = p.seq_kv_pad;
-      a.block_tokens = o.block_k;
-      void* args[] = {&a};
-      kernels.v->launch({{unsigned(kernels::v_tiles(p.seq_kv_pad)), unsigned(p.heads_kv), B},
-                         {kernels::kQuantThreads, 1, 1}, 0}, stream, args);
-    }
-  }
+              p.scale_multiplier, st);
+  };
+  auto launch_v = [&](CUstream st) {
+    kernels::QuantVParams a{};
+    a.in = v.data;
+    a.stride_b = v.stride_b, a.stride_h = v.stride_h, a.stride_s = v.stride_s;
+    a.v_scale = out.v_scale;
+    a.out = out.v;
+    a.cu_seqlens = p.cu_seqlens_k;
+    a.batch = p.batch, a.heads = p.heads_kv, a.seq_len = p.seq_kv, a.seq_len_pad = p.seq_kv_pad;
+    a.block_tokens = o.block_k;
+    void* args[] = {&a};
+    kernels.v->launch({{unsigned(kernels::v_tiles(p.seq_kv_pad)), unsigned(p.heads_kv), B},
+                       {kernels::kQuantThreads, 1, 1}, 0}, st, args);
+  };
+
+  // Two streams: the caller's runs the statistics and then K; a helper stream (StreamFork) runs Q
+  // beside the statistics (after them when Q writes the LSE correction, which reads k_mean) and V
+  // after them, beside K. Each pass alone leaves the memory system idle in its ramp and tail
+  // (ncu, H200, B4 H32 D128 S1024: 15-25 us per pass at 38-57% of DRAM bandwidth).
+  const bool has_q = p.seq_q > 0, has_kv = p.seq_kv > 0;
+  const bool q_after_stats = p.stats && out.lse_correction != nullptr;
+  StreamFork& helper = StreamFork::of(stream);
+  helper.fork(stream);
+  if (has_q && !q_after_stats) launch_q(helper.helper());
+  if (p.stats) launch_stats(stream);
+  if (p.stats) helper.fork(stream);
+  if (has_q && q_after_stats) launch_q(helper.helper());
+  if (has_kv && o.quantize_v) launch_v(helper.helper());
+  if (has_kv) launch_qk(kernels.k, k, p.cu_seqlens_k, p.seq_kv, p.seq_kv_pad, o.block_k, o.warp_k, out.k, out.k_scale,
+                        1.0f, stream);
+  helper.join(stream);
 }
 
 }  // namespace sagejit

@@ -2,7 +2,9 @@
 //
 // Plans (validates every argument first: nothing is launched on bad input), compiles on first use
 // (the quantization and attention kernels of a problem compile in parallel), keeps a workspace per
-// (context, stream), quantizes Q/K/V and runs the attention kernel on the caller's stream. Once
+// (context, stream), quantizes Q/K/V (independent passes side by side on an internal helper
+// stream forked from and joined back into the caller's) and runs the attention kernel on the
+// caller's stream. Once
 // warm, a call allocates nothing, synchronizes nothing and can be captured in a CUDA graph. The
 // workspace grows (a synchronizing reallocation) only when a larger problem arrives on a stream.
 #pragma once

@@ -3,7 +3,9 @@
 // `quantize` validates everything first (nothing is launched on bad input), then launches on the
 // caller's stream: the K mean / V scale statistics, Q and K to INT8 or INT4 with per-group scales
 // following the attention kernel's MMA layout (the Q pass also writing, on request, the LSE
-// correction that undoes K smoothing), and V to FP8 e4m3 transposed and token-permuted.
+// correction that undoes K smoothing), and V to FP8 e4m3 transposed and token-permuted. Passes that
+// do not depend on each other run side by side on an internal helper stream forked from and joined
+// back into the caller's, so the caller sees them ordered on its stream like a single launch.
 // Results live in a caller-provided device workspace of `quantize_workspace_bytes` bytes, in the
 // layouts of templates/quant_layout.cuh. Once the kernels are loaded a call allocates nothing and
 // synchronizes nothing.
