@@ -277,6 +277,7 @@ GeneratedUnit AttnSpec::generate() const {
         "  static constexpr bool pingpong = false;\n"
         "  static constexpr bool persistent = {};\n"
         "  static constexpr bool out_bf16 = {};\n"
+        "  static constexpr bool rowsum_mma = true;\n"
         "}};\n",
         unit.spec_name, kGeneratorVersion, head_dim, tile.cta_q / kernels::kWgmmaRowsPerWg, tile.stages,
         mask_code(mask), mask_meaning(mask), out.lse, tile.persistent, out.dtype == DType::bf16);

@@ -34,13 +34,14 @@ namespace {
 
 constexpr int kCtaK = kernels::kWgmmaCtaK;
 
-const Kernel& wgmma_kernel(int d, int consumers, int stages, int mask, bool lse, bool pingpong, bool persistent) {
+const Kernel& wgmma_kernel(int d, int consumers, int stages, int mask, bool lse, bool pingpong, bool persistent,
+                          bool rowsum_mma) {
   const Arch arch = query_device(current_device_ordinal()).arch();
-  const std::string cfg =
-      fmt::format("sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}, {}, {}, {}>", d, consumers, stages, mask,
-                  lse ? "true" : "false", pingpong ? "true" : "false", persistent ? "true" : "false");
-  const GeneratedUnit unit{fmt::format("test.attn_wgmma.d{}.c{}.s{}.m{}.l{}.p{}.r{}", d, consumers, stages, mask,
-                                       int(lse), int(pingpong), int(persistent)),
+  const std::string cfg = fmt::format("sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}, {}, {}, {}, false, {}>", d,
+                                      consumers, stages, mask, lse ? "true" : "false", pingpong ? "true" : "false",
+                                      persistent ? "true" : "false", rowsum_mma ? "true" : "false");
+  const GeneratedUnit unit{fmt::format("test.attn_wgmma.d{}.c{}.s{}.m{}.l{}.p{}.r{}.s{}", d, consumers, stages, mask,
+                                       int(lse), int(pingpong), int(persistent), int(rowsum_mma)),
                            arch,
                            "#include \"attn_wgmma.cuh\"\n", "&sagejit::kernels::attention_wgmma<" + cfg + " >"};
   return default_jit().kernel(unit);
@@ -54,13 +55,15 @@ struct Case {
   int stages = 2;
   bool pingpong = false;
   bool persistent = false;
+  bool rowsum_mma = true;   // row sums on the tensor cores (else FADDs in the softmax)
   int persistent_ctas = 0;  // CTAs of a persistent launch; 0: one per resident slot of the GPU
   std::uint32_t seed = 1;
   int cta_q() const { return kernels::kWgmmaRowsPerWg * consumers; }
   std::string describe() const {
     return fmt::format("B={} Hq={} Hkv={} Sq={} Skv={} D={} mask={} lse={} consumers={} stages={}{}", batch, heads_q,
                        heads_kv, seq_q, seq_kv, head_dim, mask, int(lse), consumers, stages,
-                       persistent ? fmt::format(" persistent({})", persistent_ctas) : std::string());
+                       (persistent ? fmt::format(" persistent({})", persistent_ctas) : std::string()) +
+                           (rowsum_mma ? "" : " rowsum=fadd"));
   }
 };
 
@@ -124,7 +127,8 @@ struct Problem {
   }
 
   void launch(CUstream stream = nullptr) {
-    const Kernel& kernel = wgmma_kernel(c.head_dim, c.consumers, c.stages, c.mask, c.lse, c.pingpong, c.persistent);
+    const Kernel& kernel =
+        wgmma_kernel(c.head_dim, c.consumers, c.stages, c.mask, c.lse, c.pingpong, c.persistent, c.rowsum_mma);
     void* args[] = {&params, &map_q, &map_k, &map_v};
     const bool causal = c.mask != 0;
     const unsigned q_slots = static_cast<unsigned>(kernels::attn_wgmma_q_slots(c.seq_q, c.cta_q(), causal));
@@ -301,6 +305,12 @@ TEST_CASE("attn_wgmma: the persistent schedule matches the float64 reference" * 
   pp.persistent = true, pp.persistent_ctas = 3, pp.pingpong = true, pp.seq_q = pp.seq_kv = 800, pp.mask = 1;
   pp.seed = seed++;
   run_accuracy(pp);
+  Case fadd;  // row sums by FADD in the softmax instead of on the tensor cores, both head dims
+  fadd.persistent = true, fadd.rowsum_mma = false, fadd.seq_q = 700, fadd.seq_kv = 900, fadd.mask = 1;
+  fadd.seed = seed++;
+  run_accuracy(fadd);
+  fadd.head_dim = 64, fadd.consumers = 1, fadd.stages = 3, fadd.mask = 0, fadd.seed = seed++;
+  run_accuracy(fadd);
   Case full;  // the runtime's grid: one CTA per SM, more tiles than SMs
   full.persistent = true, full.batch = 2, full.heads_q = full.heads_kv = 8, full.seq_q = full.seq_kv = 3000;
   full.stages = 4, full.seed = seed++;
@@ -331,6 +341,7 @@ TEST_CASE("attn_wgmma: kernel-only timing at B=4, S=1024 and 4096, H=32 D=128 an
   struct Variant {
     int seq, head_dim, consumers, stages, mask;
     bool pingpong, persistent;
+    bool rowsum_mma = true;
   };
   std::vector<Variant> variants;
   for (int seq : {4096, 1024}) {
@@ -345,11 +356,16 @@ TEST_CASE("attn_wgmma: kernel-only timing at B=4, S=1024 and 4096, H=32 D=128 an
   variants.push_back({4096, 128, 2, 4, 0, true, true});
   variants.push_back({4096, 128, 2, 4, 1, true, true});
   variants.push_back({4096, 64, 2, 2, 0, false, true});
+  for (bool rowsum_mma : {true, false}) {  // row sums: tensor cores or FADDs
+    variants.push_back({4096, 128, 2, 4, 0, false, true, rowsum_mma});
+    variants.push_back({4096, 64, 1, 3, 0, false, true, rowsum_mma});
+    variants.push_back({4096, 64, 1, 3, 1, false, true, rowsum_mma});
+  }
   for (const Variant var : variants) {
     Case c;
     c.batch = 4, c.heads_q = c.heads_kv = 32, c.seq_q = c.seq_kv = var.seq, c.head_dim = var.head_dim;
     c.mask = var.mask, c.lse = false, c.consumers = var.consumers, c.stages = var.stages, c.pingpong = var.pingpong;
-    c.persistent = var.persistent;
+    c.persistent = var.persistent, c.rowsum_mma = var.rowsum_mma;
     if (c.head_dim == 64) c.heads_q = c.heads_kv = 64;
     const std::size_t n = std::size_t(c.batch) * c.heads_q * c.seq_q * c.head_dim;
     // Cheap deterministic inputs (values of a N(0,1)-like spread; timing does not depend on them).
@@ -383,10 +399,12 @@ TEST_CASE("attn_wgmma: kernel-only timing at B=4, S=1024 and 4096, H=32 D=128 an
     const std::size_t out_elems = n;
     std::size_t non_finite = 0;
     for (std::uint16_t b : pb.out->download<std::uint16_t>(out_elems)) non_finite += (b & 0x7c00) == 0x7c00;
-    MESSAGE(fmt::format("attn_wgmma S={} D={} consumers={} stages={} mask={} pingpong={} persistent={}: median {:.3f} "
+    MESSAGE(fmt::format("attn_wgmma S={} D={} consumers={} stages={} mask={} pingpong={} persistent={} rowsum_mma={}: "
+                        "median {:.3f} "
                         "ms (min {:.3f}) over 20 launches = {:.1f} TOPS (4·B·H·S²·D / t, halved when causal); "
                         "non-finite outputs {}",
-                        c.seq_q, c.head_dim, c.consumers, c.stages, c.mask, int(c.pingpong), int(c.persistent), median,
+                        c.seq_q, c.head_dim, c.consumers, c.stages, c.mask, int(c.pingpong), int(c.persistent),
+                        int(c.rowsum_mma), median,
                         ms.front(),
                         ops / (median * 1e-3) / 1e12, non_finite));
   }
