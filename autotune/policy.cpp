@@ -30,8 +30,8 @@ std::string_view name(ChoiceSource s) {
   }
 }
 
-Problem problem_of(const TensorRef& q, const TensorRef& k, bool lse, bool varlen, const AttentionOptions& o,
-                   const Arch& arch) {
+Problem problem_of(const TensorRef& q, const TensorRef& k, bool lse, const VarlenBatch* varlen,
+                   const AttentionOptions& o, const Arch& arch) {
   validate_head_dim(static_cast<int>(q.dim), "q.dim");
   Problem p;
   p.arch = arch;
@@ -49,7 +49,12 @@ Problem problem_of(const TensorRef& q, const TensorRef& k, bool lse, bool varlen
   p.smooth_q = o.smooth_q;
   p.smooth_k = o.smooth_k;
   p.lse = lse;
-  p.varlen = varlen;
+  p.varlen = varlen != nullptr;
+  if (varlen != nullptr) {
+    p.batch = static_cast<int>(varlen->batch);
+    p.seq_q = varlen->max_seqlen_q;
+    p.seq_kv = varlen->max_seqlen_k;
+  }
   return p;
 }
 

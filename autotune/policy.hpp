@@ -31,9 +31,11 @@ struct KernelChoice {
 };
 
 // The problem of an attention call (throws InvalidArgument for a head dim the kernels lack,
-// naming q.dim).
-Problem problem_of(const TensorRef& q, const TensorRef& k, bool lse, bool varlen, const AttentionOptions& o,
-                   const Arch& arch);
+// naming q.dim). A varlen call (varlen non-null) is the problem of its longest sequences, B of them
+// (what the grid and the workspace are sized for), so it shares buckets with padded calls of that
+// shape instead of bucketing on the packed token count.
+Problem problem_of(const TensorRef& q, const TensorRef& k, bool lse, const VarlenBatch* varlen,
+                   const AttentionOptions& o, const Arch& arch);
 
 // The lookup itself, without a memo: testable with any store, bundle and environment.
 class KernelPolicy {

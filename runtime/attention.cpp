@@ -80,7 +80,7 @@ Resolved resolve(const TensorRef& q, const TensorRef& k, const TensorRef& v, con
   Resolved r;
   // The variant: the caller's family/tile, a tuned record, or the heuristic default (the wgmma
   // kernel on sm_90a where it supports the problem, else mma.sync): autotune/policy.
-  r.spec = choose_kernel(problem_of(q, k, lse != nullptr, varlen != nullptr, o, arch), o.family, o.tile).spec;
+  r.spec = choose_kernel(problem_of(q, k, lse != nullptr, varlen, o, arch), o.family, o.tile).spec;
   AttnSpec& s = r.spec;
   s.validate();
 

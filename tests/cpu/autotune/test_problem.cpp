@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "autotune/policy.hpp"
 #include "autotune/problem.hpp"
 #include "runtime/error.hpp"
 
@@ -120,4 +121,21 @@ TEST_CASE("variant names parse back, and bad ones are refused naming the argumen
   CHECK(parse_family("mma") == AttnFamily::mma);
   CHECK(parse_family("wgmma") == AttnFamily::wgmma);
   CHECK_THROWS_AS(parse_family("tma"), InvalidArgument);
+}
+
+TEST_CASE("a varlen call is the problem of its longest sequences, not of the packed token count") {
+  // 3 sequences packed into 5000 query and 7000 key tokens, the longest 3000 / 4000.
+  const TensorRef q = TensorRef::contiguous(nullptr, DType::f16, Layout::nhd, 1, 8, 5000, 128);
+  const TensorRef k = TensorRef::contiguous(nullptr, DType::f16, Layout::nhd, 1, 2, 7000, 128);
+  VarlenBatch varlen;
+  varlen.batch = 3, varlen.max_seqlen_q = 3000, varlen.max_seqlen_k = 4000;
+  const Problem p = problem_of(q, k, false, &varlen, AttentionOptions{}, parse_arch("sm_90a"));
+  CHECK(p.varlen);
+  CHECK(p.batch == 3);
+  CHECK(p.seq_q == 3000);
+  CHECK(p.seq_kv == 4000);
+  CHECK(bucket_name(p).find(".sq4096.skv4096") != std::string::npos);
+  const Problem padded = problem_of(q, k, false, nullptr, AttentionOptions{}, parse_arch("sm_90a"));
+  CHECK(padded.seq_q == 5000);
+  CHECK_FALSE(padded.varlen);
 }
