@@ -444,23 +444,24 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     // The e4m3 packing is separate (pack_p): it must not run while a P·V wgmma is in flight, or
     // ptxas serializes every wgmma (C7513: non-wgmma defs of wgmma input registers in the stage).
     constexpr float kMinDequant = 1e-30f;      // dq > 0 keeps −inf·dq = −inf for masked keys
-    // The dequantization factor q_scale · k_scale of ring block kb (load_block_scalars): both loads are
+    // The dequantization factors q_scale and k_scale of ring block kb (load_block_scalars): both loads are
     // issued before the block's wgmmas, so their latency (global k_scale, q_scale from loop_state)
     // hides under the wait for them instead of stalling the softmax (reading q_scale inside the
     // softmax cost ~4% at D = 128).
     // Likewise whether block kb needs the mask (a predicate, read from loop_state with them).
+    // The product is taken in the softmax: multiplying here would stall the wgmma issue on the
+    // global load (ncu on D = 64: the FMUL was the second-hottest stall).
     struct BlockScalars {
-      float dq;
+      float q_scale, k_scale;
       bool masked;
     };
     auto load_block_scalars = [&](int kb) {
       const int vt = thread_id_x() - 128;
-      const float q_scale = __int_as_float(loop_state[7][vt]);
-      return BlockScalars{fmaxf(q_scale * ldg_f32(p.k_scale + (loop_state[4][vt] + kb * kKGroups)), kMinDequant),
+      return BlockScalars{__int_as_float(loop_state[7][vt]), ldg_f32(p.k_scale + (loop_state[4][vt] + kb * kKGroups)),
                           kb >= loop_state[5][vt]};
     };
     auto softmax_block = [&](int kb, BlockScalars bs, i32 (&acc)[kSRegs], float (&s)[kSRegs], float (&alpha)[2]) {
-      const float dq = bs.dq;
+      const float dq = fmaxf(bs.q_scale * bs.k_scale, kMinDequant);
 #pragma unroll
       for (int i = 0; i < kSRegs; ++i) s[i] = __int_as_float(acc[i]);  // 1.5·2²³ + S, exactly
 
@@ -543,8 +544,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     float alpha_prev[2] = {0.0f, 0.0f};
     if (kb_end > kb0) {
       const int stage = kb0 % kStages;
-      const BlockScalars bs{fmaxf(q_scale * ldg_f32(p.k_scale + (my_state[4 * kStateStride] + kb0 * kKGroups)),
-                                  kMinDequant),
+      const BlockScalars bs{q_scale, ldg_f32(p.k_scale + (my_state[4 * kStateStride] + kb0 * kKGroups)),
                             kb0 >= my_state[5 * kStateStride]};
       mbarrier_wait_parity(smem_u32(&full_k[stage]), (kb0 / kStages) & 1);
       i32 acc[kSRegs];
