@@ -132,6 +132,11 @@ struct AttnWgmmaTile {
   int q_tok0;         // varlen: the sequence's first row in the packed output / LSE (else 0)
   int kv_blocks;      // K/V blocks of 128 keys this tile visits (causal: up to its last row's diagonal)
   __device__ bool empty() const { return q0 >= seq_q; }
+  // The (batch, head) rows of the quantized Q and of K/V; `group` query heads share a K/V head.
+  __device__ long long bh_q(const AttnParams& p) const { return static_cast<long long>(b) * p.heads_q + h; }
+  __device__ long long bh_kv(const AttnParams& p, int group) const {
+    return static_cast<long long>(b) * p.heads_kv + h / group;
+  }
 };
 
 template <int CtaQ, int Mask>
@@ -271,8 +276,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       for (int tile = first_tile; tile < n_work; tile = next_tile(tile)) {
         const AttnWgmmaTile w = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, tile, q_tiles);
         if (w.empty()) continue;
-        const long long bh_q = static_cast<long long>(w.b) * p.heads_q + w.h;
-        const long long bh_kv = static_cast<long long>(w.b) * p.heads_kv + w.h / (p.heads_q / p.heads_kv);
+        const long long bh_q = w.bh_q(p), bh_kv = w.bh_kv(p, p.heads_q / p.heads_kv);
         // TMA row coordinates (2-D maps over the whole workspace tensors).
         const int q_row = static_cast<int>(bh_q * p.seq_q_pad + w.q0);
         const int k_row0 = static_cast<int>(bh_kv * p.seq_kv_pad);
@@ -304,21 +308,30 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   // The tile loop's state lives in shared memory (one slot per thread, conflict-free) while the main
   // loop runs: at 240 registers the main loop has none to spare (three live registers more spill
   // 48 bytes at D = 128), and the mbarrier waits' memory clobbers keep the compiler from caching the
-  // values in registers. Slot: [0] tile, [1] tiles done (the Q barrier phase), [2] the ring
-  // position of the tile's first K/V block (the producer's kb), [3] the thread's first row + diag
-  // (the causal mask's reference), [4] the offset of the thread's k_scale group (minus kb0·4),
-  // [5] the first ring block that needs masking, [6] the tile's seq_kv, [7] the thread's q_scale
-  // (float bits).
-  __shared__ int loop_state[kWgmmaStateSlots][128 * kConsumers];
+  // values in registers. Slots (loop_state[slot][thread], or my_state[slot · kStateStride]):
+  enum {
+    kSlotTile,       // the tile this thread works on
+    kSlotDone,       // non-empty tiles done: the phase of the Q barriers
+    kSlotRing,       // ring position of the tile's first K/V block (the producer's kb)
+    kSlotRowDiag,    // the thread's first row + diag: the causal mask's reference
+    kSlotKScale,     // offset of the thread's k_scale group from p.k_scale, minus kb0·kKGroups
+    kSlotMaskFrom,   // the first ring block that needs masking
+    kSlotSeqKv,      // the tile's seq_kv: the tail mask's reference
+    kSlotQScale,     // the thread's q_scale (float bits)
+    kSlots
+  };
+  static_assert(kSlots == kWgmmaStateSlots, "attn_params.cuh counts the loop state's slots");
+  __shared__ int loop_state[kSlots][128 * kConsumers];
   constexpr int kStateStride = 128 * kConsumers;
-  loop_state[0][tid - 128] = first_tile, loop_state[1][tid - 128] = 0, loop_state[2][tid - 128] = 0;
+  loop_state[kSlotTile][tid - 128] = first_tile, loop_state[kSlotDone][tid - 128] = 0;
+  loop_state[kSlotRing][tid - 128] = 0;
   for (;;) {
     // Everything derived from the thread index is recomputed per tile from a volatile read, so
     // that the compiler cannot hoist it out of the tile loop and keep (or spill) it across the
     // main loop.
     const int vtid = thread_id_x();
     int* const my_state = &loop_state[0][vtid - 128];
-    if (my_state[0] >= geom[kTiles]) break;
+    if (my_state[kSlotTile * kStateStride] >= geom[kTiles]) break;
     const int cw = vtid / 128 - 1;               // consumer index
     const int ctid = vtid % 128;                 // thread within the warpgroup
     const int warp = ctid / 32, lane = ctid % 32;
@@ -386,17 +399,17 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       for (int k = 0; k < kPVSteps; ++k) pack_p_e4m3(s, k, pa[k]);
     };
 
-    const int tile = my_state[0], n = my_state[kStateStride], kb0 = my_state[2 * kStateStride];
+    const int tile = my_state[kSlotTile * kStateStride], n = my_state[kSlotDone * kStateStride];
+    const int kb0 = my_state[kSlotRing * kStateStride];
     const AttnWgmmaTile w = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, tile, geom[kQTiles]);
     if (w.empty()) {  // varlen: past its sequence's end (the producer skips it too)
-      my_state[0] = next_tile(tile);
+      my_state[kSlotTile * kStateStride] = next_tile(tile);
       continue;
     }
     const int seq_kv = w.seq_kv;
-    my_state[6 * kStateStride] = seq_kv;  // for the mask
+    my_state[kSlotSeqKv * kStateStride] = seq_kv;
     const int kb_end = kb0 + w.kv_blocks;      // this tile's K/V blocks are ring blocks [kb0, kb_end)
-    const long long bh_q = static_cast<long long>(w.b) * p.heads_q + w.h;
-    const long long bh_kv = static_cast<long long>(w.b) * p.heads_kv + w.h / geom[kGroup];
+    const long long bh_q = w.bh_q(p), bh_kv = w.bh_kv(p, geom[kGroup]);
     // q_scale goes to loop_state only after the tile's first QKᵀ is issued: storing it here would
     // wait out the global load at every tile start (~2% at S = 4096 with the persistent schedule).
     const float q_scale = ldg_f32(p.q_scale + (bh_q * geom[kQBlocks] + w.qt) * kQGroups +
@@ -404,11 +417,11 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
                                                          kRowsPerWg * cw + 16 * warp + g, 16));
     // Group t of ring block kb's K block (kb − kb0), as a 32-bit offset from p.k_scale (a kernel
     // parameter, so the 64-bit base costs no register through the main loop).
-    my_state[4 * kStateStride] = static_cast<int>(bh_kv * geom[kKBlocks] * kKGroups) + t - kb0 * kKGroups;
+    my_state[kSlotKScale * kStateStride] = static_cast<int>(bh_kv * geom[kKBlocks] * kKGroups) + t - kb0 * kKGroups;
     // Ring blocks from kb_mask on need masking: the block holding key seq_kv (a tail) and, causal,
-    // every block whose last key passes this consumer's first row (+ diag). The mask itself reads
-    // its row and key offsets back from loop_state (slots 2 and 3), so the main loop keeps one
-    // register for all of it.
+    // every block whose last key passes this consumer's first row (+ diag). The first such block and
+    // the mask's references (row + diag, seq_kv, the tile's first ring block) go to loop_state: the
+    // main loop keeps no register for any of it.
     const int diag = Cfg::mask == 2 ? seq_kv - w.seq_q : 0;
     int first_masked = seq_kv % kCtaK != 0 ? seq_kv / kCtaK : w.kv_blocks;
     if constexpr (Cfg::mask != 0) {
@@ -416,8 +429,8 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       const int first_diagonal = x < 0 ? 0 : x / kCtaK + 1;
       first_masked = first_diagonal < first_masked ? first_diagonal : first_masked;
     }
-    my_state[5 * kStateStride] = kb0 + first_masked;
-    my_state[3 * kStateStride] = w.q0 + kRowsPerWg * cw + 16 * warp + g + diag;  // row + diag, r = 0
+    my_state[kSlotMaskFrom * kStateStride] = kb0 + first_masked;
+    my_state[kSlotRowDiag * kStateStride] = w.q0 + kRowsPerWg * cw + 16 * warp + g + diag;  // row + diag, r = 0
     if constexpr (kPingPong) {
       if (cw == 1 && kb_end > kb0) named_barrier_arrive(kTurnBarrier + 0, 256);
     }
@@ -457,8 +470,9 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     };
     auto load_block_scalars = [&](int kb) {
       const int vt = thread_id_x() - 128;
-      return BlockScalars{__int_as_float(loop_state[7][vt]), ldg_f32(p.k_scale + (loop_state[4][vt] + kb * kKGroups)),
-                          kb >= loop_state[5][vt]};
+      return BlockScalars{__int_as_float(loop_state[kSlotQScale][vt]),
+                          ldg_f32(p.k_scale + (loop_state[kSlotKScale][vt] + kb * kKGroups)),
+                          kb >= loop_state[kSlotMaskFrom][vt]};
     };
     auto softmax_block = [&](int kb, BlockScalars bs, i32 (&acc)[kSRegs], float (&s)[kSRegs], float (&alpha)[2]) {
       const float dq = fmaxf(bs.q_scale * bs.k_scale, kMinDequant);
@@ -470,9 +484,9 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
         const int* state = &loop_state[0][thread_id_x() - 128];
         // Column acc_col(ctid, i) = 2t + acc_col(0, i): compare the compile-time part against
         // per-block limits.
-        const int key0 = (kb - state[2 * kStateStride]) * kCtaK;
-        const int kv_limit = state[6 * kStateStride] - key0 - 2 * t;              // key >= seq_kv
-        const int causal_limit = state[3 * kStateStride] - key0 - 2 * t;          // key > row + diag
+        const int key0 = (kb - state[kSlotRing * kStateStride]) * kCtaK;
+        const int kv_limit = state[kSlotSeqKv * kStateStride] - key0 - 2 * t;      // key >= seq_kv
+        const int causal_limit = state[kSlotRowDiag * kStateStride] - key0 - 2 * t;  // key > row + diag
 #pragma unroll
         for (int i = 0; i < kSRegs; ++i) {
           const int c = acc_col(0, i);
@@ -544,14 +558,14 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     float alpha_prev[2] = {0.0f, 0.0f};
     if (kb_end > kb0) {
       const int stage = kb0 % kStages;
-      const BlockScalars bs{q_scale, ldg_f32(p.k_scale + (my_state[4 * kStateStride] + kb0 * kKGroups)),
-                            kb0 >= my_state[5 * kStateStride]};
+      const BlockScalars bs{q_scale, ldg_f32(p.k_scale + (my_state[kSlotKScale * kStateStride] + kb0 * kKGroups)),
+                            kb0 >= my_state[kSlotMaskFrom * kStateStride]};
       mbarrier_wait_parity(smem_u32(&full_k[stage]), (kb0 / kStages) & 1);
       i32 acc[kSRegs];
       turn_begin();
       issue_qk(stage, acc);
       turn_end(false);
-      my_state[7 * kStateStride] = __float_as_int(q_scale);
+      my_state[kSlotQScale * kStateStride] = __float_as_int(q_scale);
       wgmma_wait<0>();
       fence_operands(acc);
       release(smem_u32(&empty_k[stage]));
@@ -632,13 +646,12 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     // main loop.
     const int e_vtid = thread_id_x();
     int* const e_state = &loop_state[0][e_vtid - 128];
-    const int e_tile = e_state[0];
-    e_state[0] = next_tile(e_tile);
-    e_state[kStateStride] += 1;
-    e_state[2 * kStateStride] = kb_end;
+    const int e_tile = e_state[kSlotTile * kStateStride];
+    e_state[kSlotTile * kStateStride] = next_tile(e_tile);
+    e_state[kSlotDone * kStateStride] += 1;
+    e_state[kSlotRing * kStateStride] = kb_end;
     const AttnWgmmaTile e = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, e_tile, geom[kQTiles]);
-    const long long e_bh_q = static_cast<long long>(e.b) * p.heads_q + e.h;
-    const long long e_bh_kv = static_cast<long long>(e.b) * p.heads_kv + e.h / geom[kGroup];
+    const long long e_bh_q = e.bh_q(p), e_bh_kv = e.bh_kv(p, geom[kGroup]);
     // This thread's first row: 64·consumer + 16·warp + lane / 4 = 16·((tid − 128) / 32) + lane / 4.
     const int e_row0 = e.q0 + 16 * ((e_vtid - 128) / 32) + (e_vtid % 32) / 4;
     const int e_t = e_vtid % 4;
