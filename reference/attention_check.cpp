@@ -13,6 +13,7 @@
 #include <fmt/ranges.h>
 
 #include "reference/attention_reference.hpp"
+#include "reference/device_inputs.hpp"
 #include "reference/quant_reference.hpp"
 #include "runtime/device.hpp"
 #include "runtime/device_buffer.hpp"
@@ -103,12 +104,8 @@ AttnCheckReport run_attention_check(const AttnCheckCase& c) {
   Input k = make(c, c.heads_kv, c.seq_kv, 'k', rng);
   Input v = make(c, c.heads_kv, c.seq_kv, 'v', rng);
   const std::size_t out_elems = std::size_t(c.batch) * c.heads_q * c.seq_q * c.head_dim;
-  DeviceBuffer dq(q.bits.size() * 2), dk(k.bits.size() * 2), dv(v.bits.size() * 2), dout(out_elems * 2 + 16),
-      dlse(std::size_t(c.batch) * c.heads_q * c.seq_q * 4 + 16);
-  SAGEJIT_CU(cuMemcpyHtoD, dq.ptr(), q.bits.data(), q.bits.size() * 2);
-  SAGEJIT_CU(cuMemcpyHtoD, dk.ptr(), k.bits.data(), k.bits.size() * 2);
-  SAGEJIT_CU(cuMemcpyHtoD, dv.ptr(), v.bits.data(), v.bits.size() * 2);
-  q.view.data = dq.get(), k.view.data = dk.get(), v.view.data = dv.get();
+  const DeviceQKV inputs(q, k, v);
+  DeviceBuffer dout(out_elems * 2 + 16), dlse(std::size_t(c.batch) * c.heads_q * c.seq_q * 4 + 16);
   TensorRef out = TensorRef::contiguous(dout.get(), c.dtype, c.layout, c.batch, c.heads_q, c.seq_q, c.head_dim);
   SAGEJIT_CU(cuMemsetD8, dout.ptr(), 0xFF, out_elems * 2 + 16);  // NaN in fp16 and bf16
   SAGEJIT_CU(cuMemsetD8, dlse.ptr(), 0xFF, std::size_t(c.batch) * c.heads_q * c.seq_q * 4 + 16);
@@ -222,8 +219,7 @@ AttnVarlenCheckReport run_attention_varlen_check(const AttnVarlenCheckCase& c) {
   }
   ensure_current_context();
   const int B = static_cast<int>(c.lengths_q.size()), Hq = c.heads_q, Hkv = c.heads_kv, D = c.head_dim;
-  std::vector<int> cu_q(B + 1, 0), cu_k(B + 1, 0);
-  for (int b = 0; b < B; ++b) cu_q[b + 1] = cu_q[b] + c.lengths_q[b], cu_k[b + 1] = cu_k[b] + c.lengths_kv[b];
+  const std::vector<int> cu_q = offsets_of(c.lengths_q), cu_k = offsets_of(c.lengths_kv);
   const int total_q = cu_q[B];
   const int max_q = (B ? *std::max_element(c.lengths_q.begin(), c.lengths_q.end()) : 0) + c.max_slack;
   const int max_k = (B ? *std::max_element(c.lengths_kv.begin(), c.lengths_kv.end()) : 0) + c.max_slack;
@@ -232,13 +228,9 @@ AttnVarlenCheckReport run_attention_varlen_check(const AttnVarlenCheckCase& c) {
   PackedInput q = make_packed(c, Hq, cu_q, max_q, 'q', rng);
   PackedInput k = make_packed(c, Hkv, cu_k, max_k, 'k', rng);
   PackedInput v = make_packed(c, Hkv, cu_k, max_k, 'v', rng);
-  DeviceBuffer dq(q.bits.size() * 2), dk(k.bits.size() * 2), dv(v.bits.size() * 2);
-  DeviceBuffer dcu_q(cu_q.size() * 4), dcu_k(cu_k.size() * 4);
-  SAGEJIT_CU(cuMemcpyHtoD, dq.ptr(), q.bits.data(), q.bits.size() * 2);
-  SAGEJIT_CU(cuMemcpyHtoD, dk.ptr(), k.bits.data(), k.bits.size() * 2);
-  SAGEJIT_CU(cuMemcpyHtoD, dv.ptr(), v.bits.data(), v.bits.size() * 2);
-  dcu_q.upload(cu_q), dcu_k.upload(cu_k);
-  q.view.data = dq.get(), k.view.data = dk.get(), v.view.data = dv.get();
+  const DeviceQKV inputs(q, k, v);
+  const DeviceOffsets offsets(cu_q, cu_k, max_q, max_k);
+  const VarlenBatch& varlen = offsets.batch;
 
   TensorRef out = packed_view(c, Hq, total_q);
   const std::size_t out_elems = std::max<std::int64_t>(1, out.stride_b);
@@ -248,13 +240,6 @@ AttnVarlenCheckReport run_attention_varlen_check(const AttnVarlenCheckCase& c) {
   out.data = dout.get();
   dout.poison(), dlse.poison();  // 0xFF: NaN in fp16, bf16 and fp32
   float* lse = c.lse ? reinterpret_cast<float*>(dlse.ptr()) : nullptr;
-
-  VarlenBatch varlen;
-  varlen.batch = B;
-  varlen.cu_seqlens_q = cu_q.data(), varlen.cu_seqlens_k = cu_k.data();
-  varlen.cu_seqlens_q_device = static_cast<const std::int32_t*>(dcu_q.get());
-  varlen.cu_seqlens_k_device = static_cast<const std::int32_t*>(dcu_k.get());
-  varlen.max_seqlen_q = max_q, varlen.max_seqlen_k = max_k;
 
   AttnVarlenCheckReport report;
   const AttnSpec spec = attention_varlen_spec(q.view, k.view, v.view, out, lse, varlen, c.options);

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "reference/device_inputs.hpp"
 #include "reference/quant_reference.hpp"
 #include "runtime/device.hpp"
 #include "runtime/device_buffer.hpp"
@@ -107,12 +108,6 @@ struct Gathered {
   }
 };
 
-std::vector<int> offsets_of(const std::vector<int>& lengths) {
-  std::vector<int> cu(lengths.size() + 1, 0);
-  for (std::size_t b = 0; b < lengths.size(); ++b) cu[b + 1] = cu[b] + lengths[b];
-  return cu;
-}
-
 QuantCheckReport run_quant_varlen_check(const QuantCheckCase& c) {
   if (c.lengths_q.size() != c.lengths_kv.size()) {
     throw std::invalid_argument("QuantCheckCase: lengths_q and lengths_kv must have one entry per sequence each");
@@ -126,19 +121,9 @@ QuantCheckReport run_quant_varlen_check(const QuantCheckCase& c) {
   HostInput q = make_input(c, 1, c.heads_q, cu_q[B], 0.0f, rng);
   HostInput k = make_input(c, 1, c.heads_kv, cu_k[B], 5.0f, rng);
   HostInput v = make_input(c, 1, c.heads_kv, cu_k[B], 0.0f, rng);
-  DeviceBuffer dq(q.bits.size() * 2), dk(k.bits.size() * 2), dv(v.bits.size() * 2);
-  DeviceBuffer dcu_q(cu_q.size() * 4), dcu_k(cu_k.size() * 4);
-  SAGEJIT_CU(cuMemcpyHtoD, dq.ptr(), q.bits.data(), q.bits.size() * 2);
-  SAGEJIT_CU(cuMemcpyHtoD, dk.ptr(), k.bits.data(), k.bits.size() * 2);
-  SAGEJIT_CU(cuMemcpyHtoD, dv.ptr(), v.bits.data(), v.bits.size() * 2);
-  dcu_q.upload(cu_q), dcu_k.upload(cu_k);
-  q.view.data = dq.get(), k.view.data = dk.get(), v.view.data = dv.get();
-  VarlenBatch varlen;
-  varlen.batch = B;
-  varlen.cu_seqlens_q = cu_q.data(), varlen.cu_seqlens_k = cu_k.data();
-  varlen.cu_seqlens_q_device = static_cast<const std::int32_t*>(dcu_q.get());
-  varlen.cu_seqlens_k_device = static_cast<const std::int32_t*>(dcu_k.get());
-  varlen.max_seqlen_q = max_q, varlen.max_seqlen_k = max_k;
+  const DeviceQKV inputs(q, k, v);
+  const DeviceOffsets offsets(cu_q, cu_k, max_q, max_k);
+  const VarlenBatch& varlen = offsets.batch;
 
   const Arch arch = query_device(current_device_ordinal()).arch();
   const QuantizeOptions& o = c.options;
@@ -288,11 +273,7 @@ QuantCheckReport run_quant_check(const QuantCheckCase& c) {
   HostInput q = make_input(c, c.batch, c.heads_q, c.seq_q, 0.0f, rng);
   HostInput k = make_input(c, c.batch, c.heads_kv, c.seq_kv, 5.0f, rng);
   HostInput v = make_input(c, c.batch, c.heads_kv, c.seq_kv, 0.0f, rng);
-  DeviceBuffer dq(q.bits.size() * 2), dk(k.bits.size() * 2), dv(v.bits.size() * 2);
-  SAGEJIT_CU(cuMemcpyHtoD, dq.ptr(), q.bits.data(), q.bits.size() * 2);
-  SAGEJIT_CU(cuMemcpyHtoD, dk.ptr(), k.bits.data(), k.bits.size() * 2);
-  SAGEJIT_CU(cuMemcpyHtoD, dv.ptr(), v.bits.data(), v.bits.size() * 2);
-  q.view.data = dq.get(), k.view.data = dk.get(), v.view.data = dv.get();
+  const DeviceQKV inputs(q, k, v);
 
   const Arch arch = query_device(current_device_ordinal()).arch();
   const QuantizePlan plan = plan_quantize(q.view, k.view, v.view, c.options, arch);
