@@ -49,6 +49,15 @@ __device__ __forceinline__ void cp_async_wait_all() {
   asm volatile("cp.async.wait_all;\n" ::: "memory");
 }
 
+// Four consecutive 32-bit words of shared memory at `addr` (16-byte aligned) into r0..r3. Volatile:
+// repeated loads of one address stay separate loads (ptxas would otherwise load once and copy the
+// registers with moves, which is what these loads replace).
+__device__ __forceinline__ void ld_shared_v4_volatile(u32 addr, int& r0, int& r1, int& r2, int& r3) {
+  asm volatile("ld.volatile.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(addr));
+}
+
 // ---- ldmatrix -----------------------------------------------------------------------------------
 
 // Four 8x8 b16 matrices; lane l gives the row address (16 bytes) of row l%8 of matrix l/8, and
