@@ -568,6 +568,22 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     // softmax, P·V and epilogue.
     u32 pa[kPVSteps][4];
     float alpha_prev[2] = {0.0f, 0.0f};
+    // Before a P·V issue: the registers it reads (pa) and writes (fresh pv, lsum) stay in place.
+    auto fence_pv_operands = [&](float (&pv)[kORegs], float (&lsum)[4]) {
+#pragma unroll
+      for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
+      fence_operands(pv);
+      if constexpr (Cfg::rowsum_mma) fence_operands(lsum);
+    };
+    // After P·V(kb − 1) completed: O = α_{kb−1}·O + pv, l = α_{kb−1}·l + lsum.
+    auto promote = [&](const float (&pv)[kORegs], const float (&lsum)[4]) {
+#pragma unroll
+      for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha_prev[(i / 2) % 2] + pv[i];
+      if constexpr (Cfg::rowsum_mma) {
+        row_sum[0] = row_sum[0] * alpha_prev[0] + lsum[0];  // lsum[2r]: row r (columns 2t, 2t + 1 alike)
+        row_sum[1] = row_sum[1] * alpha_prev[1] + lsum[2];
+      }
+    };
     if (kb_end > kb0) {
       const int stage = kb0 % kStages;
       const BlockScalars bs{q_scale, ldg_f32(p.k_scale + (my_state[kSlotKScale * kStateStride] + kb0 * kKGroups)),
@@ -595,10 +611,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       mbarrier_wait_parity(smem_u32(&full_v[pstage]), pparity);
       i32 acc[kSRegs];
       float pv[kORegs], lsum[4];
-#pragma unroll
-      for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
-      fence_operands(pv);
-      if constexpr (Cfg::rowsum_mma) fence_operands(lsum);
+      fence_pv_operands(pv, lsum);
       turn_begin();
       issue_qk(stage, acc);      // group 1
       issue_pv(pstage, pv, lsum, pa);  // group 2
@@ -619,13 +632,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
       fence_operands(s);
       release(smem_u32(&empty_v[pstage]));
-      // ---- promote: O = α_{kb−1}·O + pv, l = α_{kb−1}·l + lsum ----
-#pragma unroll
-      for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha_prev[(i / 2) % 2] + pv[i];
-      if constexpr (Cfg::rowsum_mma) {
-        row_sum[0] = row_sum[0] * alpha_prev[0] + lsum[0];  // lsum[2r]: row r (columns 2t, 2t + 1 alike)
-        row_sum[1] = row_sum[1] * alpha_prev[1] + lsum[2];
-      }
+      promote(pv, lsum);
       pack_p(s, pa);  // only now: P·V(kb − 1) no longer reads pa
       alpha_prev[0] = alpha_next[0];
       alpha_prev[1] = alpha_next[1];
@@ -634,10 +641,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       const int kl = kb_end - 1;
       mbarrier_wait_parity(smem_u32(&full_v[kl % kStages]), (kl / kStages) & 1);
       float pv[kORegs], lsum[4];
-#pragma unroll
-      for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
-      fence_operands(pv);
-      if constexpr (Cfg::rowsum_mma) fence_operands(lsum);
+      fence_pv_operands(pv, lsum);
       turn_begin();
       wgmma_fence();
       issue_pv(kl % kStages, pv, lsum, pa);
@@ -646,12 +650,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       fence_operands(pv);
       if constexpr (Cfg::rowsum_mma) fence_operands(lsum);
       release(smem_u32(&empty_v[kl % kStages]));
-#pragma unroll
-      for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha_prev[(i / 2) % 2] + pv[i];
-      if constexpr (Cfg::rowsum_mma) {
-        row_sum[0] = row_sum[0] * alpha_prev[0] + lsum[0];  // lsum[2r]: row r (columns 2t, 2t + 1 alike)
-        row_sum[1] = row_sum[1] * alpha_prev[1] + lsum[2];
-      }
+      promote(pv, lsum);
     }
     // ================================ epilogue ================================
     // The tile's coordinates again (cheap integer arithmetic) rather than kept live through the
