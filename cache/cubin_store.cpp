@@ -184,20 +184,7 @@ class SqliteStore final : public CubinStore {
   // error turns disk writes off for good, with one warning; reads of rows already there go on.
   template <class Op>
   bool on_disk(const char* what, Op&& op) {
-    try {
-      op();
-      return true;
-    } catch (const sqlite::SqliteError& e) {
-      if (!e.busy()) {
-        stop_writing(what, e.what());
-      } else {
-        spdlog::warn("sagejit cache: could not {} {}: busy for over {} s ({})", what,
-                     path_.string(), kCacheBusyTimeoutMs / 1000, e.what());
-      }
-    } catch (const std::exception& e) {
-      stop_writing(what, e.what());
-    }
-    return false;
+    return cache_disk_op(path_, what, op, [&](const char* why) { stop_writing(what, why); });
   }
 
   // Damage found after opening (SQLite checks pages only as it reads them) is not moved aside

@@ -199,6 +199,24 @@ std::string utc_now_iso() {
 
 int cache_schema_version(sqlite::Db& db) { return std::stoi(db.scalar("PRAGMA user_version")); }
 
+bool cache_disk_op(const fs::path& path, const char* what, const std::function<void()>& op,
+                   const std::function<void(const char* why)>& fail) {
+  try {
+    op();
+    return true;
+  } catch (const sqlite::SqliteError& e) {
+    if (e.busy()) {
+      spdlog::warn("sagejit cache: could not {} {}: busy for over {} s ({})", what, path.string(),
+                   kCacheBusyTimeoutMs / 1000, e.what());
+      return false;
+    }
+    fail(e.what());
+  } catch (const std::exception& e) {
+    fail(e.what());
+  }
+  return false;
+}
+
 sqlite::Db open_cache_database(const fs::path& path) {
   if (path.has_parent_path()) fs::create_directories(path.parent_path());
   try {

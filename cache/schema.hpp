@@ -8,6 +8,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "cache/sqlite_db.hpp"
@@ -17,6 +18,13 @@ namespace sagejit {
 // Long enough to wait out another process storing into the same cache (a put is one short
 // transaction); a put that still finds the database busy keeps its record in memory instead.
 constexpr int kCacheBusyTimeoutMs = 10'000;
+
+// Runs one disk operation of a cache store (`what`, e.g. "store a kernel in") on the database at
+// `path` and says whether it succeeded. A database still busy after kCacheBusyTimeoutMs fails only
+// this call, with a warning; any other error is passed to `fail` (the store stops using the disk
+// and says so once). Nothing is thrown.
+bool cache_disk_op(const std::filesystem::path& path, const char* what, const std::function<void()>& op,
+                   const std::function<void(const char* why)>& fail);
 
 // Opens the cache at `path`, creating its parent directories and the file as needed, with our
 // schema. Throws sqlite::SqliteError, CacheError or std::filesystem::filesystem_error.

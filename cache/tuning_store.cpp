@@ -253,21 +253,11 @@ class SqliteTuningStore final : public TuningStore {
   }
 
  private:
+  // Runs one disk operation and says whether it succeeded (busy: this call only; any other error:
+  // tuning results stay in memory from then on, with one warning).
   template <class Op>
   bool on_disk(const char* what, Op&& op) {
-    try {
-      op();
-      return true;
-    } catch (const sqlite::SqliteError& e) {
-      if (e.busy()) {
-        spdlog::warn("sagejit cache: could not {} {}: busy ({})", what, path_.string(), e.what());
-        return false;
-      }
-      stop(what, e.what());
-    } catch (const std::exception& e) {
-      stop(what, e.what());
-    }
-    return false;
+    return cache_disk_op(path_, what, op, [&](const char* why) { stop(what, why); });
   }
 
   void stop(const char* what, const char* why) {
