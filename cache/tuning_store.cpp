@@ -177,36 +177,24 @@ class SqliteTuningStore final : public TuningStore {
 
   std::vector<TuningRecord> records(const TuningEnv& env, const std::string& bucket) override {
     std::lock_guard lock(mu_);
-    std::vector<TuningRecord> out;
-    if (disk_) on_disk("read tuning records from", [&] {
-      auto q = db_.prepare(fmt::format("SELECT {} FROM tuning_records WHERE {} AND problem_bucket = ? ORDER BY id",
-                                       kRecordColumns, kEnvMatch));
-      q.bind(bind_env(q, 1, env), bucket);
-      while (q.step()) out.push_back(read_record(q));
-    });
-    for (TuningRecord& r : memory_.records(env, bucket)) out.push_back(std::move(r));
-    return out;
+    const std::string sql = fmt::format("SELECT {} FROM tuning_records WHERE {} AND problem_bucket = ? ORDER BY id",
+                                        kRecordColumns, kEnvMatch);
+    return disk_then_memory("read tuning records from", sql, [&](sqlite::Stmt& q) { q.bind(bind_env(q, 1, env), bucket); },
+                            read_record, memory_.records(env, bucket));
   }
 
   std::vector<TuningRecord> all_records() override {
     std::lock_guard lock(mu_);
-    std::vector<TuningRecord> out;
-    if (disk_) on_disk("read tuning records from", [&] {
-      auto q = db_.prepare(fmt::format("SELECT {} FROM tuning_records ORDER BY id", kRecordColumns));
-      while (q.step()) out.push_back(read_record(q));
-    });
-    for (TuningRecord& r : memory_.all_records()) out.push_back(std::move(r));
-    return out;
+    return disk_then_memory("read tuning records from",
+                            fmt::format("SELECT {} FROM tuning_records ORDER BY id", kRecordColumns),
+                            [](sqlite::Stmt&) {}, read_record, memory_.all_records());
   }
 
   std::vector<TuningWinner> winners() override {
     std::lock_guard lock(mu_);
-    std::vector<TuningWinner> out;
-    if (disk_) on_disk("read tuning winners from", [&] {
-      auto q = db_.prepare(fmt::format("SELECT {} FROM tuning_winners", kWinnerColumns));
-      while (q.step()) out.push_back(read_winner(q));
-    });
-    for (TuningWinner& w : memory_.winners()) out.push_back(std::move(w));
+    std::vector<TuningWinner> out =
+        disk_then_memory("read tuning winners from", fmt::format("SELECT {} FROM tuning_winners", kWinnerColumns),
+                         [](sqlite::Stmt&) {}, read_winner, memory_.winners());
     sort_winners(out);
     return out;
   }
@@ -253,6 +241,21 @@ class SqliteTuningStore final : public TuningStore {
   }
 
  private:
+  // The rows `sql` selects from the database (while it is in use; `bind` fills its parameters),
+  // then `memory_rows` (what could not be written there).
+  template <class Row, class Bind>
+  std::vector<Row> disk_then_memory(const char* what, const std::string& sql, Bind&& bind,
+                                    Row (*read)(const sqlite::Stmt&), std::vector<Row> memory_rows) {
+    std::vector<Row> out;
+    if (disk_) on_disk(what, [&] {
+      auto q = db_.prepare(sql);
+      bind(q);
+      while (q.step()) out.push_back(read(q));
+    });
+    for (Row& r : memory_rows) out.push_back(std::move(r));
+    return out;
+  }
+
   // Runs one disk operation and says whether it succeeded (busy: this call only; any other error:
   // tuning results stay in memory from then on, with one warning).
   template <class Op>
