@@ -10,9 +10,10 @@
 
 namespace sagejit::bench {
 
-// Median milliseconds of `runs` calls of `body(i)` on `stream`, after `warmup` calls; each call is
-// bracketed by its own pair of events.
-inline double median_ms(CUstream stream, int warmup, int runs, const std::function<void(int)>& body) {
+// Milliseconds of each of `runs` calls of `body(i)` on `stream`, sorted, after `warmup` calls; each
+// call is bracketed by its own pair of events.
+inline std::vector<double> sorted_times_ms(CUstream stream, int warmup, int runs,
+                                           const std::function<void(int)>& body) {
   for (int i = 0; i < warmup; ++i) body(i);
   CUevent start, stop;
   SAGEJIT_CU(cuEventCreate, &start, CU_EVENT_DEFAULT);
@@ -30,6 +31,12 @@ inline double median_ms(CUstream stream, int warmup, int runs, const std::functi
   driver().cuEventDestroy(start);
   driver().cuEventDestroy(stop);
   std::sort(times.begin(), times.end());
+  return times;
+}
+
+// Median milliseconds of `runs` calls of `body(i)` on `stream`, after `warmup` calls.
+inline double median_ms(CUstream stream, int warmup, int runs, const std::function<void(int)>& body) {
+  const std::vector<double> times = sorted_times_ms(stream, warmup, runs, body);
   return times[times.size() / 2];
 }
 

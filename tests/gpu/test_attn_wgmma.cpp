@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.hpp"
 #include "reference/attention_reference.hpp"
 #include "reference/quant_reference.hpp"
 #include "runtime/device.hpp"
@@ -376,24 +377,8 @@ TEST_CASE("attn_wgmma: kernel-only timing at B=4, S=1024 and 4096, H=32 D=128 an
       bits[i] = reference::float_to_f16((static_cast<float>(x >> 8) / 16777216.0f - 0.5f) * 3.4f);
     }
     Problem pb(c, bits, bits, bits);
-    pb.launch();  // compile, load, warm up
-    SAGEJIT_CU(cuCtxSynchronize);
-    CUevent start, stop;
-    SAGEJIT_CU(cuEventCreate, &start, 0);
-    SAGEJIT_CU(cuEventCreate, &stop, 0);
-    std::vector<float> ms;
-    for (int i = 0; i < 20; ++i) {
-      SAGEJIT_CU(cuEventRecord, start, nullptr);
-      pb.launch();
-      SAGEJIT_CU(cuEventRecord, stop, nullptr);
-      SAGEJIT_CU(cuEventSynchronize, stop);
-      float t = 0;
-      SAGEJIT_CU(cuEventElapsedTime, &t, start, stop);
-      ms.push_back(t);
-    }
-    driver().cuEventDestroy(start);
-    driver().cuEventDestroy(stop);
-    std::sort(ms.begin(), ms.end());
+    // One launch to compile, load and warm up, then 20 timed launches.
+    const std::vector<double> ms = bench::sorted_times_ms(nullptr, 1, 20, [&](int) { pb.launch(); });
     const double median = ms[ms.size() / 2];
     const double ops = 4.0 * c.batch * c.heads_q * double(c.seq_q) * c.seq_kv * c.head_dim / (c.mask != 0 ? 2 : 1);
     const std::size_t out_elems = n;
