@@ -199,6 +199,22 @@ __device__ __forceinline__ u32x4 load16_nc(const void* p) {
       : "l"(p));
   return v;
 }
+// The loads of a tile of rows in the quantization kernels' thread mapping (quant_qk.cuh): the
+// thread's row slot `slot` covers rows slot + k·RowSlots (k < Passes) and its quad lane the 16-byte
+// chunks quad_lane + 4j (j < Chunks) of each row (8 elements each); rows >= n_valid read as zeros.
+// All loads are issued before any is used.
+template <int Passes, int Chunks, int RowSlots, typename In>
+__device__ __forceinline__ void load_tile_rows(const In* in, long long stride_s, int n_valid, int slot,
+                                               int quad_lane, u32x4 (&data)[Passes][Chunks]) {
+#pragma unroll
+  for (int k = 0; k < Passes; ++k) {
+    const int r = slot + k * RowSlots;
+#pragma unroll
+    for (int j = 0; j < Chunks; ++j) {
+      data[k][j] = r < n_valid ? load16_nc(in + r * stride_s + 8 * (quad_lane + 4 * j)) : u32x4{0u, 0u, 0u, 0u};
+    }
+  }
+}
 __device__ __forceinline__ void store16(void* p, const u32x4& v) {
   asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z),
                "r"(v.w)

@@ -71,15 +71,7 @@ __global__ void __launch_bounds__(kQuantThreads) quantize_v(QuantVParams p) {
   const In* in = static_cast<const In*>(p.in) + first_row + head * p.stride_h +
                  static_cast<long long>(tok0) * p.stride_s;
   u32x4 data[kPasses][kChunks];
-#pragma unroll
-  for (int k = 0; k < kPasses; ++k) {
-    const int r = slot + k * kQuantRowSlots;
-#pragma unroll
-    for (int j = 0; j < kChunks; ++j) {
-      data[k][j] = r < n_valid ? load16_nc(in + r * p.stride_s + 8 * (quad_lane + 4 * j))
-                               : u32x4{0u, 0u, 0u, 0u};
-    }
-  }
+  load_tile_rows<kPasses, kChunks, kQuantRowSlots>(in, p.stride_s, n_valid, slot, quad_lane, data);
   if (tid < HeadDim) s_inv[tid] = div_rn(1.0f, p.v_scale[bh * HeadDim + tid]);
   __syncthreads();
 
