@@ -47,9 +47,11 @@
 //   grid  (ceil(seq_q / cta_q), heads_q, batch), or persistent: (attn_wgmma_persistent_ctas(tiles,
 //   SMs, consumers), 1, 1); block attn_wgmma_threads(consumers) threads; dynamic shared memory
 //   attn_wgmma_smem_bytes(head_dim, consumers, stages) = consumers·64·D + stages·2·128·D + 1024
-//   (ones tile) + 1024 (aligns the swizzled tiles by hand), plus attn_wgmma_static_smem_bytes
+//   (ones tile) + 8·D + 32 (two v_scale buffers and their mbarriers) + 1024 (aligns the swizzled
+//   tiles by hand), plus attn_wgmma_static_smem_bytes
 //   static (the launch must raise the dynamic limit whenever dynamic + static > 48 KiB).
-//   AttnParams fields read: q_scale, k_scale, v_scale, o, lse, lse_correction, o_stride_b/h/s, batch,
+//   AttnParams fields read: q_scale, k_scale, v_scale (16-byte aligned: each tile's row is one bulk
+//   copy into shared memory), o, lse, lse_correction, o_stride_b/h/s, batch,
 //   heads_q, heads_kv, seq_q, seq_kv, seq_q_pad, seq_kv_pad. p.q / p.k / p.v are NOT read (the tensor
 //   maps address them), and with varlen cu_seqlens_q / cu_seqlens_k (attn_params.cuh: the workspace
 //   keeps its padded per-batch layout, the output and LSE are packed). Not supported (host must not
@@ -224,6 +226,13 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   const u32 sK = sQ + kConsumers * kQBytes;
   const u32 sV = sK + kStages * kKBytes;
   const u32 sOnes = sV + kStages * kVBytes;  // kWgmmaOnesBytes of e4m3 1.0: B of the row-sum wgmma
+  // The tile's v_scale row (kD floats), buffer n % 2 for the n-th non-empty tile; the two "full"
+  // mbarriers its bulk copies complete on, and two "empty" ones every consumer thread arrives on
+  // once its epilogue has read the buffer (attn_wgmma_vscale_bytes).
+  constexpr u32 kVsBytes = 4 * kD;
+  const u32 sVs = sOnes + kWgmmaOnesBytes;
+  const u32 full_vs = sVs + 2 * kVsBytes;  // two u64 mbarriers
+  const u32 empty_vs = full_vs + 16;       // two u64 mbarriers
 
   const int tid = threadIdx.x;
   const int wg = tid / 128;
@@ -253,6 +262,10 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       mbarrier_init(smem_u32(&empty_k[s]), kConsumerWarps);
       mbarrier_init(smem_u32(&empty_v[s]), kConsumerWarps);
     }
+    mbarrier_init(full_vs, 1);
+    mbarrier_init(full_vs + 8, 1);
+    mbarrier_init(empty_vs, 128 * kConsumers);
+    mbarrier_init(empty_vs + 8, 128 * kConsumers);
     fence_barrier_init();
     geom[kTiles] = n_work, geom[kQTiles] = q_tiles;
     geom[kQBlocks] = p.seq_q_pad / kCtaQ, geom[kKBlocks] = p.seq_kv_pad / kCtaK;
@@ -291,6 +304,12 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
           mbarrier_arrive_expect_tx(smem_u32(&full_q[c]), kQBytes);
           tma_load_2d(sQ + c * kQBytes, tma_q, smem_u32(&full_q[c]), 0, q_row + kRowsPerWg * c);
         }
+        // Buffer n % 2 was last read by the epilogue of tile n − 2 (use n / 2 − 1 of the buffer);
+        // the fence orders those generic-proxy reads before the copy's async-proxy writes.
+        if (n >= 2) mbarrier_wait_parity(empty_vs + 8 * (n & 1), ((n >> 1) - 1) & 1);
+        fence_proxy_async_shared();
+        mbarrier_arrive_expect_tx(full_vs + 8 * (n & 1), kVsBytes);
+        bulk_load(sVs + (n & 1) * kVsBytes, p.v_scale + bh_kv * kD, kVsBytes, full_vs + 8 * (n & 1));
         for (int j = 0; j < w.kv_blocks; ++j, ++kb) {
           const int s = kb % kStages;
           const u32 free_parity = ((kb / kStages) - 1) & 1;
@@ -658,11 +677,12 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     const int e_vtid = thread_id_x();
     int* const e_state = &loop_state[0][e_vtid - 128];
     const int e_tile = e_state[kSlotTile * kStateStride];
+    const int e_n = e_state[kSlotDone * kStateStride];  // this tile's v_scale buffer: e_n % 2
     e_state[kSlotTile * kStateStride] = next_tile(e_tile);
-    e_state[kSlotDone * kStateStride] += 1;
+    e_state[kSlotDone * kStateStride] = e_n + 1;
     e_state[kSlotRing * kStateStride] = kb_end;
     const AttnWgmmaTile e = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, e_tile, geom[kQTiles]);
-    const long long e_bh_q = e.bh_q(p), e_bh_kv = e.bh_kv(p, geom[kGroup]);
+    const long long e_bh_q = e.bh_q(p);
     // This thread's first row: 64·consumer + 16·warp + lane / 4 = 16·((tid − 128) / 32) + lane / 4.
     const int e_row0 = e.q0 + 16 * ((e_vtid - 128) / 32) + (e_vtid % 32) / 4;
     const int e_t = e_vtid % 4;
@@ -699,13 +719,15 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       }
     }
 
-    const float* vs = p.v_scale + e_bh_kv * kD;
+    mbarrier_wait_parity(full_vs + 8 * (e_n & 1), (e_n >> 1) & 1);
+    const u32 vs = sVs + (e_n & 1) * kVsBytes;
     // Varlen: the packed output's rows start at the sequence's first token (o_stride_b unused).
     u16* gO = static_cast<u16*>(p.o) +
               (p.cu_seqlens_q != nullptr ? e.q_tok0 * p.o_stride_s : e.b * p.o_stride_b) + e.h * p.o_stride_h;
 #pragma unroll
     for (int c = 0; c < kORegs / 4; ++c) {  // 8-channel slice c: channels 8c + 2t, 8c + 2t + 1
-      const float c0 = ldg_f32(vs + 8 * c + 2 * e_t), c1 = ldg_f32(vs + 8 * c + 2 * e_t + 1);
+      float c0, c1;
+      ld_shared_v2_f32(vs + 4 * (8 * c + 2 * e_t), c0, c1);
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const int row = e_row0 + 8 * r;
@@ -716,6 +738,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
         }
       }
     }
+    mbarrier_arrive(empty_vs + 8 * (e_n & 1));  // this thread is done with the v_scale buffer
   }
 }
 

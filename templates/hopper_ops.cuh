@@ -12,6 +12,7 @@
 //
 // PTX ISA sections relied on (by name; their numbers move between ISA versions):
 //   "cp.async.bulk.tensor" (TMA, .mbarrier::complete_tx::bytes completion, out-of-bound fill),
+//   "cp.async.bulk" (the 1-D copy, same completion),
 //   "cp.async.bulk.commit_group" / "cp.async.bulk.wait_group" (TMA stores),
 //   "mbarrier" (init, arrive, expect-tx, try_wait.parity; phases and the tx-count),
 //   "membar/fence" (fence.proxy.async, fence.mbarrier_init),
@@ -148,6 +149,14 @@ __device__ __forceinline__ void named_barrier_arrive(u32 id, u32 threads) {
 // loads, and the outside part is dropped for stores. Each load adds the box's full byte count
 // (in-bounds or not) to the mbarrier's transaction count. `dst` must be 128-byte aligned, and
 // aligned to the swizzle's repeat (1024 bytes for 128B swizzle) when wgmma reads it.
+
+// A 1-D bulk copy (no tensor map) of `bytes` from global `src` to shared `dst`, completing on `bar`
+// as transaction bytes like the tiled loads: both addresses 16-byte aligned, bytes a multiple of 16.
+__device__ __forceinline__ void bulk_load(u32 dst, const void* src, u32 bytes, u32 bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+               "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+}
 
 __device__ __forceinline__ void tma_load_2d(u32 dst, const TmaDescriptor& desc, u32 bar, i32 c0,
                                             i32 c1) {
