@@ -17,17 +17,17 @@ import numpy as np
 
 
 def quantize(x, rows_per_group, terms=1):
-    """Sum of `terms` INT8 terms: each quantizes what the previous ones left, absmax scale per group."""
-    out = np.zeros_like(x)
-    rest = x.copy()
+    """Sum of `terms` INT8 terms: the first with the absmax scale s of each group, each further one
+    quantizing what the previous left with s / 128 (the residual is at most s / 2, so it fits INT8,
+    and the products of different terms differ by powers of two)."""
+    g = x.reshape(-1, rows_per_group, x.shape[1])
+    amax = np.abs(g).max(axis=(1, 2), keepdims=True)
+    scale = np.where(amax > 0, amax / 127.0, 1.0)
+    out = np.zeros_like(g)
     for _ in range(terms):
-        g = rest.reshape(-1, rows_per_group, x.shape[1])
-        amax = np.abs(g).max(axis=(1, 2), keepdims=True)
-        scale = np.where(amax > 0, amax / 127.0, 1.0)
-        q = (np.clip(np.rint(g / scale), -127, 127) * scale).reshape(x.shape)
-        out += q
-        rest = rest - q
-    return out
+        out += np.clip(np.rint((g - out) / scale), -127, 127) * scale
+        scale = scale / 128.0
+    return out.reshape(x.shape)
 
 
 def attention(scores, v):
@@ -67,7 +67,7 @@ def main():
             for name, (qq, kk) in variants.items():
                 results.setdefault((dist, name), []).append(rel_l1(attention(qq @ kk.T / np.sqrt(d), v16), ref))
             q1, k1 = quantize(q, 2), quantize(ks, 16)
-            q2, k2 = quantize(q - q1, 2), quantize(ks - k1, 16)
+            q2, k2 = quantize(q, 2, 2) - q1, quantize(ks, 16, 2) - k1
             three = (q1 @ k1.T + q1 @ k2.T + q2 @ k1.T) / np.sqrt(d)
             results.setdefault((dist, "three products (no q2·k2)"), []).append(rel_l1(attention(three, v16), ref))
     print(f"S={a.seq} D={d}, mean over {a.heads} heads; bar for the FP16 P·V mode: 0.005")
