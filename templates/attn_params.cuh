@@ -132,8 +132,9 @@ __host__ __device__ constexpr int attn_smem_bytes(int head_dim, int cta_q, int c
 
 // The sm_90a kernel (attn_wgmma.cuh): a producer warpgroup and `consumers` (1 or 2) consumer
 // warpgroups of 64 query rows each (cta_q = 64·consumers), K/V blocks of 128 keys, and a ring of
-// `stages` K+V slots, the ones tile and the v_scale buffers (+1 KiB to align tiles for swizzling). One consumer leaves room for 2 CTAs per
-// SM (so a CTA's softmax overlaps the other's MMAs); two consumers run 1 CTA per SM, ping-pong.
+// `stages` K+V slots, the ones tile and the v_scale buffers (+1 KiB to align tiles for swizzling).
+// One consumer leaves room for 2 CTAs per SM (so a CTA's softmax overlaps the other's MMAs); two
+// consumers run 1 CTA per SM (ping-pong between them is optional).
 constexpr int kWgmmaRowsPerWg = 64;  // query rows per consumer warpgroup (wgmma M); warp_q 16
 constexpr int kWgmmaCtaK = 128;      // keys per K/V block == the quantizer's block_k == warp_k
 constexpr int kWgmmaOnesBytes = 8 * kWgmmaCtaK;  // the e4m3 ones tile (8 × 128) the row sums multiply by

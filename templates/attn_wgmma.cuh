@@ -587,7 +587,8 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     // softmax, P·V and epilogue.
     u32 pa[kPVSteps][4];
     float alpha_prev[2] = {0.0f, 0.0f};
-    // Before a P·V issue: the registers it reads (pa) and writes (fresh pv, lsum) stay in place.
+    // Around a P·V (before its issue, after its wait): the registers it reads (pa) and writes (pv,
+    // lsum) stay in place.
     auto fence_pv_operands = [&](float (&pv)[kORegs], float (&lsum)[4]) {
 #pragma unroll
       for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
@@ -645,10 +646,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       softmax_block(kb, bs, acc, s, alpha_next);
 
       wgmma_wait<0>();  // P·V(kb − 1) done
-      fence_operands(pv);
-      if constexpr (Cfg::rowsum_mma) fence_operands(lsum);
-#pragma unroll
-      for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
+      fence_pv_operands(pv, lsum);
       fence_operands(s);
       release(smem_u32(&empty_v[pstage]));
       promote(pv, lsum);

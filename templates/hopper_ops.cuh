@@ -150,14 +150,6 @@ __device__ __forceinline__ void named_barrier_arrive(u32 id, u32 threads) {
 // (in-bounds or not) to the mbarrier's transaction count. `dst` must be 128-byte aligned, and
 // aligned to the swizzle's repeat (1024 bytes for 128B swizzle) when wgmma reads it.
 
-// A 1-D bulk copy (no tensor map) of `bytes` from global `src` to shared `dst`, completing on `bar`
-// as transaction bytes like the tiled loads: both addresses 16-byte aligned, bytes a multiple of 16.
-__device__ __forceinline__ void bulk_load(u32 dst, const void* src, u32 bytes, u32 bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
-               "l"(src), "r"(bytes), "r"(bar)
-               : "memory");
-}
-
 __device__ __forceinline__ void tma_load_2d(u32 dst, const TmaDescriptor& desc, u32 bar, i32 c0,
                                             i32 c1) {
   asm volatile(
@@ -186,6 +178,14 @@ __device__ __forceinline__ void tma_load_4d(u32 dst, const TmaDescriptor& desc, 
 // Shared -> global through the tensor map (the epilogue). Issue after fence_proxy_async_shared()
 // and a barrier over the threads that wrote the tile; then tma_store_commit() and, before the
 // tile's shared memory is reused or the CTA exits, tma_store_wait_read<0>().
+// A 1-D bulk copy (no tensor map) of `bytes` from global `src` to shared `dst`, completing on `bar`
+// as transaction bytes like the tiled loads: both addresses 16-byte aligned, bytes a multiple of 16.
+__device__ __forceinline__ void bulk_load(u32 dst, const void* src, u32 bytes, u32 bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+               "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+}
+
 __device__ __forceinline__ void tma_store_2d(const TmaDescriptor& desc, u32 src, i32 c0, i32 c1) {
   asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%2, %3}], [%1];\n" ::"l"(
                    tma_address(desc)),

@@ -49,15 +49,6 @@ __device__ __forceinline__ void cp_async_wait_all() {
   asm volatile("cp.async.wait_all;\n" ::: "memory");
 }
 
-// Four consecutive 32-bit words of shared memory at `addr` (16-byte aligned) into r0..r3. Volatile:
-// repeated loads of one address stay separate loads (ptxas would otherwise load once and copy the
-// registers with moves, which is what these loads replace).
-__device__ __forceinline__ void ld_shared_v4_volatile(u32 addr, int& r0, int& r1, int& r2, int& r3) {
-  asm volatile("ld.volatile.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(addr));
-}
-
 // ---- ldmatrix -----------------------------------------------------------------------------------
 
 // Four 8x8 b16 matrices; lane l gives the row address (16 bytes) of row l%8 of matrix l/8, and
@@ -175,8 +166,8 @@ __device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); 
 
 // ---- special registers ----
 
-// blockIdx through volatile reads: a value derived from them in an epilogue is recomputed there
-// instead of being held in a register (or spilled) across the main loop.
+// threadIdx / blockIdx through volatile reads: a value derived from them in an epilogue is
+// recomputed there instead of being held in a register (or spilled) across the main loop.
 __device__ __forceinline__ int thread_id_x() {
   int r;
   asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(r));
@@ -230,6 +221,14 @@ __device__ __forceinline__ void ld_shared_v4(u32 (&r)[4], u32 addr) {
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(addr)
                : "memory");
+}
+// Four consecutive 32-bit words of shared memory at `addr` (16-byte aligned) into r0..r3. Volatile:
+// repeated loads of one address stay separate loads (ptxas would otherwise load once and copy the
+// registers with moves, which is what these loads replace).
+__device__ __forceinline__ void ld_shared_v4_volatile(u32 addr, int& r0, int& r1, int& r2, int& r3) {
+  asm volatile("ld.volatile.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(addr));
 }
 __device__ __forceinline__ void st_global_v4(void* p, const u32 (&r)[4]) {
   asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "r"(r[0]), "r"(r[1]),
