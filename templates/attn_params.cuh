@@ -140,9 +140,8 @@ constexpr int kWgmmaCtaK = 128;      // keys per K/V block == the quantizer's bl
 constexpr int kWgmmaOnesBytes = 8 * kWgmmaCtaK;  // the e4m3 ones tile (8 × 128) the row sums multiply by
 
 // The tile's v_scale row, copied to shared memory by the producer at tile start (two buffers by
-// tile parity, then their "full" and "empty" mbarriers): the epilogue reads it there instead of
-// waiting on 32 global loads per thread.
-__host__ __device__ constexpr int attn_wgmma_vscale_bytes(int head_dim) { return 2 * 4 * head_dim + 4 * 8; }
+// tile parity): the epilogue reads it there instead of waiting on 32 global loads per thread.
+__host__ __device__ constexpr int attn_wgmma_vscale_bytes(int head_dim) { return 2 * 4 * head_dim; }
 __host__ __device__ constexpr int attn_wgmma_threads(int consumers) { return 128 * (consumers + 1); }
 __host__ __device__ constexpr int attn_wgmma_min_ctas(int consumers) { return consumers == 1 ? 2 : 1; }
 __host__ __device__ constexpr int attn_wgmma_smem_bytes(int head_dim, int consumers, int stages) {

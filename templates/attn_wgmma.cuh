@@ -47,7 +47,7 @@
 //   grid  (ceil(seq_q / cta_q), heads_q, batch), or persistent: (attn_wgmma_persistent_ctas(tiles,
 //   SMs, consumers), 1, 1); block attn_wgmma_threads(consumers) threads; dynamic shared memory
 //   attn_wgmma_smem_bytes(head_dim, consumers, stages) = consumers·64·D + stages·2·128·D + 1024
-//   (ones tile) + 8·D + 32 (two v_scale buffers and their mbarriers) + 1024 (aligns the swizzled
+//   (ones tile) + 8·D (two v_scale buffers) + 1024 (aligns the swizzled
 //   tiles by hand), plus attn_wgmma_static_smem_bytes
 //   static (the launch must raise the dynamic limit whenever dynamic + static > 48 KiB).
 //   AttnParams fields read: q_scale, k_scale, v_scale (16-byte aligned: each tile's row is one bulk
@@ -211,6 +211,9 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   extern __shared__ __attribute__((aligned(1024))) u8 smem[];
   __shared__ u64 full_q[kConsumers], empty_q[kConsumers];
   __shared__ u64 full_k[kStages], full_v[kStages], empty_k[kStages], empty_v[kStages];
+  // Of the v_scale buffers (below): "full" completes with a buffer's bulk copy, "empty" once every
+  // consumer thread's epilogue has read it.
+  __shared__ u64 full_vs[2], empty_vs[2];
   // Problem geometry, written once and read from here by the consumers in every tile (see
   // loop_state below): kTiles tiles in the grid, kQTiles q tiles per (batch, head) (varlen: of the
   // longest sequence), kQBlocks / kKBlocks blocks of the quantized (padded) Q and K, kGroup query
@@ -226,13 +229,9 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   const u32 sK = sQ + kConsumers * kQBytes;
   const u32 sV = sK + kStages * kKBytes;
   const u32 sOnes = sV + kStages * kVBytes;  // kWgmmaOnesBytes of e4m3 1.0: B of the row-sum wgmma
-  // The tile's v_scale row (kD floats), buffer n % 2 for the n-th non-empty tile; the two "full"
-  // mbarriers its bulk copies complete on, and two "empty" ones every consumer thread arrives on
-  // once its epilogue has read the buffer (attn_wgmma_vscale_bytes).
+  // The tile's v_scale row (kD floats): buffer n % 2 for the n-th non-empty tile.
   constexpr u32 kVsBytes = 4 * kD;
   const u32 sVs = sOnes + kWgmmaOnesBytes;
-  const u32 full_vs = sVs + 2 * kVsBytes;  // two u64 mbarriers
-  const u32 empty_vs = full_vs + 16;       // two u64 mbarriers
 
   const int tid = threadIdx.x;
   const int wg = tid / 128;
@@ -262,10 +261,11 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       mbarrier_init(smem_u32(&empty_k[s]), kConsumerWarps);
       mbarrier_init(smem_u32(&empty_v[s]), kConsumerWarps);
     }
-    mbarrier_init(full_vs, 1);
-    mbarrier_init(full_vs + 8, 1);
-    mbarrier_init(empty_vs, 128 * kConsumers);
-    mbarrier_init(empty_vs + 8, 128 * kConsumers);
+#pragma unroll
+    for (int b = 0; b < 2; ++b) {
+      mbarrier_init(smem_u32(&full_vs[b]), 1);
+      mbarrier_init(smem_u32(&empty_vs[b]), 128 * kConsumers);
+    }
     fence_barrier_init();
     geom[kTiles] = n_work, geom[kQTiles] = q_tiles;
     geom[kQBlocks] = p.seq_q_pad / kCtaQ, geom[kKBlocks] = p.seq_kv_pad / kCtaK;
@@ -306,10 +306,10 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
         }
         // Buffer n % 2 was last read by the epilogue of tile n − 2 (use n / 2 − 1 of the buffer);
         // the fence orders those generic-proxy reads before the copy's async-proxy writes.
-        if (n >= 2) mbarrier_wait_parity(empty_vs + 8 * (n & 1), ((n >> 1) - 1) & 1);
+        if (n >= 2) mbarrier_wait_parity(smem_u32(&empty_vs[n & 1]), ((n >> 1) - 1) & 1);
         fence_proxy_async_shared();
-        mbarrier_arrive_expect_tx(full_vs + 8 * (n & 1), kVsBytes);
-        bulk_load(sVs + (n & 1) * kVsBytes, p.v_scale + bh_kv * kD, kVsBytes, full_vs + 8 * (n & 1));
+        mbarrier_arrive_expect_tx(smem_u32(&full_vs[n & 1]), kVsBytes);
+        bulk_load(sVs + (n & 1) * kVsBytes, p.v_scale + bh_kv * kD, kVsBytes, smem_u32(&full_vs[n & 1]));
         for (int j = 0; j < w.kv_blocks; ++j, ++kb) {
           const int s = kb % kStages;
           const u32 free_parity = ((kb / kStages) - 1) & 1;
@@ -717,7 +717,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       }
     }
 
-    mbarrier_wait_parity(full_vs + 8 * (e_n & 1), (e_n >> 1) & 1);
+    mbarrier_wait_parity(smem_u32(&full_vs[e_n & 1]), (e_n >> 1) & 1);
     const u32 vs = sVs + (e_n & 1) * kVsBytes;
     // Varlen: the packed output's rows start at the sequence's first token (o_stride_b unused).
     u16* gO = static_cast<u16*>(p.o) +
@@ -736,7 +736,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
         }
       }
     }
-    mbarrier_arrive(empty_vs + 8 * (e_n & 1));  // this thread is done with the v_scale buffer
+    mbarrier_arrive(smem_u32(&empty_vs[e_n & 1]));  // this thread is done with the v_scale buffer
   }
 }
 
