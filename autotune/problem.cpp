@@ -22,7 +22,7 @@ AttnSpec base_spec(const Problem& p) {
   s.mask = p.mask;
   s.out.dtype = p.dtype;
   s.out.lse = p.lse;
-  s.tile = default_tile(p.arch, p.head_dim, s.quant.pv, s.qk_bits());
+  s.tile = default_tile(p.arch, p.head_dim, s.quant.pv, s.quant.qk);
   return s;
 }
 

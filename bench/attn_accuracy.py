@@ -54,6 +54,7 @@ SAGEJIT_MODES = [
     ("sagejit", {}),
     ("sagejit pv=fp8", {"pv": "fp8"}),
     ("sagejit pv=f16", {"pv": "f16"}),
+    ("sagejit precise (qk=int8x2 pv=f16)", {"qk": "int8x2", "pv": "f16"}),
     ("sagejit smooth_q", {"smooth_q": True}),
     ("sagejit no smooth_k", {"smooth_k": False}),
 ]

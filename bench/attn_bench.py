@@ -20,6 +20,9 @@ between calls instead, outside the timed region, to evict L2.
 The whole run stays under --budget seconds (default 270): rows left when it runs out are reported
 as skipped. A failing cell prints its message in the row and the run goes on.
 
+--qk and --pv choose sagejit's mode (default: int8 and the GPU's default P·V type); the precise mode
+is --qk int8x2 --pv f16.
+
 Run from the repository root:
     PYTHONPATH=python python3 bench/attn_bench.py --json out.json
 The markdown table is printed last; progress goes to stderr.
@@ -88,7 +91,7 @@ def cosine(a, b):
     return ((a @ b) / (a.norm() * b.norm())).item()
 
 
-def bench_row(B, H, S, D, causal, flush):
+def bench_row(B, H, S, D, causal, flush, mode):
     """One shape: a dict of figures (TOPS, ms, iters) or errors per method."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -120,22 +123,22 @@ def bench_row(B, H, S, D, causal, flush):
     # End to end. The first call compiles (or loads from the cache) the kernels: time it apart.
     try:
         t0 = time.perf_counter()
-        outputs["sagejit"] = sagejit.attention(*sets[0], causal=causal)
+        outputs["sagejit"] = sagejit.attention(*sets[0], causal=causal, **mode)
         torch.cuda.synchronize()
         result["sagejit_first_call_s"] = time.perf_counter() - t0
-        record("sagejit_e2e", lambda i: sagejit.attention(*sets[i], causal=causal))
+        record("sagejit_e2e", lambda i: sagejit.attention(*sets[i], causal=causal, **mode))
     except Exception as e:  # noqa: BLE001
         result["sagejit_e2e"] = {"error": f"{type(e).__name__}: {e}"}
 
     # Kernel only: quantize set 0 once, then only the attention kernel runs on it.
     if "error" not in result["sagejit_e2e"]:
         try:
-            sagejit.attention(*sets[0], causal=causal)
+            sagejit.attention(*sets[0], causal=causal, **mode)
             record("sagejit_kernel",
-                   lambda i: sagejit.attention(*sets[0], causal=causal, reuse_quantized=True),
+                   lambda i: sagejit.attention(*sets[0], causal=causal, reuse_quantized=True, **mode),
                    before=flush)
             if "error" not in result["sagejit_kernel"]:
-                k_out = sagejit.attention(*sets[0], causal=causal, reuse_quantized=True)
+                k_out = sagejit.attention(*sets[0], causal=causal, reuse_quantized=True, **mode)
                 # Reusing the quantized inputs must give the end-to-end output exactly.
                 result["kernel_matches_e2e"] = bool(torch.equal(k_out, outputs["sagejit"]))
         except Exception as e:  # noqa: BLE001
@@ -169,6 +172,8 @@ def main():
     ap.add_argument("--d256", action="store_true", help="also H=16, D=256")
     ap.add_argument("--seq", type=int, action="append", help="only these S (repeatable)")
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--qk", default="int8", help="sagejit's Q/K type: int8 (default), int4, int8x2")
+    ap.add_argument("--pv", default="default", help="sagejit's P·V type: default, fp8, f16")
     ap.add_argument("--budget", type=float, default=270.0,
                     help="seconds; rows not started by then are skipped (default 270)")
     args = ap.parse_args()
@@ -189,6 +194,7 @@ def main():
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version(),
         "sagejit": version,
+        "sagejit_mode": {"qk": args.qk, "pv": args.pv},
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "timing": f"CUDA events, {WARMUP} warm-up, median of {MIN_ITERS}..{MAX_ITERS}, "
                   f">= 3 rotating input sets >= {MIN_ROTATION_BYTES >> 20} MB; kernel-only: "
@@ -211,7 +217,7 @@ def main():
                     rows.append({"B": args.batch, "H": H, "S": S, "D": D, "causal": causal,
                                  "skipped": f"time budget {args.budget:.0f}s spent"})
                     continue
-                r = bench_row(args.batch, H, S, D, causal, flush)
+                r = bench_row(args.batch, H, S, D, causal, flush, {"qk": args.qk, "pv": args.pv})
                 rows.append(r)
                 torch.cuda.empty_cache()
                 print(f"[{time.time() - t_start:6.1f}s] D={D} H={H} {'causal' if causal else 'none'}"
@@ -225,7 +231,7 @@ def main():
             json.dump({"env": env, "rows": rows}, f, indent=1)
 
     print(f"\nattention TOPS — {env['gpu']}, B={args.batch}, fp16, torch {env['torch']}, "
-          f"sagejit {version}\n")
+          f"sagejit {version}, qk={args.qk} pv={args.pv}\n")
     print("| D | mask | S | sdpa-cudnn | sdpa-flash | sagejit kernel | sagejit e2e | e2e/cudnn "
           "| cos vs sdpa |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -58,8 +58,9 @@ sagejit::AttentionOptions to_options(const sagejit_attention_options* o) {
   if (o == nullptr) o = &defaults;
   sagejit::AttentionOptions r;
   r.mask = enum_in<sagejit::Mask>(o->mask, 0, 2, "options.mask", [](int v) { return static_cast<sagejit::Mask>(v); });
-  r.qk = enum_in<sagejit::QuantType>(o->qk_type, 0, 1, "options.qk_type",
-                                     [](int v) { return v == 0 ? sagejit::QuantType::int8 : sagejit::QuantType::int4; });
+  r.qk = enum_in<sagejit::QuantType>(o->qk_type, 0, 2, "options.qk_type", [](int v) {
+    return v == 0 ? sagejit::QuantType::int8 : v == 1 ? sagejit::QuantType::int4 : sagejit::QuantType::int8x2;
+  });
   if (o->pv_type != SAGEJIT_PV_DEFAULT) {
     r.pv = enum_in<sagejit::PvType>(o->pv_type, 0, 1, "options.pv_type",
                                     [](int v) { return v == 0 ? sagejit::PvType::fp8_e4m3 : sagejit::PvType::f16; });

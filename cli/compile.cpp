@@ -54,7 +54,7 @@ AttnSpec attn_spec_from_flags(const CompileFlags& f, const Arch& arch) {
   s.mask = parse_mask(f.mask, "--mask");
   s.out.dtype = parse_dtype(f.dtype, "--dtype");
   s.out.lse = f.lse;
-  s.tile = f.tile.empty() ? default_tile(arch, s.head_dim, s.quant.pv, s.quant.qk == QuantType::int4 ? 4 : 8)
+  s.tile = f.tile.empty() ? default_tile(arch, s.head_dim, s.quant.pv, s.quant.qk)
                           : parse_tile(f.tile);
   return s;
 }
@@ -139,7 +139,7 @@ void add_compile(CLI::App& app) {
   cmd->add_flag("--lse", f.lse, "attn: also write the log-sum-exp");
   cmd->add_option("--dtype", f.dtype, "Input dtype: f16 or bf16");
   cmd->add_option("--head-dim", f.head_dim, "64, 96, 128 or 256");
-  cmd->add_option("--out", f.out, "quant: int8, int4 (Q/K) or fp8_e4m3 (V); attn: the QK type int8 or int4");
+  cmd->add_option("--out", f.out, "quant: int8, int4, int8x2 (Q/K) or fp8_e4m3 (V); attn: the QK type int8, int4 or int8x2");
   cmd->add_flag("--smooth", f.smooth, "Smooth Q (block mean) or K (channel mean) before quantizing");
   cmd->add_flag("--all", f.all, "Every kernel variant of the family for the target(s) (attn: the full matrix)");
   cmd->add_flag("--json", f.json, "Print JSON");

@@ -125,7 +125,7 @@ int AttnSpec::threads() const {
 
 int AttnSpec::shared_bytes() const {
   if (family == AttnFamily::wgmma) return kernels::attn_wgmma_smem_bytes(head_dim, tile.cta_q / 64, tile.stages);
-  return kernels::attn_smem_bytes(head_dim, tile.cta_q, tile.cta_k, tile.stages, qk_bits(),
+  return kernels::attn_smem_bytes(head_dim, tile.cta_q, tile.cta_k, tile.stages, qk_storage_bits(quant.qk),
                                   quant.pv == PvType::fp8_e4m3, quant.smooth_q);
 }
 
@@ -173,8 +173,12 @@ void AttnSpec::validate() const {
   validate_head_dim(head_dim, "head_dim");
 
   // ---- quantization ----
-  if (quant.qk != QuantType::int8 && quant.qk != QuantType::int4) {
-    throw InvalidArgument("quant.qk", fmt::format("must be int8 or int4 (got {})", sagejit::name(quant.qk)));
+  if (quant.qk != QuantType::int8 && quant.qk != QuantType::int4 && quant.qk != QuantType::int8x2) {
+    throw InvalidArgument("quant.qk", fmt::format("must be int8, int4 or int8x2 (got {})", sagejit::name(quant.qk)));
+  }
+  if (quant.qk == QuantType::int8x2 && quant.pv != PvType::f16) {
+    throw InvalidArgument("quant.qk", "int8x2 (the precise mode's two-term Q Kᵀ) needs f16 P·V: with fp8 P·V the "
+                                      "e4m3 rounding of P and V dominates the error and the second term buys nothing");
   }
   // int4 runs on every supported arch: on INT4 tensor cores on sm_80/86/89, emulated by ptxas on
   // sm_90a and sm_120 (Arch::int4_emulated), where it is an explicit choice for correctness checks.
@@ -296,6 +300,7 @@ GeneratedUnit AttnSpec::generate() const {
       "  static constexpr int stages = {};\n"
       "  static constexpr int min_ctas_per_sm = {};\n"
       "  static constexpr int qk_bits = {};\n"
+      "  static constexpr int qk_terms = {};\n"
       "  static constexpr sagejit::layout::Granularity granularity = {};\n"
       "  static constexpr bool pv_fp8 = {};\n"
       "  static constexpr int mask = {};  // {}\n"
@@ -304,13 +309,13 @@ GeneratedUnit AttnSpec::generate() const {
       "  static constexpr bool smooth_q = {};\n"
       "}};\n",
       unit.spec_name, kGeneratorVersion, head_dim, tile.cta_q, tile.cta_k, tile.warps_q, tile.stages,
-      tile.min_ctas_per_sm, qk_bits(), granularity_enumerator(quant.granularity), quant.pv == PvType::fp8_e4m3,
+      tile.min_ctas_per_sm, qk_bits(), qk_terms(), granularity_enumerator(quant.granularity), quant.pv == PvType::fp8_e4m3,
       mask_code(mask), mask_meaning(mask), out.dtype == DType::bf16, out.lse, quant.smooth_q);
   unit.name_expression = "&sagejit::kernels::attention_mma<Config>";
   return unit;
 }
 
-AttnTile default_tile(const Arch& arch, int head_dim, PvType pv, int qk_bits) {
+AttnTile default_tile(const Arch& arch, int head_dim, PvType pv, QuantType qk) {
   validate_head_dim(head_dim, "head_dim");
   AttnTile t;
   switch (head_dim) {
@@ -330,6 +335,7 @@ AttnTile default_tile(const Arch& arch, int head_dim, PvType pv, int qk_bits) {
   const bool fp8 = pv == PvType::fp8_e4m3;
   const int min_k = fp8 ? 32 : 16;
   // Counted with Q smoothing on (its q̄ and ΔS buffers), so the tile fits every spec of this shape.
+  const int qk_bits = qk_storage_bits(qk);
   auto bytes = [&] { return kernels::attn_smem_bytes(head_dim, t.cta_q, t.cta_k, t.stages, qk_bits, fp8, true); };
   while (bytes() > max_shared_bytes_per_block(arch) && t.cta_k > min_k) t.cta_k /= 2;
   // Emulated int4 (two IMMA.S8 and nibble unpacking per s4 MMA) costs registers. On sm_120, D = 256
@@ -348,7 +354,7 @@ std::vector<AttnSpec> representative_attn_specs(const Arch& arch) {
   std::vector<AttnSpec> specs;
   auto add = [&](AttnSpec s) {
     s.arch = arch;
-    s.tile = default_tile(arch, s.head_dim, s.quant.pv, s.qk_bits());
+    s.tile = default_tile(arch, s.head_dim, s.quant.pv, s.quant.qk);
     specs.push_back(s);
   };
   // The P·V types the arch runs on tensor cores: both on sm_89/sm_120, f16 elsewhere (sm_90a's FP8
@@ -415,6 +421,22 @@ std::vector<AttnSpec> representative_attn_specs(const Arch& arch) {
     q4.quant.pv = default_pv_type(arch);
     add(q4);
   }
+  // Two-term int8 Q Kᵀ (the precise mode, f16 P·V): the head dims with the fewest and the most
+  // registers, the latter with every option that adds live registers (as above).
+  {
+    AttnSpec x2;
+    x2.quant.qk = QuantType::int8x2;
+    x2.quant.pv = PvType::f16;
+    x2.head_dim = 64;
+    add(x2);
+    x2.head_dim = 128;
+    add(x2);
+    x2.head_dim = 256;
+    x2.quant.smooth_q = true;
+    x2.mask = Mask::causal_bottom_right;
+    x2.out = {DType::bf16, true};
+    add(x2);
+  }
   // The sm_90a TMA + wgmma kernel: both head dims, with and without causal masking and LSE.
   if (arch.number() == 90) {
     for (int d : {64, 128}) {
@@ -439,7 +461,7 @@ std::vector<AttnSpec> full_attn_specs(const Arch& arch) {
   std::vector<PvType> pvs = {PvType::f16};
   if (arch.has_fp8_mma()) pvs.insert(pvs.begin(), PvType::fp8_e4m3);
   for (int d : supported_head_dims()) {
-    for (QuantType qk : {QuantType::int8, QuantType::int4}) {
+    for (QuantType qk : {QuantType::int8, QuantType::int4, QuantType::int8x2}) {
       // Emulated int4 (sm_90a, sm_120) is valid but left out: it exists for correctness checks, not
       // to be shipped, and would grow `compile --all` by three head dims' worth of kernels.
       if (qk == QuantType::int4 && (!arch.has_int4_mma() || d % 64 != 0)) continue;
@@ -447,6 +469,7 @@ std::vector<AttnSpec> full_attn_specs(const Arch& arch) {
            {layout::Granularity::per_thread, layout::Granularity::per_warp, layout::Granularity::per_block}) {
         for (bool smooth_q : {false, true}) {
           for (PvType pv : pvs) {
+            if (qk == QuantType::int8x2 && pv != PvType::f16) continue;  // validate(): the precise mode
             for (Mask mask : {Mask::none, Mask::causal_top_left, Mask::causal_bottom_right}) {
               for (DType dtype : {DType::f16, DType::bf16}) {
                 for (bool lse : {false, true}) {
@@ -456,7 +479,7 @@ std::vector<AttnSpec> full_attn_specs(const Arch& arch) {
                   s.quant = {qk, g, pv, smooth_q};
                   s.mask = mask;
                   s.out = {dtype, lse};
-                  s.tile = default_tile(arch, d, pv, s.qk_bits());
+                  s.tile = default_tile(arch, d, pv, qk);
                   specs.push_back(s);
                 }
               }

@@ -67,7 +67,9 @@ struct AttnTile {
 };
 
 struct AttnQuant {
-  QuantType qk = QuantType::int8;  // int8 everywhere; int4 (head_dim % 64 == 0) native on sm_80/86/89, emulated (correctness only) on sm_90a/sm_120
+  // int8 everywhere; int4 (head_dim % 64 == 0) native on sm_80/86/89, emulated (correctness only) on
+  // sm_90a/sm_120; int8x2 (two int8 terms, three MMAs per product: the precise mode) with f16 P·V.
+  QuantType qk = QuantType::int8;
   layout::Granularity granularity = layout::Granularity::per_thread;
   PvType pv = PvType::f16;  // fp8_e4m3 on sm_89 and newer
   bool smooth_q = false;    // Q quantized as Q − q̄ per block; ΔS = q̄·γ(K)ᵀ added back
@@ -93,7 +95,8 @@ struct AttnSpec {
   AttnOutput out;
   AttnTile tile;
 
-  int qk_bits() const { return quant.qk == QuantType::int4 ? 4 : 8; }
+  int qk_bits() const { return qk_mma_bits(quant.qk); }  // of one MMA operand element
+  int qk_terms() const { return sagejit::qk_terms(quant.qk); }
   // Threads per CTA to launch: tile.threads() for mma; the consumer warps plus the producer
   // warpgroup for wgmma.
   int threads() const;
@@ -140,7 +143,7 @@ AttnTile wgmma_default_tile(int head_dim);
 // before choosing the sm_90a kernel.
 bool wgmma_supports(const AttnSpec& s);
 
-AttnTile default_tile(const Arch& arch, int head_dim, PvType pv, int qk_bits);
+AttnTile default_tile(const Arch& arch, int head_dim, PvType pv, QuantType qk);
 
 // The P·V type used when the caller does not choose: fp8 on sm_89 and sm_120, f16 on sm_80/86 (no
 // FP8 MMA) and on sm_90a (FP8 mma.sync is emulated there).
@@ -149,12 +152,13 @@ PvType default_pv_type(const Arch& arch);
 // A matrix that exercises every code path of the template and compiles in CI time (a few dozen
 // kernels per arch): every head dim with the default tile, for each P·V type the arch runs natively;
 // both causal alignments; bf16 output; LSE on and off; Q smoothing (also with int4 Q/K); int4 for
-// head dims 64 and 128 where the arch has INT4 MMA; per-warp and per-block scales once.
+// head dims 64 and 128 where the arch has INT4 MMA; per-warp and per-block scales once; int8x2
+// (f16 P·V) at head dims 64, 128 and 256.
 std::vector<AttnSpec> representative_attn_specs(const Arch& arch);
 
 // The full cross product of supported options on `arch`, with default tiles (`sagejit compile
 // --all`): head dim × Q/K type × granularity × Q smoothing × P·V type (fp8 included on sm_90a, where
-// it is an explicit choice) × mask × output dtype × LSE.
+// it is an explicit choice; int8x2 with f16 only) × mask × output dtype × LSE.
 std::vector<AttnSpec> full_attn_specs(const Arch& arch);
 
 }  // namespace sagejit

@@ -53,8 +53,9 @@ void QuantSpec::validate() const {
   parse_arch(arch.name(), "arch");  // rejects archs outside the supported set
   validate_head_dim(head_dim, "head_dim");
   if (is_qk(op)) {
-    if (output != QuantType::int8 && output != QuantType::int4) {
-      throw InvalidArgument("output", fmt::format("{} must be int8 or int4 (got {})", name(op), name(output)));
+    if (output != QuantType::int8 && output != QuantType::int4 && output != QuantType::int8x2) {
+      throw InvalidArgument("output",
+                            fmt::format("{} must be int8, int4 or int8x2 (got {})", name(op), name(output)));
     }
     // int4 runs everywhere sagejit builds: natively on sm_80/86/89, emulated on sm_90a and sm_120
     // (Arch::int4_emulated), where it is for correctness checks only.
@@ -84,8 +85,8 @@ GeneratedUnit QuantSpec::generate() const {
     case QuantOp::quantize_q:
     case QuantOp::quantize_k:
       unit.source = "#include \"quant_qk.cuh\"\n";
-      unit.name_expression = fmt::format("&sagejit::kernels::quantize_qk<{}, {}, {}, {}, {}>", input_type(input),
-                                         head_dim, output == QuantType::int8 ? 8 : 4,
+      unit.name_expression = fmt::format("&sagejit::kernels::quantize_qk<{}, {}, {}, {}, {}, {}>", input_type(input),
+                                         head_dim, qk_mma_bits(output), qk_terms(output),
                                          op == QuantOp::quantize_q ? "true" : "false", smooth ? "true" : "false");
       break;
     case QuantOp::channel_stats:
@@ -116,7 +117,7 @@ std::vector<QuantSpec> shipped_quant_specs(const Arch& arch) {
     for (int head_dim : supported_head_dims()) {
       QuantSpec base{arch, QuantOp::quantize_q, input, head_dim, QuantType::int8, false};
       for (QuantOp op : {QuantOp::quantize_q, QuantOp::quantize_k}) {
-        for (QuantType out : {QuantType::int8, QuantType::int4}) {
+        for (QuantType out : {QuantType::int8, QuantType::int4, QuantType::int8x2}) {
           for (bool smooth : {false, true}) {
             // Emulated int4 is not shipped, except sm_90a's fp16 D = 128 plain pair, so that CI
             // compiles int4 for the H100 its GPU checks run on (attention: representative_attn_specs).

@@ -15,8 +15,8 @@
 namespace sagejit {
 
 enum class QuantOp {
-  quantize_q,  // Q -> int8/int4 with per-group scales (sm_scale·log2e folded in), optional smoothing
-  quantize_k,  // K -> int8/int4, optionally smoothed by the channel mean
+  quantize_q,  // Q -> int8/int4/int8x2 with per-group scales (sm_scale·log2e folded in), optional smoothing
+  quantize_k,  // K -> int8/int4/int8x2, optionally smoothed by the channel mean
   channel_stats,  // K's channel mean and V's channel max|v|/448 over tokens, per (batch, head)
   quantize_v,  // V -> e4m3, transposed and token-permuted (sm_89+)
 };
@@ -29,7 +29,7 @@ struct QuantSpec {
   QuantOp op = QuantOp::quantize_q;
   DType input = DType::f16;
   int head_dim = 128;
-  QuantType output = QuantType::int8;  // quantize_q/k: int8 or int4; quantize_v: fp8_e4m3; stats: ignored
+  QuantType output = QuantType::int8;  // quantize_q/k: int8, int4 or int8x2; quantize_v: fp8_e4m3; stats: ignored
   bool smooth = false;                 // quantize_q/k only
 
   // "quant.quantize_k.f16.d128.int8.smooth.sm_90a"; stats ops omit the output and smoothing.

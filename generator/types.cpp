@@ -27,7 +27,8 @@ E parse_enum(std::string_view text, std::string_view argument, const std::pair<s
 
 constexpr std::pair<std::string_view, DType> kDTypes[] = {{"f16", DType::f16}, {"bf16", DType::bf16}};
 constexpr std::pair<std::string_view, QuantType> kQuantTypes[] = {
-    {"int8", QuantType::int8}, {"int4", QuantType::int4}, {"fp8_e4m3", QuantType::fp8_e4m3}};
+    {"int8", QuantType::int8}, {"int4", QuantType::int4}, {"fp8_e4m3", QuantType::fp8_e4m3},
+    {"int8x2", QuantType::int8x2}};
 constexpr std::pair<std::string_view, Layout> kLayouts[] = {{"hnd", Layout::hnd}, {"nhd", Layout::nhd}};
 
 }  // namespace
@@ -65,7 +66,10 @@ Arch arch_for_device(int major, int minor) {
 
 std::string_view name(DType t) { return t == DType::f16 ? "f16" : "bf16"; }
 std::string_view name(QuantType t) {
-  return t == QuantType::int8 ? "int8" : t == QuantType::int4 ? "int4" : "fp8_e4m3";
+  for (const auto& [n, e] : kQuantTypes) {
+    if (e == t) return n;
+  }
+  return "unknown";
 }
 std::string_view name(Layout t) { return t == Layout::hnd ? "hnd" : "nhd"; }
 
@@ -73,6 +77,10 @@ DType parse_dtype(std::string_view text, std::string_view argument) { return par
 QuantType parse_quant_type(std::string_view text, std::string_view argument) {
   return parse_enum(text, argument, kQuantTypes);
 }
+int qk_mma_bits(QuantType t) { return t == QuantType::int4 ? 4 : 8; }
+int qk_terms(QuantType t) { return t == QuantType::int8x2 ? 2 : 1; }
+int qk_storage_bits(QuantType t) { return qk_mma_bits(t) * qk_terms(t); }
+
 Layout parse_layout(std::string_view text, std::string_view argument) { return parse_enum(text, argument, kLayouts); }
 
 const std::vector<int>& supported_head_dims() {

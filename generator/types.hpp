@@ -41,7 +41,9 @@ Arch parse_arch(std::string_view text, std::string_view argument = "arch");
 Arch arch_for_device(int major, int minor);
 
 enum class DType { f16, bf16 };
-enum class QuantType { int8, int4, fp8_e4m3 };
+// Q/K: int8, int4, or int8x2 — two int8 terms per element, the value and its rounding residual at
+// 1/256 of the step (templates/quant_layout.cuh, "Two-term int8"; the precise mode's Q Kᵀ). V: fp8_e4m3.
+enum class QuantType { int8, int4, fp8_e4m3, int8x2 };
 enum class Layout { hnd, nhd };  // [batch, heads, seq, dim] or [batch, seq, heads, dim]
 
 std::string_view name(DType t);
@@ -49,6 +51,11 @@ std::string_view name(QuantType t);
 std::string_view name(Layout t);
 DType parse_dtype(std::string_view text, std::string_view argument = "dtype");
 QuantType parse_quant_type(std::string_view text, std::string_view argument = "quant_type");
+// Q/K types: bits of one MMA operand element (8 for int8 and int8x2, 4 for int4), operand terms per
+// element (2 for int8x2, else 1), and bits one channel takes in the quantized workspace (their product).
+int qk_mma_bits(QuantType t);
+int qk_terms(QuantType t);
+int qk_storage_bits(QuantType t);
 Layout parse_layout(std::string_view text, std::string_view argument = "layout");
 
 // Head dims the kernels are written for.

@@ -133,9 +133,9 @@ QuantCheckReport run_quant_varlen_check(const QuantCheckCase& c) {
   const QuantizedQKV out = quantize_varlen(q.view, k.view, v.view, varlen, o, ws.get(), plan.workspace_bytes, nullptr);
   SAGEJIT_CU(cuCtxSynchronize);
 
-  const int bits = o.qk_type == QuantType::int8 ? 8 : 4;
+  const int bits = qk_mma_bits(o.qk_type), terms = qk_terms(o.qk_type);
   const int D = c.head_dim, Hq = c.heads_q, Hkv = c.heads_kv;
-  const std::size_t q_row = std::size_t(D) * bits / 8, k_row = q_row;
+  const std::size_t q_row = std::size_t(D) * bits * terms / 8, k_row = q_row;
   const std::size_t bh_q = std::size_t(B) * Hq, bh_kv = std::size_t(B) * Hkv;
   const bool lse = o.lse_correction && o.smooth_k && plan.seq_kv > 0;
   const auto got_q = download<std::uint8_t>(out.q, bh_q * plan.seq_q_pad * q_row);
@@ -165,7 +165,7 @@ QuantCheckReport run_quant_varlen_check(const QuantCheckCase& c) {
     }
     if (len_q > 0) {
       const reference::QuantizedQK rq = reference::quantize_qk(
-          sq, {bits, true, o.smooth_q, o.granularity, o.block_q, o.warp_q, plan.scale_multiplier});
+          sq, {bits, true, o.smooth_q, o.granularity, o.block_q, o.warp_q, plan.scale_multiplier, terms});
       const int blocks = rq.seq_len_pad / o.block_q;
       for (int h = 0; h < Hq; ++h) {
         const std::size_t bh = std::size_t(b) * Hq + h;
@@ -187,7 +187,8 @@ QuantCheckReport run_quant_varlen_check(const QuantCheckCase& c) {
     }
     if (len_k > 0) {
       const reference::QuantizedQK rk =
-          reference::quantize_qk(sk, {bits, false, o.smooth_k, o.granularity, o.block_k, o.warp_k, 1.0f}, k_mean);
+          reference::quantize_qk(sk, {bits, false, o.smooth_k, o.granularity, o.block_k, o.warp_k, 1.0f, terms},
+                                 k_mean);
       const int blocks = rk.seq_len_pad / o.block_k;
       for (int h = 0; h < Hkv; ++h) {
         const std::size_t bh = std::size_t(b) * Hkv + h;
@@ -283,7 +284,7 @@ QuantCheckReport run_quant_check(const QuantCheckCase& c) {
   SAGEJIT_CU(cuCtxSynchronize);
 
   const QuantizeOptions& o = c.options;
-  const int bits = o.qk_type == QuantType::int8 ? 8 : 4;
+  const int bits = qk_mma_bits(o.qk_type), terms = qk_terms(o.qk_type);
   QuantCheckReport report;
   std::vector<float> k_mean;
   if (o.smooth_k) {
@@ -291,7 +292,7 @@ QuantCheckReport run_quant_check(const QuantCheckCase& c) {
     report.outputs.push_back(compare("k_mean", download<float>(out.k_mean, k_mean.size()), k_mean));
   }
   reference::QuantizedQK rq = reference::quantize_qk(
-      host_view(q), {bits, true, o.smooth_q, o.granularity, o.block_q, o.warp_q, plan.scale_multiplier});
+      host_view(q), {bits, true, o.smooth_q, o.granularity, o.block_q, o.warp_q, plan.scale_multiplier, terms});
   report.outputs.push_back(compare("q", download<std::uint8_t>(out.q, rq.values.size()), rq.values));
   report.outputs.push_back(compare("q_scale", download<float>(out.q_scale, rq.scales.size()), rq.scales));
   if (o.smooth_q) report.outputs.push_back(compare("q_mean", download<float>(out.q_mean, rq.q_mean.size()), rq.q_mean));
@@ -305,7 +306,8 @@ QuantCheckReport run_quant_check(const QuantCheckCase& c) {
                               "produced without smooth_k"});
   }
   reference::QuantizedQK rk =
-      reference::quantize_qk(host_view(k), {bits, false, o.smooth_k, o.granularity, o.block_k, o.warp_k, 1.0f}, k_mean);
+      reference::quantize_qk(host_view(k), {bits, false, o.smooth_k, o.granularity, o.block_k, o.warp_k, 1.0f, terms},
+                             k_mean);
   report.outputs.push_back(compare("k", download<std::uint8_t>(out.k, rk.values.size()), rk.values));
   report.outputs.push_back(compare("k_scale", download<float>(out.k_scale, rk.scales.size()), rk.scales));
   if (o.quantize_v) {
@@ -374,6 +376,16 @@ std::vector<QuantCheckCase> quant_check_cases() {
       c.options.lse_correction = true;
       add(c);
     }
+  }
+  // Two-term int8 (the residual half of each row): the odd tiling at every head dim, smoothing on
+  // for one of them.
+  for (int head_dim : {64, 96, 128, 256}) {
+    QuantCheckCase c = odd;
+    c.head_dim = head_dim;
+    c.options.qk_type = QuantType::int8x2;
+    c.options.smooth_q = head_dim == 96;
+    c.options.lse_correction = true;
+    add(c);
   }
   return cases;
 }
@@ -447,6 +459,12 @@ std::vector<QuantCheckCase> quant_varlen_check_cases() {
     c.options.lse_correction = true;
     add(c);
   }
+  QuantCheckCase x2;
+  x2.head_dim = 128, x2.heads_q = 4, x2.heads_kv = 2;
+  x2.lengths_q = {1, 17, 300}, x2.lengths_kv = {250, 1, 33};
+  x2.options.qk_type = QuantType::int8x2;
+  x2.options.smooth_q = true;
+  add(x2);
   return cases;
 }
 

@@ -174,6 +174,7 @@ QuantizedQK quantize_qk(const HostTensor& x, const QuantQKOptions& o,
                         std::span<const float> k_mean) {
   check_tensor(x);
   require(o.bits == 8 || o.bits == 4, "bits must be 8 or 4");
+  require(o.terms == 1 || (o.terms == 2 && o.bits == 8), "terms must be 1, or 2 with bits 8");
   require(o.block_tokens > 0 && o.block_tokens % 16 == 0 &&
               o.block_tokens <= kernels::kMaxBlockTokens,
           "block_tokens must be a multiple of 16, <= 128");
@@ -194,7 +195,7 @@ QuantizedQK quantize_qk(const HostTensor& x, const QuantQKOptions& o,
   q.groups = o.is_query ? layout::q_groups(o.granularity, o.block_tokens, o.warp_tokens)
                         : layout::k_groups(o.granularity, o.block_tokens, o.warp_tokens);
   const int n_blocks = q.seq_len_pad / o.block_tokens;
-  const int row_bytes = d * o.bits / 8;
+  const int row_bytes = d * o.bits * o.terms / 8;
   const int limit = static_cast<int>(o.bits == 8 ? layout::kInt8Max : layout::kInt4Max);
   const float qmax = o.bits == 8 ? layout::kInt8Max : layout::kInt4Max;
   const std::size_t bh_count = static_cast<std::size_t>(x.batch) * x.heads;
@@ -248,9 +249,14 @@ QuantizedQK quantize_qk(const HostTensor& x, const QuantQKOptions& o,
                                    : layout::k_group_of_key(o.granularity, r, o.warp_tokens);
           std::uint8_t* row = q.values.data() + (bh * q.seq_len_pad + row0 + r) * row_bytes;
           for (int c = 0; c < d; ++c) {
-            const int v = round_clamp(y[static_cast<std::size_t>(r) * d + c] * inv[g], limit);
+            const float f = y[static_cast<std::size_t>(r) * d + c] * inv[g];
+            const int v = round_clamp(f, limit);
             if (o.bits == 8) {
               row[c] = static_cast<std::uint8_t>(v);
+              if (o.terms == 2) {  // the residual in steps of 1/256 (exact: |f − v| <= 0.5 + ulp)
+                const float rest = (f - static_cast<float>(v)) * layout::kResidualScale;
+                row[d + c] = static_cast<std::uint8_t>(round_clamp(rest, limit));
+              }
             } else {
               // Even channel in the low nibble.
               row[c / 2] |= static_cast<std::uint8_t>((v & 0xf) << (4 * (c % 2)));

@@ -69,12 +69,14 @@ struct QuantQKOptions {
   int block_tokens = 128;      // block_q / block_k
   int warp_tokens = 16;        // warp_q / warp_k
   float scale_multiplier = 1.0f;  // Q: sm_scale * log2(e); K: 1
+  int terms = 1;               // 2: two-term int8 (bits 8; quant_layout.cuh), rows of 2·D bytes
 };
 
 struct QuantizedQK {
   int seq_len_pad = 0;
   int groups = 0;                     // scale groups per block
-  std::vector<std::uint8_t> values;   // int8 [B, H, S_pad, D] or packed int4 [B, H, S_pad, D/2]
+  std::vector<std::uint8_t> values;   // int8 [B, H, S_pad, D], packed int4 [B, H, S_pad, D/2] or
+                                      // two-term int8 [B, H, S_pad, 2·D]
   std::vector<float> scales;          // [B, H, S_pad / block_tokens, groups]
   std::vector<float> q_mean;          // [B, H, S_pad / block_tokens, D] (Q with smoothing only)
 };

@@ -37,7 +37,7 @@ struct QuantKernels {
 const QuantKernels& kernels_for(CUcontext context, const Arch& arch, DType dtype, int head_dim,
                                 const QuantizeOptions& o) {
   const std::uint64_t variant = (std::uint64_t(arch.number()) << 32) | (std::uint64_t(dtype == DType::bf16) << 20) |
-                                (std::uint64_t(head_dim) << 8) | (std::uint64_t(o.qk_type == QuantType::int4) << 4) |
+                                (std::uint64_t(head_dim) << 8) | (std::uint64_t(o.qk_type) << 4) |
                                 (std::uint64_t(o.smooth_q) << 2) | (std::uint64_t(o.smooth_k) << 1) |
                                 std::uint64_t(o.quantize_v);
   static std::mutex mutex;

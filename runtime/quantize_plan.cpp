@@ -74,8 +74,8 @@ QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorR
   }
   check_tile(o.block_q, o.warp_q, "block_q", "warp_q");
   check_tile(o.block_k, o.warp_k, "block_k", "warp_k");
-  if (o.qk_type != QuantType::int8 && o.qk_type != QuantType::int4) {
-    throw InvalidArgument("qk_type", fmt::format("must be int8 or int4 (got {})", name(o.qk_type)));
+  if (o.qk_type != QuantType::int8 && o.qk_type != QuantType::int4 && o.qk_type != QuantType::int8x2) {
+    throw InvalidArgument("qk_type", fmt::format("must be int8, int4 or int8x2 (got {})", name(o.qk_type)));
   }
   if (o.qk_type == QuantType::int4 && !arch.runs_int4()) {
     throw InvalidArgument("qk_type", fmt::format("int4 needs mma.sync s4 (sm_80 or newer); this GPU is {}", arch.name()));
@@ -116,10 +116,11 @@ QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorR
   p.scale_multiplier = sm_scale * layout::kLog2e;
   p.stats = o.smooth_k || o.quantize_v;
 
-  const std::size_t bits = o.qk_type == QuantType::int8 ? 8 : 4;
+  const std::size_t bits = qk_storage_bits(o.qk_type);
   const std::size_t bh_q = std::size_t(p.batch) * p.heads_q, bh_kv = std::size_t(p.batch) * p.heads_kv;
-  check_fits_int32(bh_q * p.seq_q_pad * p.head_dim, "q");
-  check_fits_int32(bh_kv * p.seq_kv_pad * p.head_dim, "k");
+  const std::size_t terms = qk_terms(o.qk_type);
+  check_fits_int32(bh_q * p.seq_q_pad * p.head_dim * terms, "q");
+  check_fits_int32(bh_kv * p.seq_kv_pad * p.head_dim * terms, "k");
   std::size_t offset = 0;
   auto take = [&](std::size_t bytes) {
     const std::size_t at = offset;

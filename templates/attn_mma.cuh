@@ -1,7 +1,9 @@
 // attn_mma.cuh — the portable SageAttention2 forward kernel: mma.sync on sm_80/86/89/90/120.
 //
 // O = softmax(Q Kᵀ · sm_scale) V from the quantized workspace of quant_layout.cuh (DESIGN.md §1):
-//   S  = Q_int · K_intᵀ          mma.sync s8 m16n8k32 (or s4 m16n8k64), s32 accumulators
+//   S  = Q_int · K_intᵀ          mma.sync s8 m16n8k32 (or s4 m16n8k64), s32 accumulators; with two
+//                                int8 terms (qk_terms = 2) S = 256·q_q·q_k + q_q·r_k + r_q·q_k in the
+//                                same accumulators (quant_layout.cuh, "Two-term int8")
 //   s2 = S · q_scale · k_scale   one product per thread (per-thread scale groups); log2 domain,
 //                                because q_scale holds sm_scale · log2(e)
 //   P̃  = exp2(s2 − m + log2 448) online softmax; P̃ ∈ [0, 448] is e4m3's range, the row sum l is
@@ -38,6 +40,7 @@
 //   int  stages       cp.async ring depth for K/V, >= 2
 //   int  qk_bits      8, or 4 (s4 m16n8k64, head_dim % 64 == 0; INT4 tensor cores on sm_80/86/89,
 //                     emulated by ptxas on sm_90a/sm_120: correctness checks only there)
+//   int  qk_terms     1, or 2 with qk_bits 8 (two-term int8: rows of 2·D bytes, three MMAs per step)
 //   layout::Granularity granularity   per_thread | per_warp | per_block (quant_layout.cuh)
 //   bool pv_fp8       true: e4m3 P·V (sm_89+); false: fp16/bf16 P·V on the unquantized V
 //   int  mask         0 none, 1 causal top-left, 2 causal bottom-right (i sees j <= i + Skv − Sq)
@@ -93,8 +96,10 @@ struct AttnTile {
   static constexpr int kMTiles = kWarpQ / 16;   // m16 row tiles per warp
   static constexpr int kSTiles = kCtaK / 8;     // n8 key tiles of S per warp
   static constexpr int kOTiles = kD / 8;        // n8 channel tiles of O per warp
-  static constexpr int kRowBytes = kD * Cfg::qk_bits / 8;  // one Q/K row in the workspace
-  static constexpr int kQKSteps = kRowBytes / 32;          // k32 s8 and k64 s4 both eat 32 bytes
+  static constexpr int kTerms = Cfg::qk_terms;
+  static constexpr int kTermBytes = kD * Cfg::qk_bits / 8;  // one term of a Q/K row
+  static constexpr int kRowBytes = kTermBytes * kTerms;     // one Q/K row in the workspace
+  static constexpr int kQKSteps = kTermBytes / 32;          // k32 s8 and k64 s4 both eat 32 bytes
   static constexpr bool kFp8 = Cfg::pv_fp8;
   static constexpr bool kBf16 = Cfg::out_bf16;
   static constexpr layout::Granularity kGran = Cfg::granularity;
@@ -103,7 +108,7 @@ struct AttnTile {
   // FP16 P·V has no static P scale: P ∈ [0, 1] keeps the LSE formula offset-free.
   static constexpr float kPOffset = kFp8 ? kLog2Fp8Max : 0.0f;
   static constexpr AttnSmemLayout kSmem =
-      attn_smem_layout(kD, kCtaQ, kCtaK, Cfg::stages, Cfg::qk_bits, kFp8, Cfg::smooth_q);
+      attn_smem_layout(kD, kCtaQ, kCtaK, Cfg::stages, Cfg::qk_bits * kTerms, kFp8, Cfg::smooth_q);
 };
 
 // Optional Cfg member `min_ctas_per_sm` (default 1): the second __launch_bounds__ argument, which
@@ -125,12 +130,14 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
   constexpr int kD = T::kD, kCtaQ = T::kCtaQ, kCtaK = T::kCtaK, kThreads = T::kThreads;
   constexpr int kWarpQ = T::kWarpQ, kMT = T::kMTiles, kST = T::kSTiles, kOT = T::kOTiles;
   constexpr int kRowBytes = T::kRowBytes, kQKSteps = T::kQKSteps, kStages = Cfg::stages;
+  constexpr int kTerms = T::kTerms, kTermBytes = T::kTermBytes;
   constexpr bool kFp8 = T::kFp8, kBf16 = T::kBf16;
   constexpr AttnSmemLayout L = T::kSmem;
 
   static_assert(kD == 64 || kD == 96 || kD == 128 || kD == 256, "head_dim: 64, 96, 128 or 256");
   static_assert(Cfg::qk_bits == 8 || Cfg::qk_bits == 4, "qk_bits: 8 or 4");
-  static_assert(kRowBytes % 32 == 0, "int4 Q/K needs head_dim % 64 == 0 (k64 MMA steps)");
+  static_assert(kTermBytes % 32 == 0, "int4 Q/K needs head_dim % 64 == 0 (k64 MMA steps)");
+  static_assert(kTerms == 1 || (kTerms == 2 && Cfg::qk_bits == 8), "qk_terms: 1, or 2 with int8");
   static_assert(kCtaQ % Cfg::warps_q == 0 && kWarpQ % 16 == 0, "warp_q must be a multiple of 16");
   static_assert(kCtaQ <= 128 && kCtaK <= 128, "the quantization kernels handle blocks <= 128");
   static_assert(!kFp8 || kCtaK % 32 == 0, "FP8 P·V: cta_k must be a multiple of 32");
@@ -200,9 +207,11 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
     gV = static_cast<const u8*>(p.v) + off * 2;
   }
   const int row0 = warp * kWarpQ;  // first row of this warp within the CTA tile
+  // Two terms: S counts fine steps (1/256 of a coarse one); the power of two is exact.
   const float q_scale =
       ldg_f32(p.q_scale + (bh_q * q_blocks + qt) * T::kQGroups +
-              layout::q_group_of_row(T::kGran, row0 + g, kWarpQ));
+              layout::q_group_of_row(T::kGran, row0 + g, kWarpQ)) *
+      (kTerms == 2 ? 1.0f / layout::kResidualScale : 1.0f);
   const float* k_scale_ptr =
       p.k_scale + bh_kv * k_blocks * T::kKGroups + layout::k_group_of_key(T::kGran, 2 * t, kCtaK);
 
@@ -342,7 +351,9 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
 #pragma unroll 8
         for (int c = c0; c < c0 + kChan; ++c) {
           int v;
-          if constexpr (Cfg::qk_bits == 8) {
+          if constexpr (kTerms == 2) {  // in fine steps: 256·q + r
+            v = static_cast<signed char>(row[c]) * 256 + static_cast<signed char>(row[kD + c]);
+          } else if constexpr (Cfg::qk_bits == 8) {
             v = static_cast<signed char>(row[c]);
           } else {
             const int byte = row[c / 2];
@@ -355,7 +366,7 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
         if (tid % kTPK == 0) {
           const float ks = ldg_f32(p.k_scale + (bh_kv * k_blocks + j) * T::kKGroups +
                                    layout::k_group_of_key(T::kGran, key, kCtaK));
-          s_dscore[key] = acc * ks * k_factor;
+          s_dscore[key] = acc * ks * (k_factor / (kTerms == 2 ? layout::kResidualScale : 1.0f));
         }
       }
     }
@@ -382,9 +393,12 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
       for (int nj = 0; nj < kST; ++nj)
 #pragma unroll
         for (int e = 0; e < 4; ++e) acc[mi][nj][e] = 0;
-#pragma unroll kQKUnroll
-    for (int ks = 0; ks < qk_steps; ++ks) {
+    // One k step. Residuals off: acc += q_q · q_kᵀ. On (two-term int8, the second pass):
+    // acc += q_q · r_kᵀ + r_q · q_kᵀ, the residuals read from the second half of each row.
+    auto qk_step = [&](int ks, auto residual_tag) {
+      constexpr bool kResidual = decltype(residual_tag)::value != 0;
       u32 q_step[kMT][4];
+      u32 r_step[kResidual ? kMT : 1][4];
 #pragma unroll
       for (int mi = 0; mi < kMT; ++mi) {
         if constexpr (kQInRegs) {
@@ -393,23 +407,52 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
         } else {
           ldmatrix_x4(q_step[mi], q_lane_addr + mi * 16 * L.q_stride + ks * 32);
         }
+        if constexpr (kResidual) {
+          ldmatrix_x4(r_step[mi], q_lane_addr + mi * 16 * L.q_stride + kTermBytes + ks * 32);
+        }
       }
 #pragma unroll
       for (int np = 0; np < kST / 2; ++np) {
         u32 kb[4];
         const int key = np * 16 + (lane % 8) + 8 * (lane / 16);
-        ldmatrix_x4(kb, sKj + key * L.k_stride + ks * 32 + 16 * ((lane / 8) % 2));
+        const u32 k_addr = sKj + key * L.k_stride + ks * 32 + 16 * ((lane / 8) % 2);
+        ldmatrix_x4(kb, k_addr);
+        if constexpr (kResidual) {
+          u32 rb[4];
+          ldmatrix_x4(rb, k_addr + kTermBytes);
 #pragma unroll
-        for (int mi = 0; mi < kMT; ++mi) {
-          if constexpr (Cfg::qk_bits == 8) {
-            mma_s8_16832(acc[mi][2 * np], q_step[mi], kb[0], kb[1]);
-            mma_s8_16832(acc[mi][2 * np + 1], q_step[mi], kb[2], kb[3]);
-          } else {
-            mma_s4_16864(acc[mi][2 * np], q_step[mi], kb[0], kb[1]);
-            mma_s4_16864(acc[mi][2 * np + 1], q_step[mi], kb[2], kb[3]);
+          for (int mi = 0; mi < kMT; ++mi) {
+            mma_s8_16832(acc[mi][2 * np], q_step[mi], rb[0], rb[1]);
+            mma_s8_16832(acc[mi][2 * np + 1], q_step[mi], rb[2], rb[3]);
+            mma_s8_16832(acc[mi][2 * np], r_step[mi], kb[0], kb[1]);
+            mma_s8_16832(acc[mi][2 * np + 1], r_step[mi], kb[2], kb[3]);
+          }
+        } else {
+#pragma unroll
+          for (int mi = 0; mi < kMT; ++mi) {
+            if constexpr (Cfg::qk_bits == 8) {
+              mma_s8_16832(acc[mi][2 * np], q_step[mi], kb[0], kb[1]);
+              mma_s8_16832(acc[mi][2 * np + 1], q_step[mi], kb[2], kb[3]);
+            } else {
+              mma_s4_16864(acc[mi][2 * np], q_step[mi], kb[0], kb[1]);
+              mma_s4_16864(acc[mi][2 * np + 1], q_step[mi], kb[2], kb[3]);
+            }
           }
         }
       }
+    };
+#pragma unroll kQKUnroll
+    for (int ks = 0; ks < qk_steps; ++ks) qk_step(ks, AttnIntC<0>{});
+    if constexpr (kTerms == 2) {
+      // Coarse products into fine steps, exactly: |S| <= 256·127²·D + 2·127²·D < 2³¹ for D <= 256.
+#pragma unroll
+      for (int mi = 0; mi < kMT; ++mi)
+#pragma unroll
+        for (int nj = 0; nj < kST; ++nj)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) acc[mi][nj][e] *= static_cast<i32>(layout::kResidualScale);
+#pragma unroll kQKUnroll
+      for (int ks = 0; ks < qk_steps; ++ks) qk_step(ks, AttnIntC<1>{});
     }
 
     // ---- dequantize into the log2 domain; element e of tile (mi, nj): row 16mi + g + 8(e/2),

@@ -9,10 +9,13 @@
 //
 //   Q (int8)   [B, Hq,  Sq_pad,  D]      Sq_pad  = round_up(Sq,  block_q);  padded rows are 0
 //   Q (int4)   [B, Hq,  Sq_pad,  D/2]    two values per byte, even channel in the low nibble
+//   Q (int8x2) [B, Hq,  Sq_pad,  2·D]    two-term int8 (below): the value at [0, D), the residual at
+//                                        [D, 2D) of each row
 //   q_scale    [B, Hq,  Sq_pad / block_q,  q_groups(...)]   float, sm_scale·log2(e) folded in
 //   q_mean     [B, Hq,  Sq_pad / block_q,  D]               float, only with Q smoothing
 //   K (int8)   [B, Hkv, Skv_pad, D]      Skv_pad = round_up(Skv, block_k);  padded rows are 0
 //   K (int4)   [B, Hkv, Skv_pad, D/2]
+//   K (int8x2) [B, Hkv, Skv_pad, 2·D]
 //   k_scale    [B, Hkv, Skv_pad / block_k, k_groups(...)]   float
 //   k_mean     [B, Hkv, D]               float, mean over the Skv valid tokens (K smoothing)
 //   V (e4m3)   [B, Hkv, D, Skv_pad]      transposed (channel-major) and token-permuted, see below
@@ -41,6 +44,16 @@
 //   per-warp:   one scale per warp's rows (keys).      per-block: one scale per block.
 // So a thread's accumulators are dequantized by one product q_scale[group_q] * k_scale[group_k].
 //
+// Two-term int8 (int8x2, the precise mode). One int8 term leaves a rounding error of up to half a
+// step per element, and in Q Kᵀ these errors alone put the output's relative L1 near 0.01 (float64
+// simulation, bench/qk_precision_sim.py). A second int8 term holds the rounding residual at a step
+// 256 times finer, with the same scale: x ≈ scale · (q + r / 256), |r| <= 127 (the residual lies in
+// [−128, 128]; clamping ±128 costs at most 1/256 of a fine step). The attention kernel forms
+//   S = 256 · (q_q · q_k) + q_q · r_k + r_q · q_k          (r_q · r_k, below 2⁻⁸ of a step, is dropped)
+// exactly in one s32 accumulator (|S| < 2³¹ up to D = 256) and dequantizes with scale_q·scale_k/256:
+// three int8 products instead of one, for a relative L1 against float64 of 0.0002-0.0004 instead of
+// 0.0105-0.030 (f16 P·V, H200; bench/results/2026-11-26-precise-mode-h200.md).
+//
 // V token permutation. P·V with mma m16n8k32 (e4m3) takes P as the A operand straight from the QKᵀ
 // accumulators: lane 4g + t holds keys {2t, 2t+1, 8+2t, 9+2t} of each 16 keys, but the A operand
 // wants them at logical k positions {4t, 4t+1, 4t+2, 4t+3}. Rather than shuffle registers, V is
@@ -68,6 +81,8 @@ constexpr float kInt8Max = 127.0f;
 constexpr float kInt4Max = 7.0f;
 // A scale never drops below this, so an all-zero group dequantizes to exactly zero, never NaN.
 constexpr float kMinScale = 1e-7f;
+// Two-term int8: the residual's step is scale / kResidualScale (see above).
+constexpr float kResidualScale = 256.0f;
 constexpr float kLog2e = 1.4426950408889634f;
 
 __host__ __device__ constexpr int round_up(int x, int m) { return (x + m - 1) / m * m; }

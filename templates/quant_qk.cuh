@@ -10,6 +10,9 @@
 //     scale_g = max(max|y| / Max, kMinScale)      Max = 127 (int8) or 7 (int4)
 //     q       = clamp(rint(y * (1 / scale_g)), -Max, Max)      round to nearest even
 //   written: q (padding rows = 0), scale_g * scale_multiplier (Q: sm_scale·log2 e; K: 1).
+//   Terms = 2 (two-term int8, the precise mode; quant_layout.cuh): each row is 2·D bytes, q at
+//              [0, D) and the residual r = clamp(rint((f − q) · 256), −127, 127) at [D, 2D), where
+//              f = y · (1 / scale_g) is the product q rounds; y ≈ scale_g · (q + r / 256).
 //   Q, lse_correction non-null: per valid row, (x · k_mean[b, kv head, :]) · sm_scale, from the
 //              unsmoothed x, in the order of quant_params.cuh (the LSE term K smoothing removes).
 // Every division is IEEE div.rn and every product mul.rn (common.cuh), so the host reference
@@ -59,11 +62,14 @@ __device__ __forceinline__ int qk_group_of(layout::Granularity g, int r, int war
 // with a spill under NVRTC; two 64 KiB CTAs per SM keep enough loads in flight anyway. Up to
 // D = 128, (256, 4): 64 registers, no spill, and twice the resident warps of the 85-register
 // smoothed K kernel that the (256, 2) bound produced (ncu on the H200, B4 H32 D128: 23% achieved
-// occupancy and 56% of DRAM bandwidth at S = 4096, against 47% and 77% for Q).
-template <typename In, int HeadDim, int Bits, bool IsQuery, bool Smooth>
-__global__ void __launch_bounds__(kQuantThreads, HeadDim <= 128 ? 4 : 2) quantize_qk(QuantQKParams p) {
+// occupancy and 56% of DRAM bandwidth at S = 4096, against 47% and 77% for Q). Two terms at D = 128:
+// (256, 3), 80 registers; within 64 the smoothed Q kernel spilled 4 bytes on sm_120 (NVRTC 13.0).
+template <typename In, int HeadDim, int Bits, int Terms, bool IsQuery, bool Smooth>
+__global__ void __launch_bounds__(kQuantThreads, HeadDim <= 128 ? (Terms == 1 ? 4 : 3) : 2)
+    quantize_qk(QuantQKParams p) {
   static_assert(HeadDim % 32 == 0 && HeadDim <= 256, "HeadDim: a multiple of 32, at most 256");
   static_assert(Bits == 8 || Bits == 4, "Bits: 8 (int8) or 4 (int4)");
+  static_assert(Terms == 1 || (Terms == 2 && Bits == 8), "Terms: 1, or 2 with int8");
   constexpr int kChunks = HeadDim / 32;  // 16-byte chunks per lane per row
   constexpr int kPasses = kMaxBlockTokens / kQuantRowSlots;
   constexpr int kMaxGroups = kMaxBlockTokens / 16 * 8;  // per_thread, warp_q = 16
@@ -256,7 +262,7 @@ __global__ void __launch_bounds__(kQuantThreads, HeadDim <= 128 ? 4 : 2) quantiz
   __syncthreads();
 
   // 5. Quantize and store; rows in [n_valid, block_tokens) are written as zeros.
-  constexpr int kRowBytes = HeadDim * Bits / 8;
+  constexpr int kRowBytes = HeadDim * Bits * Terms / 8;
   unsigned char* out = static_cast<unsigned char*>(p.out) +
                        (bh * p.seq_len_pad + row0) * kRowBytes;
   float inv[kPasses];
@@ -276,15 +282,26 @@ __global__ void __launch_bounds__(kQuantThreads, HeadDim <= 128 ? 4 : 2) quantiz
     for (int k = 0; k < kPasses; ++k) {
       const int r = slot + k * kQuantRowSlots;
       if (r >= p.block_tokens) continue;
-      uint32_t w0 = 0, w1 = 0;
+      uint32_t w0 = 0, w1 = 0, r0 = 0, r1 = 0;
       if (r < n_valid) {
         float y[8];
         smoothed(data[k][j], mu, y);
         if constexpr (Bits == 8) {
+          // The value and, for two terms, the residual of the product it rounds (exact: f and q
+          // lie within 0.5 of each other), scaled by 256 (exact).
+          auto pack = [&](float x, uint32_t& w, uint32_t& res, int i) {
+            const float f = mul_rn(x, inv[k]);
+            const int8_t q = to_int8(f);
+            w |= (static_cast<uint32_t>(q) & 0xffu) << (8 * i);
+            if constexpr (Terms == 2) {
+              const float rest = mul_rn(sub_rn(f, static_cast<float>(q)), layout::kResidualScale);
+              res |= (static_cast<uint32_t>(to_int8(rest)) & 0xffu) << (8 * i);
+            }
+          };
 #pragma unroll
           for (int i = 0; i < 4; ++i) {
-            w0 |= (static_cast<uint32_t>(to_int8(mul_rn(y[i], inv[k]))) & 0xffu) << (8 * i);
-            w1 |= (static_cast<uint32_t>(to_int8(mul_rn(y[i + 4], inv[k]))) & 0xffu) << (8 * i);
+            pack(y[i], w0, r0, i);
+            pack(y[i + 4], w1, r1, i);
           }
         } else {
           // Two values per byte, even channel in the low nibble (quant_layout.cuh).
@@ -294,6 +311,7 @@ __global__ void __launch_bounds__(kQuantThreads, HeadDim <= 128 ? 4 : 2) quantiz
       }
       if constexpr (Bits == 8) {
         store8(out + r * kRowBytes + 8 * chunk, w0, w1);
+        if constexpr (Terms == 2) store8(out + r * kRowBytes + HeadDim + 8 * chunk, r0, r1);
       } else {
         store4(out + r * kRowBytes + 4 * chunk, w0);
       }

@@ -31,7 +31,7 @@ struct AttentionOptions {
   float sm_scale = 0;        // 0: 1/sqrt(head_dim)
   // The kernel variant. Default: a tuned record for this GPU and problem bucket if the cache or
   // bundle has one (`sagejit tune`, SAGEJIT_TUNE=1), else the heuristic: the wgmma kernel on sm_90a
-  // where it supports the problem, else mma.sync with default_tile(arch, head_dim, pv, qk bits).
+  // where it supports the problem, else mma.sync with default_tile(arch, head_dim, pv, qk).
   // A tile alone means the mma family; a family alone takes that family's default tile.
   std::optional<AttnTile> tile;
   std::optional<AttnFamily> family;

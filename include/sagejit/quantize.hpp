@@ -23,7 +23,7 @@
 namespace sagejit {
 
 struct QuantizeOptions {
-  QuantType qk_type = QuantType::int8;  // int4 on sm_80/86/89 only
+  QuantType qk_type = QuantType::int8;  // int4 (native on sm_80/86/89, emulated elsewhere); int8x2 (two terms)
   layout::Granularity granularity = layout::Granularity::per_thread;
   // Tile geometry of the attention kernel that will read the result.
   int block_q = 128, warp_q = 32;

@@ -29,7 +29,9 @@ enum sagejit_status {
 
 enum sagejit_dtype { SAGEJIT_F16 = 0, SAGEJIT_BF16 = 1 };
 enum sagejit_mask { SAGEJIT_MASK_NONE = 0, SAGEJIT_MASK_CAUSAL = 1, SAGEJIT_MASK_CAUSAL_BOTTOM_RIGHT = 2 };
-enum sagejit_qk_type { SAGEJIT_QK_INT8 = 0, SAGEJIT_QK_INT4 = 1 };
+/* INT8X2: two int8 terms per element (value and rounding residual), three INT8 MMAs per product —
+ * with SAGEJIT_PV_F16, the precise mode. */
+enum sagejit_qk_type { SAGEJIT_QK_INT8 = 0, SAGEJIT_QK_INT4 = 1, SAGEJIT_QK_INT8X2 = 2 };
 enum sagejit_pv_type { SAGEJIT_PV_DEFAULT = -1, SAGEJIT_PV_FP8 = 0, SAGEJIT_PV_F16 = 1 };
 enum sagejit_granularity { SAGEJIT_PER_THREAD = 0, SAGEJIT_PER_WARP = 1, SAGEJIT_PER_BLOCK = 2 };
 

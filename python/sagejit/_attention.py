@@ -17,7 +17,7 @@ from ._abi import SagejitError
 
 _LAYOUTS = ("HND", "NHD")
 _ALIGNMENTS = {"top_left": _abi.MASK_CAUSAL, "bottom_right": _abi.MASK_CAUSAL_BOTTOM_RIGHT}
-_QK = {"int8": _abi.QK_INT8, "int4": _abi.QK_INT4}
+_QK = {"int8": _abi.QK_INT8, "int4": _abi.QK_INT4, "int8x2": _abi.QK_INT8X2}
 _PV = {"default": _abi.PV_DEFAULT, "fp8": _abi.PV_FP8, "f16": _abi.PV_F16}
 _GRANULARITY = {"per_thread": _abi.PER_THREAD, "per_warp": _abi.PER_WARP,
                 "per_block": _abi.PER_BLOCK}
@@ -120,7 +120,8 @@ def attention(q, k, v, *, layout="HND", causal=False, causal_alignment="top_left
     causal: mask keys after the query; causal_alignment "top_left" (query i sees keys j <= i) or
         "bottom_right" (j <= i + Skv - Sq, as for decoding with a KV cache).
     sm_scale: None for 1/sqrt(D).
-    qk: "int8" or "int4" (INT4 only where the GPU has INT4 tensor cores).
+    qk: "int8", "int4" (INT4 tensor cores on sm_80/86/89, emulated elsewhere) or "int8x2" (two
+        int8 terms, three INT8 MMAs per product; with pv="f16", the precise mode).
     pv: "default" (FP8 where the GPU has FP8 mma, else f16), "fp8" or "f16".
     granularity: scale groups of Q and K: "per_thread" (SageAttention2), "per_warp", "per_block".
     smooth_q: subtract each Q block's mean and add the ΔS correction back (SageAttention2 §3.2).

@@ -31,8 +31,9 @@ struct Bars {
   double min_cosine, max_rel_l1, max_lse_error;
 };
 
-Bars bars_for(Distribution d, bool fp8, bool int4, layout::Granularity g) {
-  if (int4) return {0.97, 0.25, 0.5};  // test_attention.cpp's int4_bars(): the 4-bit score error dominates
+Bars bars_for(Distribution d, bool fp8, QuantType qk, layout::Granularity g) {
+  if (qk == QuantType::int4) return {0.97, 0.25, 0.5};  // test_attention.cpp's int4_bars(): the 4-bit score error dominates
+  if (qk == QuantType::int8x2) return {0.99999, 0.005, 0.005};  // test_attention.cpp's int8x2_bars()
   const bool heavy = d == Distribution::outliers || d == Distribution::sharp;
   // One scale per 128-row block on outlier rows: measured cos 0.9970 / rel L1 0.0715 (H100, varlen
   // and padded alike); the per-thread bars below do not apply.
@@ -49,7 +50,7 @@ Bars relaxed(Bars b) { return {1.0 - 2.0 * (1.0 - b.min_cosine), 2.0 * b.max_rel
 bool check_varlen(const AttnVarlenCheckCase& c, const AttnVarlenCheckReport& r) {
   MESSAGE(fmt::format("{:<110} cos {:.6f} relL1 {:.5f} rmse {:.2e} lse {:.2e} {}", c.describe(), r.all.cosine,
                       r.all.rel_l1, r.all.rmse, r.all.lse_max_abs_error, r.spec));
-  Bars bars = bars_for(c.distribution, r.fp8_pv, c.options.qk == QuantType::int4, c.options.granularity);
+  Bars bars = bars_for(c.distribution, r.fp8_pv, c.options.qk, c.options.granularity);
   // The LSE bar is a maximum over rows: a row that sees a handful of keys (a short sequence) carries
   // the quantization error of those few scores unaveraged (measured 0.0303 against 0.03).
   bool any_small = false;
@@ -145,6 +146,11 @@ std::vector<AttnVarlenCheckCase> varlen_cases() {
     int4.options.qk = QuantType::int4, int4.options.pv = PvType::f16, int4.options.mask = Mask::causal_top_left;
     add(int4);
   }
+  AttnVarlenCheckCase x2;
+  x2.head_dim = 128, x2.heads_q = 4, x2.heads_kv = 2;
+  x2.lengths_q = {300, 17, 0, 129}, x2.lengths_kv = {700, 17, 3, 0};
+  x2.options.qk = QuantType::int8x2, x2.options.pv = PvType::f16, x2.options.mask = Mask::causal_bottom_right;
+  add(x2);
   return cases;
 }
 

@@ -85,7 +85,7 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   p = problem("sm_90a", 4096, 4096);
   p.pv = PvType::f16;  // the caller's P·V type rules wgmma out
   CHECK(default_spec(p).family == AttnFamily::mma);
-  CHECK(default_spec(p).tile == default_tile(p.arch, 128, PvType::f16, 8));
+  CHECK(default_spec(p).tile == default_tile(p.arch, 128, PvType::f16, QuantType::int8));
   const Problem a = problem("sm_80", 100, 100);
   CHECK(default_spec(a).family == AttnFamily::mma);
   CHECK(default_spec(a).quant.pv == PvType::f16);

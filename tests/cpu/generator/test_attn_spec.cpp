@@ -87,11 +87,12 @@ TEST_CASE("attn spec: every full and representative spec is valid and distinct, 
   CHECK(hashes.size() == total);
   CHECK(representative_total <= 150);
   // (D, Q/K type) pairs x 3 granularities x smooth_q x P·V types x 3 masks x 2 dtypes x LSE:
-  // int4 adds D = 64, 128, 256 on sm_80/86/89; fp8 P·V exists from sm_89.
-  CHECK(full_attn_specs(parse_arch("sm_80")).size() == 7 * 3 * 2 * 1 * 3 * 2 * 2);
-  CHECK(full_attn_specs(parse_arch("sm_89")).size() == 7 * 3 * 2 * 2 * 3 * 2 * 2);
-  CHECK(full_attn_specs(parse_arch("sm_90a")).size() == 4 * 3 * 2 * 2 * 3 * 2 * 2);
-  CHECK(full_attn_specs(parse_arch("sm_120")).size() == 4 * 3 * 2 * 2 * 3 * 2 * 2);
+  // int4 adds D = 64, 128, 256 on sm_80/86/89; fp8 P·V exists from sm_89; int8x2 adds every D with
+  // f16 P·V only.
+  CHECK(full_attn_specs(parse_arch("sm_80")).size() == (7 + 4) * 3 * 2 * 1 * 3 * 2 * 2);
+  CHECK(full_attn_specs(parse_arch("sm_89")).size() == (7 * 2 + 4) * 3 * 2 * 3 * 2 * 2);
+  CHECK(full_attn_specs(parse_arch("sm_90a")).size() == (4 * 2 + 4) * 3 * 2 * 3 * 2 * 2);
+  CHECK(full_attn_specs(parse_arch("sm_120")).size() == (4 * 2 + 4) * 3 * 2 * 3 * 2 * 2);
 }
 
 TEST_CASE("attn spec: the representative matrix covers every option the template branches on") {
@@ -102,6 +103,7 @@ TEST_CASE("attn spec: the representative matrix covers every option the template
     std::set<PvType> pvs;
     std::set<layout::Granularity> grans;
     bool bf16 = false, lse = false, no_lse = false, smooth = false, int4 = false;
+    std::set<int> int8x2_dims;
     for (const AttnSpec& s : representative_attn_specs(arch)) {
       if (s.family == AttnFamily::wgmma) continue;  // its own test below
       dims.insert(s.head_dim);
@@ -113,6 +115,7 @@ TEST_CASE("attn spec: the representative matrix covers every option the template
       no_lse |= !s.out.lse;
       smooth |= s.quant.smooth_q;
       int4 |= s.quant.qk == QuantType::int4;
+      if (s.quant.qk == QuantType::int8x2) int8x2_dims.insert(s.head_dim);
     }
     CHECK(dims.size() == 4);
     CHECK(masks.size() == 3);
@@ -120,6 +123,7 @@ TEST_CASE("attn spec: the representative matrix covers every option the template
     CHECK(pvs.size() == (arch.number() == 89 || arch.number() == 120 ? 2u : 1u));
     CHECK((bf16 && lse && no_lse && smooth));
     CHECK(int4 == (arch.has_int4_mma() || arch.number() == 90));
+    CHECK(int8x2_dims == std::set<int>{64, 128, 256});
   }
 }
 
@@ -141,12 +145,12 @@ TEST_CASE("attn spec: int4 is native on sm_80/86/89 and emulated on sm_90a/sm_12
     s.quant.qk = QuantType::int4;
     for (PvType pv : {PvType::f16, PvType::fp8_e4m3}) {
       s.quant.pv = pv;
-      s.tile = default_tile(arch, s.head_dim, pv, s.qk_bits());
+      s.tile = default_tile(arch, s.head_dim, pv, s.quant.qk);
       CHECK_NOTHROW(s.validate());
     }
     // ...but never a default and never in the full matrix (`compile --all` does not grow).
     CHECK(AttnQuant{}.qk == QuantType::int8);
-    for (const AttnSpec& f : full_attn_specs(arch)) CHECK(f.quant.qk == QuantType::int8);
+    for (const AttnSpec& f : full_attn_specs(arch)) CHECK(f.quant.qk != QuantType::int4);
   }
   // CI compiles exactly one emulated int4 kernel: sm_90a (the H100 the GPU checks run on), D = 128,
   // f16 P·V; none for sm_120.
@@ -156,7 +160,7 @@ TEST_CASE("attn spec: int4 is native on sm_80/86/89 and emulated on sm_90a/sm_12
   }
   REQUIRE(hopper_int4.size() == 1);
   CHECK(hopper_int4[0].canonical_name() == "attn.mma.d128.int4.per_thread.f16.none.f16.sm_90a.t128x64w8s2");
-  for (const AttnSpec& s : representative_attn_specs(parse_arch("sm_120"))) CHECK(s.quant.qk == QuantType::int8);
+  for (const AttnSpec& s : representative_attn_specs(parse_arch("sm_120"))) CHECK(s.quant.qk != QuantType::int4);
 }
 
 TEST_CASE("attn spec: validation names the offending field and the allowed values") {
@@ -170,7 +174,14 @@ TEST_CASE("attn spec: validation names the offending field and the allowed value
                        "96)",
                        InvalidArgument);
   s.quant.qk = QuantType::fp8_e4m3;
-  CHECK_THROWS_WITH_AS(s.validate(), "argument `quant.qk`: must be int8 or int4 (got fp8_e4m3)", InvalidArgument);
+  CHECK_THROWS_WITH_AS(s.validate(), "argument `quant.qk`: must be int8, int4 or int8x2 (got fp8_e4m3)", InvalidArgument);
+  s.quant.qk = QuantType::int8x2;
+  s.quant.pv = PvType::fp8_e4m3;
+  CHECK_THROWS_WITH_AS(s.validate(),
+                       doctest::Contains("argument `quant.qk`: int8x2 (the precise mode's two-term Q Kᵀ) needs f16 P·V"),
+                       InvalidArgument);
+  s.quant.pv = PvType::f16;
+  CHECK_NOTHROW(s.validate());
 
   s = spec_on("sm_86");
   s.quant.pv = PvType::fp8_e4m3;
@@ -295,7 +306,7 @@ TEST_CASE("attn spec: default tiles validate on every arch, head dim, P·V type 
             s.arch = arch;
             s.head_dim = d;
             s.quant = {qk, layout::Granularity::per_thread, pv, smooth_q};
-            s.tile = default_tile(arch, d, pv, s.qk_bits());
+            s.tile = default_tile(arch, d, pv, s.quant.qk);
             CAPTURE(s.canonical_name());
             CHECK_NOTHROW(s.validate());
           }
@@ -304,18 +315,18 @@ TEST_CASE("attn spec: default tiles validate on every arch, head dim, P·V type 
     }
   }
   // The measured defaults, and the one place a 99 KiB arch shrinks them.
-  CHECK(default_tile(parse_arch("sm_89"), 64, PvType::fp8_e4m3, 8) == AttnTile{128, 64, 4, 2});
-  CHECK(default_tile(parse_arch("sm_89"), 96, PvType::fp8_e4m3, 8) == AttnTile{128, 64, 8, 2});
-  CHECK(default_tile(parse_arch("sm_90a"), 128, PvType::f16, 8) == AttnTile{128, 64, 8, 2});
-  CHECK(default_tile(parse_arch("sm_89"), 256, PvType::fp8_e4m3, 8) == AttnTile{64, 64, 4, 2});
-  CHECK(default_tile(parse_arch("sm_80"), 256, PvType::f16, 8) == AttnTile{64, 64, 4, 2});
-  CHECK(default_tile(parse_arch("sm_86"), 256, PvType::f16, 8) == AttnTile{64, 32, 4, 2});
-  CHECK(default_tile(parse_arch("sm_120"), 256, PvType::f16, 8) == AttnTile{64, 32, 4, 2});
+  CHECK(default_tile(parse_arch("sm_89"), 64, PvType::fp8_e4m3, QuantType::int8) == AttnTile{128, 64, 4, 2});
+  CHECK(default_tile(parse_arch("sm_89"), 96, PvType::fp8_e4m3, QuantType::int8) == AttnTile{128, 64, 8, 2});
+  CHECK(default_tile(parse_arch("sm_90a"), 128, PvType::f16, QuantType::int8) == AttnTile{128, 64, 8, 2});
+  CHECK(default_tile(parse_arch("sm_89"), 256, PvType::fp8_e4m3, QuantType::int8) == AttnTile{64, 64, 4, 2});
+  CHECK(default_tile(parse_arch("sm_80"), 256, PvType::f16, QuantType::int8) == AttnTile{64, 64, 4, 2});
+  CHECK(default_tile(parse_arch("sm_86"), 256, PvType::f16, QuantType::int8) == AttnTile{64, 32, 4, 2});
+  CHECK(default_tile(parse_arch("sm_120"), 256, PvType::f16, QuantType::int8) == AttnTile{64, 32, 4, 2});
   // Emulated int4: sm_90a keeps int8's tiles (no spills); sm_120 at D = 256 spills at cta_k 64.
-  CHECK(default_tile(parse_arch("sm_90a"), 64, PvType::f16, 4) == AttnTile{128, 64, 4, 2});
-  CHECK(default_tile(parse_arch("sm_90a"), 256, PvType::f16, 4) == AttnTile{64, 64, 4, 2});
-  CHECK(default_tile(parse_arch("sm_120"), 256, PvType::f16, 4) == AttnTile{64, 32, 4, 2});
-  CHECK(default_tile(parse_arch("sm_120"), 256, PvType::fp8_e4m3, 4) == AttnTile{64, 64, 4, 2});
+  CHECK(default_tile(parse_arch("sm_90a"), 64, PvType::f16, QuantType::int4) == AttnTile{128, 64, 4, 2});
+  CHECK(default_tile(parse_arch("sm_90a"), 256, PvType::f16, QuantType::int4) == AttnTile{64, 64, 4, 2});
+  CHECK(default_tile(parse_arch("sm_120"), 256, PvType::f16, QuantType::int4) == AttnTile{64, 32, 4, 2});
+  CHECK(default_tile(parse_arch("sm_120"), 256, PvType::fp8_e4m3, QuantType::int4) == AttnTile{64, 64, 4, 2});
   CHECK(default_pv_type(parse_arch("sm_86")) == PvType::f16);
   CHECK(default_pv_type(parse_arch("sm_89")) == PvType::fp8_e4m3);
   CHECK(default_pv_type(parse_arch("sm_90a")) == PvType::f16);

@@ -35,13 +35,13 @@ TEST_CASE("every shipped spec has a distinct name and hash, across all archs") {
   }
   CHECK(names.size() == total);
   CHECK(hashes.size() == total);
-  // 2 dtypes x 4 head dims x (q/k x int8+int4 x smooth: 8, channel_stats, quantize_v) on sm_89.
-  CHECK(shipped_quant_specs(parse_arch("sm_89")).size() == 8 * 10);
-  CHECK(shipped_quant_specs(parse_arch("sm_80")).size() == 8 * 9);
+  // 2 dtypes x 4 head dims x (q/k x int8+int4+int8x2 x smooth: 12, channel_stats, quantize_v) on sm_89.
+  CHECK(shipped_quant_specs(parse_arch("sm_89")).size() == 8 * 14);
+  CHECK(shipped_quant_specs(parse_arch("sm_80")).size() == 8 * 13);
   // Emulated int4 is not shipped, except sm_90a's fp16 D = 128 plain quantize_q/quantize_k pair
   // (the H100's int4 checks; CI compiles it), and nothing for sm_120.
-  CHECK(shipped_quant_specs(parse_arch("sm_90a")).size() == 8 * 6 + 2);
-  CHECK(shipped_quant_specs(parse_arch("sm_120")).size() == 8 * 6);
+  CHECK(shipped_quant_specs(parse_arch("sm_90a")).size() == 8 * 10 + 2);
+  CHECK(shipped_quant_specs(parse_arch("sm_120")).size() == 8 * 10);
   std::set<std::string> hopper_int4;
   for (const QuantSpec& s : shipped_quant_specs(parse_arch("sm_90a"))) {
     if (s.output == QuantType::int4) hopper_int4.insert(s.canonical_name());
@@ -59,7 +59,7 @@ TEST_CASE("validation names the offending field and the allowed values") {
   CHECK(blackwell.arch.int4_emulated());
   CHECK_NOTHROW(blackwell.validate());
   s.output = QuantType::fp8_e4m3;
-  CHECK_THROWS_WITH_AS(s.validate(), "argument `output`: quantize_q must be int8 or int4 (got fp8_e4m3)",
+  CHECK_THROWS_WITH_AS(s.validate(), "argument `output`: quantize_q must be int8, int4 or int8x2 (got fp8_e4m3)",
                        InvalidArgument);
   QuantSpec v{parse_arch("sm_86"), QuantOp::quantize_v, DType::f16, 128, QuantType::fp8_e4m3, false};
   CHECK_THROWS_WITH_AS(v.validate(), "argument `arch`: quantize_v needs FP8 (sm_89 or newer; got sm_86)",
@@ -81,5 +81,5 @@ TEST_CASE("the generated unit only includes a template and names one instantiati
   CHECK(u.spec_name == s.canonical_name());
   CHECK(u.source.find("#include \"quant_qk.cuh\"") != std::string::npos);
   CHECK(u.source.find("__global__") == std::string::npos);
-  CHECK(u.name_expression == "&sagejit::kernels::quantize_qk<sagejit::kernels::bf16, 96, 4, true, true>");
+  CHECK(u.name_expression == "&sagejit::kernels::quantize_qk<sagejit::kernels::bf16, 96, 4, 1, true, true>");
 }

@@ -183,6 +183,40 @@ TEST_CASE("int4 packing: two values per byte, even channel in the low nibble") {
   CHECK(r.values[3] == 0x00);
 }
 
+TEST_CASE("int8x2: the second term is the rounding residual at 1/256 of the step") {
+  // max|x| = 127 -> scale 1, so q = rint(x) and r = rint((x − q) · 256), clamped to ±127.
+  F16Tensor q(1, 1, 1, 64);
+  q.set(0, 0, 0, 0, 127.0f);
+  q.set(0, 0, 0, 1, -3.5f);           // q = −4 (even), residual +0.5 -> 128 -> clamped 127
+  q.set(0, 0, 0, 2, 2.25f);           // q = 2, residual 0.25 -> 64
+  q.set(0, 0, 0, 3, 0.39990234375f);  // q = 0, residual 0.3999 · 256 = 102.375 -> 102
+  q.set(0, 0, 0, 4, -1.375f);         // q = −1, residual −0.375 -> −96
+  ref::QuantQKOptions o;
+  o.granularity = Granularity::per_block;
+  o.block_tokens = 16;
+  o.warp_tokens = 16;
+  const auto one = ref::quantize_qk(q.view(), o);
+  o.terms = 2;
+  const auto two = ref::quantize_qk(q.view(), o);
+  REQUIRE(two.values.size() == 16u * 128u);  // rows of 2·D bytes
+  CHECK(two.scales == one.scales);
+  const int expect_q[] = {127, -4, 2, 0, -1}, expect_r[] = {0, 127, 64, 102, -96};
+  for (int c = 0; c < 5; ++c) {
+    CAPTURE(c);
+    CHECK(as_int8(two.values[c]) == expect_q[c]);
+    CHECK(as_int8(two.values[64 + c]) == expect_r[c]);
+  }
+  // The first term is the one-term value, row by row; padding rows stay zero.
+  for (int r = 0; r < 16; ++r) {
+    for (int c = 0; c < 64; ++c) {
+      CHECK(two.values[r * 128 + c] == one.values[r * 64 + c]);
+      if (r > 0 || c >= 5) CHECK(two.values[r * 128 + 64 + c] == 0);
+    }
+  }
+  o.bits = 4;
+  CHECK_THROWS_AS(ref::quantize_qk(q.view(), o), std::invalid_argument);
+}
+
 TEST_CASE("per-thread Q groups: block_q = 32, warp_q = 16") {
   // Rows with equal row % 8 within one warp's 16 rows share a scale; warp 1 starts at row 16.
   CHECK(layout::q_group_of_row(Granularity::per_thread, 0, 16) ==
