@@ -16,32 +16,19 @@
 #include "reference/quant_reference.hpp"
 #include "runtime/device.hpp"
 #include "runtime/error.hpp"
+#include "tests/gpu/accuracy_bars.hpp"
 #include "tests/gpu/support.hpp"
 
 using namespace sagejit;
+using sagejit::test::Bars;
+using sagejit::test::bars_for;
 using sagejit::DeviceBuffer;
 
 namespace {
 
-// The accuracy bars of test_attention.cpp (H100, 2026-11-25, ~20% margin), per P·V mode and
-// distribution. They are bars on whole problems; a sequence with few query rows is a small sample
+// The accuracy bars of accuracy_bars.hpp. They are bars on whole problems; a sequence with few query rows is a small sample
 // (a single 64-channel row has 64 elements), whose relative L1 and cosine scatter more around the
 // same expected error, so sequences under kSmallSample elements get twice the distance to the ideal.
-struct Bars {
-  double min_cosine, max_rel_l1, max_lse_error;
-};
-
-Bars bars_for(Distribution d, bool fp8, QuantType qk, layout::Granularity g) {
-  if (qk == QuantType::int4) return {0.97, 0.25, 0.5};  // test_attention.cpp's int4_bars(): the 4-bit score error dominates
-  if (qk == QuantType::int8x2) return {0.99999, 0.005, 0.005};  // test_attention.cpp's int8x2_bars()
-  const bool heavy = d == Distribution::outliers || d == Distribution::sharp;
-  // One scale per 128-row block on outlier rows: measured cos 0.9970 / rel L1 0.0715 (H100, varlen
-  // and padded alike); the per-thread bars below do not apply.
-  if (heavy && g == layout::Granularity::per_block) return {0.996, 0.09, 0.85};
-  if (fp8) return {0.999, heavy ? 0.054 : 0.04, heavy ? 0.85 : 0.03};
-  return {0.9994, heavy ? 0.036 : 0.015, heavy ? 0.85 : 0.03};
-}
-
 constexpr std::size_t kSmallSample = 4096;
 
 Bars relaxed(Bars b) { return {1.0 - 2.0 * (1.0 - b.min_cosine), 2.0 * b.max_rel_l1, b.max_lse_error}; }  // LSE: see check_varlen
