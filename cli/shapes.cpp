@@ -102,8 +102,17 @@ std::vector<Problem> parse_shapes(const std::vector<std::string>& shapes, const 
 }
 
 std::string shape_label(const Problem& p) {
+  // The shape, then every option that differs from its default, as the --shape keys spell them.
+  std::string options;
+  if (p.dtype != DType::f16) options += fmt::format(" dtype={}", name(p.dtype));
+  if (p.qk != QuantType::int8) options += fmt::format(" qk={}", name(p.qk));
+  if (p.pv) options += fmt::format(" pv={}", name(*p.pv));
+  if (p.granularity != layout::Granularity::per_thread) options += fmt::format(" granularity={}", name(p.granularity));
+  if (p.smooth_q) options += " smooth_q=1";
+  if (!p.smooth_k) options += " smooth_k=0";
+  if (p.lse) options += " lse=1";
   return fmt::format("b{} hq{} hkv{} sq{} skv{} d{} {}{}", p.batch, p.heads_q, p.heads_kv, p.seq_q, p.seq_kv, p.head_dim,
-                     name(p.mask), p.pv ? fmt::format(" pv={}", name(*p.pv)) : "");
+                     name(p.mask), options);
 }
 
 double attention_ops(const Problem& p) {
