@@ -332,6 +332,11 @@ AttnTile default_tile(const Arch& arch, int head_dim, PvType pv, QuantType qk) {
       t = {64, 64, 4, 2};
       break;  // 256
   }
+  // sm_90a, int8 QK with f16 P·V at D = 128 (the mma kernel's f16 path on Hopper): 128-key tiles in a
+  // 4-deep ring, measured with `sagejit tune` on the H200 (B4 H32, 2026-11-26) at 7.1% / 8.1% / 5.0%
+  // faster than 128x64w8s2 at S = 1k / 4k / 16k and 9.2% / 9.3% causal at 4k / 16k (bench/results/
+  // 2026-11-26-precise-mode-h200.md). Two-term int8 keeps 128x64w8s2 (within 0.6% of its best).
+  if (arch.number() == 90 && head_dim == 128 && pv == PvType::f16 && qk == QuantType::int8) t = {128, 128, 8, 4};
   const bool fp8 = pv == PvType::fp8_e4m3;
   const int min_k = fp8 ? 32 : 16;
   // Counted with Q smoothing on (its q̄ and ΔS buffers), so the tile fits every spec of this shape.

@@ -317,7 +317,9 @@ TEST_CASE("attn spec: default tiles validate on every arch, head dim, P·V type 
   // The measured defaults, and the one place a 99 KiB arch shrinks them.
   CHECK(default_tile(parse_arch("sm_89"), 64, PvType::fp8_e4m3, QuantType::int8) == AttnTile{128, 64, 4, 2});
   CHECK(default_tile(parse_arch("sm_89"), 96, PvType::fp8_e4m3, QuantType::int8) == AttnTile{128, 64, 8, 2});
-  CHECK(default_tile(parse_arch("sm_90a"), 128, PvType::f16, QuantType::int8) == AttnTile{128, 64, 8, 2});
+  CHECK(default_tile(parse_arch("sm_90a"), 128, PvType::f16, QuantType::int8) == AttnTile{128, 128, 8, 4});
+  CHECK(default_tile(parse_arch("sm_90a"), 128, PvType::f16, QuantType::int8x2) == AttnTile{128, 64, 8, 2});
+  CHECK(default_tile(parse_arch("sm_80"), 128, PvType::f16, QuantType::int8) == AttnTile{128, 64, 8, 2});
   CHECK(default_tile(parse_arch("sm_89"), 256, PvType::fp8_e4m3, QuantType::int8) == AttnTile{64, 64, 4, 2});
   CHECK(default_tile(parse_arch("sm_80"), 256, PvType::f16, QuantType::int8) == AttnTile{64, 64, 4, 2});
   CHECK(default_tile(parse_arch("sm_86"), 256, PvType::f16, QuantType::int8) == AttnTile{64, 32, 4, 2});
