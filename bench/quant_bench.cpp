@@ -4,7 +4,9 @@
 // Usage: quant_bench [--json PATH]. Shapes as shared/DESIGN.md §3: B=4, H=32, D=128, fp16 HND,
 // S = 1k..32k. Inputs rotate over enough sets to exceed L2. "moved" counts every byte the kernels
 // touch (the statistics pass reads K and V a second time); "min" counts each input read once and
-// each output written once.
+// each output written once. Variants: "full" (int8 Q/K with K smoothing, FP8 V: the default),
+// "qk_only" (int8 Q/K, nothing else), "precise" (two-term int8 Q/K with K smoothing, V left in
+// fp16: what the precise mode runs).
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -108,11 +110,14 @@ int main(int argc, char** argv) {
     struct Variant {
       const char* name;
       bool smooth_k, quantize_v;
+      QuantType qk;
     };
-    for (Variant variant : {Variant{"full", true, true}, Variant{"qk_only", false, false}}) {
+    for (Variant variant : {Variant{"full", true, true, QuantType::int8}, Variant{"qk_only", false, false, QuantType::int8},
+                            Variant{"precise", true, false, QuantType::int8x2}}) {
       QuantizeOptions o;
       o.smooth_k = variant.smooth_k;
       o.quantize_v = variant.quantize_v;
+      o.qk_type = variant.qk;
       const std::size_t ws_bytes = quantize_workspace_bytes(ref(0, 0), ref(0, 1), ref(0, 2), o);
       Buffer ws(ws_bytes);
       const double ms = bench::median_ms(stream, 3, 30, [&](int i) {
@@ -120,8 +125,10 @@ int main(int argc, char** argv) {
         quantize(ref(set, 0), ref(set, 1), ref(set, 2), o, ws.get(), ws.bytes(), stream);
       });
       const double elements = double(B) * H * S * D;
-      // Minimal: read Q, K (and V) once as fp16, write 1 byte per element each.
-      const double min_bytes = elements * (variant.quantize_v ? 3 * 3 : 2 * 3);
+      // Minimal: read Q, K (and V) once as fp16, write 1 byte per element each (Q/K: 2 bytes with two
+      // terms).
+      const double qk_bytes = qk_storage_bits(variant.qk) / 8.0;
+      const double min_bytes = elements * (2 * (2 + qk_bytes) + (variant.quantize_v ? 3 : 0));
       // Moved: plus the statistics pass re-reading K (smoothing) and V (FP8 scale).
       const double moved = min_bytes + elements * 2 * ((variant.smooth_k ? 1 : 0) + (variant.quantize_v ? 1 : 0));
       row[variant.name] = {{"ms", ms}, {"min_gbps", min_bytes / ms / 1e6}, {"moved_gbps", moved / ms / 1e6},
@@ -138,15 +145,19 @@ int main(int argc, char** argv) {
     fmt::print("{:<44} {:>11.1f} ms {:>9.2f} ms {:>8}\n", r["kernel"].get<std::string>(), r["cold_compile_ms"].get<double>(),
                r["warm_load_ms"].get<double>(), r["registers"].get<int>());
   }
-  fmt::print("{:>6} | {:>9} {:>10} {:>10} {:>7} | {:>9} {:>10} {:>10} {:>7}\n", "S", "full ms", "min GB/s", "moved GB/s",
-             "% copy", "qk ms", "min GB/s", "moved GB/s", "% copy");
+  fmt::print("{:>6}", "S");
+  for (const char* v : {"full", "qk_only", "precise"}) {
+    fmt::print(" | {:>8} ms {:>8} {:>10} {:>7}", v, "min GB/s", "moved GB/s", "% copy");
+  }
+  fmt::print("\n");
   for (const auto& r : rows) {
-    const auto& f = r["full"];
-    const auto& q = r["qk_only"];
-    fmt::print("{:>6} | {:>9.3f} {:>10.0f} {:>10.0f} {:>6.0f}% | {:>9.3f} {:>10.0f} {:>10.0f} {:>6.0f}%\n", r["seq"].get<int>(),
-               f["ms"].get<double>(), f["min_gbps"].get<double>(), f["moved_gbps"].get<double>(),
-               f["moved_pct_of_copy"].get<double>(), q["ms"].get<double>(), q["min_gbps"].get<double>(),
-               q["moved_gbps"].get<double>(), q["moved_pct_of_copy"].get<double>());
+    fmt::print("{:>6}", r["seq"].get<int>());
+    for (const char* v : {"full", "qk_only", "precise"}) {
+      const auto& f = r[v];
+      fmt::print(" | {:>11.3f} {:>8.0f} {:>10.0f} {:>6.0f}%", f["ms"].get<double>(), f["min_gbps"].get<double>(),
+                 f["moved_gbps"].get<double>(), f["moved_pct_of_copy"].get<double>());
+    }
+    fmt::print("\n");
   }
   if (!json_path.empty()) std::ofstream(json_path) << out.dump(2) << "\n";
   return 0;
