@@ -17,7 +17,7 @@ AttnSpec base_spec(const Problem& p) {
   s.head_dim = p.head_dim;
   s.quant.qk = p.qk;
   s.quant.granularity = p.granularity;
-  s.quant.pv = p.pv.value_or(default_pv_type(p.arch));
+  s.quant.pv = p.pv.value_or(default_pv_type(p.arch, p.qk));
   s.quant.smooth_q = p.smooth_q;
   s.mask = p.mask;
   s.out.dtype = p.dtype;

@@ -61,8 +61,10 @@ CUstream pooled_stream(int index) {
 std::vector<InputSet> make_inputs(const Problem& p, int max_sets) {
   const auto q_elems = std::size_t(p.batch) * p.heads_q * p.seq_q * p.head_dim;
   const auto kv_elems = std::size_t(p.batch) * p.heads_kv * p.seq_kv * p.head_dim;
-  // What the attention kernel reads per call: Q and K in 8 bits, V in 8 (fp8) or 16 bits, O written.
-  const std::size_t touched = q_elems + kv_elems * 3 + q_elems * 2;
+  // What the attention kernel reads per call: Q and K in 4, 8 or 16 bits (int8x2), V in 8 (fp8) or 16
+  // bits, O written.
+  const std::size_t qk_bytes = std::max(1, qk_storage_bits(p.qk) / 8);
+  const std::size_t touched = (q_elems + kv_elems) * qk_bytes + kv_elems * 2 + q_elems * 2;
   const std::size_t l2 = static_cast<std::size_t>(std::max(current_device_info().l2_bytes, 1 << 20));
   const int sets = static_cast<int>(std::clamp<std::size_t>((2 * l2 + touched - 1) / std::max<std::size_t>(touched, 1),
                                                             1, static_cast<std::size_t>(std::max(1, max_sets))));

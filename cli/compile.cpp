@@ -49,7 +49,7 @@ AttnSpec attn_spec_from_flags(const CompileFlags& f, const Arch& arch) {
   s.head_dim = f.head_dim;
   s.quant.qk = parse_quant_type(f.out, "--out");
   s.quant.granularity = parse_granularity(f.granularity, "--granularity");
-  s.quant.pv = f.pv == "default" ? default_pv_type(arch) : parse_pv_type(f.pv, "--pv");
+  s.quant.pv = f.pv == "default" ? default_pv_type(arch, s.quant.qk) : parse_pv_type(f.pv, "--pv");
   s.quant.smooth_q = f.smooth;
   s.mask = parse_mask(f.mask, "--mask");
   s.out.dtype = parse_dtype(f.dtype, "--dtype");

@@ -351,6 +351,10 @@ AttnTile default_tile(const Arch& arch, int head_dim, PvType pv, QuantType qk) {
   return t;
 }
 
+PvType default_pv_type(const Arch& arch, QuantType qk) {
+  return qk == QuantType::int8x2 ? PvType::f16 : default_pv_type(arch);
+}
+
 PvType default_pv_type(const Arch& arch) {
   return arch.has_fp8_mma() && arch.number() != 90 ? PvType::fp8_e4m3 : PvType::f16;
 }

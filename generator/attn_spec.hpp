@@ -29,7 +29,7 @@ Mask parse_mask(std::string_view text, std::string_view argument = "mask");
 
 // The P·V product. "fp8": P̃ and V in e4m3 with two-level fp32 accumulation (SageAttention2's fast
 // path; sm_89 and newer). "f16": P in the output dtype (fp16 or bf16) times the unquantized V, fp32
-// accumulation — the precise mode, and the only one on sm_80/86. On sm_90a ptxas emulates e4m3
+// accumulation — the only one on sm_80/86, and with int8x2 Q/K the precise mode. On sm_90a ptxas emulates e4m3
 // mma.sync (F2FP unpack + HMMA), so "f16" is the default there and "fp8" an explicit choice.
 enum class PvType { fp8_e4m3, f16 };
 std::string_view name(PvType t);
@@ -128,7 +128,9 @@ struct AttnSpec {
 // If that tile's shared memory (counted with Q smoothing on, so the tile holds for every spec)
 // exceeds the arch's limit, cta_k is halved until it fits: head_dim 256 with int8 Q/K and f16 P·V
 // on the 99 KiB archs gets cta_k 32 (68,608 B instead of 119,808 B). The result validates for every
-// supported head dim, P·V type and qk_bits that the arch allows.
+// supported head dim, P·V type and Q/K type that the arch allows. Two-term int8 rows are twice as
+// long, so on the 99 KiB archs (sm_86/89/120) int8x2 with f16 P·V gets cta_k 32 at head_dim 128 and 16
+// at 256, and cta_k 32 at 256 on sm_80 (compiled without spills in CI; their speed is unmeasured).
 // The tiles of the wgmma family: `consumers` (1 or 2) consumer warpgroups of 64 query rows, K/V
 // blocks of 128 keys, `stages` K+V slots. cta_q = 64·consumers, warps_q = 4·consumers (the consumer
 // warps; the kernel adds a producer warpgroup, see AttnSpec::threads()), min_ctas_per_sm 2 for one
@@ -149,6 +151,9 @@ AttnTile default_tile(const Arch& arch, int head_dim, PvType pv, QuantType qk);
 // The P·V type used when the caller does not choose: fp8 on sm_89 and sm_120, f16 on sm_80/86 (no
 // FP8 MMA) and on sm_90a (FP8 mma.sync is emulated there).
 PvType default_pv_type(const Arch& arch);
+// With the Q/K type known: int8x2 (the precise mode's Q Kᵀ) takes f16 P·V on every arch (it is not
+// valid with fp8); the others take default_pv_type(arch).
+PvType default_pv_type(const Arch& arch, QuantType qk);
 
 // A matrix that exercises every code path of the template and compiles in CI time (a few dozen
 // kernels per arch): every head dim with the default tile, for each P·V type the arch runs natively;

@@ -11,7 +11,7 @@
 namespace sagejit {
 
 // Bumped whenever the generator's output for an unchanged spec changes; part of every cache key.
-constexpr const char* kGeneratorVersion = "1";
+constexpr const char* kGeneratorVersion = "2";
 
 struct GeneratedUnit {
   std::string spec_name;        // the spec's canonical name (unique across families)

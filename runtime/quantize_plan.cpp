@@ -118,9 +118,8 @@ QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorR
 
   const std::size_t bits = qk_storage_bits(o.qk_type);
   const std::size_t bh_q = std::size_t(p.batch) * p.heads_q, bh_kv = std::size_t(p.batch) * p.heads_kv;
-  const std::size_t terms = qk_terms(o.qk_type);
-  check_fits_int32(bh_q * p.seq_q_pad * p.head_dim * terms, "q");
-  check_fits_int32(bh_kv * p.seq_kv_pad * p.head_dim * terms, "k");
+  check_fits_int32(bh_q * p.seq_q_pad * p.head_dim, "q");
+  check_fits_int32(bh_kv * p.seq_kv_pad * p.head_dim, "k");
   std::size_t offset = 0;
   auto take = [&](std::size_t bytes) {
     const std::size_t at = offset;

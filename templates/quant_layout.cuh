@@ -48,11 +48,14 @@
 // step per element, and in Q Kᵀ these errors alone put the output's relative L1 near 0.01 (float64
 // simulation, bench/qk_precision_sim.py). A second int8 term holds the rounding residual at a step
 // 256 times finer, with the same scale: x ≈ scale · (q + r / 256), |r| <= 127 (the residual lies in
-// [−128, 128]; clamping ±128 costs at most 1/256 of a fine step). The attention kernel forms
-//   S = 256 · (q_q · q_k) + q_q · r_k + r_q · q_k          (r_q · r_k, below 2⁻⁸ of a step, is dropped)
-// exactly in one s32 accumulator (|S| < 2³¹ up to D = 256) and dequantizes with scale_q·scale_k/256:
-// three int8 products instead of one, for a relative L1 against float64 of 0.0002-0.0004 instead of
-// 0.0105-0.030 (f16 P·V, H200; bench/results/2026-11-26-precise-mode-h200.md).
+// [−128, 128]; clamping ±128 costs at most one fine step, 1/256 of a coarse one). The attention kernel
+// forms, exactly in one s32 accumulator (|S| < 2³¹ up to D = 256),
+//   S = 256 · (q_q · q_k) + q_q · r_k + r_q · q_k
+// and dequantizes it with scale_q·scale_k/256: three int8 products instead of one. It drops
+// r_q · r_k / 256, at most 0.25 · scale_q·scale_k per channel product: the size of the second terms'
+// own rounding error (q · ±0.5 fine steps), so the error stays that of the residuals. Relative L1
+// against float64: 0.0002-0.0004 instead of 0.0105-0.030 (f16 P·V, H200;
+// bench/results/2026-11-26-precise-mode-h200.md).
 //
 // V token permutation. P·V with mma m16n8k32 (e4m3) takes P as the A operand straight from the QKᵀ
 // accumulators: lane 4g + t holds keys {2t, 2t+1, 8+2t, 9+2t} of each 16 keys, but the A operand

@@ -1,4 +1,5 @@
-// quant_qk.cuh — per-group INT8 / INT4 quantization of Q or K (SageAttention2 §3, DESIGN.md §1).
+// quant_qk.cuh — per-group INT8 / INT4 / two-term INT8 quantization of Q or K (SageAttention2 §3,
+// DESIGN.md §1; two terms: quant_layout.cuh).
 //
 // What it computes, for one token block (block_tokens rows) of one (b, h):
 //   x      = the block's rows as float (rows >= seq_len are padding)
@@ -36,8 +37,8 @@
 // before the first use: many bytes in flight per SM, which is what a copy-like kernel needs.
 // Row maxima come from two quad shuffles; rows meet their scale group through a shared-memory
 // atomicMax on the float bits (non-negative floats order like their bit patterns, and a max is
-// exact and order independent, so the result is deterministic). Stores are 8 bytes (int8) or
-// 4 bytes (int4) per lane, 32 / 16 contiguous bytes per row per instruction.
+// exact and order independent, so the result is deterministic). Stores are 8 bytes (int8; two of
+// them with two terms) or 4 bytes (int4) per lane, 32 / 16 contiguous bytes per row per instruction.
 #pragma once
 
 #include "common.cuh"

@@ -1,7 +1,7 @@
 // quantize.hpp — SageAttention2's quantization of Q, K and V as a public call.
 //
 // `quantize` validates everything first (nothing is launched on bad input), then launches on the
-// caller's stream: the K mean / V scale statistics, Q and K to INT8 or INT4 with per-group scales
+// caller's stream: the K mean / V scale statistics, Q and K to INT8, INT4 or two-term INT8 with per-group scales
 // following the attention kernel's MMA layout (the Q pass also writing, on request, the LSE
 // correction that undoes K smoothing), and V to FP8 e4m3 transposed and token-permuted. Passes that
 // do not depend on each other run side by side on an internal helper stream forked from and joined

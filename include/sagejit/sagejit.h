@@ -46,7 +46,7 @@ typedef struct sagejit_attention_options {
   int32_t mask;        /* sagejit_mask */
   int32_t qk_type;     /* sagejit_qk_type */
   int32_t pv_type;     /* sagejit_pv_type; DEFAULT picks FP8 where it runs on tensor cores (sm_89,
-                        * sm_120; sm_90a through its wgmma kernel), else F16 (the precise mode) */
+                        * sm_120; sm_90a through its wgmma kernel), else F16; F16 with QK_INT8X2 */
   int32_t granularity; /* sagejit_granularity */
   int32_t smooth_q;    /* subtract each Q block's mean (SageAttention2 §3.2), add ΔS back */
   int32_t smooth_k;    /* subtract K's channel mean (exact for the output) */

@@ -122,7 +122,7 @@ def attention(q, k, v, *, layout="HND", causal=False, causal_alignment="top_left
     sm_scale: None for 1/sqrt(D).
     qk: "int8", "int4" (INT4 tensor cores on sm_80/86/89, emulated elsewhere) or "int8x2" (two
         int8 terms, three INT8 MMAs per product; with pv="f16", the precise mode).
-    pv: "default" (FP8 where the GPU has FP8 mma, else f16), "fp8" or "f16".
+    pv: "default" (FP8 where the GPU has FP8 mma, else f16; f16 with qk="int8x2"), "fp8" or "f16".
     granularity: scale groups of Q and K: "per_thread" (SageAttention2), "per_warp", "per_block".
     smooth_q: subtract each Q block's mean and add the ΔS correction back (SageAttention2 §3.2).
     smooth_k: subtract K's per-channel mean (exact; the accuracy fix for biased keys).

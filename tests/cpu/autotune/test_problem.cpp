@@ -90,6 +90,15 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   CHECK(default_spec(a).family == AttnFamily::mma);
   CHECK(default_spec(a).quant.pv == PvType::f16);
   default_spec(a).validate();
+  // Two-term int8 Q/K: the mma kernel with f16 P·V whatever the arch's default (fp8 on sm_89).
+  for (const char* arch : {"sm_89", "sm_90a", "sm_120"}) {
+    CAPTURE(arch);
+    Problem x = problem(arch, 4096, 4096);
+    x.qk = QuantType::int8x2;
+    CHECK(default_spec(x).family == AttnFamily::mma);
+    CHECK(default_spec(x).quant.pv == PvType::f16);
+    CHECK_NOTHROW(default_spec(x).validate());
+  }
 }
 
 TEST_CASE("a caller's tile alone means mma; wgmma cannot run empty problems and says so naming the family") {

@@ -333,6 +333,8 @@ TEST_CASE("attn spec: default tiles validate on every arch, head dim, P·V type 
   CHECK(default_pv_type(parse_arch("sm_89")) == PvType::fp8_e4m3);
   CHECK(default_pv_type(parse_arch("sm_90a")) == PvType::f16);
   CHECK(default_pv_type(parse_arch("sm_120")) == PvType::fp8_e4m3);
+  CHECK(default_pv_type(parse_arch("sm_89"), QuantType::int8x2) == PvType::f16);
+  CHECK(default_pv_type(parse_arch("sm_89"), QuantType::int8) == PvType::fp8_e4m3);
 }
 
 TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel implements") {

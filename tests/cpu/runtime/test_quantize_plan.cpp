@@ -140,4 +140,11 @@ TEST_CASE("the workspace layout is aligned, disjoint and sized from the shapes")
   CHECK(small.counters == QuantizePlan::kAbsent);
   CHECK(small.k_scale - small.k == 2ull * 4 * 4160 * 128 / 2);
   CHECK(small.scale_multiplier == doctest::Approx(1.4426950408889634 / std::sqrt(128.0)));
+  // Two-term int8 doubles Q and K (rows of 2·D bytes); scales and the rest are as for int8.
+  o.qk_type = QuantType::int8x2;
+  const QuantizePlan two = plan_quantize(tensor(8, 1000), tensor(4, 4097), tensor(4, 4097), o, kHopper);
+  CHECK(two.q_scale - two.q == 2ull * 8 * 1024 * 128 * 2);
+  CHECK(two.k_scale - two.k == 2ull * 4 * 4160 * 128 * 2);
+  CHECK(two.q_groups == p.q_groups);
+  CHECK(two.k_groups == p.k_groups);
 }
