@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the wgmma kernel's small-shape GPU test under compute-sanitizer's memcheck, racecheck and
-# synccheck (an H100 with the CUDA tools on PATH, a build in ./build). Prints one line per tool and
-# exits non-zero if any tool reports an error. Logs go to $OUT (or ./gpu-out).
+# synccheck, then the varlen test under memcheck and the precise mode's small shapes under memcheck
+# and racecheck (an H100 with the CUDA tools on PATH, a build in ./build). Prints one line per tool
+# and exits non-zero if any tool reports an error. Logs go to $OUT (or ./gpu-out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-out}
@@ -27,4 +28,14 @@ timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 \
 rc=$?
 echo "compute-sanitizer memcheck (varlen): rc $rc, $(grep -E "ERROR SUMMARY" "$log" | tail -1)"
 [ "$rc" -eq 0 ] || status=1
+# The precise mode (two-term int8 Q/K on the portable kernel), small shapes, under memcheck and racecheck.
+./build/sagejit_gpu_tests -tc="precise mode*" >/dev/null 2>&1
+for tool in memcheck racecheck; do
+  log="$out/sanitize_precise_$tool.log"
+  timeout 300 compute-sanitizer --tool "$tool" --error-exitcode 9 \
+    ./build/sagejit_gpu_tests -tc="precise mode*" >"$log" 2>&1
+  rc=$?
+  echo "compute-sanitizer $tool (precise mode): rc $rc, $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -1)"
+  [ "$rc" -eq 0 ] || status=1
+done
 exit $status

@@ -153,6 +153,22 @@ TEST_CASE("attention matches the float64 reference within the accuracy bars" * t
   }
 }
 
+// Small enough for compute-sanitizer (scripts/sanitize.sh): the precise mode's kernel (residual halves
+// of the Q/K rows, three MMAs per k step, ΔS from both terms) on every head dim, with partial tiles.
+TEST_CASE("precise mode (int8x2, f16 P·V): small shapes on every head dim" * test::needs_gpu()) {
+  std::uint32_t seed = 9000;
+  for (int D : {64, 96, 128, 256}) {
+    AttnCheckCase c;
+    c.seed = seed++;
+    c.head_dim = D, c.heads_q = 2, c.heads_kv = 1, c.seq_q = 70, c.seq_kv = 150;
+    c.options.qk = QuantType::int8x2, c.options.pv = PvType::f16;
+    c.options.mask = D == 128 ? Mask::causal_bottom_right : Mask::none;
+    c.options.smooth_q = D == 256;
+    CAPTURE(c.describe());
+    check_bars(c, run_attention_check(c));
+  }
+}
+
 TEST_CASE("attention rejects bad input before launching anything" * test::needs_gpu()) {
   ensure_current_context();
   constexpr int B = 1, H = 4, S = 64, D = 128;
