@@ -53,10 +53,11 @@
 // autotuner may search around them):
 //   D = 64:  cta_q 128, cta_k 64, warps_q 4 (warp_q 32), stages 2
 //   D = 96:  cta_q 128, cta_k 64, warps_q 8 (warp_q 16), stages 2
-//   D = 128: cta_q 128, cta_k 64, warps_q 8 (warp_q 16), stages 2 (sm_90a, int8 Q/K, FP16 P·V:
-//            cta_k 128, stages 4)
+//   D = 128: cta_q 128, cta_k 64, warps_q 8 (warp_q 16), stages 2
 //   D = 256: cta_q 64,  cta_k 64, warps_q 4 (warp_q 16), stages 2 — FP16 P·V on sm_86 needs
 //            cta_k 32 (119,808 B of shared memory otherwise, over the 99 KiB opt-in limit)
+//   sm_90a with int8 Q/K and FP16 P·V: D = 96 and 128 cta_k 128, stages 4; D = 256 cta_q 128,
+//   warps_q 8 (measured there, generator/attn_spec.cpp default_tile)
 // Two-term int8 rows are twice as long: cta_k is halved where shared memory requires it
 // (default_tile in generator/attn_spec.cpp).
 // On sm_90/sm_100 `mma.sync ... e4m3` is not a tensor-core instruction: ptxas emulates it with
