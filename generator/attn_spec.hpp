@@ -125,7 +125,8 @@ struct AttnSpec {
 //   head_dim 128: cta_q 128, cta_k 64, warps_q 8 (warp_q 16), stages 2
 //   head_dim 256: cta_q  64, cta_k 64, warps_q 4 (warp_q 16), stages 2
 // except sm_90a with int8 Q/K and f16 P·V: head_dim 96 and 128 cta_k 128, stages 4 (3–9% faster
-// there), head_dim 256 cta_q 128, warps_q 8 (1.4–1.5x).
+// there), head_dim 256 cta_q 128, warps_q 8 (1.4–1.5x); with int8x2, head_dim 256 cta_q 128,
+// warps_q 8 (1.34–1.42x).
 // If that tile's shared memory (counted with Q smoothing on, so the tile holds for every spec)
 // exceeds the arch's limit, cta_k is halved until it fits: head_dim 256 with int8 Q/K and f16 P·V
 // on the 99 KiB archs gets cta_k 32 (68,608 B instead of 119,808 B). The result validates for every

@@ -57,7 +57,8 @@
 //   D = 256: cta_q 64,  cta_k 64, warps_q 4 (warp_q 16), stages 2 — FP16 P·V on sm_86 needs
 //            cta_k 32 (119,808 B of shared memory otherwise, over the 99 KiB opt-in limit)
 //   sm_90a with int8 Q/K and FP16 P·V: D = 96 and 128 cta_k 128, stages 4; D = 256 cta_q 128,
-//   warps_q 8 (measured there, generator/attn_spec.cpp default_tile)
+//   warps_q 8; with two-term int8 Q/K: D = 256 cta_q 128, warps_q 8 (measured there,
+//   generator/attn_spec.cpp default_tile)
 // Two-term int8 rows are twice as long: cta_k is halved where shared memory requires it
 // (default_tile in generator/attn_spec.cpp).
 // On sm_90/sm_100 `mma.sync ... e4m3` is not a tensor-core instruction: ptxas emulates it with

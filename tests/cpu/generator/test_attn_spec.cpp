@@ -322,6 +322,8 @@ TEST_CASE("attn spec: default tiles validate on every arch, head dim, P·V type 
   CHECK(default_tile(parse_arch("sm_90a"), 96, PvType::f16, QuantType::int8) == AttnTile{128, 128, 8, 4});
   CHECK(default_tile(parse_arch("sm_90a"), 256, PvType::f16, QuantType::int8) == AttnTile{128, 64, 8, 2});
   CHECK(default_tile(parse_arch("sm_90a"), 256, PvType::fp8_e4m3, QuantType::int8) == AttnTile{64, 64, 4, 2});
+  CHECK(default_tile(parse_arch("sm_90a"), 96, PvType::f16, QuantType::int8x2) == AttnTile{128, 64, 8, 2});
+  CHECK(default_tile(parse_arch("sm_90a"), 256, PvType::f16, QuantType::int8x2) == AttnTile{128, 64, 8, 2});
   CHECK(default_tile(parse_arch("sm_80"), 128, PvType::f16, QuantType::int8) == AttnTile{128, 64, 8, 2});
   CHECK(default_tile(parse_arch("sm_89"), 256, PvType::fp8_e4m3, QuantType::int8) == AttnTile{64, 64, 4, 2});
   CHECK(default_tile(parse_arch("sm_80"), 256, PvType::f16, QuantType::int8) == AttnTile{64, 64, 4, 2});
