@@ -8,34 +8,27 @@ cd "$(dirname "$0")/.."
 out=${OUT:-gpu-out}
 mkdir -p "$out"
 export SAGEJIT_CACHE_DIR=${SAGEJIT_CACHE_DIR:-$(mktemp -d)/sagejit-cache}
-# Compile outside the sanitizer first (NVRTC under the sanitizer is slow but harmless).
-./build/sagejit_gpu_tests -tc="attn_wgmma: small shapes*" >/dev/null 2>&1
 status=0
-for tool in memcheck racecheck synccheck; do
-  log="$out/sanitize_$tool.log"
-  timeout 300 compute-sanitizer --tool "$tool" --error-exitcode 9 \
-    ./build/sagejit_gpu_tests -tc="attn_wgmma: small shapes*" >"$log" 2>&1
-  rc=$?
-  echo "compute-sanitizer $tool: rc $rc, $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -1)"
-  [ "$rc" -eq 0 ] || status=1
-done
+# sanitize LABEL FILTER TOOL...: the GPU tests matching FILTER under each tool; logs
+# sanitize_[LABEL_]TOOL.log. The kernels are compiled outside the sanitizer first (NVRTC under the
+# sanitizer is slow but harmless).
+sanitize() {
+  local label=$1 filter=$2
+  shift 2
+  ./build/sagejit_gpu_tests -tc="$filter" >/dev/null 2>&1
+  for tool in "$@"; do
+    local log="$out/sanitize_${label:+${label}_}$tool.log"
+    timeout 300 compute-sanitizer --tool "$tool" --error-exitcode 9 \
+      ./build/sagejit_gpu_tests -tc="$filter" >"$log" 2>&1
+    local rc=$?
+    echo "compute-sanitizer $tool${label:+ ($label)}: rc $rc, $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -1)"
+    [ "$rc" -eq 0 ] || status=1
+  done
+}
+sanitize "" "attn_wgmma: small shapes*" memcheck racecheck synccheck
 # The varlen path (packed batches through the runtime; on sm_90a the FP8 cases run the wgmma
-# kernel with per-sequence tiles), under memcheck.
-./build/sagejit_gpu_tests -tc="attention_varlen equals*" >/dev/null 2>&1
-log="$out/sanitize_varlen_memcheck.log"
-timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 \
-  ./build/sagejit_gpu_tests -tc="attention_varlen equals*" >"$log" 2>&1
-rc=$?
-echo "compute-sanitizer memcheck (varlen): rc $rc, $(grep -E "ERROR SUMMARY" "$log" | tail -1)"
-[ "$rc" -eq 0 ] || status=1
-# The precise mode (two-term int8 Q/K on the portable kernel), small shapes, under memcheck and racecheck.
-./build/sagejit_gpu_tests -tc="precise mode*" >/dev/null 2>&1
-for tool in memcheck racecheck; do
-  log="$out/sanitize_precise_$tool.log"
-  timeout 300 compute-sanitizer --tool "$tool" --error-exitcode 9 \
-    ./build/sagejit_gpu_tests -tc="precise mode*" >"$log" 2>&1
-  rc=$?
-  echo "compute-sanitizer $tool (precise mode): rc $rc, $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" | tail -1)"
-  [ "$rc" -eq 0 ] || status=1
-done
+# kernel with per-sequence tiles).
+sanitize varlen "attention_varlen equals*" memcheck
+# The precise mode (two-term int8 Q/K on the portable kernel), small shapes.
+sanitize precise "precise mode*" memcheck racecheck
 exit $status
