@@ -173,7 +173,7 @@ void AttnSpec::validate() const {
   validate_head_dim(head_dim, "head_dim");
 
   // ---- quantization ----
-  if (quant.qk != QuantType::int8 && quant.qk != QuantType::int4 && quant.qk != QuantType::int8x2) {
+  if (!is_qk_type(quant.qk)) {
     throw InvalidArgument("quant.qk", fmt::format("must be int8, int4 or int8x2 (got {})", sagejit::name(quant.qk)));
   }
   if (quant.qk == QuantType::int8x2 && quant.pv != PvType::f16) {
@@ -339,11 +339,10 @@ AttnTile default_tile(const Arch& arch, int head_dim, PvType pv, QuantType qk) {
   // D = 256 with 128 query rows over 8 warps 1.39–1.50x faster than 64x64w4s2 at 4k and 16k. Two-term
   // int8 (4k): D = 256 the same tile, 1.42x (1.34x causal); D = 128 keeps 128x64w8s2 (within 0.6% of
   // its best); D = 96 too (128x64w4s2 was 1.12x faster but spills in 56 of its 72 variants).
-  if (arch.number() == 90 && pv == PvType::f16 && qk == QuantType::int8) {
-    if (head_dim == 96 || head_dim == 128) t = {128, 128, 8, 4};
-    if (head_dim == 256) t = {128, 64, 8, 2};
+  if (arch.number() == 90 && pv == PvType::f16) {
+    if (qk == QuantType::int8 && (head_dim == 96 || head_dim == 128)) t = {128, 128, 8, 4};
+    if ((qk == QuantType::int8 || qk == QuantType::int8x2) && head_dim == 256) t = {128, 64, 8, 2};
   }
-  if (arch.number() == 90 && pv == PvType::f16 && qk == QuantType::int8x2 && head_dim == 256) t = {128, 64, 8, 2};
   const bool fp8 = pv == PvType::fp8_e4m3;
   const int min_k = fp8 ? 32 : 16;
   // Counted with Q smoothing on (its q̄ and ΔS buffers), so the tile fits every spec of this shape.

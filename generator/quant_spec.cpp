@@ -53,7 +53,7 @@ void QuantSpec::validate() const {
   parse_arch(arch.name(), "arch");  // rejects archs outside the supported set
   validate_head_dim(head_dim, "head_dim");
   if (is_qk(op)) {
-    if (output != QuantType::int8 && output != QuantType::int4 && output != QuantType::int8x2) {
+    if (!is_qk_type(output)) {
       throw InvalidArgument("output",
                             fmt::format("{} must be int8, int4 or int8x2 (got {})", name(op), name(output)));
     }

@@ -77,6 +77,9 @@ DType parse_dtype(std::string_view text, std::string_view argument) { return par
 QuantType parse_quant_type(std::string_view text, std::string_view argument) {
   return parse_enum(text, argument, kQuantTypes);
 }
+bool is_qk_type(QuantType t) {
+  return t == QuantType::int8 || t == QuantType::int4 || t == QuantType::int8x2;
+}
 int qk_mma_bits(QuantType t) { return t == QuantType::int4 ? 4 : 8; }
 int qk_terms(QuantType t) { return t == QuantType::int8x2 ? 2 : 1; }
 int qk_storage_bits(QuantType t) { return qk_mma_bits(t) * qk_terms(t); }

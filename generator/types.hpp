@@ -53,6 +53,8 @@ DType parse_dtype(std::string_view text, std::string_view argument = "dtype");
 QuantType parse_quant_type(std::string_view text, std::string_view argument = "quant_type");
 // Q/K types: bits of one MMA operand element (8 for int8 and int8x2, 4 for int4), operand terms per
 // element (2 for int8x2, else 1), and bits one channel takes in the quantized workspace (their product).
+// Whether t is a Q/K type (int8, int4 or int8x2).
+bool is_qk_type(QuantType t);
 int qk_mma_bits(QuantType t);
 int qk_terms(QuantType t);
 int qk_storage_bits(QuantType t);

@@ -74,7 +74,7 @@ QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorR
   }
   check_tile(o.block_q, o.warp_q, "block_q", "warp_q");
   check_tile(o.block_k, o.warp_k, "block_k", "warp_k");
-  if (o.qk_type != QuantType::int8 && o.qk_type != QuantType::int4 && o.qk_type != QuantType::int8x2) {
+  if (!is_qk_type(o.qk_type)) {
     throw InvalidArgument("qk_type", fmt::format("must be int8, int4 or int8x2 (got {})", name(o.qk_type)));
   }
   if (o.qk_type == QuantType::int4 && !arch.runs_int4()) {
