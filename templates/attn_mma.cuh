@@ -105,6 +105,8 @@ struct AttnTile {
   static constexpr int kTermBytes = kD * Cfg::qk_bits / 8;  // one term of a Q/K row
   static constexpr int kRowBytes = kTermBytes * kTerms;     // one Q/K row in the workspace
   static constexpr int kQKSteps = kTermBytes / 32;          // k32 s8 and k64 s4 both eat 32 bytes
+  // S counts steps of 1/kFine of the quantization step: two terms count the residual's fine steps.
+  static constexpr int kFine = kTerms == 2 ? static_cast<int>(layout::kResidualScale) : 1;
   static constexpr bool kFp8 = Cfg::pv_fp8;
   static constexpr bool kBf16 = Cfg::out_bf16;
   static constexpr layout::Granularity kGran = Cfg::granularity;
@@ -135,7 +137,7 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
   constexpr int kD = T::kD, kCtaQ = T::kCtaQ, kCtaK = T::kCtaK, kThreads = T::kThreads;
   constexpr int kWarpQ = T::kWarpQ, kMT = T::kMTiles, kST = T::kSTiles, kOT = T::kOTiles;
   constexpr int kRowBytes = T::kRowBytes, kQKSteps = T::kQKSteps, kStages = Cfg::stages;
-  constexpr int kTerms = T::kTerms, kTermBytes = T::kTermBytes;
+  constexpr int kTerms = T::kTerms, kTermBytes = T::kTermBytes, kFine = T::kFine;
   constexpr bool kFp8 = T::kFp8, kBf16 = T::kBf16;
   constexpr AttnSmemLayout L = T::kSmem;
 
@@ -212,11 +214,11 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
     gV = static_cast<const u8*>(p.v) + off * 2;
   }
   const int row0 = warp * kWarpQ;  // first row of this warp within the CTA tile
-  // Two terms: S counts fine steps (1/256 of a coarse one); the power of two is exact.
+  // Per fine step of S (kFine a power of two: exact).
   const float q_scale =
       ldg_f32(p.q_scale + (bh_q * q_blocks + qt) * T::kQGroups +
-              layout::q_group_of_row(T::kGran, row0 + g, kWarpQ)) *
-      (kTerms == 2 ? 1.0f / layout::kResidualScale : 1.0f);
+              layout::q_group_of_row(T::kGran, row0 + g, kWarpQ)) /
+      kFine;
   const float* k_scale_ptr =
       p.k_scale + bh_kv * k_blocks * T::kKGroups + layout::k_group_of_key(T::kGran, 2 * t, kCtaK);
 
@@ -356,8 +358,8 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
 #pragma unroll 8
         for (int c = c0; c < c0 + kChan; ++c) {
           int v;
-          if constexpr (kTerms == 2) {  // in fine steps: 256·q + r
-            v = static_cast<signed char>(row[c]) * 256 + static_cast<signed char>(row[kD + c]);
+          if constexpr (kTerms == 2) {  // in fine steps: kFine·q + r
+            v = static_cast<signed char>(row[c]) * kFine + static_cast<signed char>(row[kD + c]);
           } else if constexpr (Cfg::qk_bits == 8) {
             v = static_cast<signed char>(row[c]);
           } else {
@@ -371,7 +373,7 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
         if (tid % kTPK == 0) {
           const float ks = ldg_f32(p.k_scale + (bh_kv * k_blocks + j) * T::kKGroups +
                                    layout::k_group_of_key(T::kGran, key, kCtaK));
-          s_dscore[key] = acc * ks * (k_factor / (kTerms == 2 ? layout::kResidualScale : 1.0f));
+          s_dscore[key] = acc * ks * (k_factor / kFine);
         }
       }
     }
@@ -455,7 +457,7 @@ __global__ void __launch_bounds__(Cfg::warps_q * 32, AttnMinCtas<Cfg>::value)
 #pragma unroll
         for (int nj = 0; nj < kST; ++nj)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) acc[mi][nj][e] *= static_cast<i32>(layout::kResidualScale);
+          for (int e = 0; e < 4; ++e) acc[mi][nj][e] *= kFine;
 #pragma unroll kQKUnroll
       for (int ks = 0; ks < qk_steps; ++ks) qk_step(ks, AttnIntC<1>{});
     }
