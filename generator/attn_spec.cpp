@@ -101,7 +101,7 @@ AttnTile wgmma_tile(int consumers, int stages, bool persistent) {
                   kernels::attn_wgmma_min_ctas(consumers), persistent};
 }
 
-AttnTile wgmma_default_tile(int head_dim) {
+AttnTile wgmma_default_tile(int head_dim, PvType pv) {
   // Measured on the H100 (B4, S = 4096, bench/results/2026-11-25-attention-h100-wgmma-ws.md):
   // D = 128: two consumers with a 4-deep ring 698 TOPS (2 stages 651, 3 stages 666; ping-pong +1.5%
   // at 2 stages); D = 64: one consumer at 2 CTAs/SM with 3 stages 473 (two consumers 407–434).
@@ -109,13 +109,17 @@ AttnTile wgmma_default_tile(int head_dim) {
   // +2–4% at S = 4096 and +5% at 1024 without a mask, +3% / +12% causal (tiles taken in pairs of
   // equal work); D = 64 equal at 4096, +2–6% at 1024. Ping-pong on top: +1%, within run-to-run
   // spread, so off.
+  // f16 P·V (`sagejit tune`, H200, B4 S4096): D = 128 3 stages 1.721 ms, 4 stages 1.738, 2 stages 1.750
+  // (causal: 0.961 / 0.967 / 0.965); D = 64 H64 one consumer: 2 stages 2.754, 4 stages 2.773, 3 stages 2.815
+  // (within 2%: kept as for FP8).
+  if (pv == PvType::f16) return head_dim == 64 ? wgmma_tile(1, 3, true) : wgmma_tile(2, 3, true);
   return head_dim == 64 ? wgmma_tile(1, 3, true) : wgmma_tile(2, 4, true);
 }
 
 bool wgmma_supports(const AttnSpec& s) {
   return s.arch.number() == 90 && (s.head_dim == 64 || s.head_dim == 128) && s.quant.qk == QuantType::int8 &&
-         s.quant.pv == PvType::fp8_e4m3 && s.quant.granularity == layout::Granularity::per_thread &&
-         !s.quant.smooth_q;
+         (s.quant.pv == PvType::fp8_e4m3 || s.quant.pv == PvType::f16) &&
+         s.quant.granularity == layout::Granularity::per_thread && !s.quant.smooth_q;
 }
 
 int AttnSpec::threads() const {
@@ -124,7 +128,9 @@ int AttnSpec::threads() const {
 }
 
 int AttnSpec::shared_bytes() const {
-  if (family == AttnFamily::wgmma) return kernels::attn_wgmma_smem_bytes(head_dim, tile.cta_q / 64, tile.stages);
+  if (family == AttnFamily::wgmma) {
+    return kernels::attn_wgmma_smem_bytes(head_dim, tile.cta_q / 64, tile.stages, quant.pv == PvType::f16);
+  }
   return kernels::attn_smem_bytes(head_dim, tile.cta_q, tile.cta_k, tile.stages, qk_storage_bits(quant.qk),
                                   quant.pv == PvType::fp8_e4m3, quant.smooth_q);
 }
@@ -140,7 +146,7 @@ std::uint64_t AttnSpec::hash() const { return fnv1a64(canonical_name()); }
 void AttnSpec::validate() const {
   if (family == AttnFamily::wgmma) {
     if (!wgmma_supports(*this)) {
-      throw InvalidArgument("family", fmt::format("wgmma needs sm_90a, head_dim 64 or 128, int8 QK, fp8 P·V, "
+      throw InvalidArgument("family", fmt::format("wgmma needs sm_90a, head_dim 64 or 128, int8 QK, fp8 or f16 P·V, "
                                                   "per_thread scales and no Q smoothing (got {})",
                                                   canonical_name()));
     }
@@ -282,9 +288,11 @@ GeneratedUnit AttnSpec::generate() const {
         "  static constexpr bool persistent = {};\n"
         "  static constexpr bool out_bf16 = {};\n"
         "  static constexpr bool rowsum_mma = true;\n"
+        "  static constexpr bool pv_f16 = {};\n"
         "}};\n",
         unit.spec_name, kGeneratorVersion, head_dim, tile.cta_q / kernels::kWgmmaRowsPerWg, tile.stages,
-        mask_code(mask), mask_meaning(mask), out.lse, tile.persistent, out.dtype == DType::bf16);
+        mask_code(mask), mask_meaning(mask), out.lse, tile.persistent, out.dtype == DType::bf16,
+        quant.pv == PvType::f16);
     unit.name_expression = "&sagejit::kernels::attention_wgmma<Config>";
     return unit;
   }
@@ -452,19 +460,23 @@ std::vector<AttnSpec> representative_attn_specs(const Arch& arch) {
     x2.out = {DType::bf16, true};
     add(x2);
   }
-  // The sm_90a TMA + wgmma kernel: both head dims, with and without causal masking and LSE.
+  // The sm_90a TMA + wgmma kernel: both head dims, with and without causal masking and LSE, FP8
+  // and f16 P·V (the latter also with bf16 output, whose P and V are bf16).
   if (arch.number() == 90) {
-    for (int d : {64, 128}) {
-      for (Mask m : {Mask::none, Mask::causal_top_left}) {
-        AttnSpec w;
-        w.family = AttnFamily::wgmma;
-        w.arch = arch;
-        w.head_dim = d;
-        w.quant.pv = PvType::fp8_e4m3;
-        w.mask = m;
-        w.out.lse = m != Mask::none;
-        w.tile = wgmma_default_tile(d);
-        specs.push_back(w);
+    for (PvType pv : {PvType::fp8_e4m3, PvType::f16}) {
+      for (int d : {64, 128}) {
+        for (Mask m : {Mask::none, Mask::causal_top_left}) {
+          AttnSpec w;
+          w.family = AttnFamily::wgmma;
+          w.arch = arch;
+          w.head_dim = d;
+          w.quant.pv = pv;
+          w.mask = m;
+          w.out.lse = m != Mask::none;
+          w.out.dtype = pv == PvType::f16 && m != Mask::none ? DType::bf16 : DType::f16;
+          w.tile = wgmma_default_tile(d, pv);
+          specs.push_back(w);
+        }
       }
     }
   }

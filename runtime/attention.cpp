@@ -191,8 +191,10 @@ void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, c
     const auto bh_q = std::uint64_t(p.batch) * p.heads_q, bh_kv = std::uint64_t(p.batch) * p.heads_kv;
     CUtensorMap map_q = tensor_map_u8(qkv.q, D, bh_q * p.seq_q_pad, D, D, kernels::kWgmmaRowsPerWg, qk_swizzle);
     CUtensorMap map_k = tensor_map_u8(qkv.k, D, bh_kv * p.seq_kv_pad, D, D, kernels::kWgmmaCtaK, qk_swizzle);
-    CUtensorMap map_v = tensor_map_u8(qkv.v, p.seq_kv_pad, bh_kv * D, p.seq_kv_pad, kernels::kWgmmaCtaK, D,
-                                      CU_TENSOR_MAP_SWIZZLE_128B);
+    // FP8 P·V reads the quantized, channel-major V; f16 P·V the caller's V as it is (64-channel boxes).
+    CUtensorMap map_v = r.quant.quantize_v ? tensor_map_u8(qkv.v, p.seq_kv_pad, bh_kv * D, p.seq_kv_pad,
+                                                           kernels::kWgmmaCtaK, D, CU_TENSOR_MAP_SWIZZLE_128B)
+                                           : tensor_map_rows_b128(v, 64, kernels::kWgmmaCtaK);
     void* args[] = {&a, &map_q, &map_k, &map_v};
     const bool causal = r.spec.mask != Mask::none;
     const int q_slots = kernels::attn_wgmma_q_slots(static_cast<int>(p.seq_q), t.cta_q, causal);

@@ -1,4 +1,4 @@
-// tensor_map.cpp — cuTensorMapEncodeTiled for 2-D byte tensors.
+// tensor_map.cpp — cuTensorMapEncodeTiled for 2-D byte tensors and 4-D 16-bit tensor views.
 #include "runtime/tensor_map.hpp"
 
 #include "runtime/driver.hpp"
@@ -15,6 +15,27 @@ CUtensorMap tensor_map_u8(const void* base, std::uint64_t inner, std::uint64_t r
   SAGEJIT_CU(cuTensorMapEncodeTiled, &map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2u, const_cast<void*>(base), dims, strides,
              box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return map;
+}
+
+CUtensorMap tensor_map_rows_b128(const TensorRef& t, std::uint32_t box_dim, std::uint32_t box_rows) {
+  CUtensorMap map{};
+  std::uint64_t dims[4] = {static_cast<std::uint64_t>(t.dim), static_cast<std::uint64_t>(t.seq),
+                           static_cast<std::uint64_t>(t.heads), static_cast<std::uint64_t>(t.batch)};
+  // A dimension of extent 1 is never stepped along: it gets the span of the dimensions inside it
+  // (rounded to 16 bytes) whatever the view says, as a broadcast view may carry 0.
+  std::uint64_t strides[3];
+  std::uint64_t span = dims[0] * 2;
+  const std::int64_t view[3] = {t.stride_s, t.stride_h, t.stride_b};
+  for (int i = 0; i < 3; ++i) {
+    strides[i] = dims[i + 1] == 1 ? (span + 15) / 16 * 16 : static_cast<std::uint64_t>(view[i]) * 2;
+    span = strides[i] * dims[i + 1];
+  }
+  std::uint32_t box[4] = {box_dim, box_rows, 1, 1};
+  std::uint32_t element_strides[4] = {1, 1, 1, 1};
+  SAGEJIT_CU(cuTensorMapEncodeTiled, &map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 4u, const_cast<void*>(t.data), dims,
+             strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+             CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   return map;
 }
 

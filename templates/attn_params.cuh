@@ -133,20 +133,28 @@ __host__ __device__ constexpr int attn_smem_bytes(int head_dim, int cta_q, int c
 // The sm_90a kernel (attn_wgmma.cuh): a producer warpgroup and `consumers` (1 or 2) consumer
 // warpgroups of 64 query rows each (cta_q = 64·consumers), K/V blocks of 128 keys, and a ring of
 // `stages` K+V slots, the ones tile and the v_scale buffers (+1 KiB to align tiles for swizzling).
+// P·V is FP8 (quantized V) or f16 (the caller's V, attn_wgmma.cuh).
 // One consumer leaves room for 2 CTAs per SM (so a CTA's softmax overlaps the other's MMAs); two
 // consumers run 1 CTA per SM (ping-pong between them is optional).
 constexpr int kWgmmaRowsPerWg = 64;  // query rows per consumer warpgroup (wgmma M); warp_q 16
 constexpr int kWgmmaCtaK = 128;      // keys per K/V block == the quantizer's block_k == warp_k
-constexpr int kWgmmaOnesBytes = 8 * kWgmmaCtaK;  // the e4m3 ones tile (8 × 128) the row sums multiply by
+// The tile of ones the row sums multiply by (B of P̃ · 1): e4m3 8 × 128, or f16 16 key rows of 64
+// (one MN-major k16 step, two 1024-byte swizzle atoms).
+__host__ __device__ constexpr int attn_wgmma_ones_bytes(bool pv_f16) { return pv_f16 ? 2048 : 8 * kWgmmaCtaK; }
 
 // The tile's v_scale row, copied to shared memory by the producer at tile start (two buffers by
-// tile parity): the epilogue reads it there instead of waiting on 32 global loads per thread.
-__host__ __device__ constexpr int attn_wgmma_vscale_bytes(int head_dim) { return 2 * 4 * head_dim; }
+// tile parity): the epilogue reads it there instead of waiting on 32 global loads per thread. f16
+// P·V has no v_scale.
+__host__ __device__ constexpr int attn_wgmma_vscale_bytes(int head_dim, bool pv_f16) {
+  return pv_f16 ? 0 : 2 * 4 * head_dim;
+}
 __host__ __device__ constexpr int attn_wgmma_threads(int consumers) { return 128 * (consumers + 1); }
 __host__ __device__ constexpr int attn_wgmma_min_ctas(int consumers) { return consumers == 1 ? 2 : 1; }
-__host__ __device__ constexpr int attn_wgmma_smem_bytes(int head_dim, int consumers, int stages) {
-  return consumers * kWgmmaRowsPerWg * head_dim + stages * 2 * kWgmmaCtaK * head_dim + kWgmmaOnesBytes +
-         attn_wgmma_vscale_bytes(head_dim) + 1024;
+// Dynamic shared memory: Q, the ring of K (int8) and V (e4m3, or the caller's f16) blocks, the ones
+// tile, the v_scale buffers, and 1 KiB to align the swizzled tiles.
+__host__ __device__ constexpr int attn_wgmma_smem_bytes(int head_dim, int consumers, int stages, bool pv_f16) {
+  return consumers * kWgmmaRowsPerWg * head_dim + stages * (pv_f16 ? 3 : 2) * kWgmmaCtaK * head_dim +
+         attn_wgmma_ones_bytes(pv_f16) + attn_wgmma_vscale_bytes(head_dim, pv_f16) + 1024;
 }
 // Static shared memory of the kernel, an upper bound (what ptxas reports, checked by
 // tests/cpu/kernels/test_attn_wgmma_compiles.cpp): the consumers' loop state (kWgmmaStateSlots ints

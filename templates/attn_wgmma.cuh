@@ -46,22 +46,22 @@
 //                        const __grid_constant__ TmaDescriptor tma_v)
 //   grid  (ceil(seq_q / cta_q), heads_q, batch), or persistent: (attn_wgmma_persistent_ctas(tiles,
 //   SMs, consumers), 1, 1); block attn_wgmma_threads(consumers) threads; dynamic shared memory
-//   attn_wgmma_smem_bytes(head_dim, consumers, stages) = consumers·64·D + stages·2·128·D + 1024
-//   (ones tile) + 8·D (two v_scale buffers) + 1024 (aligns the swizzled
-//   tiles by hand), plus attn_wgmma_static_smem_bytes
+//   attn_wgmma_smem_bytes(head_dim, consumers, stages, pv_f16) = consumers·64·D + stages·(128·D
+//   + 128·D·(pv_f16 ? 2 : 1)) + the ones tile (1024; 2048 f16) + 8·D (two v_scale buffers; none with
+//   pv_f16) + 1024 (aligns the swizzled tiles by hand), plus attn_wgmma_static_smem_bytes
 //   static (the launch must raise the dynamic limit whenever dynamic + static > 48 KiB).
 //   AttnParams fields read: q_scale, k_scale, v_scale (16-byte aligned: each tile's row is one bulk
 //   copy into shared memory), o, lse, lse_correction, o_stride_b/h/s, batch,
 //   heads_q, heads_kv, seq_q, seq_kv, seq_q_pad, seq_kv_pad. p.q / p.k / p.v are NOT read (the tensor
 //   maps address them), and with varlen cu_seqlens_q / cu_seqlens_k (attn_params.cuh: the workspace
 //   keeps its padded per-batch layout, the output and LSE are packed). Not supported (host must not
-//   ask): Q smoothing, int4 Q/K, FP16 P·V, other quantization geometries.
+//   ask): Q smoothing, int4 Q/K, other quantization geometries. With pv_f16: p.v_scale is not read.
 //   Tensor maps (cuTensorMapEncodeTiled, 2-D, uint8, zero OOB fill, interleave none), over the
 //   quantized workspace of quant_layout.cuh quantized with block_q = cta_q, warp_q 16, block_k 128,
 //   warp_k 128, per_thread, int8 Q/K, FP8 V:
 //     tma_q: dims {D, B·Hq·seq_q_pad},  row stride D bytes,          box {D, 64}
 //     tma_k: dims {D, B·Hkv·seq_kv_pad}, row stride D bytes,         box {D, 128}
-//     tma_v: dims {seq_kv_pad, B·Hkv·D}, row stride seq_kv_pad bytes, box {128, D}
+//     tma_v: dims {seq_kv_pad, B·Hkv·D}, row stride seq_kv_pad bytes, box {128, D} (pv_f16: see below)
 //   swizzle: Q and K 128B for D = 128, 64B for D = 64 (the row length in bytes); V always 128B.
 //
 // Cfg (every member static constexpr; AttnWgmmaCfg below is the ready-made one):
@@ -77,6 +77,17 @@
 //                   runtime always sets it: on the H200, B4 S4096, tensor cores 693 / 433 TOPS at
 //                   D = 128 / 64 against 691 / 420 with FADDs, causal D = 64 equal; the FADD form
 //                   stays, tested, for that comparison)
+//   bool pv_f16     16-bit P·V (below) instead of FP8: f16, or bf16 with out_bf16 (V has the output's dtype)
+//
+// The f16 P·V form (Cfg::pv_f16; the pv = f16 mode on sm_90a): V is the caller's f16 tensor itself,
+// not quantized, loaded by TMA through a 4-D map over its own strides (tma_v: dims {D, seq, heads,
+// batch} of the V view, box {64, 128, 1, 1}, 128B swizzle; D / 64 boxes per block) and used as wgmma's
+// MN-major B operand (wgmma f16 m64nDk16, transpose-b), so no pass transposes or permutes it. P̃ goes
+// to f16 A fragments (pack_p_f16: the accumulator layout is the k16 A layout). The f16 tensor core
+// accumulates at full f32 precision, so P·V accumulates straight into O (no temporary, no promotion:
+// O and the row sums are rescaled by α after each block's P·V) and there is no v_scale. Varlen: the
+// map's row coordinate is the sequence's first key + the block's; rows past the sequence belong to
+// the next one and meet P̃ = 0 (masked keys), rows past the tensor are zero-filled.
 #pragma once
 
 #include "attn_params.cuh"
@@ -86,7 +97,7 @@
 namespace sagejit::kernels {
 
 template <int HeadDim, int Consumers, int Stages, int Mask, bool WriteLse, bool PingPong = false,
-          bool Persistent = false, bool OutBf16 = false, bool RowSumMma = true>
+          bool Persistent = false, bool OutBf16 = false, bool RowSumMma = true, bool PvF16 = false>
 struct AttnWgmmaCfg {
   static constexpr int head_dim = HeadDim;
   static constexpr int consumers = Consumers;
@@ -97,6 +108,7 @@ struct AttnWgmmaCfg {
   static constexpr bool persistent = Persistent;
   static constexpr bool out_bf16 = OutBf16;
   static constexpr bool rowsum_mma = RowSumMma;
+  static constexpr bool pv_f16 = PvF16;
 };
 
 // kWgmmaCtaK, attn_wgmma_threads, attn_wgmma_min_ctas and attn_wgmma_smem_bytes live in
@@ -132,6 +144,7 @@ struct AttnWgmmaTile {
   int b, h, qt, q0;
   int seq_q, seq_kv;  // this tile's sequence's lengths
   int q_tok0;         // varlen: the sequence's first row in the packed output / LSE (else 0)
+  int k_tok0;         // varlen: the sequence's first key in the packed K/V (else 0)
   int kv_blocks;      // K/V blocks of 128 keys this tile visits (causal: up to its last row's diagonal)
   __device__ bool empty() const { return q0 >= seq_q; }
   // The (batch, head) rows of the quantized Q and of K/V; `group` query heads share a K/V head.
@@ -147,12 +160,12 @@ __device__ __forceinline__ AttnWgmmaTile attn_wgmma_tile(const AttnParams& p, in
   const int qi = tile % q_slots, bh = tile / q_slots;
   w.h = bh % p.heads_q;
   w.b = bh / p.heads_q;
-  w.seq_q = p.seq_q, w.seq_kv = p.seq_kv, w.q_tok0 = 0;
+  w.seq_q = p.seq_q, w.seq_kv = p.seq_kv, w.q_tok0 = 0, w.k_tok0 = 0;
   if (p.cu_seqlens_q != nullptr) {
     w.q_tok0 = p.cu_seqlens_q[w.b];
     w.seq_q = p.cu_seqlens_q[w.b + 1] - w.q_tok0;
-    const int k_tok0 = p.cu_seqlens_k[w.b];
-    w.seq_kv = p.cu_seqlens_k[w.b + 1] - k_tok0;
+    w.k_tok0 = p.cu_seqlens_k[w.b];
+    w.seq_kv = p.cu_seqlens_k[w.b + 1] - w.k_tok0;
   }
   // Causal tiles differ in work: pairs of the longest and shortest (see above) over the sequence's
   // own tiles; a slot without a tile gets q0 = seq_q (empty).
@@ -186,12 +199,14 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr int kD = Cfg::head_dim, kStages = Cfg::stages, kConsumers = Cfg::consumers;
   constexpr int kRowsPerWg = 64;             // query rows per consumer warpgroup (wgmma M)
   constexpr int kCtaQ = kRowsPerWg * kConsumers, kCtaK = kWgmmaCtaK;
+  constexpr bool kPvF16 = Cfg::pv_f16;
   constexpr int kQKSteps = kD / 32;          // k32 steps of QKᵀ
-  constexpr int kPVSteps = kCtaK / 32;       // k32 steps of P·V
+  constexpr int kPVSteps = kCtaK / (kPvF16 ? 16 : 32);  // k32 (e4m3) or k16 (f16) steps of P·V
   constexpr int kSRegs = kCtaK / 2;          // S accumulators per thread (m64n128)
   constexpr int kORegs = kD / 2;             // O accumulators per thread (m64nD)
   constexpr Swizzle kQKSwizzle = kD == 128 ? Swizzle::b128 : Swizzle::b64;
-  constexpr u32 kQBytes = kRowsPerWg * kD, kKBytes = kCtaK * kD, kVBytes = kD * kCtaK;
+  constexpr u32 kQBytes = kRowsPerWg * kD, kKBytes = kCtaK * kD, kVBytes = kD * kCtaK * (kPvF16 ? 2 : 1);
+  constexpr u32 kVBoxBytes = kCtaK * 128;    // f16 V: one TMA box of 128 keys × 64 channels
   constexpr int kQGroups = layout::q_groups(layout::Granularity::per_thread, kCtaQ, 16);
   constexpr int kKGroups = layout::k_groups(layout::Granularity::per_thread, kCtaK, kCtaK);  // 4
   constexpr float kLog2Fp8Max = 8.807354922057604f;  // log2(448), as attn_mma.cuh
@@ -203,8 +218,9 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   static_assert(kD == 64 || kD == 128, "attention_wgmma: head_dim 64 or 128");
   static_assert(kConsumers == 1 || kConsumers == 2, "attention_wgmma: 1 or 2 consumer warpgroups");
   static_assert(kStages >= 2, "stages >= 2");
+  static_assert(!kPvF16 || Cfg::rowsum_mma, "the f16 P·V form takes its row sums from the tensor cores");
   static_assert(Cfg::mask >= 0 && Cfg::mask <= 2, "mask: 0 none, 1 top-left, 2 bottom-right");
-  static_assert(attn_wgmma_smem_bytes(kD, kConsumers, kStages) + attn_wgmma_static_smem_bytes(kConsumers) <=
+  static_assert(attn_wgmma_smem_bytes(kD, kConsumers, kStages, kPvF16) + attn_wgmma_static_smem_bytes(kConsumers) <=
                     227 * 1024,
                 "shared memory over 227 KB");
 
@@ -228,10 +244,10 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   const u32 sQ = (smem_u32(smem) + 1023) & ~1023u;
   const u32 sK = sQ + kConsumers * kQBytes;
   const u32 sV = sK + kStages * kKBytes;
-  const u32 sOnes = sV + kStages * kVBytes;  // kWgmmaOnesBytes of e4m3 1.0: B of the row-sum wgmma
-  // The tile's v_scale row (kD floats): buffer n % 2 for the n-th non-empty tile.
+  const u32 sOnes = sV + kStages * kVBytes;  // attn_wgmma_ones_bytes of 1.0: B of the row-sum wgmma
+  // The tile's v_scale row (kD floats): buffer n % 2 for the n-th non-empty tile (FP8 P·V only).
   constexpr u32 kVsBytes = 4 * kD;
-  const u32 sVs = sOnes + kWgmmaOnesBytes;
+  const u32 sVs = sOnes + attn_wgmma_ones_bytes(kPvF16);
 
   const int tid = threadIdx.x;
   const int wg = tid / 128;
@@ -271,9 +287,10 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     geom[kQBlocks] = p.seq_q_pad / kCtaQ, geom[kKBlocks] = p.seq_kv_pad / kCtaK;
     geom[kGroup] = p.heads_q / p.heads_kv;
   }
-  // The ones tile: every byte e4m3 1.0 (0x38), so its layout (128B swizzle, like V) cannot matter.
-  for (int i = tid; i < kWgmmaOnesBytes / 4; i += attn_wgmma_threads(kConsumers)) {
-    reinterpret_cast<u32*>(smem + (sOnes - smem_u32(smem)))[i] = 0x38383838u;
+  // The ones tile: every element 1.0 (e4m3 0x38, f16 0x3C00, bf16 0x3F80): its layout cannot matter.
+  for (int i = tid; i < attn_wgmma_ones_bytes(kPvF16) / 4; i += attn_wgmma_threads(kConsumers)) {
+    reinterpret_cast<u32*>(smem + (sOnes - smem_u32(smem)))[i] =
+        !kPvF16 ? 0x38383838u : Cfg::out_bf16 ? 0x3F803F80u : 0x3C003C00u;
   }
   if (tid < 4) magic_bits[tid] = kMagicBits;
   fence_proxy_async_shared();  // generic-proxy stores, read by wgmma (async proxy)
@@ -306,10 +323,12 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
         }
         // Buffer n % 2 was last read by the epilogue of tile n − 2 (use n / 2 − 1 of the buffer);
         // the fence orders those generic-proxy reads before the copy's async-proxy writes.
-        if (n >= 2) mbarrier_wait_parity(smem_u32(&empty_vs[n & 1]), ((n >> 1) - 1) & 1);
-        fence_proxy_async_shared();
-        mbarrier_arrive_expect_tx(smem_u32(&full_vs[n & 1]), kVsBytes);
-        bulk_load(sVs + (n & 1) * kVsBytes, p.v_scale + bh_kv * kD, kVsBytes, smem_u32(&full_vs[n & 1]));
+        if constexpr (!kPvF16) {
+          if (n >= 2) mbarrier_wait_parity(smem_u32(&empty_vs[n & 1]), ((n >> 1) - 1) & 1);
+          fence_proxy_async_shared();
+          mbarrier_arrive_expect_tx(smem_u32(&full_vs[n & 1]), kVsBytes);
+          bulk_load(sVs + (n & 1) * kVsBytes, p.v_scale + bh_kv * kD, kVsBytes, smem_u32(&full_vs[n & 1]));
+        }
         for (int j = 0; j < w.kv_blocks; ++j, ++kb) {
           const int s = kb % kStages;
           const u32 free_parity = ((kb / kStages) - 1) & 1;
@@ -318,7 +337,16 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
           tma_load_2d(sK + s * kKBytes, tma_k, smem_u32(&full_k[s]), 0, k_row0 + j * kCtaK);
           if (kb >= kStages) mbarrier_wait_parity(smem_u32(&empty_v[s]), free_parity);
           mbarrier_arrive_expect_tx(smem_u32(&full_v[s]), kVBytes);
-          tma_load_2d(sV + s * kVBytes, tma_v, smem_u32(&full_v[s]), j * kCtaK, v_row);
+          if constexpr (kPvF16) {  // the caller's V at (key, head, batch); varlen views have batch 1
+            const int v_head = static_cast<int>(bh_kv % p.heads_kv), v_batch = p.cu_seqlens_k != nullptr ? 0 : w.b;
+#pragma unroll
+            for (int c = 0; c < kD / 64; ++c) {
+              tma_load_4d(sV + s * kVBytes + c * kVBoxBytes, tma_v, smem_u32(&full_v[s]), 64 * c,
+                          w.k_tok0 + j * kCtaK, v_head, v_batch);
+            }
+          } else {
+            tma_load_2d(sV + s * kVBytes, tma_v, smem_u32(&full_v[s]), j * kCtaK, v_row);
+          }
         }
         ++n;
       }
@@ -413,21 +441,38 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     // commit group. The row sums come from the tensor cores (m64n8: 3% more MMA work) instead of
     // 64 FADDs per thread and block, and they sum the e4m3 P̃ that P·V multiplies, so the
     // normalization divides by exactly the weights the output was built from.
+    // f16: pv and lsum are O and the running row sums themselves (accumulated onto, see pv_f16 above),
+    // V MN-major in D / 64 boxes, k16 steps of 16 key rows (2048 bytes); the ones tile is read at the
+    // same place by every step.
     auto issue_pv = [&](int slot, float (&pv)[kORegs], float (&lsum)[4], u32 (&pa)[kPVSteps][4]) {
-      const u64 desc_v = make_kmajor_desc(sV + slot * kVBytes, Swizzle::b128);
-      const u64 desc_ones = make_kmajor_desc(sOnes, Swizzle::b128);
+      if constexpr (kPvF16) {
+        const u64 desc_v = make_mn_major_desc_b128(sV + slot * kVBytes, kVBoxBytes);
+        const u64 desc_ones = make_mn_major_desc_b128(sOnes, 1024);
 #pragma unroll
-      for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<kD>(pv, pa[k], desc_advance(desc_v, 32 * k), k > 0);
-      if constexpr (Cfg::rowsum_mma) {
+        for (int k = 0; k < kPVSteps; ++k) {
+          wgmma_f16_rs_bmn<kD, Cfg::out_bf16>(pv, pa[k], desc_advance(desc_v, 2048 * k), true);
+        }
 #pragma unroll
-        for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<8>(lsum, pa[k], desc_advance(desc_ones, 32 * k), k > 0);
+        for (int k = 0; k < kPVSteps; ++k) wgmma_f16_rs_bmn<8, Cfg::out_bf16>(lsum, pa[k], desc_ones, true);
+      } else {
+        const u64 desc_v = make_kmajor_desc(sV + slot * kVBytes, Swizzle::b128);
+        const u64 desc_ones = make_kmajor_desc(sOnes, Swizzle::b128);
+#pragma unroll
+        for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<kD>(pv, pa[k], desc_advance(desc_v, 32 * k), k > 0);
+        if constexpr (Cfg::rowsum_mma) {
+#pragma unroll
+          for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<8>(lsum, pa[k], desc_advance(desc_ones, 32 * k), k > 0);
+        }
       }
       wgmma_commit();
     };
-    // ---- P̃ → e4m3 A fragments (no shuffles; V is token-permuted) ----
+    // ---- P̃ → A fragments (no shuffles; FP8: V is token-permuted) ----
     auto pack_p = [&](const float (&s)[kSRegs], u32 (&pa)[kPVSteps][4]) {
 #pragma unroll
-      for (int k = 0; k < kPVSteps; ++k) pack_p_e4m3(s, k, pa[k]);
+      for (int k = 0; k < kPVSteps; ++k) {
+        if constexpr (kPvF16) pack_p_f16<Cfg::out_bf16>(s, k, pa[k]);
+        else pack_p_e4m3(s, k, pa[k]);
+      }
     };
 
     const int tile = my_state[kSlotTile * kStateStride], n = my_state[kSlotDone * kStateStride];
@@ -470,6 +515,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
 #pragma unroll
     for (int i = 0; i < kORegs; ++i) o[i] = 0.0f;
     float row_max[2] = {neg_inf(), neg_inf()}, row_sum[2] = {0.0f, 0.0f};
+    float l_acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // f16: the row sums' wgmma accumulators (l_acc[2r]: row r)
 
     mbarrier_wait_parity(smem_u32(&full_q[cw]), n & 1);  // always: no CTA exits with a Q copy in flight
     if (kb_end == kb0) release(empty_q_addr());
@@ -595,7 +641,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       fence_operands(pv);
       if constexpr (Cfg::rowsum_mma) fence_operands(lsum);
     };
-    // After P·V(kb − 1) completed: O = α_{kb−1}·O + pv, l = α_{kb−1}·l + lsum.
+    // After P·V(kb − 1) completed: O = α_{kb−1}·O + pv, l = α_{kb−1}·l + lsum (FP8).
     auto promote = [&](const float (&pv)[kORegs], const float (&lsum)[4]) {
 #pragma unroll
       for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha_prev[(i / 2) % 2] + pv[i];
@@ -603,6 +649,13 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
         row_sum[0] = row_sum[0] * alpha_prev[0] + lsum[0];  // lsum[2r]: row r (columns 2t, 2t + 1 alike)
         row_sum[1] = row_sum[1] * alpha_prev[1] + lsum[2];
       }
+    };
+    // f16, after P·V(kb − 1) accumulated into O and l_acc: both to block kb's max, ready for P̃_kb.
+    auto rescale = [&](const float (&alpha)[2]) {
+#pragma unroll
+      for (int i = 0; i < kORegs; ++i) o[i] *= alpha[(i / 2) % 2];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) l_acc[i] *= alpha[(i / 2) % 2];
     };
     if (kb_end > kb0) {
       const int stage = kb0 % kStages;
@@ -630,7 +683,9 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       mbarrier_wait_parity(smem_u32(&full_k[stage]), parity);
       mbarrier_wait_parity(smem_u32(&full_v[pstage]), pparity);
       i32 acc[kSRegs];
-      float pv[kORegs], lsum[4];
+      float pv_fresh[kORegs], lsum_fresh[4];  // FP8: this block's P·V and row sums before promotion
+      float(&pv)[kORegs] = kPvF16 ? o : pv_fresh;
+      float(&lsum)[4] = kPvF16 ? l_acc : lsum_fresh;
       fence_pv_operands(pv, lsum);
       turn_begin();
       issue_qk(stage, acc);      // group 1
@@ -649,7 +704,8 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       fence_pv_operands(pv, lsum);
       fence_operands(s);
       release(smem_u32(&empty_v[pstage]));
-      promote(pv, lsum);
+      if constexpr (kPvF16) rescale(alpha_next);
+      else promote(pv, lsum);
       pack_p(s, pa);  // only now: P·V(kb − 1) no longer reads pa
       alpha_prev[0] = alpha_next[0];
       alpha_prev[1] = alpha_next[1];
@@ -657,7 +713,9 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     if (kb_end > kb0) {  // drain: P·V of the last block
       const int kl = kb_end - 1;
       mbarrier_wait_parity(smem_u32(&full_v[kl % kStages]), (kl / kStages) & 1);
-      float pv[kORegs], lsum[4];
+      float pv_fresh[kORegs], lsum_fresh[4];
+      float(&pv)[kORegs] = kPvF16 ? o : pv_fresh;
+      float(&lsum)[4] = kPvF16 ? l_acc : lsum_fresh;
       fence_pv_operands(pv, lsum);
       turn_begin();
       wgmma_fence();
@@ -667,7 +725,8 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       fence_operands(pv);
       if constexpr (Cfg::rowsum_mma) fence_operands(lsum);
       release(smem_u32(&empty_v[kl % kStages]));
-      promote(pv, lsum);
+      if constexpr (kPvF16) row_sum[0] = l_acc[0], row_sum[1] = l_acc[2];  // O is final as it stands
+      else promote(pv, lsum);
     }
     // ================================ epilogue ================================
     // The tile's coordinates again (cheap integer arithmetic) rather than kept live through the
@@ -717,15 +776,15 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       }
     }
 
-    mbarrier_wait_parity(smem_u32(&full_vs[e_n & 1]), (e_n >> 1) & 1);
+    if constexpr (!kPvF16) mbarrier_wait_parity(smem_u32(&full_vs[e_n & 1]), (e_n >> 1) & 1);
     const u32 vs = sVs + (e_n & 1) * kVsBytes;
     // Varlen: the packed output's rows start at the sequence's first token (o_stride_b unused).
     u16* gO = static_cast<u16*>(p.o) +
               (p.cu_seqlens_q != nullptr ? e.q_tok0 * p.o_stride_s : e.b * p.o_stride_b) + e.h * p.o_stride_h;
 #pragma unroll
     for (int c = 0; c < kORegs / 4; ++c) {  // 8-channel slice c: channels 8c + 2t, 8c + 2t + 1
-      float c0, c1;
-      ld_shared_v2_f32(vs + 4 * (8 * c + 2 * e_t), c0, c1);
+      float c0 = 1.0f, c1 = 1.0f;  // f16 V is not scaled
+      if constexpr (!kPvF16) ld_shared_v2_f32(vs + 4 * (8 * c + 2 * e_t), c0, c1);
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const int row = e_row0 + 8 * r;
@@ -736,7 +795,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
         }
       }
     }
-    mbarrier_arrive(smem_u32(&empty_vs[e_n & 1]));  // this thread is done with the v_scale buffer
+    if constexpr (!kPvF16) mbarrier_arrive(smem_u32(&empty_vs[e_n & 1]));  // done with the v_scale buffer
   }
 }
 

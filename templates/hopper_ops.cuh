@@ -229,8 +229,9 @@ __device__ __forceinline__ void tma_store_wait() {
 //   bits 32-45  stride-dimension byte offset >> 4 (SBO)
 //   bits 49-51  base offset (0: every swizzled tile here starts on its swizzle repeat boundary)
 //   bits 62-63  swizzle: 0 none, 1 128B, 2 64B, 3 32B
-// The unit is the "core matrix": 8 rows (M or N) of 16 bytes along K. All our operands are K-major
-// (K contiguous), the only layout wgmma supports for 8-bit types:
+// The unit is the "core matrix": 8 rows (M or N) of 16 bytes along K. Our 8-bit operands are K-major
+// (K contiguous), the only layout wgmma supports for 8-bit types (the f16 V of the f16 P·V kernel is
+// MN-major: make_mn_major_desc_b128 below):
 //   swizzled (W = 32, 64 or 128 bytes): rows of W bytes, 8-row groups of 8·W bytes, as TMA writes
 //     a box whose inner extent is W bytes with the matching CU_TENSOR_MAP_SWIZZLE_{W}B. SBO = 8·W
 //     (from one 8-row group to the next); LBO is unused (the k32 slice of one wgmma, 32 bytes,
@@ -258,6 +259,16 @@ __host__ __device__ constexpr u64 make_smem_desc(u32 smem_addr, Swizzle swizzle,
 // swizzle_bytes(swizzle) bytes, packed.
 __host__ __device__ constexpr u64 make_kmajor_desc(u32 smem_addr, Swizzle swizzle) {
   return make_smem_desc(smem_addr, swizzle, 16, 8 * swizzle_bytes(swizzle));
+}
+
+// The descriptor of an MN-major 16-bit B tile (N contiguous), 128B swizzle, as TMA writes boxes of
+// [rows along K × 64 elements along N]: each K row is 128 bytes, 8 rows make a 1024-byte swizzle atom
+// (SBO = 1024: the next 8 rows along K), and the next 64 elements along N live in the next box,
+// `box_bytes` further on (LBO; CUTLASS's canonical MN-major SW128 layout ((8,8,m),(8,k)) in 16-byte
+// units, strides ((1,8,LBO),(8,SBO))). A k16 step advances the start by 16 rows = 2048 bytes: whole
+// atoms, so the swizzle phase never changes. f16/bf16 only: wgmma has no MN-major 8-bit operand.
+__host__ __device__ constexpr u64 make_mn_major_desc_b128(u32 smem_addr, u32 box_bytes) {
+  return make_smem_desc(smem_addr, Swizzle::b128, box_bytes, 1024);
 }
 
 // The same tile `bytes` further on (a k-step inside a swizzle row, or the next stage). The start
@@ -312,7 +323,10 @@ __device__ __forceinline__ void fence_operands(u32 (&r)[Count]) {
 //   e4m3: A from registers (layout above), B from a descriptor; f32 accumulators, but the tensor
 //         core keeps only about 14 significant bits while it accumulates (DeepSeek-V3 §3.3.2):
 //         promote into an fp32 sum every 128 keys or fewer.
-// Generated operand lists (one register per accumulator): N = 64, 128, 256.
+//   f16 / bf16:  K = 16, A from registers (the m16n8k16 fragment per warp, pack_p_f16), B MN-major from a
+//         descriptor (make_mn_major_desc_b128; transpose-b = 1); f32 accumulators at full precision,
+//         so P·V may accumulate straight into O.
+// Generated operand lists (one register per accumulator): N = 64, 128, 256 (and 8 for the row sums).
 
 __device__ __forceinline__ void wgmma_m64n64k32_s8_ss(i32 (&d)[32], u64 desc_a, u64 desc_b,
                                                           bool accumulate) {
@@ -386,86 +400,136 @@ __device__ __forceinline__ void wgmma_m64n256k32_s8_ss(i32 (&d)[128], u64 desc_a
       : "l"(desc_a), "l"(desc_b), "r"(static_cast<int>(accumulate)));
 }
 
-// N = 8: the row sums of P (P times a tile of ones), see attn_wgmma.cuh.
-__device__ __forceinline__ void wgmma_m64n8k32_e4m3_rs(float (&d)[4], const u32 (&a)[4], u64 desc_b, bool accumulate) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(static_cast<int>(accumulate)));
-}
+// Register-A wgmmas (e4m3 k32 and f16 k16) with f32 accumulators: the asm body for N = 8 … 256, the
+// instruction string and its trailing immediates (scale-a, scale-b[, transpose-b]) given. Generated
+// operand lists: one register per accumulator.
+#define SAGEJIT_WGMMA_RS_N8(INSTR, TAIL)                                                            \
+  asm volatile(                                                                                     \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n" INSTR " {"                                        \
+      "%0, %1, %2, %3"                                                                              \
+      "}, {%4, %5, %6, %7}, %8, p, " TAIL ";\n}\n"                                                  \
+      :                                                                                             \
+      "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                                \
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(static_cast<int>(accumulate)))
 
+#define SAGEJIT_WGMMA_RS_N64(INSTR, TAIL)                                                                     \
+  asm volatile(                                                                                               \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n" INSTR " {"                                                 \
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                                \
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"                        \
+      "}, {%32, %33, %34, %35}, %36, p, " TAIL ";\n}\n"                                                       \
+      :                                                                                                       \
+      "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),         \
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),   \
+      "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+      "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])  \
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(static_cast<int>(accumulate)))
+
+#define SAGEJIT_WGMMA_RS_N128(INSTR, TAIL)                                                                    \
+  asm volatile(                                                                                               \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n" INSTR " {"                                                 \
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                                \
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "                      \
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "                      \
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"                        \
+      "}, {%64, %65, %66, %67}, %68, p, " TAIL ";\n}\n"                                                       \
+      :                                                                                                       \
+      "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),         \
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),   \
+      "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+      "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+      "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+      "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+      "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+      "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])  \
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(static_cast<int>(accumulate)))
+
+#define SAGEJIT_WGMMA_RS_N256(INSTR, TAIL)                                                                            \
+  asm volatile(                                                                                                       \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n" INSTR " {"                                                        \
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                                        \
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "                              \
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "                              \
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "                              \
+      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "                              \
+      "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "                              \
+      "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "                  \
+      "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"                \
+      "}, {%128, %129, %130, %131}, %132, p, " TAIL ";\n}\n"                                                          \
+      :                                                                                                               \
+      "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),                 \
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),           \
+      "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),         \
+      "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),         \
+      "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),         \
+      "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),         \
+      "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),         \
+      "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),         \
+      "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),         \
+      "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),         \
+      "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),         \
+      "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),         \
+      "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),     \
+      "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), \
+      "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), \
+      "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])  \
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(static_cast<int>(accumulate)))
+
+__device__ __forceinline__ void wgmma_m64n8k32_e4m3_rs(float (&d)[4], const u32 (&a)[4], u64 desc_b,
+                                                        bool accumulate) {
+  SAGEJIT_WGMMA_RS_N8("wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3", "1, 1");
+}
 __device__ __forceinline__ void wgmma_m64n64k32_e4m3_rs(float (&d)[32], const u32 (&a)[4], u64 desc_b,
-                                                            bool accumulate) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 {"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-      "}, {%32, %33, %34, %35}, %36, p, 1, 1;\n}\n"
-      :
-        "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(static_cast<int>(accumulate)));
+                                                        bool accumulate) {
+  SAGEJIT_WGMMA_RS_N64("wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3", "1, 1");
 }
-
 __device__ __forceinline__ void wgmma_m64n128k32_e4m3_rs(float (&d)[64], const u32 (&a)[4], u64 desc_b,
-                                                            bool accumulate) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-      "}, {%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
-      :
-        "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(static_cast<int>(accumulate)));
+                                                        bool accumulate) {
+  SAGEJIT_WGMMA_RS_N128("wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3", "1, 1");
+}
+__device__ __forceinline__ void wgmma_m64n256k32_e4m3_rs(float (&d)[128], const u32 (&a)[4], u64 desc_b,
+                                                        bool accumulate) {
+  SAGEJIT_WGMMA_RS_N256("wgmma.mma_async.sync.aligned.m64n256k32.f32.e4m3.e4m3", "1, 1");
 }
 
-__device__ __forceinline__ void wgmma_m64n256k32_e4m3_rs(float (&d)[128], const u32 (&a)[4], u64 desc_b,
-                                                            bool accumulate) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n256k32.f32.e4m3.e4m3 {"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
-      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
-      "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
-      "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
-      "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
-      "}, {%128, %129, %130, %131}, %132, p, 1, 1;\n}\n"
-      :
-        "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
-        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
-        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
-        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
-        "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
-        "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
-        "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
-        "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
-        "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(static_cast<int>(accumulate)));
+__device__ __forceinline__ void wgmma_m64n8k16_f16_rs_bmn(float (&d)[4], const u32 (&a)[4], u64 desc_b,
+                                                          bool accumulate) {
+  SAGEJIT_WGMMA_RS_N8("wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16", "1, 1, 1");
 }
+__device__ __forceinline__ void wgmma_m64n64k16_f16_rs_bmn(float (&d)[32], const u32 (&a)[4], u64 desc_b,
+                                                          bool accumulate) {
+  SAGEJIT_WGMMA_RS_N64("wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16", "1, 1, 1");
+}
+__device__ __forceinline__ void wgmma_m64n128k16_f16_rs_bmn(float (&d)[64], const u32 (&a)[4], u64 desc_b,
+                                                          bool accumulate) {
+  SAGEJIT_WGMMA_RS_N128("wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16", "1, 1, 1");
+}
+__device__ __forceinline__ void wgmma_m64n256k16_f16_rs_bmn(float (&d)[128], const u32 (&a)[4], u64 desc_b,
+                                                          bool accumulate) {
+  SAGEJIT_WGMMA_RS_N256("wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16", "1, 1, 1");
+}
+
+__device__ __forceinline__ void wgmma_m64n8k16_bf16_rs_bmn(float (&d)[4], const u32 (&a)[4], u64 desc_b,
+                                                           bool accumulate) {
+  SAGEJIT_WGMMA_RS_N8("wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16", "1, 1, 1");
+}
+__device__ __forceinline__ void wgmma_m64n64k16_bf16_rs_bmn(float (&d)[32], const u32 (&a)[4], u64 desc_b,
+                                                           bool accumulate) {
+  SAGEJIT_WGMMA_RS_N64("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16", "1, 1, 1");
+}
+__device__ __forceinline__ void wgmma_m64n128k16_bf16_rs_bmn(float (&d)[64], const u32 (&a)[4], u64 desc_b,
+                                                           bool accumulate) {
+  SAGEJIT_WGMMA_RS_N128("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16", "1, 1, 1");
+}
+__device__ __forceinline__ void wgmma_m64n256k16_bf16_rs_bmn(float (&d)[128], const u32 (&a)[4], u64 desc_b,
+                                                           bool accumulate) {
+  SAGEJIT_WGMMA_RS_N256("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16", "1, 1, 1");
+}
+
+#undef SAGEJIT_WGMMA_RS_N8
+#undef SAGEJIT_WGMMA_RS_N64
+#undef SAGEJIT_WGMMA_RS_N128
+#undef SAGEJIT_WGMMA_RS_N256
 
 template <int N>
 __device__ __forceinline__ void wgmma_s8_ss(i32 (&d)[N / 2], u64 desc_a, u64 desc_b, bool accumulate) {
@@ -483,6 +547,23 @@ __device__ __forceinline__ void wgmma_e4m3_rs(float (&d)[N / 2], const u32 (&a)[
   else if constexpr (N == 64) wgmma_m64n64k32_e4m3_rs(d, a, desc_b, accumulate);
   else if constexpr (N == 128) wgmma_m64n128k32_e4m3_rs(d, a, desc_b, accumulate);
   else wgmma_m64n256k32_e4m3_rs(d, a, desc_b, accumulate);
+}
+
+// d (+)= A · B for f16 (or bf16) with B MN-major (N contiguous: V as stored, [keys × channels]), K = 16.
+template <int N, bool Bf16 = false>
+__device__ __forceinline__ void wgmma_f16_rs_bmn(float (&d)[N / 2], const u32 (&a)[4], u64 desc_b, bool accumulate) {
+  static_assert(N == 8 || N == 64 || N == 128 || N == 256, "wgmma f16 wrappers exist for N = 8, 64, 128, 256");
+  if constexpr (Bf16) {
+    if constexpr (N == 8) wgmma_m64n8k16_bf16_rs_bmn(d, a, desc_b, accumulate);
+    else if constexpr (N == 64) wgmma_m64n64k16_bf16_rs_bmn(d, a, desc_b, accumulate);
+    else if constexpr (N == 128) wgmma_m64n128k16_bf16_rs_bmn(d, a, desc_b, accumulate);
+    else wgmma_m64n256k16_bf16_rs_bmn(d, a, desc_b, accumulate);
+  } else {
+    if constexpr (N == 8) wgmma_m64n8k16_f16_rs_bmn(d, a, desc_b, accumulate);
+    else if constexpr (N == 64) wgmma_m64n64k16_f16_rs_bmn(d, a, desc_b, accumulate);
+    else if constexpr (N == 128) wgmma_m64n128k16_f16_rs_bmn(d, a, desc_b, accumulate);
+    else wgmma_m64n256k16_f16_rs_bmn(d, a, desc_b, accumulate);
+  }
 }
 
 // ---- register layouts as functions (for masks, scales, epilogues and tests) -----------------------
@@ -513,6 +594,19 @@ __device__ __forceinline__ void pack_p_e4m3(const float (&s)[Count], int kstep, 
   a[1] = mma_ops::f32x4_to_e4m3x4(s[i + 2], s[i + 3], s[i + 6], s[i + 7]);
   a[2] = mma_ops::f32x4_to_e4m3x4(s[i + 8], s[i + 9], s[i + 12], s[i + 13]);
   a[3] = mma_ops::f32x4_to_e4m3x4(s[i + 10], s[i + 11], s[i + 14], s[i + 15]);
+}
+
+// P (the f32 accumulators of QKᵀ) -> the f16 A fragment of P·V for k-step `kstep` (keys 16·kstep ..
+// 16·kstep + 15 of the block: accumulator slices 2·kstep and 2·kstep + 1, registers s[8·kstep .. +7]).
+// The k16 A fragment (register r: row g + 8(r%2), k = 2t + 8(r/2) and + 1) is the accumulator layout
+// itself, so V needs no permutation: one cvt per register. Bf16: bf16 pairs, for a bf16 V.
+template <bool Bf16 = false, int Count>
+__device__ __forceinline__ void pack_p_f16(const float (&s)[Count], int kstep, u32 (&a)[4]) {
+  const int i = 8 * kstep;
+  a[0] = mma_ops::f32x2_to_half2<Bf16>(s[i + 0], s[i + 1]);
+  a[1] = mma_ops::f32x2_to_half2<Bf16>(s[i + 2], s[i + 3]);
+  a[2] = mma_ops::f32x2_to_half2<Bf16>(s[i + 4], s[i + 5]);
+  a[3] = mma_ops::f32x2_to_half2<Bf16>(s[i + 6], s[i + 7]);
 }
 
 // ---- register reallocation ----------------------------------------------------------------------

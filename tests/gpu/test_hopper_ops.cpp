@@ -9,6 +9,8 @@
 //       multiplied by wgmma e4m3 m64nNk32: equal to the host product in natural token order.
 //   (c) TMA round trip of 3-D and 4-D tiles with out-of-bounds zero fill, over one mbarrier whose phase
 //       flips tile after tile, and TMA stores that clip at the tensor's end.
+//   (d) f16 GEMM (P·V of the f16 P·V kernel): P packed with pack_p_f16, V as stored ([keys × N], the
+//       MN-major B operand) in 64-channel TMA boxes with 128B swizzle: equal to the host product.
 // They run only on sm_90 (the kernels are sm_90a code) and report skipped elsewhere.
 #include <doctest/doctest.h>
 
@@ -136,6 +138,53 @@ __global__ void __launch_bounds__(128, 1)
 #pragma unroll
   for (int k = 0; k < K / 32; ++k) {
     wgmma_e4m3_rs<N>(acc, a[k], desc_advance(make_kmajor_desc(base_v, Swizzle::b128), 32 * k), k > 0);
+  }
+  wgmma_commit();
+  wgmma_wait<0>();
+  fence_operands(acc);
+#pragma unroll
+  for (int i = 0; i < N / 2; ++i) out[acc_row(tid, i) * N + acc_col(tid, i)] = acc[i];
+}
+
+// (d) out[64][N] = P[64][128] · V[128][N] in f16: P read in the accumulator layout, packed with
+// pack_p_f16; V as stored, [128 keys × N] f16 (MN-major for wgmma), loaded as N / 64 TMA boxes of
+// [128 keys × 64 channels] with 128B swizzle, one after another.
+template <int N>
+__global__ void __launch_bounds__(128, 1)
+    hopper_test_pv_f16(const float* p, const __grid_constant__ TmaDescriptor tma_v, float* out) {
+  constexpr int K = 128, kBoxBytes = K * 128;
+  __shared__ u64 full;
+  extern __shared__ u8 smem[];
+  const u32 base_v = (smem_u32(smem) + 1023) & ~1023u;
+  const u32 bar = smem_u32(&full);
+  const int tid = threadIdx.x;
+  if (tid == 0) {
+    mbarrier_init(bar, 1);
+    fence_barrier_init();
+  }
+  __syncthreads();
+  if (tid == 0) {
+    mbarrier_arrive_expect_tx(bar, N * K * 2);
+    for (int b = 0; b < N / 64; ++b) tma_load_2d(base_v + b * kBoxBytes, tma_v, bar, 64 * b, 0);
+  }
+  float s[K / 2];
+#pragma unroll
+  for (int i = 0; i < K / 2; ++i) s[i] = p[acc_row(tid, i) * K + acc_col(tid, i)];
+  u32 a[K / 16][4];
+#pragma unroll
+  for (int k = 0; k < K / 16; ++k) pack_p_f16(s, k, a[k]);
+
+  float acc[N / 2];
+#pragma unroll
+  for (int i = 0; i < N / 2; ++i) acc[i] = 0.0f;
+  fence_operands(acc);
+#pragma unroll
+  for (int k = 0; k < K / 16; ++k) fence_operands(a[k]);
+  mbarrier_wait_parity(bar, 0);
+  wgmma_fence();
+#pragma unroll
+  for (int k = 0; k < K / 16; ++k) {
+    wgmma_f16_rs_bmn<N>(acc, a[k], desc_advance(make_mn_major_desc_b128(base_v, kBoxBytes), 2048 * k), k > 0);
   }
   wgmma_commit();
   wgmma_wait<0>();
@@ -314,6 +363,51 @@ void run_pv_e4m3(int n) {
   CHECK(wrong == 0);
 }
 
+// f16 bits of a float that f16 holds exactly (normal numbers and zero only).
+std::uint16_t f16_bits(float x) {
+  if (x == 0) return 0;
+  int e = 0;
+  const float m = std::frexp(std::fabs(x), &e);  // x = m · 2^e, m in [0.5, 1)
+  const auto mantissa = static_cast<std::uint16_t>(std::lround((m * 2 - 1) * 1024));
+  return static_cast<std::uint16_t>((x < 0 ? 0x8000 : 0) | ((e - 1 + 15) << 10) | mantissa);
+}
+
+void run_pv_f16(int n) {
+  CAPTURE(n);
+  ensure_current_context();
+  constexpr int M = 64, K = 128;
+  // Multiples of 1/4 in [-2, 2]: every product and partial sum is exact in f32.
+  std::mt19937 rng(77 + n);
+  std::uniform_int_distribution<int> quarter(-8, 8);
+  std::vector<float> p(M * K), v(static_cast<std::size_t>(K) * n);  // v[token][channel]
+  for (auto& x : p) x = quarter(rng) / 4.0f;
+  for (auto& x : v) x = quarter(rng) / 4.0f;
+  std::vector<std::uint16_t> vbits(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) vbits[i] = f16_bits(v[i]);
+  DeviceBuffer dp(p.size() * 4), dv(vbits.size() * 2), dout(static_cast<std::size_t>(M) * n * 4);
+  dp.upload(p), dv.upload(vbits), dout.poison();
+  CUtensorMap map_v = tensor_map(CU_TENSOR_MAP_DATA_TYPE_FLOAT16, dv.ptr(), {static_cast<std::uint64_t>(n), K},
+                                 {static_cast<std::uint64_t>(n) * 2}, {64, K}, CU_TENSOR_MAP_SWIZZLE_128B);
+  const Kernel& kernel = test_kernel(fmt::format("hopper_test_pv_f16<{}>", n));
+  CUdeviceptr pp = dp.ptr(), out = dout.ptr();
+  void* args[] = {&pp, &map_v, &out};
+  kernel.launch({{1, 1, 1}, {128, 1, 1}, static_cast<unsigned>(n * K * 2 + 1024)}, nullptr, args);
+  SAGEJIT_CU(cuCtxSynchronize);
+
+  const std::vector<float> got = dout.download<float>(static_cast<std::size_t>(M) * n);
+  int wrong = 0;
+  for (int i = 0; i < M; ++i) {
+    for (int j = 0; j < n; ++j) {
+      double want = 0;
+      for (int k = 0; k < K; ++k) want += static_cast<double>(p[i * K + k]) * v[k * n + j];
+      if (got[i * n + j] != static_cast<float>(want) && wrong++ < 5) {
+        MESSAGE(fmt::format("out[{}][{}] = {}, want {}", i, j, got[i * n + j], want));
+      }
+    }
+  }
+  CHECK(wrong == 0);
+}
+
 void run_tma_roundtrip(int rank) {
   CAPTURE(rank);
   ensure_current_context();
@@ -379,6 +473,11 @@ TEST_CASE("hopper: wgmma s8 from TMA-loaded K-major tiles matches a host GEMM ex
 
 TEST_CASE("hopper: wgmma e4m3 with P from accumulator registers and token-permuted V is exact" * test::needs_hopper()) {
   for (int n : {64, 128, 256}) run_pv_e4m3(n);
+}
+
+TEST_CASE("hopper: wgmma f16 with P from accumulator registers and MN-major V (as stored) is exact" *
+          test::needs_hopper()) {
+  for (int n : {64, 128, 256}) run_pv_f16(n);
 }
 
 TEST_CASE("hopper: TMA 3-D and 4-D tiles fill zeros outside the tensor and stores clip" * test::needs_hopper()) {

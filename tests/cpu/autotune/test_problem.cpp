@@ -83,9 +83,14 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   p.seq_kv = 0;
   CHECK(default_spec(p).family == AttnFamily::mma);
   p = problem("sm_90a", 4096, 4096);
-  p.pv = PvType::f16;  // the caller's P·V type rules wgmma out
+  p.pv = PvType::f16;  // the caller's f16 P·V: the wgmma kernel's f16 form, 3 stages
+  CHECK(default_spec(p).family == AttnFamily::wgmma);
+  CHECK(default_spec(p).quant.pv == PvType::f16);
+  CHECK(default_spec(p).tile == wgmma_tile(2, 3, true));
+  CHECK_NOTHROW(default_spec(p).validate());
+  p.head_dim = 96;  // a head dim the wgmma kernel lacks: mma with its default tile
   CHECK(default_spec(p).family == AttnFamily::mma);
-  CHECK(default_spec(p).tile == default_tile(p.arch, 128, PvType::f16, QuantType::int8));
+  CHECK(default_spec(p).tile == default_tile(p.arch, 96, PvType::f16, QuantType::int8));
   const Problem a = problem("sm_80", 100, 100);
   CHECK(default_spec(a).family == AttnFamily::mma);
   CHECK(default_spec(a).quant.pv == PvType::f16);

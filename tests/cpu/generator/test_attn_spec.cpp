@@ -388,9 +388,21 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   bad = w;
   bad.arch = parse_arch("sm_89");
   CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `family`"), InvalidArgument);
+  AttnSpec f16 = w;  // f16 P·V on the caller's V: V blocks of 2 bytes per element, no v_scale buffers
+  f16.quant.pv = PvType::f16;
+  f16.tile = wgmma_tile(2, 3, true);
+  CHECK_NOTHROW(f16.validate());
+  CHECK(f16.shared_bytes() == 2 * 64 * 128 + 3 * (128 * 128 + 2 * 128 * 128) + 2048 + 1024);
+  CHECK(f16.generate().source.find("static constexpr bool pv_f16 = true;") != std::string::npos);
+  CHECK(w.generate().source.find("static constexpr bool pv_f16 = false;") != std::string::npos);
+  f16.tile.stages = 4;  // 4 stages of 48 KiB: 225,280 bytes with the static part, within 227 KiB
+  CHECK_NOTHROW(f16.validate());
+  f16.tile = wgmma_tile(1, 4, true);  // one consumer: 2 CTAs of 4 stages do not fit
+  CHECK_THROWS_WITH_AS(f16.validate(), doctest::Contains("for 2 CTAs per SM"), InvalidArgument);
   bad = w;
+  bad.quant.qk = QuantType::int8x2;  // the precise mode stays on the mma kernel
   bad.quant.pv = PvType::f16;
-  CHECK_THROWS_AS(bad.validate(), InvalidArgument);
+  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `family`"), InvalidArgument);
   bad = w;
   bad.tile = AttnTile{128, 64, 8, 2};
   CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `tile`: the wgmma kernel's tiles are 64x128w4"),

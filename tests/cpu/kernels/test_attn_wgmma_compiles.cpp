@@ -1,7 +1,7 @@
 // templates/attn_wgmma.cuh (the Hopper wgmma attention kernel) compiles with NVRTC for sm_90a with no
 // register spills and no stack frame, for a representative set of the variants the GPU test runs
 // (both head dims, all masks, LSE on and off, 2 and 4 stages, one and two consumers, persistent or
-// not; no GPU needed).
+// not, FP8 and f16/bf16 P·V; no GPU needed).
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -15,13 +15,15 @@ TEST_CASE("attn_wgmma: the sm_90a kernel compiles without spills or stack, at it
   const Arch arch = parse_arch("sm_90a");
   std::vector<GeneratedUnit> units;
   std::vector<int> consumers_of;
-  auto add = [&](int d, int consumers, int stages, int mask, bool lse, bool persistent, bool bf16 = false) {
+  auto add = [&](int d, int consumers, int stages, int mask, bool lse, bool persistent, bool bf16 = false,
+                 bool pv_f16 = false) {
     consumers_of.push_back(consumers);
     const std::string cfg =
-        fmt::format("sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}, {}, false, {}, {}>", d, consumers, stages, mask,
-                    lse ? "true" : "false", persistent ? "true" : "false", bf16 ? "true" : "false");
-    units.push_back(GeneratedUnit{fmt::format("test.attn_wgmma.d{}.c{}.s{}.m{}.l{}.p{}.b{}", d, consumers, stages,
-                                              mask, lse, persistent, bf16),
+        fmt::format("sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}, {}, false, {}, {}, true, {}>", d, consumers, stages,
+                    mask, lse ? "true" : "false", persistent ? "true" : "false", bf16 ? "true" : "false",
+                    pv_f16 ? "true" : "false");
+    units.push_back(GeneratedUnit{fmt::format("test.attn_wgmma.d{}.c{}.s{}.m{}.l{}.p{}.b{}.f{}", d, consumers, stages,
+                                              mask, lse, persistent, bf16, pv_f16),
                                   arch, "#include \"attn_wgmma.cuh\"\n",
                                   "&sagejit::kernels::attention_wgmma<" + cfg + " >"});
   };
@@ -33,6 +35,11 @@ TEST_CASE("attn_wgmma: the sm_90a kernel compiles without spills or stack, at it
     add(d, 2, 4, 0, false, false);
     add(d, 2, 4, 2, false, true);
     add(d, 2, 4, 0, true, true, true);  // bf16 output
+    // f16 P·V (3 stages: its V blocks are twice the size), bf16 P·V with bf16 output
+    add(d, 2, 3, 0, false, true, false, true);
+    add(d, 2, 3, 1, true, true, false, true);
+    add(d, 2, 3, 2, true, true, true, true);
+    if (d == 64) add(d, 1, 3, 1, true, true, false, true);
   }
   const std::vector<CubinResult> results = jit.cubins(units);
   REQUIRE(results.size() == units.size());
