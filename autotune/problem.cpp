@@ -26,13 +26,13 @@ AttnSpec base_spec(const Problem& p) {
   return s;
 }
 
-// The wgmma form of the problem: FP8 P·V unless the caller chose f16 (wgmma_supports says whether
-// the rest of the spec fits).
+// The wgmma form of the problem: FP8 P·V unless the caller chose f16 or two-term Q/K, which needs it
+// (wgmma_supports says whether the rest of the spec fits).
 AttnSpec wgmma_form(const Problem& p) {
   AttnSpec s = base_spec(p);
   s.family = AttnFamily::wgmma;
-  s.quant.pv = p.pv.value_or(PvType::fp8_e4m3);
-  s.tile = wgmma_default_tile(p.head_dim, s.quant.pv);
+  s.quant.pv = p.pv.value_or(p.qk == QuantType::int8x2 ? PvType::f16 : PvType::fp8_e4m3);
+  s.tile = wgmma_default_tile(p.head_dim, s.quant.pv, s.quant.qk);
   return s;
 }
 

@@ -101,7 +101,7 @@ AttnTile wgmma_tile(int consumers, int stages, bool persistent) {
                   kernels::attn_wgmma_min_ctas(consumers), persistent};
 }
 
-AttnTile wgmma_default_tile(int head_dim, PvType pv) {
+AttnTile wgmma_default_tile(int head_dim, PvType pv, QuantType qk) {
   // Measured on the H100 (B4, S = 4096, bench/results/2026-11-25-attention-h100-wgmma-ws.md):
   // D = 128: two consumers with a 4-deep ring 698 TOPS (2 stages 651, 3 stages 666; ping-pong +1.5%
   // at 2 stages); D = 64: one consumer at 2 CTAs/SM with 3 stages 473 (two consumers 407–434).
@@ -112,13 +112,17 @@ AttnTile wgmma_default_tile(int head_dim, PvType pv) {
   // f16 P·V (`sagejit tune`, H200, B4 S4096): D = 128 3 stages 1.721 ms, 4 stages 1.738, 2 stages 1.750
   // (causal: 0.961 / 0.967 / 0.965); D = 64 H64 one consumer: 2 stages 2.754, 4 stages 2.773, 3 stages 2.815
   // (within 2%: kept as for FP8).
+  // Two-term Q/K doubles the Q tile and the K blocks: D = 128 fits 2 stages.
+  if (qk == QuantType::int8x2) return head_dim == 64 ? wgmma_tile(1, 3, true) : wgmma_tile(2, 2, true);
   if (pv == PvType::f16) return head_dim == 64 ? wgmma_tile(1, 3, true) : wgmma_tile(2, 3, true);
   return head_dim == 64 ? wgmma_tile(1, 3, true) : wgmma_tile(2, 4, true);
 }
 
 bool wgmma_supports(const AttnSpec& s) {
-  return s.arch.number() == 90 && (s.head_dim == 64 || s.head_dim == 128) && s.quant.qk == QuantType::int8 &&
-         (s.quant.pv == PvType::fp8_e4m3 || s.quant.pv == PvType::f16) &&
+  // int8 Q/K with FP8 or f16 P·V; two-term int8 (the precise mode) with f16 P·V.
+  const bool quant = s.quant.qk == QuantType::int8 ? s.quant.pv == PvType::fp8_e4m3 || s.quant.pv == PvType::f16
+                                                   : s.quant.qk == QuantType::int8x2 && s.quant.pv == PvType::f16;
+  return s.arch.number() == 90 && (s.head_dim == 64 || s.head_dim == 128) && quant &&
          s.quant.granularity == layout::Granularity::per_thread && !s.quant.smooth_q;
 }
 
@@ -129,7 +133,8 @@ int AttnSpec::threads() const {
 
 int AttnSpec::shared_bytes() const {
   if (family == AttnFamily::wgmma) {
-    return kernels::attn_wgmma_smem_bytes(head_dim, tile.cta_q / 64, tile.stages, quant.pv == PvType::f16);
+    return kernels::attn_wgmma_smem_bytes(head_dim, tile.cta_q / 64, tile.stages, quant.pv == PvType::f16,
+                                          qk_terms());
   }
   return kernels::attn_smem_bytes(head_dim, tile.cta_q, tile.cta_k, tile.stages, qk_storage_bits(quant.qk),
                                   quant.pv == PvType::fp8_e4m3, quant.smooth_q);
@@ -146,7 +151,8 @@ std::uint64_t AttnSpec::hash() const { return fnv1a64(canonical_name()); }
 void AttnSpec::validate() const {
   if (family == AttnFamily::wgmma) {
     if (!wgmma_supports(*this)) {
-      throw InvalidArgument("family", fmt::format("wgmma needs sm_90a, head_dim 64 or 128, int8 QK, fp8 or f16 P·V, "
+      throw InvalidArgument("family", fmt::format("wgmma needs sm_90a, head_dim 64 or 128, int8 QK with fp8 or f16 "
+                                                  "P·V or int8x2 QK with f16 P·V, "
                                                   "per_thread scales and no Q smoothing (got {})",
                                                   canonical_name()));
     }
@@ -289,10 +295,11 @@ GeneratedUnit AttnSpec::generate() const {
         "  static constexpr bool out_bf16 = {};\n"
         "  static constexpr bool rowsum_mma = true;\n"
         "  static constexpr bool pv_f16 = {};\n"
+        "  static constexpr int qk_terms = {};\n"
         "}};\n",
         unit.spec_name, kGeneratorVersion, head_dim, tile.cta_q / kernels::kWgmmaRowsPerWg, tile.stages,
         mask_code(mask), mask_meaning(mask), out.lse, tile.persistent, out.dtype == DType::bf16,
-        quant.pv == PvType::f16);
+        quant.pv == PvType::f16, qk_terms());
     unit.name_expression = "&sagejit::kernels::attention_wgmma<Config>";
     return unit;
   }

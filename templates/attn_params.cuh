@@ -150,11 +150,13 @@ __host__ __device__ constexpr int attn_wgmma_vscale_bytes(int head_dim, bool pv_
 }
 __host__ __device__ constexpr int attn_wgmma_threads(int consumers) { return 128 * (consumers + 1); }
 __host__ __device__ constexpr int attn_wgmma_min_ctas(int consumers) { return consumers == 1 ? 2 : 1; }
-// Dynamic shared memory: Q, the ring of K (int8) and V (e4m3, or the caller's f16) blocks, the ones
-// tile, the v_scale buffers, and 1 KiB to align the swizzled tiles.
-__host__ __device__ constexpr int attn_wgmma_smem_bytes(int head_dim, int consumers, int stages, bool pv_f16) {
-  return consumers * kWgmmaRowsPerWg * head_dim + stages * (pv_f16 ? 3 : 2) * kWgmmaCtaK * head_dim +
-         attn_wgmma_ones_bytes(pv_f16) + attn_wgmma_vscale_bytes(head_dim, pv_f16) + 1024;
+// Dynamic shared memory: Q, the ring of K (int8; two terms: twice) and V (e4m3, or the caller's f16)
+// blocks, the ones tile, the v_scale buffers, and 1 KiB to align the swizzled tiles.
+__host__ __device__ constexpr int attn_wgmma_smem_bytes(int head_dim, int consumers, int stages, bool pv_f16,
+                                                        int qk_terms = 1) {
+  return qk_terms * consumers * kWgmmaRowsPerWg * head_dim +
+         stages * (qk_terms + (pv_f16 ? 2 : 1)) * kWgmmaCtaK * head_dim + attn_wgmma_ones_bytes(pv_f16) +
+         attn_wgmma_vscale_bytes(head_dim, pv_f16) + 1024;
 }
 // Static shared memory of the kernel, an upper bound (what ptxas reports, checked by
 // tests/cpu/kernels/test_attn_wgmma_compiles.cpp): the consumers' loop state (kWgmmaStateSlots ints

@@ -78,6 +78,7 @@
 //                   D = 128 / 64 against 691 / 420 with FADDs, causal D = 64 equal; the FADD form
 //                   stays, tested, for that comparison)
 //   bool pv_f16     16-bit P·V (below) instead of FP8: f16, or bf16 with out_bf16 (V has the output's dtype)
+//   int  qk_terms   1, or 2: the precise mode's two-term int8 Q/K (below; needs pv_f16, no ping-pong)
 //
 // The f16 P·V form (Cfg::pv_f16; the pv = f16 mode on sm_90a): V is the caller's f16 tensor itself,
 // not quantized, loaded by TMA through a 4-D map over its own strides (tma_v: dims {D, seq, heads,
@@ -88,6 +89,15 @@
 // O and the row sums are rescaled by α after each block's P·V) and there is no v_scale. Varlen: the
 // map's row coordinate is the sequence's first key + the block's; rows past the sequence belong to
 // the next one and meet P̃ = 0 (masked keys), rows past the tensor are zero-filled.
+//
+// Two-term Q/K (Cfg::qk_terms = 2, the precise mode; attn_mma.cuh has the same numerics): each row of
+// the quantized Q and K is 2·D bytes, the int8 value q and its residual r (1/kFine of the step, same
+// scale). The tensor maps span rows of 2·D bytes with boxes of D, so a Q tile and a K block are two
+// boxes each (coarse, residual), one after the other in shared memory. S = kFine·(q_q·q_k) + q_q·r_k +
+// r_q·q_k exactly in s32 (|S| < 2³¹ up to D = 256): the coarse product is issued and waited on alone,
+// multiplied by kFine in registers, and the two fine products accumulate onto it (issued with
+// P·V(j − 1), so the softmax still overlaps P·V). |S| passes 2²², so S → f32 is an I2F, not the
+// magic-number trick; the dequantization factor is q_scale·k_scale / kFine.
 #pragma once
 
 #include "attn_params.cuh"
@@ -97,7 +107,7 @@
 namespace sagejit::kernels {
 
 template <int HeadDim, int Consumers, int Stages, int Mask, bool WriteLse, bool PingPong = false,
-          bool Persistent = false, bool OutBf16 = false, bool RowSumMma = true, bool PvF16 = false>
+          bool Persistent = false, bool OutBf16 = false, bool RowSumMma = true, bool PvF16 = false, int QkTerms = 1>
 struct AttnWgmmaCfg {
   static constexpr int head_dim = HeadDim;
   static constexpr int consumers = Consumers;
@@ -109,6 +119,7 @@ struct AttnWgmmaCfg {
   static constexpr bool out_bf16 = OutBf16;
   static constexpr bool rowsum_mma = RowSumMma;
   static constexpr bool pv_f16 = PvF16;
+  static constexpr int qk_terms = QkTerms;
 };
 
 // kWgmmaCtaK, attn_wgmma_threads, attn_wgmma_min_ctas and attn_wgmma_smem_bytes live in
@@ -205,7 +216,11 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr int kSRegs = kCtaK / 2;          // S accumulators per thread (m64n128)
   constexpr int kORegs = kD / 2;             // O accumulators per thread (m64nD)
   constexpr Swizzle kQKSwizzle = kD == 128 ? Swizzle::b128 : Swizzle::b64;
-  constexpr u32 kQBytes = kRowsPerWg * kD, kKBytes = kCtaK * kD, kVBytes = kD * kCtaK * (kPvF16 ? 2 : 1);
+  constexpr int kTerms = Cfg::qk_terms;
+  constexpr int kFine = kTerms == 2 ? static_cast<int>(layout::kResidualScale) : 1;  // S in fine steps
+  constexpr u32 kQTermBytes = kRowsPerWg * kD, kKTermBytes = kCtaK * kD;  // one term of a Q tile / K block
+  constexpr u32 kQBytes = kTerms * kQTermBytes, kKBytes = kTerms * kKTermBytes;
+  constexpr u32 kVBytes = kD * kCtaK * (kPvF16 ? 2 : 1);
   constexpr u32 kVBoxBytes = kCtaK * 128;    // f16 V: one TMA box of 128 keys × 64 channels
   constexpr int kQGroups = layout::q_groups(layout::Granularity::per_thread, kCtaQ, 16);
   constexpr int kKGroups = layout::k_groups(layout::Granularity::per_thread, kCtaK, kCtaK);  // 4
@@ -219,8 +234,9 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   static_assert(kConsumers == 1 || kConsumers == 2, "attention_wgmma: 1 or 2 consumer warpgroups");
   static_assert(kStages >= 2, "stages >= 2");
   static_assert(!kPvF16 || Cfg::rowsum_mma, "the f16 P·V form takes its row sums from the tensor cores");
+  static_assert(kTerms == 1 || (kTerms == 2 && kPvF16 && !Cfg::pingpong), "qk_terms: 1, or 2 with f16 P·V");
   static_assert(Cfg::mask >= 0 && Cfg::mask <= 2, "mask: 0 none, 1 top-left, 2 bottom-right");
-  static_assert(attn_wgmma_smem_bytes(kD, kConsumers, kStages, kPvF16) + attn_wgmma_static_smem_bytes(kConsumers) <=
+  static_assert(attn_wgmma_smem_bytes(kD, kConsumers, kStages, kPvF16, kTerms) + attn_wgmma_static_smem_bytes(kConsumers) <=
                     227 * 1024,
                 "shared memory over 227 KB");
 
@@ -319,7 +335,11 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
         for (int c = 0; c < kConsumers; ++c) {
           if (n > 0) mbarrier_wait_parity(smem_u32(&empty_q[c]), (n - 1) & 1);  // previous tile's QKᵀ done
           mbarrier_arrive_expect_tx(smem_u32(&full_q[c]), kQBytes);
-          tma_load_2d(sQ + c * kQBytes, tma_q, smem_u32(&full_q[c]), 0, q_row + kRowsPerWg * c);
+#pragma unroll
+          for (int term = 0; term < kTerms; ++term) {
+            tma_load_2d(sQ + c * kQBytes + term * kQTermBytes, tma_q, smem_u32(&full_q[c]), term * kD,
+                        q_row + kRowsPerWg * c);
+          }
         }
         // Buffer n % 2 was last read by the epilogue of tile n − 2 (use n / 2 − 1 of the buffer);
         // the fence orders those generic-proxy reads before the copy's async-proxy writes.
@@ -334,7 +354,11 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
           const u32 free_parity = ((kb / kStages) - 1) & 1;
           if (kb >= kStages) mbarrier_wait_parity(smem_u32(&empty_k[s]), free_parity);
           mbarrier_arrive_expect_tx(smem_u32(&full_k[s]), kKBytes);
-          tma_load_2d(sK + s * kKBytes, tma_k, smem_u32(&full_k[s]), 0, k_row0 + j * kCtaK);
+#pragma unroll
+          for (int term = 0; term < kTerms; ++term) {
+            tma_load_2d(sK + s * kKBytes + term * kKTermBytes, tma_k, smem_u32(&full_k[s]), term * kD,
+                        k_row0 + j * kCtaK);
+          }
           if (kb >= kStages) mbarrier_wait_parity(smem_u32(&empty_v[s]), free_parity);
           mbarrier_arrive_expect_tx(smem_u32(&full_v[s]), kVBytes);
           if constexpr (kPvF16) {  // the caller's V at (key, head, batch); varlen views have batch 1
@@ -416,7 +440,28 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     // At D = 128 the 64 starting values come from 16 broadcast loads of magic_bits rather than 64
     // moves: they sit right before the wgmma issue, and there the loads measured +3.4% (H200, B4
     // H32 S4096, persistent; causal +1…4%); at D = 64 they cost 4%, so it keeps the moves.
+    // This consumer's Q term / K term of ring slot `slot`, from a fresh thread-index read: a
+    // descriptor kept live through the main loop would cost two of its registers.
+    auto desc_q_term = [&](int term) {
+      return make_kmajor_desc(sQ + (thread_id_x() / 128 - 1) * kQBytes + term * kQTermBytes, kQKSwizzle);
+    };
+    auto desc_k_term = [&](int slot, int term) {
+      return make_kmajor_desc(sK + slot * kKBytes + term * kKTermBytes, kQKSwizzle);
+    };
+    auto qk_product = [&](i32 (&acc)[kSRegs], u64 desc_q, u64 desc_k) {
+#pragma unroll
+      for (int ks = 0; ks < kQKSteps; ++ks) {
+        wgmma_s8_ss<kCtaK>(acc, desc_advance(desc_q, 32 * ks), desc_advance(desc_k, 32 * ks), true);
+      }
+    };
     auto issue_qk = [&](int slot, i32 (&acc)[kSRegs]) {
+      if constexpr (kTerms == 2) {  // the fine products, onto the scaled coarse one (qk_coarse)
+        wgmma_fence();
+        qk_product(acc, desc_q_term(0), desc_k_term(slot, 1));
+        qk_product(acc, desc_q_term(1), desc_k_term(slot, 0));
+        wgmma_commit();
+        return;
+      }
       if constexpr (kD == 128) {
         const u32 bits = smem_u32(magic_bits);
 #pragma unroll
@@ -427,15 +472,25 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       }
       fence_operands(acc);
       wgmma_fence();
-      const u64 desc_k = make_kmajor_desc(sK + slot * kKBytes, kQKSwizzle);
-      // This consumer's Q tile, from a fresh thread-index read: a descriptor kept live through the
-      // main loop would cost two of its registers.
-      const u64 desc_q = make_kmajor_desc(sQ + (thread_id_x() / 128 - 1) * kQBytes, kQKSwizzle);
-#pragma unroll
-      for (int ks = 0; ks < kQKSteps; ++ks) {
-        wgmma_s8_ss<kCtaK>(acc, desc_advance(desc_q, 32 * ks), desc_advance(desc_k, 32 * ks), true);
-      }
+      qk_product(acc, desc_q_term(0), desc_k_term(slot, 0));
       wgmma_commit();
+    };
+    // Two terms: the coarse product q_q·q_k from zero, waited on (nothing else is in flight when it is
+    // issued) and counted in fine steps, ready for issue_qk's fine products.
+    auto qk_coarse = [&](int slot, i32 (&acc)[kSRegs]) {
+      if constexpr (kTerms == 2) {
+#pragma unroll
+        for (int i = 0; i < kSRegs; ++i) acc[i] = 0;
+        fence_operands(acc);
+        wgmma_fence();
+        qk_product(acc, desc_q_term(0), desc_k_term(slot, 0));
+        wgmma_commit();
+        wgmma_wait<0>();
+        fence_operands(acc);
+#pragma unroll
+        for (int i = 0; i < kSRegs; ++i) acc[i] *= kFine;
+        fence_operands(acc);
+      }
     };
     // Issue pv = P̃_j V_j and lsum = P̃_j · 1 (fresh fp32 accumulators) from ring slot `slot` as one
     // commit group. The row sums come from the tensor cores (m64n8: 3% more MMA work) instead of
@@ -552,9 +607,11 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
                           kb >= loop_state[kSlotMaskFrom][vt]};
     };
     auto softmax_block = [&](int kb, BlockScalars bs, i32 (&acc)[kSRegs], float (&s)[kSRegs], float (&alpha)[2]) {
-      const float dq = fmaxf(bs.q_scale * bs.k_scale, kMinDequant);
+      const float dq = fmaxf(bs.q_scale * bs.k_scale, kMinDequant) * (1.0f / kFine);
 #pragma unroll
-      for (int i = 0; i < kSRegs; ++i) s[i] = __int_as_float(acc[i]);  // 1.5·2²³ + S, exactly
+      for (int i = 0; i < kSRegs; ++i) {  // 1.5·2²³ + S, exactly; two terms: S (I2F)
+        s[i] = kTerms == 2 ? static_cast<float>(acc[i]) : __int_as_float(acc[i]);
+      }
 
       // ---- mask: keys past seq_kv and, on diagonal blocks, causal ----
       if (bs.masked) {
@@ -574,7 +631,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       }
 
       // ---- online softmax (log2 domain); register i is row r = (i / 2) % 2 ----
-      const float magic_dq = kMagic * dq;
+      const float magic_dq = kTerms == 2 ? 0.0f : kMagic * dq;
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         // The max as a tree of kLanes independent chains: a single chain of 32 dependent FMNMX
@@ -663,6 +720,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
                             kb0 >= my_state[kSlotMaskFrom * kStateStride]};
       mbarrier_wait_parity(smem_u32(&full_k[stage]), (kb0 / kStages) & 1);
       i32 acc[kSRegs];
+      qk_coarse(stage, acc);
       turn_begin();
       issue_qk(stage, acc);
       turn_end(false);
@@ -687,6 +745,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       float(&pv)[kORegs] = kPvF16 ? o : pv_fresh;
       float(&lsum)[4] = kPvF16 ? l_acc : lsum_fresh;
       fence_pv_operands(pv, lsum);
+      qk_coarse(stage, acc);
       turn_begin();
       issue_qk(stage, acc);      // group 1
       issue_pv(pstage, pv, lsum, pa);  // group 2

@@ -95,13 +95,19 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   CHECK(default_spec(a).family == AttnFamily::mma);
   CHECK(default_spec(a).quant.pv == PvType::f16);
   default_spec(a).validate();
-  // Two-term int8 Q/K: the mma kernel with f16 P·V whatever the arch's default (fp8 on sm_89).
+  // Two-term int8 Q/K: f16 P·V whatever the arch's default (fp8 on sm_89); the wgmma kernel on sm_90a
+  // (2 stages at D = 128), the mma kernel elsewhere and for head dims wgmma lacks.
   for (const char* arch : {"sm_89", "sm_90a", "sm_120"}) {
     CAPTURE(arch);
     Problem x = problem(arch, 4096, 4096);
     x.qk = QuantType::int8x2;
-    CHECK(default_spec(x).family == AttnFamily::mma);
+    const bool hopper = std::string(arch) == "sm_90a";
+    CHECK(default_spec(x).family == (hopper ? AttnFamily::wgmma : AttnFamily::mma));
     CHECK(default_spec(x).quant.pv == PvType::f16);
+    CHECK_NOTHROW(default_spec(x).validate());
+    if (hopper) CHECK(default_spec(x).tile == wgmma_tile(2, 2, true));
+    x.head_dim = 256;
+    CHECK(default_spec(x).family == AttnFamily::mma);
     CHECK_NOTHROW(default_spec(x).validate());
   }
 }

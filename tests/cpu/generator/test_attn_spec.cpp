@@ -399,9 +399,18 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK_NOTHROW(f16.validate());
   f16.tile = wgmma_tile(1, 4, true);  // one consumer: 2 CTAs of 4 stages do not fit
   CHECK_THROWS_WITH_AS(f16.validate(), doctest::Contains("for 2 CTAs per SM"), InvalidArgument);
+  AttnSpec x2 = w;  // the precise mode: two-term Q/K doubles the Q tile and the K blocks
+  x2.quant.qk = QuantType::int8x2;
+  x2.quant.pv = PvType::f16;
+  x2.tile = wgmma_tile(2, 2, true);
+  CHECK_NOTHROW(x2.validate());
+  CHECK(x2.shared_bytes() == 2 * 2 * 64 * 128 + 2 * (2 * 128 * 128 + 2 * 128 * 128) + 2048 + 1024);
+  CHECK(x2.generate().source.find("static constexpr int qk_terms = 2;") != std::string::npos);
+  CHECK(wgmma_default_tile(128, PvType::f16, QuantType::int8x2) == wgmma_tile(2, 2, true));
+  x2.tile.stages = 3;  // 3 stages of 64 KiB do not fit
+  CHECK_THROWS_WITH_AS(x2.validate(), doctest::Contains("bytes of shared memory per CTA"), InvalidArgument);
   bad = w;
-  bad.quant.qk = QuantType::int8x2;  // the precise mode stays on the mma kernel
-  bad.quant.pv = PvType::f16;
+  bad.quant.qk = QuantType::int8x2;  // two terms with FP8 P·V: nothing implements it
   CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `family`"), InvalidArgument);
   bad = w;
   bad.tile = AttnTile{128, 64, 8, 2};

@@ -1,7 +1,7 @@
 // templates/attn_wgmma.cuh (the Hopper wgmma attention kernel) compiles with NVRTC for sm_90a with no
 // register spills and no stack frame, for a representative set of the variants the GPU test runs
 // (both head dims, all masks, LSE on and off, 2 and 4 stages, one and two consumers, persistent or
-// not, FP8 and f16/bf16 P·V; no GPU needed).
+// not, FP8 and f16/bf16 P·V, one- and two-term Q/K; no GPU needed).
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -16,14 +16,14 @@ TEST_CASE("attn_wgmma: the sm_90a kernel compiles without spills or stack, at it
   std::vector<GeneratedUnit> units;
   std::vector<int> consumers_of;
   auto add = [&](int d, int consumers, int stages, int mask, bool lse, bool persistent, bool bf16 = false,
-                 bool pv_f16 = false) {
+                 bool pv_f16 = false, int qk_terms = 1) {
     consumers_of.push_back(consumers);
     const std::string cfg =
-        fmt::format("sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}, {}, false, {}, {}, true, {}>", d, consumers, stages,
-                    mask, lse ? "true" : "false", persistent ? "true" : "false", bf16 ? "true" : "false",
-                    pv_f16 ? "true" : "false");
-    units.push_back(GeneratedUnit{fmt::format("test.attn_wgmma.d{}.c{}.s{}.m{}.l{}.p{}.b{}.f{}", d, consumers, stages,
-                                              mask, lse, persistent, bf16, pv_f16),
+        fmt::format("sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}, {}, false, {}, {}, true, {}, {}>", d, consumers,
+                    stages, mask, lse ? "true" : "false", persistent ? "true" : "false", bf16 ? "true" : "false",
+                    pv_f16 ? "true" : "false", qk_terms);
+    units.push_back(GeneratedUnit{fmt::format("test.attn_wgmma.d{}.c{}.s{}.m{}.l{}.p{}.b{}.f{}.t{}", d, consumers,
+                                              stages, mask, lse, persistent, bf16, pv_f16, qk_terms),
                                   arch, "#include \"attn_wgmma.cuh\"\n",
                                   "&sagejit::kernels::attention_wgmma<" + cfg + " >"});
   };
@@ -40,6 +40,10 @@ TEST_CASE("attn_wgmma: the sm_90a kernel compiles without spills or stack, at it
     add(d, 2, 3, 1, true, true, false, true);
     add(d, 2, 3, 2, true, true, true, true);
     if (d == 64) add(d, 1, 3, 1, true, true, false, true);
+    // two-term int8 Q/K (the precise mode)
+    add(d, 2, 2, 0, false, true, false, true, 2);
+    add(d, 2, 2, 2, true, true, true, true, 2);
+    if (d == 64) add(d, 1, 3, 1, true, true, false, true, 2);
   }
   const std::vector<CubinResult> results = jit.cubins(units);
   REQUIRE(results.size() == units.size());
