@@ -407,7 +407,9 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     const int vtid = thread_id_x();
     int* const my_state = &loop_state[0][vtid - 128];
     if (my_state[kSlotTile * kStateStride] >= geom[kTiles]) break;
-    const int cw = vtid / 128 - 1;               // consumer index
+    // The consumer index, from a fresh thread-index read (0 at compile time with one consumer).
+    auto consumer_index = [] { return kConsumers == 1 ? 0 : static_cast<int>(thread_id_x()) / 128 - 1; };
+    const int cw = consumer_index();
     const int ctid = vtid % 128;                 // thread within the warpgroup
     const int warp = ctid / 32, lane = ctid % 32;
     const int g = lane / 4, t = lane % 4;
@@ -418,7 +420,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       if (lane == 0) mbarrier_arrive(bar);
     };
     // The consumer's Q "empty" barrier, from a fresh thread-index read (see desc_q in issue_qk).
-    auto empty_q_addr = [&] { return smem_u32(&empty_q[0]) + 8 * (thread_id_x() / 128 - 1); };
+    auto empty_q_addr = [&] { return smem_u32(&empty_q[0]) + 8 * consumer_index(); };
     // Ping-pong: consumer c issues its wgmmas after named barrier kTurnBarrier + c completes and then
     // arrives on the other's. Both consumers take kv_blocks + 1 turns per tile; consumer 1 pre-arrives
     // on consumer 0's barrier (0 goes first) and skips the arrival after its last turn, so every
@@ -443,7 +445,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     // This consumer's Q term / K term of ring slot `slot`, from a fresh thread-index read: a
     // descriptor kept live through the main loop would cost two of its registers.
     auto desc_q_term = [&](int term) {
-      return make_kmajor_desc(sQ + (thread_id_x() / 128 - 1) * kQBytes + term * kQTermBytes, kQKSwizzle);
+      return make_kmajor_desc(sQ + consumer_index() * kQBytes + term * kQTermBytes, kQKSwizzle);
     };
     auto desc_k_term = [&](int slot, int term) {
       return make_kmajor_desc(sK + slot * kKBytes + term * kKTermBytes, kQKSwizzle);
