@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the wgmma kernel's small-shape GPU test under compute-sanitizer's memcheck, racecheck and
-# synccheck, then the varlen test under memcheck and the precise mode's small shapes under memcheck
+# Runs the wgmma kernel's small-shape GPU test (FP8, f16 and two-term forms) under compute-sanitizer's
+# memcheck, racecheck and synccheck, then the varlen test under memcheck and the precise mode's small shapes under memcheck
 # and racecheck (an H100 with the CUDA tools on PATH, a build in ./build). Prints one line per tool
 # and exits non-zero if any tool reports an error. Logs go to $OUT (or ./gpu-out).
 set -uo pipefail
@@ -26,9 +26,10 @@ sanitize() {
   done
 }
 sanitize "" "attn_wgmma: small shapes*" memcheck racecheck synccheck
-# The varlen path (packed batches through the runtime; on sm_90a the FP8 cases run the wgmma
+# The varlen path (packed batches through the runtime; on sm_90a the D 64/128 cases run the wgmma
 # kernel with per-sequence tiles).
 sanitize varlen "attention_varlen equals*" memcheck
-# The precise mode (two-term int8 Q/K on the portable kernel), small shapes.
+# The precise mode (two-term int8 Q/K), small shapes on every head dim: on sm_90a D 64/128 run the
+# wgmma kernel, 96/256 the portable one.
 sanitize precise "precise mode*" memcheck racecheck
 exit $status
