@@ -2,7 +2,8 @@
 """Speed of sagejit attention beside PyTorch SDPA (cuDNN and FLASH), same card, same run
 (DESIGN.md §3).
 
-Shapes: B=4; H=32·D=128 and H=64·D=64 (H=16·D=256 with --d256); S in 1k..16k (32k with --long);
+Shapes: B=4; H=32·D=128 and H=64·D=64 (H=32·D=96 with --d96, H=16·D=256 with --d256); S in 1k..16k
+(32k with --long);
 causal and not; fp16. TOPS = 4·B·H·S²·D / t, halved for causal.
 
 Columns:
@@ -169,6 +170,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", help="write the rows and the environment here")
     ap.add_argument("--long", action="store_true", help="also S = 32k")
+    ap.add_argument("--d96", action="store_true", help="also H=32, D=96")
     ap.add_argument("--d256", action="store_true", help="also H=16, D=256")
     ap.add_argument("--seq", type=int, action="append", help="only these S (repeatable)")
     ap.add_argument("--batch", type=int, default=4)
@@ -206,7 +208,7 @@ def main():
     flush_buf = torch.empty(L2_FLUSH_BYTES, dtype=torch.uint8, device="cuda")
     flush = flush_buf.zero_
 
-    head_configs = [(32, 128), (64, 64)] + ([(16, 256)] if args.d256 else [])
+    head_configs = [(32, 128), (64, 64)] + ([(32, 96)] if args.d96 else []) + ([(16, 256)] if args.d256 else [])
     seqs = args.seq or ([1024, 2048, 4096, 8192, 16384] + ([32768] if args.long else []))
     rows = []
     for H, D in head_configs:

@@ -187,12 +187,16 @@ void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, c
   if (r.spec.family == AttnFamily::wgmma) {
     // TMA descriptors over the quantized workspace (encoded on the host: no allocation, no sync).
     const int D = p.head_dim;
-    const CUtensorMapSwizzle qk_swizzle = D == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
+    const int qk_box = kernels::attn_wgmma_qk_box_bytes(D);  // Q/K boxes: their swizzle span
+    const CUtensorMapSwizzle qk_swizzle = qk_box == 128  ? CU_TENSOR_MAP_SWIZZLE_128B
+                                          : qk_box == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
+                                                         : CU_TENSOR_MAP_SWIZZLE_32B;
     const auto bh_q = std::uint64_t(p.batch) * p.heads_q, bh_kv = std::uint64_t(p.batch) * p.heads_kv;
-    // Q and K rows hold qk_terms·D bytes (two-term: value, residual), read in boxes of D.
+    // Q and K rows hold qk_terms·D bytes (two-term: value, residual), read in boxes of qk_box bytes.
     const std::uint64_t row = std::uint64_t(r.spec.qk_terms()) * D;
-    CUtensorMap map_q = tensor_map_u8(qkv.q, row, bh_q * p.seq_q_pad, row, D, kernels::kWgmmaRowsPerWg, qk_swizzle);
-    CUtensorMap map_k = tensor_map_u8(qkv.k, row, bh_kv * p.seq_kv_pad, row, D, kernels::kWgmmaCtaK, qk_swizzle);
+    CUtensorMap map_q =
+        tensor_map_u8(qkv.q, row, bh_q * p.seq_q_pad, row, qk_box, kernels::kWgmmaRowsPerWg, qk_swizzle);
+    CUtensorMap map_k = tensor_map_u8(qkv.k, row, bh_kv * p.seq_kv_pad, row, qk_box, kernels::kWgmmaCtaK, qk_swizzle);
     // FP8 P·V reads the quantized, channel-major V; f16 P·V the caller's V as it is (64-channel boxes).
     CUtensorMap map_v = r.quant.quantize_v ? tensor_map_u8(qkv.v, p.seq_kv_pad, bh_kv * D, p.seq_kv_pad,
                                                            kernels::kWgmmaCtaK, D, CU_TENSOR_MAP_SWIZZLE_128B)

@@ -138,6 +138,12 @@ __host__ __device__ constexpr int attn_smem_bytes(int head_dim, int cta_q, int c
 // consumers run 1 CTA per SM (ping-pong between them is optional).
 constexpr int kWgmmaRowsPerWg = 64;  // query rows per consumer warpgroup (wgmma M); warp_q 16
 constexpr int kWgmmaCtaK = 128;      // keys per K/V block == the quantizer's block_k == warp_k
+// Q and K rows are read in TMA boxes as wide as their swizzle span: D = 128 one 128B-swizzled box,
+// 64 one 64B box, 96 three 32B boxes (96 bytes is no swizzle span; each 32B box is one k32 step).
+__host__ __device__ constexpr int attn_wgmma_qk_box_bytes(int head_dim) {
+  return head_dim == 128 ? 128 : head_dim == 64 ? 64 : 32;
+}
+
 // The tile of ones the row sums multiply by (B of P̃ · 1): e4m3 8 × 128, or f16 16 key rows of 64
 // (one MN-major k16 step, two 1024-byte swizzle atoms).
 __host__ __device__ constexpr int attn_wgmma_ones_bytes(bool pv_f16) { return pv_f16 ? 2048 : 8 * kWgmmaCtaK; }

@@ -59,13 +59,14 @@
 //   Tensor maps (cuTensorMapEncodeTiled, 2-D, uint8, zero OOB fill, interleave none), over the
 //   quantized workspace of quant_layout.cuh quantized with block_q = cta_q, warp_q 16, block_k 128,
 //   warp_k 128, per_thread, int8 Q/K, FP8 V:
-//     tma_q: dims {D, B·Hq·seq_q_pad},  row stride D bytes,          box {D, 64}
-//     tma_k: dims {D, B·Hkv·seq_kv_pad}, row stride D bytes,         box {D, 128}
+//     tma_q: dims {T·D, B·Hq·seq_q_pad},  row stride T·D bytes,      box {W, 64}
+//     tma_k: dims {T·D, B·Hkv·seq_kv_pad}, row stride T·D bytes,     box {W, 128}
+//   (T = qk_terms, W = attn_wgmma_qk_box_bytes(D): D for 64 and 128, 32 for 96)
 //     tma_v: dims {seq_kv_pad, B·Hkv·D}, row stride seq_kv_pad bytes, box {128, D} (pv_f16: see below)
-//   swizzle: Q and K 128B for D = 128, 64B for D = 64 (the row length in bytes); V always 128B.
+//   swizzle: Q and K W bytes (128B, 64B, 32B); V always 128B.
 //
 // Cfg (every member static constexpr; AttnWgmmaCfg below is the ready-made one):
-//   int  head_dim   64 or 128
+//   int  head_dim   64, 96 (FP8 P·V, one term) or 128
 //   int  consumers  consumer warpgroups, 1 or 2 (cta_q = 64·consumers; one consumer runs 2 CTAs/SM)
 //   int  stages     K/V ring depth, >= 2
 //   int  mask       0 none, 1 causal top-left (i sees j <= i), 2 causal bottom-right
@@ -215,7 +216,9 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr int kPVSteps = kCtaK / (kPvF16 ? 16 : 32);  // k32 (e4m3) or k16 (f16) steps of P·V
   constexpr int kSRegs = kCtaK / 2;          // S accumulators per thread (m64n128)
   constexpr int kORegs = kD / 2;             // O accumulators per thread (m64nD)
-  constexpr Swizzle kQKSwizzle = kD == 128 ? Swizzle::b128 : Swizzle::b64;
+  // Q and K in boxes of their swizzle span (attn_wgmma_qk_box_bytes): one box, or three 32B boxes at D = 96.
+  constexpr int kQKBox = attn_wgmma_qk_box_bytes(kD), kQKBoxes = kD / kQKBox;
+  constexpr Swizzle kQKSwizzle = kQKBox == 128 ? Swizzle::b128 : kQKBox == 64 ? Swizzle::b64 : Swizzle::b32;
   constexpr int kTerms = Cfg::qk_terms;
   constexpr int kFine = kTerms == 2 ? static_cast<int>(layout::kResidualScale) : 1;  // S in fine steps
   constexpr u32 kQTermBytes = kRowsPerWg * kD, kKTermBytes = kCtaK * kD;  // one term of a Q tile / K block
@@ -230,7 +233,8 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr u32 kTurnBarrier = 1;                    // named barriers 1, 2: the ping-pong turns
   using Regs = AttnWgmmaRegs<kConsumers>;
   constexpr bool kPingPong = kConsumers == 2 && Cfg::pingpong;
-  static_assert(kD == 64 || kD == 128, "attention_wgmma: head_dim 64 or 128");
+  static_assert(kD == 64 || kD == 96 || kD == 128, "attention_wgmma: head_dim 64, 96 or 128");
+  static_assert(kD % 64 == 0 || (!kPvF16 && kTerms == 1), "head_dim 96: FP8 P·V and one-term Q/K only");
   static_assert(kConsumers == 1 || kConsumers == 2, "attention_wgmma: 1 or 2 consumer warpgroups");
   static_assert(kStages >= 2, "stages >= 2");
   static_assert(!kPvF16 || Cfg::rowsum_mma, "the f16 P·V form takes its row sums from the tensor cores");
@@ -337,8 +341,11 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
           mbarrier_arrive_expect_tx(smem_u32(&full_q[c]), kQBytes);
 #pragma unroll
           for (int term = 0; term < kTerms; ++term) {
-            tma_load_2d(sQ + c * kQBytes + term * kQTermBytes, tma_q, smem_u32(&full_q[c]), term * kD,
-                        q_row + kRowsPerWg * c);
+#pragma unroll
+            for (int box = 0; box < kQKBoxes; ++box) {
+              tma_load_2d(sQ + c * kQBytes + term * kQTermBytes + box * kRowsPerWg * kQKBox, tma_q,
+                          smem_u32(&full_q[c]), term * kD + box * kQKBox, q_row + kRowsPerWg * c);
+            }
           }
         }
         // Buffer n % 2 was last read by the epilogue of tile n − 2 (use n / 2 − 1 of the buffer);
@@ -356,8 +363,11 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
           mbarrier_arrive_expect_tx(smem_u32(&full_k[s]), kKBytes);
 #pragma unroll
           for (int term = 0; term < kTerms; ++term) {
-            tma_load_2d(sK + s * kKBytes + term * kKTermBytes, tma_k, smem_u32(&full_k[s]), term * kD,
-                        k_row0 + j * kCtaK);
+#pragma unroll
+            for (int box = 0; box < kQKBoxes; ++box) {
+              tma_load_2d(sK + s * kKBytes + term * kKTermBytes + box * kCtaK * kQKBox, tma_k, smem_u32(&full_k[s]),
+                          term * kD + box * kQKBox, k_row0 + j * kCtaK);
+            }
           }
           if (kb >= kStages) mbarrier_wait_parity(smem_u32(&empty_v[s]), free_parity);
           mbarrier_arrive_expect_tx(smem_u32(&full_v[s]), kVBytes);
@@ -450,10 +460,14 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     auto desc_k_term = [&](int slot, int term) {
       return make_kmajor_desc(sK + slot * kKBytes + term * kKTermBytes, kQKSwizzle);
     };
+    // k-step ks reads 32 bytes of K: inside the one box, or box (32·ks) / kQKBox of `rows` rows.
+    auto qk_step = [&](u64 desc, int rows, int ks) {
+      return desc_advance(desc, (32 * ks) / kQKBox * rows * kQKBox + (32 * ks) % kQKBox);
+    };
     auto qk_product = [&](i32 (&acc)[kSRegs], u64 desc_q, u64 desc_k) {
 #pragma unroll
       for (int ks = 0; ks < kQKSteps; ++ks) {
-        wgmma_s8_ss<kCtaK>(acc, desc_advance(desc_q, 32 * ks), desc_advance(desc_k, 32 * ks), true);
+        wgmma_s8_ss<kCtaK>(acc, qk_step(desc_q, kRowsPerWg, ks), qk_step(desc_k, kCtaK, ks), true);
       }
     };
     auto issue_qk = [&](int slot, i32 (&acc)[kSRegs]) {

@@ -326,7 +326,8 @@ __device__ __forceinline__ void fence_operands(u32 (&r)[Count]) {
 //   f16 / bf16:  K = 16, A from registers (the m16n8k16 fragment per warp, pack_p_f16), B MN-major from a
 //         descriptor (make_mn_major_desc_b128; transpose-b = 1); f32 accumulators at full precision,
 //         so P·V may accumulate straight into O.
-// Generated operand lists (one register per accumulator): N = 64, 128, 256 (and 8 for the row sums).
+// Generated operand lists (one register per accumulator): N = 64, 128, 256 (and 8 for the row sums,
+// 96 for e4m3 P·V at head dim 96).
 
 __device__ __forceinline__ void wgmma_m64n64k32_s8_ss(i32 (&d)[32], u64 desc_a, u64 desc_b,
                                                           bool accumulate) {
@@ -400,9 +401,9 @@ __device__ __forceinline__ void wgmma_m64n256k32_s8_ss(i32 (&d)[128], u64 desc_a
       : "l"(desc_a), "l"(desc_b), "r"(static_cast<int>(accumulate)));
 }
 
-// Register-A wgmmas (e4m3 k32 and f16 k16) with f32 accumulators: the asm body for N = 8 … 256, the
-// instruction string and its trailing immediates (scale-a, scale-b[, transpose-b]) given. Generated
-// operand lists: one register per accumulator.
+// Register-A wgmmas (e4m3 k32 and f16 k16) with f32 accumulators: the asm body for N = 8, 64, 96,
+// 128, 256, the instruction string and its trailing immediates (scale-a, scale-b[, transpose-b])
+// given. Generated operand lists: one register per accumulator.
 #define SAGEJIT_WGMMA_RS_N8(INSTR, TAIL)                                                            \
   asm volatile(                                                                                     \
       "{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n" INSTR " {"                                        \
@@ -423,6 +424,22 @@ __device__ __forceinline__ void wgmma_m64n256k32_s8_ss(i32 (&d)[128], u64 desc_a
       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),   \
       "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
       "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])  \
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(static_cast<int>(accumulate)))
+
+#define SAGEJIT_WGMMA_RS_N96(INSTR, TAIL)                                                                     \
+  asm volatile(                                                                                               \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %53, 0;\n" INSTR " {"                                                 \
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                                \
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "                      \
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47"                        \
+      "}, {%48, %49, %50, %51}, %52, p, " TAIL ";\n}\n"                                                       \
+      :                                                                                                       \
+      "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),         \
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),   \
+      "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+      "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+      "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+      "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47])  \
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(static_cast<int>(accumulate)))
 
 #define SAGEJIT_WGMMA_RS_N128(INSTR, TAIL)                                                                    \
@@ -483,6 +500,10 @@ __device__ __forceinline__ void wgmma_m64n64k32_e4m3_rs(float (&d)[32], const u3
                                                         bool accumulate) {
   SAGEJIT_WGMMA_RS_N64("wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3", "1, 1");
 }
+__device__ __forceinline__ void wgmma_m64n96k32_e4m3_rs(float (&d)[48], const u32 (&a)[4], u64 desc_b,
+                                                       bool accumulate) {
+  SAGEJIT_WGMMA_RS_N96("wgmma.mma_async.sync.aligned.m64n96k32.f32.e4m3.e4m3", "1, 1");
+}
 __device__ __forceinline__ void wgmma_m64n128k32_e4m3_rs(float (&d)[64], const u32 (&a)[4], u64 desc_b,
                                                         bool accumulate) {
   SAGEJIT_WGMMA_RS_N128("wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3", "1, 1");
@@ -528,6 +549,7 @@ __device__ __forceinline__ void wgmma_m64n256k16_bf16_rs_bmn(float (&d)[128], co
 
 #undef SAGEJIT_WGMMA_RS_N8
 #undef SAGEJIT_WGMMA_RS_N64
+#undef SAGEJIT_WGMMA_RS_N96
 #undef SAGEJIT_WGMMA_RS_N128
 #undef SAGEJIT_WGMMA_RS_N256
 
@@ -542,9 +564,11 @@ __device__ __forceinline__ void wgmma_s8_ss(i32 (&d)[N / 2], u64 desc_a, u64 des
 template <int N>
 __device__ __forceinline__ void wgmma_e4m3_rs(float (&d)[N / 2], const u32 (&a)[4], u64 desc_b,
                                               bool accumulate) {
-  static_assert(N == 8 || N == 64 || N == 128 || N == 256, "wgmma e4m3 wrappers exist for N = 8, 64, 128, 256");
+  static_assert(N == 8 || N == 64 || N == 96 || N == 128 || N == 256,
+                "wgmma e4m3 wrappers exist for N = 8, 64, 96, 128, 256");
   if constexpr (N == 8) wgmma_m64n8k32_e4m3_rs(d, a, desc_b, accumulate);
   else if constexpr (N == 64) wgmma_m64n64k32_e4m3_rs(d, a, desc_b, accumulate);
+  else if constexpr (N == 96) wgmma_m64n96k32_e4m3_rs(d, a, desc_b, accumulate);
   else if constexpr (N == 128) wgmma_m64n128k32_e4m3_rs(d, a, desc_b, accumulate);
   else wgmma_m64n256k32_e4m3_rs(d, a, desc_b, accumulate);
 }

@@ -125,11 +125,15 @@ struct Problem {
     p.seq_q = c.seq_q, p.seq_kv = c.seq_kv, p.seq_q_pad = quant.seq_q_pad, p.seq_kv_pad = quant.seq_kv_pad;
     p.sm_scale = 1.0f / std::sqrt(static_cast<float>(D));
 
-    const CUtensorMapSwizzle qk_swizzle = D == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
+    const int qk_box = kernels::attn_wgmma_qk_box_bytes(D);  // D = 96: three 32B boxes
+    const CUtensorMapSwizzle qk_swizzle = qk_box == 128  ? CU_TENSOR_MAP_SWIZZLE_128B
+                                          : qk_box == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
+                                                         : CU_TENSOR_MAP_SWIZZLE_32B;
     const std::uint64_t row = std::uint64_t(c.qk_terms) * D;  // two terms: value, residual
-    map_q = tensor_map_u8(quant.q, row, std::uint64_t(B) * c.heads_q * quant.seq_q_pad, row, D,
+    map_q = tensor_map_u8(quant.q, row, std::uint64_t(B) * c.heads_q * quant.seq_q_pad, row, qk_box,
                           kernels::kWgmmaRowsPerWg, qk_swizzle);
-    map_k = tensor_map_u8(quant.k, row, std::uint64_t(B) * c.heads_kv * quant.seq_kv_pad, row, D, kCtaK, qk_swizzle);
+    map_k = tensor_map_u8(quant.k, row, std::uint64_t(B) * c.heads_kv * quant.seq_kv_pad, row, qk_box, kCtaK,
+                          qk_swizzle);
     map_v = c.pv_f16 ? tensor_map_rows_b128(tv, 64, kCtaK)
                      : tensor_map_u8(quant.v, quant.seq_kv_pad, std::uint64_t(B) * c.heads_kv * D, quant.seq_kv_pad,
                                      kCtaK, D, CU_TENSOR_MAP_SWIZZLE_128B);
@@ -289,6 +293,14 @@ TEST_CASE("attn_wgmma: the sm_90a TMA + wgmma kernel matches the float64 referen
   Case one;  // one consumer warpgroup (2 CTAs per SM), D = 64, odd tail rows
   one.consumers = 1, one.head_dim = 64, one.seq_q = 1000, one.seq_kv = 1500, one.mask = 2, one.seed = seed++;
   run_accuracy(one);
+  Case d96;  // D = 96: three 32B-swizzled Q/K boxes, P·V with N = 96
+  d96.head_dim = 96, d96.stages = 4, d96.persistent = true, d96.seq_q = d96.seq_kv = 1000, d96.seed = seed++;
+  run_accuracy(d96);
+  d96.mask = 2, d96.heads_q = 4, d96.heads_kv = 2, d96.seq_q = 700, d96.seq_kv = 1100, d96.persistent_ctas = 3;
+  d96.seed = seed++;
+  run_accuracy(d96);
+  d96.consumers = 1, d96.stages = 3, d96.mask = 1, d96.persistent = false, d96.seed = seed++;
+  run_accuracy(d96);
   Case tail;  // the second consumer of the last tile has no rows (Sq % 128 <= 64)
   tail.seq_q = 1030, tail.seq_kv = 777, tail.seed = seed++;
   run_accuracy(tail);
@@ -403,6 +415,9 @@ TEST_CASE("attn_wgmma: small shapes (the compute-sanitizer set)" * test::needs_h
   run_accuracy(loop);
   loop.pv_f16 = true, loop.seq_kv = 300, loop.mask = 2, loop.seed = seed++;  // f16 P·V, V rows past Skv
   run_accuracy(loop);
+  Case d96;  // D = 96, tail rows and keys
+  d96.head_dim = 96, d96.seq_q = 150, d96.seq_kv = 200, d96.mask = 2, d96.stages = 3, d96.seed = seed++;
+  run_accuracy(d96);
   Case f16;  // f16 P·V, one consumer, D = 64
   f16.pv_f16 = true, f16.consumers = 1, f16.head_dim = 64, f16.seq_q = 130, f16.seq_kv = 129, f16.stages = 3;
   f16.seed = seed++;

@@ -382,9 +382,14 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK(u.source.find("#include \"attn_wgmma.cuh\"") != std::string::npos);
   CHECK(u.name_expression == "&sagejit::kernels::attention_wgmma<Config>");
   AttnSpec bad = w;
-  bad.head_dim = 96;
+  bad.head_dim = 256;
   CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `family`: wgmma needs sm_90a, head_dim 64 or 128"),
                        InvalidArgument);
+  AttnSpec d96 = w;  // head dim 96: three 32B-swizzled Q/K boxes, FP8 P·V only
+  d96.head_dim = 96;
+  CHECK_NOTHROW(d96.validate());
+  d96.quant.pv = PvType::f16;
+  CHECK_THROWS_WITH_AS(d96.validate(), doctest::Contains("argument `family`"), InvalidArgument);
   bad = w;
   bad.arch = parse_arch("sm_89");
   CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `family`"), InvalidArgument);

@@ -1,7 +1,7 @@
 // templates/attn_wgmma.cuh (the Hopper wgmma attention kernel) compiles with NVRTC for sm_90a with no
 // register spills and no stack frame, for a representative set of the variants the GPU test runs
 // (both head dims, all masks, LSE on and off, 2 and 4 stages, one and two consumers, persistent or
-// not, FP8 and f16/bf16 P·V, one- and two-term Q/K; no GPU needed).
+// not, FP8 and f16/bf16 P·V, one- and two-term Q/K, head dim 96; no GPU needed).
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -40,6 +40,13 @@ TEST_CASE("attn_wgmma: the sm_90a kernel compiles without spills or stack, at it
     add(d, 2, 3, 1, true, true, false, true);
     add(d, 2, 3, 2, true, true, true, true);
     if (d == 64) add(d, 1, 3, 1, true, true, false, true);
+    // head dim 96 (three 32B Q/K boxes, N = 96 P·V), FP8 only
+    if (d == 128) {
+      add(96, 2, 4, 0, false, true);
+      add(96, 2, 4, 1, true, true);
+      add(96, 2, 4, 2, true, true, true);
+      add(96, 1, 3, 1, true, true);
+    }
     // two-term int8 Q/K (the precise mode)
     add(d, 2, 2, 0, false, true, false, true, 2);
     add(d, 2, 2, 2, true, true, true, true, 2);
