@@ -16,9 +16,13 @@ export PYTHONPATH=$PWD/python SAGEJIT_LIBRARY=$PWD/build/libsagejit.so PYTHONUNB
 if [ "${SKIP_ATTN_BENCH:-0}" != 1 ]; then
   python3 bench/attn_accuracy.py --json "$out/attn_accuracy.json" 2>&1 | tee "$out/attn_accuracy.txt" || status=1
   python3 bench/attn_bench.py --json "$out/attn_bench.json" 2>&1 | tee "$out/attn_bench.txt" || status=1
-  # The precise mode (two-term INT8 QKᵀ, f16 P·V) at three lengths.
+  # The precise mode (two-term INT8 QKᵀ, f16 P·V), INT8 + f16 P·V, and head dim 96, at three lengths.
   python3 bench/attn_bench.py --qk int8x2 --pv f16 --seq 1024 --seq 4096 --seq 16384 \
     --json "$out/attn_bench_precise.json" 2>&1 | tee "$out/attn_bench_precise.txt" || status=1
+  python3 bench/attn_bench.py --pv f16 --seq 1024 --seq 4096 --seq 16384 \
+    --json "$out/attn_bench_f16.json" 2>&1 | tee "$out/attn_bench_f16.txt" || status=1
+  python3 bench/attn_bench.py --d96 --seq 1024 --seq 4096 --seq 16384 \
+    --json "$out/attn_bench_d96.json" 2>&1 | tee "$out/attn_bench_d96.txt" || status=1
 fi
 echo "=== summary ==="
 grep -E "^\[doctest\] (test cases|assertions)" "$out/gpu_tests.log"
