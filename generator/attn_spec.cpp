@@ -96,8 +96,8 @@ std::string AttnTile::name() const {
 
 std::string_view name(AttnFamily f) { return f == AttnFamily::mma ? "mma" : "wgmma"; }
 
-AttnTile wgmma_tile(int consumers, int stages, bool persistent) {
-  return AttnTile{kernels::kWgmmaRowsPerWg * consumers, kernels::kWgmmaCtaK, 4 * consumers, stages,
+AttnTile wgmma_tile(int consumers, int stages, bool persistent, int cta_k) {
+  return AttnTile{kernels::kWgmmaRowsPerWg * consumers, cta_k, 4 * consumers, stages,
                   kernels::attn_wgmma_min_ctas(consumers), persistent};
 }
 
@@ -112,6 +112,9 @@ AttnTile wgmma_default_tile(int head_dim, PvType pv, QuantType qk) {
   // f16 P·V (`sagejit tune`, H200, B4 S4096): D = 128 3 stages 1.721 ms, 4 stages 1.738, 2 stages 1.750
   // (causal: 0.961 / 0.967 / 0.965); D = 64 H64 one consumer: 2 stages 2.754, 4 stages 2.773, 3 stages 2.815
   // (within 2%: kept as for FP8).
+  // Head dim 256 (16-bit P·V): blocks of 64 keys; 48 KiB per stage (f16), 3 stages (H200, B4 H16 S4096:
+  // 1.509 ms, 2 stages 1.638, persistent both; causal 0.836 / 0.859); two-term 2 stages (2.231 ms).
+  if (head_dim == 256) return qk == QuantType::int8x2 ? wgmma_tile(2, 2, true, 64) : wgmma_tile(2, 3, true, 64);
   // Two-term Q/K doubles the Q tile and the K blocks: D = 128 fits 2 stages.
   if (qk == QuantType::int8x2) return head_dim == 64 ? wgmma_tile(1, 3, true) : wgmma_tile(2, 2, true);
   if (pv == PvType::f16) return head_dim == 64 ? wgmma_tile(1, 3, true) : wgmma_tile(2, 3, true);
@@ -126,9 +129,11 @@ bool wgmma_supports(const AttnSpec& s) {
   const bool quant = s.quant.qk == QuantType::int8 ? s.quant.pv == PvType::fp8_e4m3 || s.quant.pv == PvType::f16
                                                    : s.quant.qk == QuantType::int8x2 && s.quant.pv == PvType::f16;
   // Head dim 96 (three 32B-swizzled Q/K boxes) with FP8 P·V only: its f16 V would need 64B-swizzled
-  // MN-major boxes the kernel does not build.
+  // MN-major boxes the kernel does not build. Head dim 256 with 16-bit P·V only: FP8 P·V would need a
+  // 128-register temporary beside O's 128.
   const bool dim = s.head_dim == 64 || s.head_dim == 128 ||
-                   (s.head_dim == 96 && s.quant.qk == QuantType::int8 && s.quant.pv == PvType::fp8_e4m3);
+                   (s.head_dim == 96 && s.quant.qk == QuantType::int8 && s.quant.pv == PvType::fp8_e4m3) ||
+                   (s.head_dim == 256 && s.quant.pv == PvType::f16);
   return s.arch.number() == 90 && dim && quant && s.quant.granularity == layout::Granularity::per_thread &&
          !s.quant.smooth_q;
 }
@@ -141,7 +146,7 @@ int AttnSpec::threads() const {
 int AttnSpec::shared_bytes() const {
   if (family == AttnFamily::wgmma) {
     return kernels::attn_wgmma_smem_bytes(head_dim, tile.cta_q / 64, tile.stages, quant.pv == PvType::f16,
-                                          qk_terms());
+                                          qk_terms(), tile.cta_k);
   }
   return kernels::attn_smem_bytes(head_dim, tile.cta_q, tile.cta_k, tile.stages, qk_storage_bits(quant.qk),
                                   quant.pv == PvType::fp8_e4m3, quant.smooth_q);
@@ -158,15 +163,25 @@ std::uint64_t AttnSpec::hash() const { return fnv1a64(canonical_name()); }
 void AttnSpec::validate() const {
   if (family == AttnFamily::wgmma) {
     if (!wgmma_supports(*this)) {
-      throw InvalidArgument("family", fmt::format("wgmma needs sm_90a, head_dim 64 or 128 (96 with fp8 P·V), int8 QK "
-                                                  "with fp8 or f16 P·V or int8x2 QK with f16 P·V, "
+      throw InvalidArgument("family", fmt::format("wgmma needs sm_90a, head_dim 64 or 128 (96 with fp8 P·V, 256 with "
+                                                  "f16 P·V), int8 QK with fp8 or f16 P·V or int8x2 QK with f16 P·V, "
                                                   "per_thread scales and no Q smoothing (got {})",
                                                   canonical_name()));
     }
     const int consumers = tile.cta_q / kernels::kWgmmaRowsPerWg;
-    if ((tile.cta_q != 64 && tile.cta_q != 128) || tile != wgmma_tile(consumers, tile.stages, tile.persistent)) {
+    if ((tile.cta_q != 64 && tile.cta_q != 128) || (tile.cta_k != 64 && tile.cta_k != 128) ||
+        tile != wgmma_tile(consumers, tile.stages, tile.persistent, tile.cta_k)) {
       throw InvalidArgument("tile", fmt::format("the wgmma kernel's tiles are 64x128w4 (one consumer warpgroup, "
-                                                "min_ctas_per_sm 2) and 128x128w8 (two, min_ctas_per_sm 1) "
+                                                "min_ctas_per_sm 2) and 128x128w8 (two, min_ctas_per_sm 1), or "
+                                                "the same with 64 keys per block (got {})", tile.name()));
+    }
+    // Head dim 256: O holds 128 registers per thread, so S gets 64 keys, and the one-consumer launch
+    // budget (128 registers, what ptxas compiles for) cannot hold the m64n256 wgmma at all.
+    if (head_dim == 256 && tile.cta_k != 64) {
+      throw InvalidArgument("tile.cta_k", fmt::format("must be 64 for wgmma at head_dim 256 (got {})", tile.cta_k));
+    }
+    if (head_dim == 256 && consumers != 2) {
+      throw InvalidArgument("tile", fmt::format("wgmma at head_dim 256 needs two consumer warpgroups, 128x64w8 "
                                                 "(got {})", tile.name()));
     }
     if (tile.stages < 2 || tile.stages > 4) {
@@ -303,10 +318,11 @@ GeneratedUnit AttnSpec::generate() const {
         "  static constexpr bool rowsum_mma = true;\n"
         "  static constexpr bool pv_f16 = {};\n"
         "  static constexpr int qk_terms = {};\n"
+        "  static constexpr int cta_k = {};\n"
         "}};\n",
         unit.spec_name, kGeneratorVersion, head_dim, tile.cta_q / kernels::kWgmmaRowsPerWg, tile.stages,
         mask_code(mask), mask_meaning(mask), out.lse, tile.persistent, out.dtype == DType::bf16,
-        quant.pv == PvType::f16, qk_terms());
+        quant.pv == PvType::f16, qk_terms(), tile.cta_k);
     unit.name_expression = "&sagejit::kernels::attention_wgmma<Config>";
     return unit;
   }
@@ -478,8 +494,8 @@ std::vector<AttnSpec> representative_attn_specs(const Arch& arch) {
   // and f16 P·V (the latter also with bf16 output, whose P and V are bf16).
   if (arch.number() == 90) {
     for (PvType pv : {PvType::fp8_e4m3, PvType::f16}) {
-      for (int d : {64, 96, 128}) {
-        if (d == 96 && pv == PvType::f16) continue;  // wgmma_supports: FP8 P·V only
+      for (int d : {64, 96, 128, 256}) {
+        if ((d == 96 && pv == PvType::f16) || (d == 256 && pv != PvType::f16)) continue;  // wgmma_supports
         for (Mask m : {Mask::none, Mask::causal_top_left}) {
           AttnSpec w;
           w.family = AttnFamily::wgmma;

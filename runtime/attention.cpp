@@ -196,11 +196,13 @@ void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, c
     const std::uint64_t row = std::uint64_t(r.spec.qk_terms()) * D;
     CUtensorMap map_q =
         tensor_map_u8(qkv.q, row, bh_q * p.seq_q_pad, row, qk_box, kernels::kWgmmaRowsPerWg, qk_swizzle);
-    CUtensorMap map_k = tensor_map_u8(qkv.k, row, bh_kv * p.seq_kv_pad, row, qk_box, kernels::kWgmmaCtaK, qk_swizzle);
+    CUtensorMap map_k = tensor_map_u8(qkv.k, row, bh_kv * p.seq_kv_pad, row, qk_box, t.cta_k, qk_swizzle);
     // FP8 P·V reads the quantized, channel-major V; f16 P·V the caller's V as it is (64-channel boxes).
-    CUtensorMap map_v = r.quant.quantize_v ? tensor_map_u8(qkv.v, p.seq_kv_pad, bh_kv * D, p.seq_kv_pad,
-                                                           kernels::kWgmmaCtaK, D, CU_TENSOR_MAP_SWIZZLE_128B)
-                                           : tensor_map_rows_b128(v, 64, kernels::kWgmmaCtaK);
+    // (FP8 V rows are cta_k bytes, swizzled by their length.)
+    CUtensorMap map_v = r.quant.quantize_v
+                            ? tensor_map_u8(qkv.v, p.seq_kv_pad, bh_kv * D, p.seq_kv_pad, t.cta_k, D,
+                                            t.cta_k == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B)
+                            : tensor_map_rows_b128(v, 64, t.cta_k);
     void* args[] = {&a, &map_q, &map_k, &map_v};
     const bool causal = r.spec.mask != Mask::none;
     const int q_slots = kernels::attn_wgmma_q_slots(static_cast<int>(p.seq_q), t.cta_q, causal);

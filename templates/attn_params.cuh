@@ -137,11 +137,12 @@ __host__ __device__ constexpr int attn_smem_bytes(int head_dim, int cta_q, int c
 // One consumer leaves room for 2 CTAs per SM (so a CTA's softmax overlaps the other's MMAs); two
 // consumers run 1 CTA per SM (ping-pong between them is optional).
 constexpr int kWgmmaRowsPerWg = 64;  // query rows per consumer warpgroup (wgmma M); warp_q 16
-constexpr int kWgmmaCtaK = 128;      // keys per K/V block == the quantizer's block_k == warp_k
+constexpr int kWgmmaCtaK = 128;      // keys per K/V block (the default; 64 at head dim 256) == block_k == warp_k
 // Q and K rows are read in TMA boxes as wide as their swizzle span: D = 128 one 128B-swizzled box,
-// 64 one 64B box, 96 three 32B boxes (96 bytes is no swizzle span; each 32B box is one k32 step).
+// 256 two, 64 one 64B box, 96 three 32B boxes (96 bytes is no swizzle span; each 32B box is one
+// k32 step).
 __host__ __device__ constexpr int attn_wgmma_qk_box_bytes(int head_dim) {
-  return head_dim == 128 ? 128 : head_dim == 64 ? 64 : 32;
+  return head_dim % 128 == 0 ? 128 : head_dim == 64 ? 64 : 32;
 }
 
 // The tile of ones the row sums multiply by (B of P̃ · 1): e4m3 8 × 128, or f16 16 key rows of 64
@@ -159,9 +160,9 @@ __host__ __device__ constexpr int attn_wgmma_min_ctas(int consumers) { return co
 // Dynamic shared memory: Q, the ring of K (int8; two terms: twice) and V (e4m3, or the caller's f16)
 // blocks, the ones tile, the v_scale buffers, and 1 KiB to align the swizzled tiles.
 __host__ __device__ constexpr int attn_wgmma_smem_bytes(int head_dim, int consumers, int stages, bool pv_f16,
-                                                        int qk_terms = 1) {
+                                                        int qk_terms = 1, int cta_k = kWgmmaCtaK) {
   return qk_terms * consumers * kWgmmaRowsPerWg * head_dim +
-         stages * (qk_terms + (pv_f16 ? 2 : 1)) * kWgmmaCtaK * head_dim + attn_wgmma_ones_bytes(pv_f16) +
+         stages * (qk_terms + (pv_f16 ? 2 : 1)) * cta_k * head_dim + attn_wgmma_ones_bytes(pv_f16) +
          attn_wgmma_vscale_bytes(head_dim, pv_f16) + 1024;
 }
 // Static shared memory of the kernel, an upper bound (what ptxas reports, checked by

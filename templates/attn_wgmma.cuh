@@ -66,7 +66,7 @@
 //   swizzle: Q and K W bytes (128B, 64B, 32B); V always 128B.
 //
 // Cfg (every member static constexpr; AttnWgmmaCfg below is the ready-made one):
-//   int  head_dim   64, 96 (FP8 P·V, one term) or 128
+//   int  head_dim   64, 96 (FP8 P·V, one term), 128 or 256 (16-bit P·V)
 //   int  consumers  consumer warpgroups, 1 or 2 (cta_q = 64·consumers; one consumer runs 2 CTAs/SM)
 //   int  stages     K/V ring depth, >= 2
 //   int  mask       0 none, 1 causal top-left (i sees j <= i), 2 causal bottom-right
@@ -80,6 +80,7 @@
 //                   stays, tested, for that comparison)
 //   bool pv_f16     16-bit P·V (below) instead of FP8: f16, or bf16 with out_bf16 (V has the output's dtype)
 //   int  qk_terms   1, or 2: the precise mode's two-term int8 Q/K (below; needs pv_f16, no ping-pong)
+//   int  cta_k      keys per K/V block, 128 or 64 (head dim 256: its ring and registers need 64)
 //
 // The f16 P·V form (Cfg::pv_f16; the pv = f16 mode on sm_90a): V is the caller's f16 tensor itself,
 // not quantized, loaded by TMA through a 4-D map over its own strides (tma_v: dims {D, seq, heads,
@@ -108,7 +109,8 @@
 namespace sagejit::kernels {
 
 template <int HeadDim, int Consumers, int Stages, int Mask, bool WriteLse, bool PingPong = false,
-          bool Persistent = false, bool OutBf16 = false, bool RowSumMma = true, bool PvF16 = false, int QkTerms = 1>
+          bool Persistent = false, bool OutBf16 = false, bool RowSumMma = true, bool PvF16 = false, int QkTerms = 1,
+          int CtaK = 128>
 struct AttnWgmmaCfg {
   static constexpr int head_dim = HeadDim;
   static constexpr int consumers = Consumers;
@@ -121,6 +123,7 @@ struct AttnWgmmaCfg {
   static constexpr bool rowsum_mma = RowSumMma;
   static constexpr bool pv_f16 = PvF16;
   static constexpr int qk_terms = QkTerms;
+  static constexpr int cta_k = CtaK;
 };
 
 // kWgmmaCtaK, attn_wgmma_threads, attn_wgmma_min_ctas and attn_wgmma_smem_bytes live in
@@ -166,7 +169,7 @@ struct AttnWgmmaTile {
   }
 };
 
-template <int CtaQ, int Mask>
+template <int CtaQ, int CtaK, int Mask>
 __device__ __forceinline__ AttnWgmmaTile attn_wgmma_tile(const AttnParams& p, int tile, int q_slots) {
   AttnWgmmaTile w;
   const int qi = tile % q_slots, bh = tile / q_slots;
@@ -190,12 +193,12 @@ __device__ __forceinline__ AttnWgmmaTile attn_wgmma_tile(const AttnParams& p, in
   }
   w.q0 = w.qt * CtaQ;
   if (w.q0 > w.seq_q) w.q0 = w.seq_q;
-  w.kv_blocks = (w.seq_kv + kWgmmaCtaK - 1) / kWgmmaCtaK;
+  w.kv_blocks = (w.seq_kv + CtaK - 1) / CtaK;
   if constexpr (Mask != 0) {
     const int diag = Mask == 2 ? w.seq_kv - w.seq_q : 0;
     const int last_row = (w.q0 + CtaQ < w.seq_q ? w.q0 + CtaQ : w.seq_q) - 1;
     const int last_key = last_row + diag;
-    const int causal_blocks = last_key < 0 ? 0 : last_key / kWgmmaCtaK + 1;
+    const int causal_blocks = last_key < 0 ? 0 : last_key / CtaK + 1;
     w.kv_blocks = causal_blocks < w.kv_blocks ? causal_blocks : w.kv_blocks;
   }
   return w;
@@ -210,11 +213,11 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   using namespace hopper;
   constexpr int kD = Cfg::head_dim, kStages = Cfg::stages, kConsumers = Cfg::consumers;
   constexpr int kRowsPerWg = 64;             // query rows per consumer warpgroup (wgmma M)
-  constexpr int kCtaQ = kRowsPerWg * kConsumers, kCtaK = kWgmmaCtaK;
+  constexpr int kCtaQ = kRowsPerWg * kConsumers, kCtaK = Cfg::cta_k;
   constexpr bool kPvF16 = Cfg::pv_f16;
   constexpr int kQKSteps = kD / 32;          // k32 steps of QKᵀ
   constexpr int kPVSteps = kCtaK / (kPvF16 ? 16 : 32);  // k32 (e4m3) or k16 (f16) steps of P·V
-  constexpr int kSRegs = kCtaK / 2;          // S accumulators per thread (m64n128)
+  constexpr int kSRegs = kCtaK / 2;          // S accumulators per thread (m64n{cta_k})
   constexpr int kORegs = kD / 2;             // O accumulators per thread (m64nD)
   // Q and K in boxes of their swizzle span (attn_wgmma_qk_box_bytes): one box, or three 32B boxes at D = 96.
   constexpr int kQKBox = attn_wgmma_qk_box_bytes(kD), kQKBoxes = kD / kQKBox;
@@ -224,7 +227,9 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr u32 kQTermBytes = kRowsPerWg * kD, kKTermBytes = kCtaK * kD;  // one term of a Q tile / K block
   constexpr u32 kQBytes = kTerms * kQTermBytes, kKBytes = kTerms * kKTermBytes;
   constexpr u32 kVBytes = kD * kCtaK * (kPvF16 ? 2 : 1);
-  constexpr u32 kVBoxBytes = kCtaK * 128;    // f16 V: one TMA box of 128 keys × 64 channels
+  constexpr u32 kVBoxBytes = kCtaK * 128;    // f16 V: one TMA box of cta_k keys × 64 channels
+  // FP8 V: [D × cta_k] channel-major, rows of cta_k bytes, swizzled by their length.
+  constexpr Swizzle kVSwizzle = kCtaK == 128 ? Swizzle::b128 : Swizzle::b64;
   constexpr int kQGroups = layout::q_groups(layout::Granularity::per_thread, kCtaQ, 16);
   constexpr int kKGroups = layout::k_groups(layout::Granularity::per_thread, kCtaK, kCtaK);  // 4
   constexpr float kLog2Fp8Max = 8.807354922057604f;  // log2(448), as attn_mma.cuh
@@ -233,14 +238,18 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr u32 kTurnBarrier = 1;                    // named barriers 1, 2: the ping-pong turns
   using Regs = AttnWgmmaRegs<kConsumers>;
   constexpr bool kPingPong = kConsumers == 2 && Cfg::pingpong;
-  static_assert(kD == 64 || kD == 96 || kD == 128, "attention_wgmma: head_dim 64, 96 or 128");
+  static_assert(kD == 64 || kD == 96 || kD == 128 || kD == 256, "attention_wgmma: head_dim 64, 96, 128 or 256");
+  static_assert(kCtaK == 64 || kCtaK == 128, "attention_wgmma: cta_k 64 or 128");
+  static_assert(kD != 256 || (kPvF16 && kCtaK == 64 && kConsumers == 2),
+                "head_dim 256: 16-bit P·V (O in 128 registers), cta_k 64, two consumers (168-register launch)");
   static_assert(kD % 64 == 0 || (!kPvF16 && kTerms == 1), "head_dim 96: FP8 P·V and one-term Q/K only");
   static_assert(kConsumers == 1 || kConsumers == 2, "attention_wgmma: 1 or 2 consumer warpgroups");
   static_assert(kStages >= 2, "stages >= 2");
   static_assert(!kPvF16 || Cfg::rowsum_mma, "the f16 P·V form takes its row sums from the tensor cores");
   static_assert(kTerms == 1 || (kTerms == 2 && kPvF16 && !Cfg::pingpong), "qk_terms: 1, or 2 with f16 P·V");
   static_assert(Cfg::mask >= 0 && Cfg::mask <= 2, "mask: 0 none, 1 top-left, 2 bottom-right");
-  static_assert(attn_wgmma_smem_bytes(kD, kConsumers, kStages, kPvF16, kTerms) + attn_wgmma_static_smem_bytes(kConsumers) <=
+  static_assert(attn_wgmma_smem_bytes(kD, kConsumers, kStages, kPvF16, kTerms, kCtaK) +
+                    attn_wgmma_static_smem_bytes(kConsumers) <=
                     227 * 1024,
                 "shared memory over 227 KB");
 
@@ -328,7 +337,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       int kb = 0;
       int n = 0;  // non-empty tiles so far: the phase of the Q barriers
       for (int tile = first_tile; tile < n_work; tile = next_tile(tile)) {
-        const AttnWgmmaTile w = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, tile, q_tiles);
+        const AttnWgmmaTile w = attn_wgmma_tile<kCtaQ, kCtaK, Cfg::mask>(p, tile, q_tiles);
         if (w.empty()) continue;
         const long long bh_q = w.bh_q(p), bh_kv = w.bh_kv(p, p.heads_q / p.heads_kv);
         // TMA row coordinates (2-D maps over the whole workspace tensors).
@@ -419,7 +428,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     if (my_state[kSlotTile * kStateStride] >= geom[kTiles]) break;
     // The consumer index, from a fresh thread-index read (0 at compile time with one consumer).
     auto consumer_index = [] { return kConsumers == 1 ? 0 : static_cast<int>(thread_id_x()) / 128 - 1; };
-    const int cw = consumer_index();
+    const int cw = kConsumers == 1 ? 0 : vtid / 128 - 1;
     const int ctid = vtid % 128;                 // thread within the warpgroup
     const int warp = ctid / 32, lane = ctid % 32;
     const int g = lane / 4, t = lane % 4;
@@ -478,7 +487,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
         wgmma_commit();
         return;
       }
-      if constexpr (kD == 128) {
+      if constexpr (kD >= 128) {
         const u32 bits = smem_u32(magic_bits);
 #pragma unroll
         for (int i = 0; i < kSRegs; i += 4) ld_shared_v4_volatile(bits, acc[i], acc[i + 1], acc[i + 2], acc[i + 3]);
@@ -526,7 +535,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
 #pragma unroll
         for (int k = 0; k < kPVSteps; ++k) wgmma_f16_rs_bmn<8, Cfg::out_bf16>(lsum, pa[k], desc_ones, true);
       } else {
-        const u64 desc_v = make_kmajor_desc(sV + slot * kVBytes, Swizzle::b128);
+        const u64 desc_v = make_kmajor_desc(sV + slot * kVBytes, kVSwizzle);
         const u64 desc_ones = make_kmajor_desc(sOnes, Swizzle::b128);
 #pragma unroll
         for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<kD>(pv, pa[k], desc_advance(desc_v, 32 * k), k > 0);
@@ -548,7 +557,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
 
     const int tile = my_state[kSlotTile * kStateStride], n = my_state[kSlotDone * kStateStride];
     const int kb0 = my_state[kSlotRing * kStateStride];
-    const AttnWgmmaTile w = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, tile, geom[kQTiles]);
+    const AttnWgmmaTile w = attn_wgmma_tile<kCtaQ, kCtaK, Cfg::mask>(p, tile, geom[kQTiles]);
     if (w.empty()) {  // varlen: past its sequence's end (the producer skips it too)
       my_state[kSlotTile * kStateStride] = next_tile(tile);
       continue;
@@ -813,7 +822,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     e_state[kSlotTile * kStateStride] = next_tile(e_tile);
     e_state[kSlotDone * kStateStride] = e_n + 1;
     e_state[kSlotRing * kStateStride] = kb_end;
-    const AttnWgmmaTile e = attn_wgmma_tile<kCtaQ, Cfg::mask>(p, e_tile, geom[kQTiles]);
+    const AttnWgmmaTile e = attn_wgmma_tile<kCtaQ, kCtaK, Cfg::mask>(p, e_tile, geom[kQTiles]);
     const long long e_bh_q = e.bh_q(p);
     // This thread's first row: 64·consumer + 16·warp + lane / 4 = 16·((tid − 128) / 32) + lane / 4.
     const int e_row0 = e.q0 + 16 * ((e_vtid - 128) / 32) + (e_vtid % 32) / 4;

@@ -36,15 +36,15 @@ namespace {
 constexpr int kCtaK = kernels::kWgmmaCtaK;
 
 const Kernel& wgmma_kernel(int d, int consumers, int stages, int mask, bool lse, bool pingpong, bool persistent,
-                          bool rowsum_mma, bool pv_f16, int qk_terms) {
+                          bool rowsum_mma, bool pv_f16, int qk_terms, int cta_k) {
   const Arch arch = query_device(current_device_ordinal()).arch();
-  const std::string cfg = fmt::format("sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}, {}, {}, {}, false, {}, {}, {}>",
-                                      d, consumers, stages, mask, lse ? "true" : "false", pingpong ? "true" : "false",
-                                      persistent ? "true" : "false", rowsum_mma ? "true" : "false",
-                                      pv_f16 ? "true" : "false", qk_terms);
-  const GeneratedUnit unit{fmt::format("test.attn_wgmma.d{}.c{}.s{}.m{}.l{}.p{}.r{}.s{}.f{}.t{}", d, consumers,
+  const std::string cfg = fmt::format(
+      "sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}, {}, {}, {}, false, {}, {}, {}, {}>", d, consumers, stages, mask,
+      lse ? "true" : "false", pingpong ? "true" : "false", persistent ? "true" : "false", rowsum_mma ? "true" : "false",
+      pv_f16 ? "true" : "false", qk_terms, cta_k);
+  const GeneratedUnit unit{fmt::format("test.attn_wgmma.d{}.c{}.s{}.m{}.l{}.p{}.r{}.s{}.f{}.t{}.k{}", d, consumers,
                                        stages, mask, int(lse), int(pingpong), int(persistent), int(rowsum_mma),
-                                       int(pv_f16), qk_terms),
+                                       int(pv_f16), qk_terms, cta_k),
                            arch,
                            "#include \"attn_wgmma.cuh\"\n", "&sagejit::kernels::attention_wgmma<" + cfg + " >"};
   return default_jit().kernel(unit);
@@ -61,6 +61,7 @@ struct Case {
   bool rowsum_mma = true;   // row sums on the tensor cores (else FADDs in the softmax)
   bool pv_f16 = false;      // f16 P·V on the caller's V (else FP8 on the quantized V)
   int qk_terms = 1;         // 2: two-term int8 Q/K (the precise mode, with pv_f16)
+  int cta_k = kCtaK;        // keys per K/V block: 128, or 64 (head dim 256 needs it)
   int persistent_ctas = 0;  // CTAs of a persistent launch; 0: one per resident slot of the GPU
   std::uint32_t seed = 1;
   int cta_q() const { return kernels::kWgmmaRowsPerWg * consumers; }
@@ -69,7 +70,7 @@ struct Case {
                        heads_kv, seq_q, seq_kv, head_dim, mask, int(lse), consumers, stages,
                        (persistent ? fmt::format(" persistent({})", persistent_ctas) : std::string()) +
                            (rowsum_mma ? "" : " rowsum=fadd") + (pv_f16 ? " pv=f16" : "") +
-                           (qk_terms == 2 ? " qk=int8x2" : ""));
+                           (qk_terms == 2 ? " qk=int8x2" : "") + (cta_k != kCtaK ? fmt::format(" cta_k={}", cta_k) : ""));
   }
 };
 
@@ -100,14 +101,14 @@ struct Problem {
     QuantizeOptions qo;
     qo.qk_type = c.qk_terms == 2 ? QuantType::int8x2 : QuantType::int8;
     qo.granularity = layout::Granularity::per_thread;
-    qo.block_q = c.cta_q(), qo.warp_q = 16, qo.block_k = kCtaK, qo.warp_k = kCtaK;
+    qo.block_q = c.cta_q(), qo.warp_q = 16, qo.block_k = c.cta_k, qo.warp_k = c.cta_k;
     qo.smooth_k = true, qo.quantize_v = !c.pv_f16, qo.lse_correction = c.lse;
     const std::size_t ws_bytes = quantize_workspace_bytes(tq, tk, tv, qo);
     workspace = std::make_unique<DeviceBuffer>(ws_bytes);
     quant = quantize(tq, tk, tv, qo, workspace->get(), ws_bytes, nullptr);
     SAGEJIT_CU(cuCtxSynchronize);
     REQUIRE(quant.seq_q_pad % c.cta_q() == 0);
-    REQUIRE(quant.seq_kv_pad % kCtaK == 0);
+    REQUIRE(quant.seq_kv_pad % c.cta_k == 0);
     REQUIRE(quant.q_groups == 32 * c.consumers);
     REQUIRE(quant.k_groups == 4);
 
@@ -132,24 +133,24 @@ struct Problem {
     const std::uint64_t row = std::uint64_t(c.qk_terms) * D;  // two terms: value, residual
     map_q = tensor_map_u8(quant.q, row, std::uint64_t(B) * c.heads_q * quant.seq_q_pad, row, qk_box,
                           kernels::kWgmmaRowsPerWg, qk_swizzle);
-    map_k = tensor_map_u8(quant.k, row, std::uint64_t(B) * c.heads_kv * quant.seq_kv_pad, row, qk_box, kCtaK,
+    map_k = tensor_map_u8(quant.k, row, std::uint64_t(B) * c.heads_kv * quant.seq_kv_pad, row, qk_box, c.cta_k,
                           qk_swizzle);
-    map_v = c.pv_f16 ? tensor_map_rows_b128(tv, 64, kCtaK)
+    map_v = c.pv_f16 ? tensor_map_rows_b128(tv, 64, c.cta_k)
                      : tensor_map_u8(quant.v, quant.seq_kv_pad, std::uint64_t(B) * c.heads_kv * D, quant.seq_kv_pad,
-                                     kCtaK, D, CU_TENSOR_MAP_SWIZZLE_128B);
+                                     c.cta_k, D, c.cta_k == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B);
   }
 
   void launch(CUstream stream = nullptr) {
     const Kernel& kernel =
         wgmma_kernel(c.head_dim, c.consumers, c.stages, c.mask, c.lse, c.pingpong, c.persistent, c.rowsum_mma,
-                     c.pv_f16, c.qk_terms);
+                     c.pv_f16, c.qk_terms, c.cta_k);
     void* args[] = {&params, &map_q, &map_k, &map_v};
     const bool causal = c.mask != 0;
     const unsigned q_slots = static_cast<unsigned>(kernels::attn_wgmma_q_slots(c.seq_q, c.cta_q(), causal));
     LaunchConfig cfg{{q_slots, static_cast<unsigned>(c.heads_q), static_cast<unsigned>(c.batch)},
                      {static_cast<unsigned>(kernels::attn_wgmma_threads(c.consumers)), 1, 1},
                      static_cast<unsigned>(
-                         kernels::attn_wgmma_smem_bytes(c.head_dim, c.consumers, c.stages, c.pv_f16, c.qk_terms))};
+                         kernels::attn_wgmma_smem_bytes(c.head_dim, c.consumers, c.stages, c.pv_f16, c.qk_terms, c.cta_k))};
     if (c.persistent) {
       const int slots = static_cast<int>(q_slots) * c.heads_q * c.batch;
       const int ctas = c.persistent_ctas > 0 ? std::min(c.persistent_ctas, causal ? slots / 2 : slots)
@@ -361,6 +362,29 @@ TEST_CASE("attn_wgmma: two-term int8 Q/K with f16 P·V matches the float64 refer
   run_accuracy(d64);
 }
 
+// Blocks of 64 keys (cta_k 64): head dim 256 (16-bit P·V, O in 128 registers, Q/K as two 128B boxes),
+// and the other head dims' FP8 and f16 forms with the shorter block (64B-swizzled FP8 V rows).
+TEST_CASE("attn_wgmma: 64-key blocks and head dim 256 match the float64 reference" * test::needs_hopper()) {
+  std::uint32_t seed = 9700;
+  Case c;
+  c.head_dim = 256, c.cta_k = 64, c.pv_f16 = true, c.stages = 3, c.persistent = true, c.seq_q = c.seq_kv = 1000;
+  c.seed = seed++;
+  run_accuracy(c);
+  c.mask = 2, c.heads_q = 4, c.heads_kv = 2, c.seq_q = 700, c.seq_kv = 1100, c.persistent_ctas = 3, c.seed = seed++;
+  run_accuracy(c);
+  c.qk_terms = 2, c.stages = 2, c.mask = 1, c.seq_q = c.seq_kv = 777, c.persistent = false, c.seed = seed++;
+  run_accuracy(c);  // the precise mode
+  Case fp8;  // FP8 P·V with 64-key blocks, D = 128 and D = 64 (one consumer)
+  fp8.cta_k = 64, fp8.stages = 4, fp8.persistent = true, fp8.seq_q = 1000, fp8.seq_kv = 1300, fp8.mask = 1;
+  fp8.seed = seed++;
+  run_accuracy(fp8);
+  fp8.head_dim = 64, fp8.consumers = 1, fp8.stages = 3, fp8.mask = 0, fp8.seed = seed++;
+  run_accuracy(fp8);
+  Case f16;  // f16 P·V with 64-key blocks
+  f16.cta_k = 64, f16.pv_f16 = true, f16.stages = 4, f16.seq_q = 500, f16.seq_kv = 900, f16.mask = 2, f16.seed = seed++;
+  run_accuracy(f16);
+}
+
 // The persistent schedule: each CTA loops over tiles, carrying its K/V ring position and Q barrier
 // phase from one tile to the next. Small grids (3 and 5 CTAs) put many tiles of different lengths
 // (causal) through each CTA; the full grid checks the launch the runtime uses.
@@ -418,6 +442,10 @@ TEST_CASE("attn_wgmma: small shapes (the compute-sanitizer set)" * test::needs_h
   Case d96;  // D = 96, tail rows and keys
   d96.head_dim = 96, d96.seq_q = 150, d96.seq_kv = 200, d96.mask = 2, d96.stages = 3, d96.seed = seed++;
   run_accuracy(d96);
+  Case d256;  // D = 256, 64-key blocks, tails
+  d256.head_dim = 256, d256.cta_k = 64, d256.pv_f16 = true, d256.stages = 3, d256.seq_q = 150, d256.seq_kv = 200;
+  d256.mask = 2, d256.seed = seed++;
+  run_accuracy(d256);
   Case f16;  // f16 P·V, one consumer, D = 64
   f16.pv_f16 = true, f16.consumers = 1, f16.head_dim = 64, f16.seq_q = 130, f16.seq_kv = 129, f16.stages = 3;
   f16.seed = seed++;

@@ -106,7 +106,10 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
     CHECK(default_spec(x).quant.pv == PvType::f16);
     CHECK_NOTHROW(default_spec(x).validate());
     if (hopper) CHECK(default_spec(x).tile == wgmma_tile(2, 2, true));
-    x.head_dim = 256;
+    x.head_dim = 256;  // wgmma with 64-key blocks on sm_90a
+    CHECK(default_spec(x).family == (hopper ? AttnFamily::wgmma : AttnFamily::mma));
+    CHECK_NOTHROW(default_spec(x).validate());
+    x.head_dim = 96;  // the precise mode at head dim 96: mma everywhere
     CHECK(default_spec(x).family == AttnFamily::mma);
     CHECK_NOTHROW(default_spec(x).validate());
   }

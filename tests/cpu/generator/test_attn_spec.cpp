@@ -382,9 +382,26 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK(u.source.find("#include \"attn_wgmma.cuh\"") != std::string::npos);
   CHECK(u.name_expression == "&sagejit::kernels::attention_wgmma<Config>");
   AttnSpec bad = w;
-  bad.head_dim = 256;
+  bad.head_dim = 256;  // FP8 P·V at head dim 256: no
   CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `family`: wgmma needs sm_90a, head_dim 64 or 128"),
                        InvalidArgument);
+  AttnSpec d256 = w;  // head dim 256: f16 P·V, 64-key blocks, two consumers
+  d256.head_dim = 256;
+  d256.quant.pv = PvType::f16;
+  d256.tile = wgmma_tile(2, 3, true, 64);
+  CHECK_NOTHROW(d256.validate());
+  CHECK(d256.canonical_name() == "attn.wgmma.d256.int8.per_thread.f16.none.f16.sm_90a.t128x64w8s3p");
+  CHECK(d256.generate().source.find("static constexpr int cta_k = 64;") != std::string::npos);
+  CHECK(wgmma_default_tile(256, PvType::f16) == d256.tile);
+  d256.tile = wgmma_tile(2, 3, true);
+  CHECK_THROWS_WITH_AS(d256.validate(), doctest::Contains("argument `tile.cta_k`: must be 64"), InvalidArgument);
+  d256.tile = wgmma_tile(1, 2, true, 64);
+  CHECK_THROWS_WITH_AS(d256.validate(), doctest::Contains("needs two consumer warpgroups"), InvalidArgument);
+  AttnSpec k64 = w;  // 64-key blocks at the other head dims
+  k64.tile = wgmma_tile(2, 4, true, 64);
+  CHECK_NOTHROW(k64.validate());
+  k64.tile.cta_k = 32;
+  CHECK_THROWS_WITH_AS(k64.validate(), doctest::Contains("argument `tile`"), InvalidArgument);
   AttnSpec d96 = w;  // head dim 96: three 32B-swizzled Q/K boxes, FP8 P·V only
   d96.head_dim = 96;
   CHECK_NOTHROW(d96.validate());
@@ -418,7 +435,7 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   bad.quant.qk = QuantType::int8x2;  // two terms with FP8 P·V: nothing implements it
   CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `family`"), InvalidArgument);
   bad = w;
-  bad.tile = AttnTile{128, 64, 8, 2};
+  bad.tile = AttnTile{128, 64, 4, 2};  // 4 warps for 128 rows: not a wgmma tile
   CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `tile`: the wgmma kernel's tiles are 64x128w4"),
                        InvalidArgument);
   CHECK(wgmma_supports(w));

@@ -1,7 +1,8 @@
 // templates/attn_wgmma.cuh (the Hopper wgmma attention kernel) compiles with NVRTC for sm_90a with no
 // register spills and no stack frame, for a representative set of the variants the GPU test runs
 // (both head dims, all masks, LSE on and off, 2 and 4 stages, one and two consumers, persistent or
-// not, FP8 and f16/bf16 P·V, one- and two-term Q/K, head dim 96; no GPU needed).
+// not, FP8 and f16/bf16 P·V, one- and two-term Q/K, 64- and 128-key blocks, head dims 96 and 256; no GPU
+// needed).
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -16,14 +17,14 @@ TEST_CASE("attn_wgmma: the sm_90a kernel compiles without spills or stack, at it
   std::vector<GeneratedUnit> units;
   std::vector<int> consumers_of;
   auto add = [&](int d, int consumers, int stages, int mask, bool lse, bool persistent, bool bf16 = false,
-                 bool pv_f16 = false, int qk_terms = 1) {
+                 bool pv_f16 = false, int qk_terms = 1, int cta_k = 128) {
     consumers_of.push_back(consumers);
     const std::string cfg =
-        fmt::format("sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}, {}, false, {}, {}, true, {}, {}>", d, consumers,
-                    stages, mask, lse ? "true" : "false", persistent ? "true" : "false", bf16 ? "true" : "false",
-                    pv_f16 ? "true" : "false", qk_terms);
-    units.push_back(GeneratedUnit{fmt::format("test.attn_wgmma.d{}.c{}.s{}.m{}.l{}.p{}.b{}.f{}.t{}", d, consumers,
-                                              stages, mask, lse, persistent, bf16, pv_f16, qk_terms),
+        fmt::format("sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}, {}, false, {}, {}, true, {}, {}, {}>", d,
+                    consumers, stages, mask, lse ? "true" : "false", persistent ? "true" : "false",
+                    bf16 ? "true" : "false", pv_f16 ? "true" : "false", qk_terms, cta_k);
+    units.push_back(GeneratedUnit{fmt::format("test.attn_wgmma.d{}.c{}.s{}.m{}.l{}.p{}.b{}.f{}.t{}.k{}", d, consumers,
+                                              stages, mask, lse, persistent, bf16, pv_f16, qk_terms, cta_k),
                                   arch, "#include \"attn_wgmma.cuh\"\n",
                                   "&sagejit::kernels::attention_wgmma<" + cfg + " >"});
   };
@@ -40,8 +41,15 @@ TEST_CASE("attn_wgmma: the sm_90a kernel compiles without spills or stack, at it
     add(d, 2, 3, 1, true, true, false, true);
     add(d, 2, 3, 2, true, true, true, true);
     if (d == 64) add(d, 1, 3, 1, true, true, false, true);
-    // head dim 96 (three 32B Q/K boxes, N = 96 P·V), FP8 only
+    // blocks of 64 keys
+    add(d, 2, 4, 1, true, true, false, false, 1, 64);
+    add(d, 2, 4, 0, false, true, false, true, 1, 64);
+    // head dim 96 (three 32B Q/K boxes, N = 96 P·V), FP8 only; head dim 256 (two 128B Q/K boxes, O in 128
+    // registers), 16-bit P·V and 64-key blocks only
     if (d == 128) {
+      add(256, 2, 3, 0, false, true, false, true, 1, 64);
+      add(256, 2, 3, 1, true, true, true, true, 1, 64);
+      add(256, 2, 2, 2, true, true, false, true, 2, 64);
       add(96, 2, 4, 0, false, true);
       add(96, 2, 4, 1, true, true);
       add(96, 2, 4, 2, true, true, true);
