@@ -112,8 +112,9 @@ AttnTile wgmma_default_tile(int head_dim, PvType pv, QuantType qk) {
   // f16 P·V (`sagejit tune`, H200, B4 S4096): D = 128 3 stages 1.721 ms, 4 stages 1.738, 2 stages 1.750
   // (causal: 0.961 / 0.967 / 0.965); D = 64 H64 one consumer: 2 stages 2.754, 4 stages 2.773, 3 stages 2.815
   // (within 2%: kept as for FP8).
-  // Head dim 256 (16-bit P·V): blocks of 64 keys; 48 KiB per stage (f16), 3 stages (H200, B4 H16 S4096:
-  // 1.509 ms, 2 stages 1.638, persistent both; causal 0.836 / 0.859); two-term 2 stages (2.231 ms).
+  // Head dim 256: blocks of 64 keys, 3 stages (H200, B4 H16 S4096, persistent). f16 P·V: 1.509 ms
+  // (2 stages 1.638; causal 0.836 / 0.859); FP8: 1.479 (4 stages non-persistent 1.475; causal 0.810 vs
+  // 0.835 with 4; S1024 0.128); two-term: 2 stages (2.231 ms).
   if (head_dim == 256) return qk == QuantType::int8x2 ? wgmma_tile(2, 2, true, 64) : wgmma_tile(2, 3, true, 64);
   // Two-term Q/K doubles the Q tile and the K blocks: D = 128 fits 2 stages.
   if (qk == QuantType::int8x2) return head_dim == 64 ? wgmma_tile(1, 3, true) : wgmma_tile(2, 2, true);
@@ -129,11 +130,9 @@ bool wgmma_supports(const AttnSpec& s) {
   const bool quant = s.quant.qk == QuantType::int8 ? s.quant.pv == PvType::fp8_e4m3 || s.quant.pv == PvType::f16
                                                    : s.quant.qk == QuantType::int8x2 && s.quant.pv == PvType::f16;
   // Head dim 96 (three 32B-swizzled Q/K boxes) with FP8 P·V only: its f16 V would need 64B-swizzled
-  // MN-major boxes the kernel does not build. Head dim 256 with 16-bit P·V only: FP8 P·V would need a
-  // 128-register temporary beside O's 128.
-  const bool dim = s.head_dim == 64 || s.head_dim == 128 ||
-                   (s.head_dim == 96 && s.quant.qk == QuantType::int8 && s.quant.pv == PvType::fp8_e4m3) ||
-                   (s.head_dim == 256 && s.quant.pv == PvType::f16);
+  // MN-major boxes the kernel does not build.
+  const bool dim = s.head_dim == 64 || s.head_dim == 128 || s.head_dim == 256 ||
+                   (s.head_dim == 96 && s.quant.qk == QuantType::int8 && s.quant.pv == PvType::fp8_e4m3);
   return s.arch.number() == 90 && dim && quant && s.quant.granularity == layout::Granularity::per_thread &&
          !s.quant.smooth_q;
 }
@@ -163,8 +162,8 @@ std::uint64_t AttnSpec::hash() const { return fnv1a64(canonical_name()); }
 void AttnSpec::validate() const {
   if (family == AttnFamily::wgmma) {
     if (!wgmma_supports(*this)) {
-      throw InvalidArgument("family", fmt::format("wgmma needs sm_90a, head_dim 64 or 128 (96 with fp8 P·V, 256 with "
-                                                  "f16 P·V), int8 QK with fp8 or f16 P·V or int8x2 QK with f16 P·V, "
+      throw InvalidArgument("family", fmt::format("wgmma needs sm_90a, head_dim 64, 128 or 256 (96 with int8 QK and "
+                                                  "fp8 P·V), int8 QK with fp8 or f16 P·V or int8x2 QK with f16 P·V, "
                                                   "per_thread scales and no Q smoothing (got {})",
                                                   canonical_name()));
     }
@@ -495,7 +494,7 @@ std::vector<AttnSpec> representative_attn_specs(const Arch& arch) {
   if (arch.number() == 90) {
     for (PvType pv : {PvType::fp8_e4m3, PvType::f16}) {
       for (int d : {64, 96, 128, 256}) {
-        if ((d == 96 && pv == PvType::f16) || (d == 256 && pv != PvType::f16)) continue;  // wgmma_supports
+        if (d == 96 && pv == PvType::f16) continue;  // wgmma_supports: FP8 P·V only
         for (Mask m : {Mask::none, Mask::causal_top_left}) {
           AttnSpec w;
           w.family = AttnFamily::wgmma;

@@ -185,7 +185,8 @@ void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, c
   a.sm_scale = r.quant.sm_scale > 0 ? r.quant.sm_scale : 1.0f / std::sqrt(static_cast<float>(p.head_dim));
   const AttnTile& t = r.spec.tile;
   if (r.spec.family == AttnFamily::wgmma) {
-    // TMA descriptors over the quantized workspace (encoded on the host: no allocation, no sync).
+    // TMA descriptors over the quantized workspace, and with f16 P·V over the caller's V (encoded on
+    // the host: no allocation, no sync).
     const int D = p.head_dim;
     const int qk_box = kernels::attn_wgmma_qk_box_bytes(D);  // Q/K boxes: their swizzle span
     const CUtensorMapSwizzle qk_swizzle = qk_box == 128  ? CU_TENSOR_MAP_SWIZZLE_128B

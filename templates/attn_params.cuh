@@ -131,13 +131,13 @@ __host__ __device__ constexpr int attn_smem_bytes(int head_dim, int cta_q, int c
 }
 
 // The sm_90a kernel (attn_wgmma.cuh): a producer warpgroup and `consumers` (1 or 2) consumer
-// warpgroups of 64 query rows each (cta_q = 64·consumers), K/V blocks of 128 keys, and a ring of
-// `stages` K+V slots, the ones tile and the v_scale buffers (+1 KiB to align tiles for swizzling).
-// P·V is FP8 (quantized V) or f16 (the caller's V, attn_wgmma.cuh).
+// warpgroups of 64 query rows each (cta_q = 64·consumers), K/V blocks of cta_k keys (128, or 64),
+// and a ring of `stages` K+V slots, the ones tile and the v_scale buffers (+1 KiB to align tiles for
+// swizzling). P·V is FP8 (quantized V) or f16/bf16 (the caller's V, attn_wgmma.cuh).
 // One consumer leaves room for 2 CTAs per SM (so a CTA's softmax overlaps the other's MMAs); two
 // consumers run 1 CTA per SM (ping-pong between them is optional).
 constexpr int kWgmmaRowsPerWg = 64;  // query rows per consumer warpgroup (wgmma M); warp_q 16
-constexpr int kWgmmaCtaK = 128;      // keys per K/V block (the default; 64 at head dim 256) == block_k == warp_k
+constexpr int kWgmmaCtaK = 128;  // keys per K/V block (the default; 64 at head dim 256) == block_k == warp_k
 // Q and K rows are read in TMA boxes as wide as their swizzle span: D = 128 one 128B-swizzled box,
 // 256 two, 64 one 64B box, 96 three 32B boxes (96 bytes is no swizzle span; each 32B box is one
 // k32 step).
@@ -145,9 +145,10 @@ __host__ __device__ constexpr int attn_wgmma_qk_box_bytes(int head_dim) {
   return head_dim % 128 == 0 ? 128 : head_dim == 64 ? 64 : 32;
 }
 
-// The tile of ones the row sums multiply by (B of P̃ · 1): e4m3 8 × 128, or f16 16 key rows of 64
-// (one MN-major k16 step, two 1024-byte swizzle atoms).
-__host__ __device__ constexpr int attn_wgmma_ones_bytes(bool pv_f16) { return pv_f16 ? 2048 : 8 * kWgmmaCtaK; }
+// The tile of ones the row sums multiply by (B of P̃ · 1): e4m3 8 rows × 128 bytes (one 128B swizzle
+// atom, whatever cta_k: the k-steps move 32 bytes along a row), or f16 16 key rows of 64 (one
+// MN-major k16 step, two 1024-byte swizzle atoms).
+__host__ __device__ constexpr int attn_wgmma_ones_bytes(bool pv_f16) { return pv_f16 ? 2048 : 1024; }
 
 // The tile's v_scale row, copied to shared memory by the producer at tile start (two buffers by
 // tile parity): the epilogue reads it there instead of waiting on 32 global loads per thread. f16
@@ -157,8 +158,8 @@ __host__ __device__ constexpr int attn_wgmma_vscale_bytes(int head_dim, bool pv_
 }
 __host__ __device__ constexpr int attn_wgmma_threads(int consumers) { return 128 * (consumers + 1); }
 __host__ __device__ constexpr int attn_wgmma_min_ctas(int consumers) { return consumers == 1 ? 2 : 1; }
-// Dynamic shared memory: Q, the ring of K (int8; two terms: twice) and V (e4m3, or the caller's f16)
-// blocks, the ones tile, the v_scale buffers, and 1 KiB to align the swizzled tiles.
+// Dynamic shared memory: Q and the ring of K (int8; two terms: both twice) and V (e4m3, or the
+// caller's f16) blocks, the ones tile, the v_scale buffers, and 1 KiB to align the swizzled tiles.
 __host__ __device__ constexpr int attn_wgmma_smem_bytes(int head_dim, int consumers, int stages, bool pv_f16,
                                                         int qk_terms = 1, int cta_k = kWgmmaCtaK) {
   return qk_terms * consumers * kWgmmaRowsPerWg * head_dim +

@@ -2,10 +2,10 @@
 // warp specialization (a producer warpgroup and one or two consumer warpgroups scheduled ping-pong).
 //
 // Same algorithm and numerics as attn_mma.cuh's FP8 path (DESIGN.md §1), on Hopper's warpgroup MMAs:
-//   S  = Q_int8 · K_int8ᵀ        wgmma s8 m64n128k32, A (Q tile) and B (K tile) from 128B/64B-swizzled
+//   S  = Q_int8 · K_int8ᵀ        wgmma s8 m64n{cta_k}k32, A (Q tile) and B (K tile) from swizzled
 //                                shared memory written by TMA, s32 accumulators
 //   s2 = S · q_scale · k_scale   one product per thread and block: with quantize(block_q = cta_q,
-//                                warp_q 16, block_k = warp_k = 128, per_thread) the m64nN accumulator
+//                                warp_q 16, block_k = warp_k = cta_k, per_thread) the m64nN accumulator
 //                                layout gives each thread one Q group (row % 8 == g of its 16-row warp
 //                                slice) and one K group ((key % 8) / 2 == t) per block
 //                                (docs/hopper_kernel_plan.md §4)
@@ -16,9 +16,11 @@
 //                                weights P·V multiplies)
 //   O  = α·O + P̃_e4m3 · V_e4m3   wgmma e4m3 m64nDk32 with A = P̃ packed from the S accumulators in
 //                                registers (pack_p_e4m3; V token-permuted by the quantizer) and B = the
-//                                channel-major V tile ([D × 128 keys], K-major) from shared memory, into
-//                                a FRESH fp32 accumulator per 128-key block that is then added into O
-//                                (two-level accumulation; the FP8 tensor-core sum keeps ~14 bits)
+//                                channel-major V tile ([D × cta_k keys], K-major) from shared memory, into
+//                                a FRESH fp32 accumulator per block (≤ 128 keys) that is then added into
+//                                O (two-level accumulation; the FP8 tensor-core sum keeps ~14 bits);
+//                                at D = 256 in two halves of 128 channels (kSplitPv)
+//   (16-bit P·V and two-term Q/K: see below)
 //   out = O / l · v_scale        fp16 or bf16, plain 4-byte stores from registers; rows >= seq_q
 //                                not written
 //   lse = (m + log2 l − log2 448)·ln 2 + lse_correction      (natural log, optional)
@@ -46,9 +48,9 @@
 //                        const __grid_constant__ TmaDescriptor tma_v)
 //   grid  (ceil(seq_q / cta_q), heads_q, batch), or persistent: (attn_wgmma_persistent_ctas(tiles,
 //   SMs, consumers), 1, 1); block attn_wgmma_threads(consumers) threads; dynamic shared memory
-//   attn_wgmma_smem_bytes(head_dim, consumers, stages, pv_f16) = consumers·64·D + stages·(128·D
-//   + 128·D·(pv_f16 ? 2 : 1)) + the ones tile (1024; 2048 f16) + 8·D (two v_scale buffers; none with
-//   pv_f16) + 1024 (aligns the swizzled tiles by hand), plus attn_wgmma_static_smem_bytes
+//   attn_wgmma_smem_bytes(head_dim, consumers, stages, pv_f16, qk_terms, cta_k) = T·consumers·64·D
+//   + stages·(T + (pv_f16 ? 2 : 1))·cta_k·D + the ones tile (1024; 2048 f16) + 8·D (two v_scale
+//   buffers; none with pv_f16) + 1024 (aligns the swizzled tiles by hand), plus attn_wgmma_static_smem_bytes
 //   static (the launch must raise the dynamic limit whenever dynamic + static > 48 KiB).
 //   AttnParams fields read: q_scale, k_scale, v_scale (16-byte aligned: each tile's row is one bulk
 //   copy into shared memory), o, lse, lse_correction, o_stride_b/h/s, batch,
@@ -57,13 +59,13 @@
 //   keeps its padded per-batch layout, the output and LSE are packed). Not supported (host must not
 //   ask): Q smoothing, int4 Q/K, other quantization geometries. With pv_f16: p.v_scale is not read.
 //   Tensor maps (cuTensorMapEncodeTiled, 2-D, uint8, zero OOB fill, interleave none), over the
-//   quantized workspace of quant_layout.cuh quantized with block_q = cta_q, warp_q 16, block_k 128,
-//   warp_k 128, per_thread, int8 Q/K, FP8 V:
+//   quantized workspace of quant_layout.cuh quantized with block_q = cta_q, warp_q 16, block_k = warp_k
+//   = cta_k, per_thread, int8 Q/K, FP8 V:
 //     tma_q: dims {T·D, B·Hq·seq_q_pad},  row stride T·D bytes,      box {W, 64}
-//     tma_k: dims {T·D, B·Hkv·seq_kv_pad}, row stride T·D bytes,     box {W, 128}
-//   (T = qk_terms, W = attn_wgmma_qk_box_bytes(D): D for 64 and 128, 32 for 96)
-//     tma_v: dims {seq_kv_pad, B·Hkv·D}, row stride seq_kv_pad bytes, box {128, D} (pv_f16: see below)
-//   swizzle: Q and K W bytes (128B, 64B, 32B); V always 128B.
+//     tma_k: dims {T·D, B·Hkv·seq_kv_pad}, row stride T·D bytes,     box {W, cta_k}
+//   (T = qk_terms, W = attn_wgmma_qk_box_bytes(D): 64 for D = 64, 32 for 96, 128 for 128 and 256)
+//     tma_v: dims {seq_kv_pad, B·Hkv·D}, row stride seq_kv_pad bytes, box {cta_k, D} (pv_f16: see below)
+//   swizzle: Q and K W bytes (128B, 64B, 32B); V cta_k bytes (128B, or 64B for 64-key blocks).
 //
 // Cfg (every member static constexpr; AttnWgmmaCfg below is the ready-made one):
 //   int  head_dim   64, 96 (FP8 P·V, one term), 128 or 256 (16-bit P·V)
@@ -84,18 +86,20 @@
 //
 // The f16 P·V form (Cfg::pv_f16; the pv = f16 mode on sm_90a): V is the caller's f16 tensor itself,
 // not quantized, loaded by TMA through a 4-D map over its own strides (tma_v: dims {D, seq, heads,
-// batch} of the V view, box {64, 128, 1, 1}, 128B swizzle; D / 64 boxes per block) and used as wgmma's
+// batch} of the V view, box {64, cta_k, 1, 1}, 128B swizzle; D / 64 boxes per block) and used as wgmma's
 // MN-major B operand (wgmma f16 m64nDk16, transpose-b), so no pass transposes or permutes it. P̃ goes
 // to f16 A fragments (pack_p_f16: the accumulator layout is the k16 A layout). The f16 tensor core
 // accumulates at full f32 precision, so P·V accumulates straight into O (no temporary, no promotion:
 // O and the row sums are rescaled by α after each block's P·V) and there is no v_scale. Varlen: the
-// map's row coordinate is the sequence's first key + the block's; rows past the sequence belong to
-// the next one and meet P̃ = 0 (masked keys), rows past the tensor are zero-filled.
+// map's row coordinate is the sequence's first key + the block's, so the rows of a sequence's last
+// block past its end hold the next sequence's keys; P̃ = 0 there, but 0·Inf is NaN, so the consumers
+// zero those rows in shared memory before that block's P·V (a sequence never sees another's values).
+// Rows past the tensor are zero-filled by TMA.
 //
 // Two-term Q/K (Cfg::qk_terms = 2, the precise mode; attn_mma.cuh has the same numerics): each row of
 // the quantized Q and K is 2·D bytes, the int8 value q and its residual r (1/kFine of the step, same
-// scale). The tensor maps span rows of 2·D bytes with boxes of D, so a Q tile and a K block are two
-// boxes each (coarse, residual), one after the other in shared memory. S = kFine·(q_q·q_k) + q_q·r_k +
+// scale). The tensor maps span rows of 2·D bytes with boxes of W, so a Q tile and a K block hold two
+// terms (coarse, residual), one after the other in shared memory. S = kFine·(q_q·q_k) + q_q·r_k +
 // r_q·q_k exactly in s32 (|S| < 2³¹ up to D = 256): the coarse product is issued and waited on alone,
 // multiplied by kFine in registers, and the two fine products accumulate onto it (issued with
 // P·V(j − 1), so the softmax still overlaps P·V). |S| passes 2²², so S → f32 is an I2F, not the
@@ -160,7 +164,7 @@ struct AttnWgmmaTile {
   int seq_q, seq_kv;  // this tile's sequence's lengths
   int q_tok0;         // varlen: the sequence's first row in the packed output / LSE (else 0)
   int k_tok0;         // varlen: the sequence's first key in the packed K/V (else 0)
-  int kv_blocks;      // K/V blocks of 128 keys this tile visits (causal: up to its last row's diagonal)
+  int kv_blocks;      // K/V blocks of cta_k keys this tile visits (causal: up to its last row's diagonal)
   __device__ bool empty() const { return q0 >= seq_q; }
   // The (batch, head) rows of the quantized Q and of K/V; `group` query heads share a K/V head.
   __device__ long long bh_q(const AttnParams& p) const { return static_cast<long long>(b) * p.heads_q + h; }
@@ -236,12 +240,16 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr float kLn2 = 0.6931471805599453f;
   constexpr u32 kConsumerWarps = 4 * kConsumers;     // arrivals that free a ring slot
   constexpr u32 kTurnBarrier = 1;                    // named barriers 1, 2: the ping-pong turns
+  constexpr u32 kTailBarrier = 3;                    // named barrier 3: f16 V tail rows zeroed (varlen)
   using Regs = AttnWgmmaRegs<kConsumers>;
   constexpr bool kPingPong = kConsumers == 2 && Cfg::pingpong;
   static_assert(kD == 64 || kD == 96 || kD == 128 || kD == 256, "attention_wgmma: head_dim 64, 96, 128 or 256");
   static_assert(kCtaK == 64 || kCtaK == 128, "attention_wgmma: cta_k 64 or 128");
-  static_assert(kD != 256 || (kPvF16 && kCtaK == 64 && kConsumers == 2),
-                "head_dim 256: 16-bit P·V (O in 128 registers), cta_k 64, two consumers (168-register launch)");
+  static_assert(kD != 256 || (kCtaK == 64 && kConsumers == 2 && !Cfg::pingpong),
+                "head_dim 256: cta_k 64, two consumers (168-register launch), no ping-pong");
+  // FP8 P·V at D = 256: O (128 registers) and a whole-width P·V temporary do not fit together, so P·V
+  // runs in two N = 128 halves, each promoted before the next, and the block's steps run in order.
+  constexpr bool kSplitPv = !kPvF16 && kD == 256;
   static_assert(kD % 64 == 0 || (!kPvF16 && kTerms == 1), "head_dim 96: FP8 P·V and one-term Q/K only");
   static_assert(kConsumers == 1 || kConsumers == 2, "attention_wgmma: 1 or 2 consumer warpgroups");
   static_assert(kStages >= 2, "stages >= 2");
@@ -739,7 +747,60 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
 #pragma unroll
       for (int i = 0; i < 4; ++i) l_acc[i] *= alpha[(i / 2) % 2];
     };
-    if (kb_end > kb0) {
+    if constexpr (kSplitPv) {
+      // D = 256, FP8: per block QKᵀ, softmax, then P·V in two halves of 128 channels, each into a
+      // 64-register temporary promoted into its half of O (O = α·O + P̃V, l = α·l + P̃·1). No overlap
+      // inside the warpgroup: the other consumer's wgmmas run under this one's softmax.
+      my_state[kSlotQScale * kStateStride] = __float_as_int(q_scale);
+      for (int kb = kb0; kb < kb_end; ++kb) {
+        const int stage = kb % kStages;
+        const u32 parity = (kb / kStages) & 1;
+        const BlockScalars bs = load_block_scalars(kb);
+        mbarrier_wait_parity(smem_u32(&full_k[stage]), parity);
+        i32 acc[kSRegs];
+        issue_qk(stage, acc);
+        wgmma_wait<0>();
+        fence_operands(acc);
+        release(smem_u32(&empty_k[stage]));
+        if (kb == kb_end - 1) release(empty_q_addr());
+        float s[kSRegs];
+        float alpha[2];
+        softmax_block(kb, bs, acc, s, alpha);
+        pack_p(s, pa);
+        mbarrier_wait_parity(smem_u32(&full_v[stage]), parity);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          float pv[kORegs / 2], lsum[4];
+#pragma unroll
+          for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
+          fence_operands(pv);
+          fence_operands(lsum);
+          wgmma_fence();
+          const u64 desc_v = make_kmajor_desc(sV + stage * kVBytes + h * (kD / 2) * kCtaK, kVSwizzle);
+#pragma unroll
+          for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<kD / 2>(pv, pa[k], desc_advance(desc_v, 32 * k), k > 0);
+          if (h == 0) {
+            const u64 desc_ones = make_kmajor_desc(sOnes, Swizzle::b128);
+#pragma unroll
+            for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<8>(lsum, pa[k], desc_advance(desc_ones, 32 * k), k > 0);
+          }
+          wgmma_commit();
+          wgmma_wait<0>();
+          fence_operands(pv);
+          fence_operands(lsum);
+#pragma unroll
+          for (int i = 0; i < kORegs / 2; ++i) {
+            o[h * (kORegs / 2) + i] = o[h * (kORegs / 2) + i] * alpha[(i / 2) % 2] + pv[i];
+          }
+          if (h == 0) {
+            row_sum[0] = row_sum[0] * alpha[0] + lsum[0];
+            row_sum[1] = row_sum[1] * alpha[1] + lsum[2];
+          }
+        }
+        release(smem_u32(&empty_v[stage]));
+      }
+    }
+    if (!kSplitPv && kb_end > kb0) {
       const int stage = kb0 % kStages;
       const BlockScalars bs{q_scale, ldg_f32(p.k_scale + (my_state[kSlotKScale * kStateStride] + kb0 * kKGroups)),
                             kb0 >= my_state[kSlotMaskFrom * kStateStride]};
@@ -758,7 +819,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       softmax_block(kb0, bs, acc, s, alpha_prev);
       pack_p(s, pa);
     }
-    for (int kb = kb0 + 1; kb < kb_end; ++kb) {
+    for (int kb = kb0 + 1; !kSplitPv && kb < kb_end; ++kb) {
       const int stage = kb % kStages, pstage = (kb - 1) % kStages;
       const u32 parity = (kb / kStages) & 1, pparity = ((kb - 1) / kStages) & 1;
 
@@ -794,9 +855,27 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       alpha_prev[0] = alpha_next[0];
       alpha_prev[1] = alpha_next[1];
     }
-    if (kb_end > kb0) {  // drain: P·V of the last block
+    if (!kSplitPv && kb_end > kb0) {  // drain: P·V of the last block
       const int kl = kb_end - 1;
       mbarrier_wait_parity(smem_u32(&full_v[kl % kStages]), (kl / kStages) & 1);
+      if constexpr (kPvF16) {
+        // Varlen: the sequence's last block, if it reaches past the sequence, holds the next
+        // sequence's V in its tail rows; every consumer thread zeroes a share of them (whole 128-byte
+        // rows of each 64-channel box, so the swizzle does not matter) before any P·V reads the tile.
+        // Both consumers run the same blocks, so both arrive here for the same tile.
+        const int* state = &loop_state[0][thread_id_x() - 128];
+        const int seq = state[kSlotSeqKv * kStateStride], key0 = (kl - state[kSlotRing * kStateStride]) * kCtaK;
+        if (p.cu_seqlens_k != nullptr && seq - key0 < kCtaK) {
+          const u32 tile = sV + (kl % kStages) * kVBytes;
+          const int rows = kCtaK - (seq - key0), chunks = rows * (kD / 64) * 8;
+          for (int i = thread_id_x() - 128; i < chunks; i += 128 * kConsumers) {
+            const int row = seq - key0 + i / ((kD / 64) * 8), box = (i / 8) % (kD / 64);
+            st_shared_zero_v4(tile + box * kVBoxBytes + row * 128 + (i % 8) * 16);
+          }
+          fence_proxy_async_shared();  // generic-proxy stores, read by wgmma
+          named_barrier_sync(kTailBarrier, 128 * kConsumers);
+        }
+      }
       float pv_fresh[kORegs], lsum_fresh[4];
       float(&pv)[kORegs] = kPvF16 ? o : pv_fresh;
       float(&lsum)[4] = kPvF16 ? l_acc : lsum_fresh;
@@ -831,7 +910,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     float inv_sum[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      // rowsum_mma: whole-row sums already (P̃ · 1 over all 128 keys of each block)
+      // rowsum_mma: whole-row sums already (P̃ · 1 over all keys of each block)
       const float l = Cfg::rowsum_mma ? row_sum[r] : quad_sum(row_sum[r]);
       row_sum[r] = l;  // the LSE below takes the whole-row sum
       inv_sum[r] = l > 0.0f ? 1.0f / l : 0.0f;  // no visible key: output 0, never NaN

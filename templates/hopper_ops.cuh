@@ -1,6 +1,7 @@
 // hopper_ops.cuh — the sm_90a PTX the Hopper attention kernel is built from: mbarriers, TMA (bulk
 // tensor copies through a tensor map), wgmma shared-memory matrix descriptors, the warpgroup MMAs
-// (s8 QKᵀ with both operands in shared memory, e4m3 P·V with P in registers), and setmaxnreg.
+// (s8 QKᵀ with both operands in shared memory; e4m3 P·V with P in registers, or f16/bf16 P·V with
+// P in registers and an MN-major V), and setmaxnreg.
 //
 // Like mma_ops.cuh this is inline PTX over our own typedefs: NVRTC sees no CUDA header. Everything
 // here needs `--gpu-architecture=sm_90a`: wgmma and setmaxnreg exist only on the arch-specific
@@ -18,7 +19,7 @@
 //   "membar/fence" (fence.proxy.async, fence.mbarrier_init),
 //   "Asynchronous Warpgroup Level Matrix Multiply-Accumulate": "Matrix Descriptor Format",
 //     "Shared Memory Matrix Layout" (swizzling modes), "Register Fragments" (accumulator D and
-//     matrix A of .m64nNk32), wgmma.fence / commit_group / wait_group, wgmma.mma_async,
+//     matrix A of .m64nNk32 and .m64nNk16), wgmma.fence / commit_group / wait_group, wgmma.mma_async,
 //   "setmaxnreg", "bar.sync / bar.arrive"; and the driver API's cuTensorMapEncodeTiled.
 //
 // ---- The wgmma accumulator layout (D of m64nN, f32 or s32) --------------------------------------
@@ -264,8 +265,8 @@ __host__ __device__ constexpr u64 make_kmajor_desc(u32 smem_addr, Swizzle swizzl
 // The descriptor of an MN-major 16-bit B tile (N contiguous), 128B swizzle, as TMA writes boxes of
 // [rows along K × 64 elements along N]: each K row is 128 bytes, 8 rows make a 1024-byte swizzle atom
 // (SBO = 1024: the next 8 rows along K), and the next 64 elements along N live in the next box,
-// `box_bytes` further on (LBO; CUTLASS's canonical MN-major SW128 layout ((8,8,m),(8,k)) in 16-byte
-// units, strides ((1,8,LBO),(8,SBO))). A k16 step advances the start by 16 rows = 2048 bytes: whole
+// `box_bytes` further on (LBO; CUTLASS's canonical MN-major SW128 layout, in elements
+// ((8,8,m),(8,k)) : ((1,8,LBO),(64,SBO))). A k16 step advances the start by 16 rows = 2048 bytes: whole
 // atoms, so the swizzle phase never changes. f16/bf16 only: wgmma has no MN-major 8-bit operand.
 __host__ __device__ constexpr u64 make_mn_major_desc_b128(u32 smem_addr, u32 box_bytes) {
   return make_smem_desc(smem_addr, Swizzle::b128, box_bytes, 1024);

@@ -399,6 +399,39 @@ TEST_CASE("empty varlen batches and zero-length sequences have defined results" 
   }
 }
 
+// A sequence never sees another's values: with f16 P·V the wgmma kernel reads V blocks straight from
+// the packed tensor, so a sequence's last block also covers the next sequence's first keys. Those get
+// P̃ = 0, but 0·Inf is NaN: the kernel zeroes them first. Sequence 1's V starts with infinities;
+// sequence 0 (100 keys: its last block, 128 or 64 keys, holds 28 of sequence 1's) must stay finite.
+TEST_CASE("a non-finite V in one sequence does not reach another sequence's output" * test::needs_gpu()) {
+  ensure_current_context();
+  const int H = 2;
+  for (int D : {64, 128, 256}) {
+    for (PvType pv : {PvType::f16, PvType::fp8_e4m3}) {
+      if (pv == PvType::fp8_e4m3 && !current_device_info().arch().has_fp8_mma()) continue;
+      CAPTURE(D);
+      CAPTURE(name(pv));
+      Packed p({100, 100}, {100, 200}, H, H, D);
+      std::vector<std::uint16_t> v = p.v.download<std::uint16_t>(std::size_t(p.cu_k.back()) * H * D);
+      for (int key = 100; key < 110; ++key) {
+        for (int i = 0; i < H * D; ++i) v[std::size_t(key) * H * D + i] = 0x7c00;  // +inf
+      }
+      p.v.upload(v);
+      AttentionOptions opt;
+      opt.pv = pv;
+      const int total_q = p.cu_q.back();
+      DeviceBuffer o(std::size_t(total_q) * H * D * 2);
+      o.poison();
+      attention_varlen(p.qv(), p.kv(p.k), p.kv(p.v), p.view(o, H, total_q), nullptr, p.batch(), opt, nullptr);
+      SAGEJIT_CU(cuCtxSynchronize);
+      const auto out = o.download<std::uint16_t>(std::size_t(total_q) * H * D);
+      std::size_t bad = 0;
+      for (std::size_t i = 0; i < std::size_t(100) * H * D; ++i) bad += (out[i] & 0x7c00) == 0x7c00;
+      CHECK(bad == 0);  // sequence 0's rows
+    }
+  }
+}
+
 TEST_CASE("a warm varlen call is captured in a CUDA graph and replays to the same output" * test::needs_gpu()) {
   ensure_current_context();
   Packed p({100, 0, 333, 7}, {250, 5, 333, 0}, 8, 2, 128);

@@ -362,8 +362,9 @@ TEST_CASE("attn_wgmma: two-term int8 Q/K with f16 P·V matches the float64 refer
   run_accuracy(d64);
 }
 
-// Blocks of 64 keys (cta_k 64): head dim 256 (16-bit P·V, O in 128 registers, Q/K as two 128B boxes),
-// and the other head dims' FP8 and f16 forms with the shorter block (64B-swizzled FP8 V rows).
+// Blocks of 64 keys (cta_k 64): head dim 256 (16-bit P·V, O in 128 registers, Q/K as two 128B boxes;
+// FP8 P·V in two halves), and D 64/96/128 with the shorter block (64B-swizzled FP8 V rows): FP8, f16,
+// two-term, one consumer.
 TEST_CASE("attn_wgmma: 64-key blocks and head dim 256 match the float64 reference" * test::needs_hopper()) {
   std::uint32_t seed = 9700;
   Case c;
@@ -374,14 +375,27 @@ TEST_CASE("attn_wgmma: 64-key blocks and head dim 256 match the float64 referenc
   run_accuracy(c);
   c.qk_terms = 2, c.stages = 2, c.mask = 1, c.seq_q = c.seq_kv = 777, c.persistent = false, c.seed = seed++;
   run_accuracy(c);  // the precise mode
+  Case d256;  // D = 256 with FP8 P·V: P·V in two halves of 128 channels
+  d256.head_dim = 256, d256.cta_k = 64, d256.stages = 4, d256.persistent = true, d256.seq_q = d256.seq_kv = 1000;
+  d256.seed = seed++;
+  run_accuracy(d256);
+  d256.mask = 2, d256.heads_q = 4, d256.heads_kv = 2, d256.seq_q = 700, d256.seq_kv = 1100, d256.persistent_ctas = 3;
+  d256.seed = seed++;
+  run_accuracy(d256);
+  d256.mask = 1, d256.persistent = false, d256.seq_q = d256.seq_kv = 333, d256.seed = seed++;
+  run_accuracy(d256);
   Case fp8;  // FP8 P·V with 64-key blocks, D = 128 and D = 64 (one consumer)
   fp8.cta_k = 64, fp8.stages = 4, fp8.persistent = true, fp8.seq_q = 1000, fp8.seq_kv = 1300, fp8.mask = 1;
   fp8.seed = seed++;
   run_accuracy(fp8);
   fp8.head_dim = 64, fp8.consumers = 1, fp8.stages = 3, fp8.mask = 0, fp8.seed = seed++;
   run_accuracy(fp8);
+  fp8.head_dim = 96, fp8.consumers = 2, fp8.stages = 4, fp8.mask = 2, fp8.seed = seed++;
+  run_accuracy(fp8);
   Case f16;  // f16 P·V with 64-key blocks
   f16.cta_k = 64, f16.pv_f16 = true, f16.stages = 4, f16.seq_q = 500, f16.seq_kv = 900, f16.mask = 2, f16.seed = seed++;
+  run_accuracy(f16);
+  f16.qk_terms = 2, f16.stages = 2, f16.mask = 1, f16.seed = seed++;  // two-term
   run_accuracy(f16);
 }
 
@@ -442,9 +456,11 @@ TEST_CASE("attn_wgmma: small shapes (the compute-sanitizer set)" * test::needs_h
   Case d96;  // D = 96, tail rows and keys
   d96.head_dim = 96, d96.seq_q = 150, d96.seq_kv = 200, d96.mask = 2, d96.stages = 3, d96.seed = seed++;
   run_accuracy(d96);
-  Case d256;  // D = 256, 64-key blocks, tails
+  Case d256;  // D = 256, 64-key blocks, tails; f16 P·V and FP8 (two halves)
   d256.head_dim = 256, d256.cta_k = 64, d256.pv_f16 = true, d256.stages = 3, d256.seq_q = 150, d256.seq_kv = 200;
   d256.mask = 2, d256.seed = seed++;
+  run_accuracy(d256);
+  d256.pv_f16 = false, d256.stages = 4, d256.seed = seed++;
   run_accuracy(d256);
   Case f16;  // f16 P·V, one consumer, D = 64
   f16.pv_f16 = true, f16.consumers = 1, f16.head_dim = 64, f16.seq_q = 130, f16.seq_kv = 129, f16.stages = 3;

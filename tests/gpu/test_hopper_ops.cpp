@@ -9,7 +9,7 @@
 //       multiplied by wgmma e4m3 m64nNk32: equal to the host product in natural token order.
 //   (c) TMA round trip of 3-D and 4-D tiles with out-of-bounds zero fill, over one mbarrier whose phase
 //       flips tile after tile, and TMA stores that clip at the tensor's end.
-//   (d) f16 GEMM (P·V of the f16 P·V kernel): P packed with pack_p_f16, V as stored ([keys × N], the
+//   (d) f16 / bf16 GEMM (the 16-bit P·V): P packed with pack_p_f16, V as stored ([keys × N], the
 //       MN-major B operand) in 64-channel TMA boxes with 128B swizzle: equal to the host product.
 // They run only on sm_90 (the kernels are sm_90a code) and report skipped elsewhere.
 #include <doctest/doctest.h>
@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -149,7 +150,7 @@ __global__ void __launch_bounds__(128, 1)
 // (d) out[64][N] = P[64][128] · V[128][N] in f16: P read in the accumulator layout, packed with
 // pack_p_f16; V as stored, [128 keys × N] f16 (MN-major for wgmma), loaded as N / 64 TMA boxes of
 // [128 keys × 64 channels] with 128B swizzle, one after another.
-template <int N>
+template <int N, bool Bf16>
 __global__ void __launch_bounds__(128, 1)
     hopper_test_pv_f16(const float* p, const __grid_constant__ TmaDescriptor tma_v, float* out) {
   constexpr int K = 128, kBoxBytes = K * 128;
@@ -172,7 +173,7 @@ __global__ void __launch_bounds__(128, 1)
   for (int i = 0; i < K / 2; ++i) s[i] = p[acc_row(tid, i) * K + acc_col(tid, i)];
   u32 a[K / 16][4];
 #pragma unroll
-  for (int k = 0; k < K / 16; ++k) pack_p_f16(s, k, a[k]);
+  for (int k = 0; k < K / 16; ++k) pack_p_f16<Bf16>(s, k, a[k]);
 
   float acc[N / 2];
 #pragma unroll
@@ -184,7 +185,7 @@ __global__ void __launch_bounds__(128, 1)
   wgmma_fence();
 #pragma unroll
   for (int k = 0; k < K / 16; ++k) {
-    wgmma_f16_rs_bmn<N>(acc, a[k], desc_advance(make_mn_major_desc_b128(base_v, kBoxBytes), 2048 * k), k > 0);
+    wgmma_f16_rs_bmn<N, Bf16>(acc, a[k], desc_advance(make_mn_major_desc_b128(base_v, kBoxBytes), 2048 * k), k > 0);
   }
   wgmma_commit();
   wgmma_wait<0>();
@@ -372,8 +373,16 @@ std::uint16_t f16_bits(float x) {
   return static_cast<std::uint16_t>((x < 0 ? 0x8000 : 0) | ((e - 1 + 15) << 10) | mantissa);
 }
 
-void run_pv_f16(int n) {
+// bf16 bits of the same values (8 mantissa bits hold every multiple of 1/4 in [-2, 2]).
+std::uint16_t bf16_bits(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, 4);
+  return static_cast<std::uint16_t>(u >> 16);
+}
+
+void run_pv_f16(int n, bool bf16) {
   CAPTURE(n);
+  CAPTURE(bf16);
   ensure_current_context();
   constexpr int M = 64, K = 128;
   // Multiples of 1/4 in [-2, 2]: every product and partial sum is exact in f32.
@@ -383,12 +392,12 @@ void run_pv_f16(int n) {
   for (auto& x : p) x = quarter(rng) / 4.0f;
   for (auto& x : v) x = quarter(rng) / 4.0f;
   std::vector<std::uint16_t> vbits(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) vbits[i] = f16_bits(v[i]);
+  for (std::size_t i = 0; i < v.size(); ++i) vbits[i] = bf16 ? bf16_bits(v[i]) : f16_bits(v[i]);
   DeviceBuffer dp(p.size() * 4), dv(vbits.size() * 2), dout(static_cast<std::size_t>(M) * n * 4);
   dp.upload(p), dv.upload(vbits), dout.poison();
-  CUtensorMap map_v = tensor_map(CU_TENSOR_MAP_DATA_TYPE_FLOAT16, dv.ptr(), {static_cast<std::uint64_t>(n), K},
+  CUtensorMap map_v = tensor_map(CU_TENSOR_MAP_DATA_TYPE_UINT16, dv.ptr(), {static_cast<std::uint64_t>(n), K},
                                  {static_cast<std::uint64_t>(n) * 2}, {64, K}, CU_TENSOR_MAP_SWIZZLE_128B);
-  const Kernel& kernel = test_kernel(fmt::format("hopper_test_pv_f16<{}>", n));
+  const Kernel& kernel = test_kernel(fmt::format("hopper_test_pv_f16<{}, {}>", n, bf16 ? "true" : "false"));
   CUdeviceptr pp = dp.ptr(), out = dout.ptr();
   void* args[] = {&pp, &map_v, &out};
   kernel.launch({{1, 1, 1}, {128, 1, 1}, static_cast<unsigned>(n * K * 2 + 1024)}, nullptr, args);
@@ -477,7 +486,8 @@ TEST_CASE("hopper: wgmma e4m3 with P from accumulator registers and token-permut
 
 TEST_CASE("hopper: wgmma f16 with P from accumulator registers and MN-major V (as stored) is exact" *
           test::needs_hopper()) {
-  for (int n : {64, 128, 256}) run_pv_f16(n);
+  for (int n : {64, 128, 256}) run_pv_f16(n, false);
+  for (int n : {128, 256}) run_pv_f16(n, true);  // bf16 (bf16 inputs' P·V)
 }
 
 TEST_CASE("hopper: TMA 3-D and 4-D tiles fill zeros outside the tensor and stores clip" * test::needs_hopper()) {

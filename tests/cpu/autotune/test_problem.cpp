@@ -88,7 +88,7 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   CHECK(default_spec(p).quant.pv == PvType::f16);
   CHECK(default_spec(p).tile == wgmma_tile(2, 3, true));
   CHECK_NOTHROW(default_spec(p).validate());
-  p.head_dim = 96;  // a head dim the wgmma kernel lacks: mma with its default tile
+  p.head_dim = 96;  // f16 P·V at head dim 96, which the wgmma kernel lacks: mma with its default tile
   CHECK(default_spec(p).family == AttnFamily::mma);
   CHECK(default_spec(p).tile == default_tile(p.arch, 96, PvType::f16, QuantType::int8));
   const Problem a = problem("sm_80", 100, 100);

@@ -382,9 +382,15 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK(u.source.find("#include \"attn_wgmma.cuh\"") != std::string::npos);
   CHECK(u.name_expression == "&sagejit::kernels::attention_wgmma<Config>");
   AttnSpec bad = w;
-  bad.head_dim = 256;  // FP8 P·V at head dim 256: no
-  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `family`: wgmma needs sm_90a, head_dim 64 or 128"),
+  bad.head_dim = 32;
+  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `family`: wgmma needs sm_90a, head_dim 64, 128"),
                        InvalidArgument);
+  bad = w;  // FP8 P·V at head dim 256: P·V in two halves, 64-key blocks
+  bad.head_dim = 256;
+  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `tile.cta_k`: must be 64"), InvalidArgument);
+  bad.tile = wgmma_default_tile(256);
+  CHECK(bad.tile == wgmma_tile(2, 3, true, 64));
+  CHECK_NOTHROW(bad.validate());
   AttnSpec d256 = w;  // head dim 256: f16 P·V, 64-key blocks, two consumers
   d256.head_dim = 256;
   d256.quant.pv = PvType::f16;

@@ -41,19 +41,24 @@ TEST_CASE("attn_wgmma: the sm_90a kernel compiles without spills or stack, at it
     add(d, 2, 3, 1, true, true, false, true);
     add(d, 2, 3, 2, true, true, true, true);
     if (d == 64) add(d, 1, 3, 1, true, true, false, true);
-    // blocks of 64 keys
+    // blocks of 64 keys: FP8, f16, two-term, one consumer
     add(d, 2, 4, 1, true, true, false, false, 1, 64);
     add(d, 2, 4, 0, false, true, false, true, 1, 64);
+    add(d, 2, 2, 2, true, true, false, true, 2, 64);
+    add(d, 1, 3, 1, true, true, false, false, 1, 64);
     // head dim 96 (three 32B Q/K boxes, N = 96 P·V), FP8 only; head dim 256 (two 128B Q/K boxes, O in 128
     // registers), 16-bit P·V and 64-key blocks only
     if (d == 128) {
       add(256, 2, 3, 0, false, true, false, true, 1, 64);
       add(256, 2, 3, 1, true, true, true, true, 1, 64);
       add(256, 2, 2, 2, true, true, false, true, 2, 64);
+      add(256, 2, 4, 0, false, true, false, false, 1, 64);  // FP8: P·V in two halves
+      add(256, 2, 4, 1, true, true, true, false, 1, 64);
       add(96, 2, 4, 0, false, true);
       add(96, 2, 4, 1, true, true);
       add(96, 2, 4, 2, true, true, true);
       add(96, 1, 3, 1, true, true);
+      add(96, 2, 4, 2, true, true, false, false, 1, 64);
     }
     // two-term int8 Q/K (the precise mode)
     add(d, 2, 2, 0, false, true, false, true, 2);
