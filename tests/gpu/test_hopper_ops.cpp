@@ -101,6 +101,22 @@ __global__ void __launch_bounds__(128, 1)
   for (int i = 0; i < N / 2; ++i) out[acc_row(tid, i) * N + acc_col(tid, i)] = acc[i];
 }
 
+// One mbarrier for a test kernel's loads, initialized by thread 0 before every thread goes on.
+__device__ __forceinline__ void init_one_barrier(u32 bar, int tid) {
+  if (tid == 0) {
+    mbarrier_init(bar, 1);
+    fence_barrier_init();
+  }
+  __syncthreads();
+}
+
+// The scores P[64][K] as QKᵀ's m64nK accumulators of thread `tid` would hold them.
+template <int K>
+__device__ __forceinline__ void scores_in_acc_layout(const float* p, int tid, float (&s)[K / 2]) {
+#pragma unroll
+  for (int i = 0; i < K / 2; ++i) s[i] = p[acc_row(tid, i) * K + acc_col(tid, i)];
+}
+
 // (b) out[64][N] = P[64][128] · V[128][N]: P read in the accumulator layout a QKᵀ tile of 128 keys
 // would have, packed with pack_p_e4m3; V given as Vt[N][128] e4m3, token-permuted, 128B swizzle.
 template <int N>
@@ -112,19 +128,13 @@ __global__ void __launch_bounds__(128, 1)
   const u32 base_v = (smem_u32(smem) + 1023) & ~1023u;
   const u32 bar = smem_u32(&full);
   const int tid = threadIdx.x;
-  if (tid == 0) {
-    mbarrier_init(bar, 1);
-    fence_barrier_init();
-  }
-  __syncthreads();
+  init_one_barrier(bar, tid);
   if (tid == 0) {
     mbarrier_arrive_expect_tx(bar, N * K);
     tma_load_2d(base_v, tma_v, bar, 0, 0);
   }
-  // The scores as QKᵀ's m64n128 accumulators would hold them.
   float s[K / 2];
-#pragma unroll
-  for (int i = 0; i < K / 2; ++i) s[i] = p[acc_row(tid, i) * K + acc_col(tid, i)];
+  scores_in_acc_layout<K>(p, tid, s);
   u32 a[K / 32][4];
 #pragma unroll
   for (int k = 0; k < K / 32; ++k) pack_p_e4m3(s, k, a[k]);
@@ -159,18 +169,13 @@ __global__ void __launch_bounds__(128, 1)
   const u32 base_v = (smem_u32(smem) + 1023) & ~1023u;
   const u32 bar = smem_u32(&full);
   const int tid = threadIdx.x;
-  if (tid == 0) {
-    mbarrier_init(bar, 1);
-    fence_barrier_init();
-  }
-  __syncthreads();
+  init_one_barrier(bar, tid);
   if (tid == 0) {
     mbarrier_arrive_expect_tx(bar, N * K * 2);
     for (int b = 0; b < N / 64; ++b) tma_load_2d(base_v + b * kBoxBytes, tma_v, bar, 64 * b, 0);
   }
   float s[K / 2];
-#pragma unroll
-  for (int i = 0; i < K / 2; ++i) s[i] = p[acc_row(tid, i) * K + acc_col(tid, i)];
+  scores_in_acc_layout<K>(p, tid, s);
   u32 a[K / 16][4];
 #pragma unroll
   for (int k = 0; k < K / 16; ++k) pack_p_f16<Bf16>(s, k, a[k]);
