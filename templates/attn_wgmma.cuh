@@ -68,7 +68,8 @@
 //   swizzle: Q and K W bytes (128B, 64B, 32B); V cta_k bytes (128B, or 64B for 64-key blocks).
 //
 // Cfg (every member static constexpr; AttnWgmmaCfg below is the ready-made one):
-//   int  head_dim   64, 96 (FP8 P·V, one term), 128 or 256 (16-bit P·V)
+//   int  head_dim   64, 96 (FP8 P·V, one term), 128 or 256 (cta_k 64, two consumers, no ping-pong;
+//                   FP8 P·V there runs in two halves of 128 channels, kSplitPv)
 //   int  consumers  consumer warpgroups, 1 or 2 (cta_q = 64·consumers; one consumer runs 2 CTAs/SM)
 //   int  stages     K/V ring depth, >= 2
 //   int  mask       0 none, 1 causal top-left (i sees j <= i), 2 causal bottom-right
