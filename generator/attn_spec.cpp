@@ -116,8 +116,11 @@ AttnTile wgmma_default_tile(int head_dim, PvType pv, QuantType qk) {
   // (2 stages 1.638; causal 0.836 / 0.859); FP8: 1.479 (4 stages non-persistent 1.475; causal 0.810 vs
   // 0.835 with 4; S1024 0.128); two-term: 2 stages (2.231 ms).
   if (head_dim == 256) return qk == QuantType::int8x2 ? wgmma_tile(2, 2, true, 64) : wgmma_tile(2, 3, true, 64);
-  // Two-term Q/K doubles the Q tile and the K blocks: D = 128 fits 2 stages.
+  // Two-term Q/K doubles the Q tile and the K blocks: D = 128 (and 96) fit 2 stages.
   if (qk == QuantType::int8x2) return head_dim == 64 ? wgmma_tile(1, 3, true) : wgmma_tile(2, 2, true);
+  // D = 96 with f16 P·V (H200, B4 H32 S4096): one consumer, 2 stages 1.657 ms (persistent 1.731; two
+  // consumers 1.784–1.798; best mma.sync tile 2.510); persistent as everywhere else (causal gains).
+  if (pv == PvType::f16 && head_dim == 96) return wgmma_tile(1, 2, true);
   if (pv == PvType::f16) return head_dim == 64 ? wgmma_tile(1, 3, true) : wgmma_tile(2, 3, true);
   // D = 96 (H200, B4 H32): one consumer at 2 CTAs/SM, 2 stages: S4096 1.399 ms (two consumers, 4 stages:
   // 1.516), causal 0.809 (best 0.800 with 3 stages), S1024 0.119 (0.127).
@@ -129,10 +132,7 @@ bool wgmma_supports(const AttnSpec& s) {
   // int8 Q/K with FP8 or f16 P·V; two-term int8 (the precise mode) with f16 P·V.
   const bool quant = s.quant.qk == QuantType::int8 ? s.quant.pv == PvType::fp8_e4m3 || s.quant.pv == PvType::f16
                                                    : s.quant.qk == QuantType::int8x2 && s.quant.pv == PvType::f16;
-  // Head dim 96 (three 32B-swizzled Q/K boxes) with FP8 P·V only: its f16 V would need 64B-swizzled
-  // MN-major boxes the kernel does not build.
-  const bool dim = s.head_dim == 64 || s.head_dim == 128 || s.head_dim == 256 ||
-                   (s.head_dim == 96 && s.quant.qk == QuantType::int8 && s.quant.pv == PvType::fp8_e4m3);
+  const bool dim = s.head_dim == 64 || s.head_dim == 96 || s.head_dim == 128 || s.head_dim == 256;
   return s.arch.number() == 90 && dim && quant && s.quant.granularity == layout::Granularity::per_thread &&
          !s.quant.smooth_q;
 }
@@ -162,8 +162,8 @@ std::uint64_t AttnSpec::hash() const { return fnv1a64(canonical_name()); }
 void AttnSpec::validate() const {
   if (family == AttnFamily::wgmma) {
     if (!wgmma_supports(*this)) {
-      throw InvalidArgument("family", fmt::format("wgmma needs sm_90a, head_dim 64, 128 or 256 (96 with int8 QK and "
-                                                  "fp8 P·V), int8 QK with fp8 or f16 P·V or int8x2 QK with f16 P·V, "
+      throw InvalidArgument("family", fmt::format("wgmma needs sm_90a, head_dim 64, 96, 128 or 256, int8 QK with fp8 "
+                                                  "or f16 P·V or int8x2 QK with f16 P·V, "
                                                   "per_thread scales and no Q smoothing (got {})",
                                                   canonical_name()));
     }
@@ -494,7 +494,6 @@ std::vector<AttnSpec> representative_attn_specs(const Arch& arch) {
   if (arch.number() == 90) {
     for (PvType pv : {PvType::fp8_e4m3, PvType::f16}) {
       for (int d : {64, 96, 128, 256}) {
-        if (d == 96 && pv == PvType::f16) continue;  // wgmma_supports: FP8 P·V only
         for (Mask m : {Mask::none, Mask::causal_top_left}) {
           AttnSpec w;
           w.family = AttnFamily::wgmma;

@@ -203,7 +203,7 @@ void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, c
     CUtensorMap map_v = r.quant.quantize_v
                             ? tensor_map_u8(qkv.v, p.seq_kv_pad, bh_kv * D, p.seq_kv_pad, t.cta_k, D,
                                             t.cta_k == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B)
-                            : tensor_map_rows_b128(v, 64, t.cta_k);
+                            : tensor_map_rows_16bit(v, kernels::attn_wgmma_v16_box_channels(D), t.cta_k);
     void* args[] = {&a, &map_q, &map_k, &map_v};
     const bool causal = r.spec.mask != Mask::none;
     const int q_slots = kernels::attn_wgmma_q_slots(static_cast<int>(p.seq_q), t.cta_q, causal);

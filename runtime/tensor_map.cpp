@@ -18,7 +18,7 @@ CUtensorMap tensor_map_u8(const void* base, std::uint64_t inner, std::uint64_t r
   return map;
 }
 
-CUtensorMap tensor_map_rows_b128(const TensorRef& t, std::uint32_t box_dim, std::uint32_t box_rows) {
+CUtensorMap tensor_map_rows_16bit(const TensorRef& t, std::uint32_t box_dim, std::uint32_t box_rows) {
   CUtensorMap map{};
   std::uint64_t dims[4] = {static_cast<std::uint64_t>(t.dim), static_cast<std::uint64_t>(t.seq),
                            static_cast<std::uint64_t>(t.heads), static_cast<std::uint64_t>(t.batch)};
@@ -34,7 +34,8 @@ CUtensorMap tensor_map_rows_b128(const TensorRef& t, std::uint32_t box_dim, std:
   std::uint32_t box[4] = {box_dim, box_rows, 1, 1};
   std::uint32_t element_strides[4] = {1, 1, 1, 1};
   SAGEJIT_CU(cuTensorMapEncodeTiled, &map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 4u, const_cast<void*>(t.data), dims,
-             strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+             strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+             box_dim * 2 == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B,
              CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   return map;
 }

@@ -19,8 +19,8 @@ CUtensorMap tensor_map_u8(const void* base, std::uint64_t inner, std::uint64_t r
 
 // A 4-D map over a 16-bit [batch, heads, seq, dim] view with its own strides (validate_tensor's
 // rules meet TMA's: 16-byte aligned base, strides multiples of 16 bytes), dims {dim, seq, heads,
-// batch}, read in boxes of {box_dim, box_rows, 1, 1} with 128B swizzle (box_dim · 2 == 128); rows
-// past seq read as zeros.
-CUtensorMap tensor_map_rows_b128(const TensorRef& t, std::uint32_t box_dim, std::uint32_t box_rows);
+// batch}, read in boxes of {box_dim, box_rows, 1, 1} swizzled by the box row's length (box_dim · 2:
+// 128 or 64 bytes); rows past seq read as zeros.
+CUtensorMap tensor_map_rows_16bit(const TensorRef& t, std::uint32_t box_dim, std::uint32_t box_rows);
 
 }  // namespace sagejit

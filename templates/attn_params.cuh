@@ -145,6 +145,10 @@ __host__ __device__ constexpr int attn_wgmma_qk_box_bytes(int head_dim) {
   return head_dim % 128 == 0 ? 128 : head_dim == 64 ? 64 : 32;
 }
 
+// 16-bit V (the caller's) is read in boxes of [cta_k keys × this many channels]: rows of 128 bytes
+// (128B swizzle), or 64 bytes (64B swizzle) at D = 96, which 64 does not divide.
+__host__ __device__ constexpr int attn_wgmma_v16_box_channels(int head_dim) { return head_dim % 64 == 0 ? 64 : 32; }
+
 // The tile of ones the row sums multiply by (B of P̃ · 1): e4m3 8 rows × 128 bytes (one 128B swizzle
 // atom, whatever cta_k: the k-steps move 32 bytes along a row), or f16 16 key rows of 64 (one
 // MN-major k16 step, two 1024-byte swizzle atoms).

@@ -68,7 +68,7 @@
 //   swizzle: Q and K W bytes (128B, 64B, 32B); V cta_k bytes (128B, or 64B for 64-key blocks).
 //
 // Cfg (every member static constexpr; AttnWgmmaCfg below is the ready-made one):
-//   int  head_dim   64, 96 (FP8 P·V, one term), 128 or 256 (cta_k 64, two consumers, no ping-pong;
+//   int  head_dim   64, 96, 128 or 256 (cta_k 64, two consumers, no ping-pong;
 //                   FP8 P·V there runs in two halves of 128 channels, kSplitPv)
 //   int  consumers  consumer warpgroups, 1 or 2 (cta_q = 64·consumers; one consumer runs 2 CTAs/SM)
 //   int  stages     K/V ring depth, >= 2
@@ -87,7 +87,8 @@
 //
 // The f16 P·V form (Cfg::pv_f16; the pv = f16 mode on sm_90a): V is the caller's f16 tensor itself,
 // not quantized, loaded by TMA through a 4-D map over its own strides (tma_v: dims {D, seq, heads,
-// batch} of the V view, box {64, cta_k, 1, 1}, 128B swizzle; D / 64 boxes per block) and used as wgmma's
+// batch} of the V view, box {64, cta_k, 1, 1}, 128B swizzle, D / 64 boxes per block; at D = 96 boxes of
+// 32 channels with 64B swizzle: attn_wgmma_v16_box_channels) and used as wgmma's
 // MN-major B operand (wgmma f16 m64nDk16, transpose-b), so no pass transposes or permutes it. P̃ goes
 // to f16 A fragments (pack_p_f16: the accumulator layout is the k16 A layout). The f16 tensor core
 // accumulates at full f32 precision, so P·V accumulates straight into O (no temporary, no promotion:
@@ -232,7 +233,10 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr u32 kQTermBytes = kRowsPerWg * kD, kKTermBytes = kCtaK * kD;  // one term of a Q tile / K block
   constexpr u32 kQBytes = kTerms * kQTermBytes, kKBytes = kTerms * kKTermBytes;
   constexpr u32 kVBytes = kD * kCtaK * (kPvF16 ? 2 : 1);
-  constexpr u32 kVBoxBytes = kCtaK * 128;    // f16 V: one TMA box of cta_k keys × 64 channels
+  // f16 V: TMA boxes of cta_k keys × kVChan channels, rows of 2·kVChan bytes swizzled by their length.
+  constexpr int kVChan = attn_wgmma_v16_box_channels(kD), kVBoxes = kD / kVChan;
+  constexpr u32 kVRowBytes = 2 * kVChan, kVBoxBytes = kCtaK * kVRowBytes;
+  constexpr Swizzle kV16Swizzle = kVRowBytes == 128 ? Swizzle::b128 : Swizzle::b64;
   // FP8 V: [D × cta_k] channel-major, rows of cta_k bytes, swizzled by their length.
   constexpr Swizzle kVSwizzle = kCtaK == 128 ? Swizzle::b128 : Swizzle::b64;
   constexpr int kQGroups = layout::q_groups(layout::Granularity::per_thread, kCtaQ, 16);
@@ -251,7 +255,6 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   // FP8 P·V at D = 256: O (128 registers) and a whole-width P·V temporary do not fit together, so P·V
   // runs in two N = 128 halves, each promoted before the next, and the block's steps run in order.
   constexpr bool kSplitPv = !kPvF16 && kD == 256;
-  static_assert(kD % 64 == 0 || (!kPvF16 && kTerms == 1), "head_dim 96: FP8 P·V and one-term Q/K only");
   static_assert(kConsumers == 1 || kConsumers == 2, "attention_wgmma: 1 or 2 consumer warpgroups");
   static_assert(kStages >= 2, "stages >= 2");
   static_assert(!kPvF16 || Cfg::rowsum_mma, "the f16 P·V form takes its row sums from the tensor cores");
@@ -392,8 +395,8 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
           if constexpr (kPvF16) {  // the caller's V at (key, head, batch); varlen views have batch 1
             const int v_head = static_cast<int>(bh_kv % p.heads_kv), v_batch = p.cu_seqlens_k != nullptr ? 0 : w.b;
 #pragma unroll
-            for (int c = 0; c < kD / 64; ++c) {
-              tma_load_4d(sV + s * kVBytes + c * kVBoxBytes, tma_v, smem_u32(&full_v[s]), 64 * c,
+            for (int c = 0; c < kVBoxes; ++c) {
+              tma_load_4d(sV + s * kVBytes + c * kVBoxBytes, tma_v, smem_u32(&full_v[s]), kVChan * c,
                           w.k_tok0 + j * kCtaK, v_head, v_batch);
             }
           } else {
@@ -535,11 +538,11 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     // same place by every step.
     auto issue_pv = [&](int slot, float (&pv)[kORegs], float (&lsum)[4], u32 (&pa)[kPVSteps][4]) {
       if constexpr (kPvF16) {
-        const u64 desc_v = make_mn_major_desc_b128(sV + slot * kVBytes, kVBoxBytes);
-        const u64 desc_ones = make_mn_major_desc_b128(sOnes, 1024);
+        const u64 desc_v = make_mn_major_desc(sV + slot * kVBytes, kV16Swizzle, kVBoxBytes);
+        const u64 desc_ones = make_mn_major_desc(sOnes, Swizzle::b128, 1024);
 #pragma unroll
         for (int k = 0; k < kPVSteps; ++k) {
-          wgmma_f16_rs_bmn<kD, Cfg::out_bf16>(pv, pa[k], desc_advance(desc_v, 2048 * k), true);
+          wgmma_f16_rs_bmn<kD, Cfg::out_bf16>(pv, pa[k], desc_advance(desc_v, 16 * kVRowBytes * k), true);
         }
 #pragma unroll
         for (int k = 0; k < kPVSteps; ++k) wgmma_f16_rs_bmn<8, Cfg::out_bf16>(lsum, pa[k], desc_ones, true);
@@ -861,17 +864,18 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       mbarrier_wait_parity(smem_u32(&full_v[kl % kStages]), (kl / kStages) & 1);
       if constexpr (kPvF16) {
         // Varlen: the sequence's last block, if it reaches past the sequence, holds the next
-        // sequence's V in its tail rows; every consumer thread zeroes a share of them (whole 128-byte
-        // rows of each 64-channel box, so the swizzle does not matter) before any P·V reads the tile.
+        // sequence's V in its tail rows; every consumer thread zeroes a share of them (whole rows of
+        // each box, so the swizzle does not matter) before any P·V reads the tile.
         // Both consumers run the same blocks, so both arrive here for the same tile.
         const int* state = &loop_state[0][thread_id_x() - 128];
         const int seq = state[kSlotSeqKv * kStateStride], key0 = (kl - state[kSlotRing * kStateStride]) * kCtaK;
         if (p.cu_seqlens_k != nullptr && seq - key0 < kCtaK) {
           const u32 tile = sV + (kl % kStages) * kVBytes;
-          const int rows = kCtaK - (seq - key0), chunks = rows * (kD / 64) * 8;
+          constexpr int kRowChunks = kVRowBytes / 16;  // 16-byte stores per row of a box
+          const int rows = kCtaK - (seq - key0), chunks = rows * kVBoxes * kRowChunks;
           for (int i = thread_id_x() - 128; i < chunks; i += 128 * kConsumers) {
-            const int row = seq - key0 + i / ((kD / 64) * 8), box = (i / 8) % (kD / 64);
-            st_shared_zero_v4(tile + box * kVBoxBytes + row * 128 + (i % 8) * 16);
+            const int row = seq - key0 + i / (kVBoxes * kRowChunks), box = (i / kRowChunks) % kVBoxes;
+            st_shared_zero_v4(tile + box * kVBoxBytes + row * kVRowBytes + (i % kRowChunks) * 16);
           }
           fence_proxy_async_shared();  // generic-proxy stores, read by wgmma
           named_barrier_sync(kTailBarrier, 128 * kConsumers);

@@ -232,7 +232,7 @@ __device__ __forceinline__ void tma_store_wait() {
 //   bits 62-63  swizzle: 0 none, 1 128B, 2 64B, 3 32B
 // The unit is the "core matrix": 8 rows (M or N) of 16 bytes along K. Our 8-bit operands are K-major
 // (K contiguous), the only layout wgmma supports for 8-bit types (the f16 V of the f16 P·V kernel is
-// MN-major: make_mn_major_desc_b128 below):
+// MN-major: make_mn_major_desc below):
 //   swizzled (W = 32, 64 or 128 bytes): rows of W bytes, 8-row groups of 8·W bytes, as TMA writes
 //     a box whose inner extent is W bytes with the matching CU_TENSOR_MAP_SWIZZLE_{W}B. SBO = 8·W
 //     (from one 8-row group to the next); LBO is unused (the k32 slice of one wgmma, 32 bytes,
@@ -262,14 +262,15 @@ __host__ __device__ constexpr u64 make_kmajor_desc(u32 smem_addr, Swizzle swizzl
   return make_smem_desc(smem_addr, swizzle, 16, 8 * swizzle_bytes(swizzle));
 }
 
-// The descriptor of an MN-major 16-bit B tile (N contiguous), 128B swizzle, as TMA writes boxes of
-// [rows along K × 64 elements along N]: each K row is 128 bytes, 8 rows make a 1024-byte swizzle atom
-// (SBO = 1024: the next 8 rows along K), and the next 64 elements along N live in the next box,
-// `box_bytes` further on (LBO; CUTLASS's canonical MN-major SW128 layout, in elements
-// ((8,8,m),(8,k)) : ((1,8,LBO),(64,SBO))). A k16 step advances the start by 16 rows = 2048 bytes: whole
-// atoms, so the swizzle phase never changes. f16/bf16 only: wgmma has no MN-major 8-bit operand.
-__host__ __device__ constexpr u64 make_mn_major_desc_b128(u32 smem_addr, u32 box_bytes) {
-  return make_smem_desc(smem_addr, Swizzle::b128, box_bytes, 1024);
+// The descriptor of an MN-major 16-bit B tile (N contiguous), as TMA writes boxes of [rows along K ×
+// W/2 elements along N] with the W-byte swizzle (W = 128 or 64): each K row is W bytes, 8 rows make
+// one swizzle atom (SBO = 8·W: the next 8 rows along K), and the next W/2 elements along N live in
+// the next box, `box_bytes` further on (LBO; CUTLASS's canonical MN-major SW128 / SW64 layouts, in
+// elements ((8,W/16,m),(8,k)) : ((1,8,LBO),(W/2,SBO))). A k16 step advances the start by 16 rows =
+// 16·W bytes: whole atoms, so the swizzle phase never changes. f16/bf16 only: wgmma has no MN-major
+// 8-bit operand.
+__host__ __device__ constexpr u64 make_mn_major_desc(u32 smem_addr, Swizzle swizzle, u32 box_bytes) {
+  return make_smem_desc(smem_addr, swizzle, box_bytes, 8 * swizzle_bytes(swizzle));
 }
 
 // The same tile `bytes` further on (a k-step inside a swizzle row, or the next stage). The start
@@ -325,7 +326,7 @@ __device__ __forceinline__ void fence_operands(u32 (&r)[Count]) {
 //         core keeps only about 14 significant bits while it accumulates (DeepSeek-V3 §3.3.2):
 //         promote into an fp32 sum every 128 keys or fewer.
 //   f16 / bf16:  K = 16, A from registers (the m16n8k16 fragment per warp, pack_p_f16), B MN-major from a
-//         descriptor (make_mn_major_desc_b128; transpose-b = 1); f32 accumulators at full precision,
+//         descriptor (make_mn_major_desc; transpose-b = 1); f32 accumulators at full precision,
 //         so P·V may accumulate straight into O.
 // Generated operand lists (one register per accumulator): N = 64, 128, 256 (and 8 for the row sums,
 // 96 for e4m3 P·V at head dim 96).
@@ -548,6 +549,15 @@ __device__ __forceinline__ void wgmma_m64n256k16_bf16_rs_bmn(float (&d)[128], co
   SAGEJIT_WGMMA_RS_N256("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16", "1, 1, 1");
 }
 
+__device__ __forceinline__ void wgmma_m64n96k16_f16_rs_bmn(float (&d)[48], const u32 (&a)[4], u64 desc_b,
+                                                          bool accumulate) {
+  SAGEJIT_WGMMA_RS_N96("wgmma.mma_async.sync.aligned.m64n96k16.f32.f16.f16", "1, 1, 1");
+}
+__device__ __forceinline__ void wgmma_m64n96k16_bf16_rs_bmn(float (&d)[48], const u32 (&a)[4], u64 desc_b,
+                                                           bool accumulate) {
+  SAGEJIT_WGMMA_RS_N96("wgmma.mma_async.sync.aligned.m64n96k16.f32.bf16.bf16", "1, 1, 1");
+}
+
 #undef SAGEJIT_WGMMA_RS_N8
 #undef SAGEJIT_WGMMA_RS_N64
 #undef SAGEJIT_WGMMA_RS_N96
@@ -577,15 +587,18 @@ __device__ __forceinline__ void wgmma_e4m3_rs(float (&d)[N / 2], const u32 (&a)[
 // d (+)= A · B for f16 (or bf16) with B MN-major (N contiguous: V as stored, [keys × channels]), K = 16.
 template <int N, bool Bf16 = false>
 __device__ __forceinline__ void wgmma_f16_rs_bmn(float (&d)[N / 2], const u32 (&a)[4], u64 desc_b, bool accumulate) {
-  static_assert(N == 8 || N == 64 || N == 128 || N == 256, "wgmma f16 wrappers exist for N = 8, 64, 128, 256");
+  static_assert(N == 8 || N == 64 || N == 96 || N == 128 || N == 256,
+                "wgmma f16 wrappers exist for N = 8, 64, 96, 128, 256");
   if constexpr (Bf16) {
     if constexpr (N == 8) wgmma_m64n8k16_bf16_rs_bmn(d, a, desc_b, accumulate);
     else if constexpr (N == 64) wgmma_m64n64k16_bf16_rs_bmn(d, a, desc_b, accumulate);
+    else if constexpr (N == 96) wgmma_m64n96k16_bf16_rs_bmn(d, a, desc_b, accumulate);
     else if constexpr (N == 128) wgmma_m64n128k16_bf16_rs_bmn(d, a, desc_b, accumulate);
     else wgmma_m64n256k16_bf16_rs_bmn(d, a, desc_b, accumulate);
   } else {
     if constexpr (N == 8) wgmma_m64n8k16_f16_rs_bmn(d, a, desc_b, accumulate);
     else if constexpr (N == 64) wgmma_m64n64k16_f16_rs_bmn(d, a, desc_b, accumulate);
+    else if constexpr (N == 96) wgmma_m64n96k16_f16_rs_bmn(d, a, desc_b, accumulate);
     else if constexpr (N == 128) wgmma_m64n128k16_f16_rs_bmn(d, a, desc_b, accumulate);
     else wgmma_m64n256k16_f16_rs_bmn(d, a, desc_b, accumulate);
   }

@@ -406,7 +406,7 @@ TEST_CASE("empty varlen batches and zero-length sequences have defined results" 
 TEST_CASE("a non-finite V in one sequence does not reach another sequence's output" * test::needs_gpu()) {
   ensure_current_context();
   const int H = 2;
-  for (int D : {64, 128, 256}) {
+  for (int D : {64, 96, 128, 256}) {
     for (PvType pv : {PvType::f16, PvType::fp8_e4m3}) {
       if (pv == PvType::fp8_e4m3 && !current_device_info().arch().has_fp8_mma()) continue;
       CAPTURE(D);

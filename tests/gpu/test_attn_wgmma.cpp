@@ -135,7 +135,7 @@ struct Problem {
                           kernels::kWgmmaRowsPerWg, qk_swizzle);
     map_k = tensor_map_u8(quant.k, row, std::uint64_t(B) * c.heads_kv * quant.seq_kv_pad, row, qk_box, c.cta_k,
                           qk_swizzle);
-    map_v = c.pv_f16 ? tensor_map_rows_b128(tv, 64, c.cta_k)
+    map_v = c.pv_f16 ? tensor_map_rows_16bit(tv, kernels::attn_wgmma_v16_box_channels(D), c.cta_k)
                      : tensor_map_u8(quant.v, quant.seq_kv_pad, std::uint64_t(B) * c.heads_kv * D, quant.seq_kv_pad,
                                      c.cta_k, D, c.cta_k == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B);
   }
@@ -334,6 +334,14 @@ TEST_CASE("attn_wgmma: f16 P·V on the caller's V matches the float64 reference 
   run_accuracy(d64);
   d64.consumers = 2, d64.persistent = false, d64.seq_q = 333, d64.seq_kv = 517, d64.mask = 0, d64.seed = seed++;
   run_accuracy(d64);
+  Case d96;  // D = 96: V in 32-channel boxes with 64B swizzle; one consumer; and the precise mode
+  d96.pv_f16 = true, d96.head_dim = 96, d96.stages = 3, d96.persistent = true, d96.seq_q = 1000, d96.seq_kv = 1300;
+  d96.mask = 1, d96.seed = seed++;
+  run_accuracy(d96);
+  d96.consumers = 1, d96.stages = 2, d96.mask = 2, d96.seed = seed++;
+  run_accuracy(d96);
+  d96.consumers = 2, d96.qk_terms = 2, d96.mask = 0, d96.persistent = false, d96.seed = seed++;
+  run_accuracy(d96);
   Case tail;  // the second consumer of the last tile has no rows
   tail.pv_f16 = true, tail.stages = 3, tail.seq_q = 1030, tail.seq_kv = 777, tail.mask = 2, tail.seed = seed++;
   run_accuracy(tail);

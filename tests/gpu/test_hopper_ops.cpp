@@ -10,7 +10,8 @@
 //   (c) TMA round trip of 3-D and 4-D tiles with out-of-bounds zero fill, over one mbarrier whose phase
 //       flips tile after tile, and TMA stores that clip at the tensor's end.
 //   (d) f16 / bf16 GEMM (the 16-bit P·V): P packed with pack_p_f16, V as stored ([keys × N], the
-//       MN-major B operand) in 64-channel TMA boxes with 128B swizzle: equal to the host product.
+//       MN-major B operand) in 64-channel TMA boxes with 128B swizzle (32-channel, 64B at N = 96): equal
+//       to the host product.
 // They run only on sm_90 (the kernels are sm_90a code) and report skipped elsewhere.
 #include <doctest/doctest.h>
 
@@ -163,7 +164,10 @@ __global__ void __launch_bounds__(128, 1)
 template <int N, bool Bf16>
 __global__ void __launch_bounds__(128, 1)
     hopper_test_pv_f16(const float* p, const __grid_constant__ TmaDescriptor tma_v, float* out) {
-  constexpr int K = 128, kBoxBytes = K * 128;
+  // Boxes of 64 channels (128-byte rows, 128B swizzle), or 32 (64-byte rows, 64B swizzle) when 64
+  // does not divide N.
+  constexpr int K = 128, kChan = N % 64 == 0 ? 64 : 32, kRowBytes = 2 * kChan, kBoxBytes = K * kRowBytes;
+  constexpr Swizzle kSwizzle = kRowBytes == 128 ? Swizzle::b128 : Swizzle::b64;
   __shared__ u64 full;
   extern __shared__ u8 smem[];
   const u32 base_v = (smem_u32(smem) + 1023) & ~1023u;
@@ -172,7 +176,7 @@ __global__ void __launch_bounds__(128, 1)
   init_one_barrier(bar, tid);
   if (tid == 0) {
     mbarrier_arrive_expect_tx(bar, N * K * 2);
-    for (int b = 0; b < N / 64; ++b) tma_load_2d(base_v + b * kBoxBytes, tma_v, bar, 64 * b, 0);
+    for (int b = 0; b < N / kChan; ++b) tma_load_2d(base_v + b * kBoxBytes, tma_v, bar, kChan * b, 0);
   }
   float s[K / 2];
   scores_in_acc_layout<K>(p, tid, s);
@@ -190,7 +194,8 @@ __global__ void __launch_bounds__(128, 1)
   wgmma_fence();
 #pragma unroll
   for (int k = 0; k < K / 16; ++k) {
-    wgmma_f16_rs_bmn<N, Bf16>(acc, a[k], desc_advance(make_mn_major_desc_b128(base_v, kBoxBytes), 2048 * k), k > 0);
+    wgmma_f16_rs_bmn<N, Bf16>(acc, a[k], desc_advance(make_mn_major_desc(base_v, kSwizzle, kBoxBytes), 16 * kRowBytes * k),
+                              k > 0);
   }
   wgmma_commit();
   wgmma_wait<0>();
@@ -400,8 +405,10 @@ void run_pv_f16(int n, bool bf16) {
   for (std::size_t i = 0; i < v.size(); ++i) vbits[i] = bf16 ? bf16_bits(v[i]) : f16_bits(v[i]);
   DeviceBuffer dp(p.size() * 4), dv(vbits.size() * 2), dout(static_cast<std::size_t>(M) * n * 4);
   dp.upload(p), dv.upload(vbits), dout.poison();
+  const std::uint32_t chan = n % 64 == 0 ? 64 : 32;  // as the kernel's boxes
   CUtensorMap map_v = tensor_map(CU_TENSOR_MAP_DATA_TYPE_UINT16, dv.ptr(), {static_cast<std::uint64_t>(n), K},
-                                 {static_cast<std::uint64_t>(n) * 2}, {64, K}, CU_TENSOR_MAP_SWIZZLE_128B);
+                                 {static_cast<std::uint64_t>(n) * 2}, {chan, K},
+                                 chan == 64 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B);
   const Kernel& kernel = test_kernel(fmt::format("hopper_test_pv_f16<{}, {}>", n, bf16 ? "true" : "false"));
   CUdeviceptr pp = dp.ptr(), out = dout.ptr();
   void* args[] = {&pp, &map_v, &out};
@@ -491,8 +498,8 @@ TEST_CASE("hopper: wgmma e4m3 with P from accumulator registers and token-permut
 
 TEST_CASE("hopper: wgmma f16 with P from accumulator registers and MN-major V (as stored) is exact" *
           test::needs_hopper()) {
-  for (int n : {64, 128, 256}) run_pv_f16(n, false);
-  for (int n : {128, 256}) run_pv_f16(n, true);  // bf16 (bf16 inputs' P·V)
+  for (int n : {64, 96, 128, 256}) run_pv_f16(n, false);  // 96: 32-channel boxes, 64B swizzle
+  for (int n : {96, 128, 256}) run_pv_f16(n, true);       // bf16 (bf16 inputs' P·V)
 }
 
 TEST_CASE("hopper: TMA 3-D and 4-D tiles fill zeros outside the tensor and stores clip" * test::needs_hopper()) {

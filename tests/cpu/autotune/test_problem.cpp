@@ -88,9 +88,9 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   CHECK(default_spec(p).quant.pv == PvType::f16);
   CHECK(default_spec(p).tile == wgmma_tile(2, 3, true));
   CHECK_NOTHROW(default_spec(p).validate());
-  p.head_dim = 96;  // f16 P·V at head dim 96, which the wgmma kernel lacks: mma with its default tile
-  CHECK(default_spec(p).family == AttnFamily::mma);
-  CHECK(default_spec(p).tile == default_tile(p.arch, 96, PvType::f16, QuantType::int8));
+  p.head_dim = 96;  // f16 P·V at head dim 96: wgmma too (32-channel V boxes)
+  CHECK(default_spec(p).family == AttnFamily::wgmma);
+  CHECK_NOTHROW(default_spec(p).validate());
   const Problem a = problem("sm_80", 100, 100);
   CHECK(default_spec(a).family == AttnFamily::mma);
   CHECK(default_spec(a).quant.pv == PvType::f16);
@@ -109,8 +109,8 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
     x.head_dim = 256;  // wgmma with 64-key blocks on sm_90a
     CHECK(default_spec(x).family == (hopper ? AttnFamily::wgmma : AttnFamily::mma));
     CHECK_NOTHROW(default_spec(x).validate());
-    x.head_dim = 96;  // the precise mode at head dim 96: mma everywhere
-    CHECK(default_spec(x).family == AttnFamily::mma);
+    x.head_dim = 96;  // the precise mode at head dim 96: wgmma on sm_90a too
+    CHECK(default_spec(x).family == (hopper ? AttnFamily::wgmma : AttnFamily::mma));
     CHECK_NOTHROW(default_spec(x).validate());
   }
 }

@@ -383,7 +383,8 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK(u.name_expression == "&sagejit::kernels::attention_wgmma<Config>");
   AttnSpec bad = w;
   bad.head_dim = 32;
-  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `family`: wgmma needs sm_90a, head_dim 64, 128"),
+  CHECK_THROWS_WITH_AS(bad.validate(),
+                       doctest::Contains("argument `family`: wgmma needs sm_90a, head_dim 64, 96, 128 or 256"),
                        InvalidArgument);
   bad = w;  // FP8 P·V at head dim 256: P·V in two halves, 64-key blocks
   bad.head_dim = 256;
@@ -408,11 +409,14 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK_NOTHROW(k64.validate());
   k64.tile.cta_k = 32;
   CHECK_THROWS_WITH_AS(k64.validate(), doctest::Contains("argument `tile`"), InvalidArgument);
-  AttnSpec d96 = w;  // head dim 96: three 32B-swizzled Q/K boxes, FP8 P·V only
+  AttnSpec d96 = w;  // head dim 96: three 32B-swizzled Q/K boxes; f16 V in 32-channel 64B boxes
   d96.head_dim = 96;
   CHECK_NOTHROW(d96.validate());
   d96.quant.pv = PvType::f16;
-  CHECK_THROWS_WITH_AS(d96.validate(), doctest::Contains("argument `family`"), InvalidArgument);
+  CHECK_NOTHROW(d96.validate());
+  d96.quant.qk = QuantType::int8x2;
+  d96.tile = wgmma_default_tile(96, PvType::f16, QuantType::int8x2);
+  CHECK_NOTHROW(d96.validate());
   bad = w;
   bad.arch = parse_arch("sm_89");
   CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `family`"), InvalidArgument);

@@ -59,6 +59,9 @@ TEST_CASE("attn_wgmma: the sm_90a kernel compiles without spills or stack, at it
       add(96, 2, 4, 2, true, true, true);
       add(96, 1, 3, 1, true, true);
       add(96, 2, 4, 2, true, true, false, false, 1, 64);
+      add(96, 2, 3, 1, true, true, true, true);        // f16 / bf16 P·V: 32-channel 64B V boxes
+      add(96, 1, 2, 0, false, true, false, true);
+      add(96, 2, 2, 2, true, true, false, true, 2);    // the precise mode
     }
     // two-term int8 Q/K (the precise mode)
     add(d, 2, 2, 0, false, true, false, true, 2);
