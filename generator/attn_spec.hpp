@@ -82,7 +82,7 @@ struct AttnOutput {
 
 // Which kernel template: the portable mma.sync kernel (attn_mma.cuh, every arch) or the sm_90a
 // TMA + wgmma kernel (attn_wgmma.cuh: D 64/128, INT8 QK with FP8 or f16 P·V, two-term INT8 QK with f16
-// P·V; D 96 with INT8 QK and FP8 P·V; D 256 with 64-key blocks; per-thread scales, f16/bf16 output,
+// P·V; D 96 and 256 too (256 with 64-key blocks); per-thread scales, f16/bf16 output,
 // no Q smoothing; tiles of 64 query rows per consumer warpgroup, optionally persistent).
 enum class AttnFamily { mma, wgmma };
 std::string_view name(AttnFamily f);
@@ -143,9 +143,9 @@ struct AttnSpec {
 AttnTile wgmma_tile(int consumers = 2, int stages = 2, bool persistent = false, int cta_k = 128);
 // The heuristic default when no tuning record says otherwise (measured on the H100, see
 // bench/results): head_dim 128 two consumers, 4 stages (3 with f16 P·V: its V blocks are twice the
-// size; 2 with two-term int8 Q/K); head_dim 64 one consumer, 3 stages; head_dim 96 (FP8 P·V only)
-// one consumer, 2 stages; head_dim 256 two consumers, 64 keys per block, 3 stages (2 with two-term
-// Q/K); all persistent.
+// size; 2 with two-term int8 Q/K); head_dim 64 one consumer, 3 stages; head_dim 96 one consumer,
+// 2 stages (two consumers with two-term Q/K); head_dim 256 two consumers, 64 keys per block, 3 stages
+// (2 with two-term Q/K); all persistent.
 AttnTile wgmma_default_tile(int head_dim, PvType pv = PvType::fp8_e4m3, QuantType qk = QuantType::int8);
 // True when `s`, with family set to wgmma and a wgmma tile, would validate: what the runtime asks
 // before choosing the sm_90a kernel.

@@ -1,6 +1,8 @@
 // tensor_map.cpp — cuTensorMapEncodeTiled for 2-D byte tensors and 4-D 16-bit tensor views.
 #include "runtime/tensor_map.hpp"
 
+#include <stdexcept>
+
 #include "runtime/driver.hpp"
 
 namespace sagejit {
@@ -19,6 +21,9 @@ CUtensorMap tensor_map_u8(const void* base, std::uint64_t inner, std::uint64_t r
 }
 
 CUtensorMap tensor_map_rows_16bit(const TensorRef& t, std::uint32_t box_dim, std::uint32_t box_rows) {
+  if (box_dim != 32 && box_dim != 64) {  // rows of 64 or 128 bytes: the two swizzles the kernel reads
+    throw std::logic_error("tensor_map_rows_16bit: box_dim must be 32 or 64");
+  }
   CUtensorMap map{};
   std::uint64_t dims[4] = {static_cast<std::uint64_t>(t.dim), static_cast<std::uint64_t>(t.seq),
                            static_cast<std::uint64_t>(t.heads), static_cast<std::uint64_t>(t.batch)};

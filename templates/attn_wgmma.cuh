@@ -237,6 +237,11 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr int kVChan = attn_wgmma_v16_box_channels(kD), kVBoxes = kD / kVChan;
   constexpr u32 kVRowBytes = 2 * kVChan, kVBoxBytes = kCtaK * kVRowBytes;
   constexpr Swizzle kV16Swizzle = kVRowBytes == 128 ? Swizzle::b128 : Swizzle::b64;
+  // Every swizzled tile and box starts on its swizzle repeat (1024 bytes for 128B, 512 for 64B): the
+  // regions below are laid out back to back from a 1024-byte-aligned base.
+  static_assert(kQTermBytes % 1024 == 0 && kKTermBytes % 1024 == 0 && kVBytes % 1024 == 0,
+                "Q, K and V regions keep 1024-byte alignment");
+  static_assert(!kPvF16 || kVBoxBytes % (8 * kVRowBytes) == 0, "16-bit V boxes keep their swizzle alignment");
   // FP8 V: [D × cta_k] channel-major, rows of cta_k bytes, swizzled by their length.
   constexpr Swizzle kVSwizzle = kCtaK == 128 ? Swizzle::b128 : Swizzle::b64;
   constexpr int kQGroups = layout::q_groups(layout::Granularity::per_thread, kCtaQ, 16);
@@ -255,6 +260,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   // FP8 P·V at D = 256: O (128 registers) and a whole-width P·V temporary do not fit together, so P·V
   // runs in two N = 128 halves, each promoted before the next, and the block's steps run in order.
   constexpr bool kSplitPv = !kPvF16 && kD == 256;
+  static_assert(!kSplitPv || Cfg::rowsum_mma, "FP8 P·V at head_dim 256 takes its row sums from the tensor cores");
   static_assert(kConsumers == 1 || kConsumers == 2, "attention_wgmma: 1 or 2 consumer warpgroups");
   static_assert(kStages >= 2, "stages >= 2");
   static_assert(!kPvF16 || Cfg::rowsum_mma, "the f16 P·V form takes its row sums from the tensor cores");
@@ -534,8 +540,8 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     // 64 FADDs per thread and block, and they sum the e4m3 P̃ that P·V multiplies, so the
     // normalization divides by exactly the weights the output was built from.
     // f16: pv and lsum are O and the running row sums themselves (accumulated onto, see pv_f16 above),
-    // V MN-major in D / 64 boxes, k16 steps of 16 key rows (2048 bytes); the ones tile is read at the
-    // same place by every step.
+    // V MN-major in kVBoxes boxes, k16 steps of 16 key rows (16·kVRowBytes bytes); the ones tile is
+    // read at the same place by every step.
     auto issue_pv = [&](int slot, float (&pv)[kORegs], float (&lsum)[4], u32 (&pa)[kPVSteps][4]) {
       if constexpr (kPvF16) {
         const u64 desc_v = make_mn_major_desc(sV + slot * kVBytes, kV16Swizzle, kVBoxBytes);
@@ -778,7 +784,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
 #pragma unroll
           for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
           fence_operands(pv);
-          fence_operands(lsum);
+          if (h == 0) fence_operands(lsum);
           wgmma_fence();
           const u64 desc_v = make_kmajor_desc(sV + stage * kVBytes + h * (kD / 2) * kCtaK, kVSwizzle);
 #pragma unroll
@@ -791,7 +797,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
           wgmma_commit();
           wgmma_wait<0>();
           fence_operands(pv);
-          fence_operands(lsum);
+          if (h == 0) fence_operands(lsum);
 #pragma unroll
           for (int i = 0; i < kORegs / 2; ++i) {
             o[h * (kORegs / 2) + i] = o[h * (kORegs / 2) + i] * alpha[(i / 2) % 2] + pv[i];
