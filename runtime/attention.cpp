@@ -187,24 +187,10 @@ void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, c
   if (r.spec.family == AttnFamily::wgmma) {
     // TMA descriptors over the quantized workspace, and with f16 P·V over the caller's V (encoded on
     // the host: no allocation, no sync).
-    const int D = p.head_dim;
-    const int qk_box = kernels::attn_wgmma_qk_box_bytes(D);  // Q/K boxes: their swizzle span
-    const CUtensorMapSwizzle qk_swizzle = qk_box == 128  ? CU_TENSOR_MAP_SWIZZLE_128B
-                                          : qk_box == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
-                                                         : CU_TENSOR_MAP_SWIZZLE_32B;
-    const auto bh_q = std::uint64_t(p.batch) * p.heads_q, bh_kv = std::uint64_t(p.batch) * p.heads_kv;
-    // Q and K rows hold qk_terms·D bytes (two-term: value, residual), read in boxes of qk_box bytes.
-    const std::uint64_t row = std::uint64_t(r.spec.qk_terms()) * D;
-    CUtensorMap map_q =
-        tensor_map_u8(qkv.q, row, bh_q * p.seq_q_pad, row, qk_box, kernels::kWgmmaRowsPerWg, qk_swizzle);
-    CUtensorMap map_k = tensor_map_u8(qkv.k, row, bh_kv * p.seq_kv_pad, row, qk_box, t.cta_k, qk_swizzle);
-    // FP8 P·V reads the quantized, channel-major V; f16 P·V the caller's V as it is (64-channel boxes).
-    // (FP8 V rows are cta_k bytes, swizzled by their length.)
-    CUtensorMap map_v = r.quant.quantize_v
-                            ? tensor_map_u8(qkv.v, p.seq_kv_pad, bh_kv * D, p.seq_kv_pad, t.cta_k, D,
-                                            t.cta_k == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B)
-                            : tensor_map_rows_16bit(v, kernels::attn_wgmma_v16_box_channels(D), t.cta_k);
-    void* args[] = {&a, &map_q, &map_k, &map_v};
+    WgmmaTensorMaps maps = wgmma_tensor_maps(qkv, std::uint64_t(p.batch) * p.heads_q,
+                                             std::uint64_t(p.batch) * p.heads_kv, p.head_dim, r.spec.qk_terms(),
+                                             t.cta_k, r.quant.quantize_v ? nullptr : &v);
+    void* args[] = {&a, &maps.q, &maps.k, &maps.v};
     const bool causal = r.spec.mask != Mask::none;
     const int q_slots = kernels::attn_wgmma_q_slots(static_cast<int>(p.seq_q), t.cta_q, causal);
     LaunchConfig launch{{static_cast<unsigned>(q_slots), static_cast<unsigned>(p.heads_q),

@@ -1,11 +1,20 @@
-// tensor_map.cpp — cuTensorMapEncodeTiled for 2-D byte tensors and 4-D 16-bit tensor views.
+// tensor_map.cpp — cuTensorMapEncodeTiled for 2-D byte tensors and 4-D 16-bit tensor views, and the
+// sm_90a attention kernel's maps built from them.
 #include "runtime/tensor_map.hpp"
 
 #include <stdexcept>
 
 #include "runtime/driver.hpp"
+#include "templates/attn_params.cuh"
 
 namespace sagejit {
+
+CUtensorMapSwizzle tensor_map_swizzle(int bytes) {
+  return bytes == 128  ? CU_TENSOR_MAP_SWIZZLE_128B
+         : bytes == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
+         : bytes == 32 ? CU_TENSOR_MAP_SWIZZLE_32B
+                       : CU_TENSOR_MAP_SWIZZLE_NONE;
+}
 
 CUtensorMap tensor_map_u8(const void* base, std::uint64_t inner, std::uint64_t rows, std::uint64_t row_bytes,
                           std::uint32_t box_inner, std::uint32_t box_rows, CUtensorMapSwizzle swizzle) {
@@ -40,9 +49,24 @@ CUtensorMap tensor_map_rows_16bit(const TensorRef& t, std::uint32_t box_dim, std
   std::uint32_t element_strides[4] = {1, 1, 1, 1};
   SAGEJIT_CU(cuTensorMapEncodeTiled, &map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 4u, const_cast<void*>(t.data), dims,
              strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-             box_dim * 2 == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B,
-             CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+             tensor_map_swizzle(static_cast<int>(box_dim) * 2), CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   return map;
+}
+
+WgmmaTensorMaps wgmma_tensor_maps(const QuantizedQKV& qkv, std::uint64_t bh_q, std::uint64_t bh_kv, int head_dim,
+                                  int qk_terms, int cta_k, const TensorRef* v16) {
+  const int D = head_dim, box = kernels::attn_wgmma_qk_box_bytes(D);
+  const CUtensorMapSwizzle qk_swizzle = tensor_map_swizzle(box);
+  const std::uint64_t row = std::uint64_t(qk_terms) * D;  // two terms: value, residual
+  const auto u = [](int x) { return static_cast<std::uint32_t>(x); };
+  WgmmaTensorMaps m;
+  m.q = tensor_map_u8(qkv.q, row, bh_q * qkv.seq_q_pad, row, u(box), u(kernels::kWgmmaRowsPerWg), qk_swizzle);
+  m.k = tensor_map_u8(qkv.k, row, bh_kv * qkv.seq_kv_pad, row, u(box), u(cta_k), qk_swizzle);
+  m.v = v16 != nullptr ? tensor_map_rows_16bit(*v16, u(kernels::attn_wgmma_v16_box_channels(D)), u(cta_k))
+                       : tensor_map_u8(qkv.v, qkv.seq_kv_pad, bh_kv * D, qkv.seq_kv_pad, u(cta_k), u(D),
+                                       tensor_map_swizzle(cta_k));
+  return m;
 }
 
 }  // namespace sagejit

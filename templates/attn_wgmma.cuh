@@ -227,7 +227,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr int kORegs = kD / 2;             // O accumulators per thread (m64nD)
   // Q and K in boxes of their swizzle span (attn_wgmma_qk_box_bytes): one box, or three 32B boxes at D = 96.
   constexpr int kQKBox = attn_wgmma_qk_box_bytes(kD), kQKBoxes = kD / kQKBox;
-  constexpr Swizzle kQKSwizzle = kQKBox == 128 ? Swizzle::b128 : kQKBox == 64 ? Swizzle::b64 : Swizzle::b32;
+  constexpr Swizzle kQKSwizzle = swizzle_of_span(kQKBox);
   constexpr int kTerms = Cfg::qk_terms;
   constexpr int kFine = kTerms == 2 ? static_cast<int>(layout::kResidualScale) : 1;  // S in fine steps
   constexpr u32 kQTermBytes = kRowsPerWg * kD, kKTermBytes = kCtaK * kD;  // one term of a Q tile / K block
@@ -236,14 +236,14 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   // f16 V: TMA boxes of cta_k keys × kVChan channels, rows of 2·kVChan bytes swizzled by their length.
   constexpr int kVChan = attn_wgmma_v16_box_channels(kD), kVBoxes = kD / kVChan;
   constexpr u32 kVRowBytes = 2 * kVChan, kVBoxBytes = kCtaK * kVRowBytes;
-  constexpr Swizzle kV16Swizzle = kVRowBytes == 128 ? Swizzle::b128 : Swizzle::b64;
+  constexpr Swizzle kV16Swizzle = swizzle_of_span(kVRowBytes);
   // Every swizzled tile and box starts on its swizzle repeat (1024 bytes for 128B, 512 for 64B): the
   // regions below are laid out back to back from a 1024-byte-aligned base.
   static_assert(kQTermBytes % 1024 == 0 && kKTermBytes % 1024 == 0 && kVBytes % 1024 == 0,
                 "Q, K and V regions keep 1024-byte alignment");
   static_assert(!kPvF16 || kVBoxBytes % (8 * kVRowBytes) == 0, "16-bit V boxes keep their swizzle alignment");
   // FP8 V: [D × cta_k] channel-major, rows of cta_k bytes, swizzled by their length.
-  constexpr Swizzle kVSwizzle = kCtaK == 128 ? Swizzle::b128 : Swizzle::b64;
+  constexpr Swizzle kVSwizzle = swizzle_of_span(kCtaK);
   constexpr int kQGroups = layout::q_groups(layout::Granularity::per_thread, kCtaQ, 16);
   constexpr int kKGroups = layout::k_groups(layout::Granularity::per_thread, kCtaK, kCtaK);  // 4
   constexpr float kLog2Fp8Max = 8.807354922057604f;  // log2(448), as attn_mma.cuh

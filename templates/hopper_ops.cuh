@@ -247,6 +247,10 @@ enum class Swizzle : u32 { none = 0, b128 = 1, b64 = 2, b32 = 3 };
 __host__ __device__ constexpr u32 swizzle_bytes(Swizzle s) {
   return s == Swizzle::b128 ? 128 : s == Swizzle::b64 ? 64 : s == Swizzle::b32 ? 32 : 16;
 }
+// The swizzle whose span is `bytes` (128, 64 or 32): rows of that length, as TMA writes them.
+__host__ __device__ constexpr Swizzle swizzle_of_span(u32 bytes) {
+  return bytes == 128 ? Swizzle::b128 : bytes == 64 ? Swizzle::b64 : bytes == 32 ? Swizzle::b32 : Swizzle::none;
+}
 
 __host__ __device__ constexpr u64 make_smem_desc(u32 smem_addr, Swizzle swizzle, u32 lbo_bytes,
                                                  u32 sbo_bytes) {

@@ -35,21 +35,6 @@ namespace {
 
 constexpr int kCtaK = kernels::kWgmmaCtaK;
 
-const Kernel& wgmma_kernel(int d, int consumers, int stages, int mask, bool lse, bool pingpong, bool persistent,
-                          bool rowsum_mma, bool pv_f16, int qk_terms, int cta_k) {
-  const Arch arch = query_device(current_device_ordinal()).arch();
-  const std::string cfg = fmt::format(
-      "sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}, {}, {}, {}, false, {}, {}, {}, {}>", d, consumers, stages, mask,
-      lse ? "true" : "false", pingpong ? "true" : "false", persistent ? "true" : "false", rowsum_mma ? "true" : "false",
-      pv_f16 ? "true" : "false", qk_terms, cta_k);
-  const GeneratedUnit unit{fmt::format("test.attn_wgmma.d{}.c{}.s{}.m{}.l{}.p{}.r{}.s{}.f{}.t{}.k{}", d, consumers,
-                                       stages, mask, int(lse), int(pingpong), int(persistent), int(rowsum_mma),
-                                       int(pv_f16), qk_terms, cta_k),
-                           arch,
-                           "#include \"attn_wgmma.cuh\"\n", "&sagejit::kernels::attention_wgmma<" + cfg + " >"};
-  return default_jit().kernel(unit);
-}
-
 struct Case {
   int batch = 1, heads_q = 2, heads_kv = 2, seq_q = 1000, seq_kv = 1000, head_dim = 128;
   int mask = 0;  // 0 none, 1 causal top-left, 2 causal bottom-right
@@ -74,13 +59,28 @@ struct Case {
   }
 };
 
+// The kernel instantiation a case runs (the Cfg the generator would write, with the test's knobs).
+const Kernel& wgmma_kernel(const Case& c) {
+  const Arch arch = query_device(current_device_ordinal()).arch();
+  auto b = [](bool x) { return x ? "true" : "false"; };
+  const std::string cfg = fmt::format(
+      "sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}, {}, {}, {}, false, {}, {}, {}, {}>", c.head_dim, c.consumers,
+      c.stages, c.mask, b(c.lse), b(c.pingpong), b(c.persistent), b(c.rowsum_mma), b(c.pv_f16), c.qk_terms, c.cta_k);
+  const GeneratedUnit unit{fmt::format("test.attn_wgmma.d{}.c{}.s{}.m{}.l{}.p{}.r{}.s{}.f{}.t{}.k{}", c.head_dim,
+                                       c.consumers, c.stages, c.mask, int(c.lse), int(c.pingpong), int(c.persistent),
+                                       int(c.rowsum_mma), int(c.pv_f16), c.qk_terms, c.cta_k),
+                           arch,
+                           "#include \"attn_wgmma.cuh\"\n", "&sagejit::kernels::attention_wgmma<" + cfg + " >"};
+  return default_jit().kernel(unit);
+}
+
 // Everything one launch needs, over device buffers this object owns.
 struct Problem {
   Case c;
   std::unique_ptr<DeviceBuffer> q, k, v, out, lse, workspace;
   QuantizedQKV quant;
   kernels::AttnParams params{};
-  CUtensorMap map_q{}, map_k{}, map_v{};
+  WgmmaTensorMaps maps{};
 
   Problem(const Case& cs, const std::vector<std::uint16_t>& qh, const std::vector<std::uint16_t>& kh,
           const std::vector<std::uint16_t>& vh)
@@ -126,25 +126,13 @@ struct Problem {
     p.seq_q = c.seq_q, p.seq_kv = c.seq_kv, p.seq_q_pad = quant.seq_q_pad, p.seq_kv_pad = quant.seq_kv_pad;
     p.sm_scale = 1.0f / std::sqrt(static_cast<float>(D));
 
-    const int qk_box = kernels::attn_wgmma_qk_box_bytes(D);  // D = 96: three 32B boxes
-    const CUtensorMapSwizzle qk_swizzle = qk_box == 128  ? CU_TENSOR_MAP_SWIZZLE_128B
-                                          : qk_box == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
-                                                         : CU_TENSOR_MAP_SWIZZLE_32B;
-    const std::uint64_t row = std::uint64_t(c.qk_terms) * D;  // two terms: value, residual
-    map_q = tensor_map_u8(quant.q, row, std::uint64_t(B) * c.heads_q * quant.seq_q_pad, row, qk_box,
-                          kernels::kWgmmaRowsPerWg, qk_swizzle);
-    map_k = tensor_map_u8(quant.k, row, std::uint64_t(B) * c.heads_kv * quant.seq_kv_pad, row, qk_box, c.cta_k,
-                          qk_swizzle);
-    map_v = c.pv_f16 ? tensor_map_rows_16bit(tv, kernels::attn_wgmma_v16_box_channels(D), c.cta_k)
-                     : tensor_map_u8(quant.v, quant.seq_kv_pad, std::uint64_t(B) * c.heads_kv * D, quant.seq_kv_pad,
-                                     c.cta_k, D, c.cta_k == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B);
+    maps = wgmma_tensor_maps(quant, std::uint64_t(B) * c.heads_q, std::uint64_t(B) * c.heads_kv, D, c.qk_terms,
+                             c.cta_k, c.pv_f16 ? &tv : nullptr);
   }
 
   void launch(CUstream stream = nullptr) {
-    const Kernel& kernel =
-        wgmma_kernel(c.head_dim, c.consumers, c.stages, c.mask, c.lse, c.pingpong, c.persistent, c.rowsum_mma,
-                     c.pv_f16, c.qk_terms, c.cta_k);
-    void* args[] = {&params, &map_q, &map_k, &map_v};
+    const Kernel& kernel = wgmma_kernel(c);
+    void* args[] = {&params, &maps.q, &maps.k, &maps.v};
     const bool causal = c.mask != 0;
     const unsigned q_slots = static_cast<unsigned>(kernels::attn_wgmma_q_slots(c.seq_q, c.cta_q(), causal));
     LaunchConfig cfg{{q_slots, static_cast<unsigned>(c.heads_q), static_cast<unsigned>(c.batch)},

@@ -27,6 +27,7 @@
 
 #include "runtime/device.hpp"
 #include "runtime/jit.hpp"
+#include "runtime/tensor_map.hpp"
 #include "templates/quant_layout.cuh"
 #include "tests/gpu/support.hpp"
 
@@ -53,7 +54,7 @@ __device__ __forceinline__ u64 tile_desc(u32 base, int rows, int s) {
     return make_smem_desc(addr, Swizzle::none, /*lbo: next core matrix along K*/ rows * 16,
                           /*sbo: next 8 rows*/ 128);
   } else {
-    return make_kmajor_desc(addr, W == 128 ? Swizzle::b128 : W == 64 ? Swizzle::b64 : Swizzle::b32);
+    return make_kmajor_desc(addr, swizzle_of_span(W));
   }
 }
 
@@ -167,7 +168,7 @@ __global__ void __launch_bounds__(128, 1)
   // Boxes of 64 channels (128-byte rows, 128B swizzle), or 32 (64-byte rows, 64B swizzle) when 64
   // does not divide N.
   constexpr int K = 128, kChan = N % 64 == 0 ? 64 : 32, kRowBytes = 2 * kChan, kBoxBytes = K * kRowBytes;
-  constexpr Swizzle kSwizzle = kRowBytes == 128 ? Swizzle::b128 : Swizzle::b64;
+  constexpr Swizzle kSwizzle = swizzle_of_span(kRowBytes);
   __shared__ u64 full;
   extern __shared__ u8 smem[];
   const u32 base_v = (smem_u32(smem) + 1023) & ~1023u;
@@ -265,13 +266,6 @@ CUtensorMap tensor_map(CUtensorMapDataType type, CUdeviceptr base, std::vector<s
   return map;
 }
 
-CUtensorMapSwizzle swizzle_for(int w) {
-  return w == 128 ? CU_TENSOR_MAP_SWIZZLE_128B
-         : w == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
-         : w == 32 ? CU_TENSOR_MAP_SWIZZLE_32B
-                   : CU_TENSOR_MAP_SWIZZLE_NONE;
-}
-
 // e4m3 (1-4-3, bias 7, no infinities, S.1111.111 is NaN) decoded exactly.
 float decode_e4m3(std::uint8_t b) {
   const int sign = b >> 7, exponent = (b >> 3) & 15, mantissa = b & 7;
@@ -311,9 +305,9 @@ void run_gemm_s8(int n, int w) {
 
   // Boxes W bytes wide (the swizzle span; 16 = one core-matrix row for no swizzle), all rows.
   CUtensorMap map_a = tensor_map(CU_TENSOR_MAP_DATA_TYPE_UINT8, da.ptr(), {K, M}, {K},
-                                 {static_cast<std::uint32_t>(w), M}, swizzle_for(w));
+                                 {static_cast<std::uint32_t>(w), M}, tensor_map_swizzle(w));
   CUtensorMap map_b = tensor_map(CU_TENSOR_MAP_DATA_TYPE_UINT8, db.ptr(), {K, static_cast<std::uint64_t>(n)}, {K},
-                                 {static_cast<std::uint32_t>(w), static_cast<std::uint32_t>(n)}, swizzle_for(w));
+                                 {static_cast<std::uint32_t>(w), static_cast<std::uint32_t>(n)}, tensor_map_swizzle(w));
   const Kernel& kernel = test_kernel(fmt::format("hopper_test_gemm_s8<{}, {}>", n, w));
   CUdeviceptr out = dout.ptr();
   void* args[] = {&map_a, &map_b, &out};
@@ -408,7 +402,7 @@ void run_pv_f16(int n, bool bf16) {
   const std::uint32_t chan = n % 64 == 0 ? 64 : 32;  // as the kernel's boxes
   CUtensorMap map_v = tensor_map(CU_TENSOR_MAP_DATA_TYPE_UINT16, dv.ptr(), {static_cast<std::uint64_t>(n), K},
                                  {static_cast<std::uint64_t>(n) * 2}, {chan, K},
-                                 chan == 64 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B);
+                                 tensor_map_swizzle(static_cast<int>(chan) * 2));
   const Kernel& kernel = test_kernel(fmt::format("hopper_test_pv_f16<{}, {}>", n, bf16 ? "true" : "false"));
   CUdeviceptr pp = dp.ptr(), out = dout.ptr();
   void* args[] = {&pp, &map_v, &out};
