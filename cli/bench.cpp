@@ -1,6 +1,7 @@
 // bench.cpp — `sagejit bench`: our kernel's time and TOPS for one shape on this GPU, as the runtime
-// would choose it (tuned record, bundle or heuristic), optionally against the heuristic default, and
-// the wall time of a process's first call (`--first-call`: what deployment start-up costs).
+// would choose it (tuned record, bundle or heuristic) or as forced (`--family`, `--tile`), optionally
+// against the heuristic default, with the CTAs one SM holds of it, and the wall time of a process's
+// first call (`--first-call`: what deployment start-up costs).
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -26,6 +27,8 @@ struct BenchFlags {
   bool compare_default = false;
   bool first_call = false;
   bool json = false;
+  std::string family;  // with tile: time this variant instead of the runtime's choice
+  std::string tile;
 };
 
 struct Repeated {
@@ -89,14 +92,29 @@ void first_call(const Problem& p, bool json) {
 }
 
 void run(const BenchFlags& f) {
+  // A forced variant's spelling is checked before anything else (no GPU needed to say it is wrong).
+  const std::optional<AttnFamily> family =
+      f.family.empty() ? std::nullopt : std::optional(parse_family(f.family, "--family"));
+  const std::optional<AttnTile> tile = f.tile.empty() ? std::nullopt : std::optional(parse_tile_name(f.tile, "--tile"));
+  if ((family || tile) && f.first_call) {
+    throw InvalidArgument("--first-call", "times the runtime's own choice; it does not take --family or --tile");
+  }
   if (!gpu_available()) throw NotAvailable("sagejit bench needs a GPU (none was found)");
   const Arch arch = current_device_info().arch();
   const Problem p = parse_shape(f.shape, arch);
   if (f.first_call) return first_call(p, f.json);
-  const KernelChoice choice = choose_kernel(p, std::nullopt, std::nullopt);
+  KernelChoice choice;
+  if (!family && !tile) {
+    choice = choose_kernel(p, std::nullopt, std::nullopt);
+  } else {  // forced, as a caller's AttentionOptions::family / ::tile; every template rule checked
+    choice = {forced_spec(p, family, tile), ChoiceSource::caller};
+    choice.spec.validate();
+  }
   nlohmann::json j = {{"shape", shape_label(p)}, {"bucket", bucket_name(p)}, {"device", current_device_info().name},
                       {"spec", choice.spec.canonical_name()}, {"choice", name(choice.source)}};
   j["kernel"] = timing_json(p, repeat_timing(p, choice.spec, false, f.repeat));
+  j["ctas_per_sm"] = default_jit().kernel(choice.spec.generate()).resident_ctas(
+      static_cast<unsigned>(choice.spec.threads()), static_cast<unsigned>(choice.spec.shared_bytes()));
   j["end_to_end"] = timing_json(p, repeat_timing(p, choice.spec, true, f.repeat));
   if (f.compare_default) {
     const AttnSpec def = default_spec(p);
@@ -111,8 +129,8 @@ void run(const BenchFlags& f) {
     fmt::print("{}\n", j.dump(2));
     return;
   }
-  fmt::print("{} on {}\n{} ({})\n", shape_label(p), current_device_info().name, choice.spec.canonical_name(),
-             name(choice.source));
+  fmt::print("{} on {}\n{} ({}; {} CTAs per SM)\n", shape_label(p), current_device_info().name,
+             choice.spec.canonical_name(), name(choice.source), j["ctas_per_sm"].get<int>());
   auto line = [&](const char* what, const nlohmann::json& t) {
     fmt::print("  {:<22} {:>9.4f} ms {:>7.1f} TOPS  (spread over {} repeats {:.1f}%)\n", what, t["median_ms"].get<double>(),
                t["tops"].get<double>(), t["runs_ms"].size(), 100 * t["spread"].get<double>());
@@ -138,6 +156,10 @@ void add_bench(CLI::App& app) {
   cmd->add_flag("--compare-default", f.compare_default, "Also time the heuristic default and print the gain");
   cmd->add_flag("--first-call", f.first_call, "Only measure the wall time of this process's first call");
   cmd->add_flag("--json", f.json, "Print JSON");
+  cmd->add_option("--family", f.family, "Time this kernel family (mma or wgmma) instead of the runtime's choice");
+  cmd->add_option("--tile", f.tile,
+                  "Time this tile instead of the runtime's choice, as tune names it (t64x128w4s3c2p; family "
+                  "mma unless --family says otherwise)");
   cmd->callback([] { run(f); });
 }
 

@@ -23,7 +23,8 @@ namespace sagejit {
   X(cuStreamSynchronize) X(cuStreamWaitEvent) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord) \
   X(cuEventSynchronize) X(cuEventElapsedTime) X(cuPointerGetAttribute)                      \
   X(cuStreamGetCaptureInfo) X(cuStreamBeginCapture) X(cuStreamEndCapture) X(cuGraphDestroy)       \
-  X(cuGraphInstantiate) X(cuGraphLaunch) X(cuGraphExecDestroy) X(cuTensorMapEncodeTiled)
+  X(cuGraphInstantiate) X(cuGraphLaunch) X(cuGraphExecDestroy) X(cuTensorMapEncodeTiled)        \
+  X(cuOccupancyMaxActiveBlocksPerMultiprocessor)
 
 struct DriverApi {
 #define SAGEJIT_DECLARE_FN(name) decltype(&::name) name = nullptr;

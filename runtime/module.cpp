@@ -5,14 +5,25 @@
 
 namespace sagejit {
 
-void Kernel::launch(const LaunchConfig& c, CUstream stream, void** args) const {
+void Kernel::declare_shared(unsigned shared_bytes) const {
   // The default dynamic limit is 48 KiB minus the kernel's static shared memory, so any dynamic
   // size above what was last set is declared (once per kernel and size, not per launch).
-  if (c.shared_bytes > shared_limit_set_) {
+  if (shared_bytes > shared_limit_set_) {
     SAGEJIT_CU(cuFuncSetAttribute, function_, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-               static_cast<int>(c.shared_bytes));
-    shared_limit_set_ = c.shared_bytes;
+               static_cast<int>(shared_bytes));
+    shared_limit_set_ = shared_bytes;
   }
+}
+
+int Kernel::resident_ctas(unsigned threads, unsigned shared_bytes) const {
+  declare_shared(shared_bytes);
+  int ctas = 0;
+  SAGEJIT_CU(cuOccupancyMaxActiveBlocksPerMultiprocessor, &ctas, function_, static_cast<int>(threads), shared_bytes);
+  return ctas;
+}
+
+void Kernel::launch(const LaunchConfig& c, CUstream stream, void** args) const {
+  declare_shared(c.shared_bytes);
   SAGEJIT_CU(cuLaunchKernel, function_, c.grid.x, c.grid.y, c.grid.z, c.block.x, c.block.y, c.block.z,
              c.shared_bytes, stream, args, nullptr);
 }

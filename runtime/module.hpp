@@ -31,10 +31,14 @@ class Kernel {
   CUfunction function() const { return function_; }
   const std::string& name() const { return name_; }
   int attribute(CUfunction_attribute a) const;
+  // CTAs of `threads` threads and `shared_bytes` of dynamic shared memory that one SM holds at once
+  // (declares the dynamic size first, as a launch does).
+  int resident_ctas(unsigned threads, unsigned shared_bytes) const;
 
  private:
   CUfunction function_ = nullptr;
   std::string name_;
+  void declare_shared(unsigned shared_bytes) const;
   mutable unsigned shared_limit_set_ = 0;
 };
 
