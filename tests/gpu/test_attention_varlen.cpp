@@ -406,28 +406,39 @@ TEST_CASE("empty varlen batches and zero-length sequences have defined results" 
 TEST_CASE("a non-finite V in one sequence does not reach another sequence's output" * test::needs_gpu()) {
   ensure_current_context();
   const int H = 2;
+  // Every Q/K and P·V mode (f16 P·V reads the caller's V: the next sequence's first keys sit in the
+  // tail of sequence 0's last block), with and without causal masks.
+  struct Mode {
+    QuantType qk;
+    PvType pv;
+  };
   for (int D : {64, 96, 128, 256}) {
-    for (PvType pv : {PvType::f16, PvType::fp8_e4m3}) {
-      if (pv == PvType::fp8_e4m3 && !current_device_info().arch().has_fp8_mma()) continue;
-      CAPTURE(D);
-      CAPTURE(name(pv));
-      Packed p({100, 100}, {100, 200}, H, H, D);
-      std::vector<std::uint16_t> v = p.v.download<std::uint16_t>(std::size_t(p.cu_k.back()) * H * D);
-      for (int key = 100; key < 110; ++key) {
-        for (int i = 0; i < H * D; ++i) v[std::size_t(key) * H * D + i] = 0x7c00;  // +inf
+    for (Mode mode : {Mode{QuantType::int8, PvType::f16}, Mode{QuantType::int8, PvType::fp8_e4m3},
+                      Mode{QuantType::int8x2, PvType::f16}}) {
+      if (mode.pv == PvType::fp8_e4m3 && !current_device_info().arch().has_fp8_mma()) continue;
+      for (Mask mask : {Mask::none, Mask::causal_top_left, Mask::causal_bottom_right}) {
+        CAPTURE(D);
+        CAPTURE(name(mode.qk));
+        CAPTURE(name(mode.pv));
+        CAPTURE(name(mask));
+        Packed p({100, 100}, {100, 200}, H, H, D);
+        std::vector<std::uint16_t> v = p.v.download<std::uint16_t>(std::size_t(p.cu_k.back()) * H * D);
+        for (int key = 100; key < 110; ++key) {
+          for (int i = 0; i < H * D; ++i) v[std::size_t(key) * H * D + i] = 0x7c00;  // +inf
+        }
+        p.v.upload(v);
+        AttentionOptions opt;
+        opt.qk = mode.qk, opt.pv = mode.pv, opt.mask = mask;
+        const int total_q = p.cu_q.back();
+        DeviceBuffer o(std::size_t(total_q) * H * D * 2);
+        o.poison();
+        attention_varlen(p.qv(), p.kv(p.k), p.kv(p.v), p.view(o, H, total_q), nullptr, p.batch(), opt, nullptr);
+        SAGEJIT_CU(cuCtxSynchronize);
+        const auto out = o.download<std::uint16_t>(std::size_t(total_q) * H * D);
+        std::size_t bad = 0;
+        for (std::size_t i = 0; i < std::size_t(100) * H * D; ++i) bad += (out[i] & 0x7c00) == 0x7c00;
+        CHECK(bad == 0);  // sequence 0's rows: all written, all finite
       }
-      p.v.upload(v);
-      AttentionOptions opt;
-      opt.pv = pv;
-      const int total_q = p.cu_q.back();
-      DeviceBuffer o(std::size_t(total_q) * H * D * 2);
-      o.poison();
-      attention_varlen(p.qv(), p.kv(p.k), p.kv(p.v), p.view(o, H, total_q), nullptr, p.batch(), opt, nullptr);
-      SAGEJIT_CU(cuCtxSynchronize);
-      const auto out = o.download<std::uint16_t>(std::size_t(total_q) * H * D);
-      std::size_t bad = 0;
-      for (std::size_t i = 0; i < std::size_t(100) * H * D; ++i) bad += (out[i] & 0x7c00) == 0x7c00;
-      CHECK(bad == 0);  // sequence 0's rows
     }
   }
 }
