@@ -101,6 +101,12 @@ AttnTile wgmma_tile(int consumers, int stages, bool persistent, int cta_k) {
                   kernels::attn_wgmma_min_ctas(consumers), persistent};
 }
 
+AttnTile wgmma_single_tile(int min_ctas) {
+  return AttnTile{kernels::kWgmmaRowsPerWg, kernels::kWgmmaCtaK, 4, 1, min_ctas, false};
+}
+
+bool is_wgmma_single(const AttnTile& t) { return t.stages == 1; }
+
 AttnTile wgmma_default_tile(int head_dim, PvType pv, QuantType qk) {
   // Measured on the H100 (B4, S = 4096, bench/results/2026-11-25-attention-h100-wgmma-ws.md):
   // D = 128: two consumers with a 4-deep ring 698 TOPS (2 stages 651, 3 stages 666; ping-pong +1.5%
@@ -125,7 +131,11 @@ AttnTile wgmma_default_tile(int head_dim, PvType pv, QuantType qk) {
   // D = 96 (H200, B4 H32): one consumer at 2 CTAs/SM, 2 stages: S4096 1.399 ms (two consumers, 4 stages:
   // 1.516), causal 0.809 (best 0.800 with 3 stages), S1024 0.119 (0.127).
   if (head_dim == 96) return wgmma_tile(1, 2, true);
-  return head_dim == 64 ? wgmma_tile(1, 3, true) : wgmma_tile(2, 4, true);
+  // The single-warpgroup form (H100, B4 S4096, kernel only, same call): D = 128 895 TOPS against 713
+  // for two consumers with 4 stages (causal 788 / 635); D = 64 605 against 444 for one consumer
+  // with a producer (causal 542 / 374); S1024 +30% / +40%
+  // (bench/results/2026-11-26-wgmma-single-warpgroup-h100.md).
+  return wgmma_single_tile(head_dim == 64 ? 4 : 3);
 }
 
 bool wgmma_supports(const AttnSpec& s) {
@@ -138,12 +148,14 @@ bool wgmma_supports(const AttnSpec& s) {
 }
 
 int AttnSpec::threads() const {
-  return family == AttnFamily::wgmma ? kernels::attn_wgmma_threads(tile.cta_q / kernels::kWgmmaRowsPerWg)
-                                     : tile.threads();
+  if (family != AttnFamily::wgmma) return tile.threads();
+  return is_wgmma_single(tile) ? kernels::kWgmmaSingleThreads
+                               : kernels::attn_wgmma_threads(tile.cta_q / kernels::kWgmmaRowsPerWg);
 }
 
 int AttnSpec::shared_bytes() const {
   if (family == AttnFamily::wgmma) {
+    if (is_wgmma_single(tile)) return kernels::attn_wgmma_single_smem_bytes(head_dim);
     return kernels::attn_wgmma_smem_bytes(head_dim, tile.cta_q / 64, tile.stages, quant.pv == PvType::f16,
                                           qk_terms(), tile.cta_k);
   }
@@ -167,6 +179,7 @@ void AttnSpec::validate() const {
                                                   "per_thread scales and no Q smoothing (got {})",
                                                   canonical_name()));
     }
+    if (is_wgmma_single(tile)) return validate_wgmma_single();
     const int consumers = tile.cta_q / kernels::kWgmmaRowsPerWg;
     if ((tile.cta_q != 64 && tile.cta_q != 128) || (tile.cta_k != 64 && tile.cta_k != 128) ||
         tile != wgmma_tile(consumers, tile.stages, tile.persistent, tile.cta_k)) {
@@ -295,11 +308,51 @@ void AttnSpec::validate() const {
   }
 }
 
+void AttnSpec::validate_wgmma_single() const {
+  // (wgmma_supports() has passed: sm_90a, per-thread scales, no Q smoothing.)
+  if (quant.qk != QuantType::int8 || quant.pv != PvType::fp8_e4m3) {
+    throw InvalidArgument("tile.stages", fmt::format("1 (the single-warpgroup wgmma kernel) needs int8 Q/K with fp8 "
+                                                     "P·V (got {} with {} P·V)",
+                                                     sagejit::name(quant.qk), sagejit::name(quant.pv)));
+  }
+  if (head_dim != 64 && head_dim != 128) {
+    throw InvalidArgument("head_dim", fmt::format("the single-warpgroup wgmma kernel (tile.stages 1) takes 64 or 128 "
+                                                  "(got {})", head_dim));
+  }
+  if (tile.min_ctas_per_sm < 2 || tile.min_ctas_per_sm > 4 || tile != wgmma_single_tile(tile.min_ctas_per_sm)) {
+    throw InvalidArgument("tile", fmt::format("the single-warpgroup wgmma kernel's tiles are 64x128w4s1 with "
+                                              "min_ctas_per_sm 2, 3 or 4, not persistent (got {})", tile.name()));
+  }
+  const int per_sm = tile.min_ctas_per_sm * (shared_bytes() + kernels::kWgmmaSingleStaticSmem + 1024);
+  if (per_sm > max_shared_bytes_per_block(arch) + 1024) {
+    throw InvalidArgument("tile", fmt::format("{} needs {} bytes of shared memory for {} CTAs per SM; {} allows {}",
+                                              tile.name(), per_sm, tile.min_ctas_per_sm, arch.name(),
+                                              max_shared_bytes_per_block(arch) + 1024));
+  }
+}
+
 GeneratedUnit AttnSpec::generate() const {
   validate();
   GeneratedUnit unit;
   unit.spec_name = canonical_name();
   unit.arch = arch;
+  if (family == AttnFamily::wgmma && is_wgmma_single(tile)) {
+    unit.source = fmt::format(
+        "// {} (generator {})\n"
+        "#include \"attn_wgmma_single.cuh\"\n"
+        "\n"
+        "struct Config {{\n"
+        "  static constexpr int head_dim = {};\n"
+        "  static constexpr int mask = {};  // {}\n"
+        "  static constexpr bool write_lse = {};\n"
+        "  static constexpr bool out_bf16 = {};\n"
+        "  static constexpr int min_ctas = {};\n"
+        "}};\n",
+        unit.spec_name, kGeneratorVersion, head_dim, mask_code(mask), mask_meaning(mask), out.lse,
+        out.dtype == DType::bf16, tile.min_ctas_per_sm);
+    unit.name_expression = "&sagejit::kernels::attention_wgmma_single<Config>";
+    return unit;
+  }
   if (family == AttnFamily::wgmma) {
     unit.source = fmt::format(
         "// {} (generator {})\n"

@@ -98,8 +98,8 @@ struct AttnSpec {
 
   int qk_bits() const { return qk_mma_bits(quant.qk); }  // of one MMA operand element
   int qk_terms() const { return sagejit::qk_terms(quant.qk); }
-  // Threads per CTA to launch: tile.threads() for mma; the consumer warps plus the producer
-  // warpgroup for wgmma.
+  // Threads per CTA to launch: tile.threads() for mma; for wgmma the consumer warps plus the producer
+  // warpgroup, or 128 in the single-warpgroup form.
   int threads() const;
   // Dynamic shared memory of one CTA (kernels::attn_smem_bytes; launch with exactly this).
   int shared_bytes() const;
@@ -116,6 +116,9 @@ struct AttnSpec {
   // Validates first. The unit includes attn_mma.cuh and defines `struct Config` (the spec as
   // static constexpr members); the name expression is "&sagejit::kernels::attention_mma<Config>".
   GeneratedUnit generate() const;
+
+ private:
+  void validate_wgmma_single() const;  // validate() of the single-warpgroup wgmma tiles
 };
 
 // The default tile for a problem on `arch` (the autotuner searches around it). The per-head-dim
@@ -141,11 +144,18 @@ struct AttnSpec {
 // `persistent` launches one CTA per resident slot (SMs × min_ctas_per_sm), each looping over tiles
 // so that the next tile's Q and K/V loads run under the current tile's last block and epilogue.
 AttnTile wgmma_tile(int consumers = 2, int stages = 2, bool persistent = false, int cta_k = 128);
+// The single-warpgroup form (attn_wgmma_single.cuh): one warpgroup of 64 query rows and no producer,
+// one K and one V buffer (stages 1: what marks the form), 128-key blocks, `min_ctas` CTAs per SM (2
+// to 4; 3 at head dim 128 and 4 at 64 fit its registers), one tile per CTA. INT8 Q/K with FP8 P·V,
+// head dims 64 and 128.
+AttnTile wgmma_single_tile(int min_ctas);
+bool is_wgmma_single(const AttnTile& t);
 // The heuristic default when no tuning record says otherwise (measured on the H100, see
-// bench/results): head_dim 128 two consumers, 4 stages (3 with f16 P·V: its V blocks are twice the
-// size; 2 with two-term int8 Q/K); head_dim 64 one consumer, 3 stages; head_dim 96 one consumer,
+// bench/results): INT8 Q/K with FP8 P·V at head dims 64 and 128 the single-warpgroup form (4 and 3
+// CTAs per SM); otherwise head_dim 128 two consumers, 3 stages with f16 P·V (its V blocks are twice
+// the size), 2 with two-term int8 Q/K; head_dim 64 one consumer, 3 stages; head_dim 96 one consumer,
 // 2 stages (two consumers with two-term Q/K); head_dim 256 two consumers, 64 keys per block, 3 stages
-// (2 with two-term Q/K); all persistent.
+// (2 with two-term Q/K); all of these persistent.
 AttnTile wgmma_default_tile(int head_dim, PvType pv = PvType::fp8_e4m3, QuantType qk = QuantType::int8);
 // True when `s`, with family set to wgmma and a wgmma tile, would validate: what the runtime asks
 // before choosing the sm_90a kernel.

@@ -177,6 +177,14 @@ constexpr int kWgmmaStateSlots = 8;
 __host__ __device__ constexpr int attn_wgmma_static_smem_bytes(int consumers) {
   return kWgmmaStateSlots * 4 * 128 * consumers + 1024;
 }
+// The single-warpgroup form (attn_wgmma_single.cuh; wgmma tiles with one stage): 128 threads, no
+// producer; dynamic shared memory for Q, one K and one V block, the ones tile and 1 KiB to align the
+// swizzled tiles (its static shared memory is three mbarriers).
+constexpr int kWgmmaSingleThreads = 128;
+constexpr int kWgmmaSingleStaticSmem = 1024;  // an upper bound of what ptxas reports (the compile test checks)
+__host__ __device__ constexpr int attn_wgmma_single_smem_bytes(int head_dim) {
+  return kWgmmaRowsPerWg * head_dim + 2 * kWgmmaCtaK * head_dim + attn_wgmma_ones_bytes(false) + 1024;
+}
 // Tile slots per (batch, head) of the wgmma kernel: the q tiles, rounded up to even with a causal
 // mask, where slots 2i and 2i + 1 pair the i-th longest and the i-th shortest tile (equal work per
 // pair; an odd middle tile's partner slot is empty). The grid of a one-tile-per-CTA launch is

@@ -48,6 +48,7 @@ struct Case {
   int qk_terms = 1;         // 2: two-term int8 Q/K (the precise mode, with pv_f16)
   int cta_k = kCtaK;        // keys per K/V block: 128, or 64 (head dim 256 needs it)
   int persistent_ctas = 0;  // CTAs of a persistent launch; 0: one per resident slot of the GPU
+  int single_ctas = 0;      // > 0: the single-warpgroup kernel (attn_wgmma_single.cuh), this many CTAs per SM
   std::uint32_t seed = 1;
   int cta_q() const { return kernels::kWgmmaRowsPerWg * consumers; }
   std::string describe() const {
@@ -55,13 +56,23 @@ struct Case {
                        heads_kv, seq_q, seq_kv, head_dim, mask, int(lse), consumers, stages,
                        (persistent ? fmt::format(" persistent({})", persistent_ctas) : std::string()) +
                            (rowsum_mma ? "" : " rowsum=fadd") + (pv_f16 ? " pv=f16" : "") +
-                           (qk_terms == 2 ? " qk=int8x2" : "") + (cta_k != kCtaK ? fmt::format(" cta_k={}", cta_k) : ""));
+                           (qk_terms == 2 ? " qk=int8x2" : "") + (cta_k != kCtaK ? fmt::format(" cta_k={}", cta_k) : "") +
+                           (single_ctas > 0 ? fmt::format(" single({} CTAs/SM)", single_ctas) : ""));
   }
 };
 
 // The kernel instantiation a case runs (the Cfg the generator would write, with the test's knobs).
 const Kernel& wgmma_kernel(const Case& c) {
   const Arch arch = query_device(current_device_ordinal()).arch();
+  if (c.single_ctas > 0) {
+    const std::string cfg = fmt::format("sagejit::kernels::AttnWgmmaSingleCfg<{}, {}, {}, false, {}>", c.head_dim,
+                                        c.mask, c.lse ? "true" : "false", c.single_ctas);
+    const GeneratedUnit unit{fmt::format("test.attn_wgmma_single.d{}.m{}.l{}.c{}", c.head_dim, c.mask, int(c.lse),
+                                         c.single_ctas),
+                             arch, "#include \"attn_wgmma_single.cuh\"\n",
+                             "&sagejit::kernels::attention_wgmma_single<" + cfg + " >"};
+    return default_jit().kernel(unit);
+  }
   auto b = [](bool x) { return x ? "true" : "false"; };
   const std::string cfg = fmt::format(
       "sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}, {}, {}, {}, false, {}, {}, {}, {}>", c.head_dim, c.consumers,
@@ -139,6 +150,10 @@ struct Problem {
                      {static_cast<unsigned>(kernels::attn_wgmma_threads(c.consumers)), 1, 1},
                      static_cast<unsigned>(
                          kernels::attn_wgmma_smem_bytes(c.head_dim, c.consumers, c.stages, c.pv_f16, c.qk_terms, c.cta_k))};
+    if (c.single_ctas > 0) {
+      cfg.block = {static_cast<unsigned>(kernels::kWgmmaSingleThreads), 1, 1};
+      cfg.shared_bytes = static_cast<unsigned>(kernels::attn_wgmma_single_smem_bytes(c.head_dim));
+    }
     if (c.persistent) {
       const int slots = static_cast<int>(q_slots) * c.heads_q * c.batch;
       const int ctas = c.persistent_ctas > 0 ? std::min(c.persistent_ctas, causal ? slots / 2 : slots)
@@ -473,6 +488,7 @@ TEST_CASE("attn_wgmma: kernel-only timing at B=4, S=1024 and 4096, H=32 D=128 an
     int seq, head_dim, consumers, stages, mask;
     bool pingpong, persistent;
     bool rowsum_mma = true;
+    int single_ctas = 0;  // the single-warpgroup kernel with this many CTAs per SM
   };
   std::vector<Variant> variants;
   for (int seq : {4096, 1024}) {
@@ -481,6 +497,8 @@ TEST_CASE("attn_wgmma: kernel-only timing at B=4, S=1024 and 4096, H=32 D=128 an
         variants.push_back({seq, 128, 2, 4, mask, false, persistent});
         variants.push_back({seq, 64, 1, 3, mask, false, persistent});
       }
+      variants.push_back({seq, 128, 1, 1, mask, false, false, true, 3});
+      variants.push_back({seq, 64, 1, 1, mask, false, false, true, 4});
     }
   }
   variants.push_back({4096, 128, 2, 2, 0, true, false});
@@ -496,7 +514,7 @@ TEST_CASE("attn_wgmma: kernel-only timing at B=4, S=1024 and 4096, H=32 D=128 an
     Case c;
     c.batch = 4, c.heads_q = c.heads_kv = 32, c.seq_q = c.seq_kv = var.seq, c.head_dim = var.head_dim;
     c.mask = var.mask, c.lse = false, c.consumers = var.consumers, c.stages = var.stages, c.pingpong = var.pingpong;
-    c.persistent = var.persistent, c.rowsum_mma = var.rowsum_mma;
+    c.persistent = var.persistent, c.rowsum_mma = var.rowsum_mma, c.single_ctas = var.single_ctas;
     if (c.head_dim == 64) c.heads_q = c.heads_kv = 64;
     const std::size_t n = std::size_t(c.batch) * c.heads_q * c.seq_q * c.head_dim;
     // Cheap deterministic inputs (values of a N(0,1)-like spread; timing does not depend on them).
@@ -514,13 +532,37 @@ TEST_CASE("attn_wgmma: kernel-only timing at B=4, S=1024 and 4096, H=32 D=128 an
     const std::size_t out_elems = n;
     std::size_t non_finite = 0;
     for (std::uint16_t b : pb.out->download<std::uint16_t>(out_elems)) non_finite += (b & 0x7c00) == 0x7c00;
-    MESSAGE(fmt::format("attn_wgmma S={} D={} consumers={} stages={} mask={} pingpong={} persistent={} rowsum_mma={}: "
+    MESSAGE(fmt::format("attn_wgmma{} S={} D={} consumers={} stages={} mask={} pingpong={} persistent={} rowsum_mma={}: "
                         "median {:.3f} "
                         "ms (min {:.3f}) over 20 launches = {:.1f} TOPS (4·B·H·S²·D / t, halved when causal); "
                         "non-finite outputs {}",
-                        c.seq_q, c.head_dim, c.consumers, c.stages, c.mask, int(c.pingpong), int(c.persistent),
+                        c.single_ctas > 0 ? fmt::format("_single(ctas={})", c.single_ctas) : std::string(), c.seq_q,
+                        c.head_dim, c.consumers, c.stages, c.mask, int(c.pingpong), int(c.persistent),
                         int(c.rowsum_mma), median,
                         ms.front(),
                         ops / (median * 1e-3) / 1e12, non_finite));
+  }
+}
+
+TEST_CASE("attn_wgmma_single: the single-warpgroup kernel matches the float64 reference (FP8 P·V bar)" *
+          test::needs_hopper()) {
+  std::uint32_t seed = 9700;
+  for (int d : {128, 64}) {
+    for (int mask : {0, 1, 2}) {
+      Case c;  // GQA, a tail block, odd rows; 3 (D = 128) or 4 (D = 64) CTAs per SM as the runtime builds it
+      c.consumers = 1, c.single_ctas = d == 128 ? 3 : 4, c.head_dim = d, c.mask = mask, c.seed = seed++;
+      c.heads_q = 4, c.heads_kv = 2, c.seq_q = 1000, c.seq_kv = 1000;
+      run_accuracy(c);
+    }
+    Case br;  // bottom-right with Sq > Skv: the first tiles see no keys (no blocks: output 0, LSE −inf)
+    br.consumers = 1, br.single_ctas = 2, br.head_dim = d, br.mask = 2, br.seq_q = 1000, br.seq_kv = 300;
+    br.seed = seed++;
+    run_accuracy(br);
+    Case one_block;  // a single block (no reload) and a short Sq < Skv bottom-right
+    one_block.consumers = 1, one_block.single_ctas = d == 128 ? 3 : 4, one_block.head_dim = d, one_block.seq_q = 70;
+    one_block.seq_kv = 100, one_block.mask = 2, one_block.seed = seed++;
+    run_accuracy(one_block);
+    one_block.seq_q = 4097, one_block.seq_kv = 4097, one_block.mask = 0, one_block.lse = false, one_block.seed = seed++;
+    run_accuracy(one_block);  // many blocks per tile: the one K and V buffers reloaded 32 times
   }
 }

@@ -132,7 +132,7 @@ TEST_CASE("a caller's tile alone means mma; wgmma cannot run empty problems and 
 
 TEST_CASE("variant names parse back, and bad ones are refused naming the argument") {
   for (const AttnTile& t : {AttnTile{128, 64, 8, 2, 1}, AttnTile{64, 128, 4, 3, 2}, AttnTile{32, 32, 2, 4, 1},
-                            wgmma_tile(2, 4, true), wgmma_tile(1, 3, true)}) {
+                            wgmma_tile(2, 4, true), wgmma_tile(1, 3, true), wgmma_single_tile(3)}) {
     CHECK(parse_tile_name(t.name()) == t);
   }
   for (const char* bad : {"", "128x64w8s2", "t128x64w8", "t128x64w8s2c1", "t128x64w8s2x", "t128x64w8s2c2junk",

@@ -376,8 +376,33 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   AttnSpec mma_persistent;  // the mma kernel has no persistent schedule
   mma_persistent.tile.persistent = true;
   CHECK_THROWS_WITH_AS(mma_persistent.validate(), doctest::Contains("argument `tile.persistent`"), InvalidArgument);
-  CHECK(wgmma_default_tile(64) == wgmma_tile(1, 3, true));
-  CHECK(wgmma_default_tile(128) == wgmma_tile(2, 4, true));
+  CHECK(wgmma_default_tile(64) == wgmma_single_tile(4));
+  CHECK(wgmma_default_tile(128) == wgmma_single_tile(3));
+  AttnSpec single = w;  // the single-warpgroup form: 128 threads, Q + one K + one V block, 3 CTAs per SM
+  single.tile = wgmma_single_tile(3);
+  CHECK_NOTHROW(single.validate());
+  CHECK(single.canonical_name() == "attn.wgmma.d128.int8.per_thread.fp8.none.f16.sm_90a.t64x128w4s1c3");
+  CHECK(single.threads() == 128);
+  CHECK(single.shared_bytes() == 64 * 128 + 2 * 128 * 128 + 1024 + 1024);
+  const GeneratedUnit su = single.generate();
+  CHECK(su.source.find("#include \"attn_wgmma_single.cuh\"") != std::string::npos);
+  CHECK(su.source.find("static constexpr int min_ctas = 3;") != std::string::npos);
+  CHECK(su.name_expression == "&sagejit::kernels::attention_wgmma_single<Config>");
+  AttnSpec bad_single = single;
+  bad_single.quant.pv = PvType::f16;
+  CHECK_THROWS_WITH_AS(bad_single.validate(), doctest::Contains("argument `tile.stages`: 1 (the single-warpgroup"),
+                       InvalidArgument);
+  bad_single = single;
+  bad_single.head_dim = 96;
+  CHECK_THROWS_WITH_AS(bad_single.validate(), doctest::Contains("argument `head_dim`"), InvalidArgument);
+  bad_single = single;
+  bad_single.tile.persistent = true;
+  CHECK_THROWS_WITH_AS(bad_single.validate(), doctest::Contains("64x128w4s1 with min_ctas_per_sm 2, 3 or 4"),
+                       InvalidArgument);
+  bad_single.tile = wgmma_single_tile(5);
+  CHECK_THROWS_WITH_AS(bad_single.validate(), doctest::Contains("argument `tile`"), InvalidArgument);
+  bad_single.tile = wgmma_tile(2, 1);  // one stage marks the single form, which has one warpgroup
+  CHECK_THROWS_WITH_AS(bad_single.validate(), doctest::Contains("64x128w4s1"), InvalidArgument);
   const GeneratedUnit u = w.generate();
   CHECK(u.source.find("#include \"attn_wgmma.cuh\"") != std::string::npos);
   CHECK(u.name_expression == "&sagejit::kernels::attention_wgmma<Config>");

@@ -89,3 +89,45 @@ TEST_CASE("attn_wgmma: the sm_90a kernel compiles without spills or stack, at it
     CHECK(r.record.usage.stack_frame == 0);
   }
 }
+
+TEST_CASE("attn_wgmma_single: the single-warpgroup sm_90a kernel compiles without spills within its CTAs per SM") {
+  Jit jit(CubinStore::in_memory());
+  const Arch arch = parse_arch("sm_90a");
+  struct Variant {
+    int head_dim, mask;
+    bool lse, bf16;
+    int min_ctas;
+  };
+  std::vector<Variant> variants;
+  for (int d : {128, 64}) {
+    for (int mask : {0, 1, 2}) {
+      for (bool lse : {false, true}) variants.push_back({d, mask, lse, mask == 2, d == 128 ? 3 : 4});
+    }
+    variants.push_back({d, 0, false, false, 2});
+  }
+  std::vector<GeneratedUnit> units;
+  for (const Variant& v : variants) {
+    const std::string cfg = fmt::format("sagejit::kernels::AttnWgmmaSingleCfg<{}, {}, {}, {}, {}>", v.head_dim, v.mask,
+                                        v.lse ? "true" : "false", v.bf16 ? "true" : "false", v.min_ctas);
+    units.push_back(GeneratedUnit{fmt::format("test.attn_wgmma_single.d{}.m{}.l{}.b{}.c{}", v.head_dim, v.mask, v.lse,
+                                              v.bf16, v.min_ctas),
+                                  arch, "#include \"attn_wgmma_single.cuh\"\n",
+                                  "&sagejit::kernels::attention_wgmma_single<" + cfg + " >"});
+  }
+  const std::vector<CubinResult> results = jit.cubins(units);
+  REQUIRE(results.size() == units.size());
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const CubinResult& r = results[i];
+    CAPTURE(units[i].name_expression);
+    MESSAGE(fmt::format("{}: {} registers, spill stores {} loads {}, stack {}, static smem {}", units[i].spec_name,
+                        r.record.usage.registers, r.record.usage.spill_stores, r.record.usage.spill_loads,
+                        r.record.usage.stack_frame, r.record.usage.shared_static));
+    // min_ctas CTAs of 128 threads share the SM's 65536 registers.
+    CHECK(r.record.usage.registers > 0);
+    CHECK(r.record.usage.registers <= 65536 / (kernels::kWgmmaSingleThreads * variants[i].min_ctas));
+    CHECK(r.record.usage.shared_static <= kernels::kWgmmaSingleStaticSmem);
+    CHECK(r.record.usage.spill_stores == 0);
+    CHECK(r.record.usage.spill_loads == 0);
+    CHECK(r.record.usage.stack_frame == 0);
+  }
+}

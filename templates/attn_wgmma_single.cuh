@@ -1,0 +1,278 @@
+// attn_wgmma_single.cuh — the sm_90a attention kernel in its simplest form: one warpgroup per CTA
+// (64 query rows), no producer, one K and one V buffer, each K/V block in order, and several CTAs
+// per SM (Cfg::min_ctas: 3 at head dim 128, 4 at 64), whose independent warpgroups fill each other's
+// gaps on the tensor cores and the MUFU.
+//
+// Why this form: the warp-specialized kernel (attn_wgmma.cuh) keeps two consumer warpgroups and a
+// producer on an SM, overlaps each consumer's softmax with its own P·V, and pays for it in registers
+// (the loop state goes to shared memory, descriptors and barrier addresses are recomputed per block)
+// with only two consumer warps per scheduler. Its loop is latency-bound (ncu: CPI ~5, tensor pipe
+// 38%). Here a warpgroup needs 166 registers at D = 128 (124 at 64), so three (four) CTAs share an
+// SM: three (four) warps per scheduler, each running the plain chain below. Measured on the H100
+// (B4, S4096, kernel only): 895 TOPS against 713 at D = 128, 605 against 444 at D = 64
+// (bench/results/2026-11-26-wgmma-single-warpgroup-h100.md).
+//
+// Per K/V block j (same numerics as attn_wgmma.cuh's FP8 path, DESIGN.md §1):
+//   S = Q K_jᵀ          wgmma s8 m64n128k32 ×(D/32) onto the 1.5·2²³ float bits (the s32 → f32 trick)
+//   wait; thread 0 reloads K_{j+1} into the one K buffer (the warpgroup's QKᵀ has read it)
+//   P̃ = exp2(S·dq + log2 448 − m)   online softmax, row max over the quad
+//   l_j, O_j = P̃ · [1 | V_j]         wgmma e4m3 m64n8k32 and m64nDk32, P̃ from registers, into fresh f32
+//   wait; thread 0 reloads V_{j+1}; O = α·O + O_j, l = α·l + l_j (FP8 sums promoted every 128 keys)
+// epilogue: out = O / l · v_scale (fp16 or bf16), LSE optional.
+//
+// Launch contract: grid (attn_wgmma_q_slots(seq_q, 64, causal), heads_q, batch), 128 threads,
+// attn_wgmma_single_smem_bytes(head_dim) of dynamic shared memory; tensor maps and the quantized
+// workspace exactly as attn_wgmma.cuh with one consumer (block_q 64, warp_q 16, block_k = warp_k =
+// 128, per_thread, int8 Q/K, FP8 V; tma_q box {D, 64}, tma_k box {D, 128}, tma_v box {128, D};
+// head dims 64 and 128: one box each). AttnParams as attn_wgmma.cuh (varlen included).
+#pragma once
+
+#include "attn_params.cuh"
+#include "attn_wgmma_tile.cuh"
+#include "hopper_ops.cuh"
+#include "quant_layout.cuh"
+
+namespace sagejit::kernels {
+
+template <int HeadDim, int Mask, bool WriteLse, bool OutBf16, int MinCtas>
+struct AttnWgmmaSingleCfg {
+  static constexpr int head_dim = HeadDim;   // 64 or 128
+  static constexpr int mask = Mask;          // 0 none, 1 causal top-left, 2 causal bottom-right
+  static constexpr bool write_lse = WriteLse;
+  static constexpr bool out_bf16 = OutBf16;
+  static constexpr int min_ctas = MinCtas;   // CTAs per SM the registers are budgeted for
+};
+
+template <class Cfg>
+__global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
+    attention_wgmma_single(AttnParams p, const __grid_constant__ hopper::TmaDescriptor tma_q,
+                           const __grid_constant__ hopper::TmaDescriptor tma_k,
+                           const __grid_constant__ hopper::TmaDescriptor tma_v) {
+  using namespace mma_ops;
+  using namespace hopper;
+  constexpr int kD = Cfg::head_dim, kRows = kWgmmaRowsPerWg, kCtaK = kWgmmaCtaK;
+  constexpr int kSRegs = kCtaK / 2, kORegs = kD / 2, kPVSteps = kCtaK / 32, kQKSteps = kD / 32;
+  static_assert(kD == 64 || kD == 128, "attention_wgmma_single: head_dim 64 or 128 (one Q/K box of its swizzle span)");
+  static_assert(Cfg::mask >= 0 && Cfg::mask <= 2, "mask: 0 none, 1 top-left, 2 bottom-right");
+  static_assert(attn_wgmma_qk_box_bytes(kD) == kD, "Q and K rows are one TMA box");
+  constexpr Swizzle kQKSwizzle = swizzle_of_span(kD);
+  constexpr Swizzle kVSwizzle = swizzle_of_span(kCtaK);
+  constexpr float kLog2Fp8Max = 8.807354922057604f;  // log2(448), as attn_wgmma.cuh
+  constexpr float kLn2 = 0.6931471805599453f;
+  constexpr float kMagic = 12582912.0f;              // 1.5·2²³, the float with bits kMagicBits
+  constexpr i32 kMagicBits = 0x4B400000;
+  constexpr float kMinDequant = 1e-30f;              // dq > 0 keeps −inf·dq = −inf for masked keys
+  constexpr int kQGroups = layout::q_groups(layout::Granularity::per_thread, kRows, 16);
+  constexpr int kKGroups = layout::k_groups(layout::Granularity::per_thread, kCtaK, kCtaK);
+  constexpr u32 kQBytes = kRows * kD, kKBytes = kCtaK * kD, kVBytes = kD * kCtaK;
+  static_assert(attn_wgmma_single_smem_bytes(kD) == kQBytes + kKBytes + kVBytes + attn_wgmma_ones_bytes(false) + 1024,
+                "attn_params.cuh sizes this kernel's shared memory");
+
+  // The tile; an empty one (varlen: past its sequence's end) leaves before any barrier.
+  const bool causal = Cfg::mask != 0;
+  const int q_slots = attn_wgmma_q_slots(p.seq_q, kRows, causal);
+  const AttnWgmmaTile w = attn_wgmma_tile<kRows, kCtaK, Cfg::mask>(
+      p, static_cast<int>(blockIdx.x + q_slots * (blockIdx.y + p.heads_q * blockIdx.z)), q_slots);
+  if (w.empty()) return;
+
+  extern __shared__ __attribute__((aligned(1024))) u8 smem[];
+  __shared__ u64 full[3];  // Q, K, V landed (one phase per block for K and V)
+  const u32 sQ = (smem_u32(smem) + 1023) & ~1023u, sK = sQ + kQBytes, sV = sK + kKBytes, sOnes = sV + kVBytes;
+  const u32 full_q = smem_u32(&full[0]), full_k = smem_u32(&full[1]), full_v = smem_u32(&full[2]);
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const long long bh_q = w.bh_q(p), bh_kv = w.bh_kv(p, p.heads_q / p.heads_kv);
+  const int k_row0 = static_cast<int>(bh_kv * p.seq_kv_pad), v_row = static_cast<int>(bh_kv * kD);
+  const int n_blocks = w.kv_blocks;
+
+  if (tid == 0) {
+    mbarrier_init(full_q, 1), mbarrier_init(full_k, 1), mbarrier_init(full_v, 1);
+    fence_barrier_init();
+  }
+  // The ones tile (e4m3 1.0): B of the row-sum wgmma, P̃ · 1.
+  for (int i = tid; i < attn_wgmma_ones_bytes(false) / 4; i += kWgmmaSingleThreads) {
+    reinterpret_cast<u32*>(smem + (sOnes - smem_u32(smem)))[i] = 0x38383838u;
+  }
+  fence_proxy_async_shared();  // generic-proxy stores, read by wgmma
+  __syncthreads();
+  if (tid == 0) {
+    mbarrier_arrive_expect_tx(full_q, kQBytes);
+    tma_load_2d(sQ, tma_q, full_q, 0, static_cast<int>(bh_q * p.seq_q_pad + w.q0));
+    if (n_blocks > 0) {
+      mbarrier_arrive_expect_tx(full_k, kKBytes);
+      tma_load_2d(sK, tma_k, full_k, 0, k_row0);
+      mbarrier_arrive_expect_tx(full_v, kVBytes);
+      tma_load_2d(sV, tma_v, full_v, 0, v_row);
+    }
+  }
+  // Dequantization: this thread's Q group (row % 8 == g of its warp's 16 rows) and K group t.
+  const float q_scale = ldg_f32(p.q_scale + (bh_q * (p.seq_q_pad / kRows) + w.qt) * kQGroups +
+                                layout::q_group_of_row(layout::Granularity::per_thread, 16 * warp + g, 16));
+  const float* k_scale = p.k_scale + bh_kv * (p.seq_kv_pad / kCtaK) * kKGroups + t;
+  // Blocks from first_masked on need the mask: the one holding key seq_kv (a tail) and, causal, every
+  // block whose last key passes the tile's first row (+ diag).
+  const int diag = Cfg::mask == 2 ? w.seq_kv - w.seq_q : 0;
+  const int row_diag = w.q0 + 16 * warp + g + diag;  // this thread's first row + diag
+  int first_masked = w.seq_kv % kCtaK != 0 ? w.seq_kv / kCtaK : n_blocks;
+  if constexpr (Cfg::mask != 0) {
+    const int x = w.q0 + diag - (kCtaK - 1);  // key0 > x: the block crosses the diagonal
+    const int first_diagonal = x < 0 ? 0 : x / kCtaK + 1;
+    first_masked = first_diagonal < first_masked ? first_diagonal : first_masked;
+  }
+  const u64 desc_q = make_kmajor_desc(sQ, kQKSwizzle), desc_k = make_kmajor_desc(sK, kQKSwizzle);
+  const u64 desc_v = make_kmajor_desc(sV, kVSwizzle), desc_ones = make_kmajor_desc(sOnes, Swizzle::b128);
+
+  float o[kORegs];
+#pragma unroll
+  for (int i = 0; i < kORegs; ++i) o[i] = 0.0f;
+  float row_max[2] = {neg_inf(), neg_inf()}, row_sum[2] = {0.0f, 0.0f};
+  mbarrier_wait_parity(full_q, 0);  // always: no CTA exits with a copy in flight
+
+  for (int j = 0; j < n_blocks; ++j) {
+    const u32 parity = j & 1;
+    const float k_scale_j = ldg_f32(k_scale + kKGroups * j);  // issued before the waits: its latency hides
+    mbarrier_wait_parity(full_k, parity);
+    // ---- S = Q K_jᵀ, onto the magic bits: the float with bits 0x4B400000 + S is 1.5·2²³ + S exactly
+    // (|S| <= 127²·D < 2²²), which saves the s32 → f32 conversion ----
+    i32 acc[kSRegs];
+#pragma unroll
+    for (int i = 0; i < kSRegs; ++i) acc[i] = kMagicBits;
+    fence_operands(acc);
+    wgmma_fence();
+#pragma unroll
+    for (int s = 0; s < kQKSteps; ++s) {
+      wgmma_s8_ss<kCtaK>(acc, desc_advance(desc_q, 32 * s), desc_advance(desc_k, 32 * s), true);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_operands(acc);
+    // The warpgroup's QKᵀ is complete (one wgmma for all four warps): the K buffer is free.
+    if (tid == 0 && j + 1 < n_blocks) {
+      mbarrier_arrive_expect_tx(full_k, kKBytes);
+      tma_load_2d(sK, tma_k, full_k, 0, k_row0 + (j + 1) * kCtaK);
+    }
+
+    // ---- mask (keys past seq_kv; causal on diagonal blocks) and online softmax, log2 domain ----
+    const float dq = fmaxf(q_scale * k_scale_j, kMinDequant);
+    float s[kSRegs];
+#pragma unroll
+    for (int i = 0; i < kSRegs; ++i) s[i] = __int_as_float(acc[i]);
+    if (j >= first_masked) {
+      // Column acc_col(tid, i) = 2t + acc_col(0, i): compare the compile-time part against limits.
+      const int key0 = j * kCtaK;
+      const int kv_limit = w.seq_kv - key0 - 2 * t, causal_limit = row_diag - key0 - 2 * t;
+#pragma unroll
+      for (int i = 0; i < kSRegs; ++i) {
+        const int c = acc_col(0, i);
+        bool masked = c >= kv_limit;
+        if constexpr (Cfg::mask != 0) masked = masked || c > causal_limit + 8 * ((i / 2) % 2);
+        if (masked) s[i] = neg_inf();
+      }
+    }
+    // P̃ = exp2(raw·dq + (log2 448 − m − 1.5·2²³·dq)): one FFMA per element; the max is taken on the raw
+    // values (dq > 0 alike for the thread's elements) and dequantized once. Register i is row (i / 2) % 2.
+    const float magic_dq = kMagic * dq;
+    float alpha[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      constexpr int kLanes = 8;  // the max as a tree of 8 chains: one dependent chain of 32 stalls
+      float mx8[kLanes];
+#pragma unroll
+      for (int l = 0; l < kLanes; ++l) mx8[l] = fmaxf(s[4 * l + 2 * r], s[4 * l + 2 * r + 1]);
+#pragma unroll
+      for (int c = kLanes; c < kSRegs / 4; ++c) {
+        mx8[c % kLanes] = fmaxf(mx8[c % kLanes], fmaxf(s[4 * c + 2 * r], s[4 * c + 2 * r + 1]));
+      }
+#pragma unroll
+      for (int v = kLanes / 2; v > 0; v /= 2) {
+#pragma unroll
+        for (int l = 0; l < v; ++l) mx8[l] = fmaxf(mx8[l], mx8[l + v]);
+      }
+      const float mx = quad_max(fmaf(mx8[0], dq, -magic_dq));  // −inf stays −inf
+      const float m_new = fmaxf(row_max[r], mx);
+      const float m_use = m_new == neg_inf() ? 0.0f : m_new;  // no visible key yet: never NaN
+      alpha[r] = fast_exp2(row_max[r] - m_use);
+      row_max[r] = m_new;
+      const float bias = (kLog2Fp8Max - m_use) - magic_dq;
+#pragma unroll
+      for (int c = 0; c < kSRegs / 4; ++c) {
+#pragma unroll
+        for (int e = 2 * r; e < 2 * r + 2; ++e) s[4 * c + e] = fast_exp2(fmaf(s[4 * c + e], dq, bias));
+      }
+    }
+    u32 pa[kPVSteps][4];  // P̃ as e4m3 A fragments (V is token-permuted by the quantizer: no shuffles)
+#pragma unroll
+    for (int k = 0; k < kPVSteps; ++k) pack_p_e4m3(s, k, pa[k]);
+
+    // ---- O_j = P̃ V_j and l_j = P̃ · 1, fresh f32 accumulators (the FP8 sum keeps ~14 bits) ----
+    mbarrier_wait_parity(full_v, parity);
+    float pv[kORegs], lsum[4];
+#pragma unroll
+    for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
+    fence_operands(pv);
+    fence_operands(lsum);
+    wgmma_fence();
+#pragma unroll
+    for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<kD>(pv, pa[k], desc_advance(desc_v, 32 * k), k > 0);
+#pragma unroll
+    for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<8>(lsum, pa[k], desc_advance(desc_ones, 32 * k), k > 0);
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_operands(pv);
+    fence_operands(lsum);
+    if (tid == 0 && j + 1 < n_blocks) {  // the V buffer is free
+      mbarrier_arrive_expect_tx(full_v, kVBytes);
+      tma_load_2d(sV, tma_v, full_v, (j + 1) * kCtaK, v_row);
+    }
+    // ---- promotion: O = α·O + O_j, l = α·l + l_j (lsum[2r]: row r) ----
+#pragma unroll
+    for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha[(i / 2) % 2] + pv[i];
+    row_sum[0] = row_sum[0] * alpha[0] + lsum[0];
+    row_sum[1] = row_sum[1] * alpha[1] + lsum[2];
+  }
+
+  // ================================ epilogue ================================
+  float inv_sum[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) inv_sum[r] = row_sum[r] > 0.0f ? 1.0f / row_sum[r] : 0.0f;  // no key: 0
+  const int row0 = w.q0 + 16 * warp + g;
+  if constexpr (Cfg::write_lse) {
+    if (p.lse != nullptr && t == 0) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int row = row0 + 8 * r;
+        if (row < w.seq_q) {
+          // lse_correction is [B, Hq, seq_q] (seq_q the longest with varlen); the LSE too, except
+          // with varlen, where it is packed [Hq, total_q] (attn_params.cuh).
+          const long long corr = bh_q * p.seq_q + row;
+          const long long idx = p.cu_seqlens_q != nullptr
+                                    ? w.h * static_cast<long long>(p.cu_seqlens_q[p.batch]) + w.q_tok0 + row
+                                    : corr;
+          float lse = neg_inf();
+          if (row_sum[r] > 0.0f) {
+            lse = (row_max[r] + fast_log2(row_sum[r]) - kLog2Fp8Max) * kLn2;
+            if (p.lse_correction != nullptr) lse += p.lse_correction[corr];
+          }
+          p.lse[idx] = lse;
+        }
+      }
+    }
+  }
+  // Varlen: the packed output's rows start at the sequence's first token (o_stride_b unused).
+  u16* gO = static_cast<u16*>(p.o) + (p.cu_seqlens_q != nullptr ? w.q_tok0 * p.o_stride_s : w.b * p.o_stride_b) +
+            w.h * p.o_stride_h;
+  const float* v_scale = p.v_scale + bh_kv * kD;
+#pragma unroll
+  for (int c = 0; c < kORegs / 4; ++c) {  // 8-channel slice c: channels 8c + 2t, 8c + 2t + 1
+    const float c0 = ldg_f32(v_scale + 8 * c + 2 * t), c1 = ldg_f32(v_scale + 8 * c + 2 * t + 1);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = row0 + 8 * r;
+      if (row < w.seq_q) {
+        *reinterpret_cast<u32*>(gO + row * p.o_stride_s + 8 * c + 2 * t) = f32x2_to_half2<Cfg::out_bf16>(
+            o[4 * c + 2 * r] * (inv_sum[r] * c0), o[4 * c + 2 * r + 1] * (inv_sum[r] * c1));
+      }
+    }
+  }
+}
+
+}  // namespace sagejit::kernels
