@@ -109,6 +109,7 @@
 #pragma once
 
 #include "attn_params.cuh"
+#include "attn_softmax.cuh"
 #include "attn_wgmma_tile.cuh"
 #include "hopper_ops.cuh"
 #include "quant_layout.cuh"
@@ -191,7 +192,6 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr Swizzle kVSwizzle = swizzle_of_span(kCtaK);
   constexpr int kQGroups = layout::q_groups(layout::Granularity::per_thread, kCtaQ, 16);
   constexpr int kKGroups = layout::k_groups(layout::Granularity::per_thread, kCtaK, kCtaK);  // 4
-  constexpr float kLog2Fp8Max = 8.807354922057604f;  // log2(448), as attn_mma.cuh
   constexpr float kLn2 = 0.6931471805599453f;
   constexpr u32 kConsumerWarps = 4 * kConsumers;     // arrivals that free a ring slot
   constexpr u32 kTurnBarrier = 1;                    // named barriers 1, 2: the ping-pong turns
@@ -229,7 +229,6 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   enum { kTiles, kQTiles, kQBlocks, kKBlocks, kGroup, kGeomSize };
   __shared__ int geom[kGeomSize];
   // 1.5·2²³ as float bits, four times: the starting value of the QKᵀ accumulators (issue_qk).
-  constexpr i32 kMagicBits = 0x4B400000;
   __shared__ __attribute__((aligned(16))) i32 magic_bits[4];
 
   // Swizzled tiles start on 1024-byte boundaries (the 128B swizzle repeat): align by hand.
@@ -416,7 +415,6 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       }
     };
 
-    constexpr float kMagic = 12582912.0f;  // the float with bits kMagicBits
     // Issue S_j = Q K_jᵀ (s32, both operands from shared memory) from ring slot `slot` as one commit
     // group, accumulated onto kMagicBits (see softmax_block): the float with bits kMagicBits + S is
     // exactly 1.5·2²³ + S, which saves the s32 → f32 conversion. Writing the accumulators first also
@@ -604,69 +602,12 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       // ---- mask: keys past seq_kv and, on diagonal blocks, causal ----
       if (bs.masked) {
         const int* state = &loop_state[0][thread_id_x() - 128];
-        // Column acc_col(ctid, i) = 2t + acc_col(0, i): compare the compile-time part against
-        // per-block limits.
         const int key0 = (kb - state[kSlotRing * kStateStride]) * kCtaK;
-        const int kv_limit = state[kSlotSeqKv * kStateStride] - key0 - 2 * t;      // key >= seq_kv
-        const int causal_limit = state[kSlotRowDiag * kStateStride] - key0 - 2 * t;  // key > row + diag
-#pragma unroll
-        for (int i = 0; i < kSRegs; ++i) {
-          const int c = acc_col(0, i);
-          bool masked = c >= kv_limit;
-          if constexpr (Cfg::mask != 0) masked = masked || c > causal_limit + 8 * ((i / 2) % 2);
-          if (masked) s[i] = neg_inf();
-        }
+        mask_scores<Cfg::mask>(s, state[kSlotSeqKv * kStateStride] - key0 - 2 * t,    // key >= seq_kv
+                               state[kSlotRowDiag * kStateStride] - key0 - 2 * t);  // key > row + diag
       }
-
-      // ---- online softmax (log2 domain); register i is row r = (i / 2) % 2 ----
-      const float magic_dq = kTerms == 2 ? 0.0f : kMagic * dq;
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        // The max as a tree of kLanes independent chains: a single chain of 32 dependent FMNMX
-        // would leave the one warp per scheduler of this consumer stalled on latency.
-        constexpr int kLanes = 8;
-        float mx8[kLanes];
-#pragma unroll
-        for (int l = 0; l < kLanes; ++l) mx8[l] = fmaxf(s[4 * l + 2 * r], s[4 * l + 2 * r + 1]);
-#pragma unroll
-        for (int c = kLanes; c < kSRegs / 4; ++c) {
-          mx8[c % kLanes] = fmaxf(mx8[c % kLanes], fmaxf(s[4 * c + 2 * r], s[4 * c + 2 * r + 1]));
-        }
-#pragma unroll
-        for (int v = kLanes / 2; v > 0; v /= 2) {
-#pragma unroll
-          for (int l = 0; l < v; ++l) mx8[l] = fmaxf(mx8[l], mx8[l + v]);
-        }
-        const float mx = quad_max(fmaf(mx8[0], dq, -magic_dq));  // −inf stays −inf
-        const float m_new = fmaxf(row_max[r], mx);
-        const float m_use = m_new == neg_inf() ? 0.0f : m_new;  // no visible key yet: never NaN
-        alpha[r] = fast_exp2(row_max[r] - m_use);
-        row_max[r] = m_new;
-        const float bias = (kLog2Fp8Max - m_use) - magic_dq;
-        if constexpr (Cfg::rowsum_mma) {
-#pragma unroll
-          for (int c = 0; c < kSRegs / 4; ++c) {
-#pragma unroll
-            for (int e = 2 * r; e < 2 * r + 2; ++e) s[4 * c + e] = fast_exp2(fmaf(s[4 * c + e], dq, bias));
-          }
-        } else {  // thread-partial sums of the fp32 P̃ in kLanes chains (quad-reduced in the epilogue)
-          float sum8[kLanes] = {};
-#pragma unroll
-          for (int c = 0; c < kSRegs / 4; ++c) {
-#pragma unroll
-            for (int e = 2 * r; e < 2 * r + 2; ++e) {
-              s[4 * c + e] = fast_exp2(fmaf(s[4 * c + e], dq, bias));
-              sum8[c % kLanes] += s[4 * c + e];
-            }
-          }
-#pragma unroll
-          for (int v = kLanes / 2; v > 0; v /= 2) {
-#pragma unroll
-            for (int l = 0; l < v; ++l) sum8[l] += sum8[l + v];
-          }
-          row_sum[r] = row_sum[r] * alpha[r] + sum8[0];
-        }
-      }
+      // ---- online softmax (log2 domain) ----
+      online_softmax<!Cfg::rowsum_mma>(s, dq, kTerms == 2 ? 0.0f : kMagicFloat * dq, row_max, alpha, row_sum);
     };
 
     // ========================== main loop over K/V blocks (pipelined) ==========================

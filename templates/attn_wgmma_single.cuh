@@ -28,6 +28,7 @@
 #pragma once
 
 #include "attn_params.cuh"
+#include "attn_softmax.cuh"
 #include "attn_wgmma_tile.cuh"
 #include "hopper_ops.cuh"
 #include "quant_layout.cuh"
@@ -57,10 +58,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   static_assert(attn_wgmma_qk_box_bytes(kD) == kD, "Q and K rows are one TMA box");
   constexpr Swizzle kQKSwizzle = swizzle_of_span(kD);
   constexpr Swizzle kVSwizzle = swizzle_of_span(kCtaK);
-  constexpr float kLog2Fp8Max = 8.807354922057604f;  // log2(448), as attn_wgmma.cuh
   constexpr float kLn2 = 0.6931471805599453f;
-  constexpr float kMagic = 12582912.0f;              // 1.5·2²³, the float with bits kMagicBits
-  constexpr i32 kMagicBits = 0x4B400000;
   constexpr float kMinDequant = 1e-30f;              // dq > 0 keeps −inf·dq = −inf for masked keys
   constexpr int kQGroups = layout::q_groups(layout::Granularity::per_thread, kRows, 16);
   constexpr int kKGroups = layout::k_groups(layout::Granularity::per_thread, kCtaK, kCtaK);
@@ -157,48 +155,11 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
 #pragma unroll
     for (int i = 0; i < kSRegs; ++i) s[i] = __int_as_float(acc[i]);
     if (j >= first_masked) {
-      // Column acc_col(tid, i) = 2t + acc_col(0, i): compare the compile-time part against limits.
       const int key0 = j * kCtaK;
-      const int kv_limit = w.seq_kv - key0 - 2 * t, causal_limit = row_diag - key0 - 2 * t;
-#pragma unroll
-      for (int i = 0; i < kSRegs; ++i) {
-        const int c = acc_col(0, i);
-        bool masked = c >= kv_limit;
-        if constexpr (Cfg::mask != 0) masked = masked || c > causal_limit + 8 * ((i / 2) % 2);
-        if (masked) s[i] = neg_inf();
-      }
+      mask_scores<Cfg::mask>(s, w.seq_kv - key0 - 2 * t, row_diag - key0 - 2 * t);
     }
-    // P̃ = exp2(raw·dq + (log2 448 − m − 1.5·2²³·dq)): one FFMA per element; the max is taken on the raw
-    // values (dq > 0 alike for the thread's elements) and dequantized once. Register i is row (i / 2) % 2.
-    const float magic_dq = kMagic * dq;
     float alpha[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      constexpr int kLanes = 8;  // the max as a tree of 8 chains: one dependent chain of 32 stalls
-      float mx8[kLanes];
-#pragma unroll
-      for (int l = 0; l < kLanes; ++l) mx8[l] = fmaxf(s[4 * l + 2 * r], s[4 * l + 2 * r + 1]);
-#pragma unroll
-      for (int c = kLanes; c < kSRegs / 4; ++c) {
-        mx8[c % kLanes] = fmaxf(mx8[c % kLanes], fmaxf(s[4 * c + 2 * r], s[4 * c + 2 * r + 1]));
-      }
-#pragma unroll
-      for (int v = kLanes / 2; v > 0; v /= 2) {
-#pragma unroll
-        for (int l = 0; l < v; ++l) mx8[l] = fmaxf(mx8[l], mx8[l + v]);
-      }
-      const float mx = quad_max(fmaf(mx8[0], dq, -magic_dq));  // −inf stays −inf
-      const float m_new = fmaxf(row_max[r], mx);
-      const float m_use = m_new == neg_inf() ? 0.0f : m_new;  // no visible key yet: never NaN
-      alpha[r] = fast_exp2(row_max[r] - m_use);
-      row_max[r] = m_new;
-      const float bias = (kLog2Fp8Max - m_use) - magic_dq;
-#pragma unroll
-      for (int c = 0; c < kSRegs / 4; ++c) {
-#pragma unroll
-        for (int e = 2 * r; e < 2 * r + 2; ++e) s[4 * c + e] = fast_exp2(fmaf(s[4 * c + e], dq, bias));
-      }
-    }
+    online_softmax<false>(s, dq, kMagicFloat * dq, row_max, alpha, row_sum);
     u32 pa[kPVSteps][4];  // P̃ as e4m3 A fragments (V is token-permuted by the quantizer: no shuffles)
 #pragma unroll
     for (int k = 0; k < kPVSteps; ++k) pack_p_e4m3(s, k, pa[k]);
