@@ -1,8 +1,11 @@
-// attn_softmax.cuh — the score-block steps the sm_90a kernels share (attn_wgmma.cuh,
+// attn_softmax.cuh — the softmax steps the sm_90a kernels share (attn_wgmma.cuh,
 // attn_wgmma_single.cuh), on the m64nN wgmma accumulator layout (hopper_ops.cuh): register i of a
-// thread holds row (i / 2) % 2 of its pair and column acc_col(tid, i) = 2t + acc_col(0, i).
+// thread holds row (i / 2) % 2 of its pair and column acc_col(tid, i) = 2t + acc_col(0, i); and the
+// log-sum-exp the epilogues write from the final row maxima and sums.
 #pragma once
 
+#include "attn_params.cuh"
+#include "attn_wgmma_tile.cuh"
 #include "hopper_ops.cuh"
 
 namespace sagejit::kernels {
@@ -80,6 +83,29 @@ __device__ __forceinline__ void online_softmax(float (&s)[Count], float dq, floa
         for (int l = 0; l < v; ++l) sum8[l] += sum8[l + v];
       }
       row_sum[r] = row_sum[r] * alpha[r] + sum8[0];
+    }
+  }
+}
+
+// The LSE (natural log, −inf for a row that saw no key) of the thread's rows row0 and row0 + 8 of
+// tile w, for one thread of the quad. lse_correction is [B, Hq, seq_q] (seq_q the longest with
+// varlen); the LSE too, except with varlen, where it is packed [Hq, total_q] (attn_params.cuh).
+__device__ __forceinline__ void store_lse(const AttnParams& p, const AttnWgmmaTile& w, long long bh_q, int row0,
+                                          const float (&row_max)[2], const float (&row_sum)[2]) {
+  constexpr float kLn2 = 0.6931471805599453f;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = row0 + 8 * r;
+    if (row < w.seq_q) {
+      const long long corr = bh_q * p.seq_q + row;
+      const long long idx =
+          p.cu_seqlens_q != nullptr ? w.h * static_cast<long long>(p.cu_seqlens_q[p.batch]) + w.q_tok0 + row : corr;
+      float lse = mma_ops::neg_inf();
+      if (row_sum[r] > 0.0f) {
+        lse = (row_max[r] + mma_ops::fast_log2(row_sum[r]) - kLog2Fp8Max) * kLn2;
+        if (p.lse_correction != nullptr) lse += p.lse_correction[corr];
+      }
+      p.lse[idx] = lse;
     }
   }
 }

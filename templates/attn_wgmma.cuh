@@ -192,7 +192,6 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr Swizzle kVSwizzle = swizzle_of_span(kCtaK);
   constexpr int kQGroups = layout::q_groups(layout::Granularity::per_thread, kCtaQ, 16);
   constexpr int kKGroups = layout::k_groups(layout::Granularity::per_thread, kCtaK, kCtaK);  // 4
-  constexpr float kLn2 = 0.6931471805599453f;
   constexpr u32 kConsumerWarps = 4 * kConsumers;     // arrivals that free a ring slot
   constexpr u32 kTurnBarrier = 1;                    // named barriers 1, 2: the ping-pong turns
   constexpr u32 kTailBarrier = 3;                    // named barrier 3: f16 V tail rows zeroed (varlen)
@@ -814,26 +813,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     }
 
     if constexpr (Cfg::write_lse) {
-      if (p.lse != nullptr && e_t == 0) {
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const int row = e_row0 + 8 * r;
-          if (row < e.seq_q) {
-            // lse_correction is [B, Hq, seq_q] (seq_q the longest with varlen); the LSE too, except
-            // with varlen, where it is packed [Hq, total_q] (attn_params.cuh).
-            const long long corr = e_bh_q * p.seq_q + row;
-            const long long idx = p.cu_seqlens_q != nullptr
-                                      ? e.h * static_cast<long long>(p.cu_seqlens_q[p.batch]) + e.q_tok0 + row
-                                      : corr;
-            float lse = neg_inf();
-            if (row_sum[r] > 0.0f) {
-              lse = (row_max[r] + fast_log2(row_sum[r]) - kLog2Fp8Max) * kLn2;
-              if (p.lse_correction != nullptr) lse += p.lse_correction[corr];
-            }
-            p.lse[idx] = lse;
-          }
-        }
-      }
+      if (p.lse != nullptr && e_t == 0) store_lse(p, e, e_bh_q, e_row0, row_max, row_sum);
     }
 
     if constexpr (!kPvF16) mbarrier_wait_parity(smem_u32(&full_vs[e_n & 1]), (e_n >> 1) & 1);

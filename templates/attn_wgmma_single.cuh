@@ -58,7 +58,6 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   static_assert(attn_wgmma_qk_box_bytes(kD) == kD, "Q and K rows are one TMA box");
   constexpr Swizzle kQKSwizzle = swizzle_of_span(kD);
   constexpr Swizzle kVSwizzle = swizzle_of_span(kCtaK);
-  constexpr float kLn2 = 0.6931471805599453f;
   constexpr float kMinDequant = 1e-30f;              // dq > 0 keeps −inf·dq = −inf for masked keys
   constexpr int kQGroups = layout::q_groups(layout::Granularity::per_thread, kRows, 16);
   constexpr int kKGroups = layout::k_groups(layout::Granularity::per_thread, kCtaK, kCtaK);
@@ -197,26 +196,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   for (int r = 0; r < 2; ++r) inv_sum[r] = row_sum[r] > 0.0f ? 1.0f / row_sum[r] : 0.0f;  // no key: 0
   const int row0 = w.q0 + 16 * warp + g;
   if constexpr (Cfg::write_lse) {
-    if (p.lse != nullptr && t == 0) {
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int row = row0 + 8 * r;
-        if (row < w.seq_q) {
-          // lse_correction is [B, Hq, seq_q] (seq_q the longest with varlen); the LSE too, except
-          // with varlen, where it is packed [Hq, total_q] (attn_params.cuh).
-          const long long corr = bh_q * p.seq_q + row;
-          const long long idx = p.cu_seqlens_q != nullptr
-                                    ? w.h * static_cast<long long>(p.cu_seqlens_q[p.batch]) + w.q_tok0 + row
-                                    : corr;
-          float lse = neg_inf();
-          if (row_sum[r] > 0.0f) {
-            lse = (row_max[r] + fast_log2(row_sum[r]) - kLog2Fp8Max) * kLn2;
-            if (p.lse_correction != nullptr) lse += p.lse_correction[corr];
-          }
-          p.lse[idx] = lse;
-        }
-      }
-    }
+    if (p.lse != nullptr && t == 0) store_lse(p, w, bh_q, row0, row_max, row_sum);
   }
   // Varlen: the packed output's rows start at the sequence's first token (o_stride_b unused).
   u16* gO = static_cast<u16*>(p.o) + (p.cu_seqlens_q != nullptr ? w.q_tok0 * p.o_stride_s : w.b * p.o_stride_b) +

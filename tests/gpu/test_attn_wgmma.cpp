@@ -479,6 +479,12 @@ TEST_CASE("attn_wgmma: small shapes (the compute-sanitizer set)" * test::needs_h
   run_accuracy(f16);
   f16.qk_terms = 2, f16.seed = seed++;  // and two-term Q/K
   run_accuracy(f16);
+  Case single;  // the single-warpgroup kernel: K and V buffers reloaded across blocks, tail keys, GQA
+  single.consumers = 1, single.single_ctas = 3, single.heads_q = 2, single.heads_kv = 1, single.seq_q = 200;
+  single.seq_kv = 300, single.mask = 2, single.seed = seed++;
+  run_accuracy(single);
+  single.head_dim = 64, single.single_ctas = 4, single.mask = 1, single.seed = seed++;
+  run_accuracy(single);
 }
 
 TEST_CASE("attn_wgmma: kernel-only timing at B=4, S=1024 and 4096, H=32 D=128 and H=64 D=64 (no assertion)" *

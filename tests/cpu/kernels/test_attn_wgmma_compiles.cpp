@@ -11,6 +11,25 @@
 
 using namespace sagejit;
 
+namespace {
+
+// Prints a compiled unit's resource use and checks what every variant must hold: registers within
+// `max_registers`, static shared memory within `max_static`, no spills and no stack frame.
+void check_usage(const GeneratedUnit& unit, const CubinResult& r, int max_registers, int max_static) {
+  CAPTURE(unit.name_expression);
+  MESSAGE(fmt::format("{}: {} registers, spill stores {} loads {}, stack {}, static smem {}", unit.spec_name,
+                      r.record.usage.registers, r.record.usage.spill_stores, r.record.usage.spill_loads,
+                      r.record.usage.stack_frame, r.record.usage.shared_static));
+  CHECK(r.record.usage.registers > 0);
+  CHECK(r.record.usage.registers <= max_registers);
+  CHECK(r.record.usage.shared_static <= max_static);
+  CHECK(r.record.usage.spill_stores == 0);
+  CHECK(r.record.usage.spill_loads == 0);
+  CHECK(r.record.usage.stack_frame == 0);
+}
+
+}  // namespace
+
 TEST_CASE("attn_wgmma: the sm_90a kernel compiles without spills or stack, at its launch register budget") {
   Jit jit(CubinStore::in_memory());
   const Arch arch = parse_arch("sm_90a");
@@ -71,22 +90,13 @@ TEST_CASE("attn_wgmma: the sm_90a kernel compiles without spills or stack, at it
   const std::vector<CubinResult> results = jit.cubins(units);
   REQUIRE(results.size() == units.size());
   for (std::size_t i = 0; i < results.size(); ++i) {
-    const CubinResult& r = results[i];
-    CAPTURE(units[i].name_expression);
-    MESSAGE(fmt::format("{}: {} registers, spill stores {} loads {}, stack {}, static smem {}", units[i].spec_name,
-                        r.record.usage.registers, r.record.usage.spill_stores, r.record.usage.spill_loads,
-                        r.record.usage.stack_frame, r.record.usage.shared_static));
-    CHECK(r.record.usage.registers > 0);
     // The launch budget setmaxnreg's arithmetic in attn_wgmma.cuh assumes: 65536 / threads / min CTAs,
     // rounded down to 8 (168 for 384 threads, 128 for 256 threads at 2 CTAs/SM). ptxas must allocate
-    // exactly that, or the consumers' setmaxnreg.inc would wait for registers that never come.
-    const bool one_consumer = units[i].spec_name.find(".c1.") != std::string::npos;
-    CHECK(r.record.usage.registers == (one_consumer ? 128 : 168));
-    // The validator's shared-memory arithmetic (AttnSpec::validate) counts this bound.
-    CHECK(r.record.usage.shared_static <= kernels::attn_wgmma_static_smem_bytes(consumers_of[i]));
-    CHECK(r.record.usage.spill_stores == 0);
-    CHECK(r.record.usage.spill_loads == 0);
-    CHECK(r.record.usage.stack_frame == 0);
+    // exactly that, or the consumers' setmaxnreg.inc would wait for registers that never come. The
+    // validator's shared-memory arithmetic (AttnSpec::validate) counts the static bound.
+    const int budget = units[i].spec_name.find(".c1.") != std::string::npos ? 128 : 168;
+    CHECK(results[i].record.usage.registers == budget);
+    check_usage(units[i], results[i], budget, kernels::attn_wgmma_static_smem_bytes(consumers_of[i]));
   }
 }
 
@@ -116,18 +126,8 @@ TEST_CASE("attn_wgmma_single: the single-warpgroup sm_90a kernel compiles withou
   }
   const std::vector<CubinResult> results = jit.cubins(units);
   REQUIRE(results.size() == units.size());
-  for (std::size_t i = 0; i < results.size(); ++i) {
-    const CubinResult& r = results[i];
-    CAPTURE(units[i].name_expression);
-    MESSAGE(fmt::format("{}: {} registers, spill stores {} loads {}, stack {}, static smem {}", units[i].spec_name,
-                        r.record.usage.registers, r.record.usage.spill_stores, r.record.usage.spill_loads,
-                        r.record.usage.stack_frame, r.record.usage.shared_static));
-    // min_ctas CTAs of 128 threads share the SM's 65536 registers.
-    CHECK(r.record.usage.registers > 0);
-    CHECK(r.record.usage.registers <= 65536 / (kernels::kWgmmaSingleThreads * variants[i].min_ctas));
-    CHECK(r.record.usage.shared_static <= kernels::kWgmmaSingleStaticSmem);
-    CHECK(r.record.usage.spill_stores == 0);
-    CHECK(r.record.usage.spill_loads == 0);
-    CHECK(r.record.usage.stack_frame == 0);
+  for (std::size_t i = 0; i < results.size(); ++i) {  // min_ctas CTAs of 128 threads share 65536 registers
+    check_usage(units[i], results[i], 65536 / (kernels::kWgmmaSingleThreads * variants[i].min_ctas),
+                kernels::kWgmmaSingleStaticSmem);
   }
 }
