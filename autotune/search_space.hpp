@@ -26,8 +26,8 @@ struct FieldRanges {
 
 // The values tried per field. mma: cta_q 64/128, cta_k 32/64/128, warps_q 2/4/8, stages 2..4,
 // min_ctas_per_sm 1/2. wgmma: cta_q 64/128, cta_k 64/128, warps_q 4/8/12 (one to three warpgroups),
-// stages 2..4, min_ctas_per_sm 1/2, persistent or not (validate() keeps the combinations the kernel
-// has).
+// stages 1..4 (1: the single-warpgroup form), min_ctas_per_sm 1..4, persistent or not (validate()
+// keeps the combinations the kernels have).
 FieldRanges field_ranges(AttnFamily family);
 
 struct PrunedVariant {

@@ -185,7 +185,8 @@ void AttnSpec::validate() const {
         tile != wgmma_tile(consumers, tile.stages, tile.persistent, tile.cta_k)) {
       throw InvalidArgument("tile", fmt::format("the wgmma kernel's tiles are 64x128w4 (one consumer warpgroup, "
                                                 "min_ctas_per_sm 2) and 128x128w8 (two, min_ctas_per_sm 1), or "
-                                                "the same with 64 keys per block (got {})", tile.name()));
+                                                "the same with 64 keys per block; 64x128w4s1 is the "
+                                                "single-warpgroup form (got {})", tile.name()));
     }
     // Head dim 256: O holds 128 registers per thread, so S gets 64 keys, and the one-consumer launch
     // budget (128 registers, what ptxas compiles for) cannot hold the m64n256 wgmma at all.
@@ -197,7 +198,8 @@ void AttnSpec::validate() const {
                                                 "(got {})", tile.name()));
     }
     if (tile.stages < 2 || tile.stages > 4) {
-      throw InvalidArgument("tile.stages", fmt::format("must be 2, 3 or 4 for wgmma (got {})", tile.stages));
+      throw InvalidArgument("tile.stages", fmt::format("must be 2, 3 or 4 for wgmma, or 1 for its single-warpgroup "
+                                                       "form (got {})", tile.stages));
     }
     // Each resident CTA also costs the 1 KiB the driver reserves, and the kernel's static shared
     // memory (barriers and the consumers' loop state) comes on top of the dynamic ring.
@@ -322,6 +324,12 @@ void AttnSpec::validate_wgmma_single() const {
   if (tile.min_ctas_per_sm < 2 || tile.min_ctas_per_sm > 4 || tile != wgmma_single_tile(tile.min_ctas_per_sm)) {
     throw InvalidArgument("tile", fmt::format("the single-warpgroup wgmma kernel's tiles are 64x128w4s1 with "
                                               "min_ctas_per_sm 2, 3 or 4, not persistent (got {})", tile.name()));
+  }
+  // 4 CTAs of 128 threads leave 128 registers a thread: D = 64 fits (124–128), D = 128 (165) would spill.
+  if (head_dim == 128 && tile.min_ctas_per_sm > 3) {
+    throw InvalidArgument("tile.min_ctas_per_sm", fmt::format("the single-warpgroup wgmma kernel at head_dim 128 "
+                                                              "needs 165 registers a thread: at most 3 CTAs per SM "
+                                                              "(got {})", tile.min_ctas_per_sm));
   }
   const int per_sm = tile.min_ctas_per_sm * (shared_bytes() + kernels::kWgmmaSingleStaticSmem + 1024);
   if (per_sm > max_shared_bytes_per_block(arch) + 1024) {

@@ -179,9 +179,10 @@ __host__ __device__ constexpr int attn_wgmma_static_smem_bytes(int consumers) {
 }
 // The single-warpgroup form (attn_wgmma_single.cuh; wgmma tiles with one stage): 128 threads, no
 // producer; dynamic shared memory for Q, one K and one V block, the ones tile and 1 KiB to align the
-// swizzled tiles (its static shared memory is three mbarriers).
+// swizzled tiles. Its static shared memory is three mbarriers, which ptxas reports as 1024 bytes
+// (the dynamic array's 1024-byte alignment); the compile test checks the bound.
 constexpr int kWgmmaSingleThreads = 128;
-constexpr int kWgmmaSingleStaticSmem = 1024;  // an upper bound of what ptxas reports (the compile test checks)
+constexpr int kWgmmaSingleStaticSmem = 1024;
 __host__ __device__ constexpr int attn_wgmma_single_smem_bytes(int head_dim) {
   return kWgmmaRowsPerWg * head_dim + 2 * kWgmmaCtaK * head_dim + attn_wgmma_ones_bytes(false) + 1024;
 }

@@ -7,7 +7,7 @@
 // producer on an SM, overlaps each consumer's softmax with its own P·V, and pays for it in registers
 // (the loop state goes to shared memory, descriptors and barrier addresses are recomputed per block)
 // with only two consumer warps per scheduler. Its loop is latency-bound (ncu: CPI ~5, tensor pipe
-// 38%). Here a warpgroup needs 166 registers at D = 128 (124 at 64), so three (four) CTAs share an
+// 38%). Here a warpgroup needs 165–166 registers at D = 128 (124–128 at 64), so three (four) CTAs share an
 // SM: three (four) warps per scheduler, each running the plain chain below. Measured on the H100
 // (B4, S4096, kernel only): 895 TOPS against 713 at D = 128, 605 against 444 at D = 64
 // (bench/results/2026-11-26-wgmma-single-warpgroup-h100.md).

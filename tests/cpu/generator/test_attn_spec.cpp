@@ -363,7 +363,7 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK_THROWS_WITH_AS(one.validate(), doctest::Contains("for 2 CTAs per SM"), InvalidArgument);
   AttnSpec deep = w;
   deep.tile.stages = 5;
-  CHECK_THROWS_WITH_AS(deep.validate(), doctest::Contains("argument `tile.stages`: must be 2, 3 or 4"),
+  CHECK_THROWS_WITH_AS(deep.validate(), doctest::Contains("argument `tile.stages`: must be 2, 3 or 4 for wgmma, or 1"),
                        InvalidArgument);
   deep.tile.stages = 4;
   CHECK_NOTHROW(deep.validate());
@@ -401,6 +401,10 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
                        InvalidArgument);
   bad_single.tile = wgmma_single_tile(5);
   CHECK_THROWS_WITH_AS(bad_single.validate(), doctest::Contains("argument `tile`"), InvalidArgument);
+  bad_single.tile = wgmma_single_tile(4);  // 128 registers a thread: D = 64 fits, D = 128 would spill
+  CHECK_THROWS_WITH_AS(bad_single.validate(), doctest::Contains("argument `tile.min_ctas_per_sm`"), InvalidArgument);
+  bad_single.head_dim = 64;
+  CHECK_NOTHROW(bad_single.validate());
   bad_single.tile = wgmma_tile(2, 1);  // one stage marks the single form, which has one warpgroup
   CHECK_THROWS_WITH_AS(bad_single.validate(), doctest::Contains("64x128w4s1"), InvalidArgument);
   const GeneratedUnit u = w.generate();
