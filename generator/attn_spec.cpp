@@ -201,17 +201,8 @@ void AttnSpec::validate() const {
       throw InvalidArgument("tile.stages", fmt::format("must be 2, 3 or 4 for wgmma, or 1 for its single-warpgroup "
                                                        "form (got {})", tile.stages));
     }
-    // Each resident CTA also costs the 1 KiB the driver reserves, and the kernel's static shared
-    // memory (barriers and the consumers' loop state) comes on top of the dynamic ring.
-    const int per_cta = shared_bytes() + kernels::attn_wgmma_static_smem_bytes(consumers);
-    const int per_sm = tile.min_ctas_per_sm * (per_cta + 1024);
-    if (per_cta > max_shared_bytes_per_block(arch) || per_sm > max_shared_bytes_per_block(arch) + 1024) {
-      throw InvalidArgument("tile", fmt::format("{} needs {} bytes of shared memory per CTA, {} for {} CTAs per SM; "
-                                                "{} allows {} per SM",
-                                                tile.name(), per_cta, per_sm, tile.min_ctas_per_sm,
-                                                arch.name(), max_shared_bytes_per_block(arch) + 1024));
-    }
-    return;
+    // Static shared memory: the barriers and the consumers' loop state.
+    return check_wgmma_residency(kernels::attn_wgmma_static_smem_bytes(consumers));
   }
   // parse_arch maps "sm_90" to sm_90a: compare, so that a spec never names an arch it is not built for.
   if (parse_arch(arch.name(), "arch") != arch) {
@@ -331,10 +322,18 @@ void AttnSpec::validate_wgmma_single() const {
                                                               "needs 165 registers a thread: at most 3 CTAs per SM "
                                                               "(got {})", tile.min_ctas_per_sm));
   }
-  const int per_sm = tile.min_ctas_per_sm * (shared_bytes() + kernels::kWgmmaSingleStaticSmem + 1024);
-  if (per_sm > max_shared_bytes_per_block(arch) + 1024) {
-    throw InvalidArgument("tile", fmt::format("{} needs {} bytes of shared memory for {} CTAs per SM; {} allows {}",
-                                              tile.name(), per_sm, tile.min_ctas_per_sm, arch.name(),
+  check_wgmma_residency(kernels::kWgmmaSingleStaticSmem);
+}
+
+void AttnSpec::check_wgmma_residency(int static_bytes) const {
+  // Each resident CTA also costs the 1 KiB the driver reserves, and the kernel's static shared
+  // memory comes on top of the dynamic part.
+  const int per_cta = shared_bytes() + static_bytes;
+  const int per_sm = tile.min_ctas_per_sm * (per_cta + 1024);
+  if (per_cta > max_shared_bytes_per_block(arch) || per_sm > max_shared_bytes_per_block(arch) + 1024) {
+    throw InvalidArgument("tile", fmt::format("{} needs {} bytes of shared memory per CTA, {} for {} CTAs per SM; "
+                                              "{} allows {} per SM",
+                                              tile.name(), per_cta, per_sm, tile.min_ctas_per_sm, arch.name(),
                                               max_shared_bytes_per_block(arch) + 1024));
   }
 }

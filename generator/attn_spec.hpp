@@ -119,6 +119,9 @@ struct AttnSpec {
 
  private:
   void validate_wgmma_single() const;  // validate() of the single-warpgroup wgmma tiles
+  // Throws "tile" when min_ctas_per_sm CTAs of this spec (dynamic + static_bytes of shared memory
+  // each) cannot be resident on one SM of the arch.
+  void check_wgmma_residency(int static_bytes) const;
 };
 
 // The default tile for a problem on `arch` (the autotuner searches around it). The per-head-dim
