@@ -7,16 +7,25 @@
 // producer on an SM, overlaps each consumer's softmax with its own P·V, and pays for it in registers
 // (the loop state goes to shared memory, descriptors and barrier addresses are recomputed per block)
 // with only two consumer warps per scheduler. Its loop is latency-bound (ncu: CPI ~5, tensor pipe
-// 38%). Here a warpgroup needs 165–166 registers at D = 128 (124–128 at 64), so three (four) CTAs share an
+// 38%). Here a warpgroup needs 164–166 registers at D = 128 (122–128 at 64), so three (four) CTAs share an
 // SM: three (four) warps per scheduler, each running the plain chain below. Measured on the H100
 // (B4, S4096, kernel only): 895 TOPS against 713 at D = 128, 605 against 444 at D = 64
 // (bench/results/2026-11-26-wgmma-single-warpgroup-h100.md).
+//
+// Every instruction counts: on the H100 the tensor cores lose the cycles in which their SM
+// sub-partition issues other work (bench/overlap_probe.cu: wgmma keeps 86% of its rate beside a
+// MUFU.EX2 stream, ~50% beside half-rate ALU work and ~7% beside full-rate FFMA), so the time per
+// block is close to the wgmma time plus the issued instructions (~5.5 per score at D = 128: the
+// magic-number init, max, FFMA, MUFU, half a pack and the promotion). Hence the row sum rides the
+// P·V wgmma as 8 more columns and the descriptors are a 32-bit word over a constant
+// (bench/results/2026-11-26-wgmma-issue-cost-h100.md); exp2 on the FMA pipe, a software pipeline
+// of two blocks at 2 CTAs per SM (241 registers) measured slower.
 //
 // Per K/V block j (same numerics as attn_wgmma.cuh's FP8 path, DESIGN.md §1):
 //   S = Q K_jᵀ          wgmma s8 m64n128k32 ×(D/32) onto the 1.5·2²³ float bits (the s32 → f32 trick)
 //   wait; thread 0 reloads K_{j+1} into the one K buffer (the warpgroup's QKᵀ has read it)
 //   P̃ = exp2(S·dq + log2 448 − m)   online softmax, row max over the quad
-//   l_j, O_j = P̃ · [1 | V_j]         wgmma e4m3 m64n8k32 and m64nDk32, P̃ from registers, into fresh f32
+//   [O_j | l_j] = P̃ · [V_j | 1]      wgmma e4m3 m64n(D+8)k32, P̃ from registers, into fresh f32
 //   wait; thread 0 reloads V_{j+1}; O = α·O + O_j, l = α·l + l_j (FP8 sums promoted every 128 keys)
 // epilogue: out = O / l · v_scale (fp16 or bf16), LSE optional.
 //
@@ -52,12 +61,14 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   using namespace mma_ops;
   using namespace hopper;
   constexpr int kD = Cfg::head_dim, kRows = kWgmmaRowsPerWg, kCtaK = kWgmmaCtaK;
-  constexpr int kSRegs = kCtaK / 2, kORegs = kD / 2, kPVSteps = kCtaK / 32, kQKSteps = kD / 32;
+  constexpr int kSRegs = kCtaK / 2, kORegs = kD / 2, kPVRegs = kORegs + 4, kPVSteps = kCtaK / 32, kQKSteps = kD / 32;
   static_assert(kD == 64 || kD == 128, "attention_wgmma_single: head_dim 64 or 128 (one Q/K box of its swizzle span)");
   static_assert(Cfg::mask >= 0 && Cfg::mask <= 2, "mask: 0 none, 1 top-left, 2 bottom-right");
   static_assert(attn_wgmma_qk_box_bytes(kD) == kD, "Q and K rows are one TMA box");
   constexpr Swizzle kQKSwizzle = swizzle_of_span(kD);
   constexpr Swizzle kVSwizzle = swizzle_of_span(kCtaK);
+  static_assert(kVSwizzle == Swizzle::b128 && attn_wgmma_ones_bytes(false) == 8 * kCtaK && (kD * kCtaK) % 1024 == 0,
+                "the ones tile continues V's 128-byte swizzled rows: 8 more rows of 128 keys, one core-matrix group");
   constexpr float kMinDequant = 1e-30f;              // dq > 0 keeps −inf·dq = −inf for masked keys
   constexpr int kQGroups = layout::q_groups(layout::Granularity::per_thread, kRows, 16);
   constexpr int kKGroups = layout::k_groups(layout::Granularity::per_thread, kCtaK, kCtaK);
@@ -85,7 +96,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     mbarrier_init(full_q, 1), mbarrier_init(full_k, 1), mbarrier_init(full_v, 1);
     fence_barrier_init();
   }
-  // The ones tile (e4m3 1.0): B of the row-sum wgmma, P̃ · 1.
+  // The ones tile (e4m3 1.0) right after V: B's rows kD..kD+7, whose products are the row sums P̃ · 1.
   for (int i = tid; i < attn_wgmma_ones_bytes(false) / 4; i += kWgmmaSingleThreads) {
     reinterpret_cast<u32*>(smem + (sOnes - smem_u32(smem)))[i] = 0x38383838u;
   }
@@ -115,8 +126,16 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     const int first_diagonal = x < 0 ? 0 : x / kCtaK + 1;
     first_masked = first_diagonal < first_masked ? first_diagonal : first_masked;
   }
-  const u64 desc_q = make_kmajor_desc(sQ, kQKSwizzle), desc_k = make_kmajor_desc(sK, kQKSwizzle);
-  const u64 desc_v = make_kmajor_desc(sV, kVSwizzle), desc_ones = make_kmajor_desc(sOnes, Swizzle::b128);
+  // Descriptors as a 32-bit low word (start address and LBO; a k-step adds 32 bytes = 2) over a
+  // compile-time high word (SBO, swizzle): the tiles never move, and ptxas then builds the wgmma
+  // operands with uniform moves instead of recomputing 64-bit descriptors in vector registers each
+  // block (25 fewer instructions per block at D = 128).
+  constexpr u32 kQKHi = static_cast<u32>(make_kmajor_desc(0, kQKSwizzle) >> 32);
+  constexpr u32 kVHi = static_cast<u32>(make_kmajor_desc(0, kVSwizzle) >> 32);
+  constexpr u32 kLbo = static_cast<u32>(make_kmajor_desc(0, kQKSwizzle));
+  static_assert(kLbo == static_cast<u32>(make_kmajor_desc(0, kVSwizzle)), "Q, K and V descriptors share the LBO field");
+  const u32 lo_q = kLbo | (sQ >> 4), lo_k = kLbo | (sK >> 4), lo_v = kLbo | (sV >> 4);
+  auto desc = [](u32 hi, u32 lo) { return (static_cast<u64>(hi) << 32) | lo; };
 
   float o[kORegs];
 #pragma unroll
@@ -137,7 +156,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     wgmma_fence();
 #pragma unroll
     for (int s = 0; s < kQKSteps; ++s) {
-      wgmma_s8_ss<kCtaK>(acc, desc_advance(desc_q, 32 * s), desc_advance(desc_k, 32 * s), true);
+      wgmma_s8_ss<kCtaK>(acc, desc(kQKHi, lo_q + 2 * s), desc(kQKHi, lo_k + 2 * s), true);
     }
     wgmma_commit();
     wgmma_wait<0>();
@@ -163,31 +182,29 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
 #pragma unroll
     for (int k = 0; k < kPVSteps; ++k) pack_p_e4m3(s, k, pa[k]);
 
-    // ---- O_j = P̃ V_j and l_j = P̃ · 1, fresh f32 accumulators (the FP8 sum keeps ~14 bits) ----
+    // ---- [O_j | l_j] = P̃ · [V_j | 1] in one wgmma per k-step (N = D + 8: the ones tile lies right
+    // after V, its 8 rows B's last core-matrix group), into fresh f32 accumulators (the FP8 sum keeps
+    // ~14 bits): pv[0, D/2) is O_j, pv[D/2 + 2r] row r's l_j ----
     mbarrier_wait_parity(full_v, parity);
-    float pv[kORegs], lsum[4];
+    float pv[kPVRegs];
 #pragma unroll
     for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
     fence_operands(pv);
-    fence_operands(lsum);
     wgmma_fence();
 #pragma unroll
-    for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<kD>(pv, pa[k], desc_advance(desc_v, 32 * k), k > 0);
-#pragma unroll
-    for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<8>(lsum, pa[k], desc_advance(desc_ones, 32 * k), k > 0);
+    for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<kD + 8>(pv, pa[k], desc(kVHi, lo_v + 2 * k), k > 0);
     wgmma_commit();
     wgmma_wait<0>();
     fence_operands(pv);
-    fence_operands(lsum);
     if (tid == 0 && j + 1 < n_blocks) {  // the V buffer is free
       mbarrier_arrive_expect_tx(full_v, kVBytes);
       tma_load_2d(sV, tma_v, full_v, (j + 1) * kCtaK, v_row);
     }
-    // ---- promotion: O = α·O + O_j, l = α·l + l_j (lsum[2r]: row r) ----
+    // ---- promotion: O = α·O + O_j, l = α·l + l_j ----
 #pragma unroll
     for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha[(i / 2) % 2] + pv[i];
-    row_sum[0] = row_sum[0] * alpha[0] + lsum[0];
-    row_sum[1] = row_sum[1] * alpha[1] + lsum[2];
+    row_sum[0] = row_sum[0] * alpha[0] + pv[kORegs];
+    row_sum[1] = row_sum[1] * alpha[1] + pv[kORegs + 2];
   }
 
   // ================================ epilogue ================================
