@@ -128,13 +128,12 @@ AttnTile wgmma_default_tile(int head_dim, PvType pv, QuantType qk) {
   // consumers 1.784–1.798; best mma.sync tile 2.510); persistent as everywhere else (causal gains).
   if (pv == PvType::f16 && head_dim == 96) return wgmma_tile(1, 2, true);
   if (pv == PvType::f16) return head_dim == 64 ? wgmma_tile(1, 3, true) : wgmma_tile(2, 3, true);
-  // D = 96 (H200, B4 H32): one consumer at 2 CTAs/SM, 2 stages: S4096 1.399 ms (two consumers, 4 stages:
-  // 1.516), causal 0.809 (best 0.800 with 3 stages), S1024 0.119 (0.127).
-  if (head_dim == 96) return wgmma_tile(1, 2, true);
   // The single-warpgroup form (H100, B4 S4096, kernel only, same call): D = 128 895 TOPS against 713
   // for two consumers with 4 stages (causal 788 / 635); D = 64 605 against 444 for one consumer
   // with a producer (causal 542 / 374); S1024 +30% / +40%
-  // (bench/results/2026-11-26-wgmma-single-warpgroup-h100.md).
+  // (bench/results/2026-11-26-wgmma-single-warpgroup-h100.md). D = 96 (H32): 689 against 591 for one
+  // consumer with 2 stages (causal 639 / 512; S1024 503 / 422; S16384 746 / 610); 2 CTAs per SM the same
+  // (bench/results/2026-11-26-wgmma-issue-cost-h100.md).
   return wgmma_single_tile(head_dim == 64 ? 4 : 3);
 }
 
@@ -308,19 +307,21 @@ void AttnSpec::validate_wgmma_single() const {
                                                      "P·V (got {} with {} P·V)",
                                                      sagejit::name(quant.qk), sagejit::name(quant.pv)));
   }
-  if (head_dim != 64 && head_dim != 128) {
-    throw InvalidArgument("head_dim", fmt::format("the single-warpgroup wgmma kernel (tile.stages 1) takes 64 or 128 "
-                                                  "(got {})", head_dim));
+  if (head_dim != 64 && head_dim != 96 && head_dim != 128) {
+    throw InvalidArgument("head_dim", fmt::format("the single-warpgroup wgmma kernel (tile.stages 1) takes 64, 96 or "
+                                                  "128 (got {})", head_dim));
   }
   if (tile.min_ctas_per_sm < 2 || tile.min_ctas_per_sm > 4 || tile != wgmma_single_tile(tile.min_ctas_per_sm)) {
     throw InvalidArgument("tile", fmt::format("the single-warpgroup wgmma kernel's tiles are 64x128w4s1 with "
                                               "min_ctas_per_sm 2, 3 or 4, not persistent (got {})", tile.name()));
   }
-  // 4 CTAs of 128 threads leave 128 registers a thread: D = 64 fits (124–128), D = 128 (165) would spill.
-  if (head_dim == 128 && tile.min_ctas_per_sm > 3) {
-    throw InvalidArgument("tile.min_ctas_per_sm", fmt::format("the single-warpgroup wgmma kernel at head_dim 128 "
-                                                              "needs 165 registers a thread: at most 3 CTAs per SM "
-                                                              "(got {})", tile.min_ctas_per_sm));
+  // 4 CTAs of 128 threads leave 128 registers a thread: D = 64 fits (122–128); D = 96 (144) and
+  // D = 128 (164–166) would spill.
+  if (head_dim > 64 && tile.min_ctas_per_sm > 3) {
+    throw InvalidArgument("tile.min_ctas_per_sm",
+                          fmt::format("the single-warpgroup wgmma kernel at head_dim {} needs {} registers a thread: at "
+                                      "most 3 CTAs per SM (got {})",
+                                      head_dim, head_dim == 96 ? 144 : 165, tile.min_ctas_per_sm));
   }
   check_wgmma_residency(kernels::kWgmmaSingleStaticSmem);
 }

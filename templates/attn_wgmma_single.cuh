@@ -1,13 +1,13 @@
 // attn_wgmma_single.cuh — the sm_90a attention kernel in its simplest form: one warpgroup per CTA
 // (64 query rows), no producer, one K and one V buffer, each K/V block in order, and several CTAs
-// per SM (Cfg::min_ctas: 3 at head dim 128, 4 at 64), whose independent warpgroups fill each other's
-// gaps on the tensor cores and the MUFU.
+// per SM (Cfg::min_ctas: 3 at head dims 128 and 96, 4 at 64), whose independent warpgroups fill each
+// other's gaps on the tensor cores and the MUFU.
 //
 // Why this form: the warp-specialized kernel (attn_wgmma.cuh) keeps two consumer warpgroups and a
 // producer on an SM, overlaps each consumer's softmax with its own P·V, and pays for it in registers
 // (the loop state goes to shared memory, descriptors and barrier addresses are recomputed per block)
 // with only two consumer warps per scheduler. Its loop is latency-bound (ncu: CPI ~5, tensor pipe
-// 38%). Here a warpgroup needs 164–166 registers at D = 128 (122–128 at 64), so three (four) CTAs share an
+// 38%). Here a warpgroup needs 164–166 registers at D = 128 (144 at 96, 122–128 at 64), so three (four) CTAs share an
 // SM: three (four) warps per scheduler, each running the plain chain below. Measured on the H100
 // (B4, S4096, kernel only): 895 TOPS against 713 at D = 128, 605 against 444 at D = 64
 // (bench/results/2026-11-26-wgmma-single-warpgroup-h100.md).
@@ -32,8 +32,9 @@
 // Launch contract: grid (attn_wgmma_q_slots(seq_q, 64, causal), heads_q, batch), 128 threads,
 // attn_wgmma_single_smem_bytes(head_dim) of dynamic shared memory; tensor maps and the quantized
 // workspace exactly as attn_wgmma.cuh with one consumer (block_q 64, warp_q 16, block_k = warp_k =
-// 128, per_thread, int8 Q/K, FP8 V; tma_q box {D, 64}, tma_k box {D, 128}, tma_v box {128, D};
-// head dims 64 and 128: one box each). AttnParams as attn_wgmma.cuh (varlen included).
+// 128, per_thread, int8 Q/K, FP8 V; tma_q box {W, 64}, tma_k box {W, 128} with W =
+// attn_wgmma_qk_box_bytes(D) — the whole row at D = 64 and 128, three 32-byte boxes at 96 —,
+// tma_v box {128, D}). AttnParams as attn_wgmma.cuh (varlen included).
 #pragma once
 
 #include "attn_params.cuh"
@@ -53,6 +54,12 @@ struct AttnWgmmaSingleCfg {
   static constexpr int min_ctas = MinCtas;   // CTAs per SM the registers are budgeted for
 };
 
+// The descriptor start-field offset (16-byte units) of k-step s — 32 bytes of every row — in a Q/K
+// tile of `rows` rows stored as boxes of `box` bytes per row, one after another.
+__host__ __device__ constexpr mma_ops::u32 qk_step_offset(int s, int rows, int box) {
+  return static_cast<mma_ops::u32>(((32 * s) / box * rows * box + (32 * s) % box) >> 4);
+}
+
 template <class Cfg>
 __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     attention_wgmma_single(AttnParams p, const __grid_constant__ hopper::TmaDescriptor tma_q,
@@ -62,10 +69,13 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   using namespace hopper;
   constexpr int kD = Cfg::head_dim, kRows = kWgmmaRowsPerWg, kCtaK = kWgmmaCtaK;
   constexpr int kSRegs = kCtaK / 2, kORegs = kD / 2, kPVRegs = kORegs + 4, kPVSteps = kCtaK / 32, kQKSteps = kD / 32;
-  static_assert(kD == 64 || kD == 128, "attention_wgmma_single: head_dim 64 or 128 (one Q/K box of its swizzle span)");
+  static_assert(kD == 64 || kD == 96 || kD == 128, "attention_wgmma_single: head_dim 64, 96 or 128");
   static_assert(Cfg::mask >= 0 && Cfg::mask <= 2, "mask: 0 none, 1 top-left, 2 bottom-right");
-  static_assert(attn_wgmma_qk_box_bytes(kD) == kD, "Q and K rows are one TMA box");
-  constexpr Swizzle kQKSwizzle = swizzle_of_span(kD);
+  // Q and K rows in boxes of their swizzle span (attn_wgmma_qk_box_bytes): one box, or three 32-byte
+  // boxes at D = 96, stored one after another (box b of a tile of R rows at b·R·kQKBox).
+  constexpr int kQKBox = attn_wgmma_qk_box_bytes(kD), kQKBoxes = kD / kQKBox;
+  static_assert(kQKBox % 32 == 0, "a k32 step stays inside one box");
+  constexpr Swizzle kQKSwizzle = swizzle_of_span(kQKBox);
   constexpr Swizzle kVSwizzle = swizzle_of_span(kCtaK);
   static_assert(kVSwizzle == Swizzle::b128 && attn_wgmma_ones_bytes(false) == 8 * kCtaK && (kD * kCtaK) % 1024 == 0,
                 "the ones tile continues V's 128-byte swizzled rows: 8 more rows of 128 keys, one core-matrix group");
@@ -102,12 +112,22 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   }
   fence_proxy_async_shared();  // generic-proxy stores, read by wgmma
   __syncthreads();
+  // K block j into the one K buffer, box by box.
+  auto load_k = [&](int j) {
+    mbarrier_arrive_expect_tx(full_k, kKBytes);
+#pragma unroll
+    for (int b = 0; b < kQKBoxes; ++b) {
+      tma_load_2d(sK + b * kCtaK * kQKBox, tma_k, full_k, b * kQKBox, k_row0 + j * kCtaK);
+    }
+  };
   if (tid == 0) {
     mbarrier_arrive_expect_tx(full_q, kQBytes);
-    tma_load_2d(sQ, tma_q, full_q, 0, static_cast<int>(bh_q * p.seq_q_pad + w.q0));
+#pragma unroll
+    for (int b = 0; b < kQKBoxes; ++b) {
+      tma_load_2d(sQ + b * kRows * kQKBox, tma_q, full_q, b * kQKBox, static_cast<int>(bh_q * p.seq_q_pad + w.q0));
+    }
     if (n_blocks > 0) {
-      mbarrier_arrive_expect_tx(full_k, kKBytes);
-      tma_load_2d(sK, tma_k, full_k, 0, k_row0);
+      load_k(0);
       mbarrier_arrive_expect_tx(full_v, kVBytes);
       tma_load_2d(sV, tma_v, full_v, 0, v_row);
     }
@@ -156,16 +176,14 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     wgmma_fence();
 #pragma unroll
     for (int s = 0; s < kQKSteps; ++s) {
-      wgmma_s8_ss<kCtaK>(acc, desc(kQKHi, lo_q + 2 * s), desc(kQKHi, lo_k + 2 * s), true);
+      wgmma_s8_ss<kCtaK>(acc, desc(kQKHi, lo_q + qk_step_offset(s, kRows, kQKBox)),
+                         desc(kQKHi, lo_k + qk_step_offset(s, kCtaK, kQKBox)), true);
     }
     wgmma_commit();
     wgmma_wait<0>();
     fence_operands(acc);
     // The warpgroup's QKᵀ is complete (one wgmma for all four warps): the K buffer is free.
-    if (tid == 0 && j + 1 < n_blocks) {
-      mbarrier_arrive_expect_tx(full_k, kKBytes);
-      tma_load_2d(sK, tma_k, full_k, 0, k_row0 + (j + 1) * kCtaK);
-    }
+    if (tid == 0 && j + 1 < n_blocks) load_k(j + 1);
 
     // ---- mask (keys past seq_kv; causal on diagonal blocks) and online softmax, log2 domain ----
     const float dq = fmaxf(q_scale * k_scale_j, kMinDequant);

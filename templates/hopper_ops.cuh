@@ -407,9 +407,10 @@ __device__ __forceinline__ void wgmma_m64n256k32_s8_ss(i32 (&d)[128], u64 desc_a
       : "l"(desc_a), "l"(desc_b), "r"(static_cast<int>(accumulate)));
 }
 
-// Register-A wgmmas (e4m3 k32 and f16 k16) with f32 accumulators: the asm body for N = 8, 64, 96,
-// 128, 256, the instruction string and its trailing immediates (scale-a, scale-b[, transpose-b])
-// given. Generated operand lists: one register per accumulator.
+// Register-A wgmmas (e4m3 k32 and f16 k16) with f32 accumulators: the asm body for N = 8, 64, 72, 96,
+// 104, 128, 136, 256 (D + 8: P·V and its row sum in one wgmma), the instruction string and its
+// trailing immediates (scale-a, scale-b[, transpose-b]) given. Generated operand lists: one register
+// per accumulator.
 #define SAGEJIT_WGMMA_RS_N8(INSTR, TAIL)                                                            \
   asm volatile(                                                                                     \
       "{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n" INSTR " {"                                        \
@@ -513,6 +514,24 @@ __device__ __forceinline__ void wgmma_m64n256k32_s8_ss(i32 (&d)[128], u64 desc_a
       "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35])                                                      \
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(static_cast<int>(accumulate)))
 
+#define SAGEJIT_WGMMA_RS_N104(INSTR, TAIL)                                                                    \
+  asm volatile(                                                                                               \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %57, 0;\n" INSTR " {"                                                 \
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                                \
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "                      \
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "                      \
+      "%48, %49, %50, %51"                                                                                    \
+      "}, {%52, %53, %54, %55}, %56, p, " TAIL ";\n}\n"                                                       \
+      :                                                                                                       \
+      "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),         \
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),   \
+      "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+      "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+      "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+      "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+      "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51])                                                      \
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(static_cast<int>(accumulate)))
+
 #define SAGEJIT_WGMMA_RS_N136(INSTR, TAIL)                                                                    \
   asm volatile(                                                                                               \
       "{\n.reg .pred p;\nsetp.ne.b32 p, %73, 0;\n" INSTR " {"                                                 \
@@ -558,6 +577,10 @@ __device__ __forceinline__ void wgmma_m64n256k32_e4m3_rs(float (&d)[128], const 
 __device__ __forceinline__ void wgmma_m64n72k32_e4m3_rs(float (&d)[36], const u32 (&a)[4], u64 desc_b,
                                                         bool accumulate) {
   SAGEJIT_WGMMA_RS_N72("wgmma.mma_async.sync.aligned.m64n72k32.f32.e4m3.e4m3", "1, 1");
+}
+__device__ __forceinline__ void wgmma_m64n104k32_e4m3_rs(float (&d)[52], const u32 (&a)[4], u64 desc_b,
+                                                         bool accumulate) {
+  SAGEJIT_WGMMA_RS_N104("wgmma.mma_async.sync.aligned.m64n104k32.f32.e4m3.e4m3", "1, 1");
 }
 __device__ __forceinline__ void wgmma_m64n136k32_e4m3_rs(float (&d)[68], const u32 (&a)[4], u64 desc_b,
                                                          bool accumulate) {
@@ -609,6 +632,7 @@ __device__ __forceinline__ void wgmma_m64n96k16_bf16_rs_bmn(float (&d)[48], cons
 
 #undef SAGEJIT_WGMMA_RS_N8
 #undef SAGEJIT_WGMMA_RS_N72
+#undef SAGEJIT_WGMMA_RS_N104
 #undef SAGEJIT_WGMMA_RS_N136
 #undef SAGEJIT_WGMMA_RS_N64
 #undef SAGEJIT_WGMMA_RS_N96
@@ -626,10 +650,11 @@ __device__ __forceinline__ void wgmma_s8_ss(i32 (&d)[N / 2], u64 desc_a, u64 des
 template <int N>
 __device__ __forceinline__ void wgmma_e4m3_rs(float (&d)[N / 2], const u32 (&a)[4], u64 desc_b,
                                               bool accumulate) {
-  static_assert(N == 8 || N == 64 || N == 72 || N == 96 || N == 128 || N == 136 || N == 256,
-                "wgmma e4m3 wrappers exist for N = 8, 64, 72, 96, 128, 136, 256");
+  static_assert(N == 8 || N == 64 || N == 72 || N == 96 || N == 104 || N == 128 || N == 136 || N == 256,
+                "wgmma e4m3 wrappers exist for N = 8, 64, 72, 96, 104, 128, 136, 256");
   if constexpr (N == 8) wgmma_m64n8k32_e4m3_rs(d, a, desc_b, accumulate);
   else if constexpr (N == 72) wgmma_m64n72k32_e4m3_rs(d, a, desc_b, accumulate);
+  else if constexpr (N == 104) wgmma_m64n104k32_e4m3_rs(d, a, desc_b, accumulate);
   else if constexpr (N == 136) wgmma_m64n136k32_e4m3_rs(d, a, desc_b, accumulate);
   else if constexpr (N == 64) wgmma_m64n64k32_e4m3_rs(d, a, desc_b, accumulate);
   else if constexpr (N == 96) wgmma_m64n96k32_e4m3_rs(d, a, desc_b, accumulate);

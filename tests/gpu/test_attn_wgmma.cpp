@@ -485,6 +485,8 @@ TEST_CASE("attn_wgmma: small shapes (the compute-sanitizer set)" * test::needs_h
   run_accuracy(single);
   single.head_dim = 64, single.single_ctas = 4, single.mask = 1, single.seed = seed++;
   run_accuracy(single);
+  single.head_dim = 96, single.single_ctas = 3, single.mask = 0, single.seed = seed++;  // Q/K in 32-byte boxes
+  run_accuracy(single);
 }
 
 TEST_CASE("attn_wgmma: kernel-only timing at B=4, S=1024 and 4096, H=32 D=128 and H=64 D=64 (no assertion)" *
@@ -553,10 +555,10 @@ TEST_CASE("attn_wgmma: kernel-only timing at B=4, S=1024 and 4096, H=32 D=128 an
 TEST_CASE("attn_wgmma_single: the single-warpgroup kernel matches the float64 reference (FP8 P·V bar)" *
           test::needs_hopper()) {
   std::uint32_t seed = 9700;
-  for (int d : {128, 64}) {
+  for (int d : {128, 96, 64}) {
     for (int mask : {0, 1, 2}) {
-      Case c;  // GQA, a tail block, odd rows; 3 (D = 128) or 4 (D = 64) CTAs per SM as the runtime builds it
-      c.consumers = 1, c.single_ctas = d == 128 ? 3 : 4, c.head_dim = d, c.mask = mask, c.seed = seed++;
+      Case c;  // GQA, a tail block, odd rows; 3 (D = 128, 96) or 4 (D = 64) CTAs per SM
+      c.consumers = 1, c.single_ctas = d == 64 ? 4 : 3, c.head_dim = d, c.mask = mask, c.seed = seed++;
       c.heads_q = 4, c.heads_kv = 2, c.seq_q = 1000, c.seq_kv = 1000;
       run_accuracy(c);
     }
@@ -565,7 +567,7 @@ TEST_CASE("attn_wgmma_single: the single-warpgroup kernel matches the float64 re
     br.seed = seed++;
     run_accuracy(br);
     Case one_block;  // a single block (no reload) and a short Sq < Skv bottom-right
-    one_block.consumers = 1, one_block.single_ctas = d == 128 ? 3 : 4, one_block.head_dim = d, one_block.seq_q = 70;
+    one_block.consumers = 1, one_block.single_ctas = d == 64 ? 4 : 3, one_block.head_dim = d, one_block.seq_q = 70;
     one_block.seq_kv = 100, one_block.mask = 2, one_block.seed = seed++;
     run_accuracy(one_block);
     one_block.seq_q = 4097, one_block.seq_kv = 4097, one_block.mask = 0, one_block.lse = false, one_block.seed = seed++;

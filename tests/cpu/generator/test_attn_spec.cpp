@@ -378,6 +378,8 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK_THROWS_WITH_AS(mma_persistent.validate(), doctest::Contains("argument `tile.persistent`"), InvalidArgument);
   CHECK(wgmma_default_tile(64) == wgmma_single_tile(4));
   CHECK(wgmma_default_tile(128) == wgmma_single_tile(3));
+  CHECK(wgmma_default_tile(96) == wgmma_single_tile(3));
+  CHECK(wgmma_default_tile(96, PvType::f16) == wgmma_tile(1, 2, true));
   AttnSpec single = w;  // the single-warpgroup form: 128 threads, Q + one K + one V block, 3 CTAs per SM
   single.tile = wgmma_single_tile(3);
   CHECK_NOTHROW(single.validate());
@@ -393,8 +395,14 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK_THROWS_WITH_AS(bad_single.validate(), doctest::Contains("argument `tile.stages`: 1 (the single-warpgroup"),
                        InvalidArgument);
   bad_single = single;
-  bad_single.head_dim = 96;
+  bad_single.head_dim = 256;
   CHECK_THROWS_WITH_AS(bad_single.validate(), doctest::Contains("argument `head_dim`"), InvalidArgument);
+  AttnSpec single96 = single;  // head dim 96: Q/K in three 32-byte boxes, at most 3 CTAs per SM
+  single96.head_dim = 96;
+  CHECK_NOTHROW(single96.validate());
+  CHECK(single96.shared_bytes() == 64 * 96 + 2 * 128 * 96 + 1024 + 1024);
+  single96.tile = wgmma_single_tile(4);
+  CHECK_THROWS_WITH_AS(single96.validate(), doctest::Contains("at most 3 CTAs per SM"), InvalidArgument);
   bad_single = single;
   bad_single.tile.persistent = true;
   CHECK_THROWS_WITH_AS(bad_single.validate(), doctest::Contains("64x128w4s1 with min_ctas_per_sm 2, 3 or 4"),

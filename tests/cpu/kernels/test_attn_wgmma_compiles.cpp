@@ -109,9 +109,9 @@ TEST_CASE("attn_wgmma_single: the single-warpgroup sm_90a kernel compiles withou
     int min_ctas;
   };
   std::vector<Variant> variants;
-  for (int d : {128, 64}) {
+  for (int d : {128, 96, 64}) {
     for (int mask : {0, 1, 2}) {
-      for (bool lse : {false, true}) variants.push_back({d, mask, lse, mask == 2, d == 128 ? 3 : 4});
+      for (bool lse : {false, true}) variants.push_back({d, mask, lse, mask == 2, d == 64 ? 4 : 3});
     }
     variants.push_back({d, 0, false, false, 2});
   }
