@@ -319,8 +319,8 @@ void AttnSpec::validate_wgmma_single() const {
   // D = 128 (164–166) would spill.
   if (head_dim > 64 && tile.min_ctas_per_sm > 3) {
     throw InvalidArgument("tile.min_ctas_per_sm",
-                          fmt::format("the single-warpgroup wgmma kernel at head_dim {} needs {} registers a thread: at "
-                                      "most 3 CTAs per SM (got {})",
+                          fmt::format("the single-warpgroup wgmma kernel at head_dim {} needs more than 128 registers a "
+                                      "thread (about {}): at most 3 CTAs per SM (got {})",
                                       head_dim, head_dim == 96 ? 144 : 165, tile.min_ctas_per_sm));
   }
   check_wgmma_residency(kernels::kWgmmaSingleStaticSmem);

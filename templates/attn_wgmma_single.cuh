@@ -12,13 +12,13 @@
 // (B4, S4096, kernel only): 895 TOPS against 713 at D = 128, 605 against 444 at D = 64
 // (bench/results/2026-11-26-wgmma-single-warpgroup-h100.md).
 //
-// Every instruction counts: on the H100 the tensor cores lose the cycles in which their SM
-// sub-partition issues other work (bench/overlap_probe.cu: wgmma keeps 86% of its rate beside a
-// MUFU.EX2 stream, ~50% beside half-rate ALU work and ~7% beside full-rate FFMA), so the time per
-// block is close to the wgmma time plus the issued instructions (~5.5 per score at D = 128: the
-// magic-number init, max, FFMA, MUFU, half a pack and the promotion). Hence the row sum rides the
-// P·V wgmma as 8 more columns and the descriptors are a 32-bit word over a constant
-// (bench/results/2026-11-26-wgmma-issue-cost-h100.md); exp2 on the FMA pipe, a software pipeline
+// Instructions cost tensor time: on the H100 a wgmma loses the cycles in which its SM sub-partition
+// runs other math (bench/overlap_probe.cu: it keeps 86% of its rate beside a MUFU.EX2 stream, ~50%
+// beside half-rate ALU work and ~7% beside full-rate FFMA), so a block costs about its wgmma time
+// plus its register-reading instructions (~4.5 per score at D = 128: max, FFMA, MUFU, half a pack
+// and the promotion; the magic-number start is immediate moves, which measured free). Hence the row
+// sum rides the P·V wgmma as 8 more columns and the descriptors are a 32-bit word over a constant
+// (bench/results/2026-11-26-wgmma-issue-cost-h100.md); exp2 on the FMA pipe and a software pipeline
 // of two blocks at 2 CTAs per SM (241 registers) measured slower.
 //
 // Per K/V block j (same numerics as attn_wgmma.cuh's FP8 path, DESIGN.md §1):
@@ -47,7 +47,7 @@ namespace sagejit::kernels {
 
 template <int HeadDim, int Mask, bool WriteLse, bool OutBf16, int MinCtas>
 struct AttnWgmmaSingleCfg {
-  static constexpr int head_dim = HeadDim;   // 64 or 128
+  static constexpr int head_dim = HeadDim;   // 64, 96 or 128
   static constexpr int mask = Mask;          // 0 none, 1 causal top-left, 2 causal bottom-right
   static constexpr bool write_lse = WriteLse;
   static constexpr bool out_bf16 = OutBf16;
@@ -77,8 +77,10 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   static_assert(kQKBox % 32 == 0, "a k32 step stays inside one box");
   constexpr Swizzle kQKSwizzle = swizzle_of_span(kQKBox);
   constexpr Swizzle kVSwizzle = swizzle_of_span(kCtaK);
-  static_assert(kVSwizzle == Swizzle::b128 && attn_wgmma_ones_bytes(false) == 8 * kCtaK && (kD * kCtaK) % 1024 == 0,
-                "the ones tile continues V's 128-byte swizzled rows: 8 more rows of 128 keys, one core-matrix group");
+  static_assert(kVSwizzle == Swizzle::b128 && attn_wgmma_ones_bytes(false) == 8 * kCtaK && kD % 8 == 0 && kD + 8 <= 256,
+                "the ones tile continues V's 128-byte swizzled rows: 8 more rows of 128 keys, one core-matrix "
+                "group, and D + 8 is a wgmma N");
+  static_assert((kRows * kD + kCtaK * kD) % 1024 == 0, "V (128-byte swizzle) starts 1024-byte aligned after Q and K");
   constexpr float kMinDequant = 1e-30f;              // dq > 0 keeps −inf·dq = −inf for masked keys
   constexpr int kQGroups = layout::q_groups(layout::Granularity::per_thread, kRows, 16);
   constexpr int kKGroups = layout::k_groups(layout::Granularity::per_thread, kCtaK, kCtaK);
@@ -154,6 +156,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   constexpr u32 kVHi = static_cast<u32>(make_kmajor_desc(0, kVSwizzle) >> 32);
   constexpr u32 kLbo = static_cast<u32>(make_kmajor_desc(0, kQKSwizzle));
   static_assert(kLbo == static_cast<u32>(make_kmajor_desc(0, kVSwizzle)), "Q, K and V descriptors share the LBO field");
+  // (Shared addresses stay below 256 KiB on sm_90, so address >> 4 fits the 14-bit start field.)
   const u32 lo_q = kLbo | (sQ >> 4), lo_k = kLbo | (sK >> 4), lo_v = kLbo | (sV >> 4);
   auto desc = [](u32 hi, u32 lo) { return (static_cast<u64>(hi) << 32) | lo; };
 

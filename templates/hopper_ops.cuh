@@ -333,7 +333,7 @@ __device__ __forceinline__ void fence_operands(u32 (&r)[Count]) {
 //         descriptor (make_mn_major_desc; transpose-b = 1); f32 accumulators at full precision,
 //         so P·V may accumulate straight into O.
 // Generated operand lists (one register per accumulator): N = 64, 128, 256 (and 8 for the row sums,
-// 96 for P·V at head dim 96).
+// 96 for P·V at head dim 96, 72 / 104 / 136 for P·V with its row sum at head dims 64 / 96 / 128).
 
 __device__ __forceinline__ void wgmma_m64n64k32_s8_ss(i32 (&d)[32], u64 desc_a, u64 desc_b,
                                                           bool accumulate) {
