@@ -127,7 +127,11 @@ AttnTile wgmma_default_tile(int head_dim, PvType pv, QuantType qk) {
   // D = 96 with f16 P·V (H200, B4 H32 S4096): one consumer, 2 stages 1.657 ms (persistent 1.731; two
   // consumers 1.784–1.798; best mma.sync tile 2.510); persistent as everywhere else (causal gains).
   if (pv == PvType::f16 && head_dim == 96) return wgmma_tile(1, 2, true);
-  if (pv == PvType::f16) return head_dim == 64 ? wgmma_tile(1, 3, true) : wgmma_tile(2, 3, true);
+  // f16 P·V in the single-warpgroup form (H100, B4 S4096, same call): D = 64 H64 441 TOPS at 3 CTAs per
+  // SM against 403 for one consumer with 3 stages; D = 128 (2 CTAs per SM) 547 against 630 and D = 96
+  // 467 against 478, so those keep the warp-specialized kernel
+  // (bench/results/2026-11-26-wgmma-issue-cost-h100.md).
+  if (pv == PvType::f16) return head_dim == 64 ? wgmma_single_tile(3) : wgmma_tile(2, 3, true);
   // The single-warpgroup form (H100, B4 S4096, kernel only, same call): D = 128 895 TOPS against 713
   // for two consumers with 4 stages (causal 788 / 635); D = 64 605 against 444 for one consumer
   // with a producer (causal 542 / 374); S1024 +30% / +40%
@@ -154,7 +158,7 @@ int AttnSpec::threads() const {
 
 int AttnSpec::shared_bytes() const {
   if (family == AttnFamily::wgmma) {
-    if (is_wgmma_single(tile)) return kernels::attn_wgmma_single_smem_bytes(head_dim);
+    if (is_wgmma_single(tile)) return kernels::attn_wgmma_single_smem_bytes(head_dim, quant.pv == PvType::f16);
     return kernels::attn_wgmma_smem_bytes(head_dim, tile.cta_q / 64, tile.stages, quant.pv == PvType::f16,
                                           qk_terms(), tile.cta_k);
   }
@@ -302,9 +306,9 @@ void AttnSpec::validate() const {
 
 void AttnSpec::validate_wgmma_single() const {
   // (wgmma_supports() has passed: sm_90a, per-thread scales, no Q smoothing.)
-  if (quant.qk != QuantType::int8 || quant.pv != PvType::fp8_e4m3) {
+  if (quant.qk != QuantType::int8 || (quant.pv != PvType::fp8_e4m3 && quant.pv != PvType::f16)) {
     throw InvalidArgument("tile.stages", fmt::format("1 (the single-warpgroup wgmma kernel) needs int8 Q/K with fp8 "
-                                                     "P·V (got {} with {} P·V)",
+                                                     "or f16 P·V (got {} with {} P·V)",
                                                      sagejit::name(quant.qk), sagejit::name(quant.pv)));
   }
   if (head_dim != 64 && head_dim != 96 && head_dim != 128) {
@@ -315,13 +319,18 @@ void AttnSpec::validate_wgmma_single() const {
     throw InvalidArgument("tile", fmt::format("the single-warpgroup wgmma kernel's tiles are 64x128w4s1 with "
                                               "min_ctas_per_sm 2, 3 or 4, not persistent (got {})", tile.name()));
   }
-  // 4 CTAs of 128 threads leave 128 registers a thread: D = 64 fits (122–128); D = 96 (144) and
-  // D = 128 (164–166) would spill.
-  if (head_dim > 64 && tile.min_ctas_per_sm > 3) {
+  // min_ctas CTAs of 128 threads leave 65536 / (128 · min_ctas) registers a thread (2: 255, 3: 168,
+  // 4: 128). What the kernel needs (ptxas, NVRTC 13.0): FP8 P·V 122–128 at D = 64, 144 at 96, 164–166
+  // at 128; f16 P·V (O accumulates in the wgmma, P̃ in 16-bit fragments) 149, 156 and 175.
+  const bool f16 = quant.pv == PvType::f16;
+  const int need = f16 ? (head_dim == 64 ? 149 : head_dim == 96 ? 156 : 175)
+                       : (head_dim == 64 ? 128 : head_dim == 96 ? 144 : 165);
+  const int max_ctas = need <= 128 ? 4 : need <= 168 ? 3 : 2;
+  if (tile.min_ctas_per_sm > max_ctas) {
     throw InvalidArgument("tile.min_ctas_per_sm",
-                          fmt::format("the single-warpgroup wgmma kernel at head_dim {} needs more than 128 registers a "
-                                      "thread (about {}): at most 3 CTAs per SM (got {})",
-                                      head_dim, head_dim == 96 ? 144 : 165, tile.min_ctas_per_sm));
+                          fmt::format("the single-warpgroup wgmma kernel at head_dim {} with {} P·V needs about {} "
+                                      "registers a thread: at most {} CTAs per SM (got {})",
+                                      head_dim, sagejit::name(quant.pv), need, max_ctas, tile.min_ctas_per_sm));
   }
   check_wgmma_residency(kernels::kWgmmaSingleStaticSmem);
 }
@@ -355,9 +364,10 @@ GeneratedUnit AttnSpec::generate() const {
         "  static constexpr bool write_lse = {};\n"
         "  static constexpr bool out_bf16 = {};\n"
         "  static constexpr int min_ctas = {};\n"
+        "  static constexpr bool pv_f16 = {};\n"
         "}};\n",
         unit.spec_name, kGeneratorVersion, head_dim, mask_code(mask), mask_meaning(mask), out.lse,
-        out.dtype == DType::bf16, tile.min_ctas_per_sm);
+        out.dtype == DType::bf16, tile.min_ctas_per_sm, quant.pv == PvType::f16);
     unit.name_expression = "&sagejit::kernels::attention_wgmma_single<Config>";
     return unit;
   }

@@ -149,16 +149,17 @@ struct AttnSpec {
 AttnTile wgmma_tile(int consumers = 2, int stages = 2, bool persistent = false, int cta_k = 128);
 // The single-warpgroup form (attn_wgmma_single.cuh): one warpgroup of 64 query rows and no producer,
 // one K and one V buffer (stages 1: what marks the form), 128-key blocks, `min_ctas` CTAs per SM (2
-// to 4; 3 at head dims 128 and 96 and 4 at 64 fit its registers), one tile per CTA. INT8 Q/K with FP8
-// P·V, head dims 64, 96 and 128.
+// to 4; with FP8 P·V 3 at head dims 128 and 96 and 4 at 64 fit its registers, with f16 P·V 2 at 128
+// and 3 at 96 and 64), one tile per CTA. INT8 Q/K with FP8 or f16 P·V, head dims 64, 96 and 128.
 AttnTile wgmma_single_tile(int min_ctas);
 bool is_wgmma_single(const AttnTile& t);
 // The heuristic default when no tuning record says otherwise (measured on the H100, see
 // bench/results): INT8 Q/K with FP8 P·V at head dims 64, 96 and 128 the single-warpgroup form (4, 3
-// and 3 CTAs per SM); otherwise head_dim 128 two consumers, 3 stages with f16 P·V (its V blocks are
-// twice the size), 2 with two-term int8 Q/K; head_dim 64 one consumer, 3 stages; head_dim 96 one
-// consumer, 2 stages (two consumers with two-term Q/K); head_dim 256 two consumers, 64 keys per block,
-// 3 stages (2 with two-term Q/K); all of these persistent.
+// and 3 CTAs per SM), and with f16 P·V at head dim 64 (3 CTAs per SM); otherwise head_dim 128 two
+// consumers, 3 stages with f16 P·V (its V blocks are twice the size), 2 with two-term int8 Q/K;
+// head_dim 64 one consumer, 3 stages; head_dim 96 one consumer, 2 stages (two consumers with two-term
+// Q/K); head_dim 256 two consumers, 64 keys per block, 3 stages (2 with two-term Q/K); all of these
+// persistent.
 AttnTile wgmma_default_tile(int head_dim, PvType pv = PvType::fp8_e4m3, QuantType qk = QuantType::int8);
 // True when `s`, with family set to wgmma and a wgmma tile, would validate: what the runtime asks
 // before choosing the sm_90a kernel.

@@ -183,8 +183,8 @@ __host__ __device__ constexpr int attn_wgmma_static_smem_bytes(int consumers) {
 // (the dynamic array's 1024-byte alignment); the compile test checks the bound.
 constexpr int kWgmmaSingleThreads = 128;
 constexpr int kWgmmaSingleStaticSmem = 1024;
-__host__ __device__ constexpr int attn_wgmma_single_smem_bytes(int head_dim) {
-  return kWgmmaRowsPerWg * head_dim + 2 * kWgmmaCtaK * head_dim + attn_wgmma_ones_bytes(false) + 1024;
+__host__ __device__ constexpr int attn_wgmma_single_smem_bytes(int head_dim, bool pv_f16 = false) {
+  return kWgmmaRowsPerWg * head_dim + (pv_f16 ? 3 : 2) * kWgmmaCtaK * head_dim + attn_wgmma_ones_bytes(pv_f16) + 1024;
 }
 // Tile slots per (batch, head) of the wgmma kernel: the q tiles, rounded up to even with a causal
 // mask, where slots 2i and 2i + 1 pair the i-th longest and the i-th shortest tile (equal work per

@@ -28,13 +28,19 @@
 //   [O_j | l_j] = P̃ · [V_j | 1]      wgmma e4m3 m64n(D+8)k32, P̃ from registers, into fresh f32
 //   wait; thread 0 reloads V_{j+1}; O = α·O + O_j, l = α·l + l_j (FP8 sums promoted every 128 keys)
 // epilogue: out = O / l · v_scale (fp16 or bf16), LSE optional.
+// With Cfg::pv_f16 (the pv = f16 mode), as attn_wgmma.cuh's f16 form: V is the caller's tensor, read
+// by TMA in boxes of 128 keys × 64 channels (32 at D = 96) and used as the MN-major B of m64nDk16
+// wgmmas; P̃ goes to 16-bit A fragments; O and the row sums (m64n8k16 on a 16-bit ones tile)
+// accumulate in the wgmma after a rescale by α, since the f16 sums keep f32 precision; no v_scale.
+// 149 / 156 / 175 registers at D = 64 / 96 / 128 (3, 3 and 2 CTAs per SM).
 //
 // Launch contract: grid (attn_wgmma_q_slots(seq_q, 64, causal), heads_q, batch), 128 threads,
-// attn_wgmma_single_smem_bytes(head_dim) of dynamic shared memory; tensor maps and the quantized
-// workspace exactly as attn_wgmma.cuh with one consumer (block_q 64, warp_q 16, block_k = warp_k =
-// 128, per_thread, int8 Q/K, FP8 V; tma_q box {W, 64}, tma_k box {W, 128} with W =
-// attn_wgmma_qk_box_bytes(D) — the whole row at D = 64 and 128, three 32-byte boxes at 96 —,
-// tma_v box {128, D}). AttnParams as attn_wgmma.cuh (varlen included).
+// attn_wgmma_single_smem_bytes(head_dim, pv_f16) of dynamic shared memory; tensor maps and the
+// quantized workspace exactly as attn_wgmma.cuh with one consumer (block_q 64, warp_q 16, block_k =
+// warp_k = 128, per_thread, int8 Q/K, FP8 V or the caller's 16-bit V; tma_q box {W, 64}, tma_k box
+// {W, 128} with W = attn_wgmma_qk_box_bytes(D) — the whole row at D = 64 and 128, three 32-byte boxes
+// at 96 —, tma_v box {128, D} or, 16-bit, attn_wgmma.cuh's 4-D map). AttnParams as attn_wgmma.cuh
+// (varlen included).
 #pragma once
 
 #include "attn_params.cuh"
@@ -45,13 +51,14 @@
 
 namespace sagejit::kernels {
 
-template <int HeadDim, int Mask, bool WriteLse, bool OutBf16, int MinCtas>
+template <int HeadDim, int Mask, bool WriteLse, bool OutBf16, int MinCtas, bool PvF16 = false>
 struct AttnWgmmaSingleCfg {
   static constexpr int head_dim = HeadDim;   // 64, 96 or 128
   static constexpr int mask = Mask;          // 0 none, 1 causal top-left, 2 causal bottom-right
   static constexpr bool write_lse = WriteLse;
   static constexpr bool out_bf16 = OutBf16;
   static constexpr int min_ctas = MinCtas;   // CTAs per SM the registers are budgeted for
+  static constexpr bool pv_f16 = PvF16;      // 16-bit P·V on the caller's V (below) instead of FP8
 };
 
 // The descriptor start-field offset (16-byte units) of k-step s — 32 bytes of every row — in a Q/K
@@ -68,7 +75,9 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   using namespace mma_ops;
   using namespace hopper;
   constexpr int kD = Cfg::head_dim, kRows = kWgmmaRowsPerWg, kCtaK = kWgmmaCtaK;
-  constexpr int kSRegs = kCtaK / 2, kORegs = kD / 2, kPVRegs = kORegs + 4, kPVSteps = kCtaK / 32, kQKSteps = kD / 32;
+  constexpr bool kF16 = Cfg::pv_f16;
+  constexpr int kSRegs = kCtaK / 2, kORegs = kD / 2, kPVRegs = kORegs + 4, kQKSteps = kD / 32;
+  constexpr int kPVSteps = kCtaK / (kF16 ? 16 : 32);  // k32 (e4m3) or k16 (f16) steps of P·V
   static_assert(kD == 64 || kD == 96 || kD == 128, "attention_wgmma_single: head_dim 64, 96 or 128");
   static_assert(Cfg::mask >= 0 && Cfg::mask <= 2, "mask: 0 none, 1 top-left, 2 bottom-right");
   // Q and K rows in boxes of their swizzle span (attn_wgmma_qk_box_bytes): one box, or three 32-byte
@@ -77,16 +86,23 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   static_assert(kQKBox % 32 == 0, "a k32 step stays inside one box");
   constexpr Swizzle kQKSwizzle = swizzle_of_span(kQKBox);
   constexpr Swizzle kVSwizzle = swizzle_of_span(kCtaK);
-  static_assert(kVSwizzle == Swizzle::b128 && attn_wgmma_ones_bytes(false) == 8 * kCtaK && kD % 8 == 0 && kD + 8 <= 256,
+  static_assert(kF16 || (kVSwizzle == Swizzle::b128 && attn_wgmma_ones_bytes(false) == 8 * kCtaK && kD % 8 == 0 && kD + 8 <= 256),
                 "the ones tile continues V's 128-byte swizzled rows: 8 more rows of 128 keys, one core-matrix "
                 "group, and D + 8 is a wgmma N");
   static_assert((kRows * kD + kCtaK * kD) % 1024 == 0, "V (128-byte swizzle) starts 1024-byte aligned after Q and K");
   constexpr float kMinDequant = 1e-30f;              // dq > 0 keeps −inf·dq = −inf for masked keys
   constexpr int kQGroups = layout::q_groups(layout::Granularity::per_thread, kRows, 16);
   constexpr int kKGroups = layout::k_groups(layout::Granularity::per_thread, kCtaK, kCtaK);
-  constexpr u32 kQBytes = kRows * kD, kKBytes = kCtaK * kD, kVBytes = kD * kCtaK;
-  static_assert(attn_wgmma_single_smem_bytes(kD) == kQBytes + kKBytes + kVBytes + attn_wgmma_ones_bytes(false) + 1024,
+  constexpr u32 kQBytes = kRows * kD, kKBytes = kCtaK * kD, kVBytes = kD * kCtaK * (kF16 ? 2 : 1);
+  constexpr u32 kOnesBytes = attn_wgmma_ones_bytes(kF16);
+  static_assert(attn_wgmma_single_smem_bytes(kD, kF16) == kQBytes + kKBytes + kVBytes + kOnesBytes + 1024,
                 "attn_params.cuh sizes this kernel's shared memory");
+  // f16 V: TMA boxes of 128 keys × kVChan channels of the caller's tensor, rows of 2·kVChan bytes
+  // swizzled by their length, box after box (attn_wgmma.cuh's f16 form reads the same map).
+  constexpr int kVChan = attn_wgmma_v16_box_channels(kD), kVBoxes = kD / kVChan;
+  constexpr u32 kVRowBytes = 2 * kVChan, kVBoxBytes = kCtaK * kVRowBytes;
+  constexpr Swizzle kV16Swizzle = swizzle_of_span(kVRowBytes);
+  static_assert(!kF16 || (kVBytes % 1024 == 0 && kVBoxBytes % (8 * kVRowBytes) == 0), "16-bit V boxes stay aligned");
 
   // The tile; an empty one (varlen: past its sequence's end) leaves before any barrier.
   const bool causal = Cfg::mask != 0;
@@ -108,9 +124,11 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     mbarrier_init(full_q, 1), mbarrier_init(full_k, 1), mbarrier_init(full_v, 1);
     fence_barrier_init();
   }
-  // The ones tile (e4m3 1.0) right after V: B's rows kD..kD+7, whose products are the row sums P̃ · 1.
-  for (int i = tid; i < attn_wgmma_ones_bytes(false) / 4; i += kWgmmaSingleThreads) {
-    reinterpret_cast<u32*>(smem + (sOnes - smem_u32(smem)))[i] = 0x38383838u;
+  // The ones tile right after V (e4m3 1.0: B's rows kD..kD+7, whose products are the row sums P̃ · 1;
+  // f16 / bf16 1.0: the B of a separate m64n8k16 row-sum wgmma).
+  constexpr u32 kOne = !kF16 ? 0x38383838u : Cfg::out_bf16 ? 0x3F803F80u : 0x3C003C00u;
+  for (int i = tid; i < kOnesBytes / 4; i += kWgmmaSingleThreads) {
+    reinterpret_cast<u32*>(smem + (sOnes - smem_u32(smem)))[i] = kOne;
   }
   fence_proxy_async_shared();  // generic-proxy stores, read by wgmma
   __syncthreads();
@@ -122,17 +140,27 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
       tma_load_2d(sK + b * kCtaK * kQKBox, tma_k, full_k, b * kQKBox, k_row0 + j * kCtaK);
     }
   };
+  // V block j into the one V buffer: FP8 from the workspace ([D × keys], one box), or f16 from the
+  // caller's V at (key, head, batch) in kVBoxes boxes (varlen views have batch 1).
+  auto load_v = [&](int j) {
+    mbarrier_arrive_expect_tx(full_v, kVBytes);
+    if constexpr (kF16) {
+      const int v_head = static_cast<int>(bh_kv % p.heads_kv), v_batch = p.cu_seqlens_k != nullptr ? 0 : w.b;
+#pragma unroll
+      for (int c = 0; c < kVBoxes; ++c) {
+        tma_load_4d(sV + c * kVBoxBytes, tma_v, full_v, kVChan * c, w.k_tok0 + j * kCtaK, v_head, v_batch);
+      }
+    } else {
+      tma_load_2d(sV, tma_v, full_v, j * kCtaK, v_row);
+    }
+  };
   if (tid == 0) {
     mbarrier_arrive_expect_tx(full_q, kQBytes);
 #pragma unroll
     for (int b = 0; b < kQKBoxes; ++b) {
       tma_load_2d(sQ + b * kRows * kQKBox, tma_q, full_q, b * kQKBox, static_cast<int>(bh_q * p.seq_q_pad + w.q0));
     }
-    if (n_blocks > 0) {
-      load_k(0);
-      mbarrier_arrive_expect_tx(full_v, kVBytes);
-      tma_load_2d(sV, tma_v, full_v, 0, v_row);
-    }
+    if (n_blocks > 0) load_k(0), load_v(0);
   }
   // Dequantization: this thread's Q group (row % 8 == g of its warp's 16 rows) and K group t.
   const float q_scale = ldg_f32(p.q_scale + (bh_q * (p.seq_q_pad / kRows) + w.qt) * kQGroups +
@@ -160,7 +188,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   const u32 lo_q = kLbo | (sQ >> 4), lo_k = kLbo | (sK >> 4), lo_v = kLbo | (sV >> 4);
   auto desc = [](u32 hi, u32 lo) { return (static_cast<u64>(hi) << 32) | lo; };
 
-  float o[kORegs];
+  float o[kORegs], l_acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // f16: O and the row sums accumulate in the wgmma
 #pragma unroll
   for (int i = 0; i < kORegs; ++i) o[i] = 0.0f;
   float row_max[2] = {neg_inf(), neg_inf()}, row_sum[2] = {0.0f, 0.0f};
@@ -199,34 +227,76 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     }
     float alpha[2];
     online_softmax<false>(s, dq, kMagicFloat * dq, row_max, alpha, row_sum);
-    u32 pa[kPVSteps][4];  // P̃ as e4m3 A fragments (V is token-permuted by the quantizer: no shuffles)
+    u32 pa[kPVSteps][4];  // P̃ as A fragments (FP8: V is token-permuted by the quantizer: no shuffles)
 #pragma unroll
-    for (int k = 0; k < kPVSteps; ++k) pack_p_e4m3(s, k, pa[k]);
-
-    // ---- [O_j | l_j] = P̃ · [V_j | 1] in one wgmma per k-step (N = D + 8: the ones tile lies right
-    // after V, its 8 rows B's last core-matrix group), into fresh f32 accumulators (the FP8 sum keeps
-    // ~14 bits): pv[0, D/2) is O_j, pv[D/2 + 2r] row r's l_j ----
-    mbarrier_wait_parity(full_v, parity);
-    float pv[kPVRegs];
-#pragma unroll
-    for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
-    fence_operands(pv);
-    wgmma_fence();
-#pragma unroll
-    for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<kD + 8>(pv, pa[k], desc(kVHi, lo_v + 2 * k), k > 0);
-    wgmma_commit();
-    wgmma_wait<0>();
-    fence_operands(pv);
-    if (tid == 0 && j + 1 < n_blocks) {  // the V buffer is free
-      mbarrier_arrive_expect_tx(full_v, kVBytes);
-      tma_load_2d(sV, tma_v, full_v, (j + 1) * kCtaK, v_row);
+    for (int k = 0; k < kPVSteps; ++k) {
+      if constexpr (kF16) pack_p_f16<Cfg::out_bf16>(s, k, pa[k]);
+      else pack_p_e4m3(s, k, pa[k]);
     }
-    // ---- promotion: O = α·O + O_j, l = α·l + l_j ----
+    mbarrier_wait_parity(full_v, parity);
+
+    if constexpr (kF16) {
+      // ---- O = α·O + P̃ V_j and l = α·l + P̃ · 1 on the tensor cores (the f16 sums keep f32 precision,
+      // so no temporary and no promotion); V MN-major in kVBoxes boxes, k16 steps of 16 key rows ----
 #pragma unroll
-    for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha[(i / 2) % 2] + pv[i];
-    row_sum[0] = row_sum[0] * alpha[0] + pv[kORegs];
-    row_sum[1] = row_sum[1] * alpha[1] + pv[kORegs + 2];
+      for (int i = 0; i < kORegs; ++i) o[i] *= alpha[(i / 2) % 2];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) l_acc[i] *= alpha[(i / 2) % 2];
+      // Varlen: a sequence's last block, if it reaches past the sequence, holds the next sequence's V
+      // in its tail rows; P̃ = 0 there but 0·Inf is NaN, so they are zeroed (whole rows of each box:
+      // the swizzle does not matter) before P·V reads the tile.
+      const int key0 = j * kCtaK;
+      if (p.cu_seqlens_k != nullptr && w.seq_kv - key0 < kCtaK) {
+        constexpr int kRowChunks = kVRowBytes / 16;  // 16-byte stores per row of a box
+        const int rows = kCtaK - (w.seq_kv - key0), chunks = rows * kVBoxes * kRowChunks;
+        for (int i = tid; i < chunks; i += kWgmmaSingleThreads) {
+          const int row = w.seq_kv - key0 + i / (kVBoxes * kRowChunks), box = (i / kRowChunks) % kVBoxes;
+          st_shared_zero_v4(sV + box * kVBoxBytes + row * kVRowBytes + (i % kRowChunks) * 16);
+        }
+        fence_proxy_async_shared();  // generic-proxy stores, read by wgmma
+        __syncthreads();
+      }
+      const u64 desc_v = make_mn_major_desc(sV, kV16Swizzle, kVBoxBytes);
+      const u64 desc_ones = make_mn_major_desc(sOnes, Swizzle::b128, 1024);
+#pragma unroll
+      for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
+      fence_operands(o);
+      fence_operands(l_acc);
+      wgmma_fence();
+#pragma unroll
+      for (int k = 0; k < kPVSteps; ++k) {
+        wgmma_f16_rs_bmn<kD, Cfg::out_bf16>(o, pa[k], desc_advance(desc_v, 16 * kVRowBytes * k), true);
+      }
+#pragma unroll
+      for (int k = 0; k < kPVSteps; ++k) wgmma_f16_rs_bmn<8, Cfg::out_bf16>(l_acc, pa[k], desc_ones, true);
+      wgmma_commit();
+      wgmma_wait<0>();
+      fence_operands(o);
+      fence_operands(l_acc);
+      if (tid == 0 && j + 1 < n_blocks) load_v(j + 1);  // the V buffer is free
+    } else {
+      // ---- [O_j | l_j] = P̃ · [V_j | 1] in one wgmma per k-step (N = D + 8: the ones tile lies right
+      // after V, its 8 rows B's last core-matrix group), into fresh f32 accumulators (the FP8 sum keeps
+      // ~14 bits): pv[0, D/2) is O_j, pv[D/2 + 2r] row r's l_j ----
+      float pv[kPVRegs];
+#pragma unroll
+      for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
+      fence_operands(pv);
+      wgmma_fence();
+#pragma unroll
+      for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<kD + 8>(pv, pa[k], desc(kVHi, lo_v + 2 * k), k > 0);
+      wgmma_commit();
+      wgmma_wait<0>();
+      fence_operands(pv);
+      if (tid == 0 && j + 1 < n_blocks) load_v(j + 1);  // the V buffer is free
+      // ---- promotion: O = α·O + O_j, l = α·l + l_j ----
+#pragma unroll
+      for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha[(i / 2) % 2] + pv[i];
+      row_sum[0] = row_sum[0] * alpha[0] + pv[kORegs];
+      row_sum[1] = row_sum[1] * alpha[1] + pv[kORegs + 2];
+    }
   }
+  if constexpr (kF16) row_sum[0] = l_acc[0], row_sum[1] = l_acc[2];  // O is final as it stands
 
   // ================================ epilogue ================================
   float inv_sum[2];
@@ -239,10 +309,11 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   // Varlen: the packed output's rows start at the sequence's first token (o_stride_b unused).
   u16* gO = static_cast<u16*>(p.o) + (p.cu_seqlens_q != nullptr ? w.q_tok0 * p.o_stride_s : w.b * p.o_stride_b) +
             w.h * p.o_stride_h;
-  const float* v_scale = p.v_scale + bh_kv * kD;
+  const float* v_scale = p.v_scale + bh_kv * kD;  // FP8 V's channel scales (f16 P·V has none)
 #pragma unroll
   for (int c = 0; c < kORegs / 4; ++c) {  // 8-channel slice c: channels 8c + 2t, 8c + 2t + 1
-    const float c0 = ldg_f32(v_scale + 8 * c + 2 * t), c1 = ldg_f32(v_scale + 8 * c + 2 * t + 1);
+    const float c0 = kF16 ? 1.0f : ldg_f32(v_scale + 8 * c + 2 * t);
+    const float c1 = kF16 ? 1.0f : ldg_f32(v_scale + 8 * c + 2 * t + 1);
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int row = row0 + 8 * r;

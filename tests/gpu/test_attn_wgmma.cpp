@@ -65,10 +65,10 @@ struct Case {
 const Kernel& wgmma_kernel(const Case& c) {
   const Arch arch = query_device(current_device_ordinal()).arch();
   if (c.single_ctas > 0) {
-    const std::string cfg = fmt::format("sagejit::kernels::AttnWgmmaSingleCfg<{}, {}, {}, false, {}>", c.head_dim,
-                                        c.mask, c.lse ? "true" : "false", c.single_ctas);
-    const GeneratedUnit unit{fmt::format("test.attn_wgmma_single.d{}.m{}.l{}.c{}", c.head_dim, c.mask, int(c.lse),
-                                         c.single_ctas),
+    const std::string cfg = fmt::format("sagejit::kernels::AttnWgmmaSingleCfg<{}, {}, {}, false, {}, {}>", c.head_dim,
+                                        c.mask, c.lse ? "true" : "false", c.single_ctas, c.pv_f16 ? "true" : "false");
+    const GeneratedUnit unit{fmt::format("test.attn_wgmma_single.d{}.m{}.l{}.c{}.f{}", c.head_dim, c.mask, int(c.lse),
+                                         c.single_ctas, int(c.pv_f16)),
                              arch, "#include \"attn_wgmma_single.cuh\"\n",
                              "&sagejit::kernels::attention_wgmma_single<" + cfg + " >"};
     return default_jit().kernel(unit);
@@ -152,7 +152,7 @@ struct Problem {
                          kernels::attn_wgmma_smem_bytes(c.head_dim, c.consumers, c.stages, c.pv_f16, c.qk_terms, c.cta_k))};
     if (c.single_ctas > 0) {
       cfg.block = {static_cast<unsigned>(kernels::kWgmmaSingleThreads), 1, 1};
-      cfg.shared_bytes = static_cast<unsigned>(kernels::attn_wgmma_single_smem_bytes(c.head_dim));
+      cfg.shared_bytes = static_cast<unsigned>(kernels::attn_wgmma_single_smem_bytes(c.head_dim, c.pv_f16));
     }
     if (c.persistent) {
       const int slots = static_cast<int>(q_slots) * c.heads_q * c.batch;
@@ -487,6 +487,8 @@ TEST_CASE("attn_wgmma: small shapes (the compute-sanitizer set)" * test::needs_h
   run_accuracy(single);
   single.head_dim = 96, single.single_ctas = 3, single.mask = 0, single.seed = seed++;  // Q/K in 32-byte boxes
   run_accuracy(single);
+  single.pv_f16 = true, single.head_dim = 64, single.seed = seed++;  // f16 P·V on the caller's V
+  run_accuracy(single);
 }
 
 TEST_CASE("attn_wgmma: kernel-only timing at B=4, S=1024 and 4096, H=32 D=128 and H=64 D=64 (no assertion)" *
@@ -572,5 +574,27 @@ TEST_CASE("attn_wgmma_single: the single-warpgroup kernel matches the float64 re
     run_accuracy(one_block);
     one_block.seq_q = 4097, one_block.seq_kv = 4097, one_block.mask = 0, one_block.lse = false, one_block.seed = seed++;
     run_accuracy(one_block);  // many blocks per tile: the one K and V buffers reloaded 32 times
+  }
+}
+
+TEST_CASE("attn_wgmma_single: f16 P·V on the caller's V matches the float64 reference (INT8 + f16 bar)" *
+          test::needs_hopper()) {
+  std::uint32_t seed = 9800;
+  for (int d : {128, 96, 64}) {
+    const int ctas = d == 128 ? 2 : 3;
+    for (int mask : {0, 1, 2}) {
+      Case c;  // GQA, a tail block, odd rows
+      c.consumers = 1, c.single_ctas = ctas, c.pv_f16 = true, c.head_dim = d, c.mask = mask, c.seed = seed++;
+      c.heads_q = 4, c.heads_kv = 2, c.seq_q = 1000, c.seq_kv = 1000;
+      run_accuracy(c);
+    }
+    Case br;  // bottom-right with Sq > Skv: the first tiles see no keys
+    br.consumers = 1, br.single_ctas = ctas, br.pv_f16 = true, br.head_dim = d, br.mask = 2, br.seq_q = 1000;
+    br.seq_kv = 300, br.seed = seed++;
+    run_accuracy(br);
+    Case many;  // many blocks per tile
+    many.consumers = 1, many.single_ctas = ctas, many.pv_f16 = true, many.head_dim = d, many.seq_q = 2049;
+    many.seq_kv = 2049, many.lse = false, many.seed = seed++;
+    run_accuracy(many);
   }
 }

@@ -380,6 +380,8 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK(wgmma_default_tile(128) == wgmma_single_tile(3));
   CHECK(wgmma_default_tile(96) == wgmma_single_tile(3));
   CHECK(wgmma_default_tile(96, PvType::f16) == wgmma_tile(1, 2, true));
+  CHECK(wgmma_default_tile(64, PvType::f16) == wgmma_single_tile(3));
+  CHECK(wgmma_default_tile(128, PvType::f16) == wgmma_tile(2, 3, true));
   AttnSpec single = w;  // the single-warpgroup form: 128 threads, Q + one K + one V block, 3 CTAs per SM
   single.tile = wgmma_single_tile(3);
   CHECK_NOTHROW(single.validate());
@@ -390,7 +392,16 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK(su.source.find("#include \"attn_wgmma_single.cuh\"") != std::string::npos);
   CHECK(su.source.find("static constexpr int min_ctas = 3;") != std::string::npos);
   CHECK(su.name_expression == "&sagejit::kernels::attention_wgmma_single<Config>");
+  CHECK(su.source.find("static constexpr bool pv_f16 = false;") != std::string::npos);
+  AttnSpec single_f16 = single;  // f16 P·V: V twice the size, a 2 KiB ones tile, at most 2 CTAs per SM at D = 128
+  single_f16.quant.pv = PvType::f16;
+  CHECK_THROWS_WITH_AS(single_f16.validate(), doctest::Contains("argument `tile.min_ctas_per_sm`"), InvalidArgument);
+  single_f16.tile = wgmma_single_tile(2);
+  CHECK_NOTHROW(single_f16.validate());
+  CHECK(single_f16.shared_bytes() == 64 * 128 + 3 * 128 * 128 + 2048 + 1024);
+  CHECK(single_f16.generate().source.find("static constexpr bool pv_f16 = true;") != std::string::npos);
   AttnSpec bad_single = single;
+  bad_single.quant.qk = QuantType::int8x2;
   bad_single.quant.pv = PvType::f16;
   CHECK_THROWS_WITH_AS(bad_single.validate(), doctest::Contains("argument `tile.stages`: 1 (the single-warpgroup"),
                        InvalidArgument);

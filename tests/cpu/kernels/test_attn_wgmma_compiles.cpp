@@ -107,6 +107,7 @@ TEST_CASE("attn_wgmma_single: the single-warpgroup sm_90a kernel compiles withou
     int head_dim, mask;
     bool lse, bf16;
     int min_ctas;
+    bool pv_f16 = false;
   };
   std::vector<Variant> variants;
   for (int d : {128, 96, 64}) {
@@ -114,13 +115,16 @@ TEST_CASE("attn_wgmma_single: the single-warpgroup sm_90a kernel compiles withou
       for (bool lse : {false, true}) variants.push_back({d, mask, lse, mask == 2, d == 64 ? 4 : 3});
     }
     variants.push_back({d, 0, false, false, 2});
+    // f16 P·V: 3 CTAs per SM at D = 64 and 96, 2 at 128
+    for (int mask : {0, 2}) variants.push_back({d, mask, true, mask == 2, d == 128 ? 2 : 3, true});
   }
   std::vector<GeneratedUnit> units;
   for (const Variant& v : variants) {
-    const std::string cfg = fmt::format("sagejit::kernels::AttnWgmmaSingleCfg<{}, {}, {}, {}, {}>", v.head_dim, v.mask,
-                                        v.lse ? "true" : "false", v.bf16 ? "true" : "false", v.min_ctas);
-    units.push_back(GeneratedUnit{fmt::format("test.attn_wgmma_single.d{}.m{}.l{}.b{}.c{}", v.head_dim, v.mask, v.lse,
-                                              v.bf16, v.min_ctas),
+    const std::string cfg =
+        fmt::format("sagejit::kernels::AttnWgmmaSingleCfg<{}, {}, {}, {}, {}, {}>", v.head_dim, v.mask,
+                    v.lse ? "true" : "false", v.bf16 ? "true" : "false", v.min_ctas, v.pv_f16 ? "true" : "false");
+    units.push_back(GeneratedUnit{fmt::format("test.attn_wgmma_single.d{}.m{}.l{}.b{}.c{}.f{}", v.head_dim, v.mask,
+                                              v.lse, v.bf16, v.min_ctas, v.pv_f16),
                                   arch, "#include \"attn_wgmma_single.cuh\"\n",
                                   "&sagejit::kernels::attention_wgmma_single<" + cfg + " >"});
   }
