@@ -32,7 +32,7 @@
 // by TMA in boxes of 128 keys × 64 channels (32 at D = 96) and used as the MN-major B of m64nDk16
 // wgmmas; P̃ goes to 16-bit A fragments; O and the row sums (m64n8k16 on a 16-bit ones tile)
 // accumulate in the wgmma after a rescale by α, since the f16 sums keep f32 precision; no v_scale.
-// 149 / 156 / 175 registers at D = 64 / 96 / 128 (3, 3 and 2 CTAs per SM).
+// 149–156 / 156–168 / 175–192 registers at D = 64 / 96 / 128 (3, 3 and 2 CTAs per SM).
 //
 // Launch contract: grid (attn_wgmma_q_slots(seq_q, 64, causal), heads_q, batch), 128 threads,
 // attn_wgmma_single_smem_bytes(head_dim, pv_f16) of dynamic shared memory; tensor maps and the
@@ -117,7 +117,9 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   const u32 full_q = smem_u32(&full[0]), full_k = smem_u32(&full[1]), full_v = smem_u32(&full[2]);
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   const long long bh_q = w.bh_q(p), bh_kv = w.bh_kv(p, p.heads_q / p.heads_kv);
-  const int k_row0 = static_cast<int>(bh_kv * p.seq_kv_pad), v_row = static_cast<int>(bh_kv * kD);
+  // K's first row in the workspace; FP8 V's first row there, or 16-bit V's head in the caller's tensor.
+  const int k_row0 = static_cast<int>(bh_kv * p.seq_kv_pad);
+  const int v_pos = kF16 ? static_cast<int>(bh_kv % p.heads_kv) : static_cast<int>(bh_kv * kD);
   const int n_blocks = w.kv_blocks;
 
   if (tid == 0) {
@@ -145,13 +147,13 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   auto load_v = [&](int j) {
     mbarrier_arrive_expect_tx(full_v, kVBytes);
     if constexpr (kF16) {
-      const int v_head = static_cast<int>(bh_kv % p.heads_kv), v_batch = p.cu_seqlens_k != nullptr ? 0 : w.b;
+      const int v_batch = p.cu_seqlens_k != nullptr ? 0 : w.b;
 #pragma unroll
       for (int c = 0; c < kVBoxes; ++c) {
-        tma_load_4d(sV + c * kVBoxBytes, tma_v, full_v, kVChan * c, w.k_tok0 + j * kCtaK, v_head, v_batch);
+        tma_load_4d(sV + c * kVBoxBytes, tma_v, full_v, kVChan * c, w.k_tok0 + j * kCtaK, v_pos, v_batch);
       }
     } else {
-      tma_load_2d(sV, tma_v, full_v, j * kCtaK, v_row);
+      tma_load_2d(sV, tma_v, full_v, j * kCtaK, v_pos);
     }
   };
   if (tid == 0) {
@@ -256,8 +258,12 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
         fence_proxy_async_shared();  // generic-proxy stores, read by wgmma
         __syncthreads();
       }
-      const u64 desc_v = make_mn_major_desc(sV, kV16Swizzle, kVBoxBytes);
-      const u64 desc_ones = make_mn_major_desc(sOnes, Swizzle::b128, 1024);
+      // MN-major descriptors, as the FP8 ones: a 32-bit low word (start, LBO = the box stride) over a
+      // compile-time high word; a k16 step is 16 key rows further.
+      constexpr u32 kV16Hi = static_cast<u32>(make_mn_major_desc(0, kV16Swizzle, kVBoxBytes) >> 32);
+      constexpr u32 kOnesHi = static_cast<u32>(make_mn_major_desc(0, Swizzle::b128, 1024) >> 32);
+      const u32 lo_v16 = static_cast<u32>(make_mn_major_desc(sV, kV16Swizzle, kVBoxBytes));
+      const u64 desc_ones = desc(kOnesHi, static_cast<u32>(make_mn_major_desc(sOnes, Swizzle::b128, 1024)));
 #pragma unroll
       for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
       fence_operands(o);
@@ -265,7 +271,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
       wgmma_fence();
 #pragma unroll
       for (int k = 0; k < kPVSteps; ++k) {
-        wgmma_f16_rs_bmn<kD, Cfg::out_bf16>(o, pa[k], desc_advance(desc_v, 16 * kVRowBytes * k), true);
+        wgmma_f16_rs_bmn<kD, Cfg::out_bf16>(o, pa[k], desc(kV16Hi, lo_v16 + ((16 * kVRowBytes * k) >> 4)), true);
       }
 #pragma unroll
       for (int k = 0; k < kPVSteps; ++k) wgmma_f16_rs_bmn<8, Cfg::out_bf16>(l_acc, pa[k], desc_ones, true);
