@@ -127,9 +127,10 @@ AttnTile wgmma_default_tile(int head_dim, PvType pv, QuantType qk) {
   // D = 96 with f16 P·V (H200, B4 H32 S4096): one consumer, 2 stages 1.657 ms (persistent 1.731; two
   // consumers 1.784–1.798; best mma.sync tile 2.510); persistent as everywhere else (causal gains).
   if (pv == PvType::f16 && head_dim == 96) return wgmma_tile(1, 2, true);
-  // f16 P·V in the single-warpgroup form (H100, B4 S4096, same call): D = 64 H64 441 TOPS at 3 CTAs per
-  // SM against 403 for one consumer with 3 stages; D = 128 (2 CTAs per SM) 547 against 630 and D = 96
-  // 467 against 478, so those keep the warp-specialized kernel
+  // f16 P·V in the single-warpgroup form (H100, B4 S4096, same call): D = 64 H64 460–472 TOPS at 3 CTAs
+  // per SM against 403 for one consumer with 3 stages (causal 428–431 / 351–356, S1024 393–398 / 313–318);
+  // D = 128 (2 CTAs per SM) 574–576 against 616–617 and D = 96 473–474 against 474–475, so those keep the
+  // warp-specialized kernel
   // (bench/results/2026-11-26-wgmma-issue-cost-h100.md).
   if (pv == PvType::f16) return head_dim == 64 ? wgmma_single_tile(3) : wgmma_tile(2, 3, true);
   // The single-warpgroup form (H100, B4 S4096, kernel only, same call): D = 128 895 TOPS against 713
