@@ -110,6 +110,7 @@
 
 #include "attn_params.cuh"
 #include "attn_softmax.cuh"
+#include "attn_wgmma_smem.cuh"
 #include "attn_wgmma_tile.cuh"
 #include "hopper_ops.cuh"
 #include "quant_layout.cuh"
@@ -179,15 +180,11 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr u32 kQTermBytes = kRowsPerWg * kD, kKTermBytes = kCtaK * kD;  // one term of a Q tile / K block
   constexpr u32 kQBytes = kTerms * kQTermBytes, kKBytes = kTerms * kKTermBytes;
   constexpr u32 kVBytes = kD * kCtaK * (kPvF16 ? 2 : 1);
-  // f16 V: TMA boxes of cta_k keys × kVChan channels, rows of 2·kVChan bytes swizzled by their length.
-  constexpr int kVChan = attn_wgmma_v16_box_channels(kD), kVBoxes = kD / kVChan;
-  constexpr u32 kVRowBytes = 2 * kVChan, kVBoxBytes = kCtaK * kVRowBytes;
-  constexpr Swizzle kV16Swizzle = swizzle_of_span(kVRowBytes);
+  using V16 = AttnWgmmaV16<kD, kCtaK>;  // f16 V: the caller's, in TMA boxes (attn_wgmma_smem.cuh)
   // Every swizzled tile and box starts on its swizzle repeat (1024 bytes for 128B, 512 for 64B): the
   // regions below are laid out back to back from a 1024-byte-aligned base.
   static_assert(kQTermBytes % 1024 == 0 && kKTermBytes % 1024 == 0 && kVBytes % 1024 == 0,
                 "Q, K and V regions keep 1024-byte alignment");
-  static_assert(!kPvF16 || kVBoxBytes % (8 * kVRowBytes) == 0, "16-bit V boxes keep their swizzle alignment");
   // FP8 V: [D × cta_k] channel-major, rows of cta_k bytes, swizzled by their length.
   constexpr Swizzle kVSwizzle = swizzle_of_span(kCtaK);
   constexpr int kQGroups = layout::q_groups(layout::Granularity::per_thread, kCtaQ, 16);
@@ -279,8 +276,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   }
   // The ones tile: every element 1.0 (e4m3 0x38, f16 0x3C00, bf16 0x3F80): its layout cannot matter.
   for (int i = tid; i < attn_wgmma_ones_bytes(kPvF16) / 4; i += attn_wgmma_threads(kConsumers)) {
-    reinterpret_cast<u32*>(smem + (sOnes - smem_u32(smem)))[i] =
-        !kPvF16 ? 0x38383838u : Cfg::out_bf16 ? 0x3F803F80u : 0x3C003C00u;
+    reinterpret_cast<u32*>(smem + (sOnes - smem_u32(smem)))[i] = attn_wgmma_ones_word(kPvF16, Cfg::out_bf16);
   }
   if (tid < 4) magic_bits[tid] = kMagicBits;
   fence_proxy_async_shared();  // generic-proxy stores, read by wgmma (async proxy)
@@ -344,8 +340,8 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
           if constexpr (kPvF16) {  // the caller's V at (key, head, batch); varlen views have batch 1
             const int v_head = static_cast<int>(bh_kv % p.heads_kv), v_batch = p.cu_seqlens_k != nullptr ? 0 : w.b;
 #pragma unroll
-            for (int c = 0; c < kVBoxes; ++c) {
-              tma_load_4d(sV + s * kVBytes + c * kVBoxBytes, tma_v, smem_u32(&full_v[s]), kVChan * c,
+            for (int c = 0; c < V16::kBoxes; ++c) {
+              tma_load_4d(sV + s * kVBytes + c * V16::kBoxBytes, tma_v, smem_u32(&full_v[s]), V16::kChan * c,
                           w.k_tok0 + j * kCtaK, v_head, v_batch);
             }
           } else {
@@ -429,9 +425,8 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     auto desc_k_term = [&](int slot, int term) {
       return make_kmajor_desc(sK + slot * kKBytes + term * kKTermBytes, kQKSwizzle);
     };
-    // k-step ks reads 32 bytes of K: inside the one box, or box (32·ks) / kQKBox of `rows` rows.
     auto qk_step = [&](u64 desc, int rows, int ks) {
-      return desc_advance(desc, (32 * ks) / kQKBox * rows * kQKBox + (32 * ks) % kQKBox);
+      return desc_advance(desc, attn_wgmma_qk_step_bytes(ks, rows, kQKBox));
     };
     auto qk_product = [&](i32 (&acc)[kSRegs], u64 desc_q, u64 desc_k) {
 #pragma unroll
@@ -482,15 +477,15 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     // 64 FADDs per thread and block, and they sum the e4m3 P̃ that P·V multiplies, so the
     // normalization divides by exactly the weights the output was built from.
     // f16: pv and lsum are O and the running row sums themselves (accumulated onto, see pv_f16 above),
-    // V MN-major in kVBoxes boxes, k16 steps of 16 key rows (16·kVRowBytes bytes); the ones tile is
+    // V MN-major in V16::kBoxes boxes, k16 steps of 16 key rows (16·V16::kRowBytes bytes); the ones tile is
     // read at the same place by every step.
     auto issue_pv = [&](int slot, float (&pv)[kORegs], float (&lsum)[4], u32 (&pa)[kPVSteps][4]) {
       if constexpr (kPvF16) {
-        const u64 desc_v = make_mn_major_desc(sV + slot * kVBytes, kV16Swizzle, kVBoxBytes);
+        const u64 desc_v = make_mn_major_desc(sV + slot * kVBytes, V16::kSwizzle, V16::kBoxBytes);
         const u64 desc_ones = make_mn_major_desc(sOnes, Swizzle::b128, 1024);
 #pragma unroll
         for (int k = 0; k < kPVSteps; ++k) {
-          wgmma_f16_rs_bmn<kD, Cfg::out_bf16>(pv, pa[k], desc_advance(desc_v, 16 * kVRowBytes * k), true);
+          wgmma_f16_rs_bmn<kD, Cfg::out_bf16>(pv, pa[k], desc_advance(desc_v, 16 * V16::kRowBytes * k), true);
         }
 #pragma unroll
         for (int k = 0; k < kPVSteps; ++k) wgmma_f16_rs_bmn<8, Cfg::out_bf16>(lsum, pa[k], desc_ones, true);
@@ -754,21 +749,13 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       const int kl = kb_end - 1;
       mbarrier_wait_parity(smem_u32(&full_v[kl % kStages]), (kl / kStages) & 1);
       if constexpr (kPvF16) {
-        // Varlen: the sequence's last block, if it reaches past the sequence, holds the next
-        // sequence's V in its tail rows; every consumer thread zeroes a share of them (whole rows of
-        // each box, so the swizzle does not matter) before any P·V reads the tile.
-        // Both consumers run the same blocks, so both arrive here for the same tile.
+        // Varlen: every consumer thread zeroes a share of the V rows past the sequence
+        // (AttnWgmmaV16::zero_tail_rows) before any P·V reads the tile. Both consumers run the same
+        // blocks, so both arrive here for the same tile.
         const int* state = &loop_state[0][thread_id_x() - 128];
         const int seq = state[kSlotSeqKv * kStateStride], key0 = (kl - state[kSlotRing * kStateStride]) * kCtaK;
         if (p.cu_seqlens_k != nullptr && seq - key0 < kCtaK) {
-          const u32 tile = sV + (kl % kStages) * kVBytes;
-          constexpr int kRowChunks = kVRowBytes / 16;  // 16-byte stores per row of a box
-          const int rows = kCtaK - (seq - key0), chunks = rows * kVBoxes * kRowChunks;
-          for (int i = thread_id_x() - 128; i < chunks; i += 128 * kConsumers) {
-            const int row = seq - key0 + i / (kVBoxes * kRowChunks), box = (i / kRowChunks) % kVBoxes;
-            st_shared_zero_v4(tile + box * kVBoxBytes + row * kVRowBytes + (i % kRowChunks) * 16);
-          }
-          fence_proxy_async_shared();  // generic-proxy stores, read by wgmma
+          V16::zero_tail_rows(sV + (kl % kStages) * kVBytes, seq - key0, thread_id_x() - 128, 128 * kConsumers);
           named_barrier_sync(kTailBarrier, 128 * kConsumers);
         }
       }

@@ -45,6 +45,7 @@
 
 #include "attn_params.cuh"
 #include "attn_softmax.cuh"
+#include "attn_wgmma_smem.cuh"
 #include "attn_wgmma_tile.cuh"
 #include "hopper_ops.cuh"
 #include "quant_layout.cuh"
@@ -60,12 +61,6 @@ struct AttnWgmmaSingleCfg {
   static constexpr int min_ctas = MinCtas;   // CTAs per SM the registers are budgeted for
   static constexpr bool pv_f16 = PvF16;      // 16-bit P·V on the caller's V (below) instead of FP8
 };
-
-// The descriptor start-field offset (16-byte units) of k-step s — 32 bytes of every row — in a Q/K
-// tile of `rows` rows stored as boxes of `box` bytes per row, one after another.
-__host__ __device__ constexpr mma_ops::u32 qk_step_offset(int s, int rows, int box) {
-  return static_cast<mma_ops::u32>(((32 * s) / box * rows * box + (32 * s) % box) >> 4);
-}
 
 template <class Cfg>
 __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
@@ -97,12 +92,9 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   constexpr u32 kOnesBytes = attn_wgmma_ones_bytes(kF16);
   static_assert(attn_wgmma_single_smem_bytes(kD, kF16) == kQBytes + kKBytes + kVBytes + kOnesBytes + 1024,
                 "attn_params.cuh sizes this kernel's shared memory");
-  // f16 V: TMA boxes of 128 keys × kVChan channels of the caller's tensor, rows of 2·kVChan bytes
-  // swizzled by their length, box after box (attn_wgmma.cuh's f16 form reads the same map).
-  constexpr int kVChan = attn_wgmma_v16_box_channels(kD), kVBoxes = kD / kVChan;
-  constexpr u32 kVRowBytes = 2 * kVChan, kVBoxBytes = kCtaK * kVRowBytes;
-  constexpr Swizzle kV16Swizzle = swizzle_of_span(kVRowBytes);
-  static_assert(!kF16 || (kVBytes % 1024 == 0 && kVBoxBytes % (8 * kVRowBytes) == 0), "16-bit V boxes stay aligned");
+  // f16 V: the caller's, in TMA boxes (attn_wgmma_smem.cuh; attn_wgmma.cuh's f16 form reads the same map).
+  using V16 = AttnWgmmaV16<kD, kCtaK>;
+  static_assert(!kF16 || kVBytes % 1024 == 0, "16-bit V boxes stay aligned");
 
   // The tile; an empty one (varlen: past its sequence's end) leaves before any barrier.
   const bool causal = Cfg::mask != 0;
@@ -128,9 +120,8 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   }
   // The ones tile right after V (e4m3 1.0: B's rows kD..kD+7, whose products are the row sums P̃ · 1;
   // f16 / bf16 1.0: the B of a separate m64n8k16 row-sum wgmma).
-  constexpr u32 kOne = !kF16 ? 0x38383838u : Cfg::out_bf16 ? 0x3F803F80u : 0x3C003C00u;
   for (int i = tid; i < kOnesBytes / 4; i += kWgmmaSingleThreads) {
-    reinterpret_cast<u32*>(smem + (sOnes - smem_u32(smem)))[i] = kOne;
+    reinterpret_cast<u32*>(smem + (sOnes - smem_u32(smem)))[i] = attn_wgmma_ones_word(kF16, Cfg::out_bf16);
   }
   fence_proxy_async_shared();  // generic-proxy stores, read by wgmma
   __syncthreads();
@@ -143,14 +134,14 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     }
   };
   // V block j into the one V buffer: FP8 from the workspace ([D × keys], one box), or f16 from the
-  // caller's V at (key, head, batch) in kVBoxes boxes (varlen views have batch 1).
+  // caller's V at (key, head, batch) in V16::kBoxes boxes (varlen views have batch 1).
   auto load_v = [&](int j) {
     mbarrier_arrive_expect_tx(full_v, kVBytes);
     if constexpr (kF16) {
       const int v_batch = p.cu_seqlens_k != nullptr ? 0 : w.b;
 #pragma unroll
-      for (int c = 0; c < kVBoxes; ++c) {
-        tma_load_4d(sV + c * kVBoxBytes, tma_v, full_v, kVChan * c, w.k_tok0 + j * kCtaK, v_pos, v_batch);
+      for (int c = 0; c < V16::kBoxes; ++c) {
+        tma_load_4d(sV + c * V16::kBoxBytes, tma_v, full_v, V16::kChan * c, w.k_tok0 + j * kCtaK, v_pos, v_batch);
       }
     } else {
       tma_load_2d(sV, tma_v, full_v, j * kCtaK, v_pos);
@@ -209,8 +200,8 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     wgmma_fence();
 #pragma unroll
     for (int s = 0; s < kQKSteps; ++s) {
-      wgmma_s8_ss<kCtaK>(acc, desc(kQKHi, lo_q + qk_step_offset(s, kRows, kQKBox)),
-                         desc(kQKHi, lo_k + qk_step_offset(s, kCtaK, kQKBox)), true);
+      wgmma_s8_ss<kCtaK>(acc, desc(kQKHi, lo_q + (attn_wgmma_qk_step_bytes(s, kRows, kQKBox) >> 4)),
+                         desc(kQKHi, lo_k + (attn_wgmma_qk_step_bytes(s, kCtaK, kQKBox) >> 4)), true);
     }
     wgmma_commit();
     wgmma_wait<0>();
@@ -239,30 +230,23 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
 
     if constexpr (kF16) {
       // ---- O = α·O + P̃ V_j and l = α·l + P̃ · 1 on the tensor cores (the f16 sums keep f32 precision,
-      // so no temporary and no promotion); V MN-major in kVBoxes boxes, k16 steps of 16 key rows ----
+      // so no temporary and no promotion); V MN-major in V16::kBoxes boxes, k16 steps of 16 key rows ----
 #pragma unroll
       for (int i = 0; i < kORegs; ++i) o[i] *= alpha[(i / 2) % 2];
 #pragma unroll
       for (int i = 0; i < 4; ++i) l_acc[i] *= alpha[(i / 2) % 2];
-      // Varlen: a sequence's last block, if it reaches past the sequence, holds the next sequence's V
-      // in its tail rows; P̃ = 0 there but 0·Inf is NaN, so they are zeroed (whole rows of each box:
-      // the swizzle does not matter) before P·V reads the tile.
+      // Varlen: the V rows past the sequence in its last block are zeroed before P·V reads them
+      // (AttnWgmmaV16::zero_tail_rows: they hold the next sequence's V, and 0·Inf is NaN).
       const int key0 = j * kCtaK;
       if (p.cu_seqlens_k != nullptr && w.seq_kv - key0 < kCtaK) {
-        constexpr int kRowChunks = kVRowBytes / 16;  // 16-byte stores per row of a box
-        const int rows = kCtaK - (w.seq_kv - key0), chunks = rows * kVBoxes * kRowChunks;
-        for (int i = tid; i < chunks; i += kWgmmaSingleThreads) {
-          const int row = w.seq_kv - key0 + i / (kVBoxes * kRowChunks), box = (i / kRowChunks) % kVBoxes;
-          st_shared_zero_v4(sV + box * kVBoxBytes + row * kVRowBytes + (i % kRowChunks) * 16);
-        }
-        fence_proxy_async_shared();  // generic-proxy stores, read by wgmma
+        V16::zero_tail_rows(sV, w.seq_kv - key0, tid, kWgmmaSingleThreads);
         __syncthreads();
       }
       // MN-major descriptors, as the FP8 ones: a 32-bit low word (start, LBO = the box stride) over a
       // compile-time high word; a k16 step is 16 key rows further.
-      constexpr u32 kV16Hi = static_cast<u32>(make_mn_major_desc(0, kV16Swizzle, kVBoxBytes) >> 32);
+      constexpr u32 kV16Hi = static_cast<u32>(make_mn_major_desc(0, V16::kSwizzle, V16::kBoxBytes) >> 32);
       constexpr u32 kOnesHi = static_cast<u32>(make_mn_major_desc(0, Swizzle::b128, 1024) >> 32);
-      const u32 lo_v16 = static_cast<u32>(make_mn_major_desc(sV, kV16Swizzle, kVBoxBytes));
+      const u32 lo_v16 = static_cast<u32>(make_mn_major_desc(sV, V16::kSwizzle, V16::kBoxBytes));
       const u64 desc_ones = desc(kOnesHi, static_cast<u32>(make_mn_major_desc(sOnes, Swizzle::b128, 1024)));
 #pragma unroll
       for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
@@ -271,7 +255,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
       wgmma_fence();
 #pragma unroll
       for (int k = 0; k < kPVSteps; ++k) {
-        wgmma_f16_rs_bmn<kD, Cfg::out_bf16>(o, pa[k], desc(kV16Hi, lo_v16 + ((16 * kVRowBytes * k) >> 4)), true);
+        wgmma_f16_rs_bmn<kD, Cfg::out_bf16>(o, pa[k], desc(kV16Hi, lo_v16 + ((16 * V16::kRowBytes * k) >> 4)), true);
       }
 #pragma unroll
       for (int k = 0; k < kPVSteps; ++k) wgmma_f16_rs_bmn<8, Cfg::out_bf16>(l_acc, pa[k], desc_ones, true);
