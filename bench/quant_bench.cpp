@@ -3,10 +3,12 @@
 //
 // Usage: quant_bench [--json PATH]. Shapes as shared/DESIGN.md §3: B=4, H=32, D=128, fp16 HND,
 // S = 1k..32k. Inputs rotate over enough sets to exceed L2. "moved" counts every byte the kernels
-// touch (the statistics pass reads K and V a second time); "min" counts each input read once and
-// each output written once. Variants: "full" (int8 Q/K with K smoothing, FP8 V: the default),
+// touch (a separate statistics pass reads K and V a second time); "min" counts each input read once
+// and each output written once. Variants: "full" (int8 Q/K with K smoothing, FP8 V: the default),
 // "qk_only" (int8 Q/K, nothing else), "precise" (two-term int8 Q/K with K smoothing, V left in
-// fp16: what the precise mode runs).
+// fp16: what the precise mode runs); "full_sep" and "precise_sep" with QuantizeOptions::fused_stats
+// off (the statistics as a separate pass). "fused" says whether the variant's call ran K, V and
+// their statistics as one kernel (it does not where a head's chunks would not fit on the GPU).
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -22,6 +24,7 @@
 #include "generator/quant_spec.hpp"
 #include "runtime/device.hpp"
 #include "runtime/jit.hpp"
+#include "runtime/quantize_plan.hpp"
 #include "sagejit/quantize.hpp"
 
 using namespace sagejit;
@@ -39,7 +42,9 @@ nlohmann::json compile_times(const Arch& arch) {
       {arch, QuantOp::quantize_q, DType::f16, 128, QuantType::int8, false},
       {arch, QuantOp::quantize_k, DType::f16, 128, QuantType::int8, true},
       {arch, QuantOp::channel_stats, DType::f16, 128, QuantType::int8, false},
-      {arch, QuantOp::quantize_v, DType::f16, 128, QuantType::fp8_e4m3, false}};
+      {arch, QuantOp::quantize_v, DType::f16, 128, QuantType::fp8_e4m3, false},
+      {arch, QuantOp::quantize_kv, DType::f16, 128, QuantType::int8, true}};
+  specs.back().with_v = true;
   nlohmann::json rows = nlohmann::json::array();
   {
     Jit cold(CubinStore::open(db));
@@ -111,13 +116,19 @@ int main(int argc, char** argv) {
       const char* name;
       bool smooth_k, quantize_v;
       QuantType qk;
+      bool fused_stats;
     };
-    for (Variant variant : {Variant{"full", true, true, QuantType::int8}, Variant{"qk_only", false, false, QuantType::int8},
-                            Variant{"precise", true, false, QuantType::int8x2}}) {
+    for (Variant variant : {Variant{"full", true, true, QuantType::int8, true},
+                            Variant{"full_sep", true, true, QuantType::int8, false},
+                            Variant{"qk_only", false, false, QuantType::int8, true},
+                            Variant{"precise", true, false, QuantType::int8x2, true},
+                            Variant{"precise_sep", true, false, QuantType::int8x2, false}}) {
       QuantizeOptions o;
       o.smooth_k = variant.smooth_k;
       o.quantize_v = variant.quantize_v;
       o.qk_type = variant.qk;
+      o.fused_stats = variant.fused_stats;
+      const bool fused = runs_fused_stats(plan_quantize(ref(0, 0), ref(0, 1), ref(0, 2), o, dev.arch()), o);
       const std::size_t ws_bytes = quantize_workspace_bytes(ref(0, 0), ref(0, 1), ref(0, 2), o);
       Buffer ws(ws_bytes);
       const double ms = bench::median_ms(stream, 3, 30, [&](int i) {
@@ -129,10 +140,11 @@ int main(int argc, char** argv) {
       // terms).
       const double qk_bytes = qk_storage_bits(variant.qk) / 8.0;
       const double min_bytes = elements * (2 * (2 + qk_bytes) + (variant.quantize_v ? 3 : 0));
-      // Moved: plus the statistics pass re-reading K (smoothing) and V (FP8 scale).
-      const double moved = min_bytes + elements * 2 * ((variant.smooth_k ? 1 : 0) + (variant.quantize_v ? 1 : 0));
+      // Moved: plus a separate statistics pass re-reading K (smoothing) and V (FP8 scale).
+      const double moved =
+          min_bytes + (fused ? 0.0 : elements * 2 * ((variant.smooth_k ? 1 : 0) + (variant.quantize_v ? 1 : 0)));
       row[variant.name] = {{"ms", ms}, {"min_gbps", min_bytes / ms / 1e6}, {"moved_gbps", moved / ms / 1e6},
-                           {"moved_pct_of_copy", 100.0 * moved / ms / 1e6 / copy}};
+                           {"moved_pct_of_copy", 100.0 * moved / ms / 1e6 / copy}, {"fused", fused}};
     }
     rows.push_back(row);
   }
@@ -145,17 +157,17 @@ int main(int argc, char** argv) {
     fmt::print("{:<44} {:>11.1f} ms {:>9.2f} ms {:>8}\n", r["kernel"].get<std::string>(), r["cold_compile_ms"].get<double>(),
                r["warm_load_ms"].get<double>(), r["registers"].get<int>());
   }
+  // ms, min GB/s and % of copy (moved bytes) per variant; * marks a call that ran the fused kernel.
+  const char* const variants[] = {"full", "full_sep", "qk_only", "precise", "precise_sep"};
   fmt::print("{:>6}", "S");
-  for (const char* v : {"full", "qk_only", "precise"}) {
-    fmt::print(" | {:>8} ms {:>8} {:>10} {:>7}", v, "min GB/s", "moved GB/s", "% copy");
-  }
+  for (const char* v : variants) fmt::print(" | {:>11} ms {:>5} {:>4}", v, "min", "%cp");
   fmt::print("\n");
   for (const auto& r : rows) {
     fmt::print("{:>6}", r["seq"].get<int>());
-    for (const char* v : {"full", "qk_only", "precise"}) {
+    for (const char* v : variants) {
       const auto& f = r[v];
-      fmt::print(" | {:>11.3f} {:>8.0f} {:>10.0f} {:>6.0f}%", f["ms"].get<double>(), f["min_gbps"].get<double>(),
-                 f["moved_gbps"].get<double>(), f["moved_pct_of_copy"].get<double>());
+      fmt::print(" | {:>1}{:>13.3f} {:>5.0f} {:>3.0f}%", f["fused"].get<bool>() ? "*" : "", f["ms"].get<double>(),
+                 f["min_gbps"].get<double>(), f["moved_pct_of_copy"].get<double>());
     }
     fmt::print("\n");
   }

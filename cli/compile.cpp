@@ -23,6 +23,7 @@ struct CompileFlags {
   int head_dim = 128;
   std::string out = "int8";
   bool smooth = false;
+  bool with_v = false;
   std::string family = "quant";
   std::string mask = "none";
   std::string pv = "default";
@@ -76,6 +77,7 @@ void run(const CompileFlags& f) {
     } else {
       QuantSpec s{arch, parse_quant_op(f.op, "--op"), parse_dtype(f.dtype, "--dtype"), f.head_dim,
                   parse_quant_type(f.out, "--out"), f.smooth};
+      s.with_v = f.with_v;
       units.push_back(s.generate());
     }
   }
@@ -131,7 +133,7 @@ void add_compile(CLI::App& app) {
   auto* cmd = app.add_subcommand("compile", "Compile kernels (for the GPU here, or --arch for any target)");
   cmd->add_option("--arch", f.archs, "Target: sm_80, sm_86, sm_89, sm_90a, sm_120, or all (repeatable)");
   cmd->add_option("--family", f.family, "quant (quantization kernels) or attn (attention kernels)");
-  cmd->add_option("--op", f.op, "quant: quantize_q, quantize_k, channel_stats or quantize_v");
+  cmd->add_option("--op", f.op, "quant: quantize_q, quantize_k, channel_stats, quantize_v or quantize_kv");
   cmd->add_option("--mask", f.mask, "attn: none, causal (top-left) or causal_br (bottom-right)");
   cmd->add_option("--pv", f.pv, "attn: P·V type fp8, f16 or default (fp8 on sm_89/sm_120, else f16)");
   cmd->add_option("--granularity", f.granularity, "attn: per_thread, per_warp or per_block");
@@ -141,6 +143,7 @@ void add_compile(CLI::App& app) {
   cmd->add_option("--head-dim", f.head_dim, "64, 96, 128 or 256");
   cmd->add_option("--out", f.out, "quant: int8, int4, int8x2 (Q/K) or fp8_e4m3 (V); attn: the QK type int8, int4 or int8x2");
   cmd->add_flag("--smooth", f.smooth, "Smooth Q (block mean) or K (channel mean) before quantizing");
+  cmd->add_flag("--with-v", f.with_v, "quant, --op quantize_kv: quantize V to e4m3 in the same kernel");
   cmd->add_flag("--all", f.all, "Every kernel variant of the family for the target(s) (attn: the full matrix)");
   cmd->add_flag("--json", f.json, "Print JSON");
   cmd->add_flag("--fail-on-spill", f.fail_on_spill, "Exit non-zero if any kernel spills registers");

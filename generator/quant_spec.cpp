@@ -11,10 +11,13 @@ namespace {
 
 constexpr std::pair<std::string_view, QuantOp> kOps[] = {
     {"quantize_q", QuantOp::quantize_q}, {"quantize_k", QuantOp::quantize_k},
-    {"channel_stats", QuantOp::channel_stats}, {"quantize_v", QuantOp::quantize_v}};
+    {"channel_stats", QuantOp::channel_stats}, {"quantize_v", QuantOp::quantize_v},
+    {"quantize_kv", QuantOp::quantize_kv}};
 
 bool is_stats(QuantOp op) { return op == QuantOp::channel_stats; }
-bool is_qk(QuantOp op) { return op == QuantOp::quantize_q || op == QuantOp::quantize_k; }
+bool is_qk(QuantOp op) {
+  return op == QuantOp::quantize_q || op == QuantOp::quantize_k || op == QuantOp::quantize_kv;
+}
 
 std::string_view input_type(DType t) {
   return t == DType::f16 ? "sagejit::kernels::f16" : "sagejit::kernels::bf16";
@@ -43,8 +46,8 @@ std::string QuantSpec::canonical_name() const {
   if (op == QuantOp::quantize_v) {
     return fmt::format("quant.{}.{}.d{}.{}.{}", name(op), name(input), head_dim, name(output), arch.name());
   }
-  return fmt::format("quant.{}.{}.d{}.{}.{}.{}", name(op), name(input), head_dim, name(output),
-                     smooth ? "smooth" : "plain", arch.name());
+  return fmt::format("quant.{}.{}.d{}.{}.{}{}.{}", name(op), name(input), head_dim, name(output),
+                     smooth ? "smooth" : "plain", with_v ? ".v_fp8_e4m3" : "", arch.name());
 }
 
 std::uint64_t QuantSpec::hash() const { return fnv1a64(canonical_name()); }
@@ -72,7 +75,20 @@ void QuantSpec::validate() const {
     }
   }
   if (!is_qk(op) && smooth) {
-    throw InvalidArgument("smooth", fmt::format("applies to quantize_q and quantize_k only (got op {})", name(op)));
+    throw InvalidArgument("smooth",
+                          fmt::format("applies to quantize_q, quantize_k and quantize_kv only (got op {})", name(op)));
+  }
+  if (with_v && op != QuantOp::quantize_kv) {
+    throw InvalidArgument("with_v", fmt::format("applies to quantize_kv only (got op {})", name(op)));
+  }
+  if (op == QuantOp::quantize_kv) {
+    if (!smooth && !with_v) {
+      throw InvalidArgument("smooth/with_v", "quantize_kv needs K smoothing or V (else it has no statistics to "
+                                             "compute: use quantize_k)");
+    }
+    if (with_v && !arch.has_fp8_mma()) {
+      throw InvalidArgument("with_v", fmt::format("FP8 V needs sm_89 or newer (got {})", arch.name()));
+    }
   }
 }
 
@@ -97,6 +113,12 @@ GeneratedUnit QuantSpec::generate() const {
       unit.source = "#include \"quant_v.cuh\"\n";
       unit.name_expression = fmt::format("&sagejit::kernels::quantize_v<{}, {}>", input_type(input), head_dim);
       break;
+    case QuantOp::quantize_kv:
+      unit.source = "#include \"quant_kv.cuh\"\n";
+      unit.name_expression = fmt::format("&sagejit::kernels::quantize_kv<{}, {}, {}, {}, {}, {}>", input_type(input),
+                                         head_dim, qk_mma_bits(output), qk_terms(output), smooth ? "true" : "false",
+                                         with_v ? "true" : "false");
+      break;
   }
   unit.source = fmt::format("// {} (generator {})\n{}", unit.spec_name, kGeneratorVersion, unit.source);
   return unit;
@@ -108,6 +130,11 @@ std::vector<QuantSpec> quant_specs_for_call(const Arch& arch, DType input, int h
                                   {arch, QuantOp::quantize_q, input, head_dim, qk_type, smooth_q},
                                   {arch, QuantOp::quantize_k, input, head_dim, qk_type, smooth_k}};
   if (quantize_v) specs.push_back({arch, QuantOp::quantize_v, input, head_dim, QuantType::fp8_e4m3, false});
+  if (smooth_k || quantize_v) {
+    QuantSpec kv{arch, QuantOp::quantize_kv, input, head_dim, qk_type, smooth_k};
+    kv.with_v = quantize_v;
+    specs.push_back(kv);
+  }
   return specs;
 }
 
@@ -127,6 +154,21 @@ std::vector<QuantSpec> shipped_quant_specs(const Arch& arch) {
             s.op = op;
             s.output = out;
             s.smooth = smooth;
+            specs.push_back(s);
+          }
+        }
+      }
+      // quantize_kv for the K types above, with K smoothing and/or FP8 V (not neither).
+      for (QuantType out : {QuantType::int8, QuantType::int4, QuantType::int8x2}) {
+        if (out == QuantType::int4 && !arch.has_int4_mma()) continue;
+        for (bool smooth : {false, true}) {
+          for (bool with_v : {false, true}) {
+            if ((!smooth && !with_v) || (with_v && !arch.has_fp8_mma())) continue;
+            QuantSpec s = base;
+            s.op = QuantOp::quantize_kv;
+            s.output = out;
+            s.smooth = smooth;
+            s.with_v = with_v;
             specs.push_back(s);
           }
         }

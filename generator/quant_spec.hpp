@@ -19,6 +19,8 @@ enum class QuantOp {
   quantize_k,  // K -> int8/int4/int8x2, optionally smoothed by the channel mean
   channel_stats,  // K's channel mean and V's channel max|v|/448 over tokens, per (batch, head)
   quantize_v,  // V -> e4m3, transposed and token-permuted (sm_89+)
+  quantize_kv,  // K (and V with with_v) as quantize_k / quantize_v, with the statistics computed in the
+                // same kernel (quant_kv.cuh): K and V read once
 };
 
 std::string_view name(QuantOp op);
@@ -30,9 +32,11 @@ struct QuantSpec {
   DType input = DType::f16;
   int head_dim = 128;
   QuantType output = QuantType::int8;  // quantize_q/k: int8, int4 or int8x2; quantize_v: fp8_e4m3; stats: ignored
-  bool smooth = false;                 // quantize_q/k only
+  bool smooth = false;                 // quantize_q/k/kv only
+  bool with_v = false;                 // quantize_kv only: V to e4m3 as well (sm_89+)
 
-  // "quant.quantize_k.f16.d128.int8.smooth.sm_90a"; stats ops omit the output and smoothing.
+  // "quant.quantize_k.f16.d128.int8.smooth.sm_90a"; stats ops omit the output and smoothing;
+  // quantize_kv with V ends in ".v_fp8_e4m3" before the arch.
   std::string canonical_name() const;
   std::uint64_t hash() const;  // fnv1a64 of canonical_name()
   // Throws InvalidArgument naming the field and the allowed values.
@@ -40,7 +44,9 @@ struct QuantSpec {
   GeneratedUnit generate() const;  // validates first
 };
 
-// The quantization kernels one call needs (stats, Q, K, and V when FP8 P·V), in that order.
+// The quantization kernels one call may need, in this order: stats, Q, K, then V when FP8 P·V, then
+// quantize_kv when there are statistics to compute (K smoothing or FP8 V). A call runs either
+// quantize_kv or the stats, K and V kernels (runtime/quantize.cpp).
 std::vector<QuantSpec> quant_specs_for_call(const Arch& arch, DType input, int head_dim, QuantType qk_type,
                                             bool smooth_q, bool smooth_k, bool quantize_v);
 

@@ -242,14 +242,15 @@ std::string QuantCheckCase::describe() const {
       lengths_q.empty() ? fmt::format("B={} Hq={} Hkv={} Sq={} Skv={}", batch, heads_q, heads_kv, seq_q, seq_kv)
                         : fmt::format("varlen Hq={} Hkv={} Sq={} Skv={} slack={}", heads_q, heads_kv,
                                       fmt::join(lengths_q, ","), fmt::join(lengths_kv, ","), max_slack);
-  return fmt::format("{} {}{} {} D={} {} {} block_k={} smooth_q={} smooth_k={} v={} lse={}", name(dtype),
+  return fmt::format("{} {}{} {} D={} {} {} block_k={} smooth_q={} smooth_k={} v={} lse={} fused_stats={}",
+                     name(dtype),
                      name(layout), padded_strides ? "+pad" : "", shape, head_dim,
                      name(options.qk_type),
                      options.granularity == layout::Granularity::per_thread ? "per_thread"
                      : options.granularity == layout::Granularity::per_warp ? "per_warp"
                                                                              : "per_block",
                      options.block_k, int(options.smooth_q), int(options.smooth_k), int(options.quantize_v),
-                     int(options.lse_correction));
+                     int(options.lse_correction), int(options.fused_stats));
 }
 
 bool QuantCheckReport::ok() const {
@@ -327,6 +328,11 @@ std::vector<QuantCheckCase> quant_check_cases() {
     c.seed = seed++;
     if (!arch.has_fp8_mma()) c.options.quantize_v = false;
     cases.push_back(c);
+    // With statistics to compute, also through the separate statistics pass (the same bits).
+    if (c.options.smooth_k || c.options.quantize_v) {
+      c.options.fused_stats = false;
+      cases.push_back(c);
+    }
   };
   for (int head_dim : {64, 96, 128, 256}) {
     for (DType dtype : {DType::f16, DType::bf16}) {
@@ -355,6 +361,12 @@ std::vector<QuantCheckCase> quant_check_cases() {
       add(c);
     }
   }
+  // Many more quantize_kv work items than the GPU holds at once (64 chunks per (b, h), a GPU-full
+  // of items between a (b, h)'s statistics and its quantization: quant_kv.cuh, "Order").
+  QuantCheckCase many_chunks;
+  many_chunks.batch = 2, many_chunks.heads_q = 4, many_chunks.heads_kv = 4;
+  many_chunks.seq_q = 64, many_chunks.seq_kv = 8192, many_chunks.head_dim = 64;
+  add(many_chunks);
   QuantCheckCase long_seq;
   long_seq.seq_q = 300, long_seq.seq_kv = 33000, long_seq.head_dim = 128, long_seq.options.smooth_q = true;
   long_seq.options.lse_correction = true;
@@ -398,6 +410,11 @@ std::vector<QuantCheckCase> quant_varlen_check_cases() {
     c.seed = seed++;
     if (!arch.has_fp8_mma()) c.options.quantize_v = false;
     cases.push_back(c);
+    // With statistics to compute, also through the separate statistics pass (the same bits).
+    if (c.options.smooth_k || c.options.quantize_v) {
+      c.options.fused_stats = false;
+      cases.push_back(c);
+    }
   };
   // Mixed lengths: single tokens, partial blocks, several K-mean chunks (4097 = 16 chunks + 1), an
   // empty query sequence and an empty key sequence, GQA 2:1, the LSE correction.

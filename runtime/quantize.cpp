@@ -32,6 +32,8 @@ struct QuantKernels {
   const Kernel* q = nullptr;
   const Kernel* k = nullptr;
   const Kernel* v = nullptr;
+  const Kernel* kv = nullptr;  // quantize_kv, when there are statistics to compute
+  int kv_resident = 0;         // CTAs of quantize_kv the GPU holds at once
 };
 
 const QuantKernels& kernels_for(CUcontext context, const Arch& arch, DType dtype, int head_dim,
@@ -46,7 +48,7 @@ const QuantKernels& kernels_for(CUcontext context, const Arch& arch, DType dtype
     std::lock_guard lock(mutex);
     if (auto it = cache.find({context, variant}); it != cache.end()) return it->second;
   }
-  // Order of quant_specs_for_call: stats, Q, K, then V when FP8.
+  // Order of quant_specs_for_call: stats, Q, K, then V when FP8, then quantize_kv.
   std::vector<GeneratedUnit> units;
   for (const QuantSpec& s :
        quant_specs_for_call(arch, dtype, head_dim, o.qk_type, o.smooth_q, o.smooth_k, o.quantize_v)) {
@@ -59,12 +61,37 @@ const QuantKernels& kernels_for(CUcontext context, const Arch& arch, DType dtype
   k.q = &jit.kernel(units[1]);
   k.k = &jit.kernel(units[2]);
   if (o.quantize_v) k.v = &jit.kernel(units[3]);
+  if (o.smooth_k || o.quantize_v) {
+    k.kv = &jit.kernel(units.back());
+    k.kv_resident = k.kv->resident_ctas(kernels::kQuantThreads, 0) * current_device_info().sm_count;
+  }
   std::lock_guard lock(mutex);
   return cache.emplace(std::make_pair(context, variant), k).first->second;
 }
 
+// quantize_kv runs when it computes the same bits as the separate passes: there are statistics and
+// keys, and block_k divides its 128-token chunk (so the chunk holds whole K blocks); and when its
+// second read of each chunk is still served by L2. A chunk is read again about a GPU-full of CTAs
+// plus three (b, h)'s chunks of items after its first read (quant_kv.cuh, "Order"; the lag set in
+// launch_kv); those items' bytes must stay within 60% of L2. On the H100 (50 MB L2, B4 H32 D128)
+// that admits S <= 8k, where the fused kernel measured 0.082 / 0.280 / 0.592 ms against 0.094 /
+// 0.313 / 0.610 ms for the separate passes at S = 1k / 4k / 8k, and refuses 16k, where it lost
+// (1.367 against 1.205 ms): bench/results/2026-11-26-quant-fused-stats-h100.md. GPUs with a small
+// L2 (6 MB on an RTX 3090) never run it.
+bool runs_fused(const QuantizePlan& p, const QuantizeOptions& o, const QuantKernels& kernels) {
+  if (!o.fused_stats || kernels.kv == nullptr || p.seq_kv == 0 || kernels::kStatsChunkTokens % o.block_k != 0) {
+    return false;
+  }
+  const double chunk_bytes = double(kernels::kStatsChunkTokens) * p.head_dim * 2 * (o.quantize_v ? 2 : 1);
+  const double reuse_items = kernels.kv_resident + 3.0 * kernels::stats_chunks(p.seq_kv);
+  return reuse_items * chunk_bytes <= 0.6 * current_device_info().l2_bytes;
+}
 
 }  // namespace
+
+bool runs_fused_stats(const QuantizePlan& p, const QuantizeOptions& o) {
+  return runs_fused(p, o, kernels_for(ensure_current_context(), current_device_info().arch(), p.dtype, p.head_dim, o));
+}
 
 std::size_t quantize_workspace_bytes(const TensorRef& q, const TensorRef& k, const TensorRef& v,
                                      const QuantizeOptions& options) {
@@ -118,9 +145,8 @@ void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
       kernels_for(ensure_current_context(), current_device_info().arch(), p.dtype, p.head_dim, o);
   const unsigned B = p.batch;
 
-  // The statistics kernel runs even without keys (Skv = 0, or every varlen key sequence empty): its
-  // one CTA then writes k_mean 0 and v_scale kMinScale, which the FP8 attention epilogue multiplies.
-  auto launch_stats = [&](CUstream st) {
+  unsigned* const counters = reinterpret_cast<unsigned*>(at(p.counters));
+  auto stats_params = [&] {
     kernels::QuantStatsParams s{};
     s.k = o.smooth_k ? k.data : nullptr;
     s.k_stride_b = k.stride_b, s.k_stride_h = k.stride_h, s.k_stride_s = k.stride_s;
@@ -130,40 +156,32 @@ void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     s.v_scale = out.v_scale;
     s.partial_sum = p.partial_sum == QuantizePlan::kAbsent ? nullptr : at(p.partial_sum);
     s.partial_max = p.partial_max == QuantizePlan::kAbsent ? nullptr : at(p.partial_max);
-    s.counters = reinterpret_cast<unsigned*>(at(p.counters));
+    s.counters = counters;
     s.cu_seqlens = p.cu_seqlens_k;
     s.batch = p.batch, s.heads = p.heads_kv, s.seq_len = p.seq_kv;
-    SAGEJIT_CU(cuMemsetD8Async, reinterpret_cast<CUdeviceptr>(s.counters), 0, p.counters_bytes, st);
-    void* args[] = {&s};
-    kernels.stats->launch({{unsigned(std::max(1, kernels::stats_chunks(p.seq_kv))), unsigned(p.heads_kv), B},
-                           {kernels::kQuantThreads, 1, 1}, 0}, st, args);
+    return s;
   };
-  auto launch_qk = [&](const Kernel* kernel, const TensorRef& t, const std::int32_t* cu_seqlens, int seq, int seq_pad,
-                       int block, int warp, void* dst, float* scale, float multiplier, CUstream st) {
+  auto qk_params = [&](bool is_q, const TensorRef& t) {
     kernels::QuantQKParams a{};
     a.in = t.data;
-    a.cu_seqlens = cu_seqlens;
+    a.cu_seqlens = is_q ? p.cu_seqlens_q : p.cu_seqlens_k;
     a.stride_b = t.stride_b, a.stride_h = t.stride_h, a.stride_s = t.stride_s;
-    a.out = dst;
-    a.scale = scale;
-    a.q_mean = (kernel == kernels.q) ? out.q_mean : nullptr;
+    a.out = is_q ? out.q : out.k;
+    a.scale = is_q ? out.q_scale : out.k_scale;
+    a.q_mean = is_q ? out.q_mean : nullptr;
     // Q reads k_mean only for the LSE correction (then it runs after the statistics, see below).
-    a.k_mean = (kernel == kernels.k || out.lse_correction != nullptr) ? out.k_mean : nullptr;
-    a.lse_correction = (kernel == kernels.q) ? out.lse_correction : nullptr;
-    a.batch = p.batch, a.heads = static_cast<int>(t.heads), a.seq_len = seq, a.seq_len_pad = seq_pad;
+    a.k_mean = (!is_q || out.lse_correction != nullptr) ? out.k_mean : nullptr;
+    a.lse_correction = is_q ? out.lse_correction : nullptr;
+    a.batch = p.batch, a.heads = static_cast<int>(t.heads);
+    a.seq_len = is_q ? p.seq_q : p.seq_kv, a.seq_len_pad = is_q ? p.seq_q_pad : p.seq_kv_pad;
     a.heads_kv = p.heads_kv;
-    a.block_tokens = block, a.warp_tokens = warp;
+    a.block_tokens = is_q ? o.block_q : o.block_k, a.warp_tokens = is_q ? o.warp_q : o.warp_k;
     a.granularity = o.granularity;
-    a.scale_multiplier = multiplier;
+    a.scale_multiplier = is_q ? p.scale_multiplier : 1.0f;
     a.sm_scale = p.sm_scale;
-    void* args[] = {&a};
-    kernel->launch({{unsigned(seq_pad / block), unsigned(t.heads), B}, {kernels::kQuantThreads, 1, 1}, 0}, st, args);
+    return a;
   };
-  auto launch_q = [&](CUstream st) {
-    launch_qk(kernels.q, q, p.cu_seqlens_q, p.seq_q, p.seq_q_pad, o.block_q, o.warp_q, out.q, out.q_scale,
-              p.scale_multiplier, st);
-  };
-  auto launch_v = [&](CUstream st) {
+  auto v_params = [&] {
     kernels::QuantVParams a{};
     a.in = v.data;
     a.stride_b = v.stride_b, a.stride_h = v.stride_h, a.stride_s = v.stride_s;
@@ -172,9 +190,51 @@ void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     a.cu_seqlens = p.cu_seqlens_k;
     a.batch = p.batch, a.heads = p.heads_kv, a.seq_len = p.seq_kv, a.seq_len_pad = p.seq_kv_pad;
     a.block_tokens = o.block_k;
+    return a;
+  };
+  const Dim3 block{kernels::kQuantThreads, 1, 1};
+  // The counters (and quantize_kv's ready flags and ticket) are cleared in the stream before each
+  // launch, so a graph replay starts from zero as well.
+  auto clear_counters = [&](CUstream st) {
+    SAGEJIT_CU(cuMemsetD8Async, reinterpret_cast<CUdeviceptr>(counters), 0, p.counters_bytes, st);
+  };
+  // The statistics kernel runs even without keys (Skv = 0, or every varlen key sequence empty): its
+  // one CTA then writes k_mean 0 and v_scale kMinScale, which the FP8 attention epilogue multiplies.
+  auto launch_stats = [&](CUstream st) {
+    kernels::QuantStatsParams s = stats_params();
+    clear_counters(st);
+    void* args[] = {&s};
+    kernels.stats->launch({{unsigned(std::max(1, kernels::stats_chunks(p.seq_kv))), unsigned(p.heads_kv), B}, block, 0},
+                          st, args);
+  };
+  auto launch_qk = [&](bool is_q, CUstream st) {
+    const TensorRef& t = is_q ? q : k;
+    kernels::QuantQKParams a = qk_params(is_q, t);
     void* args[] = {&a};
-    kernels.v->launch({{unsigned(kernels::v_tiles(p.seq_kv_pad)), unsigned(p.heads_kv), B},
-                       {kernels::kQuantThreads, 1, 1}, 0}, st, args);
+    (is_q ? kernels.q : kernels.k)
+        ->launch({{unsigned((is_q ? p.seq_q_pad : p.seq_kv_pad) / a.block_tokens), unsigned(t.heads), B}, block, 0},
+                 st, args);
+  };
+  auto launch_v = [&](CUstream st) {
+    kernels::QuantVParams a = v_params();
+    void* args[] = {&a};
+    kernels.v->launch({{unsigned(kernels::v_tiles(p.seq_kv_pad)), unsigned(p.heads_kv), B}, block, 0}, st, args);
+  };
+  auto launch_kv = [&](CUstream st) {
+    kernels::QuantKVParams a{};
+    a.k = qk_params(false, k);
+    a.v = v_params();
+    a.stats = stats_params();
+    a.ready = counters + std::size_t(B) * p.heads_kv;
+    a.next_item = counters + 2 * std::size_t(B) * p.heads_kv;
+    // Enough steps between a (b, h)'s statistics and its quantization that the statistics items
+    // have left the GPU by then (a GPU-full of CTAs later): the quantization items rarely wait.
+    const int step_items = 2 * std::max(1, kernels::stats_chunks(p.seq_kv));
+    a.lag = std::max(1, (kernels.kv_resident + step_items - 1) / step_items);
+    clear_counters(st);
+    void* args[] = {&a};
+    kernels.kv->launch({{unsigned(kernels::kv_items(p.batch, p.heads_kv, p.seq_kv, a.lag)), 1, 1}, block, 0}, st,
+                       args);
   };
 
   // Two streams: the caller's runs the statistics and then K; a helper stream (StreamFork) runs Q
@@ -189,13 +249,20 @@ void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
   const bool q_after_stats = p.stats && out.lse_correction != nullptr;
   StreamFork& helper = StreamFork::of(stream);
   helper.fork(stream);
-  if (p.stats) launch_stats(stream);
-  if (has_q && !q_after_stats) launch_q(helper.helper());
-  if (p.stats) helper.fork(stream);
-  if (has_q && q_after_stats) launch_q(helper.helper());
-  if (has_kv && o.quantize_v) launch_v(helper.helper());
-  if (has_kv) launch_qk(kernels.k, k, p.cu_seqlens_k, p.seq_kv, p.seq_kv_pad, o.block_k, o.warp_k, out.k, out.k_scale,
-                        1.0f, stream);
+  if (runs_fused(p, o, kernels)) {
+    // One kernel for K, V and their statistics on the caller's stream; Q beside it, or after it
+    // when Q reads k_mean for the LSE correction.
+    launch_kv(stream);
+    if (has_q && q_after_stats) helper.fork(stream);
+    if (has_q) launch_qk(true, helper.helper());
+  } else {
+    if (p.stats) launch_stats(stream);
+    if (has_q && !q_after_stats) launch_qk(true, helper.helper());
+    if (p.stats) helper.fork(stream);
+    if (has_q && q_after_stats) launch_qk(true, helper.helper());
+    if (has_kv && o.quantize_v) launch_v(helper.helper());
+    if (has_kv) launch_qk(false, stream);
+  }
   helper.join(stream);
 }
 

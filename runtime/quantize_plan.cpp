@@ -142,7 +142,9 @@ QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorR
     const auto partial = static_cast<std::size_t>(kernels::stats_partial_floats(p.batch, p.heads_kv, p.seq_kv, p.head_dim));
     if (o.smooth_k) p.partial_sum = take(partial * sizeof(float));
     if (o.quantize_v) p.partial_max = take(partial * sizeof(float));
-    p.counters_bytes = bh_kv * sizeof(unsigned);
+    // quant_stats' ticket per (b, h); quantize_kv's ticket and ready flag per (b, h) and its work
+    // ticket (quant_params.cuh).
+    p.counters_bytes = (2 * bh_kv + 1) * sizeof(unsigned);
     p.counters = take(p.counters_bytes);
   }
   p.workspace_bytes = offset;

@@ -47,4 +47,9 @@ QuantizedQKV quantized_views(const QuantizePlan& p, void* workspace);
 void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef& k, const TensorRef& v,
                       const QuantizeOptions& o, void* workspace, CUstream stream);
 
+// Whether enqueue_quantize runs K, V and their statistics as one kernel (quant_kv.cuh) for this plan
+// on the current device, rather than a statistics pass and separate K and V passes (implemented in
+// quantize.cpp; compiles the quantization kernels on first use).
+bool runs_fused_stats(const QuantizePlan& p, const QuantizeOptions& o);
+
 }  // namespace sagejit

@@ -36,11 +36,12 @@ constexpr int kQuantWarps = kQuantThreads / 32;
 constexpr int kQuantRowSlots = kQuantThreads / 4;
 // The largest block_q / block_k quantize_qk handles (two passes over the 64 row slots).
 constexpr int kMaxBlockTokens = 128;
-// Tokens per CTA of quant_stats: each CTA writes one partial per (b, h, chunk). Fixed (not derived
-// from the grid) so the summation order does not depend on the device.
-constexpr int kStatsChunkTokens = 256;
 // Tokens per CTA of quantize_v: 128 tokens = 128 bytes of e4m3 per channel, one full cache line.
 constexpr int kVTileTokens = 128;
+// Tokens per statistics chunk: each chunk of each (b, h) gives one partial. Fixed (not derived from
+// the grid) so the summation order does not depend on the device; equal to the V tile so that one
+// CTA of quantize_kv (quant_kv.cuh) holds exactly one chunk of K and one V tile.
+constexpr int kStatsChunkTokens = kVTileTokens;
 
 // Summation order, shared by quant_stats (k_mean) and quantize_qk (q_mean), per channel, over the
 // valid rows of a tile of T rows (T a multiple of 64):
@@ -107,6 +108,19 @@ struct QuantVParams {
                                // are written (what the attention kernel's K/V tiles cover)
 };
 
+// quantize_kv (quant_kv.cuh): K, and V when FP8, with K's mean and V's scale computed in the same
+// kernel. The three structs are filled as for the separate kernels (stats.partial_*, stats.counters
+// as for quant_stats), plus:
+struct QuantKVParams {
+  QuantQKParams k;             // K: in, strides, out, scale, k_mean (read back after the statistics)
+  QuantVParams v;              // V (when the kernel quantizes it): in, strides, v_scale, out
+  QuantStatsParams stats;      // k / v (null: statistic not wanted), k_mean, v_scale, partials, counters
+  unsigned int* ready;         // workspace [B * H]: set once (b, h)'s statistics are written
+  unsigned int* next_item;     // workspace [1]: the work ticket (quant_kv.cuh, "Order")
+  int lag;                     // steps between a (b, h)'s statistics and its quantization items (>= 1)
+  // ready and next_item, like counters, are zero before each launch (the host clears them).
+};
+
 // Grid sizes and workspace, so host code never re-derives them.
 __host__ __device__ constexpr int stats_chunks(int seq_len) {
   return (seq_len + kStatsChunkTokens - 1) / kStatsChunkTokens;
@@ -118,6 +132,11 @@ __host__ __device__ constexpr long long stats_partial_floats(int batch, int head
 }
 __host__ __device__ constexpr int v_tiles(int seq_len_pad) {
   return (seq_len_pad + kVTileTokens - 1) / kVTileTokens;
+}
+// quantize_kv: work items in steps of 2 x chunks of the longest sequence (at least 1), one step per
+// (b, h) and `lag` more (quant_kv.cuh, "Order"); one CTA each.
+__host__ __device__ constexpr long long kv_items(int batch, int heads, int seq_len, int lag) {
+  return (static_cast<long long>(batch) * heads + lag) * 2 * (stats_chunks(seq_len) > 0 ? stats_chunks(seq_len) : 1);
 }
 
 }  // namespace sagejit::kernels

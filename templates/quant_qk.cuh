@@ -56,6 +56,144 @@ __device__ __forceinline__ int qk_group_of(layout::Granularity g, int r, int war
                  : layout::k_group_of_key(g, r, warp_tokens);
 }
 
+
+// Where a tile's rows go: rows [0, n_rows) of one (b, h) starting at `out` (padding rows, from
+// n_valid on, written as zeros), in blocks of block_tokens rows, each with `groups` scales stored
+// from `scale` on (block i's at scale + i·groups). quantize_qk's tile is one block; quantize_kv's
+// (quant_kv.cuh) is a 128-token chunk of K, 128 / block_k blocks.
+struct QkTile {
+  unsigned char* out;
+  float* scale;
+  int n_valid, n_rows;
+  int block_tokens, warp_tokens, groups;
+  layout::Granularity granularity;
+  float scale_multiplier;
+};
+
+// Steps 3-5 of quantize_qk for the rows this CTA holds (row slot + 64 k of the tile): row maxima to
+// group maxima, the scales, then the quantized rows. s_mean holds the channel means when Smooth;
+// s_group_max holds a zero per group of the tile and s_group_inv as many floats, and the CTA has
+// synchronized since both were written. OneBlock: the tile is one block (n_rows == block_tokens),
+// which spares the block arithmetic (the smoothed Q kernel spilled on sm_120 with it).
+template <typename In, int HeadDim, int Bits, int Terms, bool IsQuery, bool Smooth, bool OneBlock, int Passes>
+__device__ __forceinline__ void quantize_rows(const u32x4 (&data)[Passes][HeadDim / 32], const QkTile& t,
+                                              const float* s_mean, int* s_group_max, float* s_group_inv) {
+  constexpr int kChunks = HeadDim / 32;
+  constexpr float kMax = Bits == 8 ? layout::kInt8Max : layout::kInt4Max;
+  const int tid = threadIdx.x;
+  const int quad_lane = tid & 3;
+  const int slot = (tid >> 5) * 8 + ((tid & 31) >> 2);
+  // Scale group of row r of the tile: its block's groups, then the group within the block.
+  auto group_of = [&](int r) {
+    if constexpr (OneBlock) return qk_group_of<IsQuery>(t.granularity, r, t.warp_tokens);
+    return (r / t.block_tokens) * t.groups + qk_group_of<IsQuery>(t.granularity, r % t.block_tokens, t.warp_tokens);
+  };
+
+  // y = x - mean for the 8 channels of chunk j. The loops below run over chunks outside and passes
+  // inside, so only one chunk's 8 means are live at a time (read from shared memory as 2 x 16 B: the
+  // 4 lanes of a quad hit distinct banks, the 8 quads of a warp broadcast).
+  auto chunk_mean = [&](int j, float (&mu)[8]) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) mu[i] = Smooth ? s_mean[8 * (quad_lane + 4 * j) + i] : 0.0f;
+  };
+  auto smoothed = [&](const u32x4& c, const float (&mu)[8], float (&y)[8]) {
+    unpack8<In>(c, y);
+    if constexpr (Smooth) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) y[i] = sub_rn(y[i], mu[i]);
+    }
+  };
+
+  // 3. Row maxima -> group maxima.
+  float row_max[Passes];
+#pragma unroll
+  for (int k = 0; k < Passes; ++k) row_max[k] = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kChunks; ++j) {
+    float mu[8];
+    chunk_mean(j, mu);
+#pragma unroll
+    for (int k = 0; k < Passes; ++k) {
+      if (slot + k * kQuantRowSlots < t.n_valid) {
+        float y[8];
+        smoothed(data[k][j], mu, y);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) row_max[k] = max_f(row_max[k], abs_f(y[i]));
+      }
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < Passes; ++k) {
+    const int r = slot + k * kQuantRowSlots;
+    const float m = warp_max<3>(row_max[k]);
+    if (quad_lane == 0 && r < t.n_valid) atomicMax(&s_group_max[group_of(r)], static_cast<int>(float_bits(m)));
+  }
+  __syncthreads();
+
+  // 4. Scales: one thread per group. Every group is written, an all-padding one as kMinScale.
+  if (tid < (OneBlock ? t.groups : t.n_rows / t.block_tokens * t.groups)) {
+    const float amax = bits_float(static_cast<uint32_t>(s_group_max[tid]));
+    const float scale = max_f(div_rn(amax, kMax), layout::kMinScale);
+    s_group_inv[tid] = div_rn(1.0f, scale);
+    t.scale[tid] = mul_rn(scale, t.scale_multiplier);
+  }
+  __syncthreads();
+
+  // 5. Quantize and store; rows in [n_valid, n_rows) are written as zeros.
+  constexpr int kRowBytes = HeadDim * Bits * Terms / 8;
+  unsigned char* out = t.out;
+  float inv[Passes];
+#pragma unroll
+  for (int k = 0; k < Passes; ++k) {
+    const int r = slot + k * kQuantRowSlots;
+    inv[k] = r < t.n_valid ? s_group_inv[group_of(r)] : 0.0f;
+  }
+#pragma unroll
+  for (int j = 0; j < kChunks; ++j) {
+    const int chunk = quad_lane + 4 * j;
+    float mu[8];
+    chunk_mean(j, mu);
+#pragma unroll
+    for (int k = 0; k < Passes; ++k) {
+      const int r = slot + k * kQuantRowSlots;
+      if (r >= (OneBlock ? t.block_tokens : t.n_rows)) continue;
+      uint32_t w0 = 0, w1 = 0, r0 = 0, r1 = 0;
+      if (r < t.n_valid) {
+        float y[8];
+        smoothed(data[k][j], mu, y);
+        if constexpr (Bits == 8) {
+          // The value and, for two terms, the residual of the product it rounds (exact: f and q
+          // lie within 0.5 of each other), scaled by 256 (exact).
+          auto pack = [&](float x, uint32_t& w, uint32_t& res, int i) {
+            const float f = mul_rn(x, inv[k]);
+            const int8_t q = to_int8(f);
+            w |= (static_cast<uint32_t>(q) & 0xffu) << (8 * i);
+            if constexpr (Terms == 2) {
+              const float rest = mul_rn(sub_rn(f, static_cast<float>(q)), layout::kResidualScale);
+              res |= (static_cast<uint32_t>(to_int8(rest)) & 0xffu) << (8 * i);
+            }
+          };
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            pack(y[i], w0, r0, i);
+            pack(y[i + 4], w1, r1, i);
+          }
+        } else {
+          // Two values per byte, even channel in the low nibble (quant_layout.cuh).
+#pragma unroll
+          for (int i = 0; i < 8; ++i) w0 |= to_int4_nibble(mul_rn(y[i], inv[k])) << (4 * i);
+        }
+      }
+      if constexpr (Bits == 8) {
+        store8(out + r * kRowBytes + 8 * chunk, w0, w1);
+        if constexpr (Terms == 2) store8(out + r * kRowBytes + HeadDim + 8 * chunk, r0, r1);
+      } else {
+        store4(out + r * kRowBytes + 4 * chunk, w0);
+      }
+    }
+  }
+}
+
 }  // namespace detail
 
 // __launch_bounds__(256, 2) at D = 256: lets ptxas use up to 128 registers. With the default bound
@@ -74,7 +212,6 @@ __global__ void __launch_bounds__(kQuantThreads, HeadDim <= 128 ? (Terms == 1 ? 
   constexpr int kChunks = HeadDim / 32;  // 16-byte chunks per lane per row
   constexpr int kPasses = kMaxBlockTokens / kQuantRowSlots;
   constexpr int kMaxGroups = kMaxBlockTokens / 16 * 8;  // per_thread, warp_q = 16
-  constexpr float kMax = Bits == 8 ? layout::kInt8Max : layout::kInt4Max;
 
   __shared__ int s_group_max[kMaxGroups];  // float bits of max|y| per group
   __shared__ float s_group_inv[kMaxGroups];
@@ -209,115 +346,11 @@ __global__ void __launch_bounds__(kQuantThreads, HeadDim <= 128 ? (Terms == 1 ? 
     }
   }
 
-  // y = x - mean for the 8 channels of chunk j. The loops below run over chunks outside and passes
-  // inside, so only one chunk's 8 means are live at a time (read from shared memory as 2 x 16 B: the
-  // 4 lanes of a quad hit distinct banks, the 8 quads of a warp broadcast).
-  auto chunk_mean = [&](int j, float (&mu)[8]) {
-#pragma unroll
-    for (int i = 0; i < 8; ++i) mu[i] = Smooth ? s_mean[8 * (quad_lane + 4 * j) + i] : 0.0f;
-  };
-  auto smoothed = [&](const u32x4& c, const float (&mu)[8], float (&y)[8]) {
-    unpack8<In>(c, y);
-    if constexpr (Smooth) {
-#pragma unroll
-      for (int i = 0; i < 8; ++i) y[i] = sub_rn(y[i], mu[i]);
-    }
-  };
-
-  // 3. Row maxima -> group maxima.
-  float row_max[kPasses];
-#pragma unroll
-  for (int k = 0; k < kPasses; ++k) row_max[k] = 0.0f;
-#pragma unroll
-  for (int j = 0; j < kChunks; ++j) {
-    float mu[8];
-    chunk_mean(j, mu);
-#pragma unroll
-    for (int k = 0; k < kPasses; ++k) {
-      if (slot + k * kQuantRowSlots < n_valid) {
-        float y[8];
-        smoothed(data[k][j], mu, y);
-#pragma unroll
-        for (int i = 0; i < 8; ++i) row_max[k] = max_f(row_max[k], abs_f(y[i]));
-      }
-    }
-  }
-#pragma unroll
-  for (int k = 0; k < kPasses; ++k) {
-    const int r = slot + k * kQuantRowSlots;
-    const float m = warp_max<3>(row_max[k]);
-    if (quad_lane == 0 && r < n_valid) {
-      atomicMax(&s_group_max[detail::qk_group_of<IsQuery>(p.granularity, r, p.warp_tokens)],
-                static_cast<int>(float_bits(m)));
-    }
-  }
-  __syncthreads();
-
-  // 4. Scales: one thread per group. Every group is written, an all-padding one as kMinScale.
-  if (tid < groups) {
-    const float amax = bits_float(static_cast<uint32_t>(s_group_max[tid]));
-    const float scale = max_f(div_rn(amax, kMax), layout::kMinScale);
-    s_group_inv[tid] = div_rn(1.0f, scale);
-    p.scale[(bh * n_blocks + blk) * groups + tid] = mul_rn(scale, p.scale_multiplier);
-  }
-  __syncthreads();
-
-  // 5. Quantize and store; rows in [n_valid, block_tokens) are written as zeros.
-  constexpr int kRowBytes = HeadDim * Bits * Terms / 8;
-  unsigned char* out = static_cast<unsigned char*>(p.out) +
-                       (bh * p.seq_len_pad + row0) * kRowBytes;
-  float inv[kPasses];
-#pragma unroll
-  for (int k = 0; k < kPasses; ++k) {
-    const int r = slot + k * kQuantRowSlots;
-    inv[k] = r < n_valid
-                 ? s_group_inv[detail::qk_group_of<IsQuery>(p.granularity, r, p.warp_tokens)]
-                 : 0.0f;
-  }
-#pragma unroll
-  for (int j = 0; j < kChunks; ++j) {
-    const int chunk = quad_lane + 4 * j;
-    float mu[8];
-    chunk_mean(j, mu);
-#pragma unroll
-    for (int k = 0; k < kPasses; ++k) {
-      const int r = slot + k * kQuantRowSlots;
-      if (r >= p.block_tokens) continue;
-      uint32_t w0 = 0, w1 = 0, r0 = 0, r1 = 0;
-      if (r < n_valid) {
-        float y[8];
-        smoothed(data[k][j], mu, y);
-        if constexpr (Bits == 8) {
-          // The value and, for two terms, the residual of the product it rounds (exact: f and q
-          // lie within 0.5 of each other), scaled by 256 (exact).
-          auto pack = [&](float x, uint32_t& w, uint32_t& res, int i) {
-            const float f = mul_rn(x, inv[k]);
-            const int8_t q = to_int8(f);
-            w |= (static_cast<uint32_t>(q) & 0xffu) << (8 * i);
-            if constexpr (Terms == 2) {
-              const float rest = mul_rn(sub_rn(f, static_cast<float>(q)), layout::kResidualScale);
-              res |= (static_cast<uint32_t>(to_int8(rest)) & 0xffu) << (8 * i);
-            }
-          };
-#pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            pack(y[i], w0, r0, i);
-            pack(y[i + 4], w1, r1, i);
-          }
-        } else {
-          // Two values per byte, even channel in the low nibble (quant_layout.cuh).
-#pragma unroll
-          for (int i = 0; i < 8; ++i) w0 |= to_int4_nibble(mul_rn(y[i], inv[k])) << (4 * i);
-        }
-      }
-      if constexpr (Bits == 8) {
-        store8(out + r * kRowBytes + 8 * chunk, w0, w1);
-        if constexpr (Terms == 2) store8(out + r * kRowBytes + HeadDim + 8 * chunk, r0, r1);
-      } else {
-        store4(out + r * kRowBytes + 4 * chunk, w0);
-      }
-    }
-  }
+  // 3-5. Scales and quantized rows of this one-block tile.
+  detail::QkTile tile{static_cast<unsigned char*>(p.out) + (bh * p.seq_len_pad + row0) * (HeadDim * Bits * Terms / 8),
+                      p.scale + (bh * n_blocks + blk) * groups, n_valid, p.block_tokens, p.block_tokens,
+                      p.warp_tokens, groups, p.granularity, p.scale_multiplier};
+  detail::quantize_rows<In, HeadDim, Bits, Terms, IsQuery, Smooth, true>(data, tile, s_mean, s_group_max, s_group_inv);
 }
 
 }  // namespace sagejit::kernels

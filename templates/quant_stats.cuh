@@ -26,9 +26,10 @@
 //
 // Layout reasoning: the same thread mapping as quantize_qk (a quad of lanes per token row, lane t
 // loading the 16-byte chunks t + 4j), so each warp instruction reads 8 rows x 64 contiguous bytes.
-// A CTA streams 256 tokens in 4 passes of 64 row slots; each thread keeps D / 4 running sums
-// (and maxima) in registers, the warp reduces its 8 row slots with shuffles, and 8 warps meet in
-// shared memory.
+// A CTA loads its 128 tokens as 2 passes of 64 row slots, every load in flight before the first
+// use; each thread keeps D / 4 running sums (and maxima) in registers, the warp reduces its 8 row
+// slots with shuffles, and 8 warps meet in shared memory. The same steps (detail:: below) serve
+// quantize_kv (quant_kv.cuh), which computes these statistics from the tiles it quantizes.
 #pragma once
 
 #include "common.cuh"
@@ -39,55 +40,41 @@ namespace sagejit::kernels {
 
 namespace detail {
 
-// Streams this CTA's token chunk of one tensor and leaves, in s_part[warp][c], the warp's partial
-// for channel c: a sum (IsSum) or a max of |x|. Order per channel: per row slot sequential over the
-// passes, then the butterfly over the warp's 8 row slots (a balanced tree in slot order).
-template <typename In, int HeadDim, bool IsSum>
-__device__ __forceinline__ void stats_chunk_to_smem(const In* in, long long stride_s, int n_valid,
-                                                    float (*s_part)[HeadDim]) {
+// One chunk's partial of one tensor, from the rows this CTA holds in registers (row slot + 64 k of
+// the chunk, as load_tile_rows leaves them): in s_part[warp][c], the warp's partial for channel c,
+// a sum (IsSum) or a max of |x| over the valid rows. Order per channel: per row slot sequential over
+// the passes, then the butterfly over the warp's 8 row slots (a balanced tree in slot order).
+template <typename In, int HeadDim, bool IsSum, int Passes>
+__device__ __forceinline__ void chunk_partial(const u32x4 (&data)[Passes][HeadDim / 32], int n_valid,
+                                              float (*s_part)[HeadDim]) {
   constexpr int kChunks = HeadDim / 32;
-  constexpr int kPasses = kStatsChunkTokens / kQuantRowSlots;
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int quad_lane = lane & 3;
   const int slot = warp * 8 + (lane >> 2);
-
-  float acc[kChunks][8];
+  // One 16-byte chunk of channels at a time: 8 running values live beside the tile's registers
+  // (all D / 4 at once made quantize_kv spill at D = 256).
 #pragma unroll
   for (int j = 0; j < kChunks; ++j) {
+    float acc[8];
 #pragma unroll
-    for (int i = 0; i < 8; ++i) acc[j][i] = 0.0f;
-  }
-  // Two passes' loads are issued before they are consumed: 2 x D / 32 x 16 B in flight per thread
-  // (64 KiB per CTA at D = 256) without holding the whole chunk in registers.
-#pragma unroll 2
-  for (int k = 0; k < kPasses; ++k) {
-    const int r = slot + k * kQuantRowSlots;
-    if (r < n_valid) {
-      u32x4 c[kChunks];
+    for (int i = 0; i < 8; ++i) acc[i] = 0.0f;
 #pragma unroll
-      for (int j = 0; j < kChunks; ++j) {
-        c[j] = load16_nc(in + r * stride_s + 8 * (quad_lane + 4 * j));
-      }
-#pragma unroll
-      for (int j = 0; j < kChunks; ++j) {
+    for (int k = 0; k < Passes; ++k) {
+      if (slot + k * kQuantRowSlots < n_valid) {
         float f[8];
-        unpack8<In>(c[j], f);
+        unpack8<In>(data[k][j], f);
 #pragma unroll
-        for (int i = 0; i < 8; ++i) {
-          acc[j][i] = IsSum ? add_rn(acc[j][i], f[i]) : max_f(acc[j][i], abs_f(f[i]));
-        }
+        for (int i = 0; i < 8; ++i) acc[i] = IsSum ? add_rn(acc[i], f[i]) : max_f(acc[i], abs_f(f[i]));
       }
     }
-  }
-#pragma unroll
-  for (int j = 0; j < kChunks; ++j) {
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
       // Lanes with equal lane % 4 (bits 2..4 of the lane id) hold the same channel.
-      const float v = IsSum ? warp_sum<28>(acc[j][i]) : warp_max<28>(acc[j][i]);
+      const float v = IsSum ? warp_sum<28>(acc[i]) : warp_max<28>(acc[i]);
       if (lane < 4) s_part[warp][8 * (quad_lane + 4 * j) + i] = v;
     }
+    __syncwarp();  // keeps ptxas from interleaving the chunks' shuffle trees (quantize_qk, step 2)
   }
 }
 
@@ -105,6 +92,47 @@ __device__ __forceinline__ float reduce_warps(const float (*s_part)[HeadDim], in
     }
   }
   return w[0];
+}
+
+// Called by every thread once its partials are stored: publishes them and takes a ticket on
+// `counter` (threadFenceReduction pattern: every writer fences, the CTA synchronizes, then one
+// thread takes the ticket). True, in every thread, for the CTA that arrives last of `n`; that CTA
+// may then read every partial.
+__device__ __forceinline__ bool arrive_last(unsigned int* counter, int n, int* s_flag) {
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) *s_flag = atomicAdd(counter, 1u) == static_cast<unsigned int>(n - 1);
+  __syncthreads();
+  const bool last = *s_flag != 0;
+  if (last) __threadfence();
+  return last;
+}
+
+// One statistic of channel c of one (b, h) from its n_chunks partials (col + i·HeadDim): a sum
+// (IsSum) or a max, taken sequentially in chunk order from 0, the order the reference reproduces.
+// Loads go through L2 (.cg: other CTAs wrote them) and are issued Batch at a time so their latencies
+// overlap: the CTAs of a (b, h) in quantize_kv wait for this, so it is one round trip per Batch.
+template <int HeadDim, bool IsSum, int Batch>
+__device__ __forceinline__ float reduce_chunks(const float* partial, long long col, int n_chunks) {
+  float r = 0.0f;
+  for (int c0 = 0; c0 < n_chunks; c0 += Batch) {
+    float x[Batch];
+#pragma unroll
+    for (int i = 0; i < Batch; ++i) {
+      if (c0 + i < n_chunks) x[i] = load_cg(partial + col + (c0 + i) * HeadDim);
+    }
+#pragma unroll
+    for (int i = 0; i < Batch; ++i) {
+      if (c0 + i < n_chunks) r = IsSum ? add_rn(r, x[i]) : max_f(r, x[i]);
+    }
+  }
+  return r;
+}
+__device__ __forceinline__ float k_mean_of(float sum, int seq_len) {
+  return div_rn(sum, static_cast<float>(seq_len));
+}
+__device__ __forceinline__ float v_scale_of(float amax) {
+  return max_f(div_rn(amax, layout::kFp8Max), layout::kMinScale);
 }
 
 }  // namespace detail
@@ -154,61 +182,39 @@ __global__ void __launch_bounds__(kQuantThreads) quant_stats(QuantStatsParams p)
   const int n_valid = seq_len - tok0 < kStatsChunkTokens ? seq_len - tok0 : kStatsChunkTokens;
   const long long part = (bh * grid_chunks + chunk) * HeadDim;
 
+  constexpr int kPasses = kStatsChunkTokens / kQuantRowSlots;
+  constexpr int kChunks = HeadDim / 32;
+  const int slot = (tid >> 5) * 8 + ((tid & 31) >> 2);
   if (with_k) {
     const In* k = static_cast<const In*>(p.k) + k_first + head * p.k_stride_h +
                   static_cast<long long>(tok0) * p.k_stride_s;
-    detail::stats_chunk_to_smem<In, HeadDim, true>(k, p.k_stride_s, n_valid, s_sum);
+    u32x4 data[kPasses][kChunks];
+    load_tile_rows<kPasses, kChunks, kQuantRowSlots>(k, p.k_stride_s, n_valid, slot, tid & 3, data);
+    detail::chunk_partial<In, HeadDim, true>(data, n_valid, s_sum);
   }
   if (with_v) {
     const In* v = static_cast<const In*>(p.v) + v_first + head * p.v_stride_h +
                   static_cast<long long>(tok0) * p.v_stride_s;
-    detail::stats_chunk_to_smem<In, HeadDim, false>(v, p.v_stride_s, n_valid, s_max);
+    u32x4 data[kPasses][kChunks];
+    load_tile_rows<kPasses, kChunks, kQuantRowSlots>(v, p.v_stride_s, n_valid, slot, tid & 3, data);
+    detail::chunk_partial<In, HeadDim, false>(data, n_valid, s_max);
   }
   __syncthreads();
   if (tid < HeadDim) {
     if (with_k) p.partial_sum[part + tid] = detail::reduce_warps<HeadDim, true>(s_sum, tid);
     if (with_v) p.partial_max[part + tid] = detail::reduce_warps<HeadDim, false>(s_max, tid);
   }
-
-  // Publish the partials before taking a ticket (threadFenceReduction pattern): every writer
-  // fences, the CTA synchronizes, then one thread takes the ticket.
-  __threadfence();
-  __syncthreads();
-  if (tid == 0) {
-    const unsigned int ticket = atomicAdd(&p.counters[bh], 1u);
-    s_is_last = ticket == static_cast<unsigned int>(n_chunks - 1);
-  }
-  __syncthreads();
-  if (!s_is_last) return;
-  __threadfence();
+  if (!detail::arrive_last(&p.counters[bh], n_chunks, &s_is_last)) return;
 
   if (tid < HeadDim) {
-    // Sequential in chunk order from 0 (the order the reference reproduces). Loads go through L2
-    // (.cg: other CTAs wrote them) and are issued 8 at a time so their latencies overlap.
-    constexpr int kBatch = 8;
     const long long col = bh * grid_chunks * HeadDim + tid;
-    float sum = 0.0f, amax = 0.0f;
-    for (int c0 = 0; c0 < n_chunks; c0 += kBatch) {
-      float s[kBatch], m[kBatch];
-#pragma unroll
-      for (int i = 0; i < kBatch; ++i) {
-        if (c0 + i < n_chunks) {
-          s[i] = with_k ? load_cg(p.partial_sum + col + (c0 + i) * HeadDim) : 0.0f;
-          m[i] = with_v ? load_cg(p.partial_max + col + (c0 + i) * HeadDim) : 0.0f;
-        }
-      }
-#pragma unroll
-      for (int i = 0; i < kBatch; ++i) {
-        if (c0 + i < n_chunks) {
-          sum = add_rn(sum, s[i]);
-          amax = max_f(amax, m[i]);
-        }
-      }
+    if (with_k) {
+      p.k_mean[bh * HeadDim + tid] =
+          detail::k_mean_of(detail::reduce_chunks<HeadDim, true, 8>(p.partial_sum, col, n_chunks), seq_len);
     }
-    if (with_k) p.k_mean[bh * HeadDim + tid] = div_rn(sum, static_cast<float>(seq_len));
     if (with_v) {
       p.v_scale[bh * HeadDim + tid] =
-          max_f(div_rn(amax, layout::kFp8Max), layout::kMinScale);
+          detail::v_scale_of(detail::reduce_chunks<HeadDim, false, 8>(p.partial_max, col, n_chunks));
     }
   }
   if (tid == 0) p.counters[bh] = 0u;

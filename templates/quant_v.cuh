@@ -32,14 +32,69 @@
 
 namespace sagejit::kernels {
 
+namespace detail {
+
+// The V tile a CTA holds in registers (row slot + 64 k of tokens [tok0, tok0 + 128) of one (b, h)),
+// quantized with s_inv[c] = 1 / v_scale[c] (written, and the CTA synchronized, before the call) into
+// the swizzled shared tile and written out: out_bh is the (b, h)'s [HeadDim][seq_len_pad] row block,
+// tokens below write_end are written.
+template <typename In, int HeadDim, int Passes>
+__device__ __forceinline__ void quantize_v_tile(const u32x4 (&data)[Passes][HeadDim / 32], const float* s_inv,
+                                                unsigned char (*s_tile)[kVTileTokens], unsigned char* out_bh,
+                                                int seq_len_pad, int tok0, int write_end) {
+  static_assert(kVTileTokens == 128 && Passes * kQuantRowSlots == kVTileTokens,
+                "the swizzle below assumes 8 groups of 16 tokens per tile row");
+  constexpr int kChunks = HeadDim / 32;
+  constexpr int kGroups = kVTileTokens / 16;
+  const int tid = threadIdx.x;
+  const int quad_lane = tid & 3;
+  const int slot = (tid >> 5) * 8 + ((tid & 31) >> 2);
+
+  // Quantize into the swizzled, token-permuted tile. Invalid tokens hold zeros in `data`, which
+  // convert to e4m3 zero, so padding needs no special case here.
+#pragma unroll
+  for (int k = 0; k < Passes; ++k) {
+    const int r = slot + k * kQuantRowSlots;
+    const int group = r / 16;
+    const int pos = layout::v_position_of(r % 16);
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) {
+      const int c0 = 8 * (quad_lane + 4 * j);
+      const int phys = group ^ ((c0 / 8) % kGroups);
+      float f[8];
+      unpack8<In>(data[k][j], f);
+#pragma unroll
+      for (int i = 0; i < 8; i += 2) {
+        const uint32_t b2 =
+            to_e4m3x2(mul_rn(f[i + 1], s_inv[c0 + i + 1]), mul_rn(f[i], s_inv[c0 + i]));
+        s_tile[c0 + i][phys * 16 + pos] = static_cast<unsigned char>(b2 & 0xffu);
+        s_tile[c0 + i + 1][phys * 16 + pos] = static_cast<unsigned char>(b2 >> 8);
+      }
+    }
+  }
+  __syncthreads();
+
+  // Write out: unit u = (channel c, physical chunk). 8 lanes cover one channel row (one line).
+#pragma unroll
+  for (int u = tid; u < HeadDim * kGroups; u += kQuantThreads) {
+    const int c = u / kGroups;
+    const int phys = u % kGroups;
+    const int group = phys ^ ((c / 8) % kGroups);
+    const int tok = tok0 + 16 * group;
+    if (tok < write_end) {
+      const u32x4 v = *reinterpret_cast<const u32x4*>(&s_tile[c][phys * 16]);
+      store16(out_bh + static_cast<long long>(c) * seq_len_pad + tok, v);
+    }
+  }
+}
+
+}  // namespace detail
+
 template <typename In, int HeadDim>
 __global__ void __launch_bounds__(kQuantThreads) quantize_v(QuantVParams p) {
   static_assert(HeadDim % 32 == 0 && HeadDim <= kQuantThreads, "HeadDim: multiple of 32, <= 256");
-  static_assert(kVTileTokens == 128 && kVTileTokens % kQuantRowSlots == 0,
-                "the swizzle below assumes 8 groups of 16 tokens per tile row");
   constexpr int kChunks = HeadDim / 32;
   constexpr int kPasses = kVTileTokens / kQuantRowSlots;
-  constexpr int kGroups = kVTileTokens / 16;
 
   __shared__ alignas(16) unsigned char s_tile[HeadDim][kVTileTokens];
   __shared__ float s_inv[HeadDim];
@@ -75,43 +130,8 @@ __global__ void __launch_bounds__(kQuantThreads) quantize_v(QuantVParams p) {
   if (tid < HeadDim) s_inv[tid] = div_rn(1.0f, p.v_scale[bh * HeadDim + tid]);
   __syncthreads();
 
-  // Quantize into the swizzled, token-permuted tile. Invalid tokens hold zeros in `data`, which
-  // convert to e4m3 zero, so padding needs no special case here.
-#pragma unroll
-  for (int k = 0; k < kPasses; ++k) {
-    const int r = slot + k * kQuantRowSlots;
-    const int group = r / 16;
-    const int pos = layout::v_position_of(r % 16);
-#pragma unroll
-    for (int j = 0; j < kChunks; ++j) {
-      const int c0 = 8 * (quad_lane + 4 * j);
-      const int phys = group ^ ((c0 / 8) % kGroups);
-      float f[8];
-      unpack8<In>(data[k][j], f);
-#pragma unroll
-      for (int i = 0; i < 8; i += 2) {
-        const uint32_t b2 =
-            to_e4m3x2(mul_rn(f[i + 1], s_inv[c0 + i + 1]), mul_rn(f[i], s_inv[c0 + i]));
-        s_tile[c0 + i][phys * 16 + pos] = static_cast<unsigned char>(b2 & 0xffu);
-        s_tile[c0 + i + 1][phys * 16 + pos] = static_cast<unsigned char>(b2 >> 8);
-      }
-    }
-  }
-  __syncthreads();
-
-  // Write out: unit u = (channel c, physical chunk). 8 lanes cover one channel row (one line).
-  unsigned char* out = static_cast<unsigned char*>(p.out) + bh * HeadDim * p.seq_len_pad;
-#pragma unroll
-  for (int u = tid; u < HeadDim * kGroups; u += kQuantThreads) {
-    const int c = u / kGroups;
-    const int phys = u % kGroups;
-    const int group = phys ^ ((c / 8) % kGroups);
-    const int tok = tok0 + 16 * group;
-    if (tok < seq_len_pad) {
-      const u32x4 v = *reinterpret_cast<const u32x4*>(&s_tile[c][phys * 16]);
-      store16(out + static_cast<long long>(c) * p.seq_len_pad + tok, v);
-    }
-  }
+  detail::quantize_v_tile<In, HeadDim>(data, s_inv, s_tile, static_cast<unsigned char*>(p.out) + bh * HeadDim * p.seq_len_pad,
+                                      p.seq_len_pad, tok0, seq_len_pad);
 }
 
 }  // namespace sagejit::kernels

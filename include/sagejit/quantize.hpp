@@ -37,6 +37,11 @@ struct QuantizeOptions {
   // meaningful with smooth_k; without it the correction is 0 and nothing is reserved or written
   // (lse_correction stays null), as also when there are no keys (Skv = 0: no k̄).
   bool lse_correction = false;
+  // K's mean and V's scale computed inside the kernel that quantizes K and V, which then reads each
+  // once (quant_kv.cuh), wherever that kernel applies: block_k divides 128 and one (batch, head)'s
+  // 128-token chunks fit on the GPU at once (runtime/quantize.cpp). false: a separate statistics
+  // pass first. Both give the same bits; the option is for comparing them.
+  bool fused_stats = true;
 };
 
 // Device pointers into the workspace (null where not produced).

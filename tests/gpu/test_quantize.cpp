@@ -22,6 +22,31 @@ TEST_CASE("quantization kernels match the host reference exactly" * test::needs_
   }
 }
 
+TEST_CASE("K, V and their statistics run as one kernel wherever it applies" * test::needs_gpu()) {
+  ensure_current_context();
+  const Arch arch = current_device_info().arch();
+  const TensorRef t = TensorRef::contiguous(reinterpret_cast<const void*>(std::uintptr_t{256}), DType::f16, Layout::hnd,
+                                            2, 2, 1000, 128);
+  QuantizeOptions o;
+  o.quantize_v = arch.has_fp8_mma();
+  auto fused = [&](const QuantizeOptions& opt) { return runs_fused_stats(plan_quantize(t, t, t, opt, arch), opt); };
+  // Its second read of K and V must come from L2: GPUs with 32 MB or more run it at this shape (the
+  // H100's 50 MB with room to spare), smaller L2s may not (runtime/quantize.cpp).
+  if (current_device_info().l2_bytes >= (32 << 20)) CHECK(fused(o));
+  QuantizeOptions off = o;
+  off.fused_stats = false;
+  CHECK_FALSE(fused(off));
+  QuantizeOptions odd_block = o;  // 96 does not divide the 128-token chunk
+  odd_block.block_k = 96, odd_block.warp_k = 96;
+  CHECK_FALSE(fused(odd_block));
+  QuantizeOptions nothing_first = o;  // no statistics: the K kernel alone
+  nothing_first.smooth_k = false, nothing_first.quantize_v = false;
+  CHECK_FALSE(fused(nothing_first));
+  // Far beyond L2 (a (b, h) of 256k keys): the separate passes.
+  const TensorRef long_keys = TensorRef::contiguous(t.data, DType::f16, Layout::hnd, 1, 1, 262144, 128);
+  CHECK_FALSE(runs_fused_stats(plan_quantize(long_keys, long_keys, long_keys, o, arch), o));
+}
+
 TEST_CASE("bad input is rejected before anything is launched or written" * test::needs_gpu()) {
   ensure_current_context();
   const int B = 1, H = 2, S = 64, D = 128;

@@ -35,13 +35,14 @@ TEST_CASE("every shipped spec has a distinct name and hash, across all archs") {
   }
   CHECK(names.size() == total);
   CHECK(hashes.size() == total);
-  // 2 dtypes x 4 head dims x (q/k x int8+int4+int8x2 x smooth: 12, channel_stats, quantize_v) on sm_89.
-  CHECK(shipped_quant_specs(parse_arch("sm_89")).size() == 8 * 14);
-  CHECK(shipped_quant_specs(parse_arch("sm_80")).size() == 8 * 13);
+  // 2 dtypes x 4 head dims x (q/k x int8+int4+int8x2 x smooth: 12, channel_stats, quantize_v,
+  // quantize_kv x int8+int4+int8x2 x (smooth, V, both): 9) on sm_89; no V on sm_80 (kv: smooth only).
+  CHECK(shipped_quant_specs(parse_arch("sm_89")).size() == 8 * 23);
+  CHECK(shipped_quant_specs(parse_arch("sm_80")).size() == 8 * 16);
   // Emulated int4 is not shipped, except sm_90a's fp16 D = 128 plain quantize_q/quantize_k pair
   // (the H100's int4 checks; CI compiles it), and nothing for sm_120.
-  CHECK(shipped_quant_specs(parse_arch("sm_90a")).size() == 8 * 10 + 2);
-  CHECK(shipped_quant_specs(parse_arch("sm_120")).size() == 8 * 10);
+  CHECK(shipped_quant_specs(parse_arch("sm_90a")).size() == 8 * 16 + 2);
+  CHECK(shipped_quant_specs(parse_arch("sm_120")).size() == 8 * 16);
   std::set<std::string> hopper_int4;
   for (const QuantSpec& s : shipped_quant_specs(parse_arch("sm_90a"))) {
     if (s.output == QuantType::int4) hopper_int4.insert(s.canonical_name());
@@ -67,11 +68,24 @@ TEST_CASE("validation names the offending field and the allowed values") {
   QuantSpec d{parse_arch("sm_89"), QuantOp::quantize_q, DType::f16, 80, QuantType::int8, false};
   CHECK_THROWS_AS(d.validate(), InvalidArgument);
   QuantSpec m{parse_arch("sm_89"), QuantOp::channel_stats, DType::f16, 128, QuantType::int8, true};
-  CHECK_THROWS_WITH_AS(m.validate(), "argument `smooth`: applies to quantize_q and quantize_k only (got op channel_stats)",
+  CHECK_THROWS_WITH_AS(m.validate(),
+                       "argument `smooth`: applies to quantize_q, quantize_k and quantize_kv only (got op channel_stats)",
                        InvalidArgument);
   CHECK_THROWS_WITH_AS(parse_quant_op("quantize_x", "--op"),
-                       "argument `--op`: must be one of quantize_q, quantize_k, channel_stats, quantize_v (got "
-                       "'quantize_x')",
+                       "argument `--op`: must be one of quantize_q, quantize_k, channel_stats, quantize_v, quantize_kv "
+                       "(got 'quantize_x')",
+                       InvalidArgument);
+  // quantize_kv: something to compute first, and V only where FP8 runs.
+  QuantSpec kv{parse_arch("sm_86"), QuantOp::quantize_kv, DType::f16, 128, QuantType::int8, false};
+  CHECK_THROWS_WITH_AS(kv.validate(), doctest::Contains("argument `smooth/with_v`"), InvalidArgument);
+  kv.with_v = true;
+  CHECK_THROWS_WITH_AS(kv.validate(), "argument `with_v`: FP8 V needs sm_89 or newer (got sm_86)", InvalidArgument);
+  kv.arch = parse_arch("sm_89");
+  CHECK_NOTHROW(kv.validate());
+  CHECK(kv.canonical_name() == "quant.quantize_kv.f16.d128.int8.plain.v_fp8_e4m3.sm_89");
+  QuantSpec k_with_v{parse_arch("sm_89"), QuantOp::quantize_k, DType::f16, 128, QuantType::int8, true};
+  k_with_v.with_v = true;
+  CHECK_THROWS_WITH_AS(k_with_v.validate(), "argument `with_v`: applies to quantize_kv only (got op quantize_k)",
                        InvalidArgument);
 }
 

@@ -1,0 +1,211 @@
+// quant_kv.cuh — K (smoothed by its channel mean) and V (to e4m3 by its channel scale) quantized by
+// one kernel that also computes that mean and that scale, reading K and V from DRAM once.
+//
+// What it computes: exactly what quant_stats, quantize_qk (K) and quantize_v compute, bit for bit
+// (the same summation order and rounding: it runs their steps, the detail:: functions of
+// quant_stats.cuh, quant_qk.cuh and quant_v.cuh). Work comes as items of one 128-token chunk
+// (kStatsChunkTokens) of one (b, h), each a CTA:
+//   statistics item: the chunk's partial sum of K and max|V| (quant_stats' order) to the workspace;
+//     the last of the (b, h) to arrive reduces all partials in chunk order, writes k_mean and
+//     v_scale and sets the (b, h)'s ready flag;
+//   quantization item: loads the chunk, waits for the ready flag, then quantizes K's rows (128 /
+//     block_k blocks) and the V tile.
+// The separate passes read K and V twice from DRAM (6.5 tensor-sized transfers per call instead of
+// 4.5, bench/results/2026-11-25-quant-h100.md); here the second read is served by L2 (below).
+//
+// Order. Items are numbered by an atomic ticket (next_item), not by blockIdx, in steps of 2n items
+// (n = chunks of the longest sequence): step s holds the statistics items of (b, h) = s, then the
+// quantization items of (b, h) = s - lag. Every statistics item of a (b, h) has a lower ticket than
+// every quantization item of it, so it was taken by a CTA that is running or done, and statistics
+// items wait for nothing: no CTA ever waits for one that cannot start, whatever the grid or the GPU
+// share. The host sets lag so that about a GPU-full of CTAs separates the two (runtime/quantize.cpp):
+// the statistics are then usually written when the quantization items come (with lag 1 they waited
+// for statistics items still in flight, holding their slots: 0.329 against 0.280 ms at S = 4k, B4
+// H32 D128), and a chunk's second read comes a GPU-full plus about 3n items after its first, within
+// L2 for the shapes the host runs this kernel for. A quantization item issues its loads before it
+// waits, so any wait overlaps them.
+//
+// Launch contract:
+//   grid  = (kv_items(batch, heads, seq_len)), block = kQuantThreads (256)
+//   dynamic shared memory: none (static: the V tile, HeadDim x 128 B, in the bytes of the partials,
+//   2 x 8 x HeadDim floats; 17 KiB at D = 128)
+//   p.k as for quantize_qk (K): block_tokens must divide kStatsChunkTokens; p.v as for quantize_v
+//   (when WithV); p.stats as for quant_stats with k (when Smooth) and v (when WithV) set, its
+//   partials sized for stats_chunks(seq_len) chunks; p.stats.counters, p.ready and p.next_item zero
+//   before the launch (left non-zero); p.lag >= 1 and the grid kv_items(..., p.lag). Writes what the three separate kernels write.
+//   Varlen (cu_seqlens in all three structs): as for the separate kernels; a sequence with no keys
+//   gets k_mean 0 and v_scale kMinScale from its chunk-0 statistics item.
+#pragma once
+
+#include "common.cuh"
+#include "quant_layout.cuh"
+#include "quant_params.cuh"
+#include "quant_qk.cuh"
+#include "quant_stats.cuh"
+#include "quant_v.cuh"
+
+namespace sagejit::kernels {
+
+namespace detail {
+
+__device__ __forceinline__ unsigned int load_acquire_gpu(const unsigned int* p) {
+  unsigned int v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ void store_release_gpu(unsigned int* p, unsigned int v) {
+  asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+
+}  // namespace detail
+
+// Registers of tile data per thread: a chunk of K, and of V with WithV (2 x 32 at D = 128).
+template <int HeadDim, bool WithV>
+constexpr int kv_data_registers() {
+  return (WithV ? 2 : 1) * (kStatsChunkTokens / kQuantRowSlots) * HeadDim / 8;
+}
+
+// The occupancy bound follows the data held: up to 32 registers of it, 3 CTAs per SM (85 registers
+// each); up to 64, 2 (128 registers); D = 256 with V holds 128 registers of data alone: 1.
+template <typename In, int HeadDim, int Bits, int Terms, bool Smooth, bool WithV>
+__global__ void __launch_bounds__(kQuantThreads, kv_data_registers<HeadDim, WithV>() <= 32   ? 3
+                                                 : kv_data_registers<HeadDim, WithV>() <= 64 ? 2
+                                                                                             : 1)
+    quantize_kv(QuantKVParams p) {
+  static_assert(HeadDim % 32 == 0 && HeadDim <= kQuantThreads, "HeadDim: multiple of 32, <= 256");
+  static_assert(Smooth || WithV, "without K smoothing or FP8 V there is nothing to compute first");
+  static_assert(kStatsChunkTokens == kVTileTokens, "one chunk is one V tile");
+  constexpr int kChunks = HeadDim / 32;
+  constexpr int kPasses = kStatsChunkTokens / kQuantRowSlots;
+  constexpr int kMaxGroups = kStatsChunkTokens / 16 * 4;  // K per_thread groups, warp_k = 16
+
+  // The warps' partials (step 2) and the V tile (step 4) share their bytes: the partials are read
+  // before arrive_last's barrier, the tile written after it (48 KiB of static shared memory is the
+  // most a kernel may declare; D = 256 would need 49).
+  constexpr int kPartialBytes = ((Smooth ? 1 : 0) + (WithV ? 1 : 0)) * kQuantWarps * HeadDim * 4;
+  constexpr int kTileBytes = WithV ? HeadDim * kVTileTokens : 0;
+  __shared__ alignas(16) unsigned char s_raw[kPartialBytes > kTileBytes ? kPartialBytes : kTileBytes];
+  auto s_tile = reinterpret_cast<unsigned char (*)[kVTileTokens]>(s_raw);
+  auto s_sum = reinterpret_cast<float (*)[HeadDim]>(s_raw);
+  auto s_max = reinterpret_cast<float (*)[HeadDim]>(s_raw + (Smooth ? kQuantWarps * HeadDim * 4 : 0));
+  __shared__ alignas(16) float s_mean[HeadDim];
+  __shared__ float s_inv[HeadDim];
+  __shared__ int s_group_max[kMaxGroups];
+  __shared__ float s_group_inv[kMaxGroups];
+  __shared__ int s_item, s_is_last;
+
+  const int tid = threadIdx.x;
+  if (tid == 0) s_item = static_cast<int>(atomicAdd(p.next_item, 1u));
+  __syncthreads();
+  const int grid_chunks = stats_chunks(p.stats.seq_len) > 0 ? stats_chunks(p.stats.seq_len) : 1;
+  const int step = s_item / (2 * grid_chunks);
+  const int within = s_item % (2 * grid_chunks);
+  const bool is_stats = within < grid_chunks;
+  const int chunk = is_stats ? within : within - grid_chunks;
+  const int bh_index = is_stats ? step : step - p.lag;
+  if (bh_index < 0 || bh_index >= p.k.batch * p.k.heads) return;  // the first and last half steps
+  const int head = bh_index % p.k.heads;
+  const int batch = bh_index / p.k.heads;
+  const long long bh = bh_index;
+
+  // This (b, h)'s keys: batch slot b, or sequence b of packed inputs (varlen); the K rows written
+  // reach round_up(len, block_k) (quantize_qk's last block), V's the same (quantize_v).
+  int seq_len = p.k.seq_len;
+  long long k_first = static_cast<long long>(batch) * p.k.stride_b;
+  long long v_first = static_cast<long long>(batch) * p.v.stride_b;
+  if (p.k.cu_seqlens != nullptr) {
+    const int begin = p.k.cu_seqlens[batch];
+    seq_len = p.k.cu_seqlens[batch + 1] - begin;
+    k_first = static_cast<long long>(begin) * p.k.stride_s;
+    v_first = static_cast<long long>(begin) * p.v.stride_s;
+  }
+  const int n_chunks = stats_chunks(seq_len);
+  if (n_chunks == 0) {
+    // No keys: the defined statistics of quant_stats, and nothing to quantize.
+    if (is_stats && chunk == 0 && tid < HeadDim) {
+      if (Smooth) p.stats.k_mean[bh * HeadDim + tid] = 0.0f;
+      if (WithV) p.stats.v_scale[bh * HeadDim + tid] = layout::kMinScale;
+    }
+    return;
+  }
+  if (chunk >= n_chunks) return;  // varlen: past this sequence's end (whole CTA, before barriers)
+  const int tok0 = chunk * kStatsChunkTokens;
+  const int n_valid = seq_len - tok0 < kStatsChunkTokens ? seq_len - tok0 : kStatsChunkTokens;
+
+  // Every load of the chunk in flight before the first use (a statistics item without smoothing
+  // needs no K).
+  const int slot = (tid >> 5) * 8 + ((tid & 31) >> 2);
+  u32x4 k_data[kPasses][kChunks];
+  u32x4 v_data[WithV ? kPasses : 1][WithV ? kChunks : 1];
+  if (Smooth || !is_stats) {
+    load_tile_rows<kPasses, kChunks, kQuantRowSlots>(
+        static_cast<const In*>(p.k.in) + k_first + head * p.k.stride_h + static_cast<long long>(tok0) * p.k.stride_s,
+        p.k.stride_s, n_valid, slot, tid & 3, k_data);
+  }
+  if constexpr (WithV) {
+    load_tile_rows<kPasses, kChunks, kQuantRowSlots>(
+        static_cast<const In*>(p.v.in) + v_first + head * p.v.stride_h + static_cast<long long>(tok0) * p.v.stride_s,
+        p.v.stride_s, n_valid, slot, tid & 3, v_data);
+  }
+
+  if (is_stats) {
+    if constexpr (Smooth) detail::chunk_partial<In, HeadDim, true>(k_data, n_valid, s_sum);
+    if constexpr (WithV) detail::chunk_partial<In, HeadDim, false>(v_data, n_valid, s_max);
+    __syncthreads();
+    const long long part = (bh * grid_chunks + chunk) * HeadDim;
+    if (tid < HeadDim) {
+      if constexpr (Smooth) p.stats.partial_sum[part + tid] = detail::reduce_warps<HeadDim, true>(s_sum, tid);
+      if constexpr (WithV) p.stats.partial_max[part + tid] = detail::reduce_warps<HeadDim, false>(s_max, tid);
+    }
+    if (!detail::arrive_last(&p.stats.counters[bh], n_chunks, &s_is_last)) return;
+    // The (b, h)'s statistics. Up to D = 128 the sums and the maxima go to different threads, with
+    // 32 loads in flight each (16 under the 3-CTA register bound, where 32 spilled).
+    constexpr bool kSplit = Smooth && WithV && 2 * HeadDim <= kQuantThreads;
+    constexpr int kBatch = kv_data_registers<HeadDim, WithV>() <= 32 ? 16 : 32;
+    const int c = tid % HeadDim;
+    const long long col = bh * grid_chunks * HeadDim + c;
+    if (Smooth && tid < HeadDim) {
+      p.stats.k_mean[bh * HeadDim + c] = detail::k_mean_of(
+          detail::reduce_chunks<HeadDim, true, kBatch>(p.stats.partial_sum, col, n_chunks), seq_len);
+    }
+    if (WithV && (kSplit ? tid >= HeadDim && tid < 2 * HeadDim : tid < HeadDim)) {
+      p.stats.v_scale[bh * HeadDim + c] =
+          detail::v_scale_of(detail::reduce_chunks<HeadDim, false, kBatch>(p.stats.partial_max, col, n_chunks));
+    }
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) detail::store_release_gpu(&p.ready[bh], 1u);
+    return;
+  }
+
+  // Quantization item: the statistics (written lag steps of items ago, so usually ready at once;
+  // the acquire load itself paces the loop), then K and V from the registers loaded above.
+  if (tid == 0) {
+    while (detail::load_acquire_gpu(&p.ready[bh]) == 0u) {
+    }
+  }
+  if (tid < kMaxGroups) s_group_max[tid] = 0;
+  __syncthreads();
+  if (tid < HeadDim) {
+    if (Smooth) s_mean[tid] = load_cg(p.stats.k_mean + bh * HeadDim + tid);
+    if (WithV) s_inv[tid] = div_rn(1.0f, load_cg(p.stats.v_scale + bh * HeadDim + tid));
+  }
+  __syncthreads();
+  // block_k divides the chunk, so the chunk's padded rows end at a block boundary.
+  const int seq_pad = layout::round_up(seq_len, p.k.block_tokens);
+  const int n_rows = seq_pad - tok0 < kStatsChunkTokens ? seq_pad - tok0 : kStatsChunkTokens;
+  const int k_groups = layout::k_groups(p.k.granularity, p.k.block_tokens, p.k.warp_tokens);
+  const detail::QkTile tile{
+      static_cast<unsigned char*>(p.k.out) + (bh * p.k.seq_len_pad + tok0) * (HeadDim * Bits * Terms / 8),
+      p.k.scale + (bh * (p.k.seq_len_pad / p.k.block_tokens) + tok0 / p.k.block_tokens) * k_groups,
+      n_valid, n_rows, p.k.block_tokens, p.k.warp_tokens, k_groups, p.k.granularity, p.k.scale_multiplier};
+  detail::quantize_rows<In, HeadDim, Bits, Terms, false, Smooth, false>(k_data, tile, s_mean, s_group_max,
+                                                                        s_group_inv);
+  if constexpr (WithV) {
+    detail::quantize_v_tile<In, HeadDim>(v_data, s_inv, s_tile,
+                                         static_cast<unsigned char*>(p.v.out) + bh * HeadDim * p.v.seq_len_pad,
+                                         p.v.seq_len_pad, tok0, seq_pad);
+  }
+}
+
+}  // namespace sagejit::kernels
