@@ -35,4 +35,6 @@ sanitize varlen_tail "a non-finite V*" memcheck racecheck
 # The precise mode (two-term int8 Q/K), small shapes on every head dim: on sm_90a D 64/128 run the
 # wgmma kernel, 96/256 the portable one.
 sanitize precise "precise mode*" memcheck racecheck
+# quantize_kv (K, V and their statistics in one kernel; B2 H4 S300 D64, FP8 V, K smoothing).
+sanitize quant_kv "a warm quantization call*" memcheck racecheck synccheck
 exit $status
