@@ -69,22 +69,42 @@ const QuantKernels& kernels_for(CUcontext context, const Arch& arch, DType dtype
   return cache.emplace(std::make_pair(context, variant), k).first->second;
 }
 
+// quantize_kv's schedule (quant_kv.cuh, "Order"): `lag` steps between a (b, h)'s statistics items
+// and its quantization items, enough that about a GPU-full of CTAs lies between them (the
+// statistics are then usually written when the quantization items come; half of that measured
+// 0.299 against 0.279 ms at S = 4k, and 1.5 times 0.297), and the DRAM bytes moved in between,
+// which a chunk's second read must find in L2.
+struct FusedSchedule {
+  int lag = 1;
+  double reuse_bytes = 0;
+};
+FusedSchedule fused_schedule(const QuantizePlan& p, const QuantizeOptions& o, int resident) {
+  const int chunks = std::max(1, kernels::stats_chunks(p.seq_kv));
+  const int step_items = 2 * chunks;
+  FusedSchedule s;
+  s.lag = std::max(1, (resident + step_items - 1) / step_items);
+  // Per step: the statistics items read a chunk of K (and V) as fp16/bf16, the quantization items
+  // write a byte per element (their reads hit L2): 3 bytes per element.
+  const double chunk_elements = double(kernels::kStatsChunkTokens) * p.head_dim * (o.quantize_v ? 2 : 1);
+  s.reuse_bytes = (s.lag + 1) * chunks * chunk_elements * 3;
+  return s;
+}
+
 // quantize_kv runs when it computes the same bits as the separate passes: there are statistics and
-// keys, and block_k divides its 128-token chunk (so the chunk holds whole K blocks); and when its
-// second read of each chunk is still served by L2. A chunk is read again about a GPU-full of CTAs
-// plus three (b, h)'s chunks of items after its first read (quant_kv.cuh, "Order"; the lag set in
-// launch_kv); those items' bytes must stay within 60% of L2. On the H100 (50 MB L2, B4 H32 D128)
-// that admits S <= 8k, where the fused kernel measured 0.082 / 0.280 / 0.592 ms against 0.094 /
-// 0.313 / 0.610 ms for the separate passes at S = 1k / 4k / 8k, and refuses 16k, where it lost
-// (1.367 against 1.205 ms): bench/results/2026-11-26-quant-fused-stats-h100.md. GPUs with a small
-// L2 (6 MB on an RTX 3090) never run it.
+// keys, and block_k divides its 128-token chunk (so the chunk holds whole K blocks); and where it
+// measured faster on the H100 (bench/results/2026-11-26-quant-fused-stats-h100.md): at most 64
+// chunks per (b, h) (the last statistics item sums the partials in chunk order, 32 loads per round
+// trip: beyond that the quantization items wait on it; S = 32k lost, 2.39 against 1.93 ms, two-term
+// K), and the bytes moved between a chunk's two reads within half of L2 (S = 16k lost at 38 MB by
+// this count, 1.37 against 1.20 ms; S = 8k won at 25 MB, 0.588 against 0.607 ms). GPUs with a
+// small L2 (6 MB on an RTX 3090) never run it.
 bool runs_fused(const QuantizePlan& p, const QuantizeOptions& o, const QuantKernels& kernels) {
-  if (!o.fused_stats || kernels.kv == nullptr || p.seq_kv == 0 || kernels::kStatsChunkTokens % o.block_k != 0) {
+  if (!o.fused_stats || kernels.kv == nullptr || p.seq_kv == 0 || kernels::kStatsChunkTokens % o.block_k != 0 ||
+      kernels::stats_chunks(p.seq_kv) > 64) {
     return false;
   }
-  const double chunk_bytes = double(kernels::kStatsChunkTokens) * p.head_dim * 2 * (o.quantize_v ? 2 : 1);
-  const double reuse_items = kernels.kv_resident + 3.0 * kernels::stats_chunks(p.seq_kv);
-  return reuse_items * chunk_bytes <= 0.6 * current_device_info().l2_bytes;
+  const FusedSchedule s = fused_schedule(p, o, kernels.kv_resident);
+  return s.reuse_bytes <= 0.5 * current_device_info().l2_bytes;
 }
 
 }  // namespace
@@ -227,10 +247,7 @@ void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     a.stats = stats_params();
     a.ready = counters + std::size_t(B) * p.heads_kv;
     a.next_item = counters + 2 * std::size_t(B) * p.heads_kv;
-    // Enough steps between a (b, h)'s statistics and its quantization that the statistics items
-    // have left the GPU by then (a GPU-full of CTAs later): the quantization items rarely wait.
-    const int step_items = 2 * std::max(1, kernels::stats_chunks(p.seq_kv));
-    a.lag = std::max(1, (kernels.kv_resident + step_items - 1) / step_items);
+    a.lag = fused_schedule(p, o, kernels.kv_resident).lag;
     clear_counters(st);
     void* args[] = {&a};
     kernels.kv->launch({{unsigned(kernels::kv_items(p.batch, p.heads_kv, p.seq_kv, a.lag)), 1, 1}, block, 0}, st,
@@ -250,8 +267,9 @@ void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
   StreamFork& helper = StreamFork::of(stream);
   helper.fork(stream);
   if (runs_fused(p, o, kernels)) {
-    // One kernel for K, V and their statistics on the caller's stream; Q beside it, or after it
-    // when Q reads k_mean for the LSE correction.
+    // One kernel for K, V and their statistics on the caller's stream; Q after it on the helper (it
+    // runs after it anyway: its CTAs find no free slot until quantize_kv's queue drains, and as Q
+    // items inside quantize_kv it measured slower, 0.318 against 0.277 ms at S = 4k).
     launch_kv(stream);
     if (has_q && q_after_stats) helper.fork(stream);
     if (has_q) launch_qk(true, helper.helper());
