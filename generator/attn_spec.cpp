@@ -124,15 +124,14 @@ AttnTile wgmma_default_tile(int head_dim, PvType pv, QuantType qk) {
   if (head_dim == 256) return qk == QuantType::int8x2 ? wgmma_tile(2, 2, true, 64) : wgmma_tile(2, 3, true, 64);
   // Two-term Q/K doubles the Q tile and the K blocks: D = 128 (and 96) fit 2 stages.
   if (qk == QuantType::int8x2) return head_dim == 64 ? wgmma_tile(1, 3, true) : wgmma_tile(2, 2, true);
-  // D = 96 with f16 P·V (H200, B4 H32 S4096): one consumer, 2 stages 1.657 ms (persistent 1.731; two
-  // consumers 1.784–1.798; best mma.sync tile 2.510); persistent as everywhere else (causal gains).
-  if (pv == PvType::f16 && head_dim == 96) return wgmma_tile(1, 2, true);
   // f16 P·V in the single-warpgroup form (H100, B4 S4096, same call): D = 64 H64 460–472 TOPS at 3 CTAs
   // per SM against 403 for one consumer with 3 stages (causal 428–431 / 351–356, S1024 393–398 / 313–318);
-  // D = 128 (2 CTAs per SM) 574–576 against 616–617 and D = 96 473–474 against 474–475, so those keep the
-  // warp-specialized kernel
-  // (bench/results/2026-11-26-wgmma-issue-cost-h100.md).
-  if (pv == PvType::f16) return head_dim == 64 ? wgmma_single_tile(3) : wgmma_tile(2, 3, true);
+  // D = 128 (2 CTAs per SM) 574–576 against 616–617, so it keeps the warp-specialized kernel
+  // (bench/results/2026-11-26-wgmma-issue-cost-h100.md). D = 96 H32 at 3 CTAs per SM, end to end
+  // against one consumer with 2 stages (persistent), same call: S1024 0.182 / 0.188 ms (causal 0.141 /
+  // 0.143), S4096 1.861 / 1.890 (causal 1.079 / 1.111), S16384 25.17 / 26.86 (causal 13.39 / 13.94);
+  // 2 CTAs per SM lost causal (bench/results/2026-11-26-quant-fused-stats-h100.md, last section).
+  if (pv == PvType::f16) return head_dim == 128 ? wgmma_tile(2, 3, true) : wgmma_single_tile(3);
   // The single-warpgroup form (H100, B4 S4096, kernel only, same call): D = 128 895 TOPS against 713
   // for two consumers with 4 stages (causal 788 / 635); D = 64 605 against 444 for one consumer
   // with a producer (causal 542 / 374); S1024 +30% / +40%

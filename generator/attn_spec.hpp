@@ -155,10 +155,10 @@ AttnTile wgmma_single_tile(int min_ctas);
 bool is_wgmma_single(const AttnTile& t);
 // The heuristic default when no tuning record says otherwise (measured on the H100, see
 // bench/results): INT8 Q/K with FP8 P·V at head dims 64, 96 and 128 the single-warpgroup form (4, 3
-// and 3 CTAs per SM), and with f16 P·V at head dim 64 (3 CTAs per SM); otherwise head_dim 128 two
+// and 3 CTAs per SM), and with f16 P·V at head dims 64 and 96 (3 CTAs per SM); otherwise head_dim 128 two
 // consumers, 3 stages with f16 P·V (its V blocks are twice the size), 2 with two-term int8 Q/K;
-// head_dim 64 one consumer, 3 stages; head_dim 96 one consumer, 2 stages (two consumers with two-term
-// Q/K); head_dim 256 two consumers, 64 keys per block, 3 stages (2 with two-term Q/K); all of these
+// head_dim 64 one consumer, 3 stages; head_dim 96 with two-term Q/K two consumers, 2 stages;
+// head_dim 256 two consumers, 64 keys per block, 3 stages (2 with two-term Q/K); all of these
 // persistent.
 AttnTile wgmma_default_tile(int head_dim, PvType pv = PvType::fp8_e4m3, QuantType qk = QuantType::int8);
 // True when `s`, with family set to wgmma and a wgmma tile, would validate: what the runtime asks

@@ -379,7 +379,7 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK(wgmma_default_tile(64) == wgmma_single_tile(4));
   CHECK(wgmma_default_tile(128) == wgmma_single_tile(3));
   CHECK(wgmma_default_tile(96) == wgmma_single_tile(3));
-  CHECK(wgmma_default_tile(96, PvType::f16) == wgmma_tile(1, 2, true));
+  CHECK(wgmma_default_tile(96, PvType::f16) == wgmma_single_tile(3));
   CHECK(wgmma_default_tile(64, PvType::f16) == wgmma_single_tile(3));
   CHECK(wgmma_default_tile(128, PvType::f16) == wgmma_tile(2, 3, true));
   AttnSpec single = w;  // the single-warpgroup form: 128 threads, Q + one K + one V block, 3 CTAs per SM
