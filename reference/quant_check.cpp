@@ -367,6 +367,17 @@ std::vector<QuantCheckCase> quant_check_cases() {
   many_chunks.batch = 2, many_chunks.heads_q = 4, many_chunks.heads_kv = 4;
   many_chunks.seq_q = 64, many_chunks.seq_kv = 8192, many_chunks.head_dim = 64;
   add(many_chunks);
+  // quantize_kv's K blocks inside a 128-token chunk: block_k 16 and 32 (8 and 4 blocks per chunk),
+  // every granularity, a partial last chunk.
+  for (auto g : {layout::Granularity::per_thread, layout::Granularity::per_warp, layout::Granularity::per_block}) {
+    for (int block_k : {16, 32}) {
+      QuantCheckCase c;
+      c.batch = 2, c.heads_q = 2, c.heads_kv = 2, c.seq_q = 100, c.seq_kv = 700, c.head_dim = 64;
+      c.options.granularity = g;
+      c.options.block_k = block_k, c.options.warp_k = 16;
+      add(c);
+    }
+  }
   QuantCheckCase long_seq;
   long_seq.seq_q = 300, long_seq.seq_kv = 33000, long_seq.head_dim = 128, long_seq.options.smooth_q = true;
   long_seq.options.lse_correction = true;

@@ -41,7 +41,7 @@ const QuantKernels& kernels_for(CUcontext context, const Arch& arch, DType dtype
   const std::uint64_t variant = (std::uint64_t(arch.number()) << 32) | (std::uint64_t(dtype == DType::bf16) << 20) |
                                 (std::uint64_t(head_dim) << 8) | (std::uint64_t(o.qk_type) << 4) |
                                 (std::uint64_t(o.smooth_q) << 2) | (std::uint64_t(o.smooth_k) << 1) |
-                                std::uint64_t(o.quantize_v);
+                                std::uint64_t(o.quantize_v) | (std::uint64_t(o.fused_stats) << 3);
   static std::mutex mutex;
   static std::map<std::pair<CUcontext, std::uint64_t>, QuantKernels> cache;
   {
@@ -54,6 +54,7 @@ const QuantKernels& kernels_for(CUcontext context, const Arch& arch, DType dtype
        quant_specs_for_call(arch, dtype, head_dim, o.qk_type, o.smooth_q, o.smooth_k, o.quantize_v)) {
     units.push_back(s.generate());
   }
+  if (!o.fused_stats && (o.smooth_k || o.quantize_v)) units.pop_back();  // quantize_kv: not wanted
   Jit& jit = default_jit();
   jit.cubins(units);  // compiles the misses in parallel before loading one by one
   QuantKernels k;
@@ -61,7 +62,7 @@ const QuantKernels& kernels_for(CUcontext context, const Arch& arch, DType dtype
   k.q = &jit.kernel(units[1]);
   k.k = &jit.kernel(units[2]);
   if (o.quantize_v) k.v = &jit.kernel(units[3]);
-  if (o.smooth_k || o.quantize_v) {
+  if (o.fused_stats && (o.smooth_k || o.quantize_v)) {
     k.kv = &jit.kernel(units.back());
     k.kv_resident = k.kv->resident_ctas(kernels::kQuantThreads, 0) * current_device_info().sm_count;
   }
@@ -82,22 +83,26 @@ FusedSchedule fused_schedule(const QuantizePlan& p, const QuantizeOptions& o, in
   const int chunks = std::max(1, kernels::stats_chunks(p.seq_kv));
   const int step_items = 2 * chunks;
   FusedSchedule s;
-  s.lag = std::max(1, (resident + step_items - 1) / step_items);
-  // Per step: the statistics items read a chunk of K (and V) as fp16/bf16, the quantization items
-  // write a byte per element (their reads hit L2): 3 bytes per element.
-  const double chunk_elements = double(kernels::kStatsChunkTokens) * p.head_dim * (o.quantize_v ? 2 : 1);
-  s.reuse_bytes = (s.lag + 1) * chunks * chunk_elements * 3;
+  // No more than there are (b, h): beyond that the extra steps are empty.
+  s.lag = std::clamp((resident + step_items - 1) / step_items, 1, std::max(1, p.batch * p.heads_kv));
+  // Per step: the statistics items read a chunk of K (when smoothing) and V (when FP8) in 16 bits,
+  // the quantization items write K (1 or 2 bytes per element, or half a byte) and V (1 byte); their
+  // reads hit L2.
+  const double elements = double(kernels::kStatsChunkTokens) * p.head_dim;
+  const double read = 2.0 * ((o.smooth_k ? 1 : 0) + (o.quantize_v ? 1 : 0));
+  const double written = qk_storage_bits(o.qk_type) / 8.0 + (o.quantize_v ? 1 : 0);
+  s.reuse_bytes = (s.lag + 1) * chunks * elements * (read + written);
   return s;
 }
 
 // quantize_kv runs when it computes the same bits as the separate passes: there are statistics and
 // keys, and block_k divides its 128-token chunk (so the chunk holds whole K blocks); and where it
 // measured faster on the H100 (bench/results/2026-11-26-quant-fused-stats-h100.md): at most 64
-// chunks per (b, h) (the last statistics item sums the partials in chunk order, 32 loads per round
-// trip: beyond that the quantization items wait on it; S = 32k lost, 2.39 against 1.93 ms, two-term
-// K), and the bytes moved between a chunk's two reads within half of L2 (S = 16k lost at 38 MB by
-// this count, 1.37 against 1.20 ms; S = 8k won at 25 MB, 0.588 against 0.607 ms). GPUs with a
-// small L2 (6 MB on an RTX 3090) never run it.
+// chunks per (b, h) (the last statistics item sums the partials in chunk order, 16 or 32 loads per
+// round trip: beyond that the quantization items wait on it; S = 32k lost, 2.39 against 1.93 ms,
+// two-term K), and the bytes moved between a chunk's two reads within half of L2 (S = 16k lost at
+// 38 MB by this count, 1.37 against 1.20 ms; S = 8k won at 25 MB, 0.588 against 0.607 ms). With a
+// small L2 the count excludes it: a GPU-full of items alone moves more than half of 6 MB (RTX 3090).
 bool runs_fused(const QuantizePlan& p, const QuantizeOptions& o, const QuantKernels& kernels) {
   if (!o.fused_stats || kernels.kv == nullptr || p.seq_kv == 0 || kernels::kStatsChunkTokens % o.block_k != 0 ||
       kernels::stats_chunks(p.seq_kv) > 64) {
@@ -267,9 +272,10 @@ void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
   StreamFork& helper = StreamFork::of(stream);
   helper.fork(stream);
   if (runs_fused(p, o, kernels)) {
-    // One kernel for K, V and their statistics on the caller's stream; Q after it on the helper (it
-    // runs after it anyway: its CTAs find no free slot until quantize_kv's queue drains, and as Q
-    // items inside quantize_kv it measured slower, 0.318 against 0.277 ms at S = 4k).
+    // One kernel for K, V and their statistics on the caller's stream; Q on the helper, beside it
+    // (after it when Q reads k_mean for the LSE correction). Beside it in name only: Q's CTAs find no
+    // free slot until quantize_kv's queue drains. As Q items inside quantize_kv it measured slower
+    // (0.318 against 0.277 ms at S = 4k).
     launch_kv(stream);
     if (has_q && q_after_stats) helper.fork(stream);
     if (has_q) launch_qk(true, helper.helper());

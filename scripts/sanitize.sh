@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the wgmma kernel's small-shape GPU test (FP8, f16 and two-term forms) under compute-sanitizer's
-# memcheck, racecheck and synccheck, then the varlen test under memcheck and the precise mode's small shapes under memcheck
-# and racecheck (an H100 with the CUDA tools on PATH, a build in ./build). Prints one line per tool
+# memcheck, racecheck and synccheck, then the varlen test under memcheck, the precise mode's small shapes under memcheck
+# and racecheck, and quantize_kv (the graph-captured quantization call) under all three (an H100 with the CUDA tools on
+# PATH, a build in ./build). Prints one line per tool
 # and exits non-zero if any tool reports an error. Logs go to $OUT (or ./gpu-out).
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -26,12 +26,12 @@
 // waits, so any wait overlaps them.
 //
 // Launch contract:
-//   grid  = (kv_items(batch, heads, seq_len)), block = kQuantThreads (256)
+//   grid  = (kv_items(batch, heads, seq_len, lag)), block = kQuantThreads (256)
 //   dynamic shared memory: none (static: the V tile, HeadDim x 128 B, in the bytes of the partials,
 //   2 x 8 x HeadDim floats; 17 KiB at D = 128)
 //   p.k as for quantize_qk (K): block_tokens must divide kStatsChunkTokens; p.v as for quantize_v
-//   (when WithV); p.stats as for quant_stats with k (when Smooth) and v (when WithV) set, its
-//   partials sized for stats_chunks(seq_len) chunks; p.stats.counters, p.ready and p.next_item zero
+//   (when WithV); p.stats as for quant_stats (its k / v pointers unused: p.k.in and p.v.in are
+//   read), its partials sized for stats_chunks(seq_len) chunks; p.stats.counters, p.ready and p.next_item zero
 //   before the launch (left non-zero); p.lag >= 1 and the grid kv_items(..., p.lag). Writes what the three separate kernels write.
 //   Varlen (cu_seqlens in all three structs): as for the separate kernels; a sequence with no keys
 //   gets k_mean 0 and v_scale kMinScale from its chunk-0 statistics item.
@@ -77,11 +77,12 @@ __global__ void __launch_bounds__(kQuantThreads, kv_data_registers<HeadDim, With
   static_assert(kStatsChunkTokens == kVTileTokens, "one chunk is one V tile");
   constexpr int kChunks = HeadDim / 32;
   constexpr int kPasses = kStatsChunkTokens / kQuantRowSlots;
-  constexpr int kMaxGroups = kStatsChunkTokens / 16 * 4;  // K per_thread groups, warp_k = 16
+  // K per_thread groups of a chunk at the smallest warp_k, 16 (the planner's rule, check_tile).
+  constexpr int kMaxGroups = kStatsChunkTokens / 16 * 4;
 
-  // The warps' partials (step 2) and the V tile (step 4) share their bytes: the partials are read
-  // before arrive_last's barrier, the tile written after it (48 KiB of static shared memory is the
-  // most a kernel may declare; D = 256 would need 49).
+  // The warps' partials and the V tile share their bytes: a statistics item uses only the partials,
+  // a quantization item only the tile (48 KiB of static shared memory is the most a kernel may
+  // declare; D = 256 would need 49).
   constexpr int kPartialBytes = ((Smooth ? 1 : 0) + (WithV ? 1 : 0)) * kQuantWarps * HeadDim * 4;
   constexpr int kTileBytes = WithV ? HeadDim * kVTileTokens : 0;
   __shared__ alignas(16) unsigned char s_raw[kPartialBytes > kTileBytes ? kPartialBytes : kTileBytes];
@@ -119,7 +120,9 @@ __global__ void __launch_bounds__(kQuantThreads, kv_data_registers<HeadDim, With
     k_first = static_cast<long long>(begin) * p.k.stride_s;
     v_first = static_cast<long long>(begin) * p.v.stride_s;
   }
-  const int n_chunks = stats_chunks(seq_len);
+  // Clamped to the grid's chunks: a device-side length beyond max_seqlen (which the host cannot
+  // check) must not leave a (b, h) waiting for chunks that have no item.
+  const int n_chunks = stats_chunks(seq_len) < grid_chunks ? stats_chunks(seq_len) : grid_chunks;
   if (n_chunks == 0) {
     // No keys: the defined statistics of quant_stats, and nothing to quantize.
     if (is_stats && chunk == 0 && tid < HeadDim) {

@@ -76,7 +76,7 @@ struct QuantQKParams {
                                // lse_correction)
   int seq_len_pad;             // S_pad = round_up(S, block_tokens)
   int block_tokens;            // block_q or block_k: multiple of 16, <= kMaxBlockTokens
-  int warp_tokens;             // warp_q / warp_k: divides block_tokens; Q: multiple of 16, K: of 8
+  int warp_tokens;             // warp_q / warp_k: a multiple of 16 that divides block_tokens
   layout::Granularity granularity;
   float scale_multiplier;      // Q: sm_scale * log2(e), folded into the written scale; K: 1
   float sm_scale;              // Q with lse_correction: the plain softmax scale (natural log)

@@ -27,8 +27,8 @@
 // Layout reasoning: the same thread mapping as quantize_qk (a quad of lanes per token row, lane t
 // loading the 16-byte chunks t + 4j), so each warp instruction reads 8 rows x 64 contiguous bytes.
 // A CTA loads its 128 tokens as 2 passes of 64 row slots, every load in flight before the first
-// use; each thread keeps D / 4 running sums (and maxima) in registers, the warp reduces its 8 row
-// slots with shuffles, and 8 warps meet in shared memory. The same steps (detail:: below) serve
+// use; each thread sums (or takes the maximum of) its rows one 8-channel chunk at a time, the warp
+// reduces its 8 row slots with shuffles, and 8 warps meet in shared memory. The same steps (detail:: below) serve
 // quantize_kv (quant_kv.cuh), which computes these statistics from the tiles it quantizes.
 #pragma once
 

@@ -38,9 +38,10 @@ struct QuantizeOptions {
   // (lse_correction stays null), as also when there are no keys (Skv = 0: no k̄).
   bool lse_correction = false;
   // K's mean and V's scale computed inside the kernel that quantizes K and V, which then reads each
-  // once (quant_kv.cuh), wherever that kernel applies: block_k divides 128 and one (batch, head)'s
-  // 128-token chunks fit on the GPU at once (runtime/quantize.cpp). false: a separate statistics
-  // pass first. Both give the same bits; the option is for comparing them.
+  // from memory once (quant_kv.cuh), wherever that kernel applies and measured faster: block_k
+  // divides 128, at most 64 chunks of 128 keys per (batch, head), and the bytes moved between a
+  // chunk's two reads within half of L2 (runtime/quantize.cpp; on the H100 at D = 128, S <= 8k).
+  // false: a separate statistics pass first. Both give the same bits; the option is for comparing.
   bool fused_stats = true;
 };
 
