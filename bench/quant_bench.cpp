@@ -1,14 +1,14 @@
 // quant_bench.cpp — speed of the quantization kernels (GB/s against the card's copy bandwidth),
 // cold compile time per kernel and warm load time from the SQLite cache.
 //
-// Usage: quant_bench [--json PATH]. Shapes as shared/DESIGN.md §3: B=4, H=32, D=128, fp16 HND,
-// S = 1k..32k. Inputs rotate over enough sets to exceed L2. "moved" counts every byte the kernels
+// Usage: quant_bench [--json PATH] [--head-dim D] [--heads H]. Shapes as shared/DESIGN.md §3: B=4,
+// H=32, D=128 unless given, fp16 HND, S = 1k..32k (the compile table is always D = 128). Inputs rotate over enough sets to exceed L2. "moved" counts every byte the kernels
 // touch (a separate statistics pass reads K and V a second time); "min" counts each input read once
 // and each output written once. Variants: "full" (int8 Q/K with K smoothing, FP8 V: the default),
 // "qk_only" (int8 Q/K, nothing else), "precise" (two-term int8 Q/K with K smoothing, V left in
 // fp16: what the precise mode runs); "full_sep" and "precise_sep" with QuantizeOptions::fused_stats
 // off (the statistics as a separate pass). "fused" says whether the variant's call ran K, V and
-// their statistics as one kernel (it does not where a head's chunks would not fit on the GPU).
+// their statistics as one kernel (runtime/quantize.cpp says where it does not).
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -73,8 +73,11 @@ nlohmann::json compile_times(const Arch& arch) {
 
 int main(int argc, char** argv) {
   std::string json_path;
+  int head_dim = 128, heads = 32;
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::string(argv[i]) == "--json") json_path = argv[i + 1];
+    if (std::string(argv[i]) == "--head-dim") head_dim = std::stoi(argv[i + 1]);
+    if (std::string(argv[i]) == "--heads") heads = std::stoi(argv[i + 1]);
   }
   ensure_current_context();
   const DeviceInfo dev = query_device(current_device_ordinal());
@@ -98,7 +101,8 @@ int main(int argc, char** argv) {
   }
   const double copy = out["copy_gbps"];
 
-  const int B = 4, H = 32, D = 128;
+  const int B = 4, H = heads, D = head_dim;
+  out["shape"] = {{"batch", B}, {"heads", H}, {"head_dim", D}};
   nlohmann::json rows = nlohmann::json::array();
   for (int S : {1024, 2048, 4096, 8192, 16384, 32768}) {
     const std::size_t bytes = std::size_t(B) * H * S * D * 2;
@@ -150,7 +154,8 @@ int main(int argc, char** argv) {
   }
   out["quantize"] = rows;
 
-  fmt::print("quantization on {} ({}), copy bandwidth {:.0f} GB/s\n", dev.name, dev.arch().name(), copy);
+  fmt::print("quantization on {} ({}), copy bandwidth {:.0f} GB/s; B={} H={} D={}\n", dev.name, dev.arch().name(),
+             copy, B, H, D);
   fmt::print("first compile in the process (NVRTC start-up, trivial kernel): {:.1f} ms\n", nvrtc_startup_ms);
   fmt::print("{:<44} {:>14} {:>12} {:>8}\n", "kernel", "cold compile", "warm load", "regs");
   for (const auto& r : out["compile"]) {
