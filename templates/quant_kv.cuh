@@ -31,8 +31,11 @@
 //   2 x 8 x HeadDim floats; 17 KiB at D = 128)
 //   p.k as for quantize_qk (K): block_tokens must divide kStatsChunkTokens; p.v as for quantize_v
 //   (when WithV); p.stats as for quant_stats (its k / v pointers unused: p.k.in and p.v.in are
-//   read), its partials sized for stats_chunks(seq_len) chunks; p.stats.counters, p.ready and p.next_item zero
-//   before the launch (left non-zero); p.lag >= 1 and the grid kv_items(..., p.lag). Writes what the three separate kernels write.
+//   read), its partials sized for stats_chunks(seq_len) chunks; p.stats.counters, p.ready and
+//   p.next_item zero before the launch (left non-zero); p.lag >= 1 and the grid
+//   kv_items(..., p.lag). Writes what the three separate kernels write. Other schedules measured
+//   slower (persistent CTAs, V staged in shared memory, Q blocks as items, a per-(b, h) barrier):
+//   bench/results/2026-11-26-quant-fused-stats-h100.md.
 //   Varlen (cu_seqlens in all three structs): as for the separate kernels; a sequence with no keys
 //   gets k_mean 0 and v_scale kMinScale from its chunk-0 statistics item.
 #pragma once
