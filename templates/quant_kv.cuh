@@ -114,15 +114,10 @@ __global__ void __launch_bounds__(kQuantThreads, kv_data_registers<HeadDim, With
 
   // This (b, h)'s keys: batch slot b, or sequence b of packed inputs (varlen); the K rows written
   // reach round_up(len, block_k) (quantize_qk's last block), V's the same (quantize_v).
-  int seq_len = p.k.seq_len;
-  long long k_first = static_cast<long long>(batch) * p.k.stride_b;
-  long long v_first = static_cast<long long>(batch) * p.v.stride_b;
-  if (p.k.cu_seqlens != nullptr) {
-    const int begin = p.k.cu_seqlens[batch];
-    seq_len = p.k.cu_seqlens[batch + 1] - begin;
-    k_first = static_cast<long long>(begin) * p.k.stride_s;
-    v_first = static_cast<long long>(begin) * p.v.stride_s;
-  }
+  const Sequence sequence = sequence_of(p.k.cu_seqlens, batch, p.k.seq_len);
+  const int seq_len = sequence.len;
+  const long long k_first = sequence.first_row(p.k.stride_b, p.k.stride_s);
+  const long long v_first = sequence.first_row(p.v.stride_b, p.v.stride_s);
   // Clamped to the grid's chunks: a device-side length beyond max_seqlen (which the host cannot
   // check) must not leave a (b, h) waiting for chunks that have no item.
   const int n_chunks = stats_chunks(seq_len) < grid_chunks ? stats_chunks(seq_len) : grid_chunks;

@@ -59,6 +59,22 @@ constexpr int kStatsChunkTokens = kVTileTokens;
 //   lse_correction = ((part[0] + part[1]) + (part[2] + part[3])) · sm_scale
 // with m the K mean of the row's kv head; every product and sum rounded on its own (no FMA).
 
+// Sequence `batch` of a call as the kernels see it (the varlen rule above): its length, and where
+// its first row lies in a tensor with strides (stride_b, stride_s) — batch slot b of a padded
+// tensor (len = seq_len), or sequence b of packed inputs (cu_seqlens non-null).
+struct Sequence {
+  int batch;
+  int begin;  // packed: the first token's index in the packed tensor; else -1
+  int len;
+  __host__ __device__ long long first_row(long long stride_b, long long stride_s) const {
+    return begin < 0 ? static_cast<long long>(batch) * stride_b : static_cast<long long>(begin) * stride_s;
+  }
+};
+__host__ __device__ inline Sequence sequence_of(const int* cu_seqlens, int batch, int seq_len) {
+  if (cu_seqlens == nullptr) return {batch, -1, seq_len};
+  return {batch, cu_seqlens[batch], cu_seqlens[batch + 1] - cu_seqlens[batch]};
+}
+
 struct QuantQKParams {
   const void* in;              // [B, H, S, D] fp16 / bf16
   long long stride_b, stride_h, stride_s;  // elements

@@ -229,13 +229,9 @@ __global__ void __launch_bounds__(kQuantThreads, HeadDim <= 128 ? (Terms == 1 ? 
   const int batch = blockIdx.z;
   const int row0 = blk * p.block_tokens;
   // This (b, h)'s rows: batch slot b of a padded tensor, or sequence b of a packed one (varlen).
-  int seq_len = p.seq_len;
-  long long first_row = static_cast<long long>(batch) * p.stride_b;
-  if (p.cu_seqlens != nullptr) {
-    const int begin = p.cu_seqlens[batch];
-    seq_len = p.cu_seqlens[batch + 1] - begin;
-    first_row = static_cast<long long>(begin) * p.stride_s;
-  }
+  const Sequence sequence = sequence_of(p.cu_seqlens, batch, p.seq_len);
+  const int seq_len = sequence.len;
+  const long long first_row = sequence.first_row(p.stride_b, p.stride_s);
   // Varlen: a block past this sequence's end is never read (quant_layout.cuh); the whole CTA
   // leaves before any barrier. Without varlen the grid holds no such block.
   if (row0 >= seq_len) return;

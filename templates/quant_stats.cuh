@@ -28,8 +28,9 @@
 // loading the 16-byte chunks t + 4j), so each warp instruction reads 8 rows x 64 contiguous bytes.
 // A CTA loads its 128 tokens as 2 passes of 64 row slots, every load in flight before the first
 // use; each thread sums (or takes the maximum of) its rows one 8-channel chunk at a time, the warp
-// reduces its 8 row slots with shuffles, and 8 warps meet in shared memory. The same steps (detail:: below) serve
-// quantize_kv (quant_kv.cuh), which computes these statistics from the tiles it quantizes.
+// reduces its 8 row slots with shuffles, and 8 warps meet in shared memory. The same steps
+// (detail:: below) serve quantize_kv (quant_kv.cuh), which computes these statistics from the tiles
+// it quantizes.
 #pragma once
 
 #include "common.cuh"
@@ -156,15 +157,10 @@ __global__ void __launch_bounds__(kQuantThreads) quant_stats(QuantStatsParams p)
   const int batch = blockIdx.z;
   const long long bh = static_cast<long long>(batch) * p.heads + head;
   // This (b, h)'s tokens: batch slot b, or sequence b of packed inputs (varlen).
-  int seq_len = p.seq_len;
-  long long k_first = static_cast<long long>(batch) * p.k_stride_b;
-  long long v_first = static_cast<long long>(batch) * p.v_stride_b;
-  if (p.cu_seqlens != nullptr) {
-    const int begin = p.cu_seqlens[batch];
-    seq_len = p.cu_seqlens[batch + 1] - begin;
-    k_first = static_cast<long long>(begin) * p.k_stride_s;
-    v_first = static_cast<long long>(begin) * p.v_stride_s;
-  }
+  const Sequence sequence = sequence_of(p.cu_seqlens, batch, p.seq_len);
+  const int seq_len = sequence.len;
+  const long long k_first = sequence.first_row(p.k_stride_b, p.k_stride_s);
+  const long long v_first = sequence.first_row(p.v_stride_b, p.v_stride_s);
   // The chunks of this sequence; the grid covers the longest (gridDim.x, the partials' stride).
   const int n_chunks = stats_chunks(seq_len);
   const int grid_chunks = gridDim.x;

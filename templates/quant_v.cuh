@@ -112,14 +112,10 @@ __global__ void __launch_bounds__(kQuantThreads) quantize_v(QuantVParams p) {
   // This (b, h)'s tokens and how far its row is written: the whole padded row, or for sequence b
   // of packed inputs (varlen) round_up(len_b, block_k), all that the attention kernel's tiles of
   // this sequence cover; a tile past that returns at once (before any barrier).
-  int seq_len = p.seq_len, seq_len_pad = p.seq_len_pad;
-  long long first_row = static_cast<long long>(batch) * p.stride_b;
-  if (p.cu_seqlens != nullptr) {
-    const int begin = p.cu_seqlens[batch];
-    seq_len = p.cu_seqlens[batch + 1] - begin;
-    seq_len_pad = layout::round_up(seq_len, p.block_tokens);
-    first_row = static_cast<long long>(begin) * p.stride_s;
-  }
+  const Sequence sequence = sequence_of(p.cu_seqlens, batch, p.seq_len);
+  const int seq_len = sequence.len;
+  const int seq_len_pad = p.cu_seqlens != nullptr ? layout::round_up(seq_len, p.block_tokens) : p.seq_len_pad;
+  const long long first_row = sequence.first_row(p.stride_b, p.stride_s);
   if (tok0 >= seq_len_pad) return;
   const int n_valid = seq_len - tok0 < kVTileTokens ? seq_len - tok0 : kVTileTokens;
 
