@@ -48,13 +48,15 @@ const QuantKernels& kernels_for(CUcontext context, const Arch& arch, DType dtype
     std::lock_guard lock(mutex);
     if (auto it = cache.find({context, variant}); it != cache.end()) return it->second;
   }
-  // Order of quant_specs_for_call: stats, Q, K, then V when FP8, then quantize_kv.
+  // Order of quant_specs_for_call: stats, Q, K, then V when FP8, then quantize_kv when there are
+  // statistics (dropped here when the caller turned it off).
+  const bool has_kv = o.smooth_k || o.quantize_v;
   std::vector<GeneratedUnit> units;
   for (const QuantSpec& s :
        quant_specs_for_call(arch, dtype, head_dim, o.qk_type, o.smooth_q, o.smooth_k, o.quantize_v)) {
     units.push_back(s.generate());
   }
-  if (!o.fused_stats && (o.smooth_k || o.quantize_v)) units.pop_back();  // quantize_kv: not wanted
+  if (has_kv && !o.fused_stats) units.pop_back();
   Jit& jit = default_jit();
   jit.cubins(units);  // compiles the misses in parallel before loading one by one
   QuantKernels k;
@@ -62,7 +64,7 @@ const QuantKernels& kernels_for(CUcontext context, const Arch& arch, DType dtype
   k.q = &jit.kernel(units[1]);
   k.k = &jit.kernel(units[2]);
   if (o.quantize_v) k.v = &jit.kernel(units[3]);
-  if (o.fused_stats && (o.smooth_k || o.quantize_v)) {
+  if (has_kv && o.fused_stats) {
     k.kv = &jit.kernel(units.back());
     k.kv_resident = k.kv->resident_ctas(kernels::kQuantThreads, 0) * current_device_info().sm_count;
   }
