@@ -124,6 +124,7 @@ Timing time_on(const Problem& p, const AttnSpec& spec, const TimingOptions& o, s
     }
   }
   AttentionOptions opts = options_for(p, spec);
+  opts.fused_q = o.fused_q;
   auto call = [&](std::size_t i) {
     const InputSet& s = inputs[i];
     attention(view(*s.q, p.heads_q, p.seq_q), view(*s.k, p.heads_kv, p.seq_kv), view(*s.v, p.heads_kv, p.seq_kv),

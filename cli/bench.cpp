@@ -29,6 +29,7 @@ struct BenchFlags {
   bool json = false;
   std::string family;  // with tile: time this variant instead of the runtime's choice
   std::string tile;
+  bool separate_q = false;  // AttentionOptions::fused_q = false
 };
 
 struct Repeated {
@@ -44,10 +45,11 @@ struct Repeated {
   }
 };
 
-Repeated repeat_timing(const Problem& p, const AttnSpec& spec, bool end_to_end, int repeat) {
+Repeated repeat_timing(const Problem& p, const AttnSpec& spec, bool end_to_end, int repeat, bool fused_q) {
   Repeated r;
   TimingOptions o;
   o.end_to_end = end_to_end;
+  o.fused_q = fused_q;
   for (int i = 0; i < std::max(1, repeat); ++i) r.medians.push_back(time_variant(p, spec, o).median_ms);
   return r;
 }
@@ -110,17 +112,20 @@ void run(const BenchFlags& f) {
     choice = {forced_spec(p, family, tile), ChoiceSource::caller};
     choice.spec.validate();
   }
+  // What the call runs: the single-warpgroup form quantizes Q itself unless told not to.
+  const bool fused_q = !f.separate_q;
+  choice.spec.quant.fused_q = fused_q && choice.spec.family == AttnFamily::wgmma && is_wgmma_single(choice.spec.tile);
   nlohmann::json j = {{"shape", shape_label(p)}, {"bucket", bucket_name(p)}, {"device", current_device_info().name},
                       {"spec", choice.spec.canonical_name()}, {"choice", name(choice.source)}};
-  j["kernel"] = timing_json(p, repeat_timing(p, choice.spec, false, f.repeat));
+  j["kernel"] = timing_json(p, repeat_timing(p, choice.spec, false, f.repeat, fused_q));
   j["ctas_per_sm"] = default_jit().kernel(choice.spec.generate()).resident_ctas(
       static_cast<unsigned>(choice.spec.threads()), static_cast<unsigned>(choice.spec.shared_bytes()));
-  j["end_to_end"] = timing_json(p, repeat_timing(p, choice.spec, true, f.repeat));
+  j["end_to_end"] = timing_json(p, repeat_timing(p, choice.spec, true, f.repeat, fused_q));
   if (f.compare_default) {
     const AttnSpec def = default_spec(p);
     j["default_spec"] = def.canonical_name();
-    j["default_kernel"] = timing_json(p, repeat_timing(p, def, false, f.repeat));
-    j["default_end_to_end"] = timing_json(p, repeat_timing(p, def, true, f.repeat));
+    j["default_kernel"] = timing_json(p, repeat_timing(p, def, false, f.repeat, fused_q));
+    j["default_end_to_end"] = timing_json(p, repeat_timing(p, def, true, f.repeat, fused_q));
     j["gain_kernel"] = j["default_kernel"]["median_ms"].get<double>() / j["kernel"]["median_ms"].get<double>();
     j["gain_end_to_end"] =
         j["default_end_to_end"]["median_ms"].get<double>() / j["end_to_end"]["median_ms"].get<double>();
@@ -160,6 +165,8 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--tile", f.tile,
                   "Time this tile instead of the runtime's choice, as tune names it (t64x128w4s3c2p; family "
                   "mma unless --family says otherwise)");
+  cmd->add_flag("--separate-q", f.separate_q,
+                "Quantize Q in its own pass even where the kernel would do it (AttentionOptions::fused_q = false)");
   cmd->callback([] { run(f); });
 }
 

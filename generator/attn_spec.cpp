@@ -63,6 +63,11 @@ std::string_view granularity_enumerator(layout::Granularity g) {
 
 bool is_power_of_two(int x) { return x > 0 && (x & (x - 1)) == 0; }
 
+[[noreturn]] void throw_fused_q_form() {
+  throw InvalidArgument("quant.fused_q", "needs the single-warpgroup wgmma kernel (family wgmma, tile.stages 1), the "
+                                         "only one that quantizes Q itself");
+}
+
 }  // namespace
 
 std::string_view name(Mask m) { return name_in(kMasks, m); }
@@ -167,8 +172,9 @@ int AttnSpec::shared_bytes() const {
 }
 
 std::string AttnSpec::canonical_name() const {
-  return fmt::format("attn.{}.d{}.{}.{}{}.{}.{}.{}{}.{}.{}", name(family), head_dim, sagejit::name(quant.qk),
-                     sagejit::name(quant.granularity), quant.smooth_q ? ".smooth_q" : "", sagejit::name(quant.pv),
+  return fmt::format("attn.{}.d{}.{}.{}{}{}.{}.{}.{}{}.{}.{}", name(family), head_dim, sagejit::name(quant.qk),
+                     sagejit::name(quant.granularity), quant.smooth_q ? ".smooth_q" : "",
+                     quant.fused_q ? ".fused_q" : "", sagejit::name(quant.pv),
                      sagejit::name(mask), sagejit::name(out.dtype), out.lse ? ".lse" : "", arch.name(), tile.name());
 }
 
@@ -183,6 +189,7 @@ void AttnSpec::validate() const {
                                                   canonical_name()));
     }
     if (is_wgmma_single(tile)) return validate_wgmma_single();
+    if (quant.fused_q) throw_fused_q_form();
     const int consumers = tile.cta_q / kernels::kWgmmaRowsPerWg;
     if ((tile.cta_q != 64 && tile.cta_q != 128) || (tile.cta_k != 64 && tile.cta_k != 128) ||
         tile != wgmma_tile(consumers, tile.stages, tile.persistent, tile.cta_k)) {
@@ -213,6 +220,7 @@ void AttnSpec::validate() const {
                           fmt::format("must be one of sm_80, sm_86, sm_89, sm_90a, sm_120 (got {})", arch.name()));
   }
   validate_head_dim(head_dim, "head_dim");
+  if (quant.fused_q) throw_fused_q_form();
 
   // ---- quantization ----
   if (!is_qk_type(quant.qk)) {
@@ -366,9 +374,10 @@ GeneratedUnit AttnSpec::generate() const {
         "  static constexpr bool out_bf16 = {};\n"
         "  static constexpr int min_ctas = {};\n"
         "  static constexpr bool pv_f16 = {};\n"
+        "  static constexpr bool fused_q = {};\n"
         "}};\n",
         unit.spec_name, kGeneratorVersion, head_dim, mask_code(mask), mask_meaning(mask), out.lse,
-        out.dtype == DType::bf16, tile.min_ctas_per_sm, quant.pv == PvType::f16);
+        out.dtype == DType::bf16, tile.min_ctas_per_sm, quant.pv == PvType::f16, quant.fused_q);
     unit.name_expression = "&sagejit::kernels::attention_wgmma_single<Config>";
     return unit;
   }
@@ -561,8 +570,9 @@ std::vector<AttnSpec> representative_attn_specs(const Arch& arch) {
     x2.out = {DType::bf16, true};
     add(x2);
   }
-  // The sm_90a TMA + wgmma kernel: both head dims, with and without causal masking and LSE, FP8
-  // and f16 P·V (the latter also with bf16 output, whose P and V are bf16).
+  // The sm_90a TMA + wgmma kernel: every head dim, with and without causal masking and LSE, FP8
+  // and f16 P·V (the latter also with bf16 output, whose P and V are bf16); the single-warpgroup
+  // tiles quantize Q themselves, as attention() runs them, and once more with Q quantized apart.
   if (arch.number() == 90) {
     for (PvType pv : {PvType::fp8_e4m3, PvType::f16}) {
       for (int d : {64, 96, 128, 256}) {
@@ -576,10 +586,20 @@ std::vector<AttnSpec> representative_attn_specs(const Arch& arch) {
           w.out.lse = m != Mask::none;
           w.out.dtype = pv == PvType::f16 && m != Mask::none ? DType::bf16 : DType::f16;
           w.tile = wgmma_default_tile(d, pv);
+          w.quant.fused_q = is_wgmma_single(w.tile);  // as attention() runs it
           specs.push_back(w);
         }
       }
     }
+    // The single-warpgroup form with Q from the separate pass (AttentionOptions::fused_q = false).
+    AttnSpec w;
+    w.family = AttnFamily::wgmma;
+    w.arch = arch;
+    w.quant.pv = PvType::fp8_e4m3;
+    w.tile = wgmma_default_tile(128, w.quant.pv);
+    w.mask = Mask::causal_top_left;
+    w.out.lse = true;
+    specs.push_back(w);
   }
   return specs;
 }

@@ -73,6 +73,9 @@ struct AttnQuant {
   layout::Granularity granularity = layout::Granularity::per_thread;
   PvType pv = PvType::f16;  // fp8_e4m3 on sm_89 and newer
   bool smooth_q = false;    // Q quantized as Q − q̄ per block; ΔS = q̄·γ(K)ᵀ added back
+  // Q quantized by the attention kernel itself from the caller's Q (the same bits as the separate
+  // pass; templates/attn_wgmma_q.cuh): the single-warpgroup wgmma form only.
+  bool fused_q = false;
 };
 
 struct AttnOutput {
@@ -105,12 +108,12 @@ struct AttnSpec {
   int shared_bytes() const;
 
   // "attn.mma.d128.int8.per_thread.fp8.causal.f16.lse.sm_89.t128x64w4s2":
-  // attn.{family}.d{head_dim}.{qk}.{granularity}[.smooth_q].{pv}.{mask}.{out dtype}[.lse].{arch}.{tile};
+  // attn.{family}.d{head_dim}.{qk}.{granularity}[.smooth_q][.fused_q].{pv}.{mask}.{out dtype}[.lse].{arch}.{tile};
   // the bracketed tokens appear only when the option is on.
   std::string canonical_name() const;
   std::uint64_t hash() const;  // fnv1a64 of canonical_name()
   // Throws InvalidArgument naming the field ("arch", "head_dim", "quant.qk", "quant.pv",
-  // "quant.smooth_q", "tile.cta_q", "tile.cta_k", "tile.warps_q", "tile.stages",
+  // "quant.smooth_q", "quant.fused_q", "tile.cta_q", "tile.cta_k", "tile.warps_q", "tile.stages",
   // "tile.min_ctas_per_sm", "tile.persistent", "tile" for shared memory) and the allowed values.
   void validate() const;
   // Validates first. The unit includes attn_mma.cuh and defines `struct Config` (the spec as

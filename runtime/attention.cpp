@@ -33,7 +33,7 @@ SpecKey key_of(const AttnSpec& s) {
   return {static_cast<int>(s.family) * 1000 + s.arch.number(),      s.head_dim,          static_cast<int>(s.quant.qk),  static_cast<int>(s.quant.granularity),
           static_cast<int>(s.quant.pv), s.quant.smooth_q, static_cast<int>(s.mask), static_cast<int>(s.out.dtype),
           s.out.lse,            s.tile.cta_q,        s.tile.cta_k,                  s.tile.warps_q,
-          s.tile.stages,        s.tile.min_ctas_per_sm, s.tile.persistent, 0};
+          s.tile.stages,        s.tile.min_ctas_per_sm, s.tile.persistent, s.quant.fused_q};
 }
 
 struct Extent {
@@ -82,6 +82,8 @@ Resolved resolve(const TensorRef& q, const TensorRef& k, const TensorRef& v, con
   // kernel on sm_90a where it supports the problem, else mma.sync): autotune/policy.
   r.spec = choose_kernel(problem_of(q, k, lse != nullptr, varlen, o, arch), o.family, o.tile).spec;
   AttnSpec& s = r.spec;
+  // Q quantized by the kernel itself wherever the kernel can (the single-warpgroup wgmma form).
+  s.quant.fused_q = o.fused_q && s.family == AttnFamily::wgmma && is_wgmma_single(s.tile);
   s.validate();
 
   QuantizeOptions& qo = r.quant;
@@ -93,6 +95,7 @@ Resolved resolve(const TensorRef& q, const TensorRef& k, const TensorRef& v, con
   qo.block_k = s.tile.cta_k;
   qo.warp_k = s.tile.cta_k;
   qo.smooth_q = o.smooth_q;
+  qo.quantize_q = !s.quant.fused_q;
   qo.smooth_k = o.smooth_k;
   qo.quantize_v = s.quant.pv == PvType::fp8_e4m3;
   qo.lse_correction = lse != nullptr && o.smooth_k;
@@ -167,7 +170,13 @@ void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, c
   const QuantizedQKV qkv = quantized_views(p, workspace);
 
   kernels::AttnParams a{};
-  a.q = qkv.q, a.q_scale = qkv.q_scale, a.q_mean = qkv.q_mean;
+  if (r.spec.quant.fused_q) {  // the kernel quantizes the caller's Q (templates/attn_wgmma_q.cuh)
+    a.q = q.data;
+    a.q_stride_b = q.stride_b, a.q_stride_h = q.stride_h, a.q_stride_s = q.stride_s;
+    a.q_scale_multiplier = p.scale_multiplier;
+  } else {
+    a.q = qkv.q, a.q_scale = qkv.q_scale, a.q_mean = qkv.q_mean;
+  }
   a.k = qkv.k, a.k_scale = qkv.k_scale, a.k_mean = qkv.k_mean;
   if (r.quant.quantize_v) {
     a.v = qkv.v, a.v_scale = qkv.v_scale;
@@ -182,7 +191,7 @@ void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, c
   a.cu_seqlens_q = p.cu_seqlens_q, a.cu_seqlens_k = p.cu_seqlens_k;  // null without varlen
   a.batch = p.batch, a.heads_q = p.heads_q, a.heads_kv = p.heads_kv;
   a.seq_q = p.seq_q, a.seq_kv = p.seq_kv, a.seq_q_pad = p.seq_q_pad, a.seq_kv_pad = p.seq_kv_pad;
-  a.sm_scale = r.quant.sm_scale > 0 ? r.quant.sm_scale : 1.0f / std::sqrt(static_cast<float>(p.head_dim));
+  a.sm_scale = p.sm_scale;
   const AttnTile& t = r.spec.tile;
   if (r.spec.family == AttnFamily::wgmma) {
     // TMA descriptors over the quantized workspace, and with f16 P·V over the caller's V (encoded on

@@ -269,7 +269,7 @@ void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
   // its end before the statistics started (bench/attn_timeline.py); the other way round, Q's CTAs
   // take the slots the statistics leave free (quant_bench, H200: 0.085 -> 0.076 ms at S = 1k,
   // 0.263 -> 0.248 ms at 4k).
-  const bool has_q = p.seq_q > 0, has_kv = p.seq_kv > 0;
+  const bool has_q = p.seq_q > 0 && o.quantize_q, has_kv = p.seq_kv > 0;
   const bool q_after_stats = p.stats && out.lse_correction != nullptr;
   StreamFork& helper = StreamFork::of(stream);
   helper.fork(stream);

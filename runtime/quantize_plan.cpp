@@ -83,6 +83,9 @@ QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorR
   if (o.quantize_v && !arch.has_fp8_mma()) {
     throw InvalidArgument("quantize_v", fmt::format("FP8 V needs sm_89 or newer; this GPU is {}", arch.name()));
   }
+  if (o.smooth_q && !o.quantize_q) {
+    throw InvalidArgument("smooth_q", "needs quantize_q: Q smoothing is part of Q's quantization pass");
+  }
   if (!(o.sm_scale >= 0) || !std::isfinite(o.sm_scale)) {
     throw InvalidArgument("sm_scale", fmt::format("must be finite and >= 0, 0 meaning 1/sqrt(head_dim) (got {})", o.sm_scale));
   }
@@ -126,8 +129,10 @@ QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorR
     offset += (bytes + kAlign - 1) / kAlign * kAlign;
     return at;
   };
-  p.q = take(bh_q * p.seq_q_pad * p.head_dim * bits / 8);
-  p.q_scale = take(bh_q * p.q_blocks * p.q_groups * sizeof(float));
+  if (o.quantize_q) {
+    p.q = take(bh_q * p.seq_q_pad * p.head_dim * bits / 8);
+    p.q_scale = take(bh_q * p.q_blocks * p.q_groups * sizeof(float));
+  }
   if (o.smooth_q) p.q_mean = take(bh_q * p.q_blocks * p.head_dim * sizeof(float));
   p.k = take(bh_kv * p.seq_kv_pad * p.head_dim * bits / 8);
   p.k_scale = take(bh_kv * p.k_blocks * p.k_groups * sizeof(float));
@@ -136,8 +141,9 @@ QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorR
     p.v = take(bh_kv * p.head_dim * p.seq_kv_pad);
     p.v_scale = take(bh_kv * p.head_dim * sizeof(float));
   }
-  // Without K smoothing the correction is identically 0: not produced (QuantizeOptions).
-  if (o.lse_correction && o.smooth_k) p.lse_correction = take(bh_q * p.seq_q * sizeof(float));
+  // Without K smoothing the correction is identically 0: not produced (QuantizeOptions); nor
+  // without Q's pass, which computes it.
+  if (o.lse_correction && o.smooth_k && o.quantize_q) p.lse_correction = take(bh_q * p.seq_q * sizeof(float));
   if (p.stats) {
     const auto partial = static_cast<std::size_t>(kernels::stats_partial_floats(p.batch, p.heads_kv, p.seq_kv, p.head_dim));
     if (o.smooth_k) p.partial_sum = take(partial * sizeof(float));

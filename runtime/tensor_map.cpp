@@ -61,7 +61,10 @@ WgmmaTensorMaps wgmma_tensor_maps(const QuantizedQKV& qkv, std::uint64_t bh_q, s
   const std::uint64_t row = std::uint64_t(qk_terms) * D;  // two terms: value, residual
   const auto u = [](int x) { return static_cast<std::uint32_t>(x); };
   WgmmaTensorMaps m;
-  m.q = tensor_map_u8(qkv.q, row, bh_q * qkv.seq_q_pad, row, u(box), u(kernels::kWgmmaRowsPerWg), qk_swizzle);
+  m.q = {};
+  if (qkv.q != nullptr) {
+    m.q = tensor_map_u8(qkv.q, row, bh_q * qkv.seq_q_pad, row, u(box), u(kernels::kWgmmaRowsPerWg), qk_swizzle);
+  }
   m.k = tensor_map_u8(qkv.k, row, bh_kv * qkv.seq_kv_pad, row, u(box), u(cta_k), qk_swizzle);
   m.v = v16 != nullptr ? tensor_map_rows_16bit(*v16, u(kernels::attn_wgmma_v16_box_channels(D)), u(cta_k))
                        : tensor_map_u8(qkv.v, qkv.seq_kv_pad, bh_kv * D, qkv.seq_kv_pad, u(cta_k), u(D),

@@ -32,7 +32,8 @@ CUtensorMap tensor_map_rows_16bit(const TensorRef& t, std::uint32_t box_dim, std
 // qk_terms·D bytes read in boxes of attn_wgmma_qk_box_bytes(D) bytes (Q 64 rows, K cta_k rows) with
 // the swizzle of that span; V the quantized channel-major FP8 V (rows of seq_kv_pad bytes, boxes of
 // cta_k × D, swizzle of cta_k bytes) or, when `v16` is given, the caller's 16-bit V
-// (tensor_map_rows_16bit, boxes of attn_wgmma_v16_box_channels(D) channels).
+// (tensor_map_rows_16bit, boxes of attn_wgmma_v16_box_channels(D) channels). Without a quantized Q
+// (qkv.q null: the kernel quantizes Q itself, fused_q) the Q map is left zeroed, never read.
 struct WgmmaTensorMaps {
   CUtensorMap q, k, v;
 };

@@ -47,12 +47,16 @@ namespace sagejit::kernels {
 
 struct AttnParams {
   // --- quantized inputs (quant_layout.cuh) ---
-  const void* q;             // int8 [B, Hq, seq_q_pad, D] or packed int4 [.., D/2]
+  // int8 [B, Hq, seq_q_pad, D] or packed int4 [.., D/2]; with the single-warpgroup kernel's fused_q
+  // the caller's fp16/bf16 Q (the output's dtype), element strides q_stride_*, which the kernel
+  // quantizes itself (attn_wgmma_q.cuh); q_scale, q_mean and lse_correction are then not read.
+  const void* q;
   const float* q_scale;      // [B, Hq, seq_q_pad / cta_q, q_groups]; contains sm_scale·log2(e)
   const float* q_mean;       // [B, Hq, seq_q_pad / cta_q, D], unscaled; only with Cfg::smooth_q
   const void* k;             // int8 [B, Hkv, seq_kv_pad, D] or packed int4 [.., D/2]
   const float* k_scale;      // [B, Hkv, seq_kv_pad / cta_k, k_groups]
-  const float* k_mean;       // [B, Hkv, D]: k̄ (K was quantized as K − k̄); not read by the kernel
+  const float* k_mean;       // [B, Hkv, D]: k̄ (K was quantized as K − k̄); read only by fused_q with an
+                             // LSE (for the correction q·k̄·sm_scale), else null allowed
   // --- V ---
   // FP8 P·V: e4m3 [B, Hkv, D, seq_kv_pad], channel-major and token-permuted (quant_layout.cuh),
   //          padded tokens must be 0.
@@ -70,6 +74,7 @@ struct AttnParams {
   const int* cu_seqlens_k;
   // --- element strides ---
   long long v_stride_b, v_stride_h, v_stride_s;  // FP16 P·V only
+  long long q_stride_b, q_stride_h, q_stride_s;  // fused_q only (the caller's Q)
   long long o_stride_b, o_stride_h, o_stride_s;
   // --- shapes ---
   int batch;
@@ -80,11 +85,12 @@ struct AttnParams {
   int seq_q_pad;             // round_up(seq_q, cta_q)   (the quant kernel's block_q == cta_q)
   int seq_kv_pad;            // round_up(seq_kv, cta_k)  (the quant kernel's block_k == cta_k)
   float sm_scale;            // softmax scale (1/sqrt(D) by default); see the header comment
+  float q_scale_multiplier;  // fused_q only: sm_scale·log2(e) as the quantization plan rounds it
 };
 
 #ifndef __CUDACC_RTC__
 static_assert(sizeof(void*) == 8, "sagejit targets 64-bit hosts only");
-static_assert(sizeof(AttnParams) == 13 * 8 + 6 * 8 + 8 * 4, "AttnParams layout drifted");
+static_assert(sizeof(AttnParams) == 13 * 8 + 9 * 8 + 10 * 4, "AttnParams layout drifted");
 #endif
 
 // Shared-memory layout of one CTA. Rows are padded to an odd number of 16-byte chunks so that the

@@ -90,20 +90,24 @@ __device__ __forceinline__ void online_softmax(float (&s)[Count], float dq, floa
 // The LSE (natural log, −inf for a row that saw no key) of the thread's rows row0 and row0 + 8 of
 // tile w, for one thread of the quad. lse_correction is [B, Hq, seq_q] (seq_q the longest with
 // varlen); the LSE too, except with varlen, where it is packed [Hq, total_q] (attn_params.cuh).
+// own_corr: the rows' corrections corr0 / corr1 were computed in the kernel (fused_q) and replace
+// lse_correction (values, not an array: an array's address would put it in local memory).
 __device__ __forceinline__ void store_lse(const AttnParams& p, const AttnWgmmaTile& w, long long bh_q, int row0,
-                                          const float (&row_max)[2], const float (&row_sum)[2]) {
+                                          const float (&row_max)[2], const float (&row_sum)[2],
+                                          bool own_corr = false, float corr0 = 0.0f, float corr1 = 0.0f) {
   constexpr float kLn2 = 0.6931471805599453f;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int row = row0 + 8 * r;
     if (row < w.seq_q) {
-      const long long corr = bh_q * p.seq_q + row;
+      const long long row_index = bh_q * p.seq_q + row;
       const long long idx =
-          p.cu_seqlens_q != nullptr ? w.h * static_cast<long long>(p.cu_seqlens_q[p.batch]) + w.q_tok0 + row : corr;
+          p.cu_seqlens_q != nullptr ? w.h * static_cast<long long>(p.cu_seqlens_q[p.batch]) + w.q_tok0 + row : row_index;
       float lse = mma_ops::neg_inf();
       if (row_sum[r] > 0.0f) {
         lse = (row_max[r] + mma_ops::fast_log2(row_sum[r]) - kLog2Fp8Max) * kLn2;
-        if (p.lse_correction != nullptr) lse += p.lse_correction[corr];
+        if (own_corr) lse += r == 0 ? corr0 : corr1;
+        else if (p.lse_correction != nullptr) lse += p.lse_correction[row_index];
       }
       p.lse[idx] = lse;
     }

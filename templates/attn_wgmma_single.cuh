@@ -34,6 +34,12 @@
 // accumulate in the wgmma after a rescale by α, since the f16 sums keep f32 precision; no v_scale.
 // 149–156 / 156–168 / 175–192 registers at D = 64 / 96 / 128 (3, 3 and 2 CTAs per SM).
 //
+// With Cfg::fused_q the CTA quantizes its Q tile itself from the caller's fp16/bf16 Q (p.q, strides
+// p.q_stride_*; attn_wgmma_q.cuh), the same bits as the separate pass, and computes the LSE's
+// K-smoothing correction from p.k_mean; tma_q is then not read. On the H100 (B4 H32 D128, same
+// call) the whole call is 2.5% faster at S = 1k and 3.2% at 4k: the Q pass goes away, the kernel
+// reads 16-bit Q instead of int8.
+//
 // Launch contract: grid (attn_wgmma_q_slots(seq_q, 64, causal), heads_q, batch), 128 threads,
 // attn_wgmma_single_smem_bytes(head_dim, pv_f16) of dynamic shared memory; tensor maps and the
 // quantized workspace exactly as attn_wgmma.cuh with one consumer (block_q 64, warp_q 16, block_k =
@@ -45,6 +51,7 @@
 
 #include "attn_params.cuh"
 #include "attn_softmax.cuh"
+#include "attn_wgmma_q.cuh"
 #include "attn_wgmma_smem.cuh"
 #include "attn_wgmma_tile.cuh"
 #include "hopper_ops.cuh"
@@ -52,7 +59,7 @@
 
 namespace sagejit::kernels {
 
-template <int HeadDim, int Mask, bool WriteLse, bool OutBf16, int MinCtas, bool PvF16 = false>
+template <int HeadDim, int Mask, bool WriteLse, bool OutBf16, int MinCtas, bool PvF16 = false, bool FusedQ = false>
 struct AttnWgmmaSingleCfg {
   static constexpr int head_dim = HeadDim;   // 64, 96 or 128
   static constexpr int mask = Mask;          // 0 none, 1 causal top-left, 2 causal bottom-right
@@ -60,6 +67,16 @@ struct AttnWgmmaSingleCfg {
   static constexpr bool out_bf16 = OutBf16;
   static constexpr int min_ctas = MinCtas;   // CTAs per SM the registers are budgeted for
   static constexpr bool pv_f16 = PvF16;      // 16-bit P·V on the caller's V (below) instead of FP8
+  static constexpr bool fused_q = FusedQ;    // Q quantized here from the caller's (attn_wgmma_q.cuh)
+};
+
+template <bool Bf16>
+struct SingleQElement {
+  using type = f16;
+};
+template <>
+struct SingleQElement<true> {
+  using type = bf16;
 };
 
 template <class Cfg>
@@ -114,17 +131,10 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   const int v_pos = kF16 ? static_cast<int>(bh_kv % p.heads_kv) : static_cast<int>(bh_kv * kD);
   const int n_blocks = w.kv_blocks;
 
-  if (tid == 0) {
-    mbarrier_init(full_q, 1), mbarrier_init(full_k, 1), mbarrier_init(full_v, 1);
-    fence_barrier_init();
-  }
-  // The ones tile right after V (e4m3 1.0: B's rows kD..kD+7, whose products are the row sums P̃ · 1;
-  // f16 / bf16 1.0: the B of a separate m64n8k16 row-sum wgmma).
-  for (int i = tid; i < kOnesBytes / 4; i += kWgmmaSingleThreads) {
-    reinterpret_cast<u32*>(smem + (sOnes - smem_u32(smem)))[i] = attn_wgmma_ones_word(kF16, Cfg::out_bf16);
-  }
-  fence_proxy_async_shared();  // generic-proxy stores, read by wgmma
-  __syncthreads();
+  // fused_q: the caller's Q rows, loads issued first (their latency runs under the set-up below).
+  FusedQRows<typename SingleQElement<Cfg::out_bf16>::type, kD> q_rows;
+  if constexpr (Cfg::fused_q) q_rows.load(p, w, warp, g, t);
+
   // K block j into the one K buffer, box by box.
   auto load_k = [&](int j) {
     mbarrier_arrive_expect_tx(full_k, kKBytes);
@@ -147,17 +157,39 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
       tma_load_2d(sV, tma_v, full_v, j * kCtaK, v_pos);
     }
   };
+  // The barriers, then the first copies from the thread that initialized them (the other threads
+  // wait on the barriers only after the __syncthreads below).
   if (tid == 0) {
-    mbarrier_arrive_expect_tx(full_q, kQBytes);
+    mbarrier_init(full_q, 1), mbarrier_init(full_k, 1), mbarrier_init(full_v, 1);
+    fence_barrier_init();
+    if constexpr (!Cfg::fused_q) {
+      mbarrier_arrive_expect_tx(full_q, kQBytes);
 #pragma unroll
-    for (int b = 0; b < kQKBoxes; ++b) {
-      tma_load_2d(sQ + b * kRows * kQKBox, tma_q, full_q, b * kQKBox, static_cast<int>(bh_q * p.seq_q_pad + w.q0));
+      for (int b = 0; b < kQKBoxes; ++b) {
+        tma_load_2d(sQ + b * kRows * kQKBox, tma_q, full_q, b * kQKBox, static_cast<int>(bh_q * p.seq_q_pad + w.q0));
+      }
     }
     if (n_blocks > 0) load_k(0), load_v(0);
   }
-  // Dequantization: this thread's Q group (row % 8 == g of its warp's 16 rows) and K group t.
-  const float q_scale = ldg_f32(p.q_scale + (bh_q * (p.seq_q_pad / kRows) + w.qt) * kQGroups +
-                                layout::q_group_of_row(layout::Granularity::per_thread, 16 * warp + g, 16));
+  // The ones tile right after V (e4m3 1.0: B's rows kD..kD+7, whose products are the row sums P̃ · 1;
+  // f16 / bf16 1.0: the B of a separate m64n8k16 row-sum wgmma).
+  for (int i = tid; i < kOnesBytes / 4; i += kWgmmaSingleThreads) {
+    reinterpret_cast<u32*>(smem + (sOnes - smem_u32(smem)))[i] = attn_wgmma_ones_word(kF16, Cfg::out_bf16);
+  }
+  // Dequantization: this thread's Q group (row % 8 == g of its warp's 16 rows) and K group t. With
+  // fused_q the group is this thread's quad, quantized here into the Q tile; with an LSE and K
+  // smoothing, also the rows' q·k̄·sm_scale.
+  float q_scale, lse_corr0 = 0.0f, lse_corr1 = 0.0f;
+  const bool fused_lse_corr = Cfg::fused_q && Cfg::write_lse && p.lse != nullptr && p.k_mean != nullptr;
+  if constexpr (Cfg::fused_q) {
+    q_scale = q_rows.template quantize<kQKBox>(sQ, warp, g, t, p.q_scale_multiplier);
+    if (fused_lse_corr) q_rows.lse_correction(p.k_mean + bh_kv * kD, t, p.sm_scale, lse_corr0, lse_corr1);
+  } else {
+    q_scale = ldg_f32(p.q_scale + (bh_q * (p.seq_q_pad / kRows) + w.qt) * kQGroups +
+                      layout::q_group_of_row(layout::Granularity::per_thread, 16 * warp + g, 16));
+  }
+  fence_proxy_async_shared();  // generic-proxy stores (ones, fused Q), read by wgmma
+  __syncthreads();
   const float* k_scale = p.k_scale + bh_kv * (p.seq_kv_pad / kCtaK) * kKGroups + t;
   // Blocks from first_masked on need the mask: the one holding key seq_kv (a tail) and, causal, every
   // block whose last key passes the tile's first row (+ diag).
@@ -185,7 +217,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
 #pragma unroll
   for (int i = 0; i < kORegs; ++i) o[i] = 0.0f;
   float row_max[2] = {neg_inf(), neg_inf()}, row_sum[2] = {0.0f, 0.0f};
-  mbarrier_wait_parity(full_q, 0);  // always: no CTA exits with a copy in flight
+  if constexpr (!Cfg::fused_q) mbarrier_wait_parity(full_q, 0);  // always: no CTA exits with a copy in flight
 
   for (int j = 0; j < n_blocks; ++j) {
     const u32 parity = j & 1;
@@ -294,7 +326,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   for (int r = 0; r < 2; ++r) inv_sum[r] = row_sum[r] > 0.0f ? 1.0f / row_sum[r] : 0.0f;  // no key: 0
   const int row0 = w.q0 + 16 * warp + g;
   if constexpr (Cfg::write_lse) {
-    if (p.lse != nullptr && t == 0) store_lse(p, w, bh_q, row0, row_max, row_sum);
+    if (p.lse != nullptr && t == 0) store_lse(p, w, bh_q, row0, row_max, row_sum, fused_lse_corr, lse_corr0, lse_corr1);
   }
   // Varlen: the packed output's rows start at the sequence's first token (o_stride_b unused).
   u16* gO = static_cast<u16*>(p.o) + (p.cu_seqlens_q != nullptr ? w.q_tok0 * p.o_stride_s : w.b * p.o_stride_b) +

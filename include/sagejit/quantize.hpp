@@ -30,6 +30,9 @@ struct QuantizeOptions {
   int block_k = 64, warp_k = 64;
   bool smooth_q = false;
   bool smooth_k = true;
+  // false: Q is left alone (the sm_90a single-warpgroup attention kernel quantizes it itself); q,
+  // q_scale, q_mean and lse_correction are then not produced, and smooth_q must be false.
+  bool quantize_q = true;
   bool quantize_v = true;   // FP8 V (sm_89+); off leaves V to be read as fp16/bf16
   float sm_scale = 0;       // 0 means 1/sqrt(head_dim)
   // Also write QuantizedQKV::lse_correction = q·k̄·sm_scale per query row (natural log), which an

@@ -393,6 +393,19 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK(su.source.find("static constexpr int min_ctas = 3;") != std::string::npos);
   CHECK(su.name_expression == "&sagejit::kernels::attention_wgmma_single<Config>");
   CHECK(su.source.find("static constexpr bool pv_f16 = false;") != std::string::npos);
+  CHECK(su.source.find("static constexpr bool fused_q = false;") != std::string::npos);
+  AttnSpec single_fused = single;  // Q quantized by the kernel itself: its own name and Config
+  single_fused.quant.fused_q = true;
+  CHECK_NOTHROW(single_fused.validate());
+  CHECK(single_fused.canonical_name() == "attn.wgmma.d128.int8.per_thread.fused_q.fp8.none.f16.sm_90a.t64x128w4s1c3");
+  CHECK(single_fused.hash() != single.hash());
+  CHECK(single_fused.generate().source.find("static constexpr bool fused_q = true;") != std::string::npos);
+  AttnSpec fused_elsewhere = w;  // only the single-warpgroup form quantizes Q itself
+  fused_elsewhere.quant.fused_q = true;
+  CHECK_THROWS_WITH_AS(fused_elsewhere.validate(), doctest::Contains("argument `quant.fused_q`"), InvalidArgument);
+  fused_elsewhere = AttnSpec{};
+  fused_elsewhere.quant.fused_q = true;
+  CHECK_THROWS_WITH_AS(fused_elsewhere.validate(), doctest::Contains("single-warpgroup"), InvalidArgument);
   AttnSpec single_f16 = single;  // f16 P·V: V twice the size, a 2 KiB ones tile, at most 2 CTAs per SM at D = 128
   single_f16.quant.pv = PvType::f16;
   CHECK_THROWS_WITH_AS(single_f16.validate(), doctest::Contains("argument `tile.min_ctas_per_sm`"), InvalidArgument);

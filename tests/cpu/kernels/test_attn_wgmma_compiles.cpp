@@ -108,6 +108,7 @@ TEST_CASE("attn_wgmma_single: the single-warpgroup sm_90a kernel compiles withou
     bool lse, bf16;
     int min_ctas;
     bool pv_f16 = false;
+    bool fused_q = true;  // Q quantized in the kernel (attn_wgmma_q.cuh), as attention() runs it
   };
   std::vector<Variant> variants;
   for (int d : {128, 96, 64}) {
@@ -117,14 +118,18 @@ TEST_CASE("attn_wgmma_single: the single-warpgroup sm_90a kernel compiles withou
     variants.push_back({d, 0, false, false, 2});
     // f16 P·V: 3 CTAs per SM at D = 64 and 96, 2 at 128
     for (int mask : {0, 2}) variants.push_back({d, mask, true, mask == 2, d == 128 ? 2 : 3, true});
+    // Q from the separate pass (fused_q = false), FP8 and f16 P·V
+    variants.push_back({d, 1, true, false, d == 64 ? 4 : 3, false, false});
+    variants.push_back({d, 2, true, true, d == 128 ? 2 : 3, true, false});
   }
   std::vector<GeneratedUnit> units;
   for (const Variant& v : variants) {
     const std::string cfg =
-        fmt::format("sagejit::kernels::AttnWgmmaSingleCfg<{}, {}, {}, {}, {}, {}>", v.head_dim, v.mask,
-                    v.lse ? "true" : "false", v.bf16 ? "true" : "false", v.min_ctas, v.pv_f16 ? "true" : "false");
-    units.push_back(GeneratedUnit{fmt::format("test.attn_wgmma_single.d{}.m{}.l{}.b{}.c{}.f{}", v.head_dim, v.mask,
-                                              v.lse, v.bf16, v.min_ctas, v.pv_f16),
+        fmt::format("sagejit::kernels::AttnWgmmaSingleCfg<{}, {}, {}, {}, {}, {}, {}>", v.head_dim, v.mask,
+                    v.lse ? "true" : "false", v.bf16 ? "true" : "false", v.min_ctas, v.pv_f16 ? "true" : "false",
+                    v.fused_q ? "true" : "false");
+    units.push_back(GeneratedUnit{fmt::format("test.attn_wgmma_single.d{}.m{}.l{}.b{}.c{}.f{}.q{}", v.head_dim,
+                                              v.mask, v.lse, v.bf16, v.min_ctas, v.pv_f16, v.fused_q),
                                   arch, "#include \"attn_wgmma_single.cuh\"\n",
                                   "&sagejit::kernels::attention_wgmma_single<" + cfg + " >"});
   }

@@ -1,0 +1,161 @@
+// GPU test of AttentionOptions::fused_q: the single-warpgroup sm_90a kernel quantizes Q itself
+// (templates/attn_wgmma_q.cuh) and must give the same bits as Q quantized by its own pass — output
+// and LSE (whose K-smoothing correction the kernel then computes too) — across head dims, P·V
+// types, masks, GQA, lengths that leave partial tiles, strided (NHD) Q, bf16 and varlen. Accuracy
+// against float64 is the attention suites' job (they run the fused kernel by default).
+#include <doctest/doctest.h>
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "reference/quant_reference.hpp"
+#include "runtime/device.hpp"
+#include "sagejit/attention.hpp"
+#include "tests/gpu/support.hpp"
+
+using namespace sagejit;
+
+namespace {
+
+struct FusedCase {
+  int head_dim = 128, heads_q = 4, heads_kv = 2, batch = 2, seq_q = 1000, seq_kv = 1000;
+  PvType pv = PvType::fp8_e4m3;
+  Mask mask = Mask::none;
+  DType dtype = DType::f16;
+  Layout layout = Layout::hnd;
+  bool lse = true, smooth_k = true;
+  std::vector<int> varlen_q, varlen_kv;  // non-empty: attention_varlen over these lengths
+  std::string describe() const {
+    return fmt::format("D={} Hq={} Hkv={} B={} Sq={} Skv={} pv={} mask={} {} {} lse={} smooth_k={}{}", head_dim,
+                       heads_q, heads_kv, batch, seq_q, seq_kv, name(pv), name(mask), name(dtype), name(layout),
+                       int(lse), int(smooth_k), varlen_q.empty() ? "" : fmt::format(" varlen({})", varlen_q.size()));
+  }
+};
+
+// Random values with a per-channel bias in K (what smoothing removes) and a few large Q entries.
+std::vector<std::uint16_t> random_bits(std::size_t n, int head_dim, DType dtype, float bias, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<std::uint16_t> bits(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    float x = normal(rng) + bias * static_cast<float>(static_cast<int>(i % head_dim) % 7 - 3);
+    if (i % 997 == 0) x *= 12.0f;
+    bits[i] = dtype == DType::bf16 ? reference::float_to_bf16(x) : reference::float_to_f16(x);
+  }
+  return bits;
+}
+
+struct Outputs {
+  AttnSpec spec;
+  std::vector<std::uint16_t> out;
+  std::vector<float> lse;
+};
+
+Outputs run(const FusedCase& c, bool fused_q) {
+  const bool varlen = !c.varlen_q.empty();
+  int total_q = c.seq_q, total_kv = c.seq_kv, batch = c.batch;
+  std::vector<int> cu_q{0}, cu_k{0};
+  if (varlen) {
+    for (std::size_t b = 0; b < c.varlen_q.size(); ++b) {
+      cu_q.push_back(cu_q.back() + c.varlen_q[b]);
+      cu_k.push_back(cu_k.back() + c.varlen_kv[b]);
+    }
+    total_q = cu_q.back(), total_kv = cu_k.back(), batch = 1;
+  }
+  const int D = c.head_dim;
+  const std::size_t nq = std::size_t(batch) * c.heads_q * total_q * D, nkv = std::size_t(batch) * c.heads_kv * total_kv * D;
+  DeviceBuffer q(nq * 2), k(nkv * 2), v(nkv * 2), o(nq * 2), lse(std::size_t(batch) * c.heads_q * total_q * 4);
+  q.upload(random_bits(nq, D, c.dtype, 0.0f, 11));
+  k.upload(random_bits(nkv, D, c.dtype, 2.0f, 12));
+  v.upload(random_bits(nkv, D, c.dtype, 0.5f, 13));
+  o.poison(), lse.poison();
+  auto view = [&](const DeviceBuffer& b, int heads, int seq) {
+    return TensorRef::contiguous(b.get(), c.dtype, c.layout, batch, heads, seq, D);
+  };
+  AttentionOptions opt;
+  opt.pv = c.pv, opt.mask = c.mask, opt.smooth_k = c.smooth_k, opt.fused_q = fused_q;
+  float* lse_ptr = c.lse ? static_cast<float*>(lse.get()) : nullptr;
+  Outputs r;
+  if (varlen) {
+    DeviceBuffer dq(cu_q.size() * 4), dk(cu_k.size() * 4);
+    dq.upload(cu_q), dk.upload(cu_k);
+    VarlenBatch vb;
+    vb.batch = static_cast<std::int64_t>(c.varlen_q.size());
+    vb.cu_seqlens_q = cu_q.data(), vb.cu_seqlens_k = cu_k.data();
+    vb.cu_seqlens_q_device = static_cast<const std::int32_t*>(dq.get());
+    vb.cu_seqlens_k_device = static_cast<const std::int32_t*>(dk.get());
+    vb.max_seqlen_q = c.seq_q, vb.max_seqlen_k = c.seq_kv;
+    const TensorRef tq = view(q, c.heads_q, total_q), tk = view(k, c.heads_kv, total_kv),
+                    tv = view(v, c.heads_kv, total_kv), to = view(o, c.heads_q, total_q);
+    r.spec = attention_varlen_spec(tq, tk, tv, to, lse_ptr, vb, opt);
+    attention_varlen(tq, tk, tv, to, lse_ptr, vb, opt, nullptr);
+    SAGEJIT_CU(cuCtxSynchronize);
+  } else {
+    const TensorRef tq = view(q, c.heads_q, c.seq_q), tk = view(k, c.heads_kv, c.seq_kv),
+                    tv = view(v, c.heads_kv, c.seq_kv), to = view(o, c.heads_q, c.seq_q);
+    r.spec = attention_spec(tq, tk, tv, to, lse_ptr, opt);
+    attention(tq, tk, tv, to, lse_ptr, opt, nullptr);
+    SAGEJIT_CU(cuCtxSynchronize);
+  }
+  r.out = o.download<std::uint16_t>(nq);
+  if (c.lse) r.lse = lse.download<float>(std::size_t(batch) * c.heads_q * total_q);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("fused_q: Q quantized inside the single-warpgroup kernel gives the separate pass's bits" *
+          test::needs_hopper()) {
+  ensure_current_context();
+  std::vector<FusedCase> cases;
+  cases.push_back({});  // D 128 FP8, GQA, LSE with the K-smoothing correction
+  FusedCase c;
+  c.head_dim = 64, c.heads_q = 8, c.heads_kv = 8, c.seq_q = 77, c.seq_kv = 300, c.mask = Mask::causal_top_left;
+  cases.push_back(c);
+  c = {};
+  c.head_dim = 96, c.seq_q = 300, c.seq_kv = 1000, c.mask = Mask::causal_bottom_right, c.dtype = DType::bf16;
+  c.layout = Layout::nhd;  // Q's rows strided by H·D
+  cases.push_back(c);
+  c = {};
+  c.head_dim = 64, c.pv = PvType::f16, c.mask = Mask::causal_top_left, c.seq_q = 513, c.seq_kv = 513;
+  cases.push_back(c);
+  c = {};
+  c.head_dim = 96, c.pv = PvType::f16, c.dtype = DType::bf16, c.seq_q = 200, c.seq_kv = 129;
+  cases.push_back(c);
+  c = {};
+  c.smooth_k = false, c.seq_q = 130, c.seq_kv = 2000, c.mask = Mask::causal_bottom_right;  // LSE, no correction
+  cases.push_back(c);
+  c = {};
+  c.lse = false, c.batch = 1, c.heads_q = 2, c.heads_kv = 1, c.seq_q = 4096, c.seq_kv = 4096;
+  cases.push_back(c);
+  c = {};
+  c.varlen_q = {1, 200, 65, 0, 130}, c.varlen_kv = {3, 200, 1, 50, 257}, c.seq_q = 200, c.seq_kv = 257;
+  c.layout = Layout::nhd;
+  cases.push_back(c);
+  for (const FusedCase& fc : cases) {
+    CAPTURE(fc.describe());
+    const Outputs fused = run(fc, true), separate = run(fc, false);
+    MESSAGE(fmt::format("{}: {} vs {}", fc.describe(), fused.spec.canonical_name(), separate.spec.canonical_name()));
+    CHECK(fused.spec.quant.fused_q);
+    CHECK_FALSE(separate.spec.quant.fused_q);
+    CHECK(fused.spec.tile == separate.spec.tile);
+    std::size_t differ = 0, nonfinite = 0;
+    for (std::size_t i = 0; i < fused.out.size(); ++i) {
+      differ += fused.out[i] != separate.out[i];
+      nonfinite += (fused.out[i] & 0x7c00) == 0x7c00 && fc.dtype == DType::f16;
+    }
+    CHECK(differ == 0);
+    CHECK(nonfinite == 0);
+    if (fc.lse) {
+      std::size_t lse_differ = 0;
+      for (std::size_t i = 0; i < fused.lse.size(); ++i) {
+        lse_differ += std::memcmp(&fused.lse[i], &separate.lse[i], 4) != 0;
+      }
+      CHECK(lse_differ == 0);
+    }
+  }
+}
