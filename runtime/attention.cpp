@@ -162,8 +162,10 @@ void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, c
       throw InvalidArgument("reuse_quantized", "needs a previous call on this stream with the same inputs, shapes "
                                                "and options");
     }
-  } else {
-    enqueue_quantize(p, q, k, v, r.quant, workspace, stream);
+  }
+  bool after_quantize_kv = false;  // the kernel just enqueued lets this one launch programmatically
+  if (!options.reuse_quantized) {
+    after_quantize_kv = enqueue_quantize(p, q, k, v, r.quant, workspace, stream);
     ws.last_call = identity;
   }
   // The plan is deterministic, so a reused workspace holds its outputs at the same offsets.
@@ -206,6 +208,9 @@ void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, c
                          static_cast<unsigned>(p.batch)},
                         {static_cast<unsigned>(r.spec.threads()), 1, 1},
                         static_cast<unsigned>(r.spec.shared_bytes())};
+    // The single-warpgroup kernel waits for the quantization (griddep_wait) after its Q prologue,
+    // which then runs during quantize_kv's last CTAs.
+    launch.programmatic = after_quantize_kv && is_wgmma_single(t);
     if (t.persistent) {
       const int slots = q_slots * p.heads_q * p.batch;
       launch.grid = {static_cast<unsigned>(kernels::attn_wgmma_persistent_ctas(

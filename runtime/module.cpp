@@ -24,8 +24,22 @@ int Kernel::resident_ctas(unsigned threads, unsigned shared_bytes) const {
 
 void Kernel::launch(const LaunchConfig& c, CUstream stream, void** args) const {
   declare_shared(c.shared_bytes);
-  SAGEJIT_CU(cuLaunchKernel, function_, c.grid.x, c.grid.y, c.grid.z, c.block.x, c.block.y, c.block.z,
-             c.shared_bytes, stream, args, nullptr);
+  if (!c.programmatic) {
+    SAGEJIT_CU(cuLaunchKernel, function_, c.grid.x, c.grid.y, c.grid.z, c.block.x, c.block.y, c.block.z,
+               c.shared_bytes, stream, args, nullptr);
+    return;
+  }
+  CUlaunchAttribute attribute{};
+  attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+  attribute.value.programmaticStreamSerializationAllowed = 1;
+  CUlaunchConfig config{};
+  config.gridDimX = c.grid.x, config.gridDimY = c.grid.y, config.gridDimZ = c.grid.z;
+  config.blockDimX = c.block.x, config.blockDimY = c.block.y, config.blockDimZ = c.block.z;
+  config.sharedMemBytes = c.shared_bytes;
+  config.hStream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  SAGEJIT_CU(cuLaunchKernelEx, &config, function_, args, nullptr);
 }
 
 int Kernel::attribute(CUfunction_attribute a) const {

@@ -20,6 +20,11 @@ struct LaunchConfig {
   Dim3 grid;
   Dim3 block;
   unsigned shared_bytes = 0;  // dynamic shared memory
+  // Programmatic dependent launch (sm_90+): the kernel may start before the kernel ahead of it in
+  // the stream has finished, once every CTA of that one has run griddepcontrol.launch_dependents
+  // (common.cuh, griddep_launch_dependents). It must run griddepcontrol.wait (griddep_wait) before
+  // it reads anything the earlier kernel writes; what it does before overlaps that kernel's tail.
+  bool programmatic = false;
 };
 
 class Kernel {

@@ -163,9 +163,9 @@ QuantizedQKV quantize_varlen(const TensorRef& q, const TensorRef& k, const Tenso
   return checked_quantize(p, q, k, v, o, workspace, workspace_bytes, stream);
 }
 
-void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef& k, const TensorRef& v,
+bool enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef& k, const TensorRef& v,
                       const QuantizeOptions& o, void* workspace, CUstream stream) {
-  if (p.batch == 0) return;  // nothing to read or write
+  if (p.batch == 0) return false;  // nothing to read or write
   const QuantizedQKV out = quantized_views(p, workspace);
   const auto at = [&](std::size_t offset) { return reinterpret_cast<float*>(static_cast<char*>(workspace) + offset); };
   const QuantKernels& kernels =
@@ -272,6 +272,13 @@ void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
   const bool has_q = p.seq_q > 0 && o.quantize_q, has_kv = p.seq_kv > 0;
   const bool q_after_stats = p.stats && out.lse_correction != nullptr;
   StreamFork& helper = StreamFork::of(stream);
+  if (runs_fused(p, o, kernels) && !has_q) {
+    // K, V and their statistics in one kernel on the caller's stream, nothing beside it (Q is
+    // quantized by the attention kernel): no helper stream, so the attention kernel may follow
+    // quantize_kv programmatically.
+    launch_kv(stream);
+    return true;
+  }
   helper.fork(stream);
   if (runs_fused(p, o, kernels)) {
     // One kernel for K, V and their statistics on the caller's stream; Q on the helper, beside it
@@ -290,6 +297,7 @@ void enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     if (has_kv) launch_qk(false, stream);
   }
   helper.join(stream);
+  return false;
 }
 
 }  // namespace sagejit

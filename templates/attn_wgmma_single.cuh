@@ -36,9 +36,11 @@
 //
 // With Cfg::fused_q the CTA quantizes its Q tile itself from the caller's fp16/bf16 Q (p.q, strides
 // p.q_stride_*; attn_wgmma_q.cuh), the same bits as the separate pass, and computes the LSE's
-// K-smoothing correction from p.k_mean; tma_q is then not read. On the H100 (B4 H32 D128, same
-// call) the whole call is 2.5% faster at S = 1k and 3.2% at 4k: the Q pass goes away, the kernel
-// reads 16-bit Q instead of int8.
+// K-smoothing correction from p.k_mean; tma_q is then not read. Its prologue reads only the
+// caller's tensors until griddep_wait: launched programmatically after quantize_kv, the Q loads run
+// during quantize_kv's last CTAs. On the H100 (B4, same runs) the whole call is 6.3% faster at D =
+// 128 S = 1k and 3.1% at 4k, 8.7% at D = 64 S = 1k, against Q in its own pass
+// (bench/results/2026-11-26-fused-q-h100.md).
 //
 // Launch contract: grid (attn_wgmma_q_slots(seq_q, 64, causal), heads_q, batch), 128 threads,
 // attn_wgmma_single_smem_bytes(head_dim, pv_f16) of dynamic shared memory; tensor maps and the
@@ -157,6 +159,20 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
       tma_load_2d(sV, tma_v, full_v, j * kCtaK, v_pos);
     }
   };
+  // The ones tile right after V (e4m3 1.0: B's rows kD..kD+7, whose products are the row sums P̃ · 1;
+  // f16 / bf16 1.0: the B of a separate m64n8k16 row-sum wgmma).
+  for (int i = tid; i < kOnesBytes / 4; i += kWgmmaSingleThreads) {
+    reinterpret_cast<u32*>(smem + (sOnes - smem_u32(smem)))[i] = attn_wgmma_ones_word(kF16, Cfg::out_bf16);
+  }
+  // Dequantization: this thread's Q group (row % 8 == g of its warp's 16 rows) and K group t. With
+  // fused_q the group is this thread's quad, quantized here into the Q tile; with an LSE and K
+  // smoothing, also the rows' q·k̄·sm_scale.
+  float q_scale = 0.0f, lse_corr0 = 0.0f, lse_corr1 = 0.0f;
+  const bool fused_lse_corr = Cfg::fused_q && Cfg::write_lse && p.lse != nullptr && p.k_mean != nullptr;
+  // Everything above reads only the caller's tensors; everything below reads what the quantization
+  // kernels wrote. Launched programmatically (runtime/attention.cpp), this CTA may have started
+  // during their last CTAs: wait for them to complete here, with the Q loads in flight.
+  griddep_wait();
   // The barriers, then the first copies from the thread that initialized them (the other threads
   // wait on the barriers only after the __syncthreads below).
   if (tid == 0) {
@@ -171,17 +187,8 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     }
     if (n_blocks > 0) load_k(0), load_v(0);
   }
-  // The ones tile right after V (e4m3 1.0: B's rows kD..kD+7, whose products are the row sums P̃ · 1;
-  // f16 / bf16 1.0: the B of a separate m64n8k16 row-sum wgmma).
-  for (int i = tid; i < kOnesBytes / 4; i += kWgmmaSingleThreads) {
-    reinterpret_cast<u32*>(smem + (sOnes - smem_u32(smem)))[i] = attn_wgmma_ones_word(kF16, Cfg::out_bf16);
-  }
-  // Dequantization: this thread's Q group (row % 8 == g of its warp's 16 rows) and K group t. With
-  // fused_q the group is this thread's quad, quantized here into the Q tile; with an LSE and K
-  // smoothing, also the rows' q·k̄·sm_scale.
-  float q_scale, lse_corr0 = 0.0f, lse_corr1 = 0.0f;
-  const bool fused_lse_corr = Cfg::fused_q && Cfg::write_lse && p.lse != nullptr && p.k_mean != nullptr;
   if constexpr (Cfg::fused_q) {
+    // (After the first K and V copies are issued, so their latency overlaps the Q loads'.)
     q_scale = q_rows.template quantize<kQKBox>(sQ, warp, g, t, p.q_scale_multiplier);
     if (fused_lse_corr) q_rows.lse_correction(p.k_mean + bh_kv * kD, t, p.sm_scale, lse_corr0, lse_corr1);
   } else {

@@ -234,6 +234,22 @@ __device__ __forceinline__ float load_cg(const float* p) {
   return v;
 }
 
+// ---- programmatic dependent launch (runtime/module.hpp, LaunchConfig::programmatic) ----
+// griddep_launch_dependents: this CTA no longer holds back the next kernel in the stream (once every
+// CTA has said so or exited, that kernel's CTAs may start). griddep_wait: wait until the kernels
+// this one depends on have completed and their writes are visible. Both are no-ops without a
+// programmatic launch, and before sm_90 (no such instruction; launches there are never programmatic).
+__device__ __forceinline__ void griddep_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void griddep_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 // ---- warp reductions ----
 // Butterfly over the lanes whose ids differ in the bits of `Mask` (e.g. Mask = 3: the 4 lanes of a
 // quad; Mask = 28: lanes with equal lane % 4). Levels run from the lowest bit up, so for a sum the

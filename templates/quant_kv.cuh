@@ -99,6 +99,9 @@ __global__ void __launch_bounds__(kQuantThreads, kv_data_registers<HeadDim, With
   __shared__ int s_item, s_is_last;
 
   const int tid = threadIdx.x;
+  // The attention kernel after this one (a programmatic launch) may take the slots this grid's last
+  // CTAs leave free; it waits for this grid's completion before it reads K or V (attn_wgmma_single.cuh).
+  griddep_launch_dependents();
   if (tid == 0) s_item = static_cast<int>(atomicAdd(p.next_item, 1u));
   __syncthreads();
   const int grid_chunks = stats_chunks(p.stats.seq_len) > 0 ? stats_chunks(p.stats.seq_len) : 1;
