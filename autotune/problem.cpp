@@ -26,6 +26,13 @@ AttnSpec base_spec(const Problem& p) {
   return s;
 }
 
+// Q quantized inside the attention kernel wherever the kernel does it (the single-warpgroup form),
+// as attention() runs it by default (AttentionOptions::fused_q): the spec then names what runs.
+AttnSpec with_default_fused_q(AttnSpec s) {
+  s.quant.fused_q = s.family == AttnFamily::wgmma && is_wgmma_single(s.tile);
+  return s;
+}
+
 // The wgmma form of the problem: FP8 P·V unless the caller chose f16 or two-term Q/K, which needs it
 // (wgmma_supports says whether the rest of the spec fits).
 AttnSpec wgmma_form(const Problem& p) {
@@ -33,7 +40,7 @@ AttnSpec wgmma_form(const Problem& p) {
   s.family = AttnFamily::wgmma;
   s.quant.pv = p.pv.value_or(p.qk == QuantType::int8x2 ? PvType::f16 : PvType::fp8_e4m3);
   s.tile = wgmma_default_tile(p.head_dim, s.quant.pv, s.quant.qk);
-  return s;
+  return with_default_fused_q(s);
 }
 
 }  // namespace
@@ -64,14 +71,14 @@ AttnSpec forced_spec(const Problem& p, std::optional<AttnFamily> family, std::op
   if (std::string_view why = family_unfit(p, f); !why.empty()) throw InvalidArgument("family", std::string(why));
   AttnSpec s = f == AttnFamily::wgmma ? wgmma_form(p) : base_spec(p);
   if (tile) s.tile = *tile;
-  return s;
+  return with_default_fused_q(s);
 }
 
 AttnSpec with_variant(const Problem& p, AttnFamily family, const AttnTile& tile) {
   AttnSpec s = default_spec(p);
   s.family = family;
   s.tile = tile;
-  return s;
+  return with_default_fused_q(s);
 }
 
 std::string bucket_name(const Problem& p) {
