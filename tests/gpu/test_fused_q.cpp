@@ -1,7 +1,8 @@
 // GPU test of AttentionOptions::fused_q: the single-warpgroup sm_90a kernel quantizes Q itself
 // (templates/attn_wgmma_q.cuh) and must give the same bits as Q quantized by its own pass — output
 // and LSE (whose K-smoothing correction the kernel then computes too) — across head dims, P·V
-// types, masks, GQA, lengths that leave partial tiles, strided (NHD) Q, bf16 and varlen. Accuracy
+// types, masks, GQA, lengths that leave partial tiles, strided (NHD) Q, bf16, varlen, and Q with Inf
+// and NaN entries (the kernel's exact fallback). Accuracy
 // against float64 is the attention suites' job (they run the fused kernel by default).
 #include <doctest/doctest.h>
 
@@ -28,11 +29,13 @@ struct FusedCase {
   DType dtype = DType::f16;
   Layout layout = Layout::hnd;
   bool lse = true, smooth_k = true;
+  bool nonfinite_q = false;  // a few Q entries Inf or NaN (the kernel's exact fallback path)
   std::vector<int> varlen_q, varlen_kv;  // non-empty: attention_varlen over these lengths
   std::string describe() const {
-    return fmt::format("D={} Hq={} Hkv={} B={} Sq={} Skv={} pv={} mask={} {} {} lse={} smooth_k={}{}", head_dim,
+    return fmt::format("D={} Hq={} Hkv={} B={} Sq={} Skv={} pv={} mask={} {} {} lse={} smooth_k={}{}{}", head_dim,
                        heads_q, heads_kv, batch, seq_q, seq_kv, name(pv), name(mask), name(dtype), name(layout),
-                       int(lse), int(smooth_k), varlen_q.empty() ? "" : fmt::format(" varlen({})", varlen_q.size()));
+                       int(lse), int(smooth_k), varlen_q.empty() ? "" : fmt::format(" varlen({})", varlen_q.size()),
+                       nonfinite_q ? " inf/nan in q" : "");
   }
 };
 
@@ -69,7 +72,12 @@ Outputs run(const FusedCase& c, bool fused_q) {
   const int D = c.head_dim;
   const std::size_t nq = std::size_t(batch) * c.heads_q * total_q * D, nkv = std::size_t(batch) * c.heads_kv * total_kv * D;
   DeviceBuffer q(nq * 2), k(nkv * 2), v(nkv * 2), o(nq * 2), lse(std::size_t(batch) * c.heads_q * total_q * 4);
-  q.upload(random_bits(nq, D, c.dtype, 0.0f, 11));
+  std::vector<std::uint16_t> qbits = random_bits(nq, D, c.dtype, 0.0f, 11);
+  if (c.nonfinite_q) {  // +Inf, -Inf and NaN in rows of different scale groups and tiles
+    const std::uint16_t inf = c.dtype == DType::bf16 ? 0x7f80 : 0x7c00, nan = c.dtype == DType::bf16 ? 0x7fc0 : 0x7e00;
+    qbits[5 * D + 3] = inf, qbits[70 * D + 9] = inf | 0x8000, qbits[200 * D + 1] = nan;
+  }
+  q.upload(qbits);
   k.upload(random_bits(nkv, D, c.dtype, 2.0f, 12));
   v.upload(random_bits(nkv, D, c.dtype, 0.5f, 13));
   o.poison(), lse.poison();
@@ -136,6 +144,11 @@ TEST_CASE("fused_q: Q quantized inside the single-warpgroup kernel gives the sep
   c.varlen_q = {1, 200, 65, 0, 130}, c.varlen_kv = {3, 200, 1, 50, 257}, c.seq_q = 200, c.seq_kv = 257;
   c.layout = Layout::nhd;
   cases.push_back(c);
+  c = {};
+  c.nonfinite_q = true, c.seq_q = 300, c.seq_kv = 300;
+  cases.push_back(c);
+  c.dtype = DType::bf16, c.head_dim = 64;
+  cases.push_back(c);
   for (const FusedCase& fc : cases) {
     CAPTURE(fc.describe());
     const Outputs fused = run(fc, true), separate = run(fc, false);
@@ -146,7 +159,7 @@ TEST_CASE("fused_q: Q quantized inside the single-warpgroup kernel gives the sep
     std::size_t differ = 0, nonfinite = 0;
     for (std::size_t i = 0; i < fused.out.size(); ++i) {
       differ += fused.out[i] != separate.out[i];
-      nonfinite += (fused.out[i] & 0x7c00) == 0x7c00 && fc.dtype == DType::f16;
+      nonfinite += (fused.out[i] & 0x7c00) == 0x7c00 && fc.dtype == DType::f16 && !fc.nonfinite_q;
     }
     CHECK(differ == 0);
     CHECK(nonfinite == 0);
