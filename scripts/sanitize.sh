@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the wgmma kernel's small-shape GPU test (FP8, f16 and two-term forms) under compute-sanitizer's
 # memcheck, racecheck and synccheck, then the varlen test under memcheck, the precise mode's small shapes under memcheck
-# and racecheck, and quantize_kv (the graph-captured quantization call) under all three (an H100 with the CUDA tools on
-# PATH, a build in ./build). Prints one line per tool
+# and racecheck, quantize_kv (the graph-captured quantization call) and the fused-Q attention call
+# under all three (an H100 with the CUDA tools on PATH, a build in ./build). Prints one line per tool
 # and exits non-zero if any tool reports an error. Logs go to $OUT (or ./gpu-out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,4 +38,7 @@ sanitize varlen_tail "a non-finite V*" memcheck racecheck
 sanitize precise "precise mode*" memcheck racecheck
 # quantize_kv (K, V and their statistics in one kernel; B2 H4 S300 D64, FP8 V, K smoothing).
 sanitize quant_kv "a warm quantization call*" memcheck racecheck synccheck
+# The single-warpgroup kernel quantizing Q itself (fused_q), launched programmatically after
+# quantize_kv: FP8 and f16 P·V, LSE, causal, varlen, bf16.
+sanitize fused_q "fused_q: small shapes*" memcheck racecheck synccheck
 exit $status

@@ -114,6 +114,31 @@ Outputs run(const FusedCase& c, bool fused_q) {
   return r;
 }
 
+void check_fused_equals_separate(const std::vector<FusedCase>& cases) {
+  for (const FusedCase& fc : cases) {
+    CAPTURE(fc.describe());
+    const Outputs fused = run(fc, true), separate = run(fc, false);
+    MESSAGE(fmt::format("{}: {} vs {}", fc.describe(), fused.spec.canonical_name(), separate.spec.canonical_name()));
+    CHECK(fused.spec.quant.fused_q);
+    CHECK_FALSE(separate.spec.quant.fused_q);
+    CHECK(fused.spec.tile == separate.spec.tile);
+    std::size_t differ = 0, nonfinite = 0;
+    for (std::size_t i = 0; i < fused.out.size(); ++i) {
+      differ += fused.out[i] != separate.out[i];
+      nonfinite += (fused.out[i] & 0x7c00) == 0x7c00 && fc.dtype == DType::f16 && !fc.nonfinite_q;
+    }
+    CHECK(differ == 0);
+    CHECK(nonfinite == 0);
+    if (fc.lse) {
+      std::size_t lse_differ = 0;
+      for (std::size_t i = 0; i < fused.lse.size(); ++i) {
+        lse_differ += std::memcmp(&fused.lse[i], &separate.lse[i], 4) != 0;
+      }
+      CHECK(lse_differ == 0);
+    }
+  }
+}
+
 }  // namespace
 
 TEST_CASE("fused_q: Q quantized inside the single-warpgroup kernel gives the separate pass's bits" *
@@ -149,26 +174,22 @@ TEST_CASE("fused_q: Q quantized inside the single-warpgroup kernel gives the sep
   cases.push_back(c);
   c.dtype = DType::bf16, c.head_dim = 64;
   cases.push_back(c);
-  for (const FusedCase& fc : cases) {
-    CAPTURE(fc.describe());
-    const Outputs fused = run(fc, true), separate = run(fc, false);
-    MESSAGE(fmt::format("{}: {} vs {}", fc.describe(), fused.spec.canonical_name(), separate.spec.canonical_name()));
-    CHECK(fused.spec.quant.fused_q);
-    CHECK_FALSE(separate.spec.quant.fused_q);
-    CHECK(fused.spec.tile == separate.spec.tile);
-    std::size_t differ = 0, nonfinite = 0;
-    for (std::size_t i = 0; i < fused.out.size(); ++i) {
-      differ += fused.out[i] != separate.out[i];
-      nonfinite += (fused.out[i] & 0x7c00) == 0x7c00 && fc.dtype == DType::f16 && !fc.nonfinite_q;
-    }
-    CHECK(differ == 0);
-    CHECK(nonfinite == 0);
-    if (fc.lse) {
-      std::size_t lse_differ = 0;
-      for (std::size_t i = 0; i < fused.lse.size(); ++i) {
-        lse_differ += std::memcmp(&fused.lse[i], &separate.lse[i], 4) != 0;
-      }
-      CHECK(lse_differ == 0);
-    }
-  }
+  check_fused_equals_separate(cases);
+}
+
+// The compute-sanitizer set (scripts/sanitize.sh): the fused kernel behind quantize_kv's
+// programmatic launch, small enough for racecheck.
+TEST_CASE("fused_q: small shapes (the compute-sanitizer set)" * test::needs_hopper()) {
+  ensure_current_context();
+  std::vector<FusedCase> cases;
+  FusedCase c;
+  c.batch = 1, c.heads_q = 2, c.heads_kv = 1, c.seq_q = 130, c.seq_kv = 200;
+  cases.push_back(c);
+  c.head_dim = 64, c.pv = PvType::f16, c.mask = Mask::causal_top_left, c.seq_q = 77, c.seq_kv = 77;
+  cases.push_back(c);
+  c = {};
+  c.head_dim = 96, c.dtype = DType::bf16, c.heads_q = 2, c.heads_kv = 2, c.seq_q = 70, c.seq_kv = 140;
+  c.varlen_q = {70, 5}, c.varlen_kv = {140, 9}, c.layout = Layout::nhd;
+  cases.push_back(c);
+  check_fused_equals_separate(cases);
 }
