@@ -262,6 +262,11 @@ TuneResult tune_and_store(const Problem& p, const TuneOptions& o, TuningStore& s
   const auto timing_start = std::chrono::steady_clock::now();
   const std::string run_id = new_tuning_run_id();
   std::vector<InputSet> inputs = make_inputs(p, o.timing.max_input_sets);
+  // Kernel-only timing reruns the attention kernel on quantized inputs: the candidates that quantize
+  // Q themselves (fused_q) would carry Q's quantization and the others not, so kernel-only
+  // candidates all take Q from its pass; end to end times what runs.
+  TimingOptions timing = o.timing;
+  if (!timing.end_to_end) timing.fused_q = false;
   double best = 0;
   int done = 0;
   // The default first: every other candidate is judged against it and the best so far.
@@ -269,7 +274,7 @@ TuneResult tune_and_store(const Problem& p, const TuneOptions& o, TuningStore& s
     c.record.run_id = run_id;
     if (c.record.status == "ok") {
       try {
-        const Timing t = time_on(p, c.spec, o.timing, inputs, best > 0 ? best * o.give_up_ratio : 0);
+        const Timing t = time_on(p, c.spec, timing, inputs, best > 0 ? best * o.give_up_ratio : 0);
         c.record.median_ms = t.median_ms;
         c.record.spread = t.spread;
         c.record.runs = t.runs;

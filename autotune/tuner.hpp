@@ -33,7 +33,9 @@ struct TimingOptions {
   int max_runs = 100;
   double stable_change = 0.005;  // stop when the median moves less than this between batches
   bool end_to_end = false;       // quantization included (what a caller gets), else kernel only
-  bool fused_q = true;           // AttentionOptions::fused_q (false: Q always in its own pass)
+  // AttentionOptions::fused_q (false: Q always in its own pass). Tuning times kernel-only candidates
+  // with it off, so that none includes Q's quantization (tune_and_store).
+  bool fused_q = true;
   int max_input_sets = 8;
 };
 

@@ -122,7 +122,8 @@ void run(const BenchFlags& f) {
       static_cast<unsigned>(choice.spec.threads()), static_cast<unsigned>(choice.spec.shared_bytes()));
   j["end_to_end"] = timing_json(p, repeat_timing(p, choice.spec, true, f.repeat, fused_q));
   if (f.compare_default) {
-    const AttnSpec def = default_spec(p);
+    AttnSpec def = default_spec(p);
+    def.quant.fused_q = fused_q && def.family == AttnFamily::wgmma && is_wgmma_single(def.tile);
     j["default_spec"] = def.canonical_name();
     j["default_kernel"] = timing_json(p, repeat_timing(p, def, false, f.repeat, fused_q));
     j["default_end_to_end"] = timing_json(p, repeat_timing(p, def, true, f.repeat, fused_q));

@@ -67,6 +67,19 @@ void check_output(const TensorRef& q, const TensorRef& k, const TensorRef& v, co
   if (lse != nullptr && reinterpret_cast<std::uintptr_t>(lse) % 4 != 0) {
     throw InvalidArgument("lse", "must be 4-byte aligned (float [B, Hq, Sq])");
   }
+  // The kernel writes the LSE while other CTAs still read q (the sm_90a kernel quantizes Q itself),
+  // k and v: no overlap with them, nor with out. (Varlen views have batch 1 and seq = total_q.)
+  if (lse != nullptr && q.batch * q.heads * q.seq > 0) {
+    const auto begin = reinterpret_cast<std::uintptr_t>(lse);
+    const Extent l{begin, begin + static_cast<std::uintptr_t>(q.batch * q.heads * q.seq) * 4};
+    for (auto [t, what] : {std::pair{&q, "q"}, {&k, "k"}, {&v, "v"}, {&out, "out"}}) {
+      const Extent e = extent_of(*t);
+      if (l.begin < e.end && e.begin < l.end) {
+        throw InvalidArgument("lse", fmt::format("must not overlap {} (lse spans {:#x}..{:#x}, {} spans {:#x}..{:#x})",
+                                                 what, l.begin, l.end, what, e.begin, e.end));
+      }
+    }
+  }
 }
 
 struct Resolved {

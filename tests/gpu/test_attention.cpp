@@ -182,6 +182,12 @@ TEST_CASE("attention rejects bad input before launching anything" * test::needs_
                        doctest::Contains("multiple of key/value heads"), InvalidArgument);
   CHECK_THROWS_WITH_AS(attention(view(q), view(k), view(v), view(q), nullptr, opt, nullptr),
                        doctest::Contains("must not overlap the input q"), InvalidArgument);
+  // The LSE must not overlap q (the sm_90a kernel reads q while other CTAs write the LSE), k, v or out.
+  for (const DeviceBuffer* b : {&q, &k, &v, &o}) {
+    float* inside = reinterpret_cast<float*>(static_cast<char*>(b->get()) + 256);
+    CHECK_THROWS_WITH_AS(attention(view(q), view(k), view(v), view(o), inside, opt, nullptr),
+                         doctest::Contains("argument `lse`: must not overlap"), InvalidArgument);
+  }
   TensorRef bf = view(o);
   bf.dtype = DType::bf16;
   CHECK_THROWS_WITH_AS(attention(view(q), view(k), view(v), bf, nullptr, opt, nullptr),

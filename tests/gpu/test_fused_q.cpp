@@ -11,10 +11,13 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "reference/quant_reference.hpp"
 #include "runtime/device.hpp"
+#include "runtime/quantize_plan.hpp"
+#include "runtime/workspace.hpp"
 #include "sagejit/attention.hpp"
 #include "tests/gpu/support.hpp"
 
@@ -170,6 +173,9 @@ TEST_CASE("fused_q: Q quantized inside the single-warpgroup kernel gives the sep
   c.layout = Layout::nhd;
   cases.push_back(c);
   c = {};
+  c.batch = 1, c.heads_q = 2, c.heads_kv = 1, c.seq_q = 256, c.seq_kv = 16384;  // separate statistics passes
+  cases.push_back(c);
+  c = {};
   c.nonfinite_q = true, c.seq_q = 300, c.seq_kv = 300;
   cases.push_back(c);
   c.dtype = DType::bf16, c.head_dim = 64;
@@ -192,4 +198,61 @@ TEST_CASE("fused_q: small shapes (the compute-sanitizer set)" * test::needs_hopp
   c.varlen_q = {70, 5}, c.varlen_kv = {140, 9}, c.layout = Layout::nhd;
   cases.push_back(c);
   check_fused_equals_separate(cases);
+}
+
+// The programmatic launch is taken exactly where quantize_kv is the last kernel on the stream: Q left
+// to the attention kernel and the fused statistics chosen (not at S = 16k, where separate passes run
+// and a helper stream joins).
+TEST_CASE("enqueue_quantize allows a programmatic successor only after quantize_kv alone" * test::needs_hopper()) {
+  ensure_current_context();
+  for (auto [seq_kv, quantize_q, expect] : {std::tuple{1000, false, true}, {1000, true, false}, {16384, false, false}}) {
+    CAPTURE(seq_kv);
+    CAPTURE(quantize_q);
+    const int H = 2, D = 128, S = 256;
+    DeviceBuffer q(std::size_t(H) * S * D * 2), kv(std::size_t(H) * seq_kv * D * 2);
+    kv.poison(0x11);
+    q.poison(0x11);
+    const TensorRef tq = TensorRef::contiguous(q.get(), DType::f16, Layout::hnd, 1, H, S, D);
+    const TensorRef tkv = TensorRef::contiguous(kv.get(), DType::f16, Layout::hnd, 1, H, seq_kv, D);
+    QuantizeOptions o;
+    o.block_q = 64, o.warp_q = 16, o.block_k = 128, o.warp_k = 128;
+    o.quantize_q = quantize_q;
+    const QuantizePlan plan = plan_quantize(tq, tkv, tkv, o, current_device_info().arch());
+    DeviceBuffer ws(plan.workspace_bytes);
+    CHECK(enqueue_quantize(plan, tq, tkv, tkv, o, ws.get(), nullptr) == expect);
+    SAGEJIT_CU(cuCtxSynchronize);
+  }
+}
+
+// Q written by stream-ordered work just before the call (an async copy on a non-blocking stream), the
+// call on that stream, then a kernel-only rerun (reuse_quantized, which reads the caller's Q again):
+// all give the bits of the plain call.
+TEST_CASE("fused_q reads the Q that stream-ordered work just wrote, and again on reuse" * test::needs_hopper()) {
+  ensure_current_context();
+  const int B = 2, H = 4, S = 1000, D = 128;
+  const std::size_t n = std::size_t(B) * H * S * D;
+  DeviceBuffer staged(n * 2), q(n * 2), k(n * 2), v(n * 2), plain(n * 2), ordered(n * 2), reused(n * 2);
+  staged.upload(random_bits(n, D, DType::f16, 0.0f, 21));
+  q.upload(random_bits(n, D, DType::f16, 0.0f, 22));  // the copy below replaces it
+  k.upload(random_bits(n, D, DType::f16, 2.0f, 23));
+  v.upload(random_bits(n, D, DType::f16, 0.5f, 24));
+  auto view = [&](const DeviceBuffer& b) { return TensorRef::contiguous(b.get(), DType::f16, Layout::hnd, B, H, S, D); };
+  CUstream stream;
+  SAGEJIT_CU(cuStreamCreate, &stream, CU_STREAM_NON_BLOCKING);
+  AttentionOptions opt;
+  opt.pv = PvType::fp8_e4m3;
+  plain.poison(), ordered.poison(), reused.poison();
+  attention(view(staged), view(k), view(v), view(plain), nullptr, opt, stream);  // warm-up and reference
+  SAGEJIT_CU(cuStreamSynchronize, stream);
+  SAGEJIT_CU(cuMemcpyDtoDAsync, reinterpret_cast<CUdeviceptr>(q.get()), reinterpret_cast<CUdeviceptr>(staged.get()),
+             n * 2, stream);
+  attention(view(q), view(k), view(v), view(ordered), nullptr, opt, stream);
+  opt.reuse_quantized = true;
+  attention(view(q), view(k), view(v), view(reused), nullptr, opt, stream);
+  SAGEJIT_CU(cuStreamSynchronize, stream);
+  CHECK(attention_spec(view(q), view(k), view(v), view(ordered), nullptr, opt).quant.fused_q);
+  const std::vector<std::uint16_t> want = plain.download<std::uint16_t>(n);
+  CHECK(ordered.download<std::uint16_t>(n) == want);
+  CHECK(reused.download<std::uint16_t>(n) == want);
+  driver().cuStreamDestroy(stream);
 }

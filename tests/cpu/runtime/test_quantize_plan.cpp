@@ -148,3 +148,27 @@ TEST_CASE("the workspace layout is aligned, disjoint and sized from the shapes")
   CHECK(two.q_groups == p.q_groups);
   CHECK(two.k_groups == p.k_groups);
 }
+
+TEST_CASE("without quantize_q (the kernel quantizes Q itself) nothing of Q is reserved") {
+  QuantizeOptions o;
+  o.lse_correction = true;  // computed by the attention kernel then, not reserved here
+  const QuantizePlan with_q = plan_quantize(tensor(8, 1000), tensor(4, 4097), tensor(4, 4097), o, kHopper);
+  o.quantize_q = false;
+  const QuantizePlan p = plan_quantize(tensor(8, 1000), tensor(4, 4097), tensor(4, 4097), o, kHopper);
+  CHECK(p.q == QuantizePlan::kAbsent);
+  CHECK(p.q_scale == QuantizePlan::kAbsent);
+  CHECK(p.q_mean == QuantizePlan::kAbsent);
+  CHECK(p.lse_correction == QuantizePlan::kAbsent);
+  CHECK(p.k != QuantizePlan::kAbsent);
+  CHECK(p.v != QuantizePlan::kAbsent);
+  // Q (2·8·1024·128 B), its scales (2·8·8 blocks·32 groups·4 B) and the correction (2·8·1000·4 B).
+  CHECK(p.workspace_bytes == with_q.workspace_bytes - 2ull * 8 * 1024 * 128 - 2ull * 8 * 8 * 32 * 4 - 2ull * 8 * 1000 * 4);
+  const QuantizedQKV views = quantized_views(p, reinterpret_cast<void*>(std::uintptr_t{1} << 30));
+  CHECK(views.q == nullptr);
+  CHECK(views.q_scale == nullptr);
+  CHECK(views.lse_correction == nullptr);
+  CHECK(views.k != nullptr);
+  // Q smoothing is part of Q's pass.
+  o.smooth_q = true;
+  CHECK(error_of(tensor(8, 1000), tensor(4, 4097), tensor(4, 4097), o).find("argument `smooth_q`") != std::string::npos);
+}
