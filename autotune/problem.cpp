@@ -40,6 +40,13 @@ AttnSpec wgmma_form(const Problem& p) {
   s.family = AttnFamily::wgmma;
   s.quant.pv = p.pv.value_or(p.qk == QuantType::int8x2 ? PvType::f16 : PvType::fp8_e4m3);
   s.tile = wgmma_default_tile(p.head_dim, s.quant.pv, s.quant.qk);
+  // INT8 + f16 P·V at D = 128: the warp-specialized kernel (Q from its pass) wins from S = 2k on, the
+  // single form (2 CTAs per SM, Q quantized in the kernel) up to 1k (H100, end to end, same run:
+  // B4 H32 S1k 0.1895 vs 0.2043 ms, causal 0.1474 vs 0.1551; B1 H8 0.0380 vs 0.0428; S2k 0.6028 vs
+  // 0.5880, causal 0.3821 vs 0.3871; S4k 2.118 vs 2.015; bench/results/2026-11-26-fused-q-h100.md).
+  if (p.head_dim == 128 && s.quant.pv == PvType::f16 && s.quant.qk == QuantType::int8 && p.seq_kv <= 1024) {
+    s.tile = wgmma_single_tile(2);
+  }
   return with_default_fused_q(s);
 }
 

@@ -162,7 +162,8 @@ bool is_wgmma_single(const AttnTile& t);
 // consumers, 3 stages with f16 P·V (its V blocks are twice the size), 2 with two-term int8 Q/K;
 // head_dim 64 one consumer, 3 stages; head_dim 96 with two-term Q/K two consumers, 2 stages;
 // head_dim 256 two consumers, 64 keys per block, 3 stages (2 with two-term Q/K); all of these
-// persistent.
+// persistent. (With f16 P·V at head dim 128 and at most 1k keys the runtime's policy takes the
+// single form instead, 2 CTAs per SM: autotune/problem.cpp.)
 AttnTile wgmma_default_tile(int head_dim, PvType pv = PvType::fp8_e4m3, QuantType qk = QuantType::int8);
 // True when `s`, with family set to wgmma and a wgmma tile, would validate: what the runtime asks
 // before choosing the sm_90a kernel.

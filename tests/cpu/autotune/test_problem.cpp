@@ -76,6 +76,8 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   Problem p = problem("sm_90a", 4096, 4096);
   CHECK(default_spec(p).family == AttnFamily::wgmma);
   CHECK(default_spec(p).quant.pv == PvType::fp8_e4m3);
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));
+  CHECK(default_spec(p).quant.fused_q);  // the single form quantizes Q itself
   CHECK(bucket_name(p).find(".fp8.") != std::string::npos);
   p.varlen = true;
   CHECK(default_spec(p).family == AttnFamily::wgmma);
@@ -87,7 +89,13 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   CHECK(default_spec(p).family == AttnFamily::wgmma);
   CHECK(default_spec(p).quant.pv == PvType::f16);
   CHECK(default_spec(p).tile == wgmma_tile(2, 3, true));
+  CHECK_FALSE(default_spec(p).quant.fused_q);
   CHECK_NOTHROW(default_spec(p).validate());
+  p.seq_q = p.seq_kv = 1024;  // up to 1k keys: the single form, which quantizes Q itself
+  CHECK(default_spec(p).tile == wgmma_single_tile(2));
+  CHECK(default_spec(p).quant.fused_q);
+  CHECK_NOTHROW(default_spec(p).validate());
+  p.seq_q = p.seq_kv = 4096;
   p.head_dim = 96;  // f16 P·V at head dim 96: wgmma too (32-channel V boxes)
   CHECK(default_spec(p).family == AttnFamily::wgmma);
   CHECK_NOTHROW(default_spec(p).validate());
