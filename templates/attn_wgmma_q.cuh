@@ -54,40 +54,42 @@ struct FusedQRows {
     }
   }
 
+  // f(r, j, y) for each of the thread's chunks (row r of its two, chunk t + 4j), y its 8 values.
+  template <class F>
+  __device__ __forceinline__ void each_chunk(F&& f) const {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+#pragma unroll
+      for (int j = 0; j < kChunks; ++j) {
+        float y[8];
+        unpack8<In>(x[r][j], y);
+        f(r, j, y);
+      }
+    }
+  }
+
   // Quantizes the two rows into the Q tile at shared address sQ (tile rows 16·warp + g and + 8) and
   // returns the group's scale times `multiplier`. All four lanes of the quad must call it.
   template <int Box>
   __device__ __forceinline__ float quantize(unsigned sQ, int warp, int g, int t, float multiplier) const {
     float amax = 0.0f;
+    each_chunk([&](int, int, const float (&y)[8]) {
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-#pragma unroll
-      for (int j = 0; j < kChunks; ++j) {
-        float y[8];
-        unpack8<In>(x[r][j], y);
-#pragma unroll
-        for (int i = 0; i < 8; ++i) amax = max_f(amax, abs_f(y[i]));
-      }
-    }
+      for (int i = 0; i < 8; ++i) amax = max_f(amax, abs_f(y[i]));
+    });
     amax = warp_max<3>(amax);
     const float scale = max_f(div_rn(amax, layout::kInt8Max), layout::kMinScale);
     const float inv = div_rn(1.0f, scale);
+    each_chunk([&](int r, int j, const float (&y)[8]) {
+      uint32_t w0 = 0, w1 = 0;
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-#pragma unroll
-      for (int j = 0; j < kChunks; ++j) {
-        float y[8];
-        unpack8<In>(x[r][j], y);
-        uint32_t w0 = 0, w1 = 0;
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          w0 |= (static_cast<uint32_t>(to_int8(mul_rn(y[i], inv))) & 0xffu) << (8 * i);
-          w1 |= (static_cast<uint32_t>(to_int8(mul_rn(y[i + 4], inv))) & 0xffu) << (8 * i);
-        }
-        mma_ops::st_shared_v2_u32(sQ + qk_tile_offset<kWgmmaRowsPerWg, Box>(16 * warp + g + 8 * r, 8 * (t + 4 * j)),
-                                  w0, w1);
+      for (int i = 0; i < 4; ++i) {
+        w0 |= (static_cast<uint32_t>(to_int8(mul_rn(y[i], inv))) & 0xffu) << (8 * i);
+        w1 |= (static_cast<uint32_t>(to_int8(mul_rn(y[i + 4], inv))) & 0xffu) << (8 * i);
       }
-    }
+      mma_ops::st_shared_v2_u32(sQ + qk_tile_offset<kWgmmaRowsPerWg, Box>(16 * warp + g + 8 * r, 8 * (t + 4 * j)), w0,
+                                w1);
+    });
     return mul_rn(scale, multiplier);
   }
 
