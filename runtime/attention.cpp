@@ -178,7 +178,7 @@ void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, c
   }
   bool after_quantize_kv = false;  // the kernel just enqueued lets this one launch programmatically
   if (!options.reuse_quantized) {
-    after_quantize_kv = enqueue_quantize(p, q, k, v, r.quant, workspace, stream);
+    after_quantize_kv = enqueue_quantize(p, q, k, v, r.quant, workspace, stream, /*release_successor=*/true);
     ws.last_call = identity;
   }
   // The plan is deterministic, so a reused workspace holds its outputs at the same offsets.

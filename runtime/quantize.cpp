@@ -164,7 +164,7 @@ QuantizedQKV quantize_varlen(const TensorRef& q, const TensorRef& k, const Tenso
 }
 
 bool enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef& k, const TensorRef& v,
-                      const QuantizeOptions& o, void* workspace, CUstream stream) {
+                      const QuantizeOptions& o, void* workspace, CUstream stream, bool release_successor) {
   if (p.batch == 0) return false;  // nothing to read or write
   const QuantizedQKV out = quantized_views(p, workspace);
   const auto at = [&](std::size_t offset) { return reinterpret_cast<float*>(static_cast<char*>(workspace) + offset); };
@@ -247,7 +247,7 @@ bool enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     void* args[] = {&a};
     kernels.v->launch({{unsigned(kernels::v_tiles(p.seq_kv_pad)), unsigned(p.heads_kv), B}, block, 0}, st, args);
   };
-  auto launch_kv = [&](CUstream st) {
+  auto launch_kv = [&](CUstream st, bool release) {
     kernels::QuantKVParams a{};
     a.k = qk_params(false, k);
     a.v = v_params();
@@ -255,6 +255,7 @@ bool enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     a.ready = counters + std::size_t(B) * p.heads_kv;
     a.next_item = counters + 2 * std::size_t(B) * p.heads_kv;
     a.lag = fused_schedule(p, o, kernels.kv_resident).lag;
+    a.release_dependents = release ? 1 : 0;
     clear_counters(st);
     void* args[] = {&a};
     kernels.kv->launch({{unsigned(kernels::kv_items(p.batch, p.heads_kv, p.seq_kv, a.lag)), 1, 1}, block, 0}, st,
@@ -276,8 +277,8 @@ bool enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     // K, V and their statistics in one kernel on the caller's stream, nothing beside it (Q is
     // quantized by the attention kernel): no helper stream, so the attention kernel may follow
     // quantize_kv programmatically.
-    launch_kv(stream);
-    return true;
+    launch_kv(stream, release_successor);
+    return release_successor;
   }
   helper.fork(stream);
   if (runs_fused(p, o, kernels)) {
@@ -285,7 +286,7 @@ bool enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     // (after it when Q reads k_mean for the LSE correction). Beside it in name only: Q's CTAs find no
     // free slot until quantize_kv's queue drains. As Q items inside quantize_kv it measured slower
     // (0.318 against 0.277 ms at S = 4k).
-    launch_kv(stream);
+    launch_kv(stream, false);
     if (has_q && q_after_stats) helper.fork(stream);
     if (has_q) launch_qk(true, helper.helper());
   } else {

@@ -44,12 +44,14 @@ QuantizedQKV quantized_views(const QuantizePlan& p, void* workspace);
 // Launches the quantization kernels of an already validated plan on `stream` (implemented in
 // quantize.cpp). `workspace` holds at least p.workspace_bytes, 256-byte aligned. `quantize()` and
 // `attention()` both go through here, so a call is planned and validated once.
-// Returns true when the last work it enqueued on `stream` is a kernel that lets its successor be
-// launched programmatically (LaunchConfig::programmatic): quantize_kv with nothing on the helper
-// stream to join. That successor may start during quantize_kv's last CTAs and must griddep_wait
-// before it reads the workspace; the caller's tensors were complete before quantize_kv started.
+// With `release_successor` (the attention call), returns true when the last work it enqueued on
+// `stream` is a kernel that lets its successor be launched programmatically
+// (LaunchConfig::programmatic): quantize_kv with nothing on the helper stream to join. That successor
+// may start during quantize_kv's last CTAs and must griddep_wait before it reads the workspace; the
+// caller's tensors were complete before quantize_kv started. Without it (quantize()), the next
+// kernel on the stream is released only when quantize_kv ends, and it returns false.
 bool enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef& k, const TensorRef& v,
-                      const QuantizeOptions& o, void* workspace, CUstream stream);
+                      const QuantizeOptions& o, void* workspace, CUstream stream, bool release_successor = false);
 
 // Whether enqueue_quantize runs K, V and their statistics as one kernel (quant_kv.cuh) for this plan
 // on the current device, rather than a statistics pass and separate K and V passes (implemented in

@@ -101,7 +101,8 @@ __global__ void __launch_bounds__(kQuantThreads, kv_data_registers<HeadDim, With
   const int tid = threadIdx.x;
   // The attention kernel after this one (a programmatic launch) may take the slots this grid's last
   // CTAs leave free; it waits for this grid's completion before it reads K or V (attn_wgmma_single.cuh).
-  griddep_launch_dependents();
+  // Only inside an attention call: after a bare quantize() the next kernel is the caller's.
+  if (p.release_dependents != 0) griddep_launch_dependents();
   if (tid == 0) s_item = static_cast<int>(atomicAdd(p.next_item, 1u));
   __syncthreads();
   const int grid_chunks = stats_chunks(p.stats.seq_len) > 0 ? stats_chunks(p.stats.seq_len) : 1;

@@ -134,6 +134,8 @@ struct QuantKVParams {
   unsigned int* ready;         // workspace [B * H]: set once (b, h)'s statistics are written
   unsigned int* next_item;     // workspace [1]: the work ticket (quant_kv.cuh, "Order")
   int lag;                     // steps between a (b, h)'s statistics and its quantization items (>= 1)
+  int release_dependents;      // non-zero: each CTA runs griddepcontrol.launch_dependents as it starts
+                               // (the attention call's programmatic launch follows; quant_kv.cuh)
   // ready and next_item, like counters, are zero before each launch (the host clears them).
 };
 

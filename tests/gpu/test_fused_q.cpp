@@ -202,7 +202,7 @@ TEST_CASE("fused_q: small shapes (the compute-sanitizer set)" * test::needs_hopp
 
 // The programmatic launch is taken exactly where quantize_kv is the last kernel on the stream: Q left
 // to the attention kernel and the fused statistics chosen (not at S = 16k, where separate passes run
-// and a helper stream joins).
+// and a helper stream joins), and only for the attention call (not for a bare quantize()).
 TEST_CASE("enqueue_quantize allows a programmatic successor only after quantize_kv alone" * test::needs_hopper()) {
   ensure_current_context();
   for (auto [seq_kv, quantize_q, expect] : {std::tuple{1000, false, true}, {1000, true, false}, {16384, false, false}}) {
@@ -219,7 +219,8 @@ TEST_CASE("enqueue_quantize allows a programmatic successor only after quantize_
     o.quantize_q = quantize_q;
     const QuantizePlan plan = plan_quantize(tq, tkv, tkv, o, current_device_info().arch());
     DeviceBuffer ws(plan.workspace_bytes);
-    CHECK(enqueue_quantize(plan, tq, tkv, tkv, o, ws.get(), nullptr) == expect);
+    CHECK(enqueue_quantize(plan, tq, tkv, tkv, o, ws.get(), nullptr, true) == expect);
+    CHECK_FALSE(enqueue_quantize(plan, tq, tkv, tkv, o, ws.get(), nullptr));  // quantize(): never
     SAGEJIT_CU(cuCtxSynchronize);
   }
 }
