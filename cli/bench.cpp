@@ -114,7 +114,7 @@ void run(const BenchFlags& f) {
   }
   // What the call runs: the single-warpgroup form quantizes Q itself unless told not to.
   const bool fused_q = !f.separate_q;
-  choice.spec.quant.fused_q = fused_q && choice.spec.family == AttnFamily::wgmma && is_wgmma_single(choice.spec.tile);
+  choice.spec.quant.fused_q = fused_q && can_fuse_q(choice.spec);
   nlohmann::json j = {{"shape", shape_label(p)}, {"bucket", bucket_name(p)}, {"device", current_device_info().name},
                       {"spec", choice.spec.canonical_name()}, {"choice", name(choice.source)}};
   j["kernel"] = timing_json(p, repeat_timing(p, choice.spec, false, f.repeat, fused_q));
@@ -123,7 +123,7 @@ void run(const BenchFlags& f) {
   j["end_to_end"] = timing_json(p, repeat_timing(p, choice.spec, true, f.repeat, fused_q));
   if (f.compare_default) {
     AttnSpec def = default_spec(p);
-    def.quant.fused_q = fused_q && def.family == AttnFamily::wgmma && is_wgmma_single(def.tile);
+    def.quant.fused_q = fused_q && can_fuse_q(def);
     j["default_spec"] = def.canonical_name();
     j["default_kernel"] = timing_json(p, repeat_timing(p, def, false, f.repeat, fused_q));
     j["default_end_to_end"] = timing_json(p, repeat_timing(p, def, true, f.repeat, fused_q));

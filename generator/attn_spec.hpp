@@ -74,7 +74,7 @@ struct AttnQuant {
   PvType pv = PvType::f16;  // fp8_e4m3 on sm_89 and newer
   bool smooth_q = false;    // Q quantized as Q − q̄ per block; ΔS = q̄·γ(K)ᵀ added back
   // Q quantized by the attention kernel itself from the caller's Q (the same bits as the separate
-  // pass; templates/attn_wgmma_q.cuh): the single-warpgroup wgmma form only.
+  // pass; templates/attn_wgmma_q.cuh): where can_fuse_q() says so.
   bool fused_q = false;
 };
 
@@ -168,6 +168,11 @@ AttnTile wgmma_default_tile(int head_dim, PvType pv = PvType::fp8_e4m3, QuantTyp
 // True when `s`, with family set to wgmma and a wgmma tile, would validate: what the runtime asks
 // before choosing the sm_90a kernel.
 bool wgmma_supports(const AttnSpec& s);
+// Whether the kernel of `s` quantizes Q itself (quant.fused_q): the wgmma family with one-term int8
+// Q/K, in the single-warpgroup form always, in the warp-specialized form with FP8 P·V and no LSE
+// (the LSE's K-smoothing correction would need loop state its consumers have no room for; with f16
+// P·V it measured slower than Q's own pass).
+bool can_fuse_q(const AttnSpec& s);
 
 AttnTile default_tile(const Arch& arch, int head_dim, PvType pv, QuantType qk);
 

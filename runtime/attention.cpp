@@ -95,8 +95,8 @@ Resolved resolve(const TensorRef& q, const TensorRef& k, const TensorRef& v, con
   // kernel on sm_90a where it supports the problem, else mma.sync): autotune/policy.
   r.spec = choose_kernel(problem_of(q, k, lse != nullptr, varlen, o, arch), o.family, o.tile).spec;
   AttnSpec& s = r.spec;
-  // Q quantized by the kernel itself wherever the kernel can (the single-warpgroup wgmma form).
-  s.quant.fused_q = o.fused_q && s.family == AttnFamily::wgmma && is_wgmma_single(s.tile);
+  // Q quantized by the kernel itself wherever the kernel can (generator/attn_spec.hpp, can_fuse_q).
+  s.quant.fused_q = o.fused_q && can_fuse_q(s);
   s.validate();
 
   QuantizeOptions& qo = r.quant;
@@ -221,9 +221,9 @@ void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, c
                          static_cast<unsigned>(p.batch)},
                         {static_cast<unsigned>(r.spec.threads()), 1, 1},
                         static_cast<unsigned>(r.spec.shared_bytes())};
-    // The single-warpgroup kernel waits for the quantization (griddep_wait) after its Q prologue,
-    // which then runs during quantize_kv's last CTAs.
-    launch.programmatic = after_quantize_kv && is_wgmma_single(t);
+    // The wgmma kernels wait for the quantization (griddep_wait) before their first K/V copy; with
+    // fused Q the Q loads run during quantize_kv's last CTAs (after_quantize_kv implies fused Q).
+    launch.programmatic = after_quantize_kv;
     if (t.persistent) {
       const int slots = q_slots * p.heads_q * p.batch;
       launch.grid = {static_cast<unsigned>(kernels::attn_wgmma_persistent_ctas(

@@ -110,6 +110,7 @@
 
 #include "attn_params.cuh"
 #include "attn_softmax.cuh"
+#include "attn_wgmma_q.cuh"
 #include "attn_wgmma_smem.cuh"
 #include "attn_wgmma_tile.cuh"
 #include "hopper_ops.cuh"
@@ -119,7 +120,7 @@ namespace sagejit::kernels {
 
 template <int HeadDim, int Consumers, int Stages, int Mask, bool WriteLse, bool PingPong = false,
           bool Persistent = false, bool OutBf16 = false, bool RowSumMma = true, bool PvF16 = false, int QkTerms = 1,
-          int CtaK = 128>
+          int CtaK = 128, bool FusedQ = false>
 struct AttnWgmmaCfg {
   static constexpr int head_dim = HeadDim;
   static constexpr int consumers = Consumers;
@@ -133,6 +134,7 @@ struct AttnWgmmaCfg {
   static constexpr bool pv_f16 = PvF16;
   static constexpr int qk_terms = QkTerms;
   static constexpr int cta_k = CtaK;
+  static constexpr bool fused_q = FusedQ;  // each consumer quantizes its Q rows itself (attn_wgmma_q.cuh)
 };
 
 // kWgmmaCtaK, attn_wgmma_threads, attn_wgmma_min_ctas and attn_wgmma_smem_bytes live in
@@ -192,6 +194,9 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr u32 kConsumerWarps = 4 * kConsumers;     // arrivals that free a ring slot
   constexpr u32 kTurnBarrier = 1;                    // named barriers 1, 2: the ping-pong turns
   constexpr u32 kTailBarrier = 3;                    // named barrier 3: f16 V tail rows zeroed (varlen)
+  constexpr u32 kQBarrier = 4;                       // named barriers 4, 5: a consumer's fused Q tile
+  static_assert(!Cfg::fused_q || (kTerms == 1 && !Cfg::write_lse),
+                "fused Q: one-term int8 Q and no LSE (its K-smoothing correction would need loop state)");
   using Regs = AttnWgmmaRegs<kConsumers>;
   constexpr bool kPingPong = kConsumers == 2 && Cfg::pingpong;
   static_assert(kD == 64 || kD == 96 || kD == 128 || kD == 256, "attention_wgmma: head_dim 64, 96, 128 or 256");
@@ -291,6 +296,9 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       prefetch_tma_descriptor(tma_q);
       prefetch_tma_descriptor(tma_k);
       prefetch_tma_descriptor(tma_v);
+      // Launched programmatically after quantize_kv (fused Q: runtime/attention.cpp), the first copy
+      // waits for it here; the consumers read the workspace only after the copies this thread issues.
+      griddep_wait();
       int kb = 0;
       int n = 0;  // non-empty tiles so far: the phase of the Q barriers
       for (int tile = first_tile; tile < n_work; tile = next_tile(tile)) {
@@ -302,7 +310,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
         const int k_row0 = static_cast<int>(bh_kv * p.seq_kv_pad);
         const int v_row = static_cast<int>(bh_kv * kD);
 #pragma unroll
-        for (int c = 0; c < kConsumers; ++c) {
+        for (int c = 0; c < (Cfg::fused_q ? 0 : kConsumers); ++c) {
           if (n > 0) mbarrier_wait_parity(smem_u32(&empty_q[c]), (n - 1) & 1);  // previous tile's QKᵀ done
           mbarrier_arrive_expect_tx(smem_u32(&full_q[c]), kQBytes);
 #pragma unroll
@@ -397,6 +405,10 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     };
     // The consumer's Q "empty" barrier, from a fresh thread-index read (see desc_q in issue_qk).
     auto empty_q_addr = [&] { return smem_u32(&empty_q[0]) + 8 * consumer_index(); };
+    // The Q tile is free again (fused Q: nobody waits, the consumer rewrites its own tile).
+    auto release_q = [&] {
+      if constexpr (!Cfg::fused_q) release(empty_q_addr());
+    };
     // Ping-pong: consumer c issues its wgmmas after named barrier kTurnBarrier + c completes and then
     // arrives on the other's. Both consumers take kv_blocks + 1 turns per tile; consumer 1 pre-arrives
     // on consumer 0's barrier (0 goes first) and skips the arrival after its last turn, so every
@@ -523,9 +535,24 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     const long long bh_q = w.bh_q(p), bh_kv = w.bh_kv(p, geom[kGroup]);
     // q_scale goes to loop_state only after the tile's first QKᵀ is issued: storing it here would
     // wait out the global load at every tile start (~2% at S = 4096 with the persistent schedule).
-    const float q_scale = ldg_f32(p.q_scale + (bh_q * geom[kQBlocks] + w.qt) * kQGroups +
-                                  layout::q_group_of_row(layout::Granularity::per_thread,
-                                                         kRowsPerWg * cw + 16 * warp + g, 16));
+    // Fused Q: this consumer's rows of the caller's Q, quantized into its Q tile; the barrier before
+    // the stores keeps them behind every warp's last QKᵀ of the previous tile, the one after them
+    // (with the proxy fence) makes the tile whole before the first QKᵀ reads it.
+    float q_scale;
+    if constexpr (Cfg::fused_q) {
+      FusedQRows<typename QElement<Cfg::out_bf16>::type, kD> q_rows;
+      q_rows.load(p, w, w.q0 + kRowsPerWg * cw, warp, g, t);
+      // The main loop reads k_scale ahead of the K copy it belongs to: launched programmatically, it
+      // must not start before quantize_kv is complete (a no-op after the first tile).
+      griddep_wait();
+      named_barrier_sync(kQBarrier + cw, 128);
+      q_scale = q_rows.template quantize<kQKBox>(sQ + cw * kQBytes, warp, g, t, p.q_scale_multiplier);
+      fence_proxy_async_shared();
+      named_barrier_sync(kQBarrier + cw, 128);
+    } else {
+      q_scale = ldg_f32(p.q_scale + (bh_q * geom[kQBlocks] + w.qt) * kQGroups +
+                        layout::q_group_of_row(layout::Granularity::per_thread, kRowsPerWg * cw + 16 * warp + g, 16));
+    }
     // Group t of ring block kb's K block (kb − kb0), as a 32-bit offset from p.k_scale (a kernel
     // parameter, so the 64-bit base costs no register through the main loop).
     my_state[kSlotKScale * kStateStride] = static_cast<int>(bh_kv * geom[kKBlocks] * kKGroups) + t - kb0 * kKGroups;
@@ -552,8 +579,10 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     float row_max[2] = {neg_inf(), neg_inf()}, row_sum[2] = {0.0f, 0.0f};
     float l_acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // f16: the row sums' wgmma accumulators (l_acc[2r]: row r)
 
-    mbarrier_wait_parity(smem_u32(&full_q[cw]), n & 1);  // always: no CTA exits with a Q copy in flight
-    if (kb_end == kb0) release(empty_q_addr());
+    if constexpr (!Cfg::fused_q) {
+      mbarrier_wait_parity(smem_u32(&full_q[cw]), n & 1);  // always: no CTA exits with a Q copy in flight
+      if (kb_end == kb0) release(empty_q_addr());
+    }
 
     // Dequantize, mask and online-softmax S (completed accumulators of ring block kb) into P̃
     // (fp32, in s); alpha = exp2(m_old − m_new) per row. Updates row_max; the row sums come with
@@ -652,7 +681,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
         wgmma_wait<0>();
         fence_operands(acc);
         release(smem_u32(&empty_k[stage]));
-        if (kb == kb_end - 1) release(empty_q_addr());
+        if (kb == kb_end - 1) release_q();
         float s[kSRegs];
         float alpha[2];
         softmax_block(kb, bs, acc, s, alpha);
@@ -704,7 +733,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       wgmma_wait<0>();
       fence_operands(acc);
       release(smem_u32(&empty_k[stage]));
-      if (kb_end == kb0 + 1) release(empty_q_addr());
+      if (kb_end == kb0 + 1) release_q();
       float s[kSRegs];
       softmax_block(kb0, bs, acc, s, alpha_prev);
       pack_p(s, pa);
@@ -729,7 +758,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       wgmma_wait<1>();           // S done; P·V(kb − 1) may still run under this softmax
       fence_operands(acc);
       release(smem_u32(&empty_k[stage]));
-      if (kb == kb_end - 1) release(empty_q_addr());
+      if (kb == kb_end - 1) release_q();
 
       float s[kSRegs];
       float alpha_next[2];

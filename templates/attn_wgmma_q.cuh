@@ -1,7 +1,8 @@
-// attn_wgmma_q.cuh — Q quantized inside the single-warpgroup sm_90a kernel (Cfg::fused_q): the CTA
-// reads its 64 query rows from the caller's fp16/bf16 Q, quantizes them to int8 with per-thread
-// scales and stores them in shared memory exactly as the TMA load of a quantized Q would have, so
-// the separate Q pass (its launch, its int8 copy written and read back) goes away.
+// attn_wgmma_q.cuh — Q quantized inside the sm_90a attention kernels (Cfg::fused_q): a warpgroup
+// (the single-warpgroup kernel's CTA, or a consumer of the warp-specialized kernel) reads its 64
+// query rows from the caller's fp16/bf16 Q, quantizes them to int8 with per-thread scales and stores
+// them in shared memory exactly as the TMA load of a quantized Q would have, so the separate Q pass
+// (its launch, its int8 copy written and read back) goes away.
 //
 // Same bits as quantize_qk (quant_qk.cuh) with block_q 64, warp_q 16, per_thread scales, no Q
 // smoothing: scale group g of warp w is rows 16w + g and 16w + g + 8 of the tile, which are the
@@ -34,19 +35,30 @@ __device__ __forceinline__ unsigned qk_tile_offset(int row, int col) {
   return static_cast<unsigned>((col / Box) * Rows * Box) + (o ^ (((o >> 7) & (Box / 16 - 1)) << 4));
 }
 
+// Q's element type: the output's (the API requires q and out to share it).
+template <bool Bf16>
+struct QElement {
+  using type = f16;
+};
+template <>
+struct QElement<true> {
+  using type = bf16;
+};
+
 template <typename In, int HeadDim>
 struct FusedQRows {
   static constexpr int kChunks = HeadDim / 32;  // 16-byte chunks a lane reads per row
   u32x4 x[2][kChunks];                          // rows 16·warp + g and + 8, chunks t + 4j
 
-  // Issues the loads (nothing waits on them here). Varlen: the packed Q's rows start at the
-  // sequence's first token.
-  __device__ __forceinline__ void load(const AttnParams& p, const AttnWgmmaTile& w, int warp, int g, int t) {
+  // Issues the loads of rows row0 + 16·warp + g and + 8 of tile w's sequence (row0: the warpgroup's
+  // first row, w.q0 plus 64 per earlier consumer); nothing waits on them here. Varlen: the packed
+  // Q's rows start at the sequence's first token.
+  __device__ __forceinline__ void load(const AttnParams& p, const AttnWgmmaTile& w, int row0, int warp, int g, int t) {
     const In* base = static_cast<const In*>(p.q) +
                      (p.cu_seqlens_q != nullptr ? w.q_tok0 * p.q_stride_s : w.b * p.q_stride_b) + w.h * p.q_stride_h;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const int row = w.q0 + 16 * warp + g + 8 * r;
+      const int row = row0 + 16 * warp + g + 8 * r;
 #pragma unroll
       for (int j = 0; j < kChunks; ++j) {
         x[r][j] = row < w.seq_q ? load16_nc(base + row * p.q_stride_s + 8 * (t + 4 * j)) : u32x4{0u, 0u, 0u, 0u};

@@ -72,14 +72,6 @@ struct AttnWgmmaSingleCfg {
   static constexpr bool fused_q = FusedQ;    // Q quantized here from the caller's (attn_wgmma_q.cuh)
 };
 
-template <bool Bf16>
-struct SingleQElement {
-  using type = f16;
-};
-template <>
-struct SingleQElement<true> {
-  using type = bf16;
-};
 
 template <class Cfg>
 __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
@@ -134,8 +126,8 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   const int n_blocks = w.kv_blocks;
 
   // fused_q: the caller's Q rows, loads issued first (their latency runs under the set-up below).
-  FusedQRows<typename SingleQElement<Cfg::out_bf16>::type, kD> q_rows;
-  if constexpr (Cfg::fused_q) q_rows.load(p, w, warp, g, t);
+  FusedQRows<typename QElement<Cfg::out_bf16>::type, kD> q_rows;
+  if constexpr (Cfg::fused_q) q_rows.load(p, w, w.q0, warp, g, t);
 
   // K block j into the one K buffer, box by box.
   auto load_k = [&](int j) {

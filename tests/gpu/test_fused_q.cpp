@@ -32,7 +32,8 @@ struct FusedCase {
   DType dtype = DType::f16;
   Layout layout = Layout::hnd;
   bool lse = true, smooth_k = true;
-  bool nonfinite_q = false;  // a few Q entries Inf or NaN (the kernel's exact fallback path)
+  bool nonfinite_q = false;  // a few Q entries Inf or NaN
+  bool expect_fused = true;  // false: the kernel cannot quantize Q itself (warp-specialized with LSE)
   std::vector<int> varlen_q, varlen_kv;  // non-empty: attention_varlen over these lengths
   std::string describe() const {
     return fmt::format("D={} Hq={} Hkv={} B={} Sq={} Skv={} pv={} mask={} {} {} lse={} smooth_k={}{}{}", head_dim,
@@ -122,7 +123,7 @@ void check_fused_equals_separate(const std::vector<FusedCase>& cases) {
     CAPTURE(fc.describe());
     const Outputs fused = run(fc, true), separate = run(fc, false);
     MESSAGE(fmt::format("{}: {} vs {}", fc.describe(), fused.spec.canonical_name(), separate.spec.canonical_name()));
-    CHECK(fused.spec.quant.fused_q);
+    CHECK(fused.spec.quant.fused_q == fc.expect_fused);
     CHECK_FALSE(separate.spec.quant.fused_q);
     CHECK(fused.spec.tile == separate.spec.tile);
     std::size_t differ = 0, nonfinite = 0;
@@ -180,10 +181,23 @@ TEST_CASE("fused_q: Q quantized inside the single-warpgroup kernel gives the sep
   cases.push_back(c);
   c.dtype = DType::bf16, c.head_dim = 64;
   cases.push_back(c);
+  // The warp-specialized kernel: its consumers quantize Q with FP8 P·V and no LSE (D 256, also bf16
+  // NHD); with an LSE, or with f16 P·V (D 128 from 2k keys), it keeps the Q pass.
+  c = {};
+  c.head_dim = 256, c.lse = false, c.heads_q = 4, c.heads_kv = 1, c.seq_q = 700, c.seq_kv = 900;
+  cases.push_back(c);
+  c.dtype = DType::bf16, c.layout = Layout::nhd, c.mask = Mask::causal_bottom_right;
+  cases.push_back(c);
+  c.lse = true, c.expect_fused = false;
+  cases.push_back(c);
+  c = {};
+  c.pv = PvType::f16, c.lse = false, c.seq_q = 2100, c.seq_kv = 2100, c.batch = 1, c.mask = Mask::causal_top_left;
+  c.expect_fused = false;
+  cases.push_back(c);
   check_fused_equals_separate(cases);
 }
 
-// The compute-sanitizer set (scripts/sanitize.sh): the fused kernel behind quantize_kv's
+// The compute-sanitizer set (scripts/sanitize.sh): both fused kernels behind quantize_kv's
 // programmatic launch, small enough for racecheck.
 TEST_CASE("fused_q: small shapes (the compute-sanitizer set)" * test::needs_hopper()) {
   ensure_current_context();
@@ -196,6 +210,10 @@ TEST_CASE("fused_q: small shapes (the compute-sanitizer set)" * test::needs_hopp
   c = {};
   c.head_dim = 96, c.dtype = DType::bf16, c.heads_q = 2, c.heads_kv = 2, c.seq_q = 70, c.seq_kv = 140;
   c.varlen_q = {70, 5}, c.varlen_kv = {140, 9}, c.layout = Layout::nhd;
+  cases.push_back(c);
+  c = {};  // the warp-specialized kernel's consumers (D 256, FP8, no LSE)
+  c.head_dim = 256, c.lse = false, c.batch = 1, c.heads_q = 2, c.heads_kv = 1, c.seq_q = 130, c.seq_kv = 200;
+  c.mask = Mask::causal_top_left;
   cases.push_back(c);
   check_fused_equals_separate(cases);
 }

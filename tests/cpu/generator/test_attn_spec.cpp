@@ -400,12 +400,25 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK(single_fused.canonical_name() == "attn.wgmma.d128.int8.per_thread.fused_q.fp8.none.f16.sm_90a.t64x128w4s1c3");
   CHECK(single_fused.hash() != single.hash());
   CHECK(single_fused.generate().source.find("static constexpr bool fused_q = true;") != std::string::npos);
-  AttnSpec fused_elsewhere = w;  // only the single-warpgroup form quantizes Q itself
-  fused_elsewhere.quant.fused_q = true;
-  CHECK_THROWS_WITH_AS(fused_elsewhere.validate(), doctest::Contains("argument `quant.fused_q`"), InvalidArgument);
-  fused_elsewhere = AttnSpec{};
-  fused_elsewhere.quant.fused_q = true;
-  CHECK_THROWS_WITH_AS(fused_elsewhere.validate(), doctest::Contains("single-warpgroup"), InvalidArgument);
+  AttnSpec fused_ws = w;  // the warp-specialized kernel quantizes Q itself with FP8 P·V and no LSE
+  fused_ws.quant.fused_q = true;
+  CHECK(can_fuse_q(fused_ws));
+  CHECK_NOTHROW(fused_ws.validate());
+  CHECK(fused_ws.generate().source.find("static constexpr bool fused_q = true;") != std::string::npos);
+  fused_ws.out.lse = true;  // not with an LSE
+  CHECK_FALSE(can_fuse_q(fused_ws));
+  CHECK_THROWS_WITH_AS(fused_ws.validate(), doctest::Contains("argument `quant.fused_q`"), InvalidArgument);
+  fused_ws.out.lse = false;
+  fused_ws.quant.pv = PvType::f16;  // nor with f16 P·V (measured slower than Q's own pass)
+  fused_ws.tile = wgmma_tile(2, 3, true);
+  CHECK_THROWS_WITH_AS(fused_ws.validate(), doctest::Contains("argument `quant.fused_q`"), InvalidArgument);
+  single_fused.out.lse = true;  // the single form: always, LSE included
+  CHECK(can_fuse_q(single_fused));
+  CHECK_NOTHROW(single_fused.validate());
+  AttnSpec fused_mma;  // the mma family never
+  fused_mma.quant.fused_q = true;
+  CHECK_THROWS_WITH_AS(fused_mma.validate(), doctest::Contains("argument `quant.fused_q`: needs the wgmma family"),
+                       InvalidArgument);
   AttnSpec single_f16 = single;  // f16 P·V: V twice the size, a 2 KiB ones tile, at most 2 CTAs per SM at D = 128
   single_f16.quant.pv = PvType::f16;
   CHECK_THROWS_WITH_AS(single_f16.validate(), doctest::Contains("argument `tile.min_ctas_per_sm`"), InvalidArgument);

@@ -36,14 +36,15 @@ TEST_CASE("attn_wgmma: the sm_90a kernel compiles without spills or stack, at it
   std::vector<GeneratedUnit> units;
   std::vector<int> consumers_of;
   auto add = [&](int d, int consumers, int stages, int mask, bool lse, bool persistent, bool bf16 = false,
-                 bool pv_f16 = false, int qk_terms = 1, int cta_k = 128) {
+                 bool pv_f16 = false, int qk_terms = 1, int cta_k = 128, bool fused_q = false) {
     consumers_of.push_back(consumers);
     const std::string cfg =
-        fmt::format("sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}, {}, false, {}, {}, true, {}, {}, {}>", d,
+        fmt::format("sagejit::kernels::AttnWgmmaCfg<{}, {}, {}, {}, {}, false, {}, {}, true, {}, {}, {}, {}>", d,
                     consumers, stages, mask, lse ? "true" : "false", persistent ? "true" : "false",
-                    bf16 ? "true" : "false", pv_f16 ? "true" : "false", qk_terms, cta_k);
-    units.push_back(GeneratedUnit{fmt::format("test.attn_wgmma.d{}.c{}.s{}.m{}.l{}.p{}.b{}.f{}.t{}.k{}", d, consumers,
-                                              stages, mask, lse, persistent, bf16, pv_f16, qk_terms, cta_k),
+                    bf16 ? "true" : "false", pv_f16 ? "true" : "false", qk_terms, cta_k, fused_q ? "true" : "false");
+    units.push_back(GeneratedUnit{fmt::format("test.attn_wgmma.d{}.c{}.s{}.m{}.l{}.p{}.b{}.f{}.t{}.k{}.q{}", d,
+                                              consumers, stages, mask, lse, persistent, bf16, pv_f16, qk_terms, cta_k,
+                                              fused_q),
                                   arch, "#include \"attn_wgmma.cuh\"\n",
                                   "&sagejit::kernels::attention_wgmma<" + cfg + " >"});
   };
@@ -81,6 +82,14 @@ TEST_CASE("attn_wgmma: the sm_90a kernel compiles without spills or stack, at it
       add(96, 2, 3, 1, true, true, true, true);        // f16 / bf16 P·V: 32-channel 64B V boxes
       add(96, 1, 2, 0, false, true, false, true);
       add(96, 2, 2, 2, true, true, false, true, 2);    // the precise mode
+    }
+    // Q quantized by the consumers (FP8 P·V, no LSE: AttnSpec's can_fuse_q)
+    add(d, 2, 2, 0, false, true, true, false, 1, 128, true);
+    if (d == 64) add(d, 1, 3, 0, false, true, false, false, 1, 128, true);
+    if (d == 128) {
+      add(256, 2, 4, 1, false, true, false, false, 1, 64, true);
+      add(256, 2, 4, 0, false, true, true, false, 1, 64, true);
+      add(96, 2, 4, 2, false, true, false, false, 1, 128, true);
     }
     // two-term int8 Q/K (the precise mode)
     add(d, 2, 2, 0, false, true, false, true, 2);
