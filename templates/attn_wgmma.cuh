@@ -58,6 +58,10 @@
 //   maps address them), and with varlen cu_seqlens_q / cu_seqlens_k (attn_params.cuh: the workspace
 //   keeps its padded per-batch layout, the output and LSE are packed). Not supported (host must not
 //   ask): Q smoothing, int4 Q/K, other quantization geometries. With pv_f16: p.v_scale is not read.
+//   With Cfg::fused_q (one-term Q, no LSE): each consumer quantizes its 64 rows of the caller's Q
+//   (p.q with q_stride_*, p.q_scale_multiplier; attn_wgmma_q.cuh) at every tile start, and tma_q and
+//   p.q_scale are not read. Launched programmatically after quantize_kv, the producer waits
+//   (griddepcontrol.wait) before its first copy and each consumer before its first k_scale read.
 //   Tensor maps (cuTensorMapEncodeTiled, 2-D, uint8, zero OOB fill, interleave none), over the
 //   quantized workspace of quant_layout.cuh quantized with block_q = cta_q, warp_q 16, block_k = warp_k
 //   = cta_k, per_thread, int8 Q/K, FP8 V:
