@@ -26,8 +26,8 @@ AttnSpec base_spec(const Problem& p) {
   return s;
 }
 
-// Q quantized inside the attention kernel wherever the kernel does it (the single-warpgroup form),
-// as attention() runs it by default (AttentionOptions::fused_q): the spec then names what runs.
+// Q quantized inside the attention kernel wherever the kernel does it (can_fuse_q), as attention()
+// runs it by default (AttentionOptions::fused_q): the spec then names what runs.
 AttnSpec with_default_fused_q(AttnSpec s) {
   s.quant.fused_q = can_fuse_q(s);
   return s;

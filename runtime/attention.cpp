@@ -6,6 +6,7 @@
 #include "sagejit/attention.hpp"
 
 #include <array>
+#include <initializer_list>
 #include <cmath>
 #include <map>
 #include <mutex>
@@ -47,6 +48,19 @@ Extent extent_of(const TensorRef& t) {
   return {begin, begin + static_cast<std::uintptr_t>(last) * 2};
 }
 
+// Throws InvalidArgument naming `argument` when the bytes `x` overlap any of `others` (a tensor and
+// its name, spoken of as `prefix` + name).
+void check_disjoint(const Extent& x, const char* argument, const char* prefix,
+                    std::initializer_list<std::pair<const TensorRef*, const char*>> others) {
+  for (auto [t, what] : others) {
+    const Extent e = extent_of(*t);
+    if (x.begin < e.end && e.begin < x.end) {
+      throw InvalidArgument(argument, fmt::format("must not overlap {}{} ({} spans {:#x}..{:#x}, {} spans {:#x}..{:#x})",
+                                                  prefix, what, argument, x.begin, x.end, what, e.begin, e.end));
+    }
+  }
+}
+
 void check_output(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse) {
   validate_tensor(out, "out");
   if (out.dtype != q.dtype) {
@@ -56,14 +70,7 @@ void check_output(const TensorRef& q, const TensorRef& k, const TensorRef& v, co
     throw InvalidArgument("out", fmt::format("must have q's shape [{}, {}, {}, {}] (got [{}, {}, {}, {}])", q.batch,
                                              q.heads, q.seq, q.dim, out.batch, out.heads, out.seq, out.dim));
   }
-  const Extent o = extent_of(out);
-  for (auto [t, what] : {std::pair{&q, "q"}, {&k, "k"}, {&v, "v"}}) {
-    const Extent e = extent_of(*t);
-    if (o.begin < e.end && e.begin < o.end) {
-      throw InvalidArgument("out", fmt::format("must not overlap the input {} (out spans {:#x}..{:#x}, {} spans "
-                                               "{:#x}..{:#x})", what, o.begin, o.end, what, e.begin, e.end));
-    }
-  }
+  check_disjoint(extent_of(out), "out", "the input ", {{&q, "q"}, {&k, "k"}, {&v, "v"}});
   if (lse != nullptr && reinterpret_cast<std::uintptr_t>(lse) % 4 != 0) {
     throw InvalidArgument("lse", "must be 4-byte aligned (float [B, Hq, Sq])");
   }
@@ -71,14 +78,8 @@ void check_output(const TensorRef& q, const TensorRef& k, const TensorRef& v, co
   // k and v: no overlap with them, nor with out. (Varlen views have batch 1 and seq = total_q.)
   if (lse != nullptr && q.batch * q.heads * q.seq > 0) {
     const auto begin = reinterpret_cast<std::uintptr_t>(lse);
-    const Extent l{begin, begin + static_cast<std::uintptr_t>(q.batch * q.heads * q.seq) * 4};
-    for (auto [t, what] : {std::pair{&q, "q"}, {&k, "k"}, {&v, "v"}, {&out, "out"}}) {
-      const Extent e = extent_of(*t);
-      if (l.begin < e.end && e.begin < l.end) {
-        throw InvalidArgument("lse", fmt::format("must not overlap {} (lse spans {:#x}..{:#x}, {} spans {:#x}..{:#x})",
-                                                 what, l.begin, l.end, what, e.begin, e.end));
-      }
-    }
+    check_disjoint({begin, begin + static_cast<std::uintptr_t>(q.batch * q.heads * q.seq) * 4}, "lse", "",
+                   {{&q, "q"}, {&k, "k"}, {&v, "v"}, {&out, "out"}});
   }
 }
 

@@ -272,8 +272,9 @@ bool enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
   // 0.263 -> 0.248 ms at 4k).
   const bool has_q = p.seq_q > 0 && o.quantize_q, has_kv = p.seq_kv > 0;
   const bool q_after_stats = p.stats && out.lse_correction != nullptr;
+  const bool fused = runs_fused(p, o, kernels);
   StreamFork& helper = StreamFork::of(stream);
-  if (runs_fused(p, o, kernels) && !has_q) {
+  if (fused && !has_q) {
     // K, V and their statistics in one kernel on the caller's stream, nothing beside it (Q is
     // quantized by the attention kernel): no helper stream, so the attention kernel may follow
     // quantize_kv programmatically.
@@ -281,7 +282,7 @@ bool enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     return release_successor;
   }
   helper.fork(stream);
-  if (runs_fused(p, o, kernels)) {
+  if (fused) {
     // One kernel for K, V and their statistics on the caller's stream; Q on the helper, beside it
     // (after it when Q reads k_mean for the LSE correction). Beside it in name only: Q's CTAs find no
     // free slot until quantize_kv's queue drains. As Q items inside quantize_kv it measured slower
