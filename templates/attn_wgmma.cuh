@@ -838,9 +838,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
 
     if constexpr (!kPvF16) mbarrier_wait_parity(smem_u32(&full_vs[e_n & 1]), (e_n >> 1) & 1);
     const u32 vs = sVs + (e_n & 1) * kVsBytes;
-    // Varlen: the packed output's rows start at the sequence's first token (o_stride_b unused).
-    u16* gO = static_cast<u16*>(p.o) +
-              (p.cu_seqlens_q != nullptr ? e.q_tok0 * p.o_stride_s : e.b * p.o_stride_b) + e.h * p.o_stride_h;
+    u16* gO = static_cast<u16*>(p.o) + e.q_rows_at(p, p.o_stride_b, p.o_stride_h, p.o_stride_s);
 #pragma unroll
     for (int c = 0; c < kORegs / 4; ++c) {  // 8-channel slice c: channels 8c + 2t, 8c + 2t + 1
       float c0 = 1.0f, c1 = 1.0f;  // f16 V is not scaled

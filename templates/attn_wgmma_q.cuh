@@ -51,11 +51,9 @@ struct FusedQRows {
   u32x4 x[2][kChunks];                          // rows 16·warp + g and + 8, chunks t + 4j
 
   // Issues the loads of rows row0 + 16·warp + g and + 8 of tile w's sequence (row0: the warpgroup's
-  // first row, w.q0 plus 64 per earlier consumer); nothing waits on them here. Varlen: the packed
-  // Q's rows start at the sequence's first token.
+  // first row, w.q0 plus 64 per earlier consumer); nothing waits on them here.
   __device__ __forceinline__ void load(const AttnParams& p, const AttnWgmmaTile& w, int row0, int warp, int g, int t) {
-    const In* base = static_cast<const In*>(p.q) +
-                     (p.cu_seqlens_q != nullptr ? w.q_tok0 * p.q_stride_s : w.b * p.q_stride_b) + w.h * p.q_stride_h;
+    const In* base = static_cast<const In*>(p.q) + w.q_rows_at(p, p.q_stride_b, p.q_stride_h, p.q_stride_s);
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int row = row0 + 16 * warp + g + 8 * r;

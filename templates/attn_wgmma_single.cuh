@@ -72,7 +72,6 @@ struct AttnWgmmaSingleCfg {
   static constexpr bool fused_q = FusedQ;    // Q quantized here from the caller's (attn_wgmma_q.cuh)
 };
 
-
 template <class Cfg>
 __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     attention_wgmma_single(AttnParams p, const __grid_constant__ hopper::TmaDescriptor tma_q,
@@ -327,9 +326,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   if constexpr (Cfg::write_lse) {
     if (p.lse != nullptr && t == 0) store_lse(p, w, bh_q, row0, row_max, row_sum, fused_lse_corr, lse_corr0, lse_corr1);
   }
-  // Varlen: the packed output's rows start at the sequence's first token (o_stride_b unused).
-  u16* gO = static_cast<u16*>(p.o) + (p.cu_seqlens_q != nullptr ? w.q_tok0 * p.o_stride_s : w.b * p.o_stride_b) +
-            w.h * p.o_stride_h;
+  u16* gO = static_cast<u16*>(p.o) + w.q_rows_at(p, p.o_stride_b, p.o_stride_h, p.o_stride_s);
   const float* v_scale = p.v_scale + bh_kv * kD;  // FP8 V's channel scales (f16 P·V has none)
 #pragma unroll
   for (int c = 0; c < kORegs / 4; ++c) {  // 8-channel slice c: channels 8c + 2t, 8c + 2t + 1

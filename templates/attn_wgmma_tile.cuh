@@ -26,6 +26,12 @@ struct AttnWgmmaTile {
   __device__ long long bh_kv(const AttnParams& p, int group) const {
     return static_cast<long long>(b) * p.heads_kv + h / group;
   }
+  // The element offset of row 0 of this tile's (batch, q head) in a caller's query-side tensor (Q,
+  // out) of these element strides: batch slot b, or with varlen the packed sequence's first token
+  // (stride_b unused).
+  __device__ long long q_rows_at(const AttnParams& p, long long stride_b, long long stride_h, long long stride_s) const {
+    return (p.cu_seqlens_q != nullptr ? q_tok0 * stride_s : b * stride_b) + h * stride_h;
+  }
 };
 
 template <int CtaQ, int CtaK, int Mask>
