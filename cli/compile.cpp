@@ -133,7 +133,7 @@ void add_compile(CLI::App& app) {
   auto* cmd = app.add_subcommand("compile", "Compile kernels (for the GPU here, or --arch for any target)");
   cmd->add_option("--arch", f.archs, "Target: sm_80, sm_86, sm_89, sm_90a, sm_120, or all (repeatable)");
   cmd->add_option("--family", f.family, "quant (quantization kernels) or attn (attention kernels)");
-  cmd->add_option("--op", f.op, "quant: quantize_q, quantize_k, channel_stats, quantize_v or quantize_kv");
+  cmd->add_option("--op", f.op, "quant: quantize_q, quantize_k, channel_stats, quantize_v, quantize_kv or quantize_kv_cluster");
   cmd->add_option("--mask", f.mask, "attn: none, causal (top-left) or causal_br (bottom-right)");
   cmd->add_option("--pv", f.pv, "attn: P·V type fp8, f16 or default (fp8 on sm_89/sm_120, else f16)");
   cmd->add_option("--granularity", f.granularity, "attn: per_thread, per_warp or per_block");
@@ -143,7 +143,7 @@ void add_compile(CLI::App& app) {
   cmd->add_option("--head-dim", f.head_dim, "64, 96, 128 or 256");
   cmd->add_option("--out", f.out, "quant: int8, int4, int8x2 (Q/K) or fp8_e4m3 (V); attn: the QK type int8, int4 or int8x2");
   cmd->add_flag("--smooth", f.smooth, "Smooth Q (block mean) or K (channel mean) before quantizing");
-  cmd->add_flag("--with-v", f.with_v, "quant, --op quantize_kv: quantize V to e4m3 in the same kernel");
+  cmd->add_flag("--with-v", f.with_v, "quant, --op quantize_kv(_cluster): quantize V to e4m3 in the same kernel");
   cmd->add_flag("--all", f.all, "Every kernel variant of the family for the target(s) (attn: the full matrix)");
   cmd->add_flag("--json", f.json, "Print JSON");
   cmd->add_flag("--fail-on-spill", f.fail_on_spill, "Exit non-zero if any kernel spills registers");

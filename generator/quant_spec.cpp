@@ -12,12 +12,11 @@ namespace {
 constexpr std::pair<std::string_view, QuantOp> kOps[] = {
     {"quantize_q", QuantOp::quantize_q}, {"quantize_k", QuantOp::quantize_k},
     {"channel_stats", QuantOp::channel_stats}, {"quantize_v", QuantOp::quantize_v},
-    {"quantize_kv", QuantOp::quantize_kv}};
+    {"quantize_kv", QuantOp::quantize_kv}, {"quantize_kv_cluster", QuantOp::quantize_kv_cluster}};
 
 bool is_stats(QuantOp op) { return op == QuantOp::channel_stats; }
-bool is_qk(QuantOp op) {
-  return op == QuantOp::quantize_q || op == QuantOp::quantize_k || op == QuantOp::quantize_kv;
-}
+bool is_kv(QuantOp op) { return op == QuantOp::quantize_kv || op == QuantOp::quantize_kv_cluster; }
+bool is_qk(QuantOp op) { return op == QuantOp::quantize_q || op == QuantOp::quantize_k || is_kv(op); }
 
 std::string_view input_type(DType t) {
   return t == DType::f16 ? "sagejit::kernels::f16" : "sagejit::kernels::bf16";
@@ -78,10 +77,14 @@ void QuantSpec::validate() const {
     throw InvalidArgument("smooth",
                           fmt::format("applies to quantize_q, quantize_k and quantize_kv only (got op {})", name(op)));
   }
-  if (with_v && op != QuantOp::quantize_kv) {
-    throw InvalidArgument("with_v", fmt::format("applies to quantize_kv only (got op {})", name(op)));
+  if (with_v && !is_kv(op)) {
+    throw InvalidArgument("with_v",
+                          fmt::format("applies to quantize_kv and quantize_kv_cluster only (got op {})", name(op)));
   }
-  if (op == QuantOp::quantize_kv) {
+  if (op == QuantOp::quantize_kv_cluster && !has_kv_cluster(arch)) {
+    throw InvalidArgument("arch", fmt::format("quantize_kv_cluster needs sm_90a (got {})", arch.name()));
+  }
+  if (is_kv(op)) {
     if (!smooth && !with_v) {
       throw InvalidArgument("smooth/with_v", "quantize_kv needs K smoothing or V (else it has no statistics to "
                                              "compute: use quantize_k)");
@@ -119,10 +122,18 @@ GeneratedUnit QuantSpec::generate() const {
                                          head_dim, qk_mma_bits(output), qk_terms(output), smooth ? "true" : "false",
                                          with_v ? "true" : "false");
       break;
+    case QuantOp::quantize_kv_cluster:
+      unit.source = "#include \"quant_kv_cluster.cuh\"\n";
+      unit.name_expression = fmt::format("&sagejit::kernels::quantize_kv_cluster<{}, {}, {}, {}, {}, {}>",
+                                         input_type(input), head_dim, qk_mma_bits(output), qk_terms(output),
+                                         smooth ? "true" : "false", with_v ? "true" : "false");
+      break;
   }
   unit.source = fmt::format("// {} (generator {})\n{}", unit.spec_name, kGeneratorVersion, unit.source);
   return unit;
 }
+
+bool has_kv_cluster(const Arch& arch) { return arch.number() == 90 && arch.arch_specific; }
 
 std::vector<QuantSpec> quant_specs_for_call(const Arch& arch, DType input, int head_dim, QuantType qk_type,
                                             bool smooth_q, bool smooth_k, bool quantize_v) {
@@ -134,6 +145,10 @@ std::vector<QuantSpec> quant_specs_for_call(const Arch& arch, DType input, int h
     QuantSpec kv{arch, QuantOp::quantize_kv, input, head_dim, qk_type, smooth_k};
     kv.with_v = quantize_v;
     specs.push_back(kv);
+    if (has_kv_cluster(arch)) {
+      kv.op = QuantOp::quantize_kv_cluster;
+      specs.push_back(kv);
+    }
   }
   return specs;
 }
@@ -170,6 +185,10 @@ std::vector<QuantSpec> shipped_quant_specs(const Arch& arch) {
             s.smooth = smooth;
             s.with_v = with_v;
             specs.push_back(s);
+            if (has_kv_cluster(arch)) {
+              s.op = QuantOp::quantize_kv_cluster;
+              specs.push_back(s);
+            }
           }
         }
       }

@@ -10,6 +10,7 @@
 #include <fmt/ranges.h>
 
 #include "reference/device_inputs.hpp"
+#include "generator/quant_spec.hpp"
 #include "reference/quant_reference.hpp"
 #include "runtime/device.hpp"
 #include "runtime/device_buffer.hpp"
@@ -242,7 +243,7 @@ std::string QuantCheckCase::describe() const {
       lengths_q.empty() ? fmt::format("B={} Hq={} Hkv={} Sq={} Skv={}", batch, heads_q, heads_kv, seq_q, seq_kv)
                         : fmt::format("varlen Hq={} Hkv={} Sq={} Skv={} slack={}", heads_q, heads_kv,
                                       fmt::join(lengths_q, ","), fmt::join(lengths_kv, ","), max_slack);
-  return fmt::format("{} {}{} {} D={} {} {} block_k={} smooth_q={} smooth_k={} v={} lse={} fused_stats={}",
+  return fmt::format("{} {}{} {} D={} {} {} block_k={} smooth_q={} smooth_k={} v={} lse={} fused_stats={} kv_cluster={}",
                      name(dtype),
                      name(layout), padded_strides ? "+pad" : "", shape, head_dim,
                      name(options.qk_type),
@@ -250,7 +251,7 @@ std::string QuantCheckCase::describe() const {
                      : options.granularity == layout::Granularity::per_warp ? "per_warp"
                                                                              : "per_block",
                      options.block_k, int(options.smooth_q), int(options.smooth_k), int(options.quantize_v),
-                     int(options.lse_correction), int(options.fused_stats));
+                     int(options.lse_correction), int(options.fused_stats), int(options.kv_cluster));
 }
 
 bool QuantCheckReport::ok() const {
@@ -328,8 +329,13 @@ std::vector<QuantCheckCase> quant_check_cases() {
     c.seed = seed++;
     if (!arch.has_fp8_mma()) c.options.quantize_v = false;
     cases.push_back(c);
-    // With statistics to compute, also through the separate statistics pass (the same bits).
+    // With statistics to compute, also through quantize_kv's work items where the default is its
+    // cluster form (sm_90a), and through the separate statistics pass: the same bits.
     if (c.options.smooth_k || c.options.quantize_v) {
+      if (has_kv_cluster(arch)) {
+        c.options.kv_cluster = false;
+        cases.push_back(c);
+      }
       c.options.fused_stats = false;
       cases.push_back(c);
     }
@@ -421,8 +427,13 @@ std::vector<QuantCheckCase> quant_varlen_check_cases() {
     c.seed = seed++;
     if (!arch.has_fp8_mma()) c.options.quantize_v = false;
     cases.push_back(c);
-    // With statistics to compute, also through the separate statistics pass (the same bits).
+    // With statistics to compute, also through quantize_kv's work items where the default is its
+    // cluster form (sm_90a), and through the separate statistics pass: the same bits.
     if (c.options.smooth_k || c.options.quantize_v) {
+      if (has_kv_cluster(arch)) {
+        c.options.kv_cluster = false;
+        cases.push_back(c);
+      }
       c.options.fused_stats = false;
       cases.push_back(c);
     }

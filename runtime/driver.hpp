@@ -24,7 +24,7 @@ namespace sagejit {
   X(cuEventSynchronize) X(cuEventElapsedTime) X(cuPointerGetAttribute)                      \
   X(cuStreamGetCaptureInfo) X(cuStreamBeginCapture) X(cuStreamEndCapture) X(cuGraphDestroy)       \
   X(cuGraphInstantiate) X(cuGraphLaunch) X(cuGraphExecDestroy) X(cuTensorMapEncodeTiled)        \
-  X(cuOccupancyMaxActiveBlocksPerMultiprocessor)
+  X(cuOccupancyMaxActiveBlocksPerMultiprocessor) X(cuOccupancyMaxActiveClusters)
 
 struct DriverApi {
 #define SAGEJIT_DECLARE_FN(name) decltype(&::name) name = nullptr;

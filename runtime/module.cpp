@@ -24,21 +24,30 @@ int Kernel::resident_ctas(unsigned threads, unsigned shared_bytes) const {
 
 void Kernel::launch(const LaunchConfig& c, CUstream stream, void** args) const {
   declare_shared(c.shared_bytes);
-  if (!c.programmatic) {
+  if (!c.programmatic && c.cluster_x == 1) {
     SAGEJIT_CU(cuLaunchKernel, function_, c.grid.x, c.grid.y, c.grid.z, c.block.x, c.block.y, c.block.z,
                c.shared_bytes, stream, args, nullptr);
     return;
   }
-  CUlaunchAttribute attribute{};
-  attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-  attribute.value.programmaticStreamSerializationAllowed = 1;
+  CUlaunchAttribute attributes[2] = {};
+  unsigned n = 0;
+  if (c.programmatic) {
+    attributes[n].id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    attributes[n++].value.programmaticStreamSerializationAllowed = 1;
+  }
+  if (c.cluster_x > 1) {
+    attributes[n].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    attributes[n].value.clusterDim.x = c.cluster_x;
+    attributes[n].value.clusterDim.y = 1;
+    attributes[n++].value.clusterDim.z = 1;
+  }
   CUlaunchConfig config{};
   config.gridDimX = c.grid.x, config.gridDimY = c.grid.y, config.gridDimZ = c.grid.z;
   config.blockDimX = c.block.x, config.blockDimY = c.block.y, config.blockDimZ = c.block.z;
   config.sharedMemBytes = c.shared_bytes;
   config.hStream = stream;
-  config.attrs = &attribute;
-  config.numAttrs = 1;
+  config.attrs = attributes;
+  config.numAttrs = n;
   SAGEJIT_CU(cuLaunchKernelEx, &config, function_, args, nullptr);
 }
 

@@ -25,6 +25,8 @@ struct LaunchConfig {
   // (common.cuh, griddep_launch_dependents). It must run griddepcontrol.wait (griddep_wait) before
   // it reads anything the earlier kernel writes; what it does before overlaps that kernel's tail.
   bool programmatic = false;
+  // Thread-block clusters (sm_90+) of this many CTAs along x (1: none); grid.x a multiple of it.
+  unsigned cluster_x = 1;
 };
 
 class Kernel {

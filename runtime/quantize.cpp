@@ -33,8 +33,30 @@ struct QuantKernels {
   const Kernel* k = nullptr;
   const Kernel* v = nullptr;
   const Kernel* kv = nullptr;  // quantize_kv, when there are statistics to compute
+  const Kernel* kv_cluster = nullptr;  // its cluster form, where has_kv_cluster
+  int kv_cluster_chunks = 0;            // the most chunks (CTAs) of a cluster this GPU schedules
   int kv_resident = 0;         // CTAs of quantize_kv the GPU holds at once
 };
+
+// The largest cluster of quantize_kv_cluster CTAs the GPU can hold, up to kv_cluster_max_chunks();
+// 0 if none (the call then runs quantize_kv).
+int cluster_chunks(const Kernel& kernel) {
+  for (int chunks = kernels::kv_cluster_max_chunks(); chunks >= 2; chunks /= 2) {
+    CUlaunchAttribute attribute{};
+    attribute.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    attribute.value.clusterDim.x = chunks, attribute.value.clusterDim.y = 1, attribute.value.clusterDim.z = 1;
+    CUlaunchConfig config{};
+    config.gridDimX = chunks, config.gridDimY = 1, config.gridDimZ = 1;
+    config.blockDimX = kernels::kQuantThreads, config.blockDimY = 1, config.blockDimZ = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    int clusters = 0;
+    if (driver().cuOccupancyMaxActiveClusters(&clusters, kernel.function(), &config) == CUDA_SUCCESS && clusters > 0) {
+      return chunks;
+    }
+  }
+  return 0;
+}
 
 const QuantKernels& kernels_for(CUcontext context, const Arch& arch, DType dtype, int head_dim,
                                 const QuantizeOptions& o) {
@@ -48,26 +70,32 @@ const QuantKernels& kernels_for(CUcontext context, const Arch& arch, DType dtype
     std::lock_guard lock(mutex);
     if (auto it = cache.find({context, variant}); it != cache.end()) return it->second;
   }
-  // Order of quant_specs_for_call: stats, Q, K, then V when FP8, then quantize_kv when there are
-  // statistics (dropped here when the caller turned it off).
-  const bool has_kv = o.smooth_k || o.quantize_v;
-  std::vector<GeneratedUnit> units;
+  // quant_specs_for_call's kernels, less quantize_kv and its cluster form when the caller turned the
+  // fused statistics off.
+  std::vector<QuantSpec> specs;
   for (const QuantSpec& s :
        quant_specs_for_call(arch, dtype, head_dim, o.qk_type, o.smooth_q, o.smooth_k, o.quantize_v)) {
-    units.push_back(s.generate());
+    const bool fused = s.op == QuantOp::quantize_kv || s.op == QuantOp::quantize_kv_cluster;
+    if (!fused || o.fused_stats) specs.push_back(s);
   }
-  if (has_kv && !o.fused_stats) units.pop_back();
+  std::vector<GeneratedUnit> units;
+  for (const QuantSpec& s : specs) units.push_back(s.generate());
   Jit& jit = default_jit();
   jit.cubins(units);  // compiles the misses in parallel before loading one by one
   QuantKernels k;
-  k.stats = &jit.kernel(units[0]);
-  k.q = &jit.kernel(units[1]);
-  k.k = &jit.kernel(units[2]);
-  if (o.quantize_v) k.v = &jit.kernel(units[3]);
-  if (has_kv && o.fused_stats) {
-    k.kv = &jit.kernel(units.back());
-    k.kv_resident = k.kv->resident_ctas(kernels::kQuantThreads, 0) * current_device_info().sm_count;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const Kernel* kernel = &jit.kernel(units[i]);
+    switch (specs[i].op) {
+      case QuantOp::channel_stats: k.stats = kernel; break;
+      case QuantOp::quantize_q: k.q = kernel; break;
+      case QuantOp::quantize_k: k.k = kernel; break;
+      case QuantOp::quantize_v: k.v = kernel; break;
+      case QuantOp::quantize_kv: k.kv = kernel; break;
+      case QuantOp::quantize_kv_cluster: k.kv_cluster = kernel; break;
+    }
   }
+  if (k.kv != nullptr) k.kv_resident = k.kv->resident_ctas(kernels::kQuantThreads, 0) * current_device_info().sm_count;
+  if (k.kv_cluster != nullptr) k.kv_cluster_chunks = cluster_chunks(*k.kv_cluster);
   std::lock_guard lock(mutex);
   return cache.emplace(std::make_pair(context, variant), k).first->second;
 }
@@ -114,10 +142,21 @@ bool runs_fused(const QuantizePlan& p, const QuantizeOptions& o, const QuantKern
   return s.reuse_bytes <= 0.5 * current_device_info().l2_bytes;
 }
 
+// quantize_kv_cluster instead of quantize_kv (same bits): where it exists and a (b, h)'s chunks fit
+// one cluster.
+bool runs_cluster(const QuantizePlan& p, const QuantizeOptions& o, const QuantKernels& kernels) {
+  return o.kv_cluster && kernels.kv_cluster != nullptr && runs_fused(p, o, kernels) &&
+         kernels::stats_chunks(p.seq_kv) <= kernels.kv_cluster_chunks;
+}
+
 }  // namespace
 
 bool runs_fused_stats(const QuantizePlan& p, const QuantizeOptions& o) {
   return runs_fused(p, o, kernels_for(ensure_current_context(), current_device_info().arch(), p.dtype, p.head_dim, o));
+}
+
+bool runs_kv_cluster(const QuantizePlan& p, const QuantizeOptions& o) {
+  return runs_cluster(p, o, kernels_for(ensure_current_context(), current_device_info().arch(), p.dtype, p.head_dim, o));
 }
 
 std::size_t quantize_workspace_bytes(const TensorRef& q, const TensorRef& k, const TensorRef& v,
@@ -248,6 +287,20 @@ bool enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     kernels.v->launch({{unsigned(kernels::v_tiles(p.seq_kv_pad)), unsigned(p.heads_kv), B}, block, 0}, st, args);
   };
   auto launch_kv = [&](CUstream st, bool release) {
+    if (runs_cluster(p, o, kernels)) {
+      // One cluster per (b, h) and tensor, one CTA per chunk (quant_kv_cluster.cuh): no counters.
+      kernels::QuantKVParams a{};
+      a.k = qk_params(false, k);
+      a.v = v_params();
+      a.stats = stats_params();
+      a.release_dependents = release ? 1 : 0;
+      void* args[] = {&a};
+      LaunchConfig c{{unsigned(kernels::stats_chunks(p.seq_kv)), unsigned(B * p.heads_kv), o.quantize_v ? 2u : 1u},
+                     block, 0};
+      c.cluster_x = c.grid.x;
+      kernels.kv_cluster->launch(c, st, args);
+      return;
+    }
     kernels::QuantKVParams a{};
     a.k = qk_params(false, k);
     a.v = v_params();

@@ -151,6 +151,11 @@ __host__ __device__ constexpr long long stats_partial_floats(int batch, int head
 __host__ __device__ constexpr int v_tiles(int seq_len_pad) {
   return (seq_len_pad + kVTileTokens - 1) / kVTileTokens;
 }
+// quantize_kv_cluster (quant_kv_cluster.cuh): the most chunks of 128 keys it serves, one CTA each in
+// one cluster: 8, the portable cluster size (1k keys). On the H100 16-CTA clusters (2k keys) lost
+// to quantize_kv at head dims 64-128 (B4, D128 0.451-0.457 against 0.447-0.449 ms end to end).
+__host__ __device__ constexpr int kv_cluster_max_chunks() { return 8; }
+
 // quantize_kv: work items in steps of 2 x chunks of the longest sequence (at least 1), one step per
 // (b, h) and `lag` more (quant_kv.cuh, "Order"); one CTA each.
 __host__ __device__ constexpr long long kv_items(int batch, int heads, int seq_len, int lag) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "reference/quant_check.hpp"
+#include "generator/quant_spec.hpp"
 #include "runtime/device.hpp"
 #include "runtime/error.hpp"
 #include "runtime/quantize_plan.hpp"
@@ -42,6 +43,23 @@ TEST_CASE("K, V and their statistics run as one kernel wherever it applies" * te
   QuantizeOptions nothing_first = o;  // no statistics: the K kernel alone
   nothing_first.smooth_k = false, nothing_first.quantize_v = false;
   CHECK_FALSE(fused(nothing_first));
+  // On sm_90a, up to 8 chunks of keys: its cluster form (quant_kv_cluster.cuh), unless turned off;
+  // 1024 keys are 8 chunks, 1025 are 9.
+  if (has_kv_cluster(arch) && fused(o)) {
+    CHECK(runs_kv_cluster(plan_quantize(t, t, t, o, arch), o));
+    const TensorRef one_k = TensorRef::contiguous(t.data, DType::f16, Layout::hnd, 2, 2, 1024, 128);
+    CHECK(runs_kv_cluster(plan_quantize(one_k, one_k, one_k, o, arch), o));
+    const TensorRef past = TensorRef::contiguous(t.data, DType::f16, Layout::hnd, 2, 2, 1025, 128);
+    CHECK_FALSE(runs_kv_cluster(plan_quantize(past, past, past, o, arch), o));
+    CHECK(runs_fused_stats(plan_quantize(past, past, past, o, arch), o));
+    QuantizeOptions items = o;
+    items.kv_cluster = false;
+    CHECK_FALSE(runs_kv_cluster(plan_quantize(t, t, t, items, arch), items));
+    CHECK(fused(items));
+  } else {
+    CHECK_FALSE(runs_kv_cluster(plan_quantize(t, t, t, o, arch), o));
+  }
+  CHECK_FALSE(runs_kv_cluster(plan_quantize(t, t, t, off, arch), off));
   // Far beyond L2 (a (b, h) of 256k keys): the separate passes.
   const TensorRef long_keys = TensorRef::contiguous(t.data, DType::f16, Layout::hnd, 1, 1, 262144, 128);
   CHECK_FALSE(runs_fused_stats(plan_quantize(long_keys, long_keys, long_keys, o, arch), o));

@@ -41,7 +41,9 @@ TEST_CASE("every shipped spec has a distinct name and hash, across all archs") {
   CHECK(shipped_quant_specs(parse_arch("sm_80")).size() == 8 * 16);
   // Emulated int4 is not shipped, except sm_90a's fp16 D = 128 plain quantize_q/quantize_k pair
   // (the H100's int4 checks; CI compiles it), and nothing for sm_120.
-  CHECK(shipped_quant_specs(parse_arch("sm_90a")).size() == 8 * 16 + 2);
+  // sm_90a also ships quantize_kv's cluster form for its int8 and int8x2 variants (6 per dtype and
+  // head dim).
+  CHECK(shipped_quant_specs(parse_arch("sm_90a")).size() == 8 * 16 + 2 + 8 * 6);
   CHECK(shipped_quant_specs(parse_arch("sm_120")).size() == 8 * 16);
   std::set<std::string> hopper_int4;
   for (const QuantSpec& s : shipped_quant_specs(parse_arch("sm_90a"))) {
@@ -72,8 +74,8 @@ TEST_CASE("validation names the offending field and the allowed values") {
                        "argument `smooth`: applies to quantize_q, quantize_k and quantize_kv only (got op channel_stats)",
                        InvalidArgument);
   CHECK_THROWS_WITH_AS(parse_quant_op("quantize_x", "--op"),
-                       "argument `--op`: must be one of quantize_q, quantize_k, channel_stats, quantize_v, quantize_kv "
-                       "(got 'quantize_x')",
+                       "argument `--op`: must be one of quantize_q, quantize_k, channel_stats, quantize_v, quantize_kv, "
+                       "quantize_kv_cluster (got 'quantize_x')",
                        InvalidArgument);
   // quantize_kv: something to compute first, and V only where FP8 runs.
   QuantSpec kv{parse_arch("sm_86"), QuantOp::quantize_kv, DType::f16, 128, QuantType::int8, false};
@@ -85,8 +87,21 @@ TEST_CASE("validation names the offending field and the allowed values") {
   CHECK(kv.canonical_name() == "quant.quantize_kv.f16.d128.int8.plain.v_fp8_e4m3.sm_89");
   QuantSpec k_with_v{parse_arch("sm_89"), QuantOp::quantize_k, DType::f16, 128, QuantType::int8, true};
   k_with_v.with_v = true;
-  CHECK_THROWS_WITH_AS(k_with_v.validate(), "argument `with_v`: applies to quantize_kv only (got op quantize_k)",
+  CHECK_THROWS_WITH_AS(k_with_v.validate(),
+                       "argument `with_v`: applies to quantize_kv and quantize_kv_cluster only (got op quantize_k)",
                        InvalidArgument);
+  // quantize_kv_cluster: thread-block clusters, sm_90a only; otherwise quantize_kv's rules.
+  QuantSpec cluster = kv;
+  cluster.op = QuantOp::quantize_kv_cluster;
+  CHECK_THROWS_WITH_AS(cluster.validate(), "argument `arch`: quantize_kv_cluster needs sm_90a (got sm_89)",
+                       InvalidArgument);
+  cluster.arch = parse_arch("sm_90a");
+  CHECK_NOTHROW(cluster.validate());
+  CHECK(cluster.canonical_name() == "quant.quantize_kv_cluster.f16.d128.int8.plain.v_fp8_e4m3.sm_90a");
+  CHECK(cluster.generate().name_expression ==
+        "&sagejit::kernels::quantize_kv_cluster<sagejit::kernels::f16, 128, 8, 1, false, true>");
+  cluster.with_v = false;
+  CHECK_THROWS_WITH_AS(cluster.validate(), doctest::Contains("argument `smooth/with_v`"), InvalidArgument);
 }
 
 TEST_CASE("the generated unit only includes a template and names one instantiation") {

@@ -1,0 +1,173 @@
+// quant_kv_cluster.cuh — quantize_kv for short key sequences (up to kv_cluster_max_chunks() chunks of
+// 128 tokens): one thread-block cluster per (b, h), one CTA per chunk, so that K and V are read from
+// DRAM once and held in registers while the cluster agrees on K's mean and V's scale (sm_90a).
+//
+// What it computes: what quantize_kv (quant_kv.cuh) computes, bit for bit: each CTA takes its
+// chunk's partial sum of K and max|V| with the same steps (detail::chunk_partial, reduce_warps),
+// every CTA then reads all partials of its cluster through distributed shared memory and reduces
+// them in chunk order from 0 as quantize_kv's last statistics item does, and quantizes its chunk's K
+// rows and V tile from the registers it loaded (detail::quantize_rows, quantize_v_tile). CTA rank 0
+// writes k_mean and v_scale.
+//
+// Why: quantize_kv reads each chunk twice (the second time from L2, a GPU-full of items later) and
+// passes the statistics through global memory, a ticket, a fence and a flag per (b, h); it runs at
+// 55–70% of copy speed. A cluster's CTAs run at once (the hardware co-schedules them), so a chunk
+// can stay in registers across the exchange: one DRAM read, no counters to clear before the launch.
+//
+// K and V are separate clusters (blockIdx.z 0 and 1), each CTA holding one tensor's chunk: half the
+// registers of quantize_kv's items, so more CTAs per SM (3 against 2 at D = 128).
+//
+// Launch contract: grid (C, batch · heads, WithV ? 2 : 1), cluster (C, 1, 1) with C = stats_chunks(seq_len) <=
+// kv_cluster_max_chunks() (the longest sequence's chunks), block kQuantThreads; QuantKVParams as for
+// quantize_kv except that ready, kv_done, kv_ready, next_item, lag and the statistics' partials and
+// counters are not read. Varlen: as quantize_kv (a sequence's CTAs past its last chunk only take
+// part in the cluster's barriers; a sequence with no keys gets k_mean 0 and v_scale kMinScale).
+#pragma once
+
+#include "quant_kv.cuh"
+
+namespace sagejit::kernels {
+
+namespace cluster {
+
+__device__ __forceinline__ unsigned int rank() {
+  unsigned int r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+  return r;
+}
+// Every thread of every CTA of the cluster: arrive (releasing this thread's shared-memory writes),
+// then wait for all (acquiring theirs). Split, so that work can run between the two.
+__device__ __forceinline__ void arrive() { asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wait() { asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory"); }
+// The float at `local` (a __shared__ variable) in the shared memory of the cluster's CTA `cta`.
+__device__ __forceinline__ float load_f32(const float* local, unsigned int cta) {
+  const unsigned int addr = static_cast<unsigned int>(__cvta_generic_to_shared(local));
+  unsigned int remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(addr), "r"(cta));
+  float v;
+  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
+  return v;
+}
+
+}  // namespace cluster
+
+// The register bound follows one tensor's chunk: 16 registers of data at D = 64, 4 CTAs per SM (64
+// registers); 24 or 32 at D = 96 or 128, 3 (80); 64 at D = 256, 2 (128).
+template <int HeadDim>
+constexpr int kv_cluster_min_ctas() {
+  return kv_data_registers<HeadDim, false>() <= 16 ? 4 : kv_data_registers<HeadDim, false>() <= 32 ? 3 : 2;
+}
+
+template <typename In, int HeadDim, int Bits, int Terms, bool Smooth, bool WithV>
+__global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim>()) quantize_kv_cluster(QuantKVParams p) {
+  static_assert(HeadDim % 32 == 0 && HeadDim <= kQuantThreads, "HeadDim: multiple of 32, <= 256");
+  static_assert(Smooth || WithV, "without K smoothing or FP8 V there is nothing to compute first");
+  static_assert(kStatsChunkTokens == kVTileTokens, "one chunk is one V tile");
+  constexpr int kChunks = HeadDim / 32;
+  constexpr int kPasses = kStatsChunkTokens / kQuantRowSlots;
+  constexpr int kMaxGroups = kStatsChunkTokens / 16 * 4;  // as quantize_kv
+  // The warps' partials and the V tile share their bytes (as quantize_kv); the CTA's partial, which
+  // the other CTAs of the cluster read, has its own.
+  constexpr int kPartialBytes = kQuantWarps * HeadDim * 4;
+  constexpr int kTileBytes = WithV ? HeadDim * kVTileTokens : 0;
+  __shared__ alignas(16) unsigned char s_raw[kPartialBytes > kTileBytes ? kPartialBytes : kTileBytes];
+  auto s_tile = reinterpret_cast<unsigned char (*)[kVTileTokens]>(s_raw);
+  auto s_part = reinterpret_cast<float (*)[HeadDim]>(s_raw);
+  __shared__ float s_chunk[HeadDim];
+  __shared__ alignas(16) float s_stat[HeadDim];  // K: the mean; V: 1 / scale
+  __shared__ int s_group_max[kMaxGroups];
+  __shared__ float s_group_inv[kMaxGroups];
+
+  const int tid = threadIdx.x;
+  // The attention kernel after this one (a programmatic launch) may start during this grid's last
+  // CTAs; it waits for its completion (griddep_wait) before it reads K or V.
+  if (p.release_dependents != 0) griddep_launch_dependents();
+  // blockIdx.z: 0 K, 1 V (with WithV). A K cluster without smoothing has no statistic to agree on.
+  const bool is_k = blockIdx.z == 0;
+  const bool has_stat = is_k ? Smooth : WithV;
+  const int chunk = static_cast<int>(blockIdx.x);  // == the cluster rank: cluster (C, 1, 1), grid (C, ..)
+  const int bh_index = static_cast<int>(blockIdx.y);
+  const int head = bh_index % p.k.heads;
+  const int batch = bh_index / p.k.heads;
+  const long long bh = bh_index;
+  const Sequence sequence = sequence_of(p.k.cu_seqlens, batch, p.k.seq_len);
+  const int seq_len = sequence.len;
+  const int grid_chunks = static_cast<int>(gridDim.x);
+  // Clamped to the cluster: a device-side length beyond max_seqlen (which the host cannot check).
+  const int n_chunks = stats_chunks(seq_len) < grid_chunks ? stats_chunks(seq_len) : grid_chunks;
+  const bool has_chunk = chunk < n_chunks;  // uniform over the CTA; all CTAs reach both barriers
+  const int tok0 = chunk * kStatsChunkTokens;
+  const int n_valid = has_chunk ? (seq_len - tok0 < kStatsChunkTokens ? seq_len - tok0 : kStatsChunkTokens) : 0;
+
+  // Every load of the chunk in flight before the first use.
+  const int slot = (tid >> 5) * 8 + ((tid & 31) >> 2);
+  u32x4 data[kPasses][kChunks];
+  {
+    const In* in = is_k ? static_cast<const In*>(p.k.in) + sequence.first_row(p.k.stride_b, p.k.stride_s) +
+                              head * p.k.stride_h + static_cast<long long>(tok0) * p.k.stride_s
+                        : static_cast<const In*>(p.v.in) + sequence.first_row(p.v.stride_b, p.v.stride_s) +
+                              head * p.v.stride_h + static_cast<long long>(tok0) * p.v.stride_s;
+    load_tile_rows<kPasses, kChunks, kQuantRowSlots>(in, is_k ? p.k.stride_s : p.v.stride_s, n_valid, slot, tid & 3,
+                                                     data);
+  }
+
+  // The chunk's partial, as a statistics item of quantize_kv computes it.
+  if (has_chunk && has_stat) {
+    if (is_k) {
+      detail::chunk_partial<In, HeadDim, true>(data, n_valid, s_part);
+    } else {
+      detail::chunk_partial<In, HeadDim, false>(data, n_valid, s_part);
+    }
+  }
+  __syncthreads();
+  if (has_chunk && has_stat && tid < HeadDim) {
+    s_chunk[tid] = is_k ? detail::reduce_warps<HeadDim, true>(s_part, tid)
+                        : detail::reduce_warps<HeadDim, false>(s_part, tid);
+  }
+  cluster::arrive();
+  cluster::wait();
+  // The (b, h)'s statistic from every chunk's partial in chunk order, as reduce_chunks takes them.
+  if (has_stat && tid < HeadDim) {
+    float r = 0.0f;
+    for (int c = 0; c < n_chunks; ++c) {
+      const float x = cluster::load_f32(&s_chunk[tid], static_cast<unsigned int>(c));
+      r = is_k ? add_rn(r, x) : max_f(r, x);
+    }
+    // No keys: quant_stats' defined statistics (k_mean 0, v_scale kMinScale).
+    if (is_k) {
+      const float mean = n_chunks > 0 ? detail::k_mean_of(r, seq_len) : 0.0f;
+      s_stat[tid] = mean;
+      if (chunk == 0) p.stats.k_mean[bh * HeadDim + tid] = mean;
+    } else {
+      const float scale = n_chunks > 0 ? detail::v_scale_of(r) : layout::kMinScale;
+      s_stat[tid] = div_rn(1.0f, scale);
+      if (chunk == 0) p.stats.v_scale[bh * HeadDim + tid] = scale;
+    }
+  }
+  // Done with the other CTAs' shared memory: they may leave once everyone has arrived (wait below).
+  cluster::arrive();
+  if (tid < kMaxGroups) s_group_max[tid] = 0;
+  __syncthreads();
+
+  if (has_chunk) {
+    // block_k divides the chunk, so the chunk's padded rows end at a block boundary.
+    const int seq_pad = layout::round_up(seq_len, p.k.block_tokens);
+    if (is_k) {
+      const int n_rows = seq_pad - tok0 < kStatsChunkTokens ? seq_pad - tok0 : kStatsChunkTokens;
+      const int k_groups = layout::k_groups(p.k.granularity, p.k.block_tokens, p.k.warp_tokens);
+      const detail::QkTile tile{
+          static_cast<unsigned char*>(p.k.out) + (bh * p.k.seq_len_pad + tok0) * (HeadDim * Bits * Terms / 8),
+          p.k.scale + (bh * (p.k.seq_len_pad / p.k.block_tokens) + tok0 / p.k.block_tokens) * k_groups,
+          n_valid, n_rows, p.k.block_tokens, p.k.warp_tokens, k_groups, p.k.granularity, p.k.scale_multiplier};
+      detail::quantize_rows<In, HeadDim, Bits, Terms, false, Smooth, false>(data, tile, s_stat, s_group_max,
+                                                                            s_group_inv);
+    } else if constexpr (WithV) {
+      detail::quantize_v_tile<In, HeadDim>(data, s_stat, s_tile,
+                                           static_cast<unsigned char*>(p.v.out) + bh * HeadDim * p.v.seq_len_pad,
+                                           p.v.seq_len_pad, tok0, seq_pad);
+    }
+  }
+  cluster::wait();
+}
+
+}  // namespace sagejit::kernels
