@@ -75,7 +75,7 @@ void QuantSpec::validate() const {
   }
   if (!is_qk(op) && smooth) {
     throw InvalidArgument("smooth",
-                          fmt::format("applies to quantize_q, quantize_k and quantize_kv only (got op {})", name(op)));
+                          fmt::format("applies to quantize_q, quantize_k, quantize_kv and quantize_kv_cluster only (got op {})", name(op)));
   }
   if (with_v && !is_kv(op)) {
     throw InvalidArgument("with_v",
@@ -86,8 +86,8 @@ void QuantSpec::validate() const {
   }
   if (is_kv(op)) {
     if (!smooth && !with_v) {
-      throw InvalidArgument("smooth/with_v", "quantize_kv needs K smoothing or V (else it has no statistics to "
-                                             "compute: use quantize_k)");
+      throw InvalidArgument("smooth/with_v", fmt::format("{} needs K smoothing or V (else it has no statistics to "
+                                                         "compute: use quantize_k)", name(op)));
     }
     if (with_v && !arch.has_fp8_mma()) {
       throw InvalidArgument("with_v", fmt::format("FP8 V needs sm_89 or newer (got {})", arch.name()));

@@ -21,8 +21,8 @@ enum class QuantOp {
   quantize_v,  // V -> e4m3, transposed and token-permuted (sm_89+)
   quantize_kv,  // K (and V with with_v) as quantize_k / quantize_v, with the statistics computed in the
                 // same kernel (quant_kv.cuh): K and V read once
-  quantize_kv_cluster,  // quantize_kv for up to 8 chunks of keys, one cluster per (b, h) that holds its
-                        // chunks in registers (quant_kv_cluster.cuh; sm_90a)
+  quantize_kv_cluster,  // quantize_kv for up to 8 chunks of keys, one cluster per (b, h) and tensor that
+                        // holds its chunks in registers (quant_kv_cluster.cuh; sm_90a)
 };
 
 std::string_view name(QuantOp op);
@@ -46,14 +46,13 @@ struct QuantSpec {
   GeneratedUnit generate() const;  // validates first
 };
 
-// The quantization kernels one call may need, in this order: stats, Q, K, then V when FP8 P·V, then
-// quantize_kv when there are statistics to compute (K smoothing or FP8 V). A call runs either
-// quantize_kv or the stats, K and V kernels (runtime/quantize.cpp).
 // Whether quantize_kv_cluster exists for `arch` (thread-block clusters: sm_90a).
 bool has_kv_cluster(const Arch& arch);
 
-// The call's kernels: stats, Q, K, then V when FP8, then quantize_kv when there are statistics and
-// then, where has_kv_cluster, quantize_kv_cluster.
+// The quantization kernels one call may need, in this order: stats, Q, K, then V when FP8 P·V, then
+// quantize_kv when there are statistics to compute (K smoothing or FP8 V), and then, where
+// has_kv_cluster, quantize_kv_cluster. A call runs one of the last two or the stats, K and V kernels
+// (runtime/quantize.cpp).
 std::vector<QuantSpec> quant_specs_for_call(const Arch& arch, DType input, int head_dim, QuantType qk_type,
                                             bool smooth_q, bool smooth_k, bool quantize_v);
 

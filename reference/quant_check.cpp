@@ -12,6 +12,7 @@
 #include "reference/device_inputs.hpp"
 #include "generator/quant_spec.hpp"
 #include "reference/quant_reference.hpp"
+#include "templates/quant_params.cuh"
 #include "runtime/device.hpp"
 #include "runtime/device_buffer.hpp"
 #include "runtime/driver.hpp"
@@ -330,9 +331,12 @@ std::vector<QuantCheckCase> quant_check_cases() {
     if (!arch.has_fp8_mma()) c.options.quantize_v = false;
     cases.push_back(c);
     // With statistics to compute, also through quantize_kv's work items where the default is its
-    // cluster form (sm_90a), and through the separate statistics pass: the same bits.
+    // cluster form (sm_90a, up to 8 chunks of keys), and through the separate statistics pass: the
+    // same bits.
     if (c.options.smooth_k || c.options.quantize_v) {
-      if (has_kv_cluster(arch)) {
+      const int keys = c.lengths_kv.empty() ? c.seq_kv
+                                            : *std::max_element(c.lengths_kv.begin(), c.lengths_kv.end()) + c.max_slack;
+      if (has_kv_cluster(arch) && kernels::stats_chunks(keys) <= kernels::kv_cluster_max_chunks()) {
         c.options.kv_cluster = false;
         cases.push_back(c);
       }
@@ -395,6 +399,14 @@ std::vector<QuantCheckCase> quant_check_cases() {
     c.options.lse_correction = true;
     add(c);
   }
+  // 8 chunks of keys, a partial one and exactly 1024: the largest clusters of quantize_kv_cluster.
+  for (int seq_kv : {1000, 1024}) {
+    QuantCheckCase c;
+    c.head_dim = seq_kv == 1000 ? 128 : 96;
+    c.batch = 3, c.heads_q = 4, c.heads_kv = 4, c.seq_q = 65, c.seq_kv = seq_kv;
+    c.options.lse_correction = seq_kv == 1000;
+    add(c);
+  }
   // int4 on every arch that runs it: on INT4 tensor cores, or emulated by ptxas (sm_90a, sm_120).
   if (arch.runs_int4()) {
     for (int head_dim : {64, 128}) {
@@ -428,9 +440,12 @@ std::vector<QuantCheckCase> quant_varlen_check_cases() {
     if (!arch.has_fp8_mma()) c.options.quantize_v = false;
     cases.push_back(c);
     // With statistics to compute, also through quantize_kv's work items where the default is its
-    // cluster form (sm_90a), and through the separate statistics pass: the same bits.
+    // cluster form (sm_90a, up to 8 chunks of keys), and through the separate statistics pass: the
+    // same bits.
     if (c.options.smooth_k || c.options.quantize_v) {
-      if (has_kv_cluster(arch)) {
+      const int keys = c.lengths_kv.empty() ? c.seq_kv
+                                            : *std::max_element(c.lengths_kv.begin(), c.lengths_kv.end()) + c.max_slack;
+      if (has_kv_cluster(arch) && kernels::stats_chunks(keys) <= kernels::kv_cluster_max_chunks()) {
         c.options.kv_cluster = false;
         cases.push_back(c);
       }
@@ -467,6 +482,15 @@ std::vector<QuantCheckCase> quant_varlen_check_cases() {
       c.options.lse_correction = true;
       add(c);
     }
+  }
+  // Short key sequences (quantize_kv_cluster on sm_90a: up to 8 chunks) with an empty one, at
+  // D = 128 and 256.
+  for (int head_dim : {128, 256}) {
+    QuantCheckCase c;
+    c.head_dim = head_dim, c.heads_q = 2, c.heads_kv = 2;
+    c.lengths_q = {5, 300, 64}, c.lengths_kv = {1024, 0, 129};
+    c.options.lse_correction = true;
+    add(c);
   }
   // block_k = 96 does not divide quantize_v's 128-token tile: a 100-token sequence's keys are read
   // up to round_up(100, 96) = 192, past the first V tile, which must therefore be written too.

@@ -295,9 +295,9 @@ bool enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
       a.stats = stats_params();
       a.release_dependents = release ? 1 : 0;
       void* args[] = {&a};
-      LaunchConfig c{{unsigned(kernels::stats_chunks(p.seq_kv)), unsigned(B * p.heads_kv), o.quantize_v ? 2u : 1u},
-                     block, 0};
-      c.cluster_x = c.grid.x;
+      const unsigned chunks = unsigned(kernels::stats_chunks(p.seq_kv));
+      LaunchConfig c{{chunks * (o.quantize_v ? 2u : 1u), unsigned(p.heads_kv), B}, block, 0};
+      c.cluster_x = chunks;
       kernels.kv_cluster->launch(c, st, args);
       return;
     }

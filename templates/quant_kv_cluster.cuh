@@ -1,6 +1,6 @@
 // quant_kv_cluster.cuh — quantize_kv for short key sequences (up to kv_cluster_max_chunks() chunks of
-// 128 tokens): one thread-block cluster per (b, h), one CTA per chunk, so that K and V are read from
-// DRAM once and held in registers while the cluster agrees on K's mean and V's scale (sm_90a).
+// 128 tokens): one thread-block cluster per (b, h) and tensor, one CTA per chunk, so that K and V are
+// held in registers while the cluster agrees on K's mean and V's scale (sm_90a).
 //
 // What it computes: what quantize_kv (quant_kv.cuh) computes, bit for bit: each CTA takes its
 // chunk's partial sum of K and max|V| with the same steps (detail::chunk_partial, reduce_warps),
@@ -14,14 +14,15 @@
 // 55–70% of copy speed. A cluster's CTAs run at once (the hardware co-schedules them), so a chunk
 // can stay in registers across the exchange: one DRAM read, no counters to clear before the launch.
 //
-// K and V are separate clusters (blockIdx.z 0 and 1), each CTA holding one tensor's chunk: half the
-// registers of quantize_kv's items, so more CTAs per SM (3 against 2 at D = 128).
+// K and V are separate clusters (the first and the second C CTAs along x), each CTA holding one
+// tensor's chunk (32 registers of data at D = 128, 76 in all: 3 CTAs per SM).
 //
-// Launch contract: grid (C, batch · heads, WithV ? 2 : 1), cluster (C, 1, 1) with C = stats_chunks(seq_len) <=
-// kv_cluster_max_chunks() (the longest sequence's chunks), block kQuantThreads; QuantKVParams as for
-// quantize_kv except that ready, kv_done, kv_ready, next_item, lag and the statistics' partials and
-// counters are not read. Varlen: as quantize_kv (a sequence's CTAs past its last chunk only take
-// part in the cluster's barriers; a sequence with no keys gets k_mean 0 and v_scale kMinScale).
+// Launch contract: grid (C · (WithV ? 2 : 1), heads, batch), cluster (C, 1, 1) with C =
+// stats_chunks(seq_len) in 1 .. kv_cluster_max_chunks() (the longest sequence's chunks; seq_len > 0),
+// block kQuantThreads; QuantKVParams as for quantize_kv except that ready, next_item, lag and the
+// statistics' partials and counters are not read. Varlen: as quantize_kv (a sequence's CTAs past its
+// last chunk only take part in the cluster's barriers; a sequence with no keys gets k_mean 0 and
+// v_scale kMinScale).
 #pragma once
 
 #include "quant_kv.cuh"
@@ -30,11 +31,6 @@ namespace sagejit::kernels {
 
 namespace cluster {
 
-__device__ __forceinline__ unsigned int rank() {
-  unsigned int r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-  return r;
-}
 // Every thread of every CTA of the cluster: arrive (releasing this thread's shared-memory writes),
 // then wait for all (acquiring theirs). Split, so that work can run between the two.
 __device__ __forceinline__ void arrive() { asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory"); }
@@ -82,17 +78,17 @@ __global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim>())
   // The attention kernel after this one (a programmatic launch) may start during this grid's last
   // CTAs; it waits for its completion (griddep_wait) before it reads K or V.
   if (p.release_dependents != 0) griddep_launch_dependents();
-  // blockIdx.z: 0 K, 1 V (with WithV). A K cluster without smoothing has no statistic to agree on.
-  const bool is_k = blockIdx.z == 0;
+  // blockIdx.x: the tensor's cluster (0 K, 1 V with WithV) times C, plus the chunk, which is then the
+  // CTA's rank in its cluster. A K cluster without smoothing has no statistic to agree on.
+  const int grid_chunks = static_cast<int>(gridDim.x) / (WithV ? 2 : 1);
+  const bool is_k = static_cast<int>(blockIdx.x) < grid_chunks;
   const bool has_stat = is_k ? Smooth : WithV;
-  const int chunk = static_cast<int>(blockIdx.x);  // == the cluster rank: cluster (C, 1, 1), grid (C, ..)
-  const int bh_index = static_cast<int>(blockIdx.y);
-  const int head = bh_index % p.k.heads;
-  const int batch = bh_index / p.k.heads;
-  const long long bh = bh_index;
+  const int chunk = static_cast<int>(blockIdx.x) % grid_chunks;
+  const int head = static_cast<int>(blockIdx.y);
+  const int batch = static_cast<int>(blockIdx.z);
+  const long long bh = static_cast<long long>(batch) * p.k.heads + head;
   const Sequence sequence = sequence_of(p.k.cu_seqlens, batch, p.k.seq_len);
   const int seq_len = sequence.len;
-  const int grid_chunks = static_cast<int>(gridDim.x);
   // Clamped to the cluster: a device-side length beyond max_seqlen (which the host cannot check).
   const int n_chunks = stats_chunks(seq_len) < grid_chunks ? stats_chunks(seq_len) : grid_chunks;
   const bool has_chunk = chunk < n_chunks;  // uniform over the CTA; all CTAs reach both barriers

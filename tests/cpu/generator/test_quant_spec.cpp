@@ -71,7 +71,8 @@ TEST_CASE("validation names the offending field and the allowed values") {
   CHECK_THROWS_AS(d.validate(), InvalidArgument);
   QuantSpec m{parse_arch("sm_89"), QuantOp::channel_stats, DType::f16, 128, QuantType::int8, true};
   CHECK_THROWS_WITH_AS(m.validate(),
-                       "argument `smooth`: applies to quantize_q, quantize_k and quantize_kv only (got op channel_stats)",
+                       "argument `smooth`: applies to quantize_q, quantize_k, quantize_kv and quantize_kv_cluster only "
+                       "(got op channel_stats)",
                        InvalidArgument);
   CHECK_THROWS_WITH_AS(parse_quant_op("quantize_x", "--op"),
                        "argument `--op`: must be one of quantize_q, quantize_k, channel_stats, quantize_v, quantize_kv, "
