@@ -63,6 +63,29 @@ __device__ __forceinline__ void store_release_gpu(unsigned int* p, unsigned int 
 
 }  // namespace detail
 
+namespace detail {
+
+// The K rows of the chunk at token tok0 of (b, h) as quantize_rows writes them, and their scales
+// (quantize_kv and quantize_kv_cluster). block_k divides the chunk, so the chunk's rows padded to
+// seq_pad (round_up(len, block_k)) end at a block boundary.
+template <int HeadDim, int Bits, int Terms>
+__device__ __forceinline__ QkTile kv_chunk_k_tile(const QuantQKParams& k, long long bh, int tok0, int n_valid,
+                                                  int seq_pad) {
+  const int n_rows = seq_pad - tok0 < kStatsChunkTokens ? seq_pad - tok0 : kStatsChunkTokens;
+  const int k_groups = layout::k_groups(k.granularity, k.block_tokens, k.warp_tokens);
+  return QkTile{static_cast<unsigned char*>(k.out) + (bh * k.seq_len_pad + tok0) * (HeadDim * Bits * Terms / 8),
+                k.scale + (bh * (k.seq_len_pad / k.block_tokens) + tok0 / k.block_tokens) * k_groups,
+                n_valid, n_rows, k.block_tokens, k.warp_tokens, k_groups, k.granularity, k.scale_multiplier};
+}
+
+// (b, h)'s FP8 V in the workspace, [HeadDim x seq_len_pad] (quantize_v_tile's destination).
+template <int HeadDim>
+__device__ __forceinline__ unsigned char* kv_v_out(const QuantVParams& v, long long bh) {
+  return static_cast<unsigned char*>(v.out) + bh * HeadDim * v.seq_len_pad;
+}
+
+}  // namespace detail
+
 // Registers of tile data per thread: a chunk of K, and of V with WithV (2 x 32 at D = 128).
 template <int HeadDim, bool WithV>
 constexpr int kv_data_registers() {
@@ -197,20 +220,13 @@ __global__ void __launch_bounds__(kQuantThreads, kv_data_registers<HeadDim, With
     if (WithV) s_inv[tid] = div_rn(1.0f, load_cg(p.stats.v_scale + bh * HeadDim + tid));
   }
   __syncthreads();
-  // block_k divides the chunk, so the chunk's padded rows end at a block boundary.
   const int seq_pad = layout::round_up(seq_len, p.k.block_tokens);
-  const int n_rows = seq_pad - tok0 < kStatsChunkTokens ? seq_pad - tok0 : kStatsChunkTokens;
-  const int k_groups = layout::k_groups(p.k.granularity, p.k.block_tokens, p.k.warp_tokens);
-  const detail::QkTile tile{
-      static_cast<unsigned char*>(p.k.out) + (bh * p.k.seq_len_pad + tok0) * (HeadDim * Bits * Terms / 8),
-      p.k.scale + (bh * (p.k.seq_len_pad / p.k.block_tokens) + tok0 / p.k.block_tokens) * k_groups,
-      n_valid, n_rows, p.k.block_tokens, p.k.warp_tokens, k_groups, p.k.granularity, p.k.scale_multiplier};
-  detail::quantize_rows<In, HeadDim, Bits, Terms, false, Smooth, false>(k_data, tile, s_mean, s_group_max,
-                                                                        s_group_inv);
+  detail::quantize_rows<In, HeadDim, Bits, Terms, false, Smooth, false>(
+      k_data, detail::kv_chunk_k_tile<HeadDim, Bits, Terms>(p.k, bh, tok0, n_valid, seq_pad), s_mean, s_group_max,
+      s_group_inv);
   if constexpr (WithV) {
-    detail::quantize_v_tile<In, HeadDim>(v_data, s_inv, s_tile,
-                                         static_cast<unsigned char*>(p.v.out) + bh * HeadDim * p.v.seq_len_pad,
-                                         p.v.seq_len_pad, tok0, seq_pad);
+    detail::quantize_v_tile<In, HeadDim>(v_data, s_inv, s_tile, detail::kv_v_out<HeadDim>(p.v, bh), p.v.seq_len_pad,
+                                         tok0, seq_pad);
   }
 }
 

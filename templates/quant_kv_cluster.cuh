@@ -146,21 +146,14 @@ __global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim>())
   __syncthreads();
 
   if (has_chunk) {
-    // block_k divides the chunk, so the chunk's padded rows end at a block boundary.
     const int seq_pad = layout::round_up(seq_len, p.k.block_tokens);
     if (is_k) {
-      const int n_rows = seq_pad - tok0 < kStatsChunkTokens ? seq_pad - tok0 : kStatsChunkTokens;
-      const int k_groups = layout::k_groups(p.k.granularity, p.k.block_tokens, p.k.warp_tokens);
-      const detail::QkTile tile{
-          static_cast<unsigned char*>(p.k.out) + (bh * p.k.seq_len_pad + tok0) * (HeadDim * Bits * Terms / 8),
-          p.k.scale + (bh * (p.k.seq_len_pad / p.k.block_tokens) + tok0 / p.k.block_tokens) * k_groups,
-          n_valid, n_rows, p.k.block_tokens, p.k.warp_tokens, k_groups, p.k.granularity, p.k.scale_multiplier};
-      detail::quantize_rows<In, HeadDim, Bits, Terms, false, Smooth, false>(data, tile, s_stat, s_group_max,
-                                                                            s_group_inv);
+      detail::quantize_rows<In, HeadDim, Bits, Terms, false, Smooth, false>(
+          data, detail::kv_chunk_k_tile<HeadDim, Bits, Terms>(p.k, bh, tok0, n_valid, seq_pad), s_stat, s_group_max,
+          s_group_inv);
     } else if constexpr (WithV) {
-      detail::quantize_v_tile<In, HeadDim>(data, s_stat, s_tile,
-                                           static_cast<unsigned char*>(p.v.out) + bh * HeadDim * p.v.seq_len_pad,
-                                           p.v.seq_len_pad, tok0, seq_pad);
+      detail::quantize_v_tile<In, HeadDim>(data, s_stat, s_tile, detail::kv_v_out<HeadDim>(p.v, bh), p.v.seq_len_pad,
+                                           tok0, seq_pad);
     }
   }
   cluster::wait();
