@@ -22,20 +22,19 @@ int Kernel::resident_ctas(unsigned threads, unsigned shared_bytes) const {
   return ctas;
 }
 
-void Kernel::launch(const LaunchConfig& c, CUstream stream, void** args) const {
-  declare_shared(c.shared_bytes);
-  if (!c.programmatic && c.cluster_x == 1) {
-    SAGEJIT_CU(cuLaunchKernel, function_, c.grid.x, c.grid.y, c.grid.z, c.block.x, c.block.y, c.block.z,
-               c.shared_bytes, stream, args, nullptr);
-    return;
-  }
-  CUlaunchAttribute attributes[2] = {};
+namespace {
+
+// cuLaunchKernelEx's description of `c`: the launch attributes it asks for (programmatic
+// serialization, cluster dimensions) in `attributes`, which must outlive the result.
+CUlaunchConfig extended_config(const LaunchConfig& c, CUstream stream, CUlaunchAttribute (&attributes)[2]) {
   unsigned n = 0;
   if (c.programmatic) {
+    attributes[n] = {};
     attributes[n].id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
     attributes[n++].value.programmaticStreamSerializationAllowed = 1;
   }
   if (c.cluster_x > 1) {
+    attributes[n] = {};
     attributes[n].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
     attributes[n].value.clusterDim.x = c.cluster_x;
     attributes[n].value.clusterDim.y = 1;
@@ -48,7 +47,30 @@ void Kernel::launch(const LaunchConfig& c, CUstream stream, void** args) const {
   config.hStream = stream;
   config.attrs = attributes;
   config.numAttrs = n;
+  return config;
+}
+
+}  // namespace
+
+void Kernel::launch(const LaunchConfig& c, CUstream stream, void** args) const {
+  declare_shared(c.shared_bytes);
+  if (!c.programmatic && c.cluster_x == 1) {
+    SAGEJIT_CU(cuLaunchKernel, function_, c.grid.x, c.grid.y, c.grid.z, c.block.x, c.block.y, c.block.z,
+               c.shared_bytes, stream, args, nullptr);
+    return;
+  }
+  CUlaunchAttribute attributes[2];
+  const CUlaunchConfig config = extended_config(c, stream, attributes);
   SAGEJIT_CU(cuLaunchKernelEx, &config, function_, args, nullptr);
+}
+
+int Kernel::active_clusters(const LaunchConfig& c) const {
+  declare_shared(c.shared_bytes);
+  CUlaunchAttribute attributes[2];
+  const CUlaunchConfig config = extended_config(c, nullptr, attributes);
+  int clusters = 0;
+  if (driver().cuOccupancyMaxActiveClusters(&clusters, function_, &config) != CUDA_SUCCESS) return 0;
+  return clusters;
 }
 
 int Kernel::attribute(CUfunction_attribute a) const {

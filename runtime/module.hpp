@@ -41,6 +41,9 @@ class Kernel {
   // CTAs of `threads` threads and `shared_bytes` of dynamic shared memory that one SM holds at once
   // (declares the dynamic size first, as a launch does).
   int resident_ctas(unsigned threads, unsigned shared_bytes) const;
+  // Clusters of `config`'s shape (block, shared memory, cluster_x) that the GPU holds at once; 0 when
+  // it cannot hold one, or the driver refuses the shape.
+  int active_clusters(const LaunchConfig& config) const;
 
  private:
   CUfunction function_ = nullptr;

@@ -286,31 +286,26 @@ bool enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     void* args[] = {&a};
     kernels.v->launch({{unsigned(kernels::v_tiles(p.seq_kv_pad)), unsigned(p.heads_kv), B}, block, 0}, st, args);
   };
+  // K, V and their statistics in one kernel (only where runs_fused): quantize_kv_cluster, one
+  // cluster per (b, h) and tensor with no counters, or quantize_kv's work items.
   auto launch_kv = [&](CUstream st, bool release) {
+    kernels::QuantKVParams a{};
+    a.k = qk_params(false, k);
+    a.v = v_params();
+    a.stats = stats_params();
+    a.release_dependents = release ? 1 : 0;
+    void* args[] = {&a};
     if (runs_cluster(p, o, kernels)) {
-      // One cluster per (b, h) and tensor, one CTA per chunk (quant_kv_cluster.cuh): no counters.
-      kernels::QuantKVParams a{};
-      a.k = qk_params(false, k);
-      a.v = v_params();
-      a.stats = stats_params();
-      a.release_dependents = release ? 1 : 0;
-      void* args[] = {&a};
       const unsigned chunks = unsigned(kernels::stats_chunks(p.seq_kv));
       LaunchConfig c{{chunks * (o.quantize_v ? 2u : 1u), unsigned(p.heads_kv), B}, block, 0};
       c.cluster_x = chunks;
       kernels.kv_cluster->launch(c, st, args);
       return;
     }
-    kernels::QuantKVParams a{};
-    a.k = qk_params(false, k);
-    a.v = v_params();
-    a.stats = stats_params();
     a.ready = counters + std::size_t(B) * p.heads_kv;
     a.next_item = counters + 2 * std::size_t(B) * p.heads_kv;
     a.lag = fused_schedule(p, o, kernels.kv_resident).lag;
-    a.release_dependents = release ? 1 : 0;
     clear_counters(st);
-    void* args[] = {&a};
     kernels.kv->launch({{unsigned(kernels::kv_items(p.batch, p.heads_kv, p.seq_kv, a.lag)), 1, 1}, block, 0}, st,
                        args);
   };
