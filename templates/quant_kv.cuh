@@ -61,9 +61,14 @@ __device__ __forceinline__ void store_release_gpu(unsigned int* p, unsigned int 
   asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
 
-}  // namespace detail
-
-namespace detail {
+// Row 0 of the chunk at token tok0 of head `head` of `sequence` in the caller's K or V (`in`, with
+// these element strides): the rows quantize_kv and quantize_kv_cluster load.
+template <typename In>
+__device__ __forceinline__ const In* kv_chunk_rows(const void* in, const Sequence& sequence, long long stride_b,
+                                                   long long stride_h, long long stride_s, int head, int tok0) {
+  return static_cast<const In*>(in) + sequence.first_row(stride_b, stride_s) + head * stride_h +
+         static_cast<long long>(tok0) * stride_s;
+}
 
 // The K rows of the chunk at token tok0 of (b, h) as quantize_rows writes them, and their scales
 // (quantize_kv and quantize_kv_cluster). block_k divides the chunk, so the chunk's rows padded to
@@ -144,8 +149,6 @@ __global__ void __launch_bounds__(kQuantThreads, kv_data_registers<HeadDim, With
   // reach round_up(len, block_k) (quantize_qk's last block), V's the same (quantize_v).
   const Sequence sequence = sequence_of(p.k.cu_seqlens, batch, p.k.seq_len);
   const int seq_len = sequence.len;
-  const long long k_first = sequence.first_row(p.k.stride_b, p.k.stride_s);
-  const long long v_first = sequence.first_row(p.v.stride_b, p.v.stride_s);
   // Clamped to the grid's chunks: a device-side length beyond max_seqlen (which the host cannot
   // check) must not leave a (b, h) waiting for chunks that have no item.
   const int n_chunks = stats_chunks(seq_len) < grid_chunks ? stats_chunks(seq_len) : grid_chunks;
@@ -168,12 +171,12 @@ __global__ void __launch_bounds__(kQuantThreads, kv_data_registers<HeadDim, With
   u32x4 v_data[WithV ? kPasses : 1][WithV ? kChunks : 1];
   if (Smooth || !is_stats) {
     load_tile_rows<kPasses, kChunks, kQuantRowSlots>(
-        static_cast<const In*>(p.k.in) + k_first + head * p.k.stride_h + static_cast<long long>(tok0) * p.k.stride_s,
+        detail::kv_chunk_rows<In>(p.k.in, sequence, p.k.stride_b, p.k.stride_h, p.k.stride_s, head, tok0),
         p.k.stride_s, n_valid, slot, tid & 3, k_data);
   }
   if constexpr (WithV) {
     load_tile_rows<kPasses, kChunks, kQuantRowSlots>(
-        static_cast<const In*>(p.v.in) + v_first + head * p.v.stride_h + static_cast<long long>(tok0) * p.v.stride_s,
+        detail::kv_chunk_rows<In>(p.v.in, sequence, p.v.stride_b, p.v.stride_h, p.v.stride_s, head, tok0),
         p.v.stride_s, n_valid, slot, tid & 3, v_data);
   }
 

@@ -2,20 +2,20 @@
 // 128 tokens): one thread-block cluster per (b, h) and tensor, one CTA per chunk, so that K and V are
 // held in registers while the cluster agrees on K's mean and V's scale (sm_90a).
 //
-// What it computes: what quantize_kv (quant_kv.cuh) computes, bit for bit: each CTA takes its
-// chunk's partial sum of K and max|V| with the same steps (detail::chunk_partial, reduce_warps),
-// every CTA then reads all partials of its cluster through distributed shared memory and reduces
-// them in chunk order from 0 as quantize_kv's last statistics item does, and quantizes its chunk's K
-// rows and V tile from the registers it loaded (detail::quantize_rows, quantize_v_tile). CTA rank 0
-// writes k_mean and v_scale.
+// What it computes: what quantize_kv (quant_kv.cuh) computes, bit for bit. Each CTA takes its
+// chunk's partial sum of K or max|V| with the same steps (detail::chunk_partial, reduce_warps); every
+// CTA then reads all partials of its cluster through distributed shared memory and reduces them in
+// chunk order from 0, as quantize_kv's last statistics item does; and it quantizes its chunk's K
+// rows or V tile from the registers it loaded (detail::quantize_rows, quantize_v_tile). CTA rank 0
+// of each cluster writes k_mean or v_scale.
 //
-// Why: quantize_kv reads each chunk twice (the second time from L2, a GPU-full of items later) and
-// passes the statistics through global memory, a ticket, a fence and a flag per (b, h); it runs at
-// 55–70% of copy speed. A cluster's CTAs run at once (the hardware co-schedules them), so a chunk
-// can stay in registers across the exchange: one DRAM read, no counters to clear before the launch.
-//
-// K and V are separate clusters (the first and the second C CTAs along x), each CTA holding one
-// tensor's chunk (32 registers of data at D = 128, 76 in all: 3 CTAs per SM).
+// Why: a cluster's CTAs run at once (the hardware co-schedules them), so a chunk can stay in
+// registers across the exchange, with no tickets, flags or counters (none to clear before the
+// launch). K and V are separate clusters (the first and the second C CTAs along x), each CTA holding
+// one tensor's chunk (32 registers of data at D = 128, 76 in all): 3 CTAs per SM against quantize_kv's
+// 2, which is where the time goes — both kernels are latency-bound, and quantize_kv's second read of
+// a chunk already comes from L2 (ncu, H100, B4 H32 D128 S1k: 64 against 72 µs, occupancy 34% against
+// 24%; bench/results/2026-11-26-kv-cluster-h100.md).
 //
 // Launch contract: grid (C · (WithV ? 2 : 1), heads, batch), cluster (C, 1, 1) with C =
 // stats_chunks(seq_len) in 1 .. kv_cluster_max_chunks() (the longest sequence's chunks; seq_len > 0),
@@ -99,10 +99,8 @@ __global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim>())
   const int slot = (tid >> 5) * 8 + ((tid & 31) >> 2);
   u32x4 data[kPasses][kChunks];
   {
-    const In* in = is_k ? static_cast<const In*>(p.k.in) + sequence.first_row(p.k.stride_b, p.k.stride_s) +
-                              head * p.k.stride_h + static_cast<long long>(tok0) * p.k.stride_s
-                        : static_cast<const In*>(p.v.in) + sequence.first_row(p.v.stride_b, p.v.stride_s) +
-                              head * p.v.stride_h + static_cast<long long>(tok0) * p.v.stride_s;
+    const In* in = is_k ? detail::kv_chunk_rows<In>(p.k.in, sequence, p.k.stride_b, p.k.stride_h, p.k.stride_s, head, tok0)
+                        : detail::kv_chunk_rows<In>(p.v.in, sequence, p.v.stride_b, p.v.stride_h, p.v.stride_s, head, tok0);
     load_tile_rows<kPasses, kChunks, kQuantRowSlots>(in, is_k ? p.k.stride_s : p.v.stride_s, n_valid, slot, tid & 3,
                                                      data);
   }
