@@ -134,6 +134,15 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
+// Four 8x8 16-bit matrices of the warp into shared memory: lane l holds, in r_k, row l / 4 and
+// columns 2(l % 4), 2(l % 4) + 1 of matrix k (the m16n8 accumulator's fragment), and lanes 8k..8k+7
+// give the addresses of matrix k's rows 0..7 (16 bytes each).
+__device__ __forceinline__ void stmatrix_x4(u32 addr, u32 r0, u32 r1, u32 r2, u32 r3) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r0), "r"(r1),
+               "r"(r2), "r"(r3)
+               : "memory");
+}
+
 // Named barriers 1..15 for a subset of the CTA (barrier 0 is __syncthreads). `threads` is a
 // multiple of 32. sync waits; arrive only signals (a producer of a ping-pong hand-off).
 __device__ __forceinline__ void named_barrier_sync(u32 id, u32 threads) {
