@@ -6,6 +6,7 @@
 #include "cli/commands.hpp"
 #include <cstdio>
 
+#include "autotune/problem.hpp"
 #include "generator/attn_spec.hpp"
 #include "generator/quant_spec.hpp"
 #include "runtime/device.hpp"
@@ -29,35 +30,36 @@ struct CompileFlags {
   std::string pv = "default";
   std::string granularity = "per_thread";
   std::string tile;
+  std::string attn_family;  // mma or wgmma; empty: as attention() would choose
+  std::int64_t seq = 4096;  // the query and key length the default choice is made for
   bool lse = false;
   bool all = false;
   bool json = false;
   bool fail_on_spill = false;
 };
 
-AttnTile parse_tile(const std::string& text) {
-  AttnTile t;
-  char tail = 0;
-  if (std::sscanf(text.c_str(), "%dx%dw%ds%d%c", &t.cta_q, &t.cta_k, &t.warps_q, &t.stages, &tail) != 4) {
-    throw InvalidArgument("--tile", fmt::format("must read CTA_QxCTA_KwWARPSsSTAGES, e.g. 128x64w8s2 (got '{}')", text));
-  }
-  return t;
-}
-
+// The attention kernel the flags name: without --attn-family and --tile, the one attention() runs on
+// `arch` for sequences of --seq when nothing is tuned (the sm_90a wgmma kernel where it applies);
+// otherwise the forced variant, as `sagejit bench --family / --tile` times it. Tiles are named as
+// tuning records name them (t64x128w4s1c3); the older form without the leading t is accepted.
 AttnSpec attn_spec_from_flags(const CompileFlags& f, const Arch& arch) {
-  AttnSpec s;
-  s.arch = arch;
-  s.head_dim = f.head_dim;
-  s.quant.qk = parse_quant_type(f.out, "--out");
-  s.quant.granularity = parse_granularity(f.granularity, "--granularity");
-  s.quant.pv = f.pv == "default" ? default_pv_type(arch, s.quant.qk) : parse_pv_type(f.pv, "--pv");
-  s.quant.smooth_q = f.smooth;
-  s.mask = parse_mask(f.mask, "--mask");
-  s.out.dtype = parse_dtype(f.dtype, "--dtype");
-  s.out.lse = f.lse;
-  s.tile = f.tile.empty() ? default_tile(arch, s.head_dim, s.quant.pv, s.quant.qk)
-                          : parse_tile(f.tile);
-  return s;
+  if (f.seq < 1) throw InvalidArgument("--seq", fmt::format("must be at least 1 (got {})", f.seq));
+  Problem p;
+  p.arch = arch;
+  p.head_dim = f.head_dim;
+  p.qk = parse_quant_type(f.out, "--out");
+  p.granularity = parse_granularity(f.granularity, "--granularity");
+  if (f.pv != "default") p.pv = parse_pv_type(f.pv, "--pv");
+  p.smooth_q = f.smooth;
+  p.mask = parse_mask(f.mask, "--mask");
+  p.dtype = parse_dtype(f.dtype, "--dtype");
+  p.lse = f.lse;
+  p.seq_q = p.seq_kv = f.seq;
+  const std::optional<AttnFamily> family =
+      f.attn_family.empty() ? std::nullopt : std::optional(parse_family(f.attn_family, "--attn-family"));
+  std::optional<AttnTile> tile;
+  if (!f.tile.empty()) tile = parse_tile_name(f.tile.front() == 't' ? f.tile : "t" + f.tile, "--tile");
+  return family || tile ? forced_spec(p, family, tile) : default_spec(p);
 }
 
 void run(const CompileFlags& f) {
@@ -135,9 +137,13 @@ void add_compile(CLI::App& app) {
   cmd->add_option("--family", f.family, "quant (quantization kernels) or attn (attention kernels)");
   cmd->add_option("--op", f.op, "quant: quantize_q, quantize_k, channel_stats, quantize_v, quantize_kv or quantize_kv_cluster");
   cmd->add_option("--mask", f.mask, "attn: none, causal (top-left) or causal_br (bottom-right)");
-  cmd->add_option("--pv", f.pv, "attn: P·V type fp8, f16 or default (fp8 on sm_89/sm_120, else f16)");
+  cmd->add_option("--pv", f.pv, "attn: P·V type fp8, f16 or default (what attention() takes: fp8 on sm_90a's "
+                               "wgmma kernel and on sm_89/sm_120, else f16)");
   cmd->add_option("--granularity", f.granularity, "attn: per_thread, per_warp or per_block");
-  cmd->add_option("--tile", f.tile, "attn: CTA_QxCTA_KwWARPSsSTAGES, e.g. 128x64w8s2 (default: heuristic)");
+  cmd->add_option("--attn-family", f.attn_family, "attn: the kernel family, mma or wgmma (default: as attention() chooses)");
+  cmd->add_option("--tile", f.tile, "attn: the tile as tuning names it, e.g. t128x64w8s2 or t64x128w4s1c3; a tile "
+                                    "without --attn-family means mma (default: the heuristic's)");
+  cmd->add_option("--seq", f.seq, "attn: the query and key length the default kernel is chosen for (4096)");
   cmd->add_flag("--lse", f.lse, "attn: also write the log-sum-exp");
   cmd->add_option("--dtype", f.dtype, "Input dtype: f16 or bf16");
   cmd->add_option("--head-dim", f.head_dim, "64, 96, 128 or 256");
