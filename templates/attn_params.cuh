@@ -168,20 +168,41 @@ __host__ __device__ constexpr int attn_wgmma_vscale_bytes(int head_dim, bool pv_
 }
 __host__ __device__ constexpr int attn_wgmma_threads(int consumers) { return 128 * (consumers + 1); }
 __host__ __device__ constexpr int attn_wgmma_min_ctas(int consumers) { return consumers == 1 ? 2 : 1; }
-// Dynamic shared memory: Q and the ring of K (int8; two terms: both twice) and V (e4m3, or the
-// caller's f16) blocks, the ones tile, the v_scale buffers, and 1 KiB to align the swizzled tiles.
-__host__ __device__ constexpr int attn_wgmma_smem_bytes(int head_dim, int consumers, int stages, bool pv_f16,
-                                                        int qk_terms = 1, int cta_k = kWgmmaCtaK) {
-  return qk_terms * consumers * kWgmmaRowsPerWg * head_dim +
-         stages * (qk_terms + (pv_f16 ? 2 : 1)) * cta_k * head_dim + attn_wgmma_ones_bytes(pv_f16) +
-         attn_wgmma_vscale_bytes(head_dim, pv_f16) + 1024;
-}
 // Static shared memory of the kernel, an upper bound (what ptxas reports, checked by
 // tests/cpu/kernels/test_attn_wgmma_compiles.cpp): the consumers' loop state (kWgmmaStateSlots ints
 // per consumer thread) plus 1 KiB for the mbarriers and the problem geometry.
 constexpr int kWgmmaStateSlots = 8;
 __host__ __device__ constexpr int attn_wgmma_static_smem_bytes(int consumers) {
   return kWgmmaStateSlots * 4 * 128 * consumers + 1024;
+}
+// Dynamic shared memory without the O staging: Q and the ring of K (int8; two terms: both twice) and
+// V (e4m3, or the caller's f16) blocks, the ones tile, the v_scale buffers, and 1 KiB to align the
+// swizzled tiles.
+__host__ __device__ constexpr int attn_wgmma_ring_smem_bytes(int head_dim, int consumers, int stages, bool pv_f16,
+                                                             int qk_terms = 1, int cta_k = kWgmmaCtaK) {
+  return qk_terms * consumers * kWgmmaRowsPerWg * head_dim +
+         stages * (qk_terms + (pv_f16 ? 2 : 1)) * cta_k * head_dim + attn_wgmma_ones_bytes(pv_f16) +
+         attn_wgmma_vscale_bytes(head_dim, pv_f16) + 1024;
+}
+// The epilogue's O staging: each consumer's 64 rows of 16-bit O, rows padded by 16 bytes (stmatrix
+// in, 16-byte pieces out; attn_wgmma.cuh), where it fits beside the ring: a CTA within 227 KiB, and
+// attn_wgmma_min_ctas of them (with the 1 KiB the driver reserves each) within an SM's 228 KiB.
+__host__ __device__ constexpr int attn_wgmma_o_stage_bytes(int head_dim, int consumers) {
+  return consumers * kWgmmaRowsPerWg * (2 * head_dim + 16);
+}
+__host__ __device__ constexpr bool attn_wgmma_stages_o(int head_dim, int consumers, int stages, bool pv_f16,
+                                                       int qk_terms = 1, int cta_k = kWgmmaCtaK) {
+  const int per_cta = attn_wgmma_ring_smem_bytes(head_dim, consumers, stages, pv_f16, qk_terms, cta_k) +
+                      attn_wgmma_o_stage_bytes(head_dim, consumers) + attn_wgmma_static_smem_bytes(consumers);
+  return per_cta <= 227 * 1024 && attn_wgmma_min_ctas(consumers) * (per_cta + 1024) <= 228 * 1024;
+}
+// Dynamic shared memory of the kernel: the ring's, plus the O staging where it fits.
+__host__ __device__ constexpr int attn_wgmma_smem_bytes(int head_dim, int consumers, int stages, bool pv_f16,
+                                                        int qk_terms = 1, int cta_k = kWgmmaCtaK) {
+  return attn_wgmma_ring_smem_bytes(head_dim, consumers, stages, pv_f16, qk_terms, cta_k) +
+         (attn_wgmma_stages_o(head_dim, consumers, stages, pv_f16, qk_terms, cta_k)
+              ? attn_wgmma_o_stage_bytes(head_dim, consumers)
+              : 0);
 }
 // The single-warpgroup form (attn_wgmma_single.cuh; wgmma tiles with one stage): 128 threads, no
 // producer; dynamic shared memory for Q, one K and one V block, the ones tile and 1 KiB to align the
