@@ -187,8 +187,9 @@ __host__ __device__ constexpr int attn_wgmma_ring_smem_bytes(int head_dim, int c
 // The epilogue's O staging: each consumer's 64 rows of 16-bit O, rows padded by 16 bytes (stmatrix
 // in, 16-byte pieces out; attn_wgmma.cuh), where it fits beside the ring: a CTA within 227 KiB, and
 // attn_wgmma_min_ctas of them (with the 1 KiB the driver reserves each) within an SM's 228 KiB.
+__host__ __device__ constexpr int attn_wgmma_o_row_bytes(int head_dim) { return 2 * head_dim + 16; }
 __host__ __device__ constexpr int attn_wgmma_o_stage_bytes(int head_dim, int consumers) {
-  return consumers * kWgmmaRowsPerWg * (2 * head_dim + 16);
+  return consumers * kWgmmaRowsPerWg * attn_wgmma_o_row_bytes(head_dim);
 }
 __host__ __device__ constexpr bool attn_wgmma_stages_o(int head_dim, int consumers, int stages, bool pv_f16,
                                                        int qk_terms = 1, int cta_k = kWgmmaCtaK) {

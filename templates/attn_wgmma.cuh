@@ -203,7 +203,6 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr u32 kOBarrier = 6;                       // named barriers 6, 7: a consumer's staged O tile
   // O leaves through shared memory where it fits (attn_params.cuh), as in attn_wgmma_single.cuh.
   constexpr bool kStageO = attn_wgmma_stages_o(kD, kConsumers, kStages, kPvF16, kTerms, kCtaK);
-  constexpr int kORowBytes = 2 * kD + 16, kOPieces = kD / 8;
   static_assert(!Cfg::fused_q || (kTerms == 1 && !Cfg::write_lse),
                 "fused Q: one-term int8 Q and no LSE (its K-smoothing correction would need loop state)");
   using Regs = AttnWgmmaRegs<kConsumers>;
@@ -249,7 +248,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   // The tile's v_scale row (kD floats): buffer n % 2 for the n-th non-empty tile (FP8 P·V only).
   constexpr u32 kVsBytes = 4 * kD;
   const u32 sVs = sOnes + attn_wgmma_ones_bytes(kPvF16);
-  const u32 sO = sVs + attn_wgmma_vscale_bytes(kD, kPvF16);  // consumer c's rows at c·64·kORowBytes (kStageO)
+  const u32 sO = sVs + attn_wgmma_vscale_bytes(kD, kPvF16);  // consumer c's O tile at c·64·attn_wgmma_o_row_bytes(D) (kStageO)
 
   const int tid = threadIdx.x;
   const int wg = tid / 128;
@@ -846,42 +845,18 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     const u32 vs = sVs + (e_n & 1) * kVsBytes;
     u16* gO = static_cast<u16*>(p.o) + e.q_rows_at(p, p.o_stride_b, p.o_stride_h, p.o_stride_s);
     if constexpr (kStageO) {
-      // Each warp's rows into this consumer's staging tile with stmatrix (the accumulator fragment is
-      // stmatrix's; rows padded by 16 bytes, so one matrix's 8 rows fall on distinct banks), then
-      // 16-byte pieces, 16 threads per 256 bytes of a row, instead of 4-byte stores that touch 8 rows
-      // per warp instruction. The first barrier: this consumer's threads are done reading the tile of
-      // its previous tile.
-      const int e_cw = (e_vtid - 128) / 128, e_warp = ((e_vtid - 128) / 32) % 4, e_lane = e_vtid % 32;
-      const u32 s_o = sO + e_cw * kWgmmaRowsPerWg * kORowBytes;
+      // Through this consumer's staging tile (AttnWgmmaStagedO); the first barrier: its threads are
+      // done reading out the previous tile's.
+      using StagedO = AttnWgmmaStagedO<kD, Cfg::out_bf16>;
+      const int e_cw = (e_vtid - 128) / 128;
+      const u32 s_o = sO + e_cw * kWgmmaRowsPerWg * StagedO::kRowBytes;
       named_barrier_sync(kOBarrier + e_cw, 128);
-#pragma unroll
-      for (int c = 0; c < kORegs / 4; c += 2) {  // 8-channel slices c and c + 1
-        u32 h[2][2];
-#pragma unroll
-        for (int cc = 0; cc < 2; ++cc) {
-          float c0 = 1.0f, c1 = 1.0f;  // f16 V is not scaled
-          if constexpr (!kPvF16) ld_shared_v2_f32(vs + 4 * (8 * (c + cc) + 2 * e_t), c0, c1);
-#pragma unroll
-          for (int r = 0; r < 2; ++r) {
-            h[cc][r] = f32x2_to_half2<Cfg::out_bf16>(o[4 * (c + cc) + 2 * r] * (inv_sum[r] * c0),
-                                                     o[4 * (c + cc) + 2 * r + 1] * (inv_sum[r] * c1));
-          }
-        }
-        // Matrix k: rows + 8 (k % 2) of the warp's 16, slice c + k / 2; lane 8k + i addresses its row i.
-        const int k = e_lane / 8, row = 16 * e_warp + e_lane % 8 + 8 * (k % 2);
-        stmatrix_x4(s_o + row * kORowBytes + (c + k / 2) * 16, h[0][0], h[0][1], h[1][0], h[1][1]);
-      }
+      StagedO::write(s_o, o, inv_sum, ((e_vtid - 128) / 32) % 4, e_vtid % 32, [&](int c, float& c0, float& c1) {
+        c0 = 1.0f, c1 = 1.0f;  // f16 V is not scaled
+        if constexpr (!kPvF16) ld_shared_v2_f32(vs + 4 * (8 * c + 2 * e_t), c0, c1);
+      });
       named_barrier_sync(kOBarrier + e_cw, 128);
-      const int e_q0 = e.q0 + kWgmmaRowsPerWg * e_cw;  // this consumer's first row
-#pragma unroll
-      for (int i = e_vtid % 128; i < kWgmmaRowsPerWg * kOPieces; i += 128) {
-        const int r = i / kOPieces, piece = i % kOPieces;
-        if (e_q0 + r < e.seq_q) {
-          u32 v[4];
-          ld_shared_v4(v, s_o + r * kORowBytes + piece * 16);
-          st_global_v4(gO + static_cast<long long>(e_q0 + r) * p.o_stride_s + 8 * piece, v);
-        }
-      }
+      StagedO::store(s_o, gO, p.o_stride_s, e.q0 + kWgmmaRowsPerWg * e_cw, e.seq_q, e_vtid % 128);
     } else {
 #pragma unroll
       for (int c = 0; c < kORegs / 4; ++c) {  // 8-channel slice c: channels 8c + 2t, 8c + 2t + 1

@@ -327,45 +327,19 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   if constexpr (Cfg::write_lse) {
     if (p.lse != nullptr && t == 0) store_lse(p, w, bh_q, row0, row_max, row_sum, fused_lse_corr, lse_corr0, lse_corr1);
   }
-  // O goes out through shared memory (the K and V buffers, free after the last block): each warp's
-  // rows with stmatrix (the accumulator fragment is stmatrix's), then 16-byte pieces, 16 threads per
-  // 256-byte row, instead of 4-byte stores that touch 8 rows per warp instruction. Rows are padded by
-  // 16 bytes so that the 8 rows of one stmatrix matrix fall on distinct banks; rows >= seq_q (the
-  // padding, or the next sequence of packed inputs) are not written. The caller's rows are 16-byte
-  // aligned (tensor.cpp).
-  constexpr int kORowBytes = 2 * kD + 16, kOPieces = kD / 8;
-  static_assert(kRows * kORowBytes <= kKBytes + kVBytes, "the staged O tile fits the K and V buffers");
-  const u32 sO = sK;
+  // O leaves through shared memory (AttnWgmmaStagedO), in the K and V buffers, free after the last
+  // block once every warp is past its last wgmma.
+  using StagedO = AttnWgmmaStagedO<kD, Cfg::out_bf16>;
+  static_assert(kRows * StagedO::kRowBytes <= kKBytes + kVBytes, "the staged O tile fits the K and V buffers");
   const float* v_scale = p.v_scale + bh_kv * kD;  // FP8 V's channel scales (f16 P·V has none)
-  __syncthreads();  // every warp is past its last wgmma, which read K and V
-#pragma unroll
-  for (int c = 0; c < kORegs / 4; c += 2) {  // 8-channel slices c and c + 1: channels 8c + 2t, 8c + 2t + 1
-    u32 h[2][2];
-#pragma unroll
-    for (int cc = 0; cc < 2; ++cc) {
-      const float c0 = kF16 ? 1.0f : ldg_f32(v_scale + 8 * (c + cc) + 2 * t);
-      const float c1 = kF16 ? 1.0f : ldg_f32(v_scale + 8 * (c + cc) + 2 * t + 1);
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        h[cc][r] = f32x2_to_half2<Cfg::out_bf16>(o[4 * (c + cc) + 2 * r] * (inv_sum[r] * c0),
-                                                 o[4 * (c + cc) + 2 * r + 1] * (inv_sum[r] * c1));
-      }
-    }
-    // Matrix k: rows + 8 (k % 2) of the warp's 16, slice c + k / 2; lane 8k + i addresses its row i.
-    const int k = lane / 8, row = 16 * warp + lane % 8 + 8 * (k % 2);
-    stmatrix_x4(sO + row * kORowBytes + (c + k / 2) * 16, h[0][0], h[0][1], h[1][0], h[1][1]);
-  }
   __syncthreads();
-  u8* gO = reinterpret_cast<u8*>(static_cast<u16*>(p.o) + w.q_rows_at(p, p.o_stride_b, p.o_stride_h, p.o_stride_s));
-#pragma unroll
-  for (int i = tid; i < kRows * kOPieces; i += kWgmmaSingleThreads) {
-    const int r = i / kOPieces, piece = i % kOPieces;
-    if (w.q0 + r < w.seq_q) {
-      u32 v[4];
-      ld_shared_v4(v, sO + r * kORowBytes + piece * 16);
-      st_global_v4(gO + (static_cast<long long>(w.q0 + r) * p.o_stride_s + 8 * piece) * 2, v);
-    }
-  }
+  StagedO::write(sK, o, inv_sum, warp, lane, [&](int c, float& c0, float& c1) {
+    c0 = kF16 ? 1.0f : ldg_f32(v_scale + 8 * c + 2 * t);
+    c1 = kF16 ? 1.0f : ldg_f32(v_scale + 8 * c + 2 * t + 1);
+  });
+  __syncthreads();
+  StagedO::store(sK, static_cast<u16*>(p.o) + w.q_rows_at(p, p.o_stride_b, p.o_stride_h, p.o_stride_s), p.o_stride_s,
+                 w.q0, w.seq_q, tid);
 }
 
 }  // namespace sagejit::kernels

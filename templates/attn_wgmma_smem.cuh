@@ -1,7 +1,7 @@
 // attn_wgmma_smem.cuh — the shared-memory operand layouts both sm_90a attention kernels use
 // (attn_wgmma.cuh, attn_wgmma_single.cuh): where a QKᵀ k-step starts in a Q or K tile stored as
-// boxes, the word that fills the ones tile of the row-sum wgmma, and the caller's 16-bit V as TMA
-// boxes, with the zeroing of a varlen block's tail rows.
+// boxes, the word that fills the ones tile of the row-sum wgmma, the caller's 16-bit V as TMA
+// boxes, with the zeroing of a varlen block's tail rows, and the epilogue's staged O tile.
 #pragma once
 
 #include "attn_params.cuh"
@@ -43,6 +43,59 @@ struct AttnWgmmaV16 {
       mma_ops::st_shared_zero_v4(tile + box * kBoxBytes + row * kRowBytes + (i % kRowChunks) * 16);
     }
     hopper::fence_proxy_async_shared();  // generic-proxy stores, read by wgmma
+  }
+};
+
+// The epilogue's O tile: a warpgroup's 64 rows of 16-bit O in shared memory, rows padded by 16
+// bytes (attn_wgmma_o_row_bytes) so that the 8 rows of one stmatrix matrix fall on distinct banks.
+// write() puts each warp's 16 rows there from its m64nD accumulators with stmatrix (the accumulator
+// fragment is stmatrix's); then, after a barrier over the warpgroup, store() copies them to the
+// caller's rows in 16-byte pieces, 16 threads per 256 bytes of a row. 4-byte stores straight from the
+// accumulators touch 8 rows per warp instruction (measured 2–9% slower end to end,
+// bench/results/2026-11-26-epilogue-h100.md). The caller's rows are 16-byte aligned (tensor.cpp).
+template <int HeadDim, bool Bf16>
+struct AttnWgmmaStagedO {
+  static constexpr int kRowBytes = attn_wgmma_o_row_bytes(HeadDim), kPieces = HeadDim / 8;
+  static_assert(HeadDim % 16 == 0, "stmatrix takes 8-channel slices in pairs");
+
+  // o: this thread's HeadDim / 2 accumulators (lane 4g + t of warp `warp`: rows g and g + 8 of the
+  // warp's 16, channels 8c + 2t and 8c + 2t + 1 in o[4c + 2r], o[4c + 2r + 1]); inv_sum: 1 / l of its
+  // two rows; scale(c, c0, c1) sets the factors of channels 8c + 2t and 8c + 2t + 1 (v_scale, or 1).
+  template <class Scale>
+  __device__ static void write(mma_ops::u32 tile, const float (&o)[HeadDim / 2], const float (&inv_sum)[2], int warp,
+                               int lane, Scale&& scale) {
+#pragma unroll
+    for (int c = 0; c < HeadDim / 8; c += 2) {  // 8-channel slices c and c + 1
+      mma_ops::u32 h[2][2];
+#pragma unroll
+      for (int cc = 0; cc < 2; ++cc) {
+        float c0, c1;
+        scale(c + cc, c0, c1);
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          h[cc][r] = mma_ops::f32x2_to_half2<Bf16>(o[4 * (c + cc) + 2 * r] * (inv_sum[r] * c0),
+                                                   o[4 * (c + cc) + 2 * r + 1] * (inv_sum[r] * c1));
+        }
+      }
+      // Matrix k: rows + 8 (k % 2) of the warp's 16, slice c + k / 2; lane 8k + i addresses its row i.
+      const int k = lane / 8, row = 16 * warp + lane % 8 + 8 * (k % 2);
+      hopper::stmatrix_x4(tile + row * kRowBytes + (c + k / 2) * 16, h[0][0], h[0][1], h[1][0], h[1][1]);
+    }
+  }
+
+  // Tile row r to the caller's row row0 + r (element offset (row0 + r)·stride_s from `out`), rows
+  // >= seq_q skipped; `thread` of the warpgroup's 128.
+  __device__ static void store(mma_ops::u32 tile, mma_ops::u16* out, long long stride_s, int row0, int seq_q,
+                               int thread) {
+#pragma unroll
+    for (int i = thread; i < kWgmmaRowsPerWg * kPieces; i += 128) {
+      const int r = i / kPieces, piece = i % kPieces;
+      if (row0 + r < seq_q) {
+        mma_ops::u32 v[4];
+        mma_ops::ld_shared_v4(v, tile + r * kRowBytes + piece * 16);
+        mma_ops::st_global_v4(out + static_cast<long long>(row0 + r) * stride_s + 8 * piece, v);
+      }
+    }
   }
 };
 
