@@ -350,8 +350,10 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   w.tile = wgmma_tile();
   CHECK_NOTHROW(w.validate());
   CHECK(w.canonical_name() == "attn.wgmma.d128.int8.per_thread.fp8.none.f16.sm_90a.t128x128w8s2");
-  // Q, K/V ring, ones tile, two v_scale buffers, alignment
-  CHECK(w.shared_bytes() == 2 * 64 * 128 + 2 * 2 * 128 * 128 + 8 * 128 + 2 * 4 * 128 + 1024);
+  // Q, K/V ring, ones tile, two v_scale buffers, alignment, and the consumers' O staging where it
+  // fits (attn_wgmma_stages_o: 64 rows of 2·D + 16 bytes each)
+  constexpr int kOStaging = 2 * 64 * (2 * 128 + 16);
+  CHECK(w.shared_bytes() == 2 * 64 * 128 + 2 * 2 * 128 * 128 + 8 * 128 + 2 * 4 * 128 + 1024 + kOStaging);
   CHECK(w.threads() == 384);  // two consumer warpgroups and the producer
   CHECK(w.generate().source.find("static constexpr int consumers = 2;") != std::string::npos);
   AttnSpec one = w;
@@ -498,11 +500,12 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   f16.quant.pv = PvType::f16;
   f16.tile = wgmma_tile(2, 3, true);
   CHECK_NOTHROW(f16.validate());
-  CHECK(f16.shared_bytes() == 2 * 64 * 128 + 3 * (128 * 128 + 2 * 128 * 128) + 2048 + 1024);
+  CHECK(f16.shared_bytes() == 2 * 64 * 128 + 3 * (128 * 128 + 2 * 128 * 128) + 2048 + 1024 + kOStaging);
   CHECK(f16.generate().source.find("static constexpr bool pv_f16 = true;") != std::string::npos);
   CHECK(w.generate().source.find("static constexpr bool pv_f16 = false;") != std::string::npos);
   f16.tile.stages = 4;  // 4 stages of 48 KiB: 225,280 bytes with the static part, within 227 KiB
   CHECK_NOTHROW(f16.validate());
+  CHECK(f16.shared_bytes() == 2 * 64 * 128 + 4 * (128 * 128 + 2 * 128 * 128) + 2048 + 1024);  // no room to stage O
   f16.tile = wgmma_tile(1, 4, true);  // one consumer: 2 CTAs of 4 stages do not fit
   CHECK_THROWS_WITH_AS(f16.validate(), doctest::Contains("for 2 CTAs per SM"), InvalidArgument);
   AttnSpec x2 = w;  // the precise mode: two-term Q/K doubles the Q tile and the K blocks
@@ -510,7 +513,7 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   x2.quant.pv = PvType::f16;
   x2.tile = wgmma_tile(2, 2, true);
   CHECK_NOTHROW(x2.validate());
-  CHECK(x2.shared_bytes() == 2 * 2 * 64 * 128 + 2 * (2 * 128 * 128 + 2 * 128 * 128) + 2048 + 1024);
+  CHECK(x2.shared_bytes() == 2 * 2 * 64 * 128 + 2 * (2 * 128 * 128 + 2 * 128 * 128) + 2048 + 1024 + kOStaging);
   CHECK(x2.generate().source.find("static constexpr int qk_terms = 2;") != std::string::npos);
   CHECK(wgmma_default_tile(128, PvType::f16, QuantType::int8x2) == wgmma_tile(2, 2, true));
   x2.tile.stages = 3;  // 3 stages of 64 KiB do not fit
