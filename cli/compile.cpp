@@ -5,6 +5,7 @@
 
 #include "cli/commands.hpp"
 #include <cstdio>
+#include <limits>
 
 #include "autotune/problem.hpp"
 #include "generator/attn_spec.hpp"
@@ -16,6 +17,8 @@
 
 namespace sagejit::cli {
 namespace {
+
+constexpr std::int64_t kSeqUnset = std::numeric_limits<std::int64_t>::min();
 
 struct CompileFlags {
   std::vector<std::string> archs;
@@ -31,7 +34,7 @@ struct CompileFlags {
   std::string granularity = "per_thread";
   std::string tile;
   std::string attn_family;  // mma or wgmma; empty: as attention() would choose
-  std::int64_t seq = 4096;  // the query and key length the default choice is made for
+  std::int64_t seq = kSeqUnset;  // the query and key length the default choice is made for (unset: 4096)
   bool lse = false;
   bool all = false;
   bool json = false;
@@ -43,7 +46,6 @@ struct CompileFlags {
 // otherwise the forced variant, as `sagejit bench --family / --tile` times it. Tiles are named as
 // tuning records name them (t64x128w4s1c3); the older form without the leading t is accepted.
 AttnSpec attn_spec_from_flags(const CompileFlags& f, const Arch& arch) {
-  if (f.seq < 1) throw InvalidArgument("--seq", fmt::format("must be at least 1 (got {})", f.seq));
   Problem p;
   p.arch = arch;
   p.head_dim = f.head_dim;
@@ -54,17 +56,45 @@ AttnSpec attn_spec_from_flags(const CompileFlags& f, const Arch& arch) {
   p.mask = parse_mask(f.mask, "--mask");
   p.dtype = parse_dtype(f.dtype, "--dtype");
   p.lse = f.lse;
-  p.seq_q = p.seq_kv = f.seq;
+  p.seq_q = p.seq_kv = f.seq == kSeqUnset ? 4096 : f.seq;
   const std::optional<AttnFamily> family =
       f.attn_family.empty() ? std::nullopt : std::optional(parse_family(f.attn_family, "--attn-family"));
   std::optional<AttnTile> tile;
-  if (!f.tile.empty()) tile = parse_tile_name(f.tile.front() == 't' ? f.tile : "t" + f.tile, "--tile");
-  return family || tile ? forced_spec(p, family, tile) : default_spec(p);
+  if (!f.tile.empty()) {
+    try {
+      tile = parse_tile_name(f.tile.front() == 't' ? f.tile : "t" + f.tile, "--tile");
+    } catch (const InvalidArgument&) {
+      throw InvalidArgument("--tile", fmt::format("must read [t]CTA_QxCTA_KwWARPSsSTAGES[cMIN_CTAS][p], e.g. "
+                                                  "t128x64w8s2 or t64x128w4s1c3 (got '{}')", f.tile));
+    }
+    if (!family && is_wgmma_single(*tile)) {
+      throw InvalidArgument("--tile", fmt::format("{} is a wgmma tile (one stage: the single-warpgroup form), and a "
+                                                  "tile alone means the mma family: add --attn-family wgmma",
+                                                  f.tile));
+    }
+  }
+  if (!family && !tile) return default_spec(p);
+  try {
+    AttnSpec s = forced_spec(p, family, tile);
+    s.validate();
+    return s;
+  } catch (const InvalidArgument& e) {
+    // forced_spec names the API's fields; name the flags instead.
+    if (e.argument() == "family") throw InvalidArgument("--attn-family", fmt::format("{} on {}", e.rule(), arch.name()));
+    if (e.argument().rfind("tile", 0) == 0) {
+      throw InvalidArgument("--tile", e.argument() == "tile" ? e.rule() : fmt::format("{}: {}", e.argument(), e.rule()));
+    }
+    throw;
+  }
 }
 
 void run(const CompileFlags& f) {
   if (f.family != "quant" && f.family != "attn") {
     throw InvalidArgument("--family", fmt::format("must be quant or attn (got '{}')", f.family));
+  }
+  if (f.seq != kSeqUnset && f.seq < 1) throw InvalidArgument("--seq", fmt::format("must be at least 1 (got {})", f.seq));
+  if (f.all && (!f.tile.empty() || !f.attn_family.empty() || f.seq != kSeqUnset)) {
+    throw InvalidArgument("--all", "builds every variant: it takes no --tile, --attn-family or --seq");
   }
   std::vector<GeneratedUnit> units;
   for (const Arch& arch : target_archs(f.archs)) {

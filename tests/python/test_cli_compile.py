@@ -47,8 +47,15 @@ def test_family_and_tile_force_a_variant(tmp_path):
 
 @pytest.mark.parametrize("flags, message", [
     (["--seq", "0"], "argument `--seq`: must be at least 1"),
+    (["--seq", "-1"], "argument `--seq`: must be at least 1"),
     (["--attn-family", "tpu"], "argument `--attn-family`: must be mma or wgmma"),
-    (["--tile", "t64x"], "argument `--tile`"),
+    (["--tile", "64x"], "argument `--tile`: must read [t]CTA_QxCTA_KwWARPSsSTAGES[cMIN_CTAS][p], e.g. t128x64w8s2 or "
+                        "t64x128w4s1c3 (got '64x')"),
+    # A tile alone means mma: a wgmma-only tile says which flag is missing.
+    (["--tile", "t64x128w4s1c3"], "add --attn-family wgmma"),
+    (["--attn-family", "wgmma", "--tile", "t64x128w4s1c5"], "argument `--tile`: the single-warpgroup wgmma kernel"),
+    (["--attn-family", "wgmma", "--arch", "sm_89"], "argument `--attn-family`: wgmma needs sm_90a"),
+    (["--all", "--tile", "t128x64w8s2"], "argument `--all`: builds every variant"),
 ])
 def test_bad_flags_are_refused_by_name(tmp_path, flags, message):
     r = compile_attn(tmp_path, "--arch", "sm_90a", *flags)
