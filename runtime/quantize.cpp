@@ -42,18 +42,9 @@ struct QuantKernels {
 // 0 if none (the call then runs quantize_kv).
 int cluster_chunks(const Kernel& kernel) {
   for (int chunks = kernels::kv_cluster_max_chunks(); chunks >= 2; chunks /= 2) {
-    CUlaunchAttribute attribute{};
-    attribute.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-    attribute.value.clusterDim.x = chunks, attribute.value.clusterDim.y = 1, attribute.value.clusterDim.z = 1;
-    CUlaunchConfig config{};
-    config.gridDimX = chunks, config.gridDimY = 1, config.gridDimZ = 1;
-    config.blockDimX = kernels::kQuantThreads, config.blockDimY = 1, config.blockDimZ = 1;
-    config.attrs = &attribute;
-    config.numAttrs = 1;
-    int clusters = 0;
-    if (driver().cuOccupancyMaxActiveClusters(&clusters, kernel.function(), &config) == CUDA_SUCCESS && clusters > 0) {
-      return chunks;
-    }
+    LaunchConfig c{{unsigned(chunks), 1, 1}, {unsigned(kernels::kQuantThreads), 1, 1}, 0};
+    c.cluster_x = unsigned(chunks);
+    if (kernel.active_clusters(c) > 0) return chunks;
   }
   return 0;
 }
@@ -142,11 +133,13 @@ bool runs_fused(const QuantizePlan& p, const QuantizeOptions& o, const QuantKern
   return s.reuse_bytes <= 0.5 * current_device_info().l2_bytes;
 }
 
-// quantize_kv_cluster instead of quantize_kv (same bits): where it exists and a (b, h)'s chunks fit
-// one cluster.
+// Where quantize_kv runs (runs_fused), quantize_kv_cluster takes its place (same bits) if it exists
+// and a (b, h)'s chunks fit one cluster.
+bool cluster_fits(const QuantizePlan& p, const QuantizeOptions& o, const QuantKernels& kernels) {
+  return o.kv_cluster && kernels.kv_cluster != nullptr && kernels::stats_chunks(p.seq_kv) <= kernels.kv_cluster_chunks;
+}
 bool runs_cluster(const QuantizePlan& p, const QuantizeOptions& o, const QuantKernels& kernels) {
-  return o.kv_cluster && kernels.kv_cluster != nullptr && runs_fused(p, o, kernels) &&
-         kernels::stats_chunks(p.seq_kv) <= kernels.kv_cluster_chunks;
+  return runs_fused(p, o, kernels) && cluster_fits(p, o, kernels);
 }
 
 }  // namespace
@@ -295,7 +288,7 @@ bool enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     a.stats = stats_params();
     a.release_dependents = release ? 1 : 0;
     void* args[] = {&a};
-    if (runs_cluster(p, o, kernels)) {
+    if (cluster_fits(p, o, kernels)) {  // (launch_kv runs only where runs_fused)
       const unsigned chunks = unsigned(kernels::stats_chunks(p.seq_kv));
       LaunchConfig c{{chunks * (o.quantize_v ? 2u : 1u), unsigned(p.heads_kv), B}, block, 0};
       c.cluster_x = chunks;
