@@ -57,10 +57,9 @@ struct FusedQRows {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int row = row0 + 16 * warp + g + 8 * r;
+      const In* chunk0 = base + row * p.q_stride_s + 8 * t;  // the chunks at immediate offsets
 #pragma unroll
-      for (int j = 0; j < kChunks; ++j) {
-        x[r][j] = row < w.seq_q ? load16_nc(base + row * p.q_stride_s + 8 * (t + 4 * j)) : u32x4{0u, 0u, 0u, 0u};
-      }
+      for (int j = 0; j < kChunks; ++j) x[r][j] = row < w.seq_q ? load16_nc(chunk0 + 32 * j) : u32x4{0u, 0u, 0u, 0u};
     }
   }
 
@@ -91,12 +90,8 @@ struct FusedQRows {
     const float scale = max_f(div_rn(amax, layout::kInt8Max), layout::kMinScale);
     const float inv = div_rn(1.0f, scale);
     each_chunk([&](int r, int j, const float (&y)[8]) {
-      uint32_t w0 = 0, w1 = 0;
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        w0 |= (static_cast<uint32_t>(to_int8(mul_rn(y[i], inv))) & 0xffu) << (8 * i);
-        w1 |= (static_cast<uint32_t>(to_int8(mul_rn(y[i + 4], inv))) & 0xffu) << (8 * i);
-      }
+      const uint32_t w0 = pack_int8x4(mul_rn(y[0], inv), mul_rn(y[1], inv), mul_rn(y[2], inv), mul_rn(y[3], inv));
+      const uint32_t w1 = pack_int8x4(mul_rn(y[4], inv), mul_rn(y[5], inv), mul_rn(y[6], inv), mul_rn(y[7], inv));
       mma_ops::st_shared_v2_u32(sQ + qk_tile_offset<kWgmmaRowsPerWg, Box>(16 * warp + g + 8 * r, 8 * (t + 4 * j)), w0,
                                 w1);
     });

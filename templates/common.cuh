@@ -160,6 +160,29 @@ __device__ __forceinline__ void unpack8(const u32x4& c, float (&f)[8]) {
   f[7] = unpack_hi<In>(c.w);
 }
 
+// Elementwise max(a, |b|) of two words of two packed elements each (a's elements non-negative).
+// max.f16x2 / max.bf16x2 skip a NaN operand as max.f32 does, and widening to float is exact and
+// monotonic, so each element equals max_f(a, abs_f(b)) taken on the floats.
+// max2: the same without the absolute value.
+template <typename In>
+__device__ __forceinline__ uint32_t max2(uint32_t a, uint32_t b);
+template <>
+__device__ __forceinline__ uint32_t max2<f16>(uint32_t a, uint32_t b) {
+  uint32_t d;
+  asm("max.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+}
+template <>
+__device__ __forceinline__ uint32_t max2<bf16>(uint32_t a, uint32_t b) {
+  uint32_t d;
+  asm("max.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+}
+template <typename In>
+__device__ __forceinline__ uint32_t max_abs2(uint32_t a, uint32_t b) {
+  return max2<In>(a, b & 0x7fff7fffu);
+}
+
 // ---- float -> quantized integers / e4m3 ----
 // Round to nearest even, then clamp to [-limit, limit]. NaN converts to 0 (cvt.rni.s32.f32), as in
 // the host reference. The clamp is symmetric on purpose: int8 never produces -128, int4 never -8.
@@ -171,6 +194,25 @@ __device__ __forceinline__ int round_clamp(float x, int limit) {
 }
 __device__ __forceinline__ int8_t to_int8(float x) {
   return static_cast<int8_t>(round_clamp(x, static_cast<int>(layout::kInt8Max)));
+}
+// Four values as to_int8 converts each (round to nearest even, NaN to 0, clamped to [-127, 127]),
+// x0 in the low byte, in about half the instructions: ptxas fuses cvt.rni and cvt.pack.sat into
+// F2IP, which saturates to [-128, 127]; the lower clamp, taken first with max.NaN (which keeps a
+// NaN, converted to 0), is the one the saturation lacks.
+__device__ __forceinline__ uint32_t pack_int8x4(float x0, float x1, float x2, float x3) {
+  int i[4];
+  const float x[4] = {x0, x1, x2, x3};
+#pragma unroll
+  for (int n = 0; n < 4; ++n) {
+    float c;
+    asm("max.NaN.f32 %0, %1, %2;" : "=f"(c) : "f"(x[n]), "f"(-layout::kInt8Max));
+    asm("cvt.rni.s32.f32 %0, %1;" : "=r"(i[n]) : "f"(c));
+  }
+  uint32_t hi, w;
+  // cvt.pack.sat.s8.s32.b32 d, a, b, c: d = {b, a} in bytes 0 and 1, c's low 16 bits above.
+  asm("cvt.pack.sat.s8.s32.b32 %0, %1, %2, %3;" : "=r"(hi) : "r"(i[3]), "r"(i[2]), "r"(0u));
+  asm("cvt.pack.sat.s8.s32.b32 %0, %1, %2, %3;" : "=r"(w) : "r"(i[1]), "r"(i[0]), "r"(hi));
+  return w;
 }
 // int4 in [-7, 7], returned as its low nibble (two's complement).
 __device__ __forceinline__ uint32_t to_int4_nibble(float x) {
@@ -203,16 +245,18 @@ __device__ __forceinline__ u32x4 load16_nc(const void* p) {
 // thread's row slot `slot` covers rows slot + k·RowSlots (k < Passes) and its quad lane the 16-byte
 // chunks quad_lane + 4j (j < Chunks) of each row (8 elements each); rows >= n_valid read as zeros.
 // All loads are issued before any is used.
+// One 64-bit address per row, the chunks at constant offsets from it (immediates of the loads: the
+// index arithmetic per load was a fifth of quantize_kv's instructions).
 template <int Passes, int Chunks, int RowSlots, typename In>
 __device__ __forceinline__ void load_tile_rows(const In* in, long long stride_s, int n_valid, int slot,
                                                int quad_lane, u32x4 (&data)[Passes][Chunks]) {
+  const In* row = in + slot * stride_s + 8 * quad_lane;
+  const long long pass_step = RowSlots * stride_s;
 #pragma unroll
-  for (int k = 0; k < Passes; ++k) {
-    const int r = slot + k * RowSlots;
+  for (int k = 0; k < Passes; ++k, row += pass_step) {
+    const bool valid = slot + k * RowSlots < n_valid;
 #pragma unroll
-    for (int j = 0; j < Chunks; ++j) {
-      data[k][j] = r < n_valid ? load16_nc(in + r * stride_s + 8 * (quad_lane + 4 * j)) : u32x4{0u, 0u, 0u, 0u};
-    }
+    for (int j = 0; j < Chunks; ++j) data[k][j] = valid ? load16_nc(row + 32 * j) : u32x4{0u, 0u, 0u, 0u};
   }
 }
 __device__ __forceinline__ void store16(void* p, const u32x4& v) {
@@ -271,6 +315,46 @@ __device__ __forceinline__ float warp_max(float v) {
     if (Mask & bit) v = max_f(v, __shfl_xor_sync(0xffffffffu, v, bit));
   }
   return v;
+}
+
+// warp_sum<28> of 8 values at once, each lane ending with one of the 8 sums instead of all 8: the
+// lanes of equal lane % 4 halve their values at each level (xor 4, 8, 16), each keeping the half
+// its bit selects and adding the partner's copy of it. Every sum is the same tree of the same
+// operands as warp_sum<28>'s, so the same bits, in 7 shuffles rather than 24. Returns the sum of
+// v[kept_index()].
+__device__ __forceinline__ int reduce_scatter8_index(int lane) {
+  return 4 * ((lane >> 2) & 1) + 2 * ((lane >> 3) & 1) + ((lane >> 4) & 1);
+}
+__device__ __forceinline__ float warp_sum_scatter8(const float (&v)[8], int lane) {
+  const bool b2 = (lane >> 2) & 1, b3 = (lane >> 3) & 1, b4 = (lane >> 4) & 1;
+  float h4[4], h2[2];
+#pragma unroll
+  for (int m = 0; m < 4; ++m) {
+    const float sent = __shfl_xor_sync(0xffffffffu, b2 ? v[m] : v[m + 4], 4);
+    h4[m] = add_rn(b2 ? v[m + 4] : v[m], sent);
+  }
+#pragma unroll
+  for (int m = 0; m < 2; ++m) {
+    const float sent = __shfl_xor_sync(0xffffffffu, b3 ? h4[m] : h4[m + 2], 8);
+    h2[m] = add_rn(b3 ? h4[m + 2] : h4[m], sent);
+  }
+  const float sent = __shfl_xor_sync(0xffffffffu, b4 ? h2[0] : h2[1], 16);
+  return add_rn(b4 ? h2[1] : h2[0], sent);
+}
+// The same for maxima of 4 words of two packed 16-bit elements each (max2): the lane ends with the
+// word v[kept >> 1] reduced over the 8 lanes (both lanes of a pair at xor 16 hold it).
+template <typename In>
+__device__ __forceinline__ uint32_t warp_max2_scatter4(const uint32_t (&v)[4], int lane) {
+  const bool b2 = (lane >> 2) & 1, b3 = (lane >> 3) & 1;
+  uint32_t h2[2];
+#pragma unroll
+  for (int m = 0; m < 2; ++m) {
+    const uint32_t sent = __shfl_xor_sync(0xffffffffu, b2 ? v[m] : v[m + 2], 4);
+    h2[m] = max2<In>(b2 ? v[m + 2] : v[m], sent);
+  }
+  const uint32_t sent = __shfl_xor_sync(0xffffffffu, b3 ? h2[0] : h2[1], 8);
+  const uint32_t h = max2<In>(b3 ? h2[1] : h2[0], sent);
+  return max2<In>(h, __shfl_xor_sync(0xffffffffu, h, 16));
 }
 
 #endif  // __CUDACC__

@@ -83,11 +83,16 @@ __device__ __forceinline__ void quantize_rows(const u32x4 (&data)[Passes][HeadDi
   const int tid = threadIdx.x;
   const int quad_lane = tid & 3;
   const int slot = (tid >> 5) * 8 + ((tid & 31) >> 2);
-  // Scale group of row r of the tile: its block's groups, then the group within the block.
-  auto group_of = [&](int r) {
-    if constexpr (OneBlock) return qk_group_of<IsQuery>(t.granularity, r, t.warp_tokens);
-    return (r / t.block_tokens) * t.groups + qk_group_of<IsQuery>(t.granularity, r % t.block_tokens, t.warp_tokens);
-  };
+  // Scale group of the thread's row of pass k: its block's groups, then the group within the block
+  // (taken once: steps 3 and 5 both need it, and the divisions are by run-time sizes).
+  int group[Passes];
+#pragma unroll
+  for (int k = 0; k < Passes; ++k) {
+    const int r = slot + k * kQuantRowSlots;
+    group[k] = OneBlock ? qk_group_of<IsQuery>(t.granularity, r, t.warp_tokens)
+                        : (r / t.block_tokens) * t.groups +
+                              qk_group_of<IsQuery>(t.granularity, r % t.block_tokens, t.warp_tokens);
+  }
 
   // y = x - mean for the 8 channels of chunk j. The loops below run over chunks outside and passes
   // inside, so only one chunk's 8 means are live at a time (read from shared memory as 2 x 16 B: the
@@ -126,7 +131,7 @@ __device__ __forceinline__ void quantize_rows(const u32x4 (&data)[Passes][HeadDi
   for (int k = 0; k < Passes; ++k) {
     const int r = slot + k * kQuantRowSlots;
     const float m = warp_max<3>(row_max[k]);
-    if (quad_lane == 0 && r < t.n_valid) atomicMax(&s_group_max[group_of(r)], static_cast<int>(float_bits(m)));
+    if (quad_lane == 0 && r < t.n_valid) atomicMax(&s_group_max[group[k]], static_cast<int>(float_bits(m)));
   }
   __syncthreads();
 
@@ -146,7 +151,7 @@ __device__ __forceinline__ void quantize_rows(const u32x4 (&data)[Passes][HeadDi
 #pragma unroll
   for (int k = 0; k < Passes; ++k) {
     const int r = slot + k * kQuantRowSlots;
-    inv[k] = r < t.n_valid ? s_group_inv[group_of(r)] : 0.0f;
+    inv[k] = r < t.n_valid ? s_group_inv[group[k]] : 0.0f;
   }
 #pragma unroll
   for (int j = 0; j < kChunks; ++j) {
@@ -161,17 +166,20 @@ __device__ __forceinline__ void quantize_rows(const u32x4 (&data)[Passes][HeadDi
       if (r < t.n_valid) {
         float y[8];
         smoothed(data[k][j], mu, y);
-        if constexpr (Bits == 8) {
-          // The value and, for two terms, the residual of the product it rounds (exact: f and q
-          // lie within 0.5 of each other), scaled by 256 (exact).
+        if constexpr (Bits == 8 && Terms == 1) {
+          w0 = pack_int8x4(mul_rn(y[0], inv[k]), mul_rn(y[1], inv[k]), mul_rn(y[2], inv[k]),
+                           mul_rn(y[3], inv[k]));
+          w1 = pack_int8x4(mul_rn(y[4], inv[k]), mul_rn(y[5], inv[k]), mul_rn(y[6], inv[k]),
+                           mul_rn(y[7], inv[k]));
+        } else if constexpr (Bits == 8) {
+          // The value and the residual of the product it rounds (exact: f and q lie within 0.5 of
+          // each other), scaled by 256 (exact).
           auto pack = [&](float x, uint32_t& w, uint32_t& res, int i) {
             const float f = mul_rn(x, inv[k]);
             const int8_t q = to_int8(f);
             w |= (static_cast<uint32_t>(q) & 0xffu) << (8 * i);
-            if constexpr (Terms == 2) {
-              const float rest = mul_rn(sub_rn(f, static_cast<float>(q)), layout::kResidualScale);
-              res |= (static_cast<uint32_t>(to_int8(rest)) & 0xffu) << (8 * i);
-            }
+            const float rest = mul_rn(sub_rn(f, static_cast<float>(q)), layout::kResidualScale);
+            res |= (static_cast<uint32_t>(to_int8(rest)) & 0xffu) << (8 * i);
           };
 #pragma unroll
           for (int i = 0; i < 4; ++i) {

@@ -53,7 +53,30 @@ __device__ __forceinline__ void chunk_partial(const u32x4 (&data)[Passes][HeadDi
   const int warp = threadIdx.x >> 5;
   const int quad_lane = lane & 3;
   const int slot = warp * 8 + (lane >> 2);
-  // One 16-byte chunk of channels at a time: 8 running values live beside the tile's registers
+  if constexpr (!IsSum) {
+    // The maxima on the packed 16-bit elements (max_abs2): a quarter of the instructions of the
+    // float form below, and the same bits, as a max is exact in any order.
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) {
+      uint32_t acc[4] = {0u, 0u, 0u, 0u};
+#pragma unroll
+      for (int k = 0; k < Passes; ++k) {
+        if (slot + k * kQuantRowSlots < n_valid) {
+          acc[0] = max_abs2<In>(acc[0], data[k][j].x);
+          acc[1] = max_abs2<In>(acc[1], data[k][j].y);
+          acc[2] = max_abs2<In>(acc[2], data[k][j].z);
+          acc[3] = max_abs2<In>(acc[3], data[k][j].w);
+        }
+      }
+      // Over the lanes of equal lane % 4, each lane left with one channel's maximum.
+      const uint32_t m = warp_max2_scatter4<In>(acc, lane);
+      const int i = reduce_scatter8_index(lane);
+      s_part[warp][8 * (quad_lane + 4 * j) + i] = i % 2 != 0 ? unpack_hi<In>(m) : unpack_lo<In>(m);
+      __syncwarp();
+    }
+    return;
+  }
+  // The sums: one 16-byte chunk of channels at a time, 8 running values beside the tile's registers
   // (all D / 4 at once made quantize_kv spill at D = 256).
 #pragma unroll
   for (int j = 0; j < kChunks; ++j) {
@@ -66,15 +89,12 @@ __device__ __forceinline__ void chunk_partial(const u32x4 (&data)[Passes][HeadDi
         float f[8];
         unpack8<In>(data[k][j], f);
 #pragma unroll
-        for (int i = 0; i < 8; ++i) acc[i] = IsSum ? add_rn(acc[i], f[i]) : max_f(acc[i], abs_f(f[i]));
+        for (int i = 0; i < 8; ++i) acc[i] = add_rn(acc[i], f[i]);
       }
     }
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      // Lanes with equal lane % 4 (bits 2..4 of the lane id) hold the same channel.
-      const float v = IsSum ? warp_sum<28>(acc[i]) : warp_max<28>(acc[i]);
-      if (lane < 4) s_part[warp][8 * (quad_lane + 4 * j) + i] = v;
-    }
+    // Lanes with equal lane % 4 (bits 2..4 of the lane id) hold the same channels: warp_sum<28>'s
+    // sums, each lane left with one.
+    s_part[warp][8 * (quad_lane + 4 * j) + reduce_scatter8_index(lane)] = warp_sum_scatter8(acc, lane);
     __syncwarp();  // keeps ptxas from interleaving the chunks' shuffle trees (quantize_qk, step 2)
   }
 }
