@@ -252,16 +252,16 @@ bool enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     return a;
   };
   const Dim3 block{kernels::kQuantThreads, 1, 1};
-  // The counters (and quantize_kv's ready flags and ticket) are cleared in the stream before each
-  // launch, so a graph replay starts from zero as well.
-  auto clear_counters = [&](CUstream st) {
-    SAGEJIT_CU(cuMemsetD8Async, reinterpret_cast<CUdeviceptr>(counters), 0, p.counters_bytes, st);
+  // The counters (and quantize_kv's ticket and statistics words: `bytes` of the region) are cleared
+  // in the stream before each launch, so a graph replay starts from zero as well.
+  auto clear_counters = [&](CUstream st, std::size_t bytes) {
+    SAGEJIT_CU(cuMemsetD8Async, reinterpret_cast<CUdeviceptr>(counters), 0, bytes, st);
   };
   // The statistics kernel runs even without keys (Skv = 0, or every varlen key sequence empty): its
   // one CTA then writes k_mean 0 and v_scale kMinScale, which the FP8 attention epilogue multiplies.
   auto launch_stats = [&](CUstream st) {
     kernels::QuantStatsParams s = stats_params();
-    clear_counters(st);
+    clear_counters(st, std::size_t(B) * p.heads_kv * sizeof(unsigned));  // its tickets only
     void* args[] = {&s};
     kernels.stats->launch({{unsigned(std::max(1, kernels::stats_chunks(p.seq_kv))), unsigned(p.heads_kv), B}, block, 0},
                           st, args);
@@ -295,10 +295,11 @@ bool enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
       kernels.kv_cluster->launch(c, st, args);
       return;
     }
-    a.ready = counters + std::size_t(B) * p.heads_kv;
-    a.next_item = counters + 2 * std::size_t(B) * p.heads_kv;
+    a.next_item = counters + std::size_t(B) * p.heads_kv;
+    a.stats_words = reinterpret_cast<unsigned long long*>(reinterpret_cast<char*>(counters) +
+                                                          kernels::stats_words_offset(p.batch, p.heads_kv));
     a.lag = fused_schedule(p, o, kernels.kv_resident).lag;
-    clear_counters(st);
+    clear_counters(st, p.counters_bytes);
     kernels.kv->launch({{unsigned(kernels::kv_items(p.batch, p.heads_kv, p.seq_kv, a.lag)), 1, 1}, block, 0}, st,
                        args);
   };

@@ -148,9 +148,9 @@ QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorR
     const auto partial = static_cast<std::size_t>(kernels::stats_partial_floats(p.batch, p.heads_kv, p.seq_kv, p.head_dim));
     if (o.smooth_k) p.partial_sum = take(partial * sizeof(float));
     if (o.quantize_v) p.partial_max = take(partial * sizeof(float));
-    // quant_stats' ticket per (b, h); quantize_kv's ticket and ready flag per (b, h) and its work
-    // ticket (quant_params.cuh).
-    p.counters_bytes = (2 * bh_kv + 1) * sizeof(unsigned);
+    // quant_stats' and quantize_kv's ticket per (b, h), quantize_kv's work ticket and statistics
+    // words (quant_params.cuh).
+    p.counters_bytes = static_cast<std::size_t>(kernels::counters_region_bytes(p.batch, p.heads_kv, p.head_dim));
     p.counters = take(p.counters_bytes);
   }
   p.workspace_bytes = offset;

@@ -19,7 +19,7 @@
 //
 // Launch contract: grid (C · (WithV ? 2 : 1), heads, batch), cluster (C, 1, 1) with C =
 // stats_chunks(seq_len) in 1 .. kv_cluster_max_chunks() (the longest sequence's chunks; seq_len > 0),
-// block kQuantThreads; QuantKVParams as for quantize_kv except that ready, next_item, lag and the
+// block kQuantThreads; QuantKVParams as for quantize_kv except that next_item, stats_words, lag and the
 // statistics' partials and counters are not read. Varlen: as quantize_kv (a sequence's CTAs past its
 // last chunk only take part in the cluster's barriers; a sequence with no keys gets k_mean 0 and
 // v_scale kMinScale).

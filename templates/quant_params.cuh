@@ -131,15 +131,24 @@ struct QuantKVParams {
   QuantQKParams k;             // K: in, strides, out, scale, k_mean (read back after the statistics)
   QuantVParams v;              // V (when the kernel quantizes it): in, strides, v_scale, out
   QuantStatsParams stats;      // k / v (null: statistic not wanted), k_mean, v_scale, partials, counters
-  unsigned int* ready;         // workspace [B * H]: set once (b, h)'s statistics are written
   unsigned int* next_item;     // workspace [1]: the work ticket (quant_kv.cuh, "Order")
+  unsigned long long* stats_words;  // workspace [B * H * HeadDim]: (b, h, c)'s k_mean and v_scale bits
+                                    // in one word, 0 until written (quant_kv.cuh, "Statistics words")
   int lag;                     // steps between a (b, h)'s statistics and its quantization items (>= 1)
   int release_dependents;      // non-zero: each CTA runs griddepcontrol.launch_dependents as it starts
                                // (the attention call's programmatic launch follows; quant_kv.cuh)
-  // ready and next_item, like counters, are zero before each launch (the host clears them).
+  // next_item and stats_words, like counters, are zero before each launch (the host clears them).
 };
 
 // Grid sizes and workspace, so host code never re-derives them.
+// The counters region: quant_stats' and quantize_kv's ticket per (b, h), quantize_kv's work ticket,
+// then (8-byte aligned) quantize_kv's statistics words.
+__host__ __device__ constexpr long long stats_words_offset(int batch, int heads) {
+  return (static_cast<long long>(batch) * heads + 1 + 1) / 2 * 8;
+}
+__host__ __device__ constexpr long long counters_region_bytes(int batch, int heads, int head_dim) {
+  return stats_words_offset(batch, heads) + static_cast<long long>(batch) * heads * head_dim * 8;
+}
 __host__ __device__ constexpr int stats_chunks(int seq_len) {
   return (seq_len + kStatsChunkTokens - 1) / kStatsChunkTokens;
 }

@@ -109,7 +109,7 @@ TEST_CASE("the workspace layout is aligned, disjoint and sized from the shapes")
   std::vector<std::pair<std::size_t, std::size_t>> spans = {
       {p.q, 2ull * 8 * 1024 * 128},           {p.q_scale, 2ull * 8 * 8 * 32 * 4}, {p.q_mean, 2ull * 8 * 8 * 128 * 4},
       {p.k, 2ull * 4 * 4160 * 128},           {p.k_scale, 2ull * 4 * 65 * 4 * 4}, {p.k_mean, 2ull * 4 * 128 * 4},
-      {p.v, 2ull * 4 * 128 * 4160},           {p.v_scale, 2ull * 4 * 128 * 4},    {p.counters, (2ull * 2 * 4 + 1) * 4},
+      {p.v, 2ull * 4 * 128 * 4160},           {p.v_scale, 2ull * 4 * 128 * 4},    {p.counters, (2ull * 4 + 2) * 4 + 2ull * 4 * 128 * 8},
       {p.lse_correction, 2ull * 8 * 1000 * 4}};  // [B, Hq, Sq]: unpadded
   std::sort(spans.begin(), spans.end());
   for (std::size_t i = 0; i < spans.size(); ++i) {
