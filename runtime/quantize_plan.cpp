@@ -148,8 +148,8 @@ QuantizePlan plan_quantize(const TensorRef& q, const TensorRef& k, const TensorR
     const auto partial = static_cast<std::size_t>(kernels::stats_partial_floats(p.batch, p.heads_kv, p.seq_kv, p.head_dim));
     if (o.smooth_k) p.partial_sum = take(partial * sizeof(float));
     if (o.quantize_v) p.partial_max = take(partial * sizeof(float));
-    // quant_stats' and quantize_kv's ticket per (b, h), quantize_kv's work ticket and statistics
-    // words (quant_params.cuh).
+    // A ticket counter per (b, h), quantize_kv's work ticket and statistics words (quant_params.cuh,
+    // counters_region_bytes).
     p.counters_bytes = static_cast<std::size_t>(kernels::counters_region_bytes(p.batch, p.heads_kv, p.head_dim));
     p.counters = take(p.counters_bytes);
   }

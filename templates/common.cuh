@@ -160,9 +160,10 @@ __device__ __forceinline__ void unpack8(const u32x4& c, float (&f)[8]) {
   f[7] = unpack_hi<In>(c.w);
 }
 
-// Elementwise max(a, |b|) of two words of two packed elements each (a's elements non-negative).
-// max.f16x2 / max.bf16x2 skip a NaN operand as max.f32 does, and widening to float is exact and
-// monotonic, so each element equals max_f(a, abs_f(b)) taken on the floats.
+// Elementwise max(a, |b|) of two words of two packed elements each (a's elements non-negative and
+// not NaN, as an accumulator started at 0 stays). max.f16x2 / max.bf16x2 skip a NaN operand as
+// max.f32 does, and widening to float is exact and monotonic, so each element equals
+// max_f(a, abs_f(b)) taken on the floats.
 // max2: the same without the absolute value.
 template <typename In>
 __device__ __forceinline__ uint32_t max2(uint32_t a, uint32_t b);
@@ -321,7 +322,7 @@ __device__ __forceinline__ float warp_max(float v) {
 // lanes of equal lane % 4 halve their values at each level (xor 4, 8, 16), each keeping the half
 // its bit selects and adding the partner's copy of it. Every sum is the same tree of the same
 // operands as warp_sum<28>'s, so the same bits, in 7 shuffles rather than 24. Returns the sum of
-// v[kept_index()].
+// v[reduce_scatter8_index(lane)].
 __device__ __forceinline__ int reduce_scatter8_index(int lane) {
   return 4 * ((lane >> 2) & 1) + 2 * ((lane >> 3) & 1) + ((lane >> 4) & 1);
 }
@@ -342,7 +343,8 @@ __device__ __forceinline__ float warp_sum_scatter8(const float (&v)[8], int lane
   return add_rn(b4 ? h2[1] : h2[0], sent);
 }
 // The same for maxima of 4 words of two packed 16-bit elements each (max2): the lane ends with the
-// word v[kept >> 1] reduced over the 8 lanes (both lanes of a pair at xor 16 hold it).
+// word v[reduce_scatter8_index(lane) / 2] reduced over the 8 lanes (both lanes of a pair at xor 16
+// hold it; the index's low bit picks the element).
 template <typename In>
 __device__ __forceinline__ uint32_t warp_max2_scatter4(const uint32_t (&v)[4], int lane) {
   const bool b2 = (lane >> 2) & 1, b3 = (lane >> 3) & 1;

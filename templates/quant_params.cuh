@@ -141,8 +141,8 @@ struct QuantKVParams {
 };
 
 // Grid sizes and workspace, so host code never re-derives them.
-// The counters region: quant_stats' and quantize_kv's ticket per (b, h), quantize_kv's work ticket,
-// then (8-byte aligned) quantize_kv's statistics words.
+// The counters region: one ticket counter per (b, h) (quant_stats' or quantize_kv's statistics
+// items, whichever runs), quantize_kv's work ticket, then (8-byte aligned) its statistics words.
 __host__ __device__ constexpr long long stats_words_offset(int batch, int heads) {
   return (static_cast<long long>(batch) * heads + 1 + 1) / 2 * 8;
 }

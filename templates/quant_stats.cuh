@@ -44,7 +44,8 @@ namespace detail {
 // One chunk's partial of one tensor, from the rows this CTA holds in registers (row slot + 64 k of
 // the chunk, as load_tile_rows leaves them): in s_part[warp][c], the warp's partial for channel c,
 // a sum (IsSum) or a max of |x| over the valid rows. Order per channel: per row slot sequential over
-// the passes, then the butterfly over the warp's 8 row slots (a balanced tree in slot order).
+// the passes, then a balanced tree over the warp's 8 row slots in slot order (warp_sum<28>'s,
+// computed as a reduce-scatter: common.cuh).
 template <typename In, int HeadDim, bool IsSum, int Passes>
 __device__ __forceinline__ void chunk_partial(const u32x4 (&data)[Passes][HeadDim / 32], int n_valid,
                                               float (*s_part)[HeadDim]) {
@@ -54,8 +55,9 @@ __device__ __forceinline__ void chunk_partial(const u32x4 (&data)[Passes][HeadDi
   const int quad_lane = lane & 3;
   const int slot = warp * 8 + (lane >> 2);
   if constexpr (!IsSum) {
-    // The maxima on the packed 16-bit elements (max_abs2): a quarter of the instructions of the
-    // float form below, and the same bits, as a max is exact in any order.
+    // The maxima on the packed 16-bit elements (max_abs2): a quarter of the instructions of
+    // widening each element and taking float maxima, and the same bits, as a max is exact in any
+    // order.
 #pragma unroll
     for (int j = 0; j < kChunks; ++j) {
       uint32_t acc[4] = {0u, 0u, 0u, 0u};
