@@ -2,9 +2,12 @@
 #include "reference/quant_check.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <random>
 #include <stdexcept>
+#include <type_traits>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -54,6 +57,23 @@ HostInput make_input(const QuantCheckCase& c, int batch, int heads, int seq, flo
           in.bits[b * t.stride_b + h * t.stride_h + s * t.stride_s + d] =
               c.dtype == DType::f16 ? reference::float_to_f16(x) : reference::float_to_bf16(x);
         }
+  if (c.special_values) {
+    // About one element in 1500 of the rows (never the gaps) replaced by one of these bit patterns:
+    // quiet and signalling NaN of either sign, ±inf, −0, the smallest and largest subnormals, the
+    // largest finite values.
+    static constexpr std::uint16_t kF16[] = {0x7e00, 0xfe00, 0x7d01, 0x7c00, 0xfc00,
+                                             0x8000, 0x0001, 0x83ff, 0x7bff, 0xfbff};
+    static constexpr std::uint16_t kBf16[] = {0x7fc0, 0xffc0, 0x7f81, 0x7f80, 0xff80,
+                                              0x8000, 0x0001, 0x807f, 0x7f7f, 0xff7f};
+    const std::uint16_t* specials = c.dtype == DType::f16 ? kF16 : kBf16;
+    std::uniform_int_distribution<int> which(0, 9), one_in(0, 1499);
+    for (int b = 0; b < batch; ++b)
+      for (int h = 0; h < heads; ++h)
+        for (int s = 0; s < seq; ++s)
+          for (int d = 0; d < D; ++d) {
+            if (one_in(rng) == 0) in.bits[b * t.stride_b + h * t.stride_h + s * t.stride_s + d] = specials[which(rng)];
+          }
+  }
   return in;
 }
 
@@ -72,10 +92,26 @@ std::vector<T> download(const void* base, std::size_t count) {
   return host;
 }
 
-// Exact comparison: bytes for integer / FP8 outputs, bit patterns for floats (a NaN from poison
-// never equals a reference value).
+// Exact comparison: bytes for integer outputs, bit patterns for floats, except that any NaN matches
+// any NaN (a NaN's sign and payload come from how it arose: the host's arithmetic and the GPU's
+// canonical NaN differ there and nowhere else). The workspace's poison (all ones, a NaN as a float
+// and as e4m3) never matches: an element the GPU did not write is a mismatch. With `e4m3`, the
+// bytes are FP8 e4m3, whose NaN is 0x7f or 0xff.
 template <class T>
-QuantCheckReport::Output compare(const std::string& name, const std::vector<T>& got, const std::vector<T>& want) {
+bool same_value(T got, T want, bool e4m3) {
+  if (std::memcmp(&got, &want, sizeof(T)) == 0) return true;
+  if constexpr (std::is_same_v<T, float>) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &got, sizeof bits);
+    return std::isnan(got) && std::isnan(want) && bits != 0xffffffffu;
+  } else {
+    return e4m3 && got == 0x7f && (want & 0x7f) == 0x7f;
+  }
+}
+
+template <class T>
+QuantCheckReport::Output compare(const std::string& name, const std::vector<T>& got, const std::vector<T>& want,
+                                 bool e4m3 = false) {
   QuantCheckReport::Output out{name, want.size(), 0, ""};
   if (got.size() != want.size()) {
     out.mismatches = want.size();
@@ -83,10 +119,12 @@ QuantCheckReport::Output compare(const std::string& name, const std::vector<T>& 
     return out;
   }
   for (std::size_t i = 0; i < want.size(); ++i) {
-    if (std::memcmp(&got[i], &want[i], sizeof(T)) != 0) {
+    if (!same_value(got[i], want[i], e4m3)) {
       if (out.mismatches++ == 0) {
         if constexpr (std::is_same_v<T, float>) {
-          out.first = fmt::format("[{}] got {} want {}", i, got[i], want[i]);
+          std::uint32_t g, w;
+          std::memcpy(&g, &got[i], 4), std::memcpy(&w, &want[i], 4);
+          out.first = fmt::format("[{}] got {} ({:#010x}) want {} ({:#010x})", i, got[i], g, want[i], w);
         } else {
           out.first = fmt::format("[{}] got {} want {}", i, int(got[i]), int(want[i]));
         }
@@ -232,7 +270,7 @@ QuantCheckReport run_quant_varlen_check(const QuantCheckCase& c) {
   report.outputs.push_back(compare("k_scale", gk_scale.got, gk_scale.want));
   if (o.quantize_v) {
     report.outputs.push_back(compare("v_scale", gv_scale.got, gv_scale.want));
-    report.outputs.push_back(compare("v", gv.got, gv.want));
+    report.outputs.push_back(compare("v", gv.got, gv.want, /*e4m3=*/true));
   }
   return report;
 }
@@ -244,7 +282,7 @@ std::string QuantCheckCase::describe() const {
       lengths_q.empty() ? fmt::format("B={} Hq={} Hkv={} Sq={} Skv={}", batch, heads_q, heads_kv, seq_q, seq_kv)
                         : fmt::format("varlen Hq={} Hkv={} Sq={} Skv={} slack={}", heads_q, heads_kv,
                                       fmt::join(lengths_q, ","), fmt::join(lengths_kv, ","), max_slack);
-  return fmt::format("{} {}{} {} D={} {} {} block_k={} smooth_q={} smooth_k={} v={} lse={} fused_stats={} kv_cluster={}",
+  return fmt::format("{} {}{} {} D={} {} {} block_k={} smooth_q={} smooth_k={} v={} lse={} fused_stats={} kv_cluster={}{}",
                      name(dtype),
                      name(layout), padded_strides ? "+pad" : "", shape, head_dim,
                      name(options.qk_type),
@@ -252,7 +290,8 @@ std::string QuantCheckCase::describe() const {
                      : options.granularity == layout::Granularity::per_warp ? "per_warp"
                                                                              : "per_block",
                      options.block_k, int(options.smooth_q), int(options.smooth_k), int(options.quantize_v),
-                     int(options.lse_correction), int(options.fused_stats), int(options.kv_cluster));
+                     int(options.lse_correction), int(options.fused_stats), int(options.kv_cluster),
+                     special_values ? " special_values" : "");
 }
 
 bool QuantCheckReport::ok() const {
@@ -317,7 +356,7 @@ QuantCheckReport run_quant_check(const QuantCheckCase& c) {
     const std::vector<float> v_scale = reference::v_scale(host_view(v));
     report.outputs.push_back(compare("v_scale", download<float>(out.v_scale, v_scale.size()), v_scale));
     const std::vector<std::uint8_t> rv = reference::quantize_v(host_view(v), v_scale, plan.seq_kv_pad);
-    report.outputs.push_back(compare("v", download<std::uint8_t>(out.v, rv.size()), rv));
+    report.outputs.push_back(compare("v", download<std::uint8_t>(out.v, rv.size()), rv, /*e4m3=*/true));
   }
   return report;
 }
@@ -417,6 +456,19 @@ std::vector<QuantCheckCase> quant_check_cases() {
       c.options.lse_correction = true;
       add(c);
     }
+  }
+  // NaN, ±inf, subnormals and the largest finite values among the inputs (special_values), through
+  // every kernel of each path: with and without smoothing (where a NaN or inf in a channel makes
+  // its mean, hence all of its smoothed K, non-finite), the LSE correction, both dtypes and layouts.
+  for (int n = 0; n < 4; ++n) {
+    QuantCheckCase c;
+    c.special_values = true;
+    c.dtype = n % 2 == 0 ? DType::f16 : DType::bf16;
+    c.layout = n < 2 ? Layout::hnd : Layout::nhd;
+    c.batch = 2, c.heads_q = 4, c.heads_kv = 2, c.seq_q = 300, c.seq_kv = 700, c.head_dim = n == 3 ? 64 : 128;
+    c.options.smooth_q = c.options.smooth_k = n != 1;
+    c.options.lse_correction = n != 1;
+    add(c);
   }
   // Two-term int8 (the residual half of each row): the odd tiling at every head dim, smoothing on
   // for one of them.

@@ -24,6 +24,9 @@ struct QuantCheckCase {
   // the longest lengths for max_seqlen_q / _k (a caller may pass more than the true maxima).
   std::vector<int> lengths_q, lengths_kv;
   int max_slack = 0;
+  // About one input element in 1500 replaced by NaN, ±inf, −0, a subnormal or the largest finite
+  // value (quant_check.cpp); outputs are then compared with any NaN matching any NaN.
+  bool special_values = false;
   QuantizeOptions options;
   std::uint32_t seed = 1;
   std::string describe() const;

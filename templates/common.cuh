@@ -58,7 +58,7 @@ __device__ __forceinline__ float mul_rn(float a, float b) {
   return d;
 }
 // a / b correctly rounded to float, exactly what IEEE float division (and the host's `a / b`)
-// gives, for every float a and every finite non-zero b — without div.rn.f32. ptxas implements
+// gives, for every float a and every non-zero b — without div.rn.f32. ptxas implements
 // div.rn.f32 as a fast path plus a called slow-path subroutine, and that call gives the kernels a
 // stack frame whenever it sits where many registers are live. Here the quotient is computed in
 // double, where no float operand or quotient is subnormal or overflows: a reciprocal estimate,
@@ -67,14 +67,21 @@ __device__ __forceinline__ float mul_rn(float a, float b) {
 // is never within 2^-49 (relative) of a float rounding midpoint without being exactly on it
 // (Figueroa: double rounding through p' >= 2p + 2 bits is innocuous for division). Only a handful
 // of these run per CTA (one per scale group or channel), so the slow double rate of consumer GPUs
-// does not matter.
+// does not matter. An infinite a or b would turn the Newton steps' residuals into inf − inf: then
+// the quotient is a times the estimate of 1/b (±inf, ±0, or NaN for inf / inf, as IEEE has it),
+// which a channel holding an infinity meets (its sum, max, scale and 1 / scale).
 __device__ __forceinline__ float div_rn(float a, float b) {
   float q;
   asm("{\n\t"
-      ".reg .f64 a, b, r, e, q;\n\t"
+      ".reg .f64 a, b, r0, r, e, q;\n\t"
+      ".reg .pred pa, pb;\n\t"
       "cvt.f64.f32 a, %1;\n\t"
       "cvt.f64.f32 b, %2;\n\t"
-      "rcp.approx.ftz.f64 r, b;\n\t"
+      "rcp.approx.ftz.f64 r0, b;\n\t"
+      "testp.infinite.f64 pa, a;\n\t"
+      "testp.infinite.f64 pb, b;\n\t"
+      "or.pred pa, pa, pb;\n\t"
+      "mov.f64 r, r0;\n\t"
       "neg.f64 b, b;\n\t"
       "fma.rn.f64 e, b, r, 0d3FF0000000000000;\n\t"
       "fma.rn.f64 r, e, r, r;\n\t"
@@ -85,6 +92,7 @@ __device__ __forceinline__ float div_rn(float a, float b) {
       "mul.rn.f64 q, a, r;\n\t"
       "fma.rn.f64 e, b, q, a;\n\t"
       "fma.rn.f64 q, e, r, q;\n\t"
+      "@pa mul.rn.f64 q, a, r0;\n\t"
       "cvt.rn.f32.f64 %0, q;\n\t"
       "}"
       : "=f"(q)
