@@ -320,6 +320,15 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   if constexpr (kF16) row_sum[0] = l_acc[0], row_sum[1] = l_acc[2];  // O is final as it stands
 
   // ================================ epilogue ================================
+  // FP8 V's channel scales (f16 P·V has none): channels 8c + 2t and 8c + 2t + 1, one 8-byte load
+  // each, issued first so that their round trip overlaps the row sums' reciprocals and the wait for
+  // the other warps. Plain (coherent) loads: ptxas sinks ld.global.nc below the barrier.
+  float2 vs[kF16 ? 1 : kD / 8];
+  if constexpr (!kF16) {
+    const float2* v_scale = reinterpret_cast<const float2*>(p.v_scale + bh_kv * kD);
+#pragma unroll
+    for (int c = 0; c < kD / 8; ++c) vs[c] = v_scale[4 * c + t];
+  }
   float inv_sum[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) inv_sum[r] = row_sum[r] > 0.0f ? 1.0f / row_sum[r] : 0.0f;  // no key: 0
@@ -331,11 +340,10 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   // block once every warp is past its last wgmma.
   using StagedO = AttnWgmmaStagedO<kD, Cfg::out_bf16>;
   static_assert(kRows * StagedO::kRowBytes <= kKBytes + kVBytes, "the staged O tile fits the K and V buffers");
-  const float* v_scale = p.v_scale + bh_kv * kD;  // FP8 V's channel scales (f16 P·V has none)
   __syncthreads();
   StagedO::write(sK, o, inv_sum, warp, lane, [&](int c, float& c0, float& c1) {
-    c0 = kF16 ? 1.0f : ldg_f32(v_scale + 8 * c + 2 * t);
-    c1 = kF16 ? 1.0f : ldg_f32(v_scale + 8 * c + 2 * t + 1);
+    c0 = kF16 ? 1.0f : vs[kF16 ? 0 : c].x;
+    c1 = kF16 ? 1.0f : vs[kF16 ? 0 : c].y;
   });
   __syncthreads();
   StagedO::store(sK, static_cast<u16*>(p.o) + w.q_rows_at(p, p.o_stride_b, p.o_stride_h, p.o_stride_s), p.o_stride_s,

@@ -12,10 +12,12 @@
 // Why: a cluster's CTAs run at once (the hardware co-schedules them), so a chunk can stay in
 // registers across the exchange, with no tickets, flags or counters (none to clear before the
 // launch). K and V are separate clusters (the first and the second C CTAs along x), each CTA holding
-// one tensor's chunk (32 registers of data at D = 128, 76 in all): 3 CTAs per SM against quantize_kv's
-// 2, which is where the time goes — both kernels are latency-bound, and quantize_kv's second read of
-// a chunk already comes from L2 (ncu, H100, B4 H32 D128 S1k: 64 against 72 µs, occupancy 34% against
-// 24%; bench/results/2026-11-26-kv-cluster-h100.md).
+// one tensor's chunk (32 registers of data at D = 128): 4 CTAs per SM, against quantize_kv's 2,
+// which is where the time goes — both kernels are latency-bound, and quantize_kv's second read of a
+// chunk already comes from L2 (ncu, H100, B4 H32 D128 S1k, at 3 CTAs per SM: 64 against 72 µs,
+// occupancy 34% against 24%; bench/results/2026-11-26-kv-cluster-h100.md). Bounded to 64 registers
+// for the fourth CTA (D = 96 and 128, no spill): 52.3 → 47.9 µs at that shape
+// (bench/results/2026-11-26-levers-h100.md).
 //
 // Launch contract: grid (C · (WithV ? 2 : 1), heads, batch), cluster (C, 1, 1) with C =
 // stats_chunks(seq_len) in 1 .. kv_cluster_max_chunks() (the longest sequence's chunks; seq_len > 0),
@@ -47,11 +49,11 @@ __device__ __forceinline__ float load_f32(const float* local, unsigned int cta) 
 
 }  // namespace cluster
 
-// The register bound follows one tensor's chunk: 16 registers of data at D = 64, 4 CTAs per SM (64
-// registers); 24 or 32 at D = 96 or 128, 3 (80); 64 at D = 256, 2 (128).
+// The register bound follows one tensor's chunk: up to 32 registers of data (D <= 128), 4 CTAs per
+// SM (64 registers); 64 at D = 256, 2 (128).
 template <int HeadDim>
 constexpr int kv_cluster_min_ctas() {
-  return kv_data_registers<HeadDim, false>() <= 16 ? 4 : kv_data_registers<HeadDim, false>() <= 32 ? 3 : 2;
+  return kv_data_registers<HeadDim, false>() <= 32 ? 4 : 2;
 }
 
 template <typename In, int HeadDim, int Bits, int Terms, bool Smooth, bool WithV>

@@ -44,6 +44,7 @@
 #include "common.cuh"
 #include "quant_layout.cuh"
 #include "quant_params.cuh"
+#include "quant_stats.cuh"
 
 namespace sagejit::kernels {
 
@@ -269,44 +270,14 @@ __global__ void __launch_bounds__(kQuantThreads, HeadDim <= 128 ? (Terms == 1 ? 
     }
   }
 
-  // 2. Q smoothing: the block's channel means, in the order quant_params.cuh documents.
+  // 2. Q smoothing: the block's channel means, in the order quant_params.cuh documents: the same
+  // steps as a statistics chunk's K sums (quant_stats.cuh), each warp's partial by a reduce-scatter,
+  // then the pairwise tree over the 8 warps.
   if constexpr (Smooth && IsQuery) {
-#pragma unroll
-    for (int j = 0; j < kChunks; ++j) {
-      float acc[8];
-#pragma unroll
-      for (int i = 0; i < 8; ++i) acc[i] = 0.0f;
-#pragma unroll
-      for (int k = 0; k < kPasses; ++k) {
-        if (slot + k * kQuantRowSlots < n_valid) {
-          float f[8];
-          unpack8<In>(data[k][j], f);
-#pragma unroll
-          for (int i = 0; i < 8; ++i) acc[i] = add_rn(acc[i], f[i]);
-        }
-      }
-      // Over the 8 row slots of the warp (lanes with equal lane % 4): bits 2..4 of the lane id.
-#pragma unroll
-      for (int i = 0; i < 8; ++i) acc[i] = warp_sum<28>(acc[i]);
-      if (lane < 4) {
-#pragma unroll
-        for (int i = 0; i < 8; ++i) s_warp_sum[warp][8 * (quad_lane + 4 * j) + i] = acc[i];
-      }
-      // Keeps ptxas from interleaving the shuffle trees of all chunks (8 x 8 live sums on top of
-      // the 64 registers of block data at D = 256 made sm_120 spill).
-      __syncwarp();
-    }
+    detail::chunk_partial<In, HeadDim, true>(data, n_valid, s_warp_sum);
     __syncthreads();
     if (tid < HeadDim) {
-      float w[kQuantWarps];
-#pragma unroll
-      for (int i = 0; i < kQuantWarps; ++i) w[i] = s_warp_sum[i][tid];
-#pragma unroll
-      for (int width = 1; width < kQuantWarps; width *= 2) {
-#pragma unroll
-        for (int i = 0; i < kQuantWarps; i += 2 * width) w[i] = add_rn(w[i], w[i + width]);
-      }
-      const float mean = div_rn(w[0], static_cast<float>(n_valid));
+      const float mean = div_rn(detail::reduce_warps<HeadDim, true>(s_warp_sum, tid), static_cast<float>(n_valid));
       s_mean[tid] = mean;
       p.q_mean[(bh * n_blocks + blk) * HeadDim + tid] = mean;
     }
