@@ -8,12 +8,19 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
 namespace sagejit::reference {
 
 namespace {
+
+// max(a, b) with NaN if either is NaN: the kernels' max.NaN (common.cuh, max_f), through which a NaN
+// input makes its channel's or group's scale NaN.
+float max_nan(float a, float b) {
+  return std::isnan(a) || std::isnan(b) ? std::numeric_limits<float>::quiet_NaN() : std::max(a, b);
+}
 
 using layout::Granularity;
 
@@ -158,9 +165,9 @@ std::vector<float> v_scale(const HostTensor& v) {
     for (int h = 0; h < v.heads; ++h) {
       for (int c = 0; c < d; ++c) {
         float amax = 0.0f;  // a max is exact: any order gives the kernel's result
-        for (int s = 0; s < v.seq_len; ++s) amax = std::max(amax, std::fabs(v.at(b, h, s, c)));
+        for (int s = 0; s < v.seq_len; ++s) amax = max_nan(amax, std::fabs(v.at(b, h, s, c)));
         out[(static_cast<std::size_t>(b) * v.heads + h) * d + c] =
-            std::max(amax / layout::kFp8Max, layout::kMinScale);
+            max_nan(amax / layout::kFp8Max, layout::kMinScale);
       }
     }
   }
@@ -233,13 +240,13 @@ QuantizedQK quantize_qk(const HostTensor& x, const QuantQKOptions& o,
             const float v = x.at(b, h, row0 + r, c);
             const float s = o.smooth ? v - mean[c] : v;
             y[static_cast<std::size_t>(r) * d + c] = s;
-            group_max[g] = std::max(group_max[g], std::fabs(s));
+            group_max[g] = max_nan(group_max[g], std::fabs(s));
           }
         }
         // Step 4: scales and their reciprocals.
         std::vector<float> inv(q.groups);
         for (int g = 0; g < q.groups; ++g) {
-          const float scale = std::max(group_max[g] / qmax, layout::kMinScale);
+          const float scale = max_nan(group_max[g] / qmax, layout::kMinScale);
           inv[g] = 1.0f / scale;
           q.scales[(bh * n_blocks + blk) * q.groups + g] = scale * o.scale_multiplier;
         }
@@ -321,7 +328,9 @@ std::vector<std::uint8_t> quantize_v(const HostTensor& v, std::span<const float>
     for (int h = 0; h < v.heads; ++h) {
       const std::size_t bh = static_cast<std::size_t>(b) * v.heads + h;
       for (int c = 0; c < d; ++c) {
-        const float inv = 1.0f / v_scale[bh * d + c];
+        // quant_v.cuh's v_inv_of: a NaN scale quantizes its channel to 0 (the NaN reaches the output
+        // through the scale), so the padding stays 0.
+        const float inv = std::isnan(v_scale[bh * d + c]) ? 0.0f : 1.0f / v_scale[bh * d + c];
         std::uint8_t* row = out.data() + (bh * d + c) * seq_len_pad;
         for (int pos = 0; pos < seq_len_pad; ++pos) {
           const int tok = pos / 16 * 16 + layout::v_token_at(pos % 16);

@@ -625,7 +625,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
                           kb >= loop_state[kSlotMaskFrom][vt]};
     };
     auto softmax_block = [&](int kb, BlockScalars bs, i32 (&acc)[kSRegs], float (&s)[kSRegs], float (&alpha)[2]) {
-      const float dq = fmaxf(bs.q_scale * bs.k_scale, kMinDequant) * (1.0f / kFine);
+      const float dq = max_f(bs.q_scale * bs.k_scale, kMinDequant) * (1.0f / kFine);  // NaN stays NaN
 #pragma unroll
       for (int i = 0; i < kSRegs; ++i) {  // 1.5·2²³ + S, exactly; two terms: S (I2F)
         s[i] = kTerms == 2 ? static_cast<float>(acc[i]) : __int_as_float(acc[i]);

@@ -82,7 +82,8 @@ struct FusedQRows {
   template <int Box>
   __device__ __forceinline__ float quantize(unsigned sQ, int warp, int g, int t, float multiplier) const {
     // max |x| on the packed 16-bit pairs (max_abs2: the same value as on the widened floats, in a
-    // quarter of the instructions), four words apart, then their 8 elements as floats.
+    // quarter of the instructions) in four accumulators, combined packed, then its 2 halves as
+    // floats.
     uint32_t acc[4] = {0u, 0u, 0u, 0u};
 #pragma unroll
     for (int r = 0; r < 2; ++r) {

@@ -7,7 +7,7 @@
 // producer on an SM, overlaps each consumer's softmax with its own P·V, and pays for it in registers
 // (the loop state goes to shared memory, descriptors and barrier addresses are recomputed per block)
 // with only two consumer warps per scheduler. Its loop is latency-bound (ncu: CPI ~5, tensor pipe
-// 38%). Here a warpgroup needs 164–166 registers at D = 128 (144 at 96, 122–128 at 64), so three (four) CTAs share an
+// 38%). Here a warpgroup needs 164–166 registers at D = 128 (144–147 at 96, 122–128 at 64), so three (four) CTAs share an
 // SM: three (four) warps per scheduler, each running the plain chain below. Measured on the H100
 // (B4, S4096, kernel only): 895 TOPS against 713 at D = 128, 605 against 444 at D = 64
 // (bench/results/2026-11-26-wgmma-single-warpgroup-h100.md).
@@ -241,7 +241,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     if (tid == 0 && j + 1 < n_blocks) load_k(j + 1);
 
     // ---- mask (keys past seq_kv; causal on diagonal blocks) and online softmax, log2 domain ----
-    const float dq = fmaxf(q_scale * k_scale_j, kMinDequant);
+    const float dq = max_f(q_scale * k_scale_j, kMinDequant);  // a NaN scale stays NaN (common.cuh)
     float s[kSRegs];
 #pragma unroll
     for (int i = 0; i < kSRegs; ++i) s[i] = __int_as_float(acc[i]);

@@ -67,9 +67,10 @@ __device__ __forceinline__ float mul_rn(float a, float b) {
 // is never within 2^-49 (relative) of a float rounding midpoint without being exactly on it
 // (Figueroa: double rounding through p' >= 2p + 2 bits is innocuous for division). Only a handful
 // of these run per CTA (one per scale group or channel), so the slow double rate of consumer GPUs
-// does not matter. An infinite a or b would turn the Newton steps' residuals into inf − inf: then
-// the quotient is a times the estimate of 1/b (±inf, ±0, or NaN for inf / inf, as IEEE has it),
-// which a channel holding an infinity meets (its sum, max, scale and 1 / scale).
+// does not matter. An infinite a or b would turn the Newton steps' residuals into inf − inf, and
+// the correction would turn −0 / b into +0: for those, and a zero a, the quotient is a times the
+// estimate of 1/b (±inf, a signed zero, or NaN for inf / inf, as IEEE has it). A channel holding an
+// infinity meets them (its sum, max, scale and 1 / scale).
 __device__ __forceinline__ float div_rn(float a, float b) {
   float q;
   asm("{\n\t"
@@ -81,6 +82,7 @@ __device__ __forceinline__ float div_rn(float a, float b) {
       "testp.infinite.f64 pa, a;\n\t"
       "testp.infinite.f64 pb, b;\n\t"
       "or.pred pa, pa, pb;\n\t"
+      "setp.eq.or.f64 pa, a, 0d0000000000000000, pa;\n\t"
       "mov.f64 r, r0;\n\t"
       "neg.f64 b, b;\n\t"
       "fma.rn.f64 e, b, r, 0d3FF0000000000000;\n\t"
@@ -104,9 +106,12 @@ __device__ __forceinline__ float abs_f(float a) {
   asm("abs.f32 %0, %1;" : "=f"(d) : "f"(a));
   return d;
 }
+// The maxima of the quantizers propagate NaN (max.NaN): a NaN input makes its channel's or group's
+// scale NaN, so the outputs that depend on it are NaN, as in float attention, rather than the NaN
+// being dropped by the int8 conversion (which turns it into 0).
 __device__ __forceinline__ float max_f(float a, float b) {
   float d;
-  asm("max.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
+  asm("max.NaN.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b));
   return d;
 }
 __device__ __forceinline__ uint32_t float_bits(float a) {
@@ -168,23 +173,22 @@ __device__ __forceinline__ void unpack8(const u32x4& c, float (&f)[8]) {
   f[7] = unpack_hi<In>(c.w);
 }
 
-// Elementwise max(a, |b|) of two words of two packed elements each (a's elements non-negative and
-// not NaN, as an accumulator started at 0 stays). max.f16x2 / max.bf16x2 skip a NaN operand as
-// max.f32 does, and widening to float is exact and monotonic, so each element equals
-// max_f(a, abs_f(b)) taken on the floats.
+// Elementwise max(a, |b|) of two words of two packed elements each. max.NaN.f16x2 / .bf16x2 give
+// NaN where either element is NaN, as max_f does, and widening to float is exact and monotonic, so
+// each element, widened, is max_f(a, abs_f(b)) taken on the floats (a NaN's bits aside).
 // max2: the same without the absolute value.
 template <typename In>
 __device__ __forceinline__ uint32_t max2(uint32_t a, uint32_t b);
 template <>
 __device__ __forceinline__ uint32_t max2<f16>(uint32_t a, uint32_t b) {
   uint32_t d;
-  asm("max.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  asm("max.NaN.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
   return d;
 }
 template <>
 __device__ __forceinline__ uint32_t max2<bf16>(uint32_t a, uint32_t b) {
   uint32_t d;
-  asm("max.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  asm("max.NaN.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
   return d;
 }
 template <typename In>

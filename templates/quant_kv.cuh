@@ -234,7 +234,7 @@ __global__ void __launch_bounds__(kQuantThreads, kv_data_registers<HeadDim, With
     while ((word = detail::load_relaxed_gpu(&p.stats_words[bh * HeadDim + tid])) >> 32 == 0u) {
     }
     if (Smooth) s_mean[tid] = bits_float(static_cast<uint32_t>(word));
-    if (WithV) s_inv[tid] = div_rn(1.0f, bits_float(static_cast<uint32_t>(word >> 32)));
+    if (WithV) s_inv[tid] = detail::v_inv_of(bits_float(static_cast<uint32_t>(word >> 32)));
   }
   __syncthreads();
   const int seq_pad = layout::round_up(seq_len, p.k.block_tokens);

@@ -136,7 +136,7 @@ __global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim>())
       if (chunk == 0) p.stats.k_mean[bh * HeadDim + tid] = mean;
     } else {
       const float scale = n_chunks > 0 ? detail::v_scale_of(r) : layout::kMinScale;
-      s_stat[tid] = div_rn(1.0f, scale);
+      s_stat[tid] = detail::v_inv_of(scale);
       if (chunk == 0) p.stats.v_scale[bh * HeadDim + tid] = scale;
     }
   }

@@ -1,11 +1,13 @@
 // quant_v.cuh — V to FP8 e4m3, transposed and token-permuted for the P·V MMA (DESIGN.md §1.4).
 //
 // What it computes, for one tile of kVTileTokens (128) tokens of one (b, h):
-//   out[b, h, c, t0 + 16 g + p] = e4m3( V[b, h, t0 + 16 g + v_token_at(p), c] * (1 / v_scale[b, h, c]) )
-// with e4m3 = round to nearest even, saturating to +-448 (cvt.rn.satfinite), 1 / v_scale an IEEE
-// division done once per channel (common.cuh div_rn), the product a mul.rn: exactly what the host
-// reference computes. Tokens in [seq_len, seq_len_pad) are written as 0; every byte of
-// [B, H, D, seq_len_pad] is written once.
+//   out[b, h, c, t0 + 16 g + p] = e4m3( V[b, h, t0 + 16 g + v_token_at(p), c] * inv[b, h, c] )
+// with e4m3 = round to nearest even, saturating to +-448 (cvt.rn.satfinite), inv = 1 / v_scale an
+// IEEE division done once per channel (common.cuh div_rn; detail::v_inv_of), the product a mul.rn:
+// exactly what the host reference computes. Tokens in [seq_len, seq_len_pad) are written as 0;
+// every byte of [B, H, D, seq_len_pad] is written once. A channel whose scale is NaN (a NaN in it:
+// the maxima propagate NaN) is quantized with inv = 0, so its padding stays 0; its outputs are NaN
+// through the epilogue's v_scale.
 //
 // Launch contract:
 //   grid  = (v_tiles(seq_len_pad), heads, batch)      block = kQuantThreads (256)
@@ -33,6 +35,11 @@
 namespace sagejit::kernels {
 
 namespace detail {
+
+// The factor V's channel is quantized with: 1 / v_scale, or 0 for a NaN scale (see above).
+__device__ __forceinline__ float v_inv_of(float v_scale) {
+  return v_scale != v_scale ? 0.0f : div_rn(1.0f, v_scale);
+}
 
 // The V tile a CTA holds in registers (row slot + 64 k of tokens [tok0, tok0 + 128) of one (b, h)),
 // quantized with s_inv[c] = 1 / v_scale[c] (written, and the CTA synchronized, before the call) into
@@ -123,7 +130,7 @@ __global__ void __launch_bounds__(kQuantThreads) quantize_v(QuantVParams p) {
                  static_cast<long long>(tok0) * p.stride_s;
   u32x4 data[kPasses][kChunks];
   load_tile_rows<kPasses, kChunks, kQuantRowSlots>(in, p.stride_s, n_valid, slot, quad_lane, data);
-  if (tid < HeadDim) s_inv[tid] = div_rn(1.0f, p.v_scale[bh * HeadDim + tid]);
+  if (tid < HeadDim) s_inv[tid] = detail::v_inv_of(p.v_scale[bh * HeadDim + tid]);
   __syncthreads();
 
   detail::quantize_v_tile<In, HeadDim>(data, s_inv, s_tile, static_cast<unsigned char*>(p.out) + bh * HeadDim * p.seq_len_pad,
