@@ -105,12 +105,18 @@ constexpr int kv_data_registers() {
   return (WithV ? 2 : 1) * (kStatsChunkTokens / kQuantRowSlots) * HeadDim / 8;
 }
 
-// The occupancy bound follows the data held: up to 32 registers of it, 3 CTAs per SM (85 registers
-// each); up to 64, 2 (128 registers); D = 256 with V holds 128 registers of data alone: 1.
+// The occupancy bound follows the data held: up to 32 registers of it, 4 CTAs per SM (64 registers
+// each); up to 48 (D = 96 with V), 3 (80; two-term K spills there: 2); up to 64, 2 (128 registers);
+// D = 256 with V holds 128 registers of data alone: 1. (H100, 2026-11-26: D = 64 4 against 3 CTAs,
+// 197 -> 178 us at B4 H64 S4k; bench/results/2026-11-26-levers-h100.md.)
+template <int HeadDim, bool WithV, int Terms>
+constexpr int kv_min_ctas() {
+  constexpr int data = kv_data_registers<HeadDim, WithV>();
+  return data <= 32 ? 4 : data <= 48 && Terms == 1 ? 3 : data <= 64 ? 2 : 1;
+}
+
 template <typename In, int HeadDim, int Bits, int Terms, bool Smooth, bool WithV>
-__global__ void __launch_bounds__(kQuantThreads, kv_data_registers<HeadDim, WithV>() <= 32   ? 3
-                                                 : kv_data_registers<HeadDim, WithV>() <= 64 ? 2
-                                                                                             : 1)
+__global__ void __launch_bounds__(kQuantThreads, kv_min_ctas<HeadDim, WithV, Terms>())
     quantize_kv(QuantKVParams p) {
   static_assert(HeadDim % 32 == 0 && HeadDim <= kQuantThreads, "HeadDim: multiple of 32, <= 256");
   static_assert(Smooth || WithV, "without K smoothing or FP8 V there is nothing to compute first");

@@ -49,11 +49,13 @@ __device__ __forceinline__ float load_f32(const float* local, unsigned int cta) 
 
 }  // namespace cluster
 
-// The register bound follows one tensor's chunk: up to 32 registers of data (D <= 128), 4 CTAs per
-// SM (64 registers); 64 at D = 256, 2 (128).
+// The register bound follows one tensor's chunk: 16 registers of data (D = 64), 5 CTAs per SM (48
+// registers); up to 32 (D = 96, 128), 4 (64); 64 at D = 256, 2 (128). (H100, 2026-11-26, B4 S1k:
+// D = 64 56.2 -> 52.3 us at 5 against 4, D = 128 52.3 -> 47.9 us at 4 against 3; 6 CTAs spill at
+// D = 64.)
 template <int HeadDim>
 constexpr int kv_cluster_min_ctas() {
-  return kv_data_registers<HeadDim, false>() <= 32 ? 4 : 2;
+  return kv_data_registers<HeadDim, false>() <= 16 ? 5 : kv_data_registers<HeadDim, false>() <= 32 ? 4 : 2;
 }
 
 template <typename In, int HeadDim, int Bits, int Terms, bool Smooth, bool WithV>
