@@ -27,6 +27,9 @@ struct F16Tensor {
     REQUIRE(ref::f16_to_float(u) == v);
     bits[((static_cast<std::size_t>(bi) * h + hi) * s + si) * d + c] = u;
   }
+  void set_bits(int bi, int hi, int si, int c, std::uint16_t u) {
+    bits[((static_cast<std::size_t>(bi) * h + hi) * s + si) * d + c] = u;
+  }
   ref::HostTensor view() const {
     return ref::HostTensor{bits.data(), ref::DType::f16, b, h, s, d,
                            static_cast<std::int64_t>(h) * s * d, static_cast<std::int64_t>(s) * d,
@@ -428,4 +431,62 @@ TEST_CASE("varlen: a sequence view is a batch of one, and empty sequences have d
   // Views must stay inside the packed tensor, which has batch 1.
   CHECK_THROWS_AS(ref::sequence_of(all, 3, 3), std::invalid_argument);
   CHECK_THROWS_AS(ref::sequence_of(F16Tensor(2, 1, 4, 32).view(), 0, 1), std::invalid_argument);
+}
+
+TEST_CASE("non-finite inputs: infinities and NaNs reach the statistics and scales of their channel or group") {
+  // The kernels' maxima propagate NaN (max.NaN) and their divisions are IEEE for infinities
+  // (templates/common.cuh); the reference is the oracle of both. fp16 bits: +inf 0x7c00, -inf 0xfc00,
+  // NaN 0x7e00. D = 64, 20 tokens of 1.0; channel 0: one +inf, 1: +inf and -inf, 2: a NaN,
+  // 3: one -inf.
+  const int S = 20, D = 64, S_pad = 32;
+  F16Tensor x(1, 1, S, D);
+  for (int t = 0; t < S; ++t) {
+    for (int c = 0; c < D; ++c) x.set(0, 0, t, c, 1.0f);
+  }
+  x.set_bits(0, 0, 3, 0, 0x7c00);
+  x.set_bits(0, 0, 3, 1, 0x7c00);
+  x.set_bits(0, 0, 9, 1, 0xfc00);
+  x.set_bits(0, 0, 5, 2, 0x7e00);
+  x.set_bits(0, 0, 7, 3, 0xfc00);
+
+  const auto mean = ref::k_mean(x.view());
+  CHECK((std::isinf(mean[0]) && mean[0] > 0));
+  CHECK(std::isnan(mean[1]));  // inf + -inf
+  CHECK(std::isnan(mean[2]));
+  CHECK((std::isinf(mean[3]) && mean[3] < 0));
+  CHECK(mean[4] == 1.0f);
+
+  // V: an infinity makes the channel's scale inf (1 / scale = 0: the channel quantizes to 0, the
+  // infinity itself to NaN); a NaN makes it NaN, and the channel is quantized with 0 (the NaN itself
+  // stays NaN, the rest and the padding 0; the NaN reaches the output through the scale).
+  const auto scale = ref::v_scale(x.view());
+  CHECK(std::isinf(scale[0]));
+  CHECK(std::isinf(scale[1]));
+  CHECK(std::isnan(scale[2]));
+  CHECK(scale[4] == 1.0f / 448.0f);
+  const auto v = ref::quantize_v(x.view(), scale, S_pad);
+  for (int p = 0; p < S_pad; ++p) {
+    const int tok = p / 16 * 16 + layout::v_token_at(p % 16);
+    const std::uint8_t c0 = v[p], c2 = v[std::size_t{2} * S_pad + p];  // channels 0 and 2
+    CHECK((c0 & 0x7f) == (tok == 3 ? 0x7f : 0));  // inf · 0: NaN
+    CHECK((c2 & 0x7f) == (tok == 5 ? 0x7f : 0));  // NaN · 0: NaN
+  }
+
+  // Q/K, per-block groups: one group per block of 16 rows. Block 0 (rows 0-15) holds the +inf,
+  // -inf and the NaN; block 1 (rows 16-19) only 1.0. With the NaN the scale is NaN and the values 0
+  // (NaN converts to 0); without it (NaN replaced by 1.0) the scale is inf and the values 0.
+  ref::QuantQKOptions o;
+  o.granularity = Granularity::per_block;
+  o.block_tokens = 16;
+  o.warp_tokens = 16;
+  const auto with_nan = ref::quantize_qk(x.view(), o);
+  REQUIRE(with_nan.scales.size() == 2u);
+  CHECK(std::isnan(with_nan.scales[0]));
+  CHECK(with_nan.scales[1] == 1.0f / 127.0f);
+  for (std::size_t i = 0; i < static_cast<std::size_t>(16) * D; ++i) CHECK(with_nan.values[i] == 0);
+  x.set(0, 0, 5, 2, 1.0f);
+  const auto with_inf = ref::quantize_qk(x.view(), o);
+  CHECK((std::isinf(with_inf.scales[0]) && with_inf.scales[0] > 0));
+  for (std::size_t i = 0; i < static_cast<std::size_t>(16) * D; ++i) CHECK(with_inf.values[i] == 0);
+  CHECK(as_int8(with_inf.values[static_cast<std::size_t>(16) * D]) == 127);  // block 1: 1.0 / (1 / 127)
 }
