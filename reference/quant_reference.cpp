@@ -330,7 +330,8 @@ std::vector<std::uint8_t> quantize_v(const HostTensor& v, std::span<const float>
       for (int c = 0; c < d; ++c) {
         // quant_v.cuh's v_inv_of: a NaN scale quantizes its channel to 0 (the NaN reaches the output
         // through the scale), so the padding stays 0.
-        const float inv = std::isnan(v_scale[bh * d + c]) ? 0.0f : 1.0f / v_scale[bh * d + c];
+        const float scale = v_scale[bh * d + c];
+        const float inv = std::isnan(scale) ? 0.0f : 1.0f / scale;
         std::uint8_t* row = out.data() + (bh * d + c) * seq_len_pad;
         for (int pos = 0; pos < seq_len_pad; ++pos) {
           const int tok = pos / 16 * 16 + layout::v_token_at(pos % 16);

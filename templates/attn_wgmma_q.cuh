@@ -88,12 +88,7 @@ struct FusedQRows {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
 #pragma unroll
-      for (int j = 0; j < kChunks; ++j) {
-        acc[0] = max_abs2<In>(acc[0], x[r][j].x);
-        acc[1] = max_abs2<In>(acc[1], x[r][j].y);
-        acc[2] = max_abs2<In>(acc[2], x[r][j].z);
-        acc[3] = max_abs2<In>(acc[3], x[r][j].w);
-      }
+      for (int j = 0; j < kChunks; ++j) max_abs8<In>(acc, x[r][j]);
     }
     const uint32_t m2 = max2<In>(max2<In>(acc[0], acc[1]), max2<In>(acc[2], acc[3]));
     const float amax = warp_max<3>(max_f(unpack_lo<In>(m2), unpack_hi<In>(m2)));

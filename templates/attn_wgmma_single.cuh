@@ -342,8 +342,8 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   static_assert(kRows * StagedO::kRowBytes <= kKBytes + kVBytes, "the staged O tile fits the K and V buffers");
   __syncthreads();
   StagedO::write(sK, o, inv_sum, warp, lane, [&](int c, float& c0, float& c1) {
-    c0 = kF16 ? 1.0f : vs[kF16 ? 0 : c].x;
-    c1 = kF16 ? 1.0f : vs[kF16 ? 0 : c].y;
+    c0 = 1.0f, c1 = 1.0f;  // f16 V is not scaled
+    if constexpr (!kF16) c0 = vs[c].x, c1 = vs[c].y;
   });
   __syncthreads();
   StagedO::store(sK, static_cast<u16*>(p.o) + w.q_rows_at(p, p.o_stride_b, p.o_stride_h, p.o_stride_s), p.o_stride_s,

@@ -195,6 +195,15 @@ template <typename In>
 __device__ __forceinline__ uint32_t max_abs2(uint32_t a, uint32_t b) {
   return max2<In>(a, b & 0x7fff7fffu);
 }
+// acc[w] = max_abs2(acc[w], word w of c): the running |x| maxima of a 16-byte chunk's 8 elements,
+// in four packed accumulators.
+template <typename In>
+__device__ __forceinline__ void max_abs8(uint32_t (&acc)[4], const u32x4& c) {
+  acc[0] = max_abs2<In>(acc[0], c.x);
+  acc[1] = max_abs2<In>(acc[1], c.y);
+  acc[2] = max_abs2<In>(acc[2], c.z);
+  acc[3] = max_abs2<In>(acc[3], c.w);
+}
 
 // ---- float -> quantized integers / e4m3 ----
 // Round to nearest even, then clamp to [-limit, limit]. NaN converts to 0 (cvt.rni.s32.f32), as in

@@ -63,12 +63,7 @@ __device__ __forceinline__ void chunk_partial(const u32x4 (&data)[Passes][HeadDi
       uint32_t acc[4] = {0u, 0u, 0u, 0u};
 #pragma unroll
       for (int k = 0; k < Passes; ++k) {
-        if (slot + k * kQuantRowSlots < n_valid) {
-          acc[0] = max_abs2<In>(acc[0], data[k][j].x);
-          acc[1] = max_abs2<In>(acc[1], data[k][j].y);
-          acc[2] = max_abs2<In>(acc[2], data[k][j].z);
-          acc[3] = max_abs2<In>(acc[3], data[k][j].w);
-        }
+        if (slot + k * kQuantRowSlots < n_valid) max_abs8<In>(acc, data[k][j]);
       }
       // Over the lanes of equal lane % 4, each lane left with one channel's maximum.
       const uint32_t m = warp_max2_scatter4<In>(acc, lane);

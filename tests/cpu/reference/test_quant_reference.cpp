@@ -25,7 +25,7 @@ struct F16Tensor {
   void set(int bi, int hi, int si, int c, float v) {
     const std::uint16_t u = ref::float_to_f16(v);
     REQUIRE(ref::f16_to_float(u) == v);
-    bits[((static_cast<std::size_t>(bi) * h + hi) * s + si) * d + c] = u;
+    set_bits(bi, hi, si, c, u);
   }
   void set_bits(int bi, int hi, int si, int c, std::uint16_t u) {
     bits[((static_cast<std::size_t>(bi) * h + hi) * s + si) * d + c] = u;
