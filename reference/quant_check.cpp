@@ -50,32 +50,25 @@ HostInput make_input(const QuantCheckCase& c, int batch, int heads, int seq, flo
   std::normal_distribution<float> normal(0.0f, 1.0f), bias(0.0f, channel_bias_sigma);
   std::vector<float> channel_bias(D);
   for (auto& b : channel_bias) b = channel_bias_sigma > 0 ? bias(rng) : 0.0f;
+  // With special_values, about one element in 1500 of the rows (never the gaps) is one of these bit
+  // patterns instead: quiet and signalling NaN of either sign, ±inf, −0, the smallest and largest
+  // subnormals, the largest finite values.
+  static constexpr std::uint16_t kF16[] = {0x7e00, 0xfe00, 0x7d01, 0xfd01, 0x7c00, 0xfc00,
+                                           0x8000, 0x0001, 0x83ff, 0x7bff, 0xfbff};
+  static constexpr std::uint16_t kBf16[] = {0x7fc0, 0xffc0, 0x7f81, 0xff81, 0x7f80, 0xff80,
+                                            0x8000, 0x0001, 0x807f, 0x7f7f, 0xff7f};
+  static_assert(std::size(kF16) == std::size(kBf16));
+  const std::uint16_t* specials = c.dtype == DType::f16 ? kF16 : kBf16;
+  std::uniform_int_distribution<int> which(0, static_cast<int>(std::size(kF16)) - 1), one_in(0, 1499);
   for (int b = 0; b < batch; ++b)
     for (int h = 0; h < heads; ++h)
       for (int s = 0; s < seq; ++s)
         for (int d = 0; d < D; ++d) {
           const float x = normal(rng) + channel_bias[d];
-          in.bits[b * t.stride_b + h * t.stride_h + s * t.stride_s + d] =
-              c.dtype == DType::f16 ? reference::float_to_f16(x) : reference::float_to_bf16(x);
+          std::uint16_t bits = c.dtype == DType::f16 ? reference::float_to_f16(x) : reference::float_to_bf16(x);
+          if (c.special_values && one_in(rng) == 0) bits = specials[which(rng)];
+          in.bits[b * t.stride_b + h * t.stride_h + s * t.stride_s + d] = bits;
         }
-  if (c.special_values) {
-    // About one element in 1500 of the rows (never the gaps) replaced by one of these bit patterns:
-    // quiet and signalling NaN of either sign, ±inf, −0, the smallest and largest subnormals, the
-    // largest finite values.
-    static constexpr std::uint16_t kF16[] = {0x7e00, 0xfe00, 0x7d01, 0xfd01, 0x7c00, 0xfc00,
-                                             0x8000, 0x0001, 0x83ff, 0x7bff, 0xfbff};
-    static constexpr std::uint16_t kBf16[] = {0x7fc0, 0xffc0, 0x7f81, 0xff81, 0x7f80, 0xff80,
-                                              0x8000, 0x0001, 0x807f, 0x7f7f, 0xff7f};
-    static_assert(std::size(kF16) == std::size(kBf16));
-    const std::uint16_t* specials = c.dtype == DType::f16 ? kF16 : kBf16;
-    std::uniform_int_distribution<int> which(0, static_cast<int>(std::size(kF16)) - 1), one_in(0, 1499);
-    for (int b = 0; b < batch; ++b)
-      for (int h = 0; h < heads; ++h)
-        for (int s = 0; s < seq; ++s)
-          for (int d = 0; d < D; ++d) {
-            if (one_in(rng) == 0) in.bits[b * t.stride_b + h * t.stride_h + s * t.stride_s + d] = specials[which(rng)];
-          }
-  }
   return in;
 }
 

@@ -36,8 +36,8 @@ sanitize varlen_tail "a non-finite V*" memcheck racecheck
 # The precise mode (two-term int8 Q/K), small shapes on every head dim: on sm_90a D 64/128 run the
 # wgmma kernel, 96/256 the portable one.
 sanitize precise "precise mode*" memcheck racecheck
-# K, V and their statistics in one kernel (B2 H4 S300 D64, FP8 V, K smoothing; quantize_kv_cluster on
-# sm_90a, quantize_kv elsewhere).
+# K, V and their statistics in one kernel (B2 H4 S300 D64, FP8 V, K smoothing; on sm_90a both
+# quantize_kv_cluster and quantize_kv's items, elsewhere quantize_kv).
 sanitize quant_kv "a warm quantization call*" memcheck racecheck synccheck
 # The single-warpgroup kernel quantizing Q itself (fused_q), launched programmatically after
 # quantize_kv: FP8 and f16 P·V, LSE, causal, varlen, bf16.

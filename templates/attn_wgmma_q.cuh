@@ -52,15 +52,13 @@ struct FusedQRows {
 
   // Issues the loads of rows row0 + 16·warp + g and + 8 of tile w's sequence (row0: the warpgroup's
   // first row, w.q0 plus 64 per earlier consumer); nothing waits on them here.
+  // (The warp's 16 rows as two passes of 8 row slots, slot g: load_tile_rows' walk, rows past the
+  // sequence zero.)
   __device__ __forceinline__ void load(const AttnParams& p, const AttnWgmmaTile& w, int row0, int warp, int g, int t) {
-    const In* base = static_cast<const In*>(p.q) + w.q_rows_at(p, p.q_stride_b, p.q_stride_h, p.q_stride_s);
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int row = row0 + 16 * warp + g + 8 * r;
-      const In* chunk0 = base + row * p.q_stride_s + 8 * t;  // the chunks at immediate offsets
-#pragma unroll
-      for (int j = 0; j < kChunks; ++j) x[r][j] = row < w.seq_q ? load16_nc(chunk0 + 32 * j) : u32x4{0u, 0u, 0u, 0u};
-    }
+    const int warp_row0 = row0 + 16 * warp;
+    const In* rows = static_cast<const In*>(p.q) + w.q_rows_at(p, p.q_stride_b, p.q_stride_h, p.q_stride_s) +
+                     warp_row0 * p.q_stride_s;
+    load_tile_rows<2, kChunks, 8>(rows, p.q_stride_s, w.seq_q - warp_row0, g, t, x);
   }
 
   // f(r, j, y) for each of the thread's chunks (row r of its two, chunk t + 4j), y its 8 values.

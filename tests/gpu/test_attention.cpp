@@ -314,6 +314,8 @@ TEST_CASE("a NaN or an infinity in Q, K or V reaches exactly the outputs that at
   //                  in its warp's 16 or 32 rows), no row outside 32..63
   //   K key 100:     every row (K's channel mean carries it into every key of the head)
   //   V key 100, c:  channel c of every row, no other channel
+  // On every kernel the GPU runs: the default (on sm_90a the single-warpgroup form at D 64 and 128,
+  // the warp-specialized form at 256) and the portable mma.sync kernel.
   ensure_current_context();
   constexpr int B = 1, H = 2, S = 200;
   constexpr int kRow = 37, kKey = 100, kChannel = 5;
@@ -323,54 +325,55 @@ TEST_CASE("a NaN or an infinity in Q, K or V reaches exactly the outputs that at
     QuantType qk;
     PvType pv;
   };
-  for (int D : {64, 128}) {
-    for (Mode mode : {Mode{QuantType::int8, PvType::fp8_e4m3}, Mode{QuantType::int8, PvType::f16},
-                      Mode{QuantType::int8x2, PvType::f16}}) {
-      if (mode.pv == PvType::fp8_e4m3 && !current_device_info().arch().has_fp8_mma()) continue;
-      for (char tensor : {'q', 'k', 'v'}) {
-        for (std::uint16_t special : {std::uint16_t{0x7c00}, std::uint16_t{0xfc00}, std::uint16_t{0x7e00}}) {
-          CAPTURE(D);
-          CAPTURE(name(mode.qk));
-          CAPTURE(name(mode.pv));
-          CAPTURE(tensor);
-          CAPTURE(special);
-          const std::size_t n = std::size_t(B) * H * S * D;
-          std::vector<std::uint16_t> bits[3];
-          for (auto& t : bits) {
-            t.resize(n);
-            for (auto& x : t) x = reference::float_to_f16(normal(rng));
-          }
-          const int at_row = tensor == 'q' ? kRow : kKey;  // head 0
-          bits[tensor == 'q' ? 0 : tensor == 'k' ? 1 : 2][std::size_t(at_row) * D + kChannel] = special;
-          DeviceBuffer q(n * 2), k(n * 2), v(n * 2), o(n * 2);
-          q.upload(bits[0]), k.upload(bits[1]), v.upload(bits[2]);
-          o.poison();
-          auto view = [&](const DeviceBuffer& b) {
-            return TensorRef::contiguous(b.get(), DType::f16, Layout::hnd, B, H, S, D);
-          };
-          AttentionOptions opt;
-          opt.qk = mode.qk, opt.pv = mode.pv;
-          attention(view(q), view(k), view(v), view(o), nullptr, opt, nullptr);
-          SAGEJIT_CU(cuCtxSynchronize);
-          const auto out = o.download<std::uint16_t>(n);
-          std::size_t wrong = 0, expected_hits = 0;
-          for (int h = 0; h < H; ++h) {
-            for (int s = 0; s < S; ++s) {
-              for (int c = 0; c < D; ++c) {
-                const bool non_finite = (out[(std::size_t(h) * S + s) * D + c] & 0x7c00) == 0x7c00;
-                bool must = false, may = false;
-                if (h == 0) {
-                  if (tensor == 'q') must = s == kRow, may = s / 32 == kRow / 32;
-                  if (tensor == 'k') must = true;
-                  if (tensor == 'v') must = c == kChannel;
+  for (int D : {64, 128, 256}) {
+    for (std::optional<AttnFamily> family : {std::optional<AttnFamily>{}, std::optional{AttnFamily::mma}}) {
+      for (Mode mode : {Mode{QuantType::int8, PvType::fp8_e4m3}, Mode{QuantType::int8, PvType::f16},
+                        Mode{QuantType::int8x2, PvType::f16}}) {
+        if (mode.pv == PvType::fp8_e4m3 && !current_device_info().arch().has_fp8_mma()) continue;
+        for (char tensor : {'q', 'k', 'v'}) {
+          for (std::uint16_t special : {std::uint16_t{0x7c00}, std::uint16_t{0xfc00}, std::uint16_t{0x7e00}}) {
+            const std::size_t n = std::size_t(B) * H * S * D;
+            std::vector<std::uint16_t> bits[3];
+            for (auto& t : bits) {
+              t.resize(n);
+              for (auto& x : t) x = reference::float_to_f16(normal(rng));
+            }
+            const int at_row = tensor == 'q' ? kRow : kKey;  // head 0
+            bits[tensor == 'q' ? 0 : tensor == 'k' ? 1 : 2][std::size_t(at_row) * D + kChannel] = special;
+            DeviceBuffer q(n * 2), k(n * 2), v(n * 2), o(n * 2);
+            q.upload(bits[0]), k.upload(bits[1]), v.upload(bits[2]);
+            o.poison();
+            auto view = [&](const DeviceBuffer& b) {
+              return TensorRef::contiguous(b.get(), DType::f16, Layout::hnd, B, H, S, D);
+            };
+            AttentionOptions opt;
+            opt.qk = mode.qk, opt.pv = mode.pv, opt.family = family;
+            const std::string spec = attention_spec(view(q), view(k), view(v), view(o), nullptr, opt).canonical_name();
+            CAPTURE(spec);
+            CAPTURE(tensor);
+            CAPTURE(special);
+            attention(view(q), view(k), view(v), view(o), nullptr, opt, nullptr);
+            SAGEJIT_CU(cuCtxSynchronize);
+            const auto out = o.download<std::uint16_t>(n);
+            std::size_t wrong = 0, expected_hits = 0;
+            for (int h = 0; h < H; ++h) {
+              for (int s = 0; s < S; ++s) {
+                for (int c = 0; c < D; ++c) {
+                  const bool non_finite = (out[(std::size_t(h) * S + s) * D + c] & 0x7c00) == 0x7c00;
+                  bool must = false, may = false;
+                  if (h == 0) {
+                    if (tensor == 'q') must = s == kRow, may = s / 32 == kRow / 32;
+                    if (tensor == 'k') must = true;
+                    if (tensor == 'v') must = c == kChannel;
+                  }
+                  expected_hits += must && non_finite;
+                  wrong += must ? !non_finite : (non_finite && !may);
                 }
-                expected_hits += must && non_finite;
-                wrong += must ? !non_finite : (non_finite && !may);
               }
             }
+            CHECK(wrong == 0);
+            CHECK(expected_hits > 0);
           }
-          CHECK(wrong == 0);
-          CHECK(expected_hits > 0);
         }
       }
     }
