@@ -5,6 +5,7 @@
 // are compiled together, in parallel, before the first launch.
 #include "sagejit/attention.hpp"
 
+#include <algorithm>
 #include <array>
 #include <initializer_list>
 #include <cmath>
@@ -208,6 +209,16 @@ void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, c
   a.batch = p.batch, a.heads_q = p.heads_q, a.heads_kv = p.heads_kv;
   a.seq_q = p.seq_q, a.seq_kv = p.seq_kv, a.seq_q_pad = p.seq_q_pad, a.seq_kv_pad = p.seq_kv_pad;
   a.sm_scale = p.sm_scale;
+  // The causal single-warpgroup kernel's longest-first order (attn_wgmma_tile_lpt) goes through the
+  // (b, h) in groups: a power of two up to 32 (H100, B4 H32 D128 causal, kernel TOPS: groups of 16
+  // and 32 gained 2-5% at 1k-4k keys over (b, h)-major pairs, while 12, 20, 24 and 40 lost 1-7%,
+  // for a reason not found), and no more than have their quantized K and V within a third of L2
+  // (groups of 32 lost 3-5% at 8k keys, 64 MB; bench/results/2026-11-27-causal-order-h100.md).
+  const double kv_bytes_per_q_head = double(p.seq_kv_pad) * p.head_dim *
+                                     (r.spec.qk_terms() + (r.quant.quantize_v ? 1 : 2)) * p.heads_kv / p.heads_q;
+  const double group_limit = std::min(32.0, current_device_info().l2_bytes / 3.0 / std::max(1.0, kv_bytes_per_q_head));
+  a.lpt_heads = 1;
+  while (2.0 * a.lpt_heads <= group_limit) a.lpt_heads *= 2;
   const AttnTile& t = r.spec.tile;
   if (r.spec.family == AttnFamily::wgmma) {
     // TMA descriptors over the quantized workspace, and with f16 P·V over the caller's V (encoded on

@@ -86,6 +86,8 @@ struct AttnParams {
   int seq_kv_pad;            // round_up(seq_kv, cta_k)  (the quant kernel's block_k == cta_k)
   float sm_scale;            // softmax scale (1/sqrt(D) by default); see the header comment
   float q_scale_multiplier;  // fused_q only: sm_scale·log2(e) as the quantization plan rounds it
+  int lpt_heads;             // causal, single-warpgroup kernel: (b, h) per group of its longest-first
+                             // order (attn_wgmma_tile_lpt; 0: one group)
 };
 
 #ifndef __CUDACC_RTC__

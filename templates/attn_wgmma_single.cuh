@@ -43,7 +43,8 @@
 // 128 S = 1k and 3.1% at 4k, 8.7% at D = 64 S = 1k, against Q in its own pass
 // (bench/results/2026-11-26-fused-q-h100.md).
 //
-// Launch contract: grid (attn_wgmma_q_slots(seq_q, 64, causal), heads_q, batch), 128 threads,
+// Launch contract: grid (attn_wgmma_q_slots(seq_q, 64, causal), heads_q, batch), 128 threads (causal
+// tiles longest first in groups of p.lpt_heads (b, h): attn_wgmma_tile_lpt),
 // attn_wgmma_single_smem_bytes(head_dim, pv_f16) of dynamic shared memory; tensor maps and the
 // quantized workspace exactly as attn_wgmma.cuh with one consumer (block_q 64, warp_q 16, block_k =
 // warp_k = 128, per_thread, int8 Q/K, FP8 V or the caller's 16-bit V; tma_q box {W, 64}, tma_k box
@@ -110,7 +111,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   // The tile; an empty one (varlen: past its sequence's end) leaves before any barrier.
   const bool causal = Cfg::mask != 0;
   const int q_slots = attn_wgmma_q_slots(p.seq_q, kRows, causal);
-  const AttnWgmmaTile w = attn_wgmma_tile<kRows, kCtaK, Cfg::mask>(
+  const AttnWgmmaTile w = attn_wgmma_tile_lpt<kRows, kCtaK, Cfg::mask>(
       p, static_cast<int>(blockIdx.x + q_slots * (blockIdx.y + p.heads_q * blockIdx.z)), q_slots);
   if (w.empty()) return;
 

@@ -7,13 +7,10 @@
 
 namespace sagejit::kernels {
 
-// The work unit: one CTA tile of cta_q query rows of one (batch, q head). Tiles are numbered with
-// the q tile fastest, so CTAs that run at the same time share a (batch, head)'s K and V in L2; with
-// a causal mask the q tiles run last-first (the longest rows first).
+// The work unit: one CTA tile of cta_q query rows of one (batch, q head). Tiles are numbered so that
+// CTAs that run at the same time share a few (batch, head)s' K and V in L2 (the orders below).
 // With varlen (p.cu_seqlens_q/k non-null) the lengths are the tile's sequence's, the slots cover
 // the longest, and a tile past its sequence's end is empty (both roles skip it, touching no barrier).
-// Causal: slots pair tiles of equal total work (attn_wgmma_q_slots): slot 2i is the sequence's i-th
-// longest tile, slot 2i + 1 its i-th shortest.
 struct AttnWgmmaTile {
   int b, h, qt, q0;
   int seq_q, seq_kv;  // this tile's sequence's lengths
@@ -34,10 +31,16 @@ struct AttnWgmmaTile {
   }
 };
 
+// How a slot index within a (batch, q head) names its tile: the tile of that index; with a causal
+// mask, pairs of the longest and shortest (attn_wgmma_q_slots: slot 2i the sequence's i-th longest
+// tile, 2i + 1 its i-th shortest), or by work rank (slot i the i-th longest).
+enum class AttnTileOrder { index, pairs, rank };
+
+// Slot qi of (batch, q head) bh: its sequence's lengths and offsets, tile, rows and K/V blocks. A slot
+// without a tile gets q0 = seq_q (empty).
 template <int CtaQ, int CtaK, int Mask>
-__device__ __forceinline__ AttnWgmmaTile attn_wgmma_tile(const AttnParams& p, int tile, int q_slots) {
+__device__ __forceinline__ AttnWgmmaTile attn_wgmma_tile_at(const AttnParams& p, int bh, int qi, AttnTileOrder order) {
   AttnWgmmaTile w;
-  const int qi = tile % q_slots, bh = tile / q_slots;
   w.h = bh % p.heads_q;
   w.b = bh / p.heads_q;
   w.seq_q = p.seq_q, w.seq_kv = p.seq_kv, w.q_tok0 = 0, w.k_tok0 = 0;
@@ -47,14 +50,15 @@ __device__ __forceinline__ AttnWgmmaTile attn_wgmma_tile(const AttnParams& p, in
     w.k_tok0 = p.cu_seqlens_k[w.b];
     w.seq_kv = p.cu_seqlens_k[w.b + 1] - w.k_tok0;
   }
-  // Causal tiles differ in work: pairs of the longest and shortest (see above) over the sequence's
-  // own tiles; a slot without a tile gets q0 = seq_q (empty).
+  // (Causal tiles' work grows with their index, at both alignments.)
+  const int own_tiles = (w.seq_q + CtaQ - 1) / CtaQ;
   w.qt = qi;
-  if constexpr (Mask != 0) {
-    const int own_tiles = (w.seq_q + CtaQ - 1) / CtaQ;
+  if (Mask != 0 && order == AttnTileOrder::pairs) {
     const int pair = qi / 2, last = own_tiles - 1 - pair;
     const bool valid = qi % 2 == 0 ? pair <= last : pair < last;
     w.qt = !valid ? own_tiles : qi % 2 == 0 ? last : pair;
+  } else if (Mask != 0 && order == AttnTileOrder::rank) {
+    w.qt = qi < own_tiles ? own_tiles - 1 - qi : own_tiles;
   }
   w.q0 = w.qt * CtaQ;
   if (w.q0 > w.seq_q) w.q0 = w.seq_q;
@@ -67,6 +71,32 @@ __device__ __forceinline__ AttnWgmmaTile attn_wgmma_tile(const AttnParams& p, in
     w.kv_blocks = causal_blocks < w.kv_blocks ? causal_blocks : w.kv_blocks;
   }
   return w;
+}
+
+// Tile `tile` of q_slots per (batch, q head), (b, h)-major, causal slots in pairs (the warp-specialized
+// kernel's persistent schedule takes them two at a time).
+template <int CtaQ, int CtaK, int Mask>
+__device__ __forceinline__ AttnWgmmaTile attn_wgmma_tile(const AttnParams& p, int tile, int q_slots) {
+  return attn_wgmma_tile_at<CtaQ, CtaK, Mask>(p, tile / q_slots, tile % q_slots, AttnTileOrder::pairs);
+}
+
+// The CTAs of a non-persistent launch, tile `tile` of q_slots per (batch, q head), in the order the
+// GPU starts them. Without a mask, (b, h)-major. With one, longest first (LPT): the (b, h) go in
+// groups of p.lpt_heads (the host's choice: few enough that their quantized K and V stay in L2),
+// and within a group by work rank, then (b, h), so a group's longest tiles start first and the grid
+// ends on one-block tiles. (b, h)-major order leaves a last head's longest tiles to the end.
+template <int CtaQ, int CtaK, int Mask>
+__device__ __forceinline__ AttnWgmmaTile attn_wgmma_tile_lpt(const AttnParams& p, int tile, int q_slots) {
+  if constexpr (Mask == 0) {
+    return attn_wgmma_tile_at<CtaQ, CtaK, Mask>(p, tile / q_slots, tile % q_slots, AttnTileOrder::index);
+  } else {
+    const int bh_count = p.batch * p.heads_q;
+    const int group_heads = p.lpt_heads > 0 && p.lpt_heads < bh_count ? p.lpt_heads : bh_count;
+    const int group = tile / (q_slots * group_heads), within = tile - group * q_slots * group_heads;
+    const int heads_here = bh_count - group * group_heads < group_heads ? bh_count - group * group_heads : group_heads;
+    return attn_wgmma_tile_at<CtaQ, CtaK, Mask>(p, group * group_heads + within % heads_here, within / heads_here,
+                                                AttnTileOrder::rank);
+  }
 }
 
 }  // namespace sagejit::kernels
