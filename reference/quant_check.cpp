@@ -46,7 +46,8 @@ HostInput make_input(const QuantCheckCase& c, int batch, int heads, int seq, flo
     t.stride_h = D + pad, t.stride_s = row, t.stride_b = seq * row;
   }
   t.stride_b += pad * 8;  // batches apart by more than their size, too
-  in.bits.assign(std::max<std::int64_t>(1, batch * t.stride_b), 0x7e00);  // gaps hold NaN: must not be read
+  // Gaps hold NaN (f16 0x7e00, bf16 0x7fc0): they must not be read.
+  in.bits.assign(std::max<std::int64_t>(1, batch * t.stride_b), c.dtype == DType::f16 ? 0x7e00 : 0x7fc0);
   std::normal_distribution<float> normal(0.0f, 1.0f), bias(0.0f, channel_bias_sigma);
   std::vector<float> channel_bias(D);
   for (auto& b : channel_bias) b = channel_bias_sigma > 0 ? bias(rng) : 0.0f;

@@ -93,8 +93,10 @@ struct FusedQRows {
     const float scale = max_f(div_rn(amax, layout::kInt8Max), layout::kMinScale);
     const float inv = div_rn(1.0f, scale);
     each_chunk([&](int r, int j, const float (&y)[8]) {
-      const uint32_t w0 = pack_int8x4(mul_rn(y[0], inv), mul_rn(y[1], inv), mul_rn(y[2], inv), mul_rn(y[3], inv));
-      const uint32_t w1 = pack_int8x4(mul_rn(y[4], inv), mul_rn(y[5], inv), mul_rn(y[6], inv), mul_rn(y[7], inv));
+      const uint32_t w0 =
+          pack_int8x4_scaled(mul_rn(y[0], inv), mul_rn(y[1], inv), mul_rn(y[2], inv), mul_rn(y[3], inv));
+      const uint32_t w1 =
+          pack_int8x4_scaled(mul_rn(y[4], inv), mul_rn(y[5], inv), mul_rn(y[6], inv), mul_rn(y[7], inv));
       mma_ops::st_shared_v2_u32(sQ + qk_tile_offset<kWgmmaRowsPerWg, Box>(16 * warp + g + 8 * r, 8 * (t + 4 * j)), w0,
                                 w1);
     });

@@ -50,7 +50,7 @@ __device__ __forceinline__ AttnWgmmaTile attn_wgmma_tile_at(const AttnParams& p,
     w.k_tok0 = p.cu_seqlens_k[w.b];
     w.seq_kv = p.cu_seqlens_k[w.b + 1] - w.k_tok0;
   }
-  // (Causal tiles' work grows with their index, at both alignments.)
+  // (A causal tile's work never decreases with its index, at both alignments.)
   const int own_tiles = (w.seq_q + CtaQ - 1) / CtaQ;
   w.qt = qi;
   if (Mask != 0 && order == AttnTileOrder::pairs) {

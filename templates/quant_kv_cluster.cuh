@@ -126,10 +126,17 @@ __global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim>())
   cluster::wait();
   // The (b, h)'s statistic from every chunk's partial in chunk order, as reduce_chunks takes them.
   if (has_stat && tid < HeadDim) {
+    // Every partial's load in flight before the first use (one round trip, not one per chunk), then
+    // the sum or max in chunk order from 0.
+    float x[kv_cluster_max_chunks()];
+#pragma unroll
+    for (int c = 0; c < kv_cluster_max_chunks(); ++c) {
+      x[c] = c < n_chunks ? cluster::load_f32(&s_chunk[tid], static_cast<unsigned int>(c)) : 0.0f;
+    }
     float r = 0.0f;
-    for (int c = 0; c < n_chunks; ++c) {
-      const float x = cluster::load_f32(&s_chunk[tid], static_cast<unsigned int>(c));
-      r = is_k ? add_rn(r, x) : max_f(r, x);
+#pragma unroll
+    for (int c = 0; c < kv_cluster_max_chunks(); ++c) {
+      if (c < n_chunks) r = is_k ? add_rn(r, x[c]) : max_f(r, x[c]);
     }
     // No keys: quant_stats' defined statistics (k_mean 0, v_scale kMinScale).
     if (is_k) {

@@ -168,10 +168,11 @@ __device__ __forceinline__ void quantize_rows(const u32x4 (&data)[Passes][HeadDi
         float y[8];
         smoothed(data[k][j], mu, y);
         if constexpr (Bits == 8 && Terms == 1) {
-          w0 = pack_int8x4(mul_rn(y[0], inv[k]), mul_rn(y[1], inv[k]), mul_rn(y[2], inv[k]),
-                           mul_rn(y[3], inv[k]));
-          w1 = pack_int8x4(mul_rn(y[4], inv[k]), mul_rn(y[5], inv[k]), mul_rn(y[6], inv[k]),
-                           mul_rn(y[7], inv[k]));
+          // (The group's scale is at least its max |y| / 127: pack_int8x4_scaled applies.)
+          w0 = pack_int8x4_scaled(mul_rn(y[0], inv[k]), mul_rn(y[1], inv[k]), mul_rn(y[2], inv[k]),
+                                  mul_rn(y[3], inv[k]));
+          w1 = pack_int8x4_scaled(mul_rn(y[4], inv[k]), mul_rn(y[5], inv[k]), mul_rn(y[6], inv[k]),
+                                  mul_rn(y[7], inv[k]));
         } else if constexpr (Bits == 8) {
           // The value and the residual of the product it rounds (exact: f and q lie within 0.5 of
           // each other), scaled by 256 (exact).

@@ -66,8 +66,8 @@ AttnSpec attention_spec(const TensorRef& q, const TensorRef& k, const TensorRef&
 // lse[h·total_q + cu_seqlens_q[b] + i]). A sequence with queries but no keys gets output 0 and LSE
 // −inf; one without queries writes nothing. The offsets are validated from their host copy before
 // anything else (no device synchronization); the kernels read the device copy.
-// Runs on the portable mma.sync kernel on every arch for now (the sm_90a wgmma kernel does not
-// take varlen yet).
+// Runs on the kernel `attention` would choose for a padded batch of the longest sequences (on sm_90a
+// the wgmma kernels, whose tiles stay within one sequence).
 void attention_varlen(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse,
                       const VarlenBatch& varlen, const AttentionOptions& options, CUstream stream);
 

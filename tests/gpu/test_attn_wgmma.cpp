@@ -49,6 +49,7 @@ struct Case {
   int cta_k = kCtaK;        // keys per K/V block: 128, or 64 (head dim 256 needs it)
   int persistent_ctas = 0;  // CTAs of a persistent launch; 0: one per resident slot of the GPU
   int single_ctas = 0;      // > 0: the single-warpgroup kernel (attn_wgmma_single.cuh), this many CTAs per SM
+  int lpt_heads = 0;        // the single kernel's causal groups of (b, h) (attn_wgmma_tile_lpt; 0: one)
   std::uint32_t seed = 1;
   int cta_q() const { return kernels::kWgmmaRowsPerWg * consumers; }
   std::string describe() const {
@@ -57,7 +58,8 @@ struct Case {
                        (persistent ? fmt::format(" persistent({})", persistent_ctas) : std::string()) +
                            (rowsum_mma ? "" : " rowsum=fadd") + (pv_f16 ? " pv=f16" : "") +
                            (qk_terms == 2 ? " qk=int8x2" : "") + (cta_k != kCtaK ? fmt::format(" cta_k={}", cta_k) : "") +
-                           (single_ctas > 0 ? fmt::format(" single({} CTAs/SM)", single_ctas) : ""));
+                           (single_ctas > 0 ? fmt::format(" single({} CTAs/SM)", single_ctas) : "") +
+                           (lpt_heads > 0 ? fmt::format(" lpt_heads={}", lpt_heads) : ""));
   }
 };
 
@@ -136,6 +138,7 @@ struct Problem {
     p.batch = B, p.heads_q = c.heads_q, p.heads_kv = c.heads_kv;
     p.seq_q = c.seq_q, p.seq_kv = c.seq_kv, p.seq_q_pad = quant.seq_q_pad, p.seq_kv_pad = quant.seq_kv_pad;
     p.sm_scale = 1.0f / std::sqrt(static_cast<float>(D));
+    p.lpt_heads = c.lpt_heads;
 
     maps = wgmma_tensor_maps(quant, std::uint64_t(B) * c.heads_q, std::uint64_t(B) * c.heads_kv, D, c.qk_terms,
                              c.cta_k, c.pv_f16 ? &tv : nullptr);
@@ -574,6 +577,13 @@ TEST_CASE("attn_wgmma_single: the single-warpgroup kernel matches the float64 re
     run_accuracy(one_block);
     one_block.seq_q = 4097, one_block.seq_kv = 4097, one_block.mask = 0, one_block.lse = false, one_block.seed = seed++;
     run_accuracy(one_block);  // many blocks per tile: the one K and V buffers reloaded 32 times
+    for (int mask : {1, 2}) {
+      Case groups;  // causal longest first over 15 (b, h) in groups of 4: the last group has 3
+      groups.consumers = 1, groups.single_ctas = d == 64 ? 4 : 3, groups.head_dim = d, groups.mask = mask;
+      groups.batch = 3, groups.heads_q = 5, groups.heads_kv = 5, groups.seq_q = 450, groups.seq_kv = 520;
+      groups.lpt_heads = 4, groups.seed = seed++;
+      run_accuracy(groups);
+    }
   }
 }
 
