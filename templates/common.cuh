@@ -217,35 +217,20 @@ __device__ __forceinline__ int round_clamp(float x, int limit) {
 __device__ __forceinline__ int8_t to_int8(float x) {
   return static_cast<int8_t>(round_clamp(x, static_cast<int>(layout::kInt8Max)));
 }
-// Four values as to_int8 converts each (round to nearest even, NaN to 0, clamped to [-127, 127]),
-// x0 in the low byte, in about half the instructions: ptxas fuses cvt.rni and cvt.pack.sat into
-// F2IP, which saturates to [-128, 127]; the lower clamp, taken first with max.NaN (which keeps a
-// NaN, converted to 0), is the one the saturation lacks.
-__device__ __forceinline__ uint32_t pack_int8x4(float x0, float x1, float x2, float x3) {
-  int i[4];
-  const float x[4] = {x0, x1, x2, x3};
-#pragma unroll
-  for (int n = 0; n < 4; ++n) {
-    float c;
-    asm("max.NaN.f32 %0, %1, %2;" : "=f"(c) : "f"(x[n]), "f"(-layout::kInt8Max));
-    asm("cvt.rni.s32.f32 %0, %1;" : "=r"(i[n]) : "f"(c));
-  }
-  uint32_t hi, w;
-  // cvt.pack.sat.s8.s32.b32 d, a, b, c: d = {b, a} in bytes 0 and 1, c's low 16 bits above.
-  asm("cvt.pack.sat.s8.s32.b32 %0, %1, %2, %3;" : "=r"(hi) : "r"(i[3]), "r"(i[2]), "r"(0u));
-  asm("cvt.pack.sat.s8.s32.b32 %0, %1, %2, %3;" : "=r"(w) : "r"(i[1]), "r"(i[0]), "r"(hi));
-  return w;
-}
-// pack_int8x4 for values of a scale group already divided by its scale, where the scale is at least
-// the group's max |x| / 127 (divisions and the product correctly rounded: |x| <= 127·(1 + 2⁻²²) <
-// 127.5), or NaN: F2IP's saturation then never applies and the lower clamp is not needed (NaN and
-// ±inf·0 convert to 0 either way). Bit for bit to_int8 on such inputs; 4 instructions fewer.
+// Four values of a scale group already divided by its scale, as to_int8 converts each (round to
+// nearest even, NaN to 0, clamped to [-127, 127]), x0 in the low byte, in fewer instructions:
+// ptxas fuses cvt.rni and cvt.pack.sat into F2IP, which saturates to [-128, 127].
+// The scale must be at least the group's max |x| / 127, with the divisions and the product
+// correctly rounded: then |x| <= 127·(1 + 2⁻²²) < 127.5, so -128 never occurs and to_int8's lower
+// clamp is not needed (NaN, and ±inf·0, convert to 0 either way). quantize_rows and the fused-Q
+// prologue compute their scales so.
 __device__ __forceinline__ uint32_t pack_int8x4_scaled(float x0, float x1, float x2, float x3) {
   int i[4];
   const float x[4] = {x0, x1, x2, x3};
 #pragma unroll
   for (int n = 0; n < 4; ++n) asm("cvt.rni.s32.f32 %0, %1;" : "=r"(i[n]) : "f"(x[n]));
   uint32_t hi, w;
+  // cvt.pack.sat.s8.s32.b32 d, a, b, c: d = {b, a} in bytes 0 and 1, c's low 16 bits above.
   asm("cvt.pack.sat.s8.s32.b32 %0, %1, %2, %3;" : "=r"(hi) : "r"(i[3]), "r"(i[2]), "r"(0u));
   asm("cvt.pack.sat.s8.s32.b32 %0, %1, %2, %3;" : "=r"(w) : "r"(i[1]), "r"(i[0]), "r"(hi));
   return w;
