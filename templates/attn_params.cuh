@@ -34,12 +34,15 @@
 // sequence's end exit.
 #pragma once
 
-#ifndef __CUDACC_RTC__
+#ifndef __CUDACC_RTC__  // host code (the runtime; CPU tests of attn_wgmma_tile.cuh's tile orders)
 #ifndef __host__
 #define __host__
 #endif
 #ifndef __device__
 #define __device__
+#endif
+#ifndef __forceinline__
+#define __forceinline__ inline
 #endif
 #endif
 
