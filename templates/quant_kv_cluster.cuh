@@ -36,6 +36,11 @@ namespace cluster {
 // Every thread of every CTA of the cluster: arrive (releasing this thread's shared-memory writes),
 // then wait for all (acquiring theirs). Split, so that work can run between the two.
 __device__ __forceinline__ void arrive() { asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory"); }
+// An arrival that publishes nothing (no fence): for a thread whose shared-memory writes the others
+// need not see, only that it is done reading theirs (its loads' values are used before it arrives).
+__device__ __forceinline__ void arrive_relaxed() {
+  asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
+}
 __device__ __forceinline__ void wait() { asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory"); }
 // The float at `local` (a __shared__ variable) in the shared memory of the cluster's CTA `cta`.
 __device__ __forceinline__ float load_f32(const float* local, unsigned int cta) {
@@ -150,7 +155,9 @@ __global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim>())
     }
   }
   // Done with the other CTAs' shared memory: they may leave once everyone has arrived (wait below).
-  cluster::arrive();
+  // Relaxed: this arrival publishes nothing, and the remote values were used above (a release here
+  // made each CTA wait for its global stores, chunk 0's k_mean or v_scale, and cost membar stalls).
+  cluster::arrive_relaxed();
   if (tid < kMaxGroups) s_group_max[tid] = 0;
   __syncthreads();
 
