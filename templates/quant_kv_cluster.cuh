@@ -3,11 +3,16 @@
 // held in registers while the cluster agrees on K's mean and V's scale (sm_90a).
 //
 // What it computes: what quantize_kv (quant_kv.cuh) computes, bit for bit. Each CTA takes its
-// chunk's partial sum of K or max|V| with the same steps (detail::chunk_partial, reduce_warps); every
-// CTA then reads all partials of its cluster through distributed shared memory and reduces them in
-// chunk order from 0, as quantize_kv's last statistics item does; and it quantizes its chunk's K
-// rows or V tile from the registers it loaded (detail::quantize_rows, quantize_v_tile). CTA rank 0
-// of each cluster writes k_mean or v_scale.
+// chunk's partial sum of K or max|V| with the same steps (detail::chunk_partial, reduce_warps) and
+// pushes it into every CTA of its cluster (st.async into distributed shared memory, counted by each
+// receiver's mbarrier); every CTA reduces the partials in chunk order from 0, as quantize_kv's last
+// statistics item does, and quantizes its chunk's K rows or V tile from the registers it loaded
+// (detail::quantize_rows, quantize_v_tile). CTA rank 0 of each cluster writes k_mean or v_scale.
+// The pushes need no fence: an exchange by cluster barriers (partials written locally, a releasing
+// arrival, remote loads) spent ~5 µs of 45 in the release at B4 H32 D128 S1k on the H100, and this
+// form runs 45.0 → 39.5 µs there (D64 H64 47.2 → 42.5, D256 H32 88.5 → 85.3;
+// bench/results/2026-11-27-cluster-exchange-h100.md). The one cluster barrier left, right after the
+// barriers are initialized, waits under the chunk's loads.
 //
 // Why: a cluster's CTAs run at once (the hardware co-schedules them), so a chunk can stay in
 // registers across the exchange, with no tickets, flags or counters (none to clear before the
@@ -23,33 +28,37 @@
 // stats_chunks(seq_len) in 1 .. kv_cluster_max_chunks() (the longest sequence's chunks; seq_len > 0),
 // block kQuantThreads; QuantKVParams as for quantize_kv except that next_item, stats_words, lag and the
 // statistics' partials and counters are not read. Varlen: as quantize_kv (a sequence's CTAs past its
-// last chunk only take part in the cluster's barriers; a sequence with no keys gets k_mean 0 and
+// last chunk only take part in the cluster barrier; a sequence with no keys gets k_mean 0 and
 // v_scale kMinScale).
 #pragma once
 
+#include "hopper_ops.cuh"
 #include "quant_kv.cuh"
 
 namespace sagejit::kernels {
 
 namespace cluster {
 
-// Every thread of every CTA of the cluster: arrive (releasing this thread's shared-memory writes),
-// then wait for all (acquiring theirs). Split, so that work can run between the two.
-__device__ __forceinline__ void arrive() { asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory"); }
-// An arrival that publishes nothing (no fence): for a thread whose shared-memory writes the others
-// need not see, only that it is done reading theirs (its loads' values are used before it arrives).
+// Every thread of every CTA of the cluster: arrive, then wait for all (acquiring what the others
+// released before they arrived). Split, so that work can run between the two. The arrival here is
+// relaxed: what it must publish, the mbarrier initialization, is released by fence_barrier_init.
 __device__ __forceinline__ void arrive_relaxed() {
   asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
 }
 __device__ __forceinline__ void wait() { asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory"); }
-// The float at `local` (a __shared__ variable) in the shared memory of the cluster's CTA `cta`.
-__device__ __forceinline__ float load_f32(const float* local, unsigned int cta) {
+// Stores v at `local` (a __shared__ variable) in the shared memory of the cluster's CTA `cta`, its 4
+// bytes counted as a transaction of that CTA's mbarrier `bar_local` (st.async: no fence, the
+// receiver's mbarrier wait makes it visible).
+__device__ __forceinline__ void push_f32(const float* local, const unsigned long long* bar_local, unsigned int cta,
+                                         float v) {
   const unsigned int addr = static_cast<unsigned int>(__cvta_generic_to_shared(local));
-  unsigned int remote;
+  const unsigned int bar = static_cast<unsigned int>(__cvta_generic_to_shared(bar_local));
+  unsigned int remote, remote_bar;
   asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(addr), "r"(cta));
-  float v;
-  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
-  return v;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote_bar) : "r"(bar), "r"(cta));
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.f32 [%0], %1, [%2];" ::"r"(remote), "f"(v),
+               "r"(remote_bar)
+               : "memory");
 }
 
 }  // namespace cluster
@@ -71,14 +80,16 @@ __global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim>())
   constexpr int kChunks = HeadDim / 32;
   constexpr int kPasses = kStatsChunkTokens / kQuantRowSlots;
   constexpr int kMaxGroups = kStatsChunkTokens / 16 * 4;  // as quantize_kv
-  // The warps' partials and the V tile share their bytes (as quantize_kv); the CTA's partial, which
-  // the other CTAs of the cluster read, has its own.
+  // The warps' partials and the V tile share their bytes (as quantize_kv); the partials the cluster's
+  // CTAs push have their own.
   constexpr int kPartialBytes = kQuantWarps * HeadDim * 4;
   constexpr int kTileBytes = WithV ? HeadDim * kVTileTokens : 0;
   __shared__ alignas(16) unsigned char s_raw[kPartialBytes > kTileBytes ? kPartialBytes : kTileBytes];
   auto s_tile = reinterpret_cast<unsigned char (*)[kVTileTokens]>(s_raw);
   auto s_part = reinterpret_cast<float (*)[HeadDim]>(s_raw);
-  __shared__ float s_chunk[HeadDim];
+  // Every chunk's partial, pushed there by the chunk's CTA; s_bar completes when all have landed.
+  __shared__ alignas(16) float s_all[kv_cluster_max_chunks()][HeadDim];
+  __shared__ alignas(8) unsigned long long s_bar;
   __shared__ alignas(16) float s_stat[HeadDim];  // K: the mean; V: 1 / scale
   __shared__ int s_group_max[kMaxGroups];
   __shared__ float s_group_inv[kMaxGroups];
@@ -100,9 +111,23 @@ __global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim>())
   const int seq_len = sequence.len;
   // Clamped to the cluster: a device-side length beyond max_seqlen (which the host cannot check).
   const int n_chunks = stats_chunks(seq_len) < grid_chunks ? stats_chunks(seq_len) : grid_chunks;
-  const bool has_chunk = chunk < n_chunks;  // uniform over the CTA; all CTAs reach both barriers
+  const bool has_chunk = chunk < n_chunks;  // uniform over the CTA
   const int tok0 = chunk * kStatsChunkTokens;
   const int n_valid = has_chunk ? (seq_len - tok0 < kStatsChunkTokens ? seq_len - tok0 : kStatsChunkTokens) : 0;
+  // The partials' exchange, where there is a statistic, a key and more than one CTA (a launch of one
+  // chunk has no cluster; all uniform over the cluster): each CTA with a chunk arms its barrier for
+  // all n_chunks partials, and the cluster barrier (its wait below, after the loads) makes every
+  // barrier initialized before any partial is pushed.
+  const bool exchange = has_stat && n_chunks > 0 && grid_chunks > 1;
+  const unsigned int bar = static_cast<unsigned int>(__cvta_generic_to_shared(&s_bar));
+  if (exchange) {
+    if (has_chunk && tid == 0) {
+      hopper::mbarrier_init(bar, 1);
+      hopper::mbarrier_arrive_expect_tx(bar, static_cast<unsigned int>(n_chunks * HeadDim * 4));
+      hopper::fence_barrier_init();
+    }
+    cluster::arrive_relaxed();
+  }
 
   // Every load of the chunk in flight before the first use.
   const int slot = (tid >> 5) * 8 + ((tid & 31) >> 2);
@@ -123,27 +148,29 @@ __global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim>())
     }
   }
   __syncthreads();
+  float part = 0.0f;
   if (has_chunk && has_stat && tid < HeadDim) {
-    s_chunk[tid] = is_k ? detail::reduce_warps<HeadDim, true>(s_part, tid)
-                        : detail::reduce_warps<HeadDim, false>(s_part, tid);
+    part = is_k ? detail::reduce_warps<HeadDim, true>(s_part, tid) : detail::reduce_warps<HeadDim, false>(s_part, tid);
   }
-  cluster::arrive();
-  cluster::wait();
-  // The (b, h)'s statistic from every chunk's partial in chunk order, as reduce_chunks takes them.
-  if (has_stat && tid < HeadDim) {
-    // Every partial's load in flight before the first use (one round trip, not one per chunk), then
-    // the sum or max in chunk order from 0.
-    float x[kv_cluster_max_chunks()];
-#pragma unroll
-    for (int c = 0; c < kv_cluster_max_chunks(); ++c) {
-      x[c] = c < n_chunks ? cluster::load_f32(&s_chunk[tid], static_cast<unsigned int>(c)) : 0.0f;
+  if (exchange) {
+    cluster::wait();
+    if (has_chunk && tid < HeadDim) {
+      for (int c = 0; c < n_chunks; ++c) {
+        cluster::push_f32(&s_all[chunk][tid], &s_bar, static_cast<unsigned int>(c), part);
+      }
     }
+  }
+  // The (b, h)'s statistic from every chunk's partial, in chunk order from 0 as reduce_chunks takes
+  // them; where there are no keys, quant_stats' defined statistics (k_mean 0, v_scale kMinScale),
+  // written by chunk 0's CTA.
+  if (has_stat && tid < HeadDim && (has_chunk || chunk == 0)) {
     float r = 0.0f;
-#pragma unroll
-    for (int c = 0; c < kv_cluster_max_chunks(); ++c) {
-      if (c < n_chunks) r = is_k ? add_rn(r, x[c]) : max_f(r, x[c]);
+    if (has_chunk && exchange) {
+      hopper::mbarrier_wait_parity(bar, 0);
+      for (int c = 0; c < n_chunks; ++c) r = is_k ? add_rn(r, s_all[c][tid]) : max_f(r, s_all[c][tid]);
+    } else if (has_chunk) {
+      r = is_k ? add_rn(r, part) : max_f(r, part);  // the only chunk
     }
-    // No keys: quant_stats' defined statistics (k_mean 0, v_scale kMinScale).
     if (is_k) {
       const float mean = n_chunks > 0 ? detail::k_mean_of(r, seq_len) : 0.0f;
       s_stat[tid] = mean;
@@ -154,10 +181,6 @@ __global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim>())
       if (chunk == 0) p.stats.v_scale[bh * HeadDim + tid] = scale;
     }
   }
-  // Done with the other CTAs' shared memory: they may leave once everyone has arrived (wait below).
-  // Relaxed: this arrival publishes nothing, and the remote values were used above (a release here
-  // made each CTA wait for its global stores, chunk 0's k_mean or v_scale, and cost membar stalls).
-  cluster::arrive_relaxed();
   if (tid < kMaxGroups) s_group_max[tid] = 0;
   __syncthreads();
 
@@ -172,7 +195,8 @@ __global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim>())
                                            tok0, seq_pad);
     }
   }
-  cluster::wait();
+  // No final cluster barrier: no CTA reads another's shared memory, and a CTA with a chunk leaves only
+  // after every partial pushed to it has landed (its mbarrier wait above).
 }
 
 }  // namespace sagejit::kernels
