@@ -370,12 +370,12 @@ std::vector<QuantCheckCase> quant_check_cases() {
     if (!arch.has_fp8_mma()) c.options.quantize_v = false;
     cases.push_back(c);
     // With statistics to compute, also through quantize_kv's work items where the default is its
-    // cluster form (sm_90a, up to 8 chunks of keys), and through the separate statistics pass: the
-    // same bits.
+    // cluster form (sm_90a, up to kv_cluster_max_chunks(D) chunks of keys), and through the separate
+    // statistics pass: the same bits.
     if (c.options.smooth_k || c.options.quantize_v) {
       const int keys = c.lengths_kv.empty() ? c.seq_kv
                                             : *std::max_element(c.lengths_kv.begin(), c.lengths_kv.end()) + c.max_slack;
-      if (has_kv_cluster(arch) && kernels::stats_chunks(keys) <= kernels::kv_cluster_max_chunks()) {
+      if (has_kv_cluster(arch) && kernels::stats_chunks(keys) <= kernels::kv_cluster_max_chunks(c.head_dim)) {
         c.options.kv_cluster = false;
         cases.push_back(c);
       }
@@ -438,10 +438,12 @@ std::vector<QuantCheckCase> quant_check_cases() {
     c.options.lse_correction = true;
     add(c);
   }
-  // 8 chunks of keys, a partial one and exactly 1024: the largest clusters of quantize_kv_cluster.
-  for (int seq_kv : {1000, 1024}) {
+  // 8 chunks of keys, a partial one and exactly 1024: D = 256's largest clusters of
+  // quantize_kv_cluster; 16 (2k keys, a partial chunk and exact), the largest up to D = 128, which
+  // exceed the portable cluster size.
+  for (int seq_kv : {1000, 1024, 2000, 2048}) {
     QuantCheckCase c;
-    c.head_dim = seq_kv == 1000 ? 128 : 96;
+    c.head_dim = seq_kv == 1000 ? 256 : seq_kv == 1024 ? 96 : seq_kv == 2000 ? 128 : 64;
     c.batch = 3, c.heads_q = 4, c.heads_kv = 4, c.seq_q = 65, c.seq_kv = seq_kv;
     c.options.lse_correction = seq_kv == 1000;
     add(c);
@@ -492,12 +494,12 @@ std::vector<QuantCheckCase> quant_varlen_check_cases() {
     if (!arch.has_fp8_mma()) c.options.quantize_v = false;
     cases.push_back(c);
     // With statistics to compute, also through quantize_kv's work items where the default is its
-    // cluster form (sm_90a, up to 8 chunks of keys), and through the separate statistics pass: the
-    // same bits.
+    // cluster form (sm_90a, up to kv_cluster_max_chunks(D) chunks of keys), and through the separate
+    // statistics pass: the same bits.
     if (c.options.smooth_k || c.options.quantize_v) {
       const int keys = c.lengths_kv.empty() ? c.seq_kv
                                             : *std::max_element(c.lengths_kv.begin(), c.lengths_kv.end()) + c.max_slack;
-      if (has_kv_cluster(arch) && kernels::stats_chunks(keys) <= kernels::kv_cluster_max_chunks()) {
+      if (has_kv_cluster(arch) && kernels::stats_chunks(keys) <= kernels::kv_cluster_max_chunks(c.head_dim)) {
         c.options.kv_cluster = false;
         cases.push_back(c);
       }

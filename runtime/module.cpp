@@ -73,6 +73,10 @@ int Kernel::active_clusters(const LaunchConfig& c) const {
   return clusters;
 }
 
+void Kernel::allow_non_portable_clusters() const {
+  SAGEJIT_CU(cuFuncSetAttribute, function_, CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1);
+}
+
 int Kernel::attribute(CUfunction_attribute a) const {
   int value = 0;
   SAGEJIT_CU(cuFuncGetAttribute, &value, a, function_);

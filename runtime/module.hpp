@@ -44,6 +44,8 @@ class Kernel {
   // Clusters of `config`'s shape (block, shared memory, cluster_x) that the GPU holds at once; 0 when
   // it cannot hold one, or the driver refuses the shape.
   int active_clusters(const LaunchConfig& config) const;
+  // Lets its launches (and active_clusters) use clusters of more than 8 CTAs, the portable limit.
+  void allow_non_portable_clusters() const;
 
  private:
   CUfunction function_ = nullptr;

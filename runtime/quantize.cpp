@@ -38,10 +38,11 @@ struct QuantKernels {
   int kv_resident = 0;         // CTAs of quantize_kv the GPU holds at once
 };
 
-// The largest cluster of quantize_kv_cluster CTAs the GPU can hold, up to kv_cluster_max_chunks();
-// 0 if none (the call then runs quantize_kv).
-int cluster_chunks(const Kernel& kernel) {
-  for (int chunks = kernels::kv_cluster_max_chunks(); chunks >= 2; chunks /= 2) {
+// The largest cluster of quantize_kv_cluster CTAs the GPU can hold, up to kv_cluster_max_chunks(D)
+// (sizes past 8 allowed on the kernel first); 0 if none (the call then runs quantize_kv).
+int cluster_chunks(const Kernel& kernel, int head_dim) {
+  kernel.allow_non_portable_clusters();
+  for (int chunks = kernels::kv_cluster_max_chunks(head_dim); chunks >= 2; chunks /= 2) {
     LaunchConfig c{{unsigned(chunks), 1, 1}, {unsigned(kernels::kQuantThreads), 1, 1}, 0};
     c.cluster_x = unsigned(chunks);
     if (kernel.active_clusters(c) > 0) return chunks;
@@ -86,7 +87,7 @@ const QuantKernels& kernels_for(CUcontext context, const Arch& arch, DType dtype
     }
   }
   if (k.kv != nullptr) k.kv_resident = k.kv->resident_ctas(kernels::kQuantThreads, 0) * current_device_info().sm_count;
-  if (k.kv_cluster != nullptr) k.kv_cluster_chunks = cluster_chunks(*k.kv_cluster);
+  if (k.kv_cluster != nullptr) k.kv_cluster_chunks = cluster_chunks(*k.kv_cluster, head_dim);
   std::lock_guard lock(mutex);
   return cache.emplace(std::make_pair(context, variant), k).first->second;
 }

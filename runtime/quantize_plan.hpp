@@ -59,7 +59,7 @@ bool enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
 bool runs_fused_stats(const QuantizePlan& p, const QuantizeOptions& o);
 
 // Whether that one kernel is quantize_kv_cluster (quant_kv_cluster.cuh: sm_90a, at most
-// kv_cluster_max_chunks() chunks of 128 keys) rather than quantize_kv.
+// kv_cluster_max_chunks(D) chunks of 128 keys) rather than quantize_kv.
 bool runs_kv_cluster(const QuantizePlan& p, const QuantizeOptions& o);
 
 }  // namespace sagejit

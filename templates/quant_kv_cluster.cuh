@@ -1,5 +1,5 @@
-// quant_kv_cluster.cuh — quantize_kv for short key sequences (up to kv_cluster_max_chunks() chunks of
-// 128 tokens): one thread-block cluster per (b, h) and tensor, one CTA per chunk, so that K and V are
+// quant_kv_cluster.cuh — quantize_kv for short key sequences (up to kv_cluster_max_chunks(D) chunks of
+// 128 tokens: 2k keys up to D = 128, 1k at 256): one thread-block cluster per (b, h) and tensor, one CTA per chunk, so that K and V are
 // held in registers while the cluster agrees on K's mean and V's scale (sm_90a).
 //
 // What it computes: what quantize_kv (quant_kv.cuh) computes, bit for bit. Each CTA takes its
@@ -25,7 +25,7 @@
 // (bench/results/2026-11-26-levers-h100.md).
 //
 // Launch contract: grid (C · (WithV ? 2 : 1), heads, batch), cluster (C, 1, 1) with C =
-// stats_chunks(seq_len) in 1 .. kv_cluster_max_chunks() (the longest sequence's chunks; seq_len > 0),
+// stats_chunks(seq_len) in 1 .. kv_cluster_max_chunks(HeadDim) (the longest sequence's chunks; seq_len > 0),
 // block kQuantThreads; QuantKVParams as for quantize_kv except that next_item, stats_words, lag and the
 // statistics' partials and counters are not read. Varlen: as quantize_kv (a sequence's CTAs past its
 // last chunk only take part in the cluster barrier; a sequence with no keys gets k_mean 0 and
@@ -88,7 +88,7 @@ __global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim>())
   auto s_tile = reinterpret_cast<unsigned char (*)[kVTileTokens]>(s_raw);
   auto s_part = reinterpret_cast<float (*)[HeadDim]>(s_raw);
   // Every chunk's partial, pushed there by the chunk's CTA; s_bar completes when all have landed.
-  __shared__ alignas(16) float s_all[kv_cluster_max_chunks()][HeadDim];
+  __shared__ alignas(16) float s_all[kv_cluster_max_chunks(HeadDim)][HeadDim];
   __shared__ alignas(8) unsigned long long s_bar;
   __shared__ alignas(16) float s_stat[HeadDim];  // K: the mean; V: 1 / scale
   __shared__ int s_group_max[kMaxGroups];
