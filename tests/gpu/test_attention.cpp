@@ -311,7 +311,8 @@ TEST_CASE("a NaN or an infinity in Q, K or V reaches exactly the outputs that at
   // divisions infinities (templates/common.cuh), so the scales carry them there too rather than the
   // int8 conversion dropping a NaN. What is non-finite (head 0; head 1 never):
   //   Q row 37:      row 37 and maybe the rest of its scale group (per_thread: the rows equal mod 8
-  //                  in its warp's 16 or 32 rows), no row outside 32..63
+  //                  in its warp's warp_q rows, 16 or 32 by default), no row outside 32..63 (or,
+  //                  should the tile chosen have warp_q 64, outside 0..63)
   //   K key 100:     every row (K's channel mean carries it into every key of the head)
   //   V key 100, c:  channel c of every row, no other channel
   // On every kernel the GPU runs: the default (on sm_90a the single-warpgroup form at D 64 and 128,
@@ -348,8 +349,12 @@ TEST_CASE("a NaN or an infinity in Q, K or V reaches exactly the outputs that at
             };
             AttentionOptions opt;
             opt.qk = mode.qk, opt.pv = mode.pv, opt.family = family;
-            const std::string spec = attention_spec(view(q), view(k), view(v), view(o), nullptr, opt).canonical_name();
+            const AttnSpec chosen = attention_spec(view(q), view(k), view(v), view(o), nullptr, opt);
+            const std::string spec = chosen.canonical_name();
             CAPTURE(spec);
+            // Rows a Q scale group may reach: within the warp's rows, and at least the 32 the
+            // default tiles' groups stay inside (a tuned tile could have 64).
+            const int q_rows = std::max(32, chosen.tile.warp_q());
             CAPTURE(tensor);
             CAPTURE(special);
             attention(view(q), view(k), view(v), view(o), nullptr, opt, nullptr);
@@ -362,7 +367,7 @@ TEST_CASE("a NaN or an infinity in Q, K or V reaches exactly the outputs that at
                   const bool non_finite = (out[(std::size_t(h) * S + s) * D + c] & 0x7c00) == 0x7c00;
                   bool must = false, may = false;
                   if (h == 0) {
-                    if (tensor == 'q') must = s == kRow, may = s / 32 == kRow / 32;
+                    if (tensor == 'q') must = s == kRow, may = s / q_rows == kRow / q_rows;
                     if (tensor == 'k') must = true;
                     if (tensor == 'v') must = c == kChannel;
                   }
