@@ -21,8 +21,9 @@ enum class QuantOp {
   quantize_v,  // V -> e4m3, transposed and token-permuted (sm_89+)
   quantize_kv,  // K (and V with with_v) as quantize_k / quantize_v, with the statistics computed in the
                 // same kernel (quant_kv.cuh): K and V read once
-  quantize_kv_cluster,  // quantize_kv for up to 8 chunks of keys, one cluster per (b, h) and tensor that
-                        // holds its chunks in registers (quant_kv_cluster.cuh; sm_90a)
+  quantize_kv_cluster,  // quantize_kv for up to kv_cluster_max_chunks(D) chunks of keys (16; 8 at D = 256),
+                        // one cluster per (b, h) and tensor that holds its chunks in registers
+                        // (quant_kv_cluster.cuh; sm_90a)
 };
 
 std::string_view name(QuantOp op);

@@ -439,11 +439,11 @@ std::vector<QuantCheckCase> quant_check_cases() {
     add(c);
   }
   // 8 chunks of keys, a partial one and exactly 1024: D = 256's largest clusters of
-  // quantize_kv_cluster; 16 (2k keys, a partial chunk and exact), the largest up to D = 128, which
-  // exceed the portable cluster size.
-  for (int seq_kv : {1000, 1024, 2000, 2048}) {
+  // quantize_kv_cluster; 12 (a cluster size that is neither a power of two nor portable); 16 (2k keys,
+  // a partial chunk and exact), the largest up to D = 128.
+  for (int seq_kv : {1000, 1024, 1500, 2000, 2048}) {
     QuantCheckCase c;
-    c.head_dim = seq_kv == 1000 ? 256 : seq_kv == 1024 ? 96 : seq_kv == 2000 ? 128 : 64;
+    c.head_dim = seq_kv == 1000 ? 256 : seq_kv == 1024 ? 96 : seq_kv <= 2000 ? 128 : 64;
     c.batch = 3, c.heads_q = 4, c.heads_kv = 4, c.seq_q = 65, c.seq_kv = seq_kv;
     c.options.lse_correction = seq_kv == 1000;
     add(c);
@@ -537,8 +537,9 @@ std::vector<QuantCheckCase> quant_varlen_check_cases() {
       add(c);
     }
   }
-  // Short key sequences (quantize_kv_cluster on sm_90a: up to 8 chunks) with an empty one, at
-  // D = 128 and 256.
+  // Short key sequences (quantize_kv_cluster on sm_90a: up to kv_cluster_max_chunks(D) chunks) with
+  // an empty one, at D = 128 and 256; and at D = 128 a 16-CTA cluster whose sequences fill 16, 2 and
+  // 1 of its CTAs (the last pushes only to itself).
   for (int head_dim : {128, 256}) {
     QuantCheckCase c;
     c.head_dim = head_dim, c.heads_q = 2, c.heads_kv = 2;
@@ -546,6 +547,10 @@ std::vector<QuantCheckCase> quant_varlen_check_cases() {
     c.options.lse_correction = true;
     add(c);
   }
+  QuantCheckCase wide_cluster;
+  wide_cluster.head_dim = 128, wide_cluster.heads_q = 2, wide_cluster.heads_kv = 2;
+  wide_cluster.lengths_q = {70, 1, 300, 9}, wide_cluster.lengths_kv = {2000, 0, 129, 100};
+  add(wide_cluster);
   // block_k = 96 does not divide quantize_v's 128-token tile: a 100-token sequence's keys are read
   // up to round_up(100, 96) = 192, past the first V tile, which must therefore be written too.
   QuantCheckCase odd_block;

@@ -73,8 +73,8 @@ int Kernel::active_clusters(const LaunchConfig& c) const {
   return clusters;
 }
 
-void Kernel::allow_non_portable_clusters() const {
-  SAGEJIT_CU(cuFuncSetAttribute, function_, CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1);
+bool Kernel::allow_non_portable_clusters() const {
+  return driver().cuFuncSetAttribute(function_, CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1) == CUDA_SUCCESS;
 }
 
 int Kernel::attribute(CUfunction_attribute a) const {

@@ -44,8 +44,9 @@ class Kernel {
   // Clusters of `config`'s shape (block, shared memory, cluster_x) that the GPU holds at once; 0 when
   // it cannot hold one, or the driver refuses the shape.
   int active_clusters(const LaunchConfig& config) const;
-  // Lets its launches (and active_clusters) use clusters of more than 8 CTAs, the portable limit.
-  void allow_non_portable_clusters() const;
+  // Lets its launches (and active_clusters) use clusters of more than 8 CTAs, the portable limit;
+  // false where the driver refuses (then only portable sizes are asked for).
+  bool allow_non_portable_clusters() const;
 
  private:
   CUfunction function_ = nullptr;

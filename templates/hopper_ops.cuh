@@ -128,6 +128,20 @@ __device__ __forceinline__ void mbarrier_wait_parity(u32 bar, u32 parity) {
   }
 }
 
+// The same with acquire at cluster scope: for a phase completed by other CTAs of the cluster
+// (st.async's complete_tx is a release at cluster scope), whose stored data this thread then reads.
+__device__ __forceinline__ void mbarrier_wait_parity_cluster(u32 bar, u32 parity) {
+  u32 done = 0;
+  while (done == 0) {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  }
+}
+
 // Orders this thread's generic-proxy shared-memory writes before later async-proxy accesses (a TMA
 // store reading the tile, a wgmma reading an operand written with st.shared).
 __device__ __forceinline__ void fence_proxy_async_shared() {

@@ -166,7 +166,7 @@ __global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim>())
   if (has_stat && tid < HeadDim && (has_chunk || chunk == 0)) {
     float r = 0.0f;
     if (has_chunk && exchange) {
-      hopper::mbarrier_wait_parity(bar, 0);
+      hopper::mbarrier_wait_parity_cluster(bar, 0);
       for (int c = 0; c < n_chunks; ++c) r = is_k ? add_rn(r, s_all[c][tid]) : max_f(r, s_all[c][tid]);
     } else if (has_chunk) {
       r = is_k ? add_rn(r, part) : max_f(r, part);  // the only chunk
