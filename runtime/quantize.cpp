@@ -42,7 +42,7 @@ struct QuantKernels {
 // (sizes past 8 allowed on the kernel first); 0 if none (the call then runs quantize_kv).
 int cluster_chunks(const Kernel& kernel, int head_dim) {
   const int most = kernel.allow_non_portable_clusters() ? kernels::kv_cluster_max_chunks(head_dim) : 8;
-  for (int chunks = std::min(most, kernels::kv_cluster_max_chunks(head_dim)); chunks >= 2; chunks /= 2) {
+  for (int chunks = most; chunks >= 2; chunks /= 2) {
     LaunchConfig c{{unsigned(chunks), 1, 1}, {unsigned(kernels::kQuantThreads), 1, 1}, 0};
     c.cluster_x = unsigned(chunks);
     if (kernel.active_clusters(c) > 0) return chunks;

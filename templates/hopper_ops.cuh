@@ -112,33 +112,33 @@ __device__ __forceinline__ void mbarrier_arrive_expect_tx(u32 bar, u32 bytes) {
 
 // True once the phase with parity `parity` has completed. try_wait suspends the thread for a
 // system-dependent time before returning false, so a spin on it does not hammer shared memory.
+// Its acquire is at CTA scope, or with Cluster at cluster scope: for a phase completed by other CTAs
+// of the cluster (st.async's complete_tx is a release at cluster scope) whose stored data this
+// thread then reads.
+template <bool Cluster = false>
 __device__ __forceinline__ bool mbarrier_try_wait_parity(u32 bar, u32 parity) {
   u32 done;
-  asm volatile(
-      "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-      "selp.u32 %0, 1, 0, p;\n}\n"
-      : "=r"(done)
-      : "r"(bar), "r"(parity)
-      : "memory");
-  return done != 0;
-}
-
-__device__ __forceinline__ void mbarrier_wait_parity(u32 bar, u32 parity) {
-  while (!mbarrier_try_wait_parity(bar, parity)) {
-  }
-}
-
-// The same with acquire at cluster scope: for a phase completed by other CTAs of the cluster
-// (st.async's complete_tx is a release at cluster scope), whose stored data this thread then reads.
-__device__ __forceinline__ void mbarrier_wait_parity_cluster(u32 bar, u32 parity) {
-  u32 done = 0;
-  while (done == 0) {
+  if constexpr (Cluster) {
     asm volatile(
         "{\n.reg .pred p;\nmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
         "selp.u32 %0, 1, 0, p;\n}\n"
         : "=r"(done)
         : "r"(bar), "r"(parity)
         : "memory");
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  }
+  return done != 0;
+}
+
+template <bool Cluster = false>
+__device__ __forceinline__ void mbarrier_wait_parity(u32 bar, u32 parity) {
+  while (!mbarrier_try_wait_parity<Cluster>(bar, parity)) {
   }
 }
 

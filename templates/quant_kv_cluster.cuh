@@ -1,6 +1,7 @@
 // quant_kv_cluster.cuh — quantize_kv for short key sequences (up to kv_cluster_max_chunks(D) chunks of
-// 128 tokens: 2k keys up to D = 128, 1k at 256): one thread-block cluster per (b, h) and tensor, one CTA per chunk, so that K and V are
-// held in registers while the cluster agrees on K's mean and V's scale (sm_90a).
+// 128 tokens: 2k keys up to D = 128, 1k at 256): one thread-block cluster per (b, h) and tensor, one
+// CTA per chunk, so that K and V are held in registers while the cluster agrees on K's mean and V's
+// scale (sm_90a).
 //
 // What it computes: what quantize_kv (quant_kv.cuh) computes, bit for bit. Each CTA takes its
 // chunk's partial sum of K or max|V| with the same steps (detail::chunk_partial, reduce_warps) and
@@ -166,7 +167,7 @@ __global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim>())
   if (has_stat && tid < HeadDim && (has_chunk || chunk == 0)) {
     float r = 0.0f;
     if (has_chunk && exchange) {
-      hopper::mbarrier_wait_parity_cluster(bar, 0);
+      hopper::mbarrier_wait_parity</*Cluster=*/true>(bar, 0);
       for (int c = 0; c < n_chunks; ++c) r = is_k ? add_rn(r, s_all[c][tid]) : max_f(r, s_all[c][tid]);
     } else if (has_chunk) {
       r = is_k ? add_rn(r, part) : max_f(r, part);  // the only chunk
