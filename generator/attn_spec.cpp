@@ -123,10 +123,17 @@ AttnTile wgmma_default_tile(int head_dim, PvType pv, QuantType qk) {
   // f16 P·V (`sagejit tune`, H200, B4 S4096): D = 128 3 stages 1.721 ms, 4 stages 1.738, 2 stages 1.750
   // (causal: 0.961 / 0.967 / 0.965); D = 64 H64 one consumer: 2 stages 2.754, 4 stages 2.773, 3 stages 2.815
   // (within 2%: kept as for FP8).
-  // Head dim 256: blocks of 64 keys, 3 stages (H200, B4 H16 S4096, persistent). f16 P·V: 1.509 ms
-  // (2 stages 1.638; causal 0.836 / 0.859); FP8: 1.479 (4 stages non-persistent 1.475; causal 0.810 vs
-  // 0.835 with 4; S1024 0.128); two-term: 2 stages (2.231 ms).
-  if (head_dim == 256) return qk == QuantType::int8x2 ? wgmma_tile(2, 2, true, 64) : wgmma_tile(2, 3, true, 64);
+  // Head dim 256, 16-bit P·V: blocks of 64 keys, 3 stages (H200, B4 H16 S4096, persistent): 1.509 ms
+  // (2 stages 1.638; causal 0.836 / 0.859); two-term: 2 stages (2.231 ms). FP8 P·V runs in 64-register
+  // halves, so it holds 128-key blocks, which promote half as often per key (H100, B4 H16, kernel only,
+  // persistent, same call, two rounds; bench/results/2026-11-27-d256-128-key-blocks-h100.md): 2 stages of
+  // 128 keys 1.195 / 1.193 ms at 4k against 1.413 / 1.410 for 3 stages of 64 (non-persistent 1.211 /
+  // 1.229), causal 0.682 / 0.686 against 0.789 / 0.785, 2k 0.347 / 0.349 against 0.401 / 0.392,
+  // 1k 0.122 / 0.119 against 0.127 / 0.124.
+  if (head_dim == 256) {
+    if (qk == QuantType::int8x2) return wgmma_tile(2, 2, true, 64);
+    return pv == PvType::f16 ? wgmma_tile(2, 3, true, 64) : wgmma_tile(2, 2, true, 128);
+  }
   // Two-term Q/K doubles the Q tile and the K blocks: D = 128 (and 96) fit 2 stages.
   if (qk == QuantType::int8x2) return head_dim == 64 ? wgmma_tile(1, 3, true) : wgmma_tile(2, 2, true);
   // f16 P·V in the single-warpgroup form (H100, B4 S4096, same call): D = 64 H64 460–472 TOPS at 3 CTAs
@@ -206,14 +213,17 @@ void AttnSpec::validate() const {
                                                 "the same with 64 keys per block; 64x128w4s1 is the "
                                                 "single-warpgroup form (got {})", tile.name()));
     }
-    // Head dim 256: O holds 128 registers per thread, so S gets 64 keys, and the one-consumer launch
-    // budget (128 registers, what ptxas compiles for) cannot hold the m64n256 wgmma at all.
-    if (head_dim == 256 && tile.cta_k != 64) {
-      throw InvalidArgument("tile.cta_k", fmt::format("must be 64 for wgmma at head_dim 256 (got {})", tile.cta_k));
+    // Head dim 256: O holds 128 registers per thread, so with 16-bit P·V (whose A fragments take twice
+    // FP8's registers) S gets 64 keys; FP8 P·V runs in two 64-register halves and holds 128. The
+    // one-consumer launch budget (128 registers, what ptxas compiles for) cannot hold the m64n256
+    // wgmma at all.
+    if (head_dim == 256 && tile.cta_k != 64 && quant.pv != PvType::fp8_e4m3) {
+      throw InvalidArgument("tile.cta_k", fmt::format("must be 64 for wgmma at head_dim 256 with 16-bit P·V (got {})",
+                                                      tile.cta_k));
     }
     if (head_dim == 256 && consumers != 2) {
-      throw InvalidArgument("tile", fmt::format("wgmma at head_dim 256 needs two consumer warpgroups, 128x64w8 "
-                                                "(got {})", tile.name()));
+      throw InvalidArgument("tile", fmt::format("wgmma at head_dim 256 needs two consumer warpgroups, 128x64w8, or "
+                                                "128x128w8 with FP8 P·V (got {})", tile.name()));
     }
     if (tile.stages < 2 || tile.stages > 4) {
       throw InvalidArgument("tile.stages", fmt::format("must be 2, 3 or 4 for wgmma, or 1 for its single-warpgroup "

@@ -2,6 +2,8 @@
 # A/B of builds with `sagejit bench` (kernel only and end to end, as the runtime chooses the kernel):
 # for each round and each shape in SHAPES (';'-separated, sagejit tune's syntax), every build in
 # BUILDS (directories holding a sagejit binary and its libsagejit.so) in turn, one line per timing.
+# A build may carry bench arguments after a ':', comma-separated, to compare kernels of one build:
+# BUILDS="build:--family=wgmma,--tile=t128x64w8s3p build:--family=wgmma,--tile=t128x128w8s2p".
 # Each build has its own kernel cache. Output: $OUT/bench_ab.txt (or ./gpu-out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,10 +14,13 @@ IFS=';' read -ra shapes <<< "${SHAPES:-b=4 hq=32 sq=4096 d=128;b=4 hq=32 sq=1024
 cache=$(mktemp -d)
 for round in $(seq "${ROUNDS:-2}"); do
   for shape in "${shapes[@]}"; do
-    for b in "${builds[@]}"; do
+    for entry in "${builds[@]}"; do
+      b=${entry%%:*} args=""
+      [[ "$entry" == *:* ]] && args=${entry#*:}
+      # shellcheck disable=SC2086  # the extra arguments split on purpose
       line=$(SAGEJIT_CACHE_DIR="$cache/$b" LD_LIBRARY_PATH="$PWD/$b" timeout 120 "./$b/sagejit" bench \
-        --shape "$shape" --repeat "${REPEAT:-3}" 2>&1 | grep -E "kernel|end to end|error" | tr -s ' ' | paste -sd'|')
-      echo "r$round | $shape | $b | $line"
+        --shape "$shape" --repeat "${REPEAT:-3}" ${args//,/ } 2>&1 | grep -E "kernel|end to end|error" | tr -s ' ' | paste -sd'|')
+      echo "r$round | $shape | $entry | $line"
     done
   done
 done | tee "$out/bench_ab.txt"

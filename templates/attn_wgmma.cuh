@@ -73,8 +73,8 @@
 //   swizzle: Q and K W bytes (128B, 64B, 32B); V cta_k bytes (128B, or 64B for 64-key blocks).
 //
 // Cfg (every member static constexpr; AttnWgmmaCfg below is the ready-made one):
-//   int  head_dim   64, 96, 128 or 256 (cta_k 64, two consumers, no ping-pong;
-//                   FP8 P·V there runs in two halves of 128 channels, kSplitPv)
+//   int  head_dim   64, 96, 128 or 256 (two consumers, no ping-pong; cta_k 64 with 16-bit P·V;
+//                   FP8 P·V there runs in two halves of 128 channels, kSplitPv, and takes cta_k 128)
 //   int  consumers  consumer warpgroups, 1 or 2 (cta_q = 64·consumers; one consumer runs 2 CTAs/SM)
 //   int  stages     K/V ring depth, >= 2
 //   int  mask       0 none, 1 causal top-left (i sees j <= i), 2 causal bottom-right
@@ -88,7 +88,7 @@
 //                   stays, tested, for that comparison)
 //   bool pv_f16     16-bit P·V (below) instead of FP8: f16, or bf16 with out_bf16 (V has the output's dtype)
 //   int  qk_terms   1, or 2: the precise mode's two-term int8 Q/K (below; needs pv_f16, no ping-pong)
-//   int  cta_k      keys per K/V block, 128 or 64 (head dim 256: its ring and registers need 64)
+//   int  cta_k      keys per K/V block, 128 or 64 (head dim 256 with 16-bit P·V: its registers need 64)
 //
 // The f16 P·V form (Cfg::pv_f16; the pv = f16 mode on sm_90a): V is the caller's f16 tensor itself,
 // not quantized, loaded by TMA through a 4-D map over its own strides (tma_v: dims {D, seq, heads,
@@ -209,10 +209,12 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr bool kPingPong = kConsumers == 2 && Cfg::pingpong;
   static_assert(kD == 64 || kD == 96 || kD == 128 || kD == 256, "attention_wgmma: head_dim 64, 96, 128 or 256");
   static_assert(kCtaK == 64 || kCtaK == 128, "attention_wgmma: cta_k 64 or 128");
-  static_assert(kD != 256 || (kCtaK == 64 && kConsumers == 2 && !Cfg::pingpong),
-                "head_dim 256: cta_k 64, two consumers (168-register launch), no ping-pong");
+  static_assert(kD != 256 || ((kCtaK == 64 || (kCtaK == 128 && !kPvF16)) && kConsumers == 2 && !Cfg::pingpong),
+                "head_dim 256: two consumers (168-register launch), no ping-pong, cta_k 64 (or 128 with FP8 P·V)");
   // FP8 P·V at D = 256: O (128 registers) and a whole-width P·V temporary do not fit together, so P·V
   // runs in two N = 128 halves, each promoted before the next, and the block's steps run in order.
+  // With 128-key blocks the live peak is O + S (128 + 64) in the softmax and O + a half + P̃ (128 + 64
+  // + 16) in P·V, within the consumers' 240 registers; and O is promoted once per 128 keys.
   constexpr bool kSplitPv = !kPvF16 && kD == 256;
   static_assert(!kSplitPv || Cfg::rowsum_mma, "FP8 P·V at head_dim 256 takes its row sums from the tensor cores");
   static_assert(kConsumers == 1 || kConsumers == 2, "attention_wgmma: 1 or 2 consumer warpgroups");

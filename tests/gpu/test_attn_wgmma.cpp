@@ -398,6 +398,15 @@ TEST_CASE("attn_wgmma: 64-key blocks and head dim 256 match the float64 referenc
   run_accuracy(d256);
   d256.mask = 1, d256.persistent = false, d256.seq_q = d256.seq_kv = 333, d256.seed = seed++;
   run_accuracy(d256);
+  Case d256k128;  // D = 256 with FP8 P·V and 128-key blocks (2 stages): 64-register halves of P·V
+  d256k128.head_dim = 256, d256k128.stages = 2, d256k128.persistent = true, d256k128.seq_q = 1000;
+  d256k128.seq_kv = 1000, d256k128.seed = seed++;
+  run_accuracy(d256k128);
+  d256k128.mask = 2, d256k128.heads_q = 4, d256k128.heads_kv = 2, d256k128.seq_q = 700, d256k128.seq_kv = 1100;
+  d256k128.persistent_ctas = 3, d256k128.seed = seed++;
+  run_accuracy(d256k128);
+  d256k128.mask = 1, d256k128.persistent = false, d256k128.seq_q = d256k128.seq_kv = 333, d256k128.seed = seed++;
+  run_accuracy(d256k128);
   Case fp8;  // FP8 P·V with 64-key blocks, D = 128 and D = 64 (one consumer)
   fp8.cta_k = 64, fp8.stages = 4, fp8.persistent = true, fp8.seq_q = 1000, fp8.seq_kv = 1300, fp8.mask = 1;
   fp8.seed = seed++;
@@ -475,6 +484,8 @@ TEST_CASE("attn_wgmma: small shapes (the compute-sanitizer set)" * test::needs_h
   d256.mask = 2, d256.seed = seed++;
   run_accuracy(d256);
   d256.pv_f16 = false, d256.stages = 4, d256.seed = seed++;
+  run_accuracy(d256);
+  d256.cta_k = 128, d256.stages = 2, d256.seed = seed++;  // FP8 with 128-key blocks
   run_accuracy(d256);
   Case f16;  // f16 P·V, one consumer, D = 64
   f16.pv_f16 = true, f16.consumers = 1, f16.head_dim = 64, f16.seq_q = 130, f16.seq_kv = 129, f16.stages = 3;

@@ -462,12 +462,16 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK_THROWS_WITH_AS(bad.validate(),
                        doctest::Contains("argument `family`: wgmma needs sm_90a, head_dim 64, 96, 128 or 256"),
                        InvalidArgument);
-  bad = w;  // FP8 P·V at head dim 256: P·V in two halves, 64-key blocks
-  bad.head_dim = 256;
-  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("argument `tile.cta_k`: must be 64"), InvalidArgument);
-  bad.tile = wgmma_default_tile(256);
-  CHECK(bad.tile == wgmma_tile(2, 3, true, 64));
-  CHECK_NOTHROW(bad.validate());
+  AttnSpec fp8_256 = w;  // FP8 P·V at head dim 256: P·V in two halves; 128-key blocks (2 stages) or 64
+  fp8_256.head_dim = 256;
+  CHECK_NOTHROW(fp8_256.validate());
+  CHECK(wgmma_default_tile(256) == wgmma_tile(2, 2, true, 128));
+  fp8_256.tile = wgmma_tile(2, 3, true, 128);  // Q and three stages of 128-key K and V blocks: 240 KB
+  CHECK_THROWS_WITH_AS(fp8_256.validate(), doctest::Contains("bytes of shared memory per CTA"), InvalidArgument);
+  fp8_256.tile = wgmma_tile(2, 3, true, 64);
+  CHECK_NOTHROW(fp8_256.validate());
+  fp8_256.tile = wgmma_tile(1, 2, true, 128);
+  CHECK_THROWS_WITH_AS(fp8_256.validate(), doctest::Contains("needs two consumer warpgroups"), InvalidArgument);
   AttnSpec d256 = w;  // head dim 256: f16 P·V, 64-key blocks, two consumers
   d256.head_dim = 256;
   d256.quant.pv = PvType::f16;
@@ -477,7 +481,8 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK(d256.generate().source.find("static constexpr int cta_k = 64;") != std::string::npos);
   CHECK(wgmma_default_tile(256, PvType::f16) == d256.tile);
   d256.tile = wgmma_tile(2, 3, true);
-  CHECK_THROWS_WITH_AS(d256.validate(), doctest::Contains("argument `tile.cta_k`: must be 64"), InvalidArgument);
+  CHECK_THROWS_WITH_AS(d256.validate(), doctest::Contains("argument `tile.cta_k`: must be 64 for wgmma at head_dim 256 "
+                                                          "with 16-bit P·V"), InvalidArgument);
   d256.tile = wgmma_tile(1, 2, true, 64);
   CHECK_THROWS_WITH_AS(d256.validate(), doctest::Contains("needs two consumer warpgroups"), InvalidArgument);
   AttnSpec k64 = w;  // 64-key blocks at the other head dims
