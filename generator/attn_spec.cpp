@@ -124,8 +124,8 @@ AttnTile wgmma_default_tile(int head_dim, PvType pv, QuantType qk) {
   // (causal: 0.961 / 0.967 / 0.965); D = 64 H64 one consumer: 2 stages 2.754, 4 stages 2.773, 3 stages 2.815
   // (within 2%: kept as for FP8).
   // Head dim 256, 16-bit P·V: blocks of 64 keys, 3 stages (H200, B4 H16 S4096, persistent): 1.509 ms
-  // (2 stages 1.638; causal 0.836 / 0.859); two-term: 2 stages (2.231 ms). FP8 P·V runs in 64-register
-  // halves, so it holds 128-key blocks, which promote half as often per key (H100, B4 H16, kernel only,
+  // (2 stages 1.638; causal 0.836 / 0.859); two-term: 2 stages (2.231 ms). FP8 P·V (V blocks of half the
+  // bytes) holds 128-key blocks, which promote half as often per key (H100, B4 H16, kernel only,
   // persistent, same call, two rounds; bench/results/2026-11-27-d256-128-key-blocks-h100.md): 2 stages of
   // 128 keys 1.195 / 1.193 ms at 4k against 1.413 / 1.410 for 3 stages of 64 (non-persistent 1.211 /
   // 1.229), causal 0.682 / 0.686 against 0.789 / 0.785, 2k 0.347 / 0.349 against 0.401 / 0.392,
@@ -213,10 +213,11 @@ void AttnSpec::validate() const {
                                                 "the same with 64 keys per block; 64x128w4s1 is the "
                                                 "single-warpgroup form (got {})", tile.name()));
     }
-    // Head dim 256: O holds 128 registers per thread, so with 16-bit P·V (whose A fragments take twice
-    // FP8's registers) S gets 64 keys; FP8 P·V runs in two 64-register halves and holds 128. The
-    // one-consumer launch budget (128 registers, what ptxas compiles for) cannot hold the m64n256
-    // wgmma at all.
+    // Head dim 256: O holds 128 registers per thread, and the one-consumer launch budget (128
+    // registers, what ptxas compiles for) cannot hold the m64n256 wgmma at all. FP8 P·V runs in
+    // 64-channel parts beside O and holds 128-key blocks (2 stages); with 16-bit P·V (V blocks of twice
+    // the bytes) or two-term Q/K (K blocks of twice the bytes) two stages of 128 keys pass the shared
+    // memory, so S gets 64 keys.
     if (head_dim == 256 && tile.cta_k != 64 && quant.pv != PvType::fp8_e4m3) {
       throw InvalidArgument("tile.cta_k", fmt::format("must be 64 for wgmma at head_dim 256 with 16-bit P·V (got {})",
                                                       tile.cta_k));

@@ -377,7 +377,7 @@ TEST_CASE("attn_wgmma: two-term int8 Q/K with f16 P·V matches the float64 refer
 }
 
 // Blocks of 64 keys (cta_k 64): head dim 256 (16-bit P·V, O in 128 registers, Q/K as two 128B boxes;
-// FP8 P·V in two halves), and D 64/96/128 with the shorter block (64B-swizzled FP8 V rows): FP8, f16,
+// FP8 P·V in parts of 64 channels), and D 64/96/128 with the shorter block (64B-swizzled FP8 V rows): FP8, f16,
 // two-term, one consumer.
 TEST_CASE("attn_wgmma: 64-key blocks and head dim 256 match the float64 reference" * test::needs_hopper()) {
   std::uint32_t seed = 9700;
@@ -389,7 +389,7 @@ TEST_CASE("attn_wgmma: 64-key blocks and head dim 256 match the float64 referenc
   run_accuracy(c);
   c.qk_terms = 2, c.stages = 2, c.mask = 1, c.seq_q = c.seq_kv = 777, c.persistent = false, c.seed = seed++;
   run_accuracy(c);  // the precise mode
-  Case d256;  // D = 256 with FP8 P·V: P·V in two halves of 128 channels
+  Case d256;  // D = 256 with FP8 P·V: P·V in parts of 64 channels
   d256.head_dim = 256, d256.cta_k = 64, d256.stages = 4, d256.persistent = true, d256.seq_q = d256.seq_kv = 1000;
   d256.seed = seed++;
   run_accuracy(d256);
@@ -398,7 +398,7 @@ TEST_CASE("attn_wgmma: 64-key blocks and head dim 256 match the float64 referenc
   run_accuracy(d256);
   d256.mask = 1, d256.persistent = false, d256.seq_q = d256.seq_kv = 333, d256.seed = seed++;
   run_accuracy(d256);
-  Case d256k128;  // D = 256 with FP8 P·V and 128-key blocks (2 stages): 64-register halves of P·V
+  Case d256k128;  // D = 256 with FP8 P·V and 128-key blocks (2 stages)
   d256k128.head_dim = 256, d256k128.stages = 2, d256k128.persistent = true, d256k128.seq_q = 1000;
   d256k128.seq_kv = 1000, d256k128.seed = seed++;
   run_accuracy(d256k128);
@@ -479,7 +479,7 @@ TEST_CASE("attn_wgmma: small shapes (the compute-sanitizer set)" * test::needs_h
   Case d96;  // D = 96, tail rows and keys
   d96.head_dim = 96, d96.seq_q = 150, d96.seq_kv = 200, d96.mask = 2, d96.stages = 3, d96.seed = seed++;
   run_accuracy(d96);
-  Case d256;  // D = 256, 64-key blocks, tails; f16 P·V and FP8 (two halves)
+  Case d256;  // D = 256, 64-key blocks, tails; f16 P·V and FP8 (P·V in parts)
   d256.head_dim = 256, d256.cta_k = 64, d256.pv_f16 = true, d256.stages = 3, d256.seq_q = 150, d256.seq_kv = 200;
   d256.mask = 2, d256.seed = seed++;
   run_accuracy(d256);

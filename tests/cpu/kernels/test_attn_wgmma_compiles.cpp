@@ -67,12 +67,12 @@ TEST_CASE("attn_wgmma: the sm_90a kernel compiles without spills or stack, at it
     add(d, 2, 2, 2, true, true, false, true, 2, 64);
     add(d, 1, 3, 1, true, true, false, false, 1, 64);
     // head dim 96 (three 32B Q/K boxes, N = 96 P·V, 32-channel 16-bit V boxes); head dim 256 (two 128B
-    // Q/K boxes, O in 128 registers: 64-key blocks, FP8 P·V in two halves with 64- or 128-key blocks)
+    // Q/K boxes, O in 128 registers: 64-key blocks, FP8 P·V in 64-channel parts with 64- or 128-key blocks)
     if (d == 128) {
       add(256, 2, 3, 0, false, true, false, true, 1, 64);
       add(256, 2, 3, 1, true, true, true, true, 1, 64);
       add(256, 2, 2, 2, true, true, false, true, 2, 64);
-      add(256, 2, 4, 0, false, true, false, false, 1, 64);  // FP8: P·V in two halves
+      add(256, 2, 4, 0, false, true, false, false, 1, 64);  // FP8: P·V in 64-channel parts
       add(256, 2, 4, 1, true, true, true, false, 1, 64);
       add(256, 2, 2, 0, false, true, false, false, 1, 128);  // FP8 with 128-key blocks
       add(256, 2, 2, 2, true, true, true, false, 1, 128);
