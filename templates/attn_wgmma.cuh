@@ -404,7 +404,11 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     int* const my_state = &loop_state[0][vtid - 128];
     if (my_state[kSlotTile * kStateStride] >= geom[kTiles]) break;
     // The consumer index, from a fresh thread-index read (0 at compile time with one consumer).
-    auto consumer_index = [] { return kConsumers == 1 ? 0 : static_cast<int>(thread_id_x()) / 128 - 1; };
+    // Broadcast from lane 0, so that ptxas knows it is warp-uniform and builds the wgmma descriptors
+    // that depend on it in uniform registers (the CUTLASS idiom for warp-uniform indices).
+    auto consumer_index = [] {
+      return kConsumers == 1 ? 0 : __shfl_sync(0xffffffffu, static_cast<int>(thread_id_x()) / 128 - 1, 0);
+    };
     const int cw = kConsumers == 1 ? 0 : vtid / 128 - 1;
     const int ctid = vtid % 128;                 // thread within the warpgroup
     const int warp = ctid / 32, lane = ctid % 32;
@@ -686,7 +690,10 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       // 0.116 against 0.122 / 0.119). QKᵀ and softmax do not overlap P·V inside the warpgroup: the
       // other consumer's wgmmas run under this one's softmax.
       my_state[kSlotQScale * kStateStride] = __float_as_int(q_scale);
-      for (int kb = kb0; kb < kb_end; ++kb) {
+      // The ring positions broadcast from lane 0 (warp-uniform, as consumer_index): the slot's
+      // descriptors are then built in uniform registers.
+      const int ukb0 = __shfl_sync(0xffffffffu, kb0, 0), ukb_end = __shfl_sync(0xffffffffu, kb_end, 0);
+      for (int kb = ukb0; kb < ukb_end; ++kb) {
         const int stage = kb % kStages;
         const u32 parity = (kb / kStages) & 1;
         const BlockScalars bs = load_block_scalars(kb);
