@@ -157,6 +157,10 @@ def bench_row(B, H, S, D, causal, flush, mode):
     return result
 
 
+# The heads of each head dim, as the default rows run them (H32 at D 128 and 96, H64 at 64, H16 at 256).
+HEADS_OF_DIM = {64: 64, 96: 32, 128: 32, 256: 16}
+
+
 def cell(r, name):
     c = r.get(name, {})
     if "tops" in c:
@@ -173,6 +177,8 @@ def main():
     ap.add_argument("--d96", action="store_true", help="also H=32, D=96")
     ap.add_argument("--d256", action="store_true", help="also H=16, D=256")
     ap.add_argument("--seq", type=int, action="append", help="only these S (repeatable)")
+    ap.add_argument("--dim", type=int, action="append", choices=sorted(HEADS_OF_DIM),
+                    help="only these head dims, each with its H (repeatable; overrides --d96 and --d256)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--qk", default="int8", help="sagejit's Q/K type: int8 (default), int4, int8x2")
     ap.add_argument("--pv", default="default", help="sagejit's P·V type: default, fp8, f16")
@@ -208,7 +214,10 @@ def main():
     flush_buf = torch.empty(L2_FLUSH_BYTES, dtype=torch.uint8, device="cuda")
     flush = flush_buf.zero_
 
-    head_configs = [(32, 128), (64, 64)] + ([(32, 96)] if args.d96 else []) + ([(16, 256)] if args.d256 else [])
+    if args.dim:
+        head_configs = [(HEADS_OF_DIM[d], d) for d in args.dim]
+    else:
+        head_configs = [(32, 128), (64, 64)] + ([(32, 96)] if args.d96 else []) + ([(16, 256)] if args.d256 else [])
     seqs = args.seq or ([1024, 2048, 4096, 8192, 16384] + ([32768] if args.long else []))
     rows = []
     for H, D in head_configs:
