@@ -713,13 +713,16 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
         // the tensor cores while part h is promoted (O = α·O + P̃V; the row sums ride with part 0).
         constexpr int kPart = kORegs / kPvParts;
         float pv[2][kPart], lsum[4];
+        const u64 desc_v0 = make_kmajor_desc(sV + stage * kVBytes, kVSwizzle);
         auto issue_part = [&](int h, float(&acc)[kPart]) {
 #pragma unroll
           for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
           fence_operands(acc);
           if (h == 0) fence_operands(lsum);
           wgmma_fence();
-          const u64 desc_v = make_kmajor_desc(sV + stage * kVBytes + h * (kD / kPvParts) * kCtaK, kVSwizzle);
+          // From the slot's descriptor by 64-bit adds (ptxas then advances it in uniform registers
+          // instead of rebuilding each part's from its address).
+          const u64 desc_v = desc_advance(desc_v0, h * (kD / kPvParts) * kCtaK);
 #pragma unroll
           for (int k = 0; k < kPVSteps; ++k) {
             wgmma_e4m3_rs<kD / kPvParts>(acc, pa[k], desc_advance(desc_v, 32 * k), k > 0);
