@@ -67,14 +67,19 @@ __device__ __forceinline__ void push_f32(const float* local, const unsigned long
 // The register bound follows one tensor's chunk: 16 registers of data (D = 64), 5 CTAs per SM (48
 // registers); up to 32 (D = 96, 128), 4 (64); 64 at D = 256, 2 (128). (H100, 2026-11-26, B4 S1k:
 // D = 64 56.2 -> 52.3 us at 5 against 4, D = 128 52.3 -> 47.9 us at 4 against 3; 6 CTAs spill at
-// D = 64.)
-template <int HeadDim>
+// D = 64.) D = 96 (24 registers of data) fits 5 too with one-term K smoothed, the default (12 to 32
+// bytes of spill without smoothing or with two terms): H100, B4 H32, end to end, same call, three
+// rounds, 0.1240 / 0.1219 / 0.1220 -> 0.1205 / 0.1209 / 0.1206 ms at 1k, causal 0.0973 / 0.0963 /
+// 0.0974 -> 0.0942 / 0.0940 / 0.0954; 2k within the spread.
+template <int HeadDim, int Terms, bool Smooth>
 constexpr int kv_cluster_min_ctas() {
-  return kv_data_registers<HeadDim, false>() <= 16 ? 5 : kv_data_registers<HeadDim, false>() <= 32 ? 4 : 2;
+  constexpr int data = kv_data_registers<HeadDim, false>();
+  return data <= 16 || (data <= 24 && Terms == 1 && Smooth) ? 5 : data <= 32 ? 4 : 2;
 }
 
 template <typename In, int HeadDim, int Bits, int Terms, bool Smooth, bool WithV>
-__global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim>()) quantize_kv_cluster(QuantKVParams p) {
+__global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim, Terms, Smooth>())
+    quantize_kv_cluster(QuantKVParams p) {
   static_assert(HeadDim % 32 == 0 && HeadDim <= kQuantThreads, "HeadDim: multiple of 32, <= 256");
   static_assert(Smooth || WithV, "without K smoothing or FP8 V there is nothing to compute first");
   static_assert(kStatsChunkTokens == kVTileTokens, "one chunk is one V tile");
