@@ -216,8 +216,8 @@ void AttnSpec::validate() const {
     // Head dim 256: O holds 128 registers per thread, and the one-consumer launch budget (128
     // registers, what ptxas compiles for) cannot hold the m64n256 wgmma at all. FP8 P·V runs in
     // 64-channel parts beside O and holds 128-key blocks (2 stages); with 16-bit P·V (V blocks of twice
-    // the bytes) or two-term Q/K (K blocks of twice the bytes) two stages of 128 keys pass the shared
-    // memory, so S gets 64 keys.
+    // the bytes; two-term Q/K takes it too) two stages of 128 keys pass the shared memory, so S gets 64
+    // keys.
     if (head_dim == 256 && tile.cta_k != 64 && quant.pv != PvType::fp8_e4m3) {
       throw InvalidArgument("tile.cta_k", fmt::format("must be 64 for wgmma at head_dim 256 with 16-bit P·V (got {})",
                                                       tile.cta_k));

@@ -85,7 +85,7 @@ struct AttnOutput {
 
 // Which kernel template: the portable mma.sync kernel (attn_mma.cuh, every arch) or the sm_90a
 // TMA + wgmma kernel (attn_wgmma.cuh: D 64/128, INT8 QK with FP8 or f16 P·V, two-term INT8 QK with f16
-// P·V; D 96 and 256 too (256 with 64-key blocks); per-thread scales, f16/bf16 output,
+// P·V; D 96 and 256 too (256 in 128-key blocks with FP8 P·V, 64 with 16-bit); per-thread scales, f16/bf16 output,
 // no Q smoothing; tiles of 64 query rows per consumer warpgroup, optionally persistent).
 enum class AttnFamily { mma, wgmma };
 std::string_view name(AttnFamily f);
@@ -144,7 +144,7 @@ struct AttnSpec {
 // long, so on the 99 KiB archs (sm_86/89/120) int8x2 with f16 P·V gets cta_k 32 at head_dim 128 and 16
 // at 256, and cta_k 32 at 256 on sm_80 (compiled without spills in CI; their speed is unmeasured).
 // The tiles of the wgmma family: `consumers` (1 or 2) consumer warpgroups of 64 query rows, K/V
-// blocks of `cta_k` keys (128, or 64: what head dim 256 needs), `stages` K+V slots. cta_q = 64·consumers, warps_q = 4·consumers (the consumer
+// blocks of `cta_k` keys (128, or 64: what head dim 256 needs with 16-bit P·V), `stages` K+V slots. cta_q = 64·consumers, warps_q = 4·consumers (the consumer
 // warps; the kernel adds a producer warpgroup, see AttnSpec::threads()), min_ctas_per_sm 2 for one
 // consumer and 1 for two (the setmaxnreg budgets of attn_wgmma.cuh depend on it).
 // `persistent` launches one CTA per resident slot (SMs × min_ctas_per_sm), each looping over tiles
@@ -161,7 +161,8 @@ bool is_wgmma_single(const AttnTile& t);
 // and 3 CTAs per SM), and with f16 P·V at head dims 64 and 96 (3 CTAs per SM); otherwise head_dim 128 two
 // consumers, 3 stages with f16 P·V (its V blocks are twice the size), 2 with two-term int8 Q/K;
 // head_dim 64 one consumer, 3 stages; head_dim 96 with two-term Q/K two consumers, 2 stages;
-// head_dim 256 two consumers, 64 keys per block, 3 stages (2 with two-term Q/K); all of these
+// head_dim 256 two consumers, 128-key blocks and 2 stages with FP8 P·V, 64-key blocks and 3 stages
+// with f16 P·V (2 with two-term Q/K); all of these
 // persistent. (With f16 P·V at head dim 128 and at most 1k keys the runtime's policy takes the
 // single form instead, 2 CTAs per SM: autotune/problem.cpp.)
 AttnTile wgmma_default_tile(int head_dim, PvType pv = PvType::fp8_e4m3, QuantType qk = QuantType::int8);

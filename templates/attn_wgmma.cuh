@@ -88,7 +88,8 @@
 //                   stays, tested, for that comparison)
 //   bool pv_f16     16-bit P·V (below) instead of FP8: f16, or bf16 with out_bf16 (V has the output's dtype)
 //   int  qk_terms   1, or 2: the precise mode's two-term int8 Q/K (below; needs pv_f16, no ping-pong)
-//   int  cta_k      keys per K/V block, 128 or 64 (head dim 256 with 16-bit P·V: its registers need 64)
+//   int  cta_k      keys per K/V block, 128 or 64 (head dim 256 with 16-bit P·V: two stages of 128-key
+//                   blocks pass the shared memory)
 //
 // The f16 P·V form (Cfg::pv_f16; the pv = f16 mode on sm_90a): V is the caller's f16 tensor itself,
 // not quantized, loaded by TMA through a 4-D map over its own strides (tma_v: dims {D, seq, heads,
@@ -507,6 +508,12 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     // f16: pv and lsum are O and the running row sums themselves (accumulated onto, see pv_f16 above),
     // V MN-major in V16::kBoxes boxes, k16 steps of 16 key rows (16·V16::kRowBytes bytes); the ones tile is
     // read at the same place by every step.
+    // FP8: lsum = P̃_j · 1, the ones tile as B (its k-steps at the V tile's).
+    auto issue_row_sums_e4m3 = [&](float (&lsum)[4], u32 (&pa)[kPVSteps][4]) {
+      const u64 desc_ones = make_kmajor_desc(sOnes, Swizzle::b128);
+#pragma unroll
+      for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<8>(lsum, pa[k], desc_advance(desc_ones, 32 * k), k > 0);
+    };
     auto issue_pv = [&](int slot, float (&pv)[kORegs], float (&lsum)[4], u32 (&pa)[kPVSteps][4]) {
       if constexpr (kPvF16) {
         const u64 desc_v = make_mn_major_desc(sV + slot * kVBytes, V16::kSwizzle, V16::kBoxBytes);
@@ -519,13 +526,9 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
         for (int k = 0; k < kPVSteps; ++k) wgmma_f16_rs_bmn<8, Cfg::out_bf16>(lsum, pa[k], desc_ones, true);
       } else {
         const u64 desc_v = make_kmajor_desc(sV + slot * kVBytes, kVSwizzle);
-        const u64 desc_ones = make_kmajor_desc(sOnes, Swizzle::b128);
 #pragma unroll
         for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<kD>(pv, pa[k], desc_advance(desc_v, 32 * k), k > 0);
-        if constexpr (Cfg::rowsum_mma) {
-#pragma unroll
-          for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<8>(lsum, pa[k], desc_advance(desc_ones, 32 * k), k > 0);
-        }
+        if constexpr (Cfg::rowsum_mma) issue_row_sums_e4m3(lsum, pa);
       }
       wgmma_commit();
     };
@@ -666,14 +669,20 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       fence_operands(pv);
       if constexpr (Cfg::rowsum_mma) fence_operands(lsum);
     };
+    // FP8 promotion of a fresh P·V accumulator: O[first, first + N) = α·O + pv (N a multiple of 4,
+    // so that register i holds row (i / 2) % 2), and with lsum the row sums l = α·l + lsum.
+    auto promote_o = [&](int first, const float* pv, int n, const float (&alpha)[2]) {
+#pragma unroll
+      for (int i = 0; i < n; ++i) o[first + i] = o[first + i] * alpha[(i / 2) % 2] + pv[i];
+    };
+    auto promote_row_sums = [&](const float (&lsum)[4], const float (&alpha)[2]) {
+      row_sum[0] = row_sum[0] * alpha[0] + lsum[0];  // lsum[2r]: row r (columns 2t, 2t + 1 alike)
+      row_sum[1] = row_sum[1] * alpha[1] + lsum[2];
+    };
     // After P·V(kb − 1) completed: O = α_{kb−1}·O + pv, l = α_{kb−1}·l + lsum (FP8).
     auto promote = [&](const float (&pv)[kORegs], const float (&lsum)[4]) {
-#pragma unroll
-      for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha_prev[(i / 2) % 2] + pv[i];
-      if constexpr (Cfg::rowsum_mma) {
-        row_sum[0] = row_sum[0] * alpha_prev[0] + lsum[0];  // lsum[2r]: row r (columns 2t, 2t + 1 alike)
-        row_sum[1] = row_sum[1] * alpha_prev[1] + lsum[2];
-      }
+      promote_o(0, pv, kORegs, alpha_prev);
+      if constexpr (Cfg::rowsum_mma) promote_row_sums(lsum, alpha_prev);
     };
     // f16, after P·V(kb − 1) accumulated into O and l_acc: both to block kb's max, ready for P̃_kb.
     auto rescale = [&](const float (&alpha)[2]) {
@@ -703,7 +712,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
         wgmma_wait<0>();
         fence_operands(acc);
         release(smem_u32(&empty_k[stage]));
-        if (kb == kb_end - 1) release_q();
+        if (kb == ukb_end - 1) release_q();
         float s[kSRegs];
         float alpha[2];
         softmax_block(kb, bs, acc, s, alpha);
@@ -727,22 +736,14 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
           for (int k = 0; k < kPVSteps; ++k) {
             wgmma_e4m3_rs<kD / kPvParts>(acc, pa[k], desc_advance(desc_v, 32 * k), k > 0);
           }
-          if (h == 0) {
-            const u64 desc_ones = make_kmajor_desc(sOnes, Swizzle::b128);
-#pragma unroll
-            for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<8>(lsum, pa[k], desc_advance(desc_ones, 32 * k), k > 0);
-          }
+          if (h == 0) issue_row_sums_e4m3(lsum, pa);
           wgmma_commit();
         };
         auto promote_part = [&](int h, float(&acc)[kPart]) {
           fence_operands(acc);
           if (h == 0) fence_operands(lsum);
-#pragma unroll
-          for (int i = 0; i < kPart; ++i) o[h * kPart + i] = o[h * kPart + i] * alpha[(i / 2) % 2] + acc[i];
-          if (h == 0) {
-            row_sum[0] = row_sum[0] * alpha[0] + lsum[0];
-            row_sum[1] = row_sum[1] * alpha[1] + lsum[2];
-          }
+          promote_o(h * kPart, acc, kPart, alpha);
+          if (h == 0) promote_row_sums(lsum, alpha);
         };
         issue_part(0, pv[0]);
 #pragma unroll

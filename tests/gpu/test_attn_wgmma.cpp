@@ -46,7 +46,7 @@ struct Case {
   bool rowsum_mma = true;   // row sums on the tensor cores (else FADDs in the softmax)
   bool pv_f16 = false;      // f16 P·V on the caller's V (else FP8 on the quantized V)
   int qk_terms = 1;         // 2: two-term int8 Q/K (the precise mode, with pv_f16)
-  int cta_k = kCtaK;        // keys per K/V block: 128, or 64 (head dim 256 needs it)
+  int cta_k = kCtaK;        // keys per K/V block: 128, or 64 (head dim 256 with 16-bit P·V needs it)
   int persistent_ctas = 0;  // CTAs of a persistent launch; 0: one per resident slot of the GPU
   int single_ctas = 0;      // > 0: the single-warpgroup kernel (attn_wgmma_single.cuh), this many CTAs per SM
   int lpt_heads = 0;        // the single kernel's causal groups of (b, h) (attn_wgmma_tile_lpt; 0: one)

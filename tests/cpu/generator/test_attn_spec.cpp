@@ -462,7 +462,7 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK_THROWS_WITH_AS(bad.validate(),
                        doctest::Contains("argument `family`: wgmma needs sm_90a, head_dim 64, 96, 128 or 256"),
                        InvalidArgument);
-  AttnSpec fp8_256 = w;  // FP8 P·V at head dim 256: P·V in two halves; 128-key blocks (2 stages) or 64
+  AttnSpec fp8_256 = w;  // FP8 P·V at head dim 256: P·V in 64-channel parts; 128-key blocks (2 stages) or 64
   fp8_256.head_dim = 256;
   CHECK_NOTHROW(fp8_256.validate());
   CHECK(wgmma_default_tile(256) == wgmma_tile(2, 2, true, 128));
