@@ -361,28 +361,35 @@ QuantCheckReport run_quant_check(const QuantCheckCase& c) {
   return report;
 }
 
+namespace {
+
+// Appends case c with the next seed (without FP8 tensor cores, no V) and, where it computes K's mean
+// or V's scale, the same case through quantize_kv's work items where the default is its cluster form
+// (sm_90a, up to kv_cluster_max_chunks(D) chunks of keys) and through the separate statistics pass:
+// the same bits are expected from every path.
+void add_quant_case(const Arch& arch, std::uint32_t& seed, QuantCheckCase c, std::vector<QuantCheckCase>& cases) {
+  c.seed = seed++;
+  if (!arch.has_fp8_mma()) c.options.quantize_v = false;
+  cases.push_back(c);
+  if (c.options.smooth_k || c.options.quantize_v) {
+    const int keys = c.lengths_kv.empty() ? c.seq_kv
+                                          : *std::max_element(c.lengths_kv.begin(), c.lengths_kv.end()) + c.max_slack;
+    if (has_kv_cluster(arch) && kernels::stats_chunks(keys) <= kernels::kv_cluster_max_chunks(c.head_dim)) {
+      c.options.kv_cluster = false;
+      cases.push_back(c);
+    }
+    c.options.fused_stats = false;
+    cases.push_back(c);
+  }
+}
+
+}  // namespace
+
 std::vector<QuantCheckCase> quant_check_cases() {
   const Arch arch = query_device(current_device_ordinal()).arch();
   std::vector<QuantCheckCase> cases;
   std::uint32_t seed = 1000;
-  auto add = [&](QuantCheckCase c) {
-    c.seed = seed++;
-    if (!arch.has_fp8_mma()) c.options.quantize_v = false;
-    cases.push_back(c);
-    // With statistics to compute, also through quantize_kv's work items where the default is its
-    // cluster form (sm_90a, up to kv_cluster_max_chunks(D) chunks of keys), and through the separate
-    // statistics pass: the same bits.
-    if (c.options.smooth_k || c.options.quantize_v) {
-      const int keys = c.lengths_kv.empty() ? c.seq_kv
-                                            : *std::max_element(c.lengths_kv.begin(), c.lengths_kv.end()) + c.max_slack;
-      if (has_kv_cluster(arch) && kernels::stats_chunks(keys) <= kernels::kv_cluster_max_chunks(c.head_dim)) {
-        c.options.kv_cluster = false;
-        cases.push_back(c);
-      }
-      c.options.fused_stats = false;
-      cases.push_back(c);
-    }
-  };
+  auto add = [&](QuantCheckCase c) { add_quant_case(arch, seed, c, cases); };
   for (int head_dim : {64, 96, 128, 256}) {
     for (DType dtype : {DType::f16, DType::bf16}) {
       for (Layout layout : {Layout::hnd, Layout::nhd}) {
@@ -489,24 +496,7 @@ std::vector<QuantCheckCase> quant_varlen_check_cases() {
   const Arch arch = query_device(current_device_ordinal()).arch();
   std::vector<QuantCheckCase> cases;
   std::uint32_t seed = 5000;
-  auto add = [&](QuantCheckCase c) {
-    c.seed = seed++;
-    if (!arch.has_fp8_mma()) c.options.quantize_v = false;
-    cases.push_back(c);
-    // With statistics to compute, also through quantize_kv's work items where the default is its
-    // cluster form (sm_90a, up to kv_cluster_max_chunks(D) chunks of keys), and through the separate
-    // statistics pass: the same bits.
-    if (c.options.smooth_k || c.options.quantize_v) {
-      const int keys = c.lengths_kv.empty() ? c.seq_kv
-                                            : *std::max_element(c.lengths_kv.begin(), c.lengths_kv.end()) + c.max_slack;
-      if (has_kv_cluster(arch) && kernels::stats_chunks(keys) <= kernels::kv_cluster_max_chunks(c.head_dim)) {
-        c.options.kv_cluster = false;
-        cases.push_back(c);
-      }
-      c.options.fused_stats = false;
-      cases.push_back(c);
-    }
-  };
+  auto add = [&](QuantCheckCase c) { add_quant_case(arch, seed, c, cases); };
   // Mixed lengths: single tokens, partial blocks, several K-mean chunks (4097 = 16 chunks + 1), an
   // empty query sequence and an empty key sequence, GQA 2:1, the LSE correction.
   const std::vector<int> mixed_q = {1, 17, 1000, 0, 4097}, mixed_kv = {4097, 0, 33, 1, 1000};
