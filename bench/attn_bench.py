@@ -2,8 +2,8 @@
 """Speed of sagejit attention beside PyTorch SDPA (cuDNN and FLASH), same card, same run
 (DESIGN.md §3).
 
-Shapes: B=4; H=32·D=128 and H=64·D=64 (H=32·D=96 with --d96, H=16·D=256 with --d256); S in 1k..16k
-(32k with --long);
+Shapes: B=4; H=32·D=128 and H=64·D=64 (H=32·D=96 with --d96, H=16·D=256 with --d256; --dim picks
+head dims alone); S in 1k..16k (32k with --long);
 causal and not; fp16. TOPS = 4·B·H·S²·D / t, halved for causal.
 
 Columns:
@@ -12,8 +12,10 @@ Columns:
     sagejit kernel          the attention kernel alone (reuse_quantized=True after one normal call
                             on the same inputs), as SageAttention reports its speed
 
-Timing: CUDA events around each call, after warm-up; the median of >= 20 calls (more for short
-calls, about 0.25 s of calls per figure). Inputs rotate per call over >= 3 sets totalling well
+Timing: CUDA events around each call, after warm-up (and a second of GPU work before the first
+row, so that no row runs while the clocks ramp up from idle); the median of >= 20 calls (more for
+short calls, about 0.25 s of calls per figure). The SDPA backends are timed twice and keep the faster
+median: their figure at a shape moved by up to a third between runs. Inputs rotate per call over >= 3 sets totalling well
 over the 50 MB L2, so no call finds its inputs in L2. Kernel-only calls must reuse the one set
 just quantized (the library keeps one quantized copy), so there a 256 MB buffer is written
 between calls instead, outside the timed region, to evict L2.
@@ -87,6 +89,17 @@ def time_calls(fn, n_sets, before=None):
     return statistics.median(times), iters, statistics.median(host) * 1e6
 
 
+def warm_up_gpu(seconds=1.0):
+    """Busy the GPU for a second, so that the first row does not run while its clocks ramp from idle."""
+    a = torch.randn(4096, 4096, device="cuda", dtype=torch.float16)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(10):
+            a @ a
+        torch.cuda.synchronize()
+    del a
+
+
 def cosine(a, b):
     a, b = a.double().flatten(), b.double().flatten()
     return ((a @ b) / (a.norm() * b.norm())).item()
@@ -119,6 +132,12 @@ def bench_row(B, H, S, D, causal, flush, mode):
                 return F.scaled_dot_product_attention(*sets[i], is_causal=causal)
         record(name, run_sdpa)
         if "error" not in result[name]:
+            # The baselines' figure at a shape moved by up to a third between runs (H100, cuDNN at
+            # S = 1k, 2026-11-27): a second median, the faster one kept, gives them their best.
+            first = result[name]
+            record(name, run_sdpa)
+            if "error" in result[name] or result[name]["ms"] > first["ms"]:
+                result[name] = first
             outputs[name] = run_sdpa(0)
 
     # End to end. The first call compiles (or loads from the cache) the kernels: time it apart.
@@ -204,7 +223,8 @@ def main():
         "sagejit": version,
         "sagejit_mode": {"qk": args.qk, "pv": args.pv},
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "timing": f"CUDA events, {WARMUP} warm-up, median of {MIN_ITERS}..{MAX_ITERS}, "
+        "timing": f"CUDA events, {WARMUP} warm-up (and 1 s of GPU work before the first row), median of "
+                  f"{MIN_ITERS}..{MAX_ITERS}, the faster of two medians for the SDPA backends, "
                   f">= 3 rotating input sets >= {MIN_ROTATION_BYTES >> 20} MB; kernel-only: "
                   f"one quantized set, L2 evicted by a {L2_FLUSH_BYTES >> 20} MB write per call",
     }
@@ -213,6 +233,7 @@ def main():
 
     flush_buf = torch.empty(L2_FLUSH_BYTES, dtype=torch.uint8, device="cuda")
     flush = flush_buf.zero_
+    warm_up_gpu()
 
     if args.dim:
         head_configs = [(HEADS_OF_DIM[d], d) for d in args.dim]
