@@ -15,8 +15,8 @@ Columns:
 Timing: CUDA events around each call, after warm-up (and a second of GPU work before the first
 row, so that no row runs while the clocks ramp up from idle); the median of >= 20 calls (more for
 short calls, about 0.25 s of calls per figure). The SDPA backends are timed twice and keep the faster
-median: their figure at a shape moved by up to a third between runs. Inputs rotate per call over >= 3 sets totalling well
-over the 50 MB L2, so no call finds its inputs in L2. Kernel-only calls must reuse the one set
+median: their figure at a shape moved by up to a third between runs. Inputs rotate per call over >= 3
+sets totalling well over the 50 MB L2, so no call finds its inputs in L2. Kernel-only calls must reuse the one set
 just quantized (the library keeps one quantized copy), so there a 256 MB buffer is written
 between calls instead, outside the timed region, to evict L2.
 

@@ -501,6 +501,12 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
         fence_operands(acc);
       }
     };
+    // FP8: lsum = P̃_j · 1, the ones tile as B (its k-steps at the V tile's).
+    auto issue_row_sums_e4m3 = [&](float (&lsum)[4], u32 (&pa)[kPVSteps][4]) {
+      const u64 desc_ones = make_kmajor_desc(sOnes, Swizzle::b128);
+#pragma unroll
+      for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<8>(lsum, pa[k], desc_advance(desc_ones, 32 * k), k > 0);
+    };
     // Issue pv = P̃_j V_j and lsum = P̃_j · 1 (fresh fp32 accumulators) from ring slot `slot` as one
     // commit group. The row sums come from the tensor cores (m64n8: 3% more MMA work) instead of
     // 64 FADDs per thread and block, and they sum the e4m3 P̃ that P·V multiplies, so the
@@ -508,12 +514,6 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     // f16: pv and lsum are O and the running row sums themselves (accumulated onto, see pv_f16 above),
     // V MN-major in V16::kBoxes boxes, k16 steps of 16 key rows (16·V16::kRowBytes bytes); the ones tile is
     // read at the same place by every step.
-    // FP8: lsum = P̃_j · 1, the ones tile as B (its k-steps at the V tile's).
-    auto issue_row_sums_e4m3 = [&](float (&lsum)[4], u32 (&pa)[kPVSteps][4]) {
-      const u64 desc_ones = make_kmajor_desc(sOnes, Swizzle::b128);
-#pragma unroll
-      for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<8>(lsum, pa[k], desc_advance(desc_ones, 32 * k), k > 0);
-    };
     auto issue_pv = [&](int slot, float (&pv)[kORegs], float (&lsum)[4], u32 (&pa)[kPVSteps][4]) {
       if constexpr (kPvF16) {
         const u64 desc_v = make_mn_major_desc(sV + slot * kVBytes, V16::kSwizzle, V16::kBoxBytes);

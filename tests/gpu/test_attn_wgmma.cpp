@@ -389,24 +389,18 @@ TEST_CASE("attn_wgmma: 64-key blocks and head dim 256 match the float64 referenc
   run_accuracy(c);
   c.qk_terms = 2, c.stages = 2, c.mask = 1, c.seq_q = c.seq_kv = 777, c.persistent = false, c.seed = seed++;
   run_accuracy(c);  // the precise mode
-  Case d256;  // D = 256 with FP8 P·V: P·V in parts of 64 channels
-  d256.head_dim = 256, d256.cta_k = 64, d256.stages = 4, d256.persistent = true, d256.seq_q = d256.seq_kv = 1000;
-  d256.seed = seed++;
-  run_accuracy(d256);
-  d256.mask = 2, d256.heads_q = 4, d256.heads_kv = 2, d256.seq_q = 700, d256.seq_kv = 1100, d256.persistent_ctas = 3;
-  d256.seed = seed++;
-  run_accuracy(d256);
-  d256.mask = 1, d256.persistent = false, d256.seq_q = d256.seq_kv = 333, d256.seed = seed++;
-  run_accuracy(d256);
-  Case d256k128;  // D = 256 with FP8 P·V and 128-key blocks (2 stages)
-  d256k128.head_dim = 256, d256k128.stages = 2, d256k128.persistent = true, d256k128.seq_q = 1000;
-  d256k128.seq_kv = 1000, d256k128.seed = seed++;
-  run_accuracy(d256k128);
-  d256k128.mask = 2, d256k128.heads_q = 4, d256k128.heads_kv = 2, d256k128.seq_q = 700, d256k128.seq_kv = 1100;
-  d256k128.persistent_ctas = 3, d256k128.seed = seed++;
-  run_accuracy(d256k128);
-  d256k128.mask = 1, d256k128.persistent = false, d256k128.seq_q = d256k128.seq_kv = 333, d256k128.seed = seed++;
-  run_accuracy(d256k128);
+  // D = 256 with FP8 P·V (P·V in parts of 64 channels): 64-key blocks in 4 stages, 128-key blocks in 2.
+  for (int cta_k : {64, 128}) {
+    Case d256;
+    d256.head_dim = 256, d256.cta_k = cta_k, d256.stages = cta_k == 64 ? 4 : 2, d256.persistent = true;
+    d256.seq_q = d256.seq_kv = 1000, d256.seed = seed++;
+    run_accuracy(d256);
+    d256.mask = 2, d256.heads_q = 4, d256.heads_kv = 2, d256.seq_q = 700, d256.seq_kv = 1100, d256.persistent_ctas = 3;
+    d256.seed = seed++;
+    run_accuracy(d256);
+    d256.mask = 1, d256.persistent = false, d256.seq_q = d256.seq_kv = 333, d256.seed = seed++;
+    run_accuracy(d256);
+  }
   Case fp8;  // FP8 P·V with 64-key blocks, D = 128 and D = 64 (one consumer)
   fp8.cta_k = 64, fp8.stages = 4, fp8.persistent = true, fp8.seq_q = 1000, fp8.seq_kv = 1300, fp8.mask = 1;
   fp8.seed = seed++;
