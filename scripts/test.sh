@@ -7,6 +7,14 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 bash scripts/build.sh || exit 1
 python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest || exit 1
+# nvdisasm (PyPI's NVIDIA wheel, into build/tools) for the CPU suite's check of the sm_90a kernels'
+# disassembly (tests/cpu/kernels/test_wgmma_sass.cpp; without it that test is skipped).
+tools=$PWD/build/tools
+if [ -z "${SAGEJIT_NVDISASM:-}" ]; then
+  [ -x "$tools/nvidia/cu13/bin/nvdisasm" ] ||
+    python3 -m pip install -q --target "$tools" nvidia-cuda-nvdisasm==13.2.51 || exit 1
+  export SAGEJIT_NVDISASM=$tools/nvidia/cu13/bin/nvdisasm
+fi
 export SAGEJIT_CACHE_DIR=${SAGEJIT_CACHE_DIR:-$(mktemp -d)/sagejit-cache}
 export SAGEJIT_LIBRARY=$PWD/build/libsagejit.so PYTHONPATH=$PWD/python
 log=$(mktemp)
