@@ -7,13 +7,24 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 bash scripts/build.sh || exit 1
 python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest || exit 1
-# nvdisasm (PyPI's NVIDIA wheel, into build/tools) for the CPU suite's check of the sm_90a kernels'
-# disassembly (tests/cpu/kernels/test_wgmma_sass.cpp; without it that test is skipped).
-tools=$PWD/build/tools
+# nvdisasm for the CPU suite's check of the sm_90a kernels' disassembly
+# (tests/cpu/kernels/test_wgmma_sass.cpp): $SAGEJIT_NVDISASM, else the CUDA toolkit's, else NVIDIA's
+# PyPI wheel installed into build/tools. Without one that test is skipped, and this says so.
 if [ -z "${SAGEJIT_NVDISASM:-}" ]; then
-  [ -x "$tools/nvidia/cu13/bin/nvdisasm" ] ||
-    python3 -m pip install -q --target "$tools" nvidia-cuda-nvdisasm==13.2.51 || exit 1
-  export SAGEJIT_NVDISASM=$tools/nvidia/cu13/bin/nvdisasm
+  cuda_bin=${SAGEJIT_CUDA_HOME:-${CUDA_HOME:-/usr/local/cuda}}/bin/nvdisasm
+  wheel_bin=$PWD/build/tools/nvidia/cu13/bin/nvdisasm
+  if [ -x "$cuda_bin" ]; then
+    export SAGEJIT_NVDISASM=$cuda_bin
+  else
+    [ -x "$wheel_bin" ] ||
+      python3 -m pip install -q --upgrade --target "$PWD/build/tools" nvidia-cuda-nvdisasm==13.2.51 ||
+      echo "test.sh: could not install nvdisasm from PyPI" >&2
+    if [ -x "$wheel_bin" ]; then
+      export SAGEJIT_NVDISASM=$wheel_bin
+    else
+      echo "test.sh: no nvdisasm: the CPU test of the sm_90a disassembly is skipped" >&2
+    fi
+  fi
 fi
 export SAGEJIT_CACHE_DIR=${SAGEJIT_CACHE_DIR:-$(mktemp -d)/sagejit-cache}
 export SAGEJIT_LIBRARY=$PWD/build/libsagejit.so PYTHONPATH=$PWD/python
