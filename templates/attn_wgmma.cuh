@@ -204,6 +204,9 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr u32 kOBarrier = 6;                       // named barriers 6, 7: a consumer's staged O tile
   // O leaves through shared memory where it fits (attn_params.cuh), as in attn_wgmma_single.cuh.
   constexpr bool kStageO = attn_wgmma_stages_o(kD, kConsumers, kStages, kPvF16, kTerms, kCtaK);
+  // Where it does not and the consumer quantizes Q itself (nothing copies the next tile's Q into its
+  // Q tile), O leaves through that Q tile in parts (AttnWgmmaStagedOParts: head dim 256, FP8 P·V).
+  constexpr bool kStageOInQ = !kStageO && Cfg::fused_q && kD == 256 && kTerms == 1;
   static_assert(!Cfg::fused_q || (kTerms == 1 && !Cfg::write_lse),
                 "fused Q: one-term int8 Q and no LSE (its K-smoothing correction would need loop state)");
   using Regs = AttnWgmmaRegs<kConsumers>;
@@ -888,6 +891,23 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       });
       named_barrier_sync(kOBarrier + e_cw, 128);
       StagedO::store(s_o, gO, p.o_stride_s, e.q0 + kWgmmaRowsPerWg * e_cw, e.seq_q, e_vtid % 128);
+    } else if constexpr (kStageOInQ) {
+      // The first barrier: every warp of this consumer is past its last QKᵀ, which read the Q tile.
+      using Parts = AttnWgmmaStagedOParts<kD, Cfg::out_bf16>;
+      static_assert(Parts::kTileBytes == kQBytes, "an O part fills the consumer's Q tile");
+      const int e_cw = (e_vtid - 128) / 128;
+      const u32 s_o = sQ + e_cw * kQBytes;
+#pragma unroll
+      for (int part = 0; part < Parts::kParts; ++part) {
+        named_barrier_sync(kOBarrier + e_cw, 128);
+        Parts::write(s_o, part, o, inv_sum, ((e_vtid - 128) / 32) % 4, e_vtid % 32, [&](int c, float& c0, float& c1) {
+          c0 = 1.0f, c1 = 1.0f;  // f16 V is not scaled
+          if constexpr (!kPvF16) ld_shared_v2_f32(vs + 4 * (8 * c + 2 * e_t), c0, c1);
+        });
+        named_barrier_sync(kOBarrier + e_cw, 128);
+        Parts::store(s_o, part, gO, p.o_stride_s, e.q0 + kWgmmaRowsPerWg * e_cw, e.seq_q, e_vtid % 128);
+      }
+      // (The next tile's Q stores wait at the consumer's Q barrier, after every thread's last store.)
     } else {
 #pragma unroll
       for (int c = 0; c < kORegs / 4; ++c) {  // 8-channel slice c: channels 8c + 2t, 8c + 2t + 1

@@ -99,4 +99,57 @@ struct AttnWgmmaStagedO {
   }
 };
 
+// The epilogue's O tile where no staging tile fits beside the ring (head dim 256 with FP8 P·V): in
+// the warpgroup's Q tile (64 rows × 256 bytes, free after its last QKᵀ), in parts of 128 channels.
+// A part's rows are 256 bytes, unpadded; their 16-byte chunks are XOR-swizzled by row % 8, so the 8
+// rows of one stmatrix matrix still fall on distinct banks. write(part), a barrier of the
+// warpgroup, store(part), a barrier before the next part's write.
+template <int HeadDim, bool Bf16>
+struct AttnWgmmaStagedOParts {
+  static constexpr int kPartChannels = 128, kParts = HeadDim / kPartChannels;
+  static constexpr int kRowBytes = 2 * kPartChannels, kPieces = kPartChannels / 8;
+  static constexpr int kTileBytes = kWgmmaRowsPerWg * kRowBytes;
+  static_assert(HeadDim % kPartChannels == 0, "whole parts");
+
+  __device__ static mma_ops::u32 chunk_at(mma_ops::u32 tile, int row, int chunk) {
+    return tile + row * kRowBytes + ((chunk ^ (row & 7)) * 16);
+  }
+  // Channels [128·part, 128·part + 128) of AttnWgmmaStagedO::write's O (same fragment, factors).
+  template <class Scale>
+  __device__ static void write(mma_ops::u32 tile, int part, const float (&o)[HeadDim / 2], const float (&inv_sum)[2],
+                               int warp, int lane, Scale&& scale) {
+#pragma unroll
+    for (int c = part * kPieces; c < (part + 1) * kPieces; c += 2) {  // 8-channel slices c and c + 1
+      mma_ops::u32 h[2][2];
+#pragma unroll
+      for (int cc = 0; cc < 2; ++cc) {
+        float c0, c1;
+        scale(c + cc, c0, c1);
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          h[cc][r] = mma_ops::f32x2_to_half2<Bf16>(o[4 * (c + cc) + 2 * r] * (inv_sum[r] * c0),
+                                                   o[4 * (c + cc) + 2 * r + 1] * (inv_sum[r] * c1));
+        }
+      }
+      // Matrix k: rows + 8 (k % 2) of the warp's 16, slice c + k / 2; lane 8k + i addresses its row i.
+      const int k = lane / 8, row = 16 * warp + lane % 8 + 8 * (k % 2);
+      hopper::stmatrix_x4(chunk_at(tile, row, c - part * kPieces + k / 2), h[0][0], h[0][1], h[1][0], h[1][1]);
+    }
+  }
+  // The part's tile row r to channels [128·part, +128) of the caller's row row0 + r (rows >= seq_q
+  // skipped); `thread` of the warpgroup's 128.
+  __device__ static void store(mma_ops::u32 tile, int part, mma_ops::u16* out, long long stride_s, int row0, int seq_q,
+                               int thread) {
+#pragma unroll
+    for (int i = thread; i < kWgmmaRowsPerWg * kPieces; i += 128) {
+      const int r = i / kPieces, piece = i % kPieces;
+      if (row0 + r < seq_q) {
+        mma_ops::u32 v[4];
+        mma_ops::ld_shared_v4(v, chunk_at(tile, r, piece));
+        mma_ops::st_global_v4(out + static_cast<long long>(row0 + r) * stride_s + part * kPartChannels + 8 * piece, v);
+      }
+    }
+  }
+};
+
 }  // namespace sagejit::kernels

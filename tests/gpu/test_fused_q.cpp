@@ -186,6 +186,9 @@ TEST_CASE("fused_q: Q quantized inside the single-warpgroup kernel gives the sep
   c = {};
   c.head_dim = 256, c.lse = false, c.heads_q = 4, c.heads_kv = 1, c.seq_q = 700, c.seq_kv = 900;
   cases.push_back(c);
+  c = {};  // more tiles than CTAs: O leaves through the Q tile the next tile's Q then fills
+  c.head_dim = 256, c.lse = false, c.batch = 2, c.heads_q = 8, c.heads_kv = 2, c.seq_q = 2047, c.seq_kv = 1100;
+  cases.push_back(c);
   c.dtype = DType::bf16, c.layout = Layout::nhd, c.mask = Mask::causal_bottom_right;
   cases.push_back(c);
   c.lse = true, c.expect_fused = false;
