@@ -218,6 +218,9 @@ TEST_CASE("fused_q: small shapes (the compute-sanitizer set)" * test::needs_hopp
   c.head_dim = 256, c.lse = false, c.batch = 1, c.heads_q = 2, c.heads_kv = 1, c.seq_q = 130, c.seq_kv = 200;
   c.mask = Mask::causal_top_left;
   cases.push_back(c);
+  c = {};  // ... with more tiles (144) than the H100's 132 CTAs: O leaves through the Q tile a next tile refills
+  c.head_dim = 256, c.lse = false, c.batch = 1, c.heads_q = 36, c.heads_kv = 4, c.seq_q = 512, c.seq_kv = 100;
+  cases.push_back(c);
   check_fused_equals_separate(cases);
 }
 
