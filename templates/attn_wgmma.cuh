@@ -400,6 +400,10 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr int kStateStride = 128 * kConsumers;
   loop_state[kSlotTile][tid - 128] = first_tile, loop_state[kSlotDone][tid - 128] = 0;
   loop_state[kSlotRing][tid - 128] = 0;
+  // kStageOInQ: the next tile's Q rows, loaded at the start of this tile's epilogue so that their
+  // latency runs under its stores (q_next_tile: the tile they belong to, or −1).
+  FusedQRows<typename QElement<Cfg::out_bf16>::type, kD> q_next;
+  int q_next_tile = -1;
   for (;;) {
     // Everything derived from the thread index is recomputed per tile from a volatile read, so
     // that the compiler cannot hoist it out of the tile loop and keep (or spill) it across the
@@ -562,8 +566,8 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     // (with the proxy fence) makes the tile whole before the first QKᵀ reads it.
     float q_scale;
     if constexpr (Cfg::fused_q) {
-      FusedQRows<typename QElement<Cfg::out_bf16>::type, kD> q_rows;
-      q_rows.load(p, w, w.q0 + kRowsPerWg * cw, warp, g, t);
+      FusedQRows<typename QElement<Cfg::out_bf16>::type, kD>& q_rows = q_next;
+      if (!kStageOInQ || q_next_tile != tile) q_rows.load(p, w, w.q0 + kRowsPerWg * cw, warp, g, t);
       // The main loop reads k_scale ahead of the K copy it belongs to: launched programmatically, it
       // must not start before quantize_kv is complete (a no-op after the first tile).
       griddep_wait();
@@ -861,6 +865,20 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     // This thread's first row: 64·consumer + 16·warp + lane / 4 = 16·((tid − 128) / 32) + lane / 4.
     const int e_row0 = e.q0 + 16 * ((e_vtid - 128) / 32) + (e_vtid % 32) / 4;
     const int e_t = e_vtid % 4;
+    // kStageOInQ: the next tile's Q rows, in flight under this tile's stores (issued once the first
+    // part of O has left its registers, which they take).
+    // Issued on every path (the CTA's last tile reloads its own rows, a tile past a sequence's end
+    // loads nothing), so that ptxas sees q_next rewritten before each tile's use and keeps no register
+    // for it through the main loop.
+    auto load_next_q = [&] {
+      const int nt = next_tile(e_tile);
+      const bool more = nt < geom[kTiles];
+      const AttnWgmmaTile wn = attn_wgmma_tile<kCtaQ, kCtaK, Cfg::mask>(p, more ? nt : e_tile, geom[kQTiles]);
+      const int e_lane = e_vtid % 32;
+      q_next.load(p, wn, wn.q0 + kRowsPerWg * ((e_vtid - 128) / 128), ((e_vtid - 128) / 32) % 4, e_lane / 4,
+                  e_lane % 4);
+      q_next_tile = more && !wn.empty() ? nt : -1;
+    };
 
     float inv_sum[2];
 #pragma unroll
@@ -905,6 +923,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
           if constexpr (!kPvF16) ld_shared_v2_f32(vs + 4 * (8 * c + 2 * e_t), c0, c1);
         });
         named_barrier_sync(kOBarrier + e_cw, 128);
+        if (part == 0) load_next_q();
         Parts::store(s_o, part, gO, p.o_stride_s, e.q0 + kWgmmaRowsPerWg * e_cw, e.seq_q, e_vtid % 128);
       }
       // (The next tile's Q stores wait at the consumer's Q barrier, after every thread's last store.)
