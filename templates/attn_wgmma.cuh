@@ -21,8 +21,9 @@
 //                                O (two-level accumulation; the FP8 tensor-core sum keeps ~14 bits);
 //                                at D = 256 in parts of 64 channels (kSplitPv)
 //   (16-bit P·V and two-term Q/K: see below)
-//   out = O / l · v_scale        fp16 or bf16, plain 4-byte stores from registers; rows >= seq_q
-//                                not written
+//   out = O / l · v_scale        fp16 or bf16 through shared memory (a staging tile where it fits
+//                                beside the ring, else, D = 256 with fused Q, the consumer's Q tile;
+//                                4-byte stores from registers otherwise); rows >= seq_q not written
 //   lse = (m + log2 l − log2 448)·ln 2 + lse_correction      (natural log, optional)
 //
 // Roles (FlashAttention-3 §3.1; docs/hopper_kernel_plan.md §1–3). A tile is cta_q = 64·consumers
@@ -206,7 +207,8 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr bool kStageO = attn_wgmma_stages_o(kD, kConsumers, kStages, kPvF16, kTerms, kCtaK);
   // Where it does not and the consumer quantizes Q itself (nothing copies the next tile's Q into its
   // Q tile), O leaves through that Q tile in parts (AttnWgmmaStagedOParts: head dim 256, FP8 P·V).
-  constexpr bool kStageOInQ = !kStageO && Cfg::fused_q && kD == 256 && kTerms == 1;
+  constexpr bool kStageOInQ = !kStageO && Cfg::fused_q && kD == 256 && kTerms == 1 && !kPvF16;
+  using QRows = FusedQRows<typename QElement<Cfg::out_bf16>::type, kD>;
   static_assert(!Cfg::fused_q || (kTerms == 1 && !Cfg::write_lse),
                 "fused Q: one-term int8 Q and no LSE (its K-smoothing correction would need loop state)");
   using Regs = AttnWgmmaRegs<kConsumers>;
@@ -400,9 +402,10 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr int kStateStride = 128 * kConsumers;
   loop_state[kSlotTile][tid - 128] = first_tile, loop_state[kSlotDone][tid - 128] = 0;
   loop_state[kSlotRing][tid - 128] = 0;
-  // kStageOInQ: the next tile's Q rows, loaded at the start of this tile's epilogue so that their
-  // latency runs under its stores (q_next_tile: the tile they belong to, or −1).
-  FusedQRows<typename QElement<Cfg::out_bf16>::type, kD> q_next;
+  // Fused Q: the tile's Q rows. With kStageOInQ, the next tile's are loaded in this tile's epilogue
+  // (once the first part of O has left its registers) so that their latency runs under its stores;
+  // q_next_tile: the tile they belong to, or −1.
+  QRows q_next;
   int q_next_tile = -1;
   for (;;) {
     // Everything derived from the thread index is recomputed per tile from a volatile read, so
@@ -561,12 +564,13 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     const long long bh_q = w.bh_q(p), bh_kv = w.bh_kv(p, geom[kGroup]);
     // q_scale goes to loop_state only after the tile's first QKᵀ is issued: storing it here would
     // wait out the global load at every tile start (~2% at S = 4096 with the persistent schedule).
-    // Fused Q: this consumer's rows of the caller's Q, quantized into its Q tile; the barrier before
-    // the stores keeps them behind every warp's last QKᵀ of the previous tile, the one after them
-    // (with the proxy fence) makes the tile whole before the first QKᵀ reads it.
+    // Fused Q: this consumer's rows of the caller's Q (unless the previous tile's epilogue loaded
+    // them), quantized into its Q tile; the barrier before the stores keeps them behind every warp's
+    // last QKᵀ of the previous tile and, with kStageOInQ, its last shared read of the O parts staged
+    // there; the one after them (with the proxy fence) makes the tile whole before the first QKᵀ.
     float q_scale;
     if constexpr (Cfg::fused_q) {
-      FusedQRows<typename QElement<Cfg::out_bf16>::type, kD>& q_rows = q_next;
+      QRows& q_rows = q_next;
       if (!kStageOInQ || q_next_tile != tile) q_rows.load(p, w, w.q0 + kRowsPerWg * cw, warp, g, t);
       // The main loop reads k_scale ahead of the K copy it belongs to: launched programmatically, it
       // must not start before quantize_kv is complete (a no-op after the first tile).
@@ -864,19 +868,20 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     const long long e_bh_q = e.bh_q(p);
     // This thread's first row: 64·consumer + 16·warp + lane / 4 = 16·((tid − 128) / 32) + lane / 4.
     const int e_row0 = e.q0 + 16 * ((e_vtid - 128) / 32) + (e_vtid % 32) / 4;
-    const int e_t = e_vtid % 4;
+    const int e_t = e_vtid % 4, e_lane = e_vtid % 32;
+    const int e_cw = (e_vtid - 128) / 128, e_warp = ((e_vtid - 128) / 32) % 4;  // consumer, its warp
     // kStageOInQ: the next tile's Q rows, in flight under this tile's stores (issued once the first
-    // part of O has left its registers, which they take).
-    // Issued on every path (the CTA's last tile reloads its own rows, a tile past a sequence's end
-    // loads nothing), so that ptxas sees q_next rewritten before each tile's use and keeps no register
-    // for it through the main loop.
+    // part of O has left its registers, which they take). Issued on every path (past the CTA's last
+    // tile, or for a tile past a sequence's end, as rows past the sequence: zeros, no memory access),
+    // so that ptxas sees q_next rewritten before each tile's use and keeps no register for it through
+    // the main loop. (Where they issue is ptxas's choice: the spill check and the SASS test, no
+    // LDL/STL, hold them between the two parts.)
     auto load_next_q = [&] {
       const int nt = next_tile(e_tile);
       const bool more = nt < geom[kTiles];
-      const AttnWgmmaTile wn = attn_wgmma_tile<kCtaQ, kCtaK, Cfg::mask>(p, more ? nt : e_tile, geom[kQTiles]);
-      const int e_lane = e_vtid % 32;
-      q_next.load(p, wn, wn.q0 + kRowsPerWg * ((e_vtid - 128) / 128), ((e_vtid - 128) / 32) % 4, e_lane / 4,
-                  e_lane % 4);
+      AttnWgmmaTile wn = more ? attn_wgmma_tile<kCtaQ, kCtaK, Cfg::mask>(p, nt, geom[kQTiles]) : e;
+      if (!more) wn.seq_q = wn.q0;  // nothing to load
+      q_next.load(p, wn, wn.q0 + kRowsPerWg * e_cw, e_warp, e_lane / 4, e_t);
       q_next_tile = more && !wn.empty() ? nt : -1;
     };
 
@@ -895,43 +900,41 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
 
     if constexpr (!kPvF16) mbarrier_wait_parity(smem_u32(&full_vs[e_n & 1]), (e_n >> 1) & 1);
     const u32 vs = sVs + (e_n & 1) * kVsBytes;
+    // The factors of channels 8c + 2t and 8c + 2t + 1: v_scale, or 1 (f16 V is not scaled).
+    auto v_factors = [&](int c, float& c0, float& c1) {
+      c0 = 1.0f, c1 = 1.0f;
+      if constexpr (!kPvF16) ld_shared_v2_f32(vs + 4 * (8 * c + 2 * e_t), c0, c1);
+    };
     u16* gO = static_cast<u16*>(p.o) + e.q_rows_at(p, p.o_stride_b, p.o_stride_h, p.o_stride_s);
     if constexpr (kStageO) {
       // Through this consumer's staging tile (AttnWgmmaStagedO); the first barrier: its threads are
       // done reading out the previous tile's.
       using StagedO = AttnWgmmaStagedO<kD, Cfg::out_bf16>;
-      const int e_cw = (e_vtid - 128) / 128;
       const u32 s_o = sO + e_cw * kWgmmaRowsPerWg * StagedO::kRowBytes;
       named_barrier_sync(kOBarrier + e_cw, 128);
-      StagedO::write(s_o, o, inv_sum, ((e_vtid - 128) / 32) % 4, e_vtid % 32, [&](int c, float& c0, float& c1) {
-        c0 = 1.0f, c1 = 1.0f;  // f16 V is not scaled
-        if constexpr (!kPvF16) ld_shared_v2_f32(vs + 4 * (8 * c + 2 * e_t), c0, c1);
-      });
+      StagedO::write(s_o, o, inv_sum, e_warp, e_lane, v_factors);
       named_barrier_sync(kOBarrier + e_cw, 128);
       StagedO::store(s_o, gO, p.o_stride_s, e.q0 + kWgmmaRowsPerWg * e_cw, e.seq_q, e_vtid % 128);
     } else if constexpr (kStageOInQ) {
       // The first barrier: every warp of this consumer is past its last QKᵀ, which read the Q tile.
       using Parts = AttnWgmmaStagedOParts<kD, Cfg::out_bf16>;
       static_assert(Parts::kTileBytes == kQBytes, "an O part fills the consumer's Q tile");
-      const int e_cw = (e_vtid - 128) / 128;
       const u32 s_o = sQ + e_cw * kQBytes;
 #pragma unroll
       for (int part = 0; part < Parts::kParts; ++part) {
         named_barrier_sync(kOBarrier + e_cw, 128);
-        Parts::write(s_o, part, o, inv_sum, ((e_vtid - 128) / 32) % 4, e_vtid % 32, [&](int c, float& c0, float& c1) {
-          c0 = 1.0f, c1 = 1.0f;  // f16 V is not scaled
-          if constexpr (!kPvF16) ld_shared_v2_f32(vs + 4 * (8 * c + 2 * e_t), c0, c1);
-        });
+        Parts::write(s_o, part, o, inv_sum, e_warp, e_lane, v_factors);
         named_barrier_sync(kOBarrier + e_cw, 128);
         if (part == 0) load_next_q();
         Parts::store(s_o, part, gO, p.o_stride_s, e.q0 + kWgmmaRowsPerWg * e_cw, e.seq_q, e_vtid % 128);
       }
-      // (The next tile's Q stores wait at the consumer's Q barrier, after every thread's last store.)
+      // (The next tile's Q stores wait at the consumer's Q barrier, after every thread's last shared
+      // read of the parts.)
     } else {
 #pragma unroll
       for (int c = 0; c < kORegs / 4; ++c) {  // 8-channel slice c: channels 8c + 2t, 8c + 2t + 1
-        float c0 = 1.0f, c1 = 1.0f;  // f16 V is not scaled
-        if constexpr (!kPvF16) ld_shared_v2_f32(vs + 4 * (8 * c + 2 * e_t), c0, c1);
+        float c0, c1;
+        v_factors(c, c0, c1);
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
           const int row = e_row0 + 8 * r;

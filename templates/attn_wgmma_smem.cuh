@@ -1,7 +1,8 @@
 // attn_wgmma_smem.cuh — the shared-memory operand layouts both sm_90a attention kernels use
 // (attn_wgmma.cuh, attn_wgmma_single.cuh): where a QKᵀ k-step starts in a Q or K tile stored as
 // boxes, the word that fills the ones tile of the row-sum wgmma, the caller's 16-bit V as TMA
-// boxes, with the zeroing of a varlen block's tail rows, and the epilogue's staged O tile.
+// boxes, with the zeroing of a varlen block's tail rows, and the epilogue's staged O tile (padded, or
+// in parts through a Q tile).
 #pragma once
 
 #include "attn_params.cuh"
@@ -100,7 +101,8 @@ struct AttnWgmmaStagedO {
 };
 
 // The epilogue's O tile where no staging tile fits beside the ring (head dim 256 with FP8 P·V): in
-// the warpgroup's Q tile (64 rows × 256 bytes, free after its last QKᵀ), in parts of 128 channels.
+// the warpgroup's Q tile (64 rows × 256 bytes; free after its last QKᵀ when the warpgroup quantizes
+// Q itself, so that no copy refills it), in parts of 128 channels.
 // A part's rows are 256 bytes, unpadded; their 16-byte chunks are XOR-swizzled by row % 8, so the 8
 // rows of one stmatrix matrix still fall on distinct banks. write(part), a barrier of the
 // warpgroup, store(part), a barrier before the next part's write.

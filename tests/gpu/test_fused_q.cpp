@@ -186,8 +186,24 @@ TEST_CASE("fused_q: Q quantized inside the single-warpgroup kernel gives the sep
   c = {};
   c.head_dim = 256, c.lse = false, c.heads_q = 4, c.heads_kv = 1, c.seq_q = 700, c.seq_kv = 900;
   cases.push_back(c);
-  c = {};  // more tiles than CTAs: O leaves through the Q tile the next tile's Q then fills
+  // More tiles than CTAs: O leaves through the Q tile the next tile's Q then fills, and the next
+  // tile's rows are loaded in the epilogue (attn_wgmma.cuh, kStageOInQ): plain tiles; varlen, whose
+  // empty slots (a zero-length and a one-row sequence among long ones) fall between a CTA's tiles;
+  // causal pairs past the first (B4 H16 at 1k: 256 pairs); an odd tile count (an empty partner slot).
+  c = {};
   c.head_dim = 256, c.lse = false, c.batch = 2, c.heads_q = 8, c.heads_kv = 2, c.seq_q = 2047, c.seq_kv = 1100;
+  cases.push_back(c);
+  c = {};
+  c.head_dim = 256, c.lse = false, c.heads_q = 16, c.heads_kv = 4, c.layout = Layout::nhd;
+  c.varlen_q = {2000, 0, 1, 1500}, c.varlen_kv = {1000, 5, 300, 1200}, c.seq_q = 2000, c.seq_kv = 1200;
+  cases.push_back(c);
+  c = {};
+  c.head_dim = 256, c.lse = false, c.batch = 4, c.heads_q = 16, c.heads_kv = 16, c.seq_q = 1024, c.seq_kv = 1024;
+  c.mask = Mask::causal_top_left;
+  cases.push_back(c);
+  c = {};
+  c.head_dim = 256, c.lse = false, c.batch = 2, c.heads_q = 36, c.heads_kv = 4, c.seq_q = 333, c.seq_kv = 333;
+  c.mask = Mask::causal_top_left;
   cases.push_back(c);
   c.dtype = DType::bf16, c.layout = Layout::nhd, c.mask = Mask::causal_bottom_right;
   cases.push_back(c);
