@@ -47,6 +47,33 @@ struct AttnWgmmaV16 {
   }
 };
 
+// The epilogue's stmatrix writes of O, 8-channel slices [c_begin, c_end) (in pairs): o holds this
+// thread's HeadDim / 2 accumulators (lane 4g + t of warp `warp`: rows g and g + 8 of the warp's 16,
+// channels 8c + 2t and 8c + 2t + 1 in o[4c + 2r], o[4c + 2r + 1]); inv_sum: 1 / l of its two rows;
+// scale(c, c0, c1) sets the factors of channels 8c + 2t and 8c + 2t + 1 (v_scale, or 1); at(row, c)
+// is the shared address of slice c of the warpgroup's tile row `row`.
+template <int HeadDim, bool Bf16, class Scale, class At>
+__device__ __forceinline__ void stage_o_slices(const float (&o)[HeadDim / 2], const float (&inv_sum)[2], int warp,
+                                               int lane, int c_begin, int c_end, Scale&& scale, At&& at) {
+#pragma unroll
+  for (int c = c_begin; c < c_end; c += 2) {  // 8-channel slices c and c + 1
+    mma_ops::u32 h[2][2];
+#pragma unroll
+    for (int cc = 0; cc < 2; ++cc) {
+      float c0, c1;
+      scale(c + cc, c0, c1);
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        h[cc][r] = mma_ops::f32x2_to_half2<Bf16>(o[4 * (c + cc) + 2 * r] * (inv_sum[r] * c0),
+                                                 o[4 * (c + cc) + 2 * r + 1] * (inv_sum[r] * c1));
+      }
+    }
+    // Matrix k: rows + 8 (k % 2) of the warp's 16, slice c + k / 2; lane 8k + i addresses its row i.
+    const int k = lane / 8, row = 16 * warp + lane % 8 + 8 * (k % 2);
+    hopper::stmatrix_x4(at(row, c + k / 2), h[0][0], h[0][1], h[1][0], h[1][1]);
+  }
+}
+
 // The epilogue's O tile: a warpgroup's 64 rows of 16-bit O in shared memory, rows padded by 16
 // bytes (attn_wgmma_o_row_bytes) so that the 8 rows of one stmatrix matrix fall on distinct banks.
 // write() puts each warp's 16 rows there from its m64nD accumulators with stmatrix (the accumulator
@@ -59,29 +86,12 @@ struct AttnWgmmaStagedO {
   static constexpr int kRowBytes = attn_wgmma_o_row_bytes(HeadDim), kPieces = HeadDim / 8;
   static_assert(HeadDim % 16 == 0, "stmatrix takes 8-channel slices in pairs");
 
-  // o: this thread's HeadDim / 2 accumulators (lane 4g + t of warp `warp`: rows g and g + 8 of the
-  // warp's 16, channels 8c + 2t and 8c + 2t + 1 in o[4c + 2r], o[4c + 2r + 1]); inv_sum: 1 / l of its
-  // two rows; scale(c, c0, c1) sets the factors of channels 8c + 2t and 8c + 2t + 1 (v_scale, or 1).
+  // The whole tile (o, inv_sum, scale: as stage_o_slices).
   template <class Scale>
   __device__ static void write(mma_ops::u32 tile, const float (&o)[HeadDim / 2], const float (&inv_sum)[2], int warp,
                                int lane, Scale&& scale) {
-#pragma unroll
-    for (int c = 0; c < HeadDim / 8; c += 2) {  // 8-channel slices c and c + 1
-      mma_ops::u32 h[2][2];
-#pragma unroll
-      for (int cc = 0; cc < 2; ++cc) {
-        float c0, c1;
-        scale(c + cc, c0, c1);
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          h[cc][r] = mma_ops::f32x2_to_half2<Bf16>(o[4 * (c + cc) + 2 * r] * (inv_sum[r] * c0),
-                                                   o[4 * (c + cc) + 2 * r + 1] * (inv_sum[r] * c1));
-        }
-      }
-      // Matrix k: rows + 8 (k % 2) of the warp's 16, slice c + k / 2; lane 8k + i addresses its row i.
-      const int k = lane / 8, row = 16 * warp + lane % 8 + 8 * (k % 2);
-      hopper::stmatrix_x4(tile + row * kRowBytes + (c + k / 2) * 16, h[0][0], h[0][1], h[1][0], h[1][1]);
-    }
+    stage_o_slices<HeadDim, Bf16>(o, inv_sum, warp, lane, 0, HeadDim / 8, scale,
+                                  [&](int row, int slice) { return tile + row * kRowBytes + slice * 16; });
   }
 
   // Tile row r to the caller's row row0 + r (element offset (row0 + r)·stride_s from `out`), rows
@@ -116,27 +126,12 @@ struct AttnWgmmaStagedOParts {
   __device__ static mma_ops::u32 chunk_at(mma_ops::u32 tile, int row, int chunk) {
     return tile + row * kRowBytes + ((chunk ^ (row & 7)) * 16);
   }
-  // Channels [128·part, 128·part + 128) of AttnWgmmaStagedO::write's O (same fragment, factors).
+  // Channels [128·part, 128·part + 128) of O (o, inv_sum, scale: as stage_o_slices).
   template <class Scale>
   __device__ static void write(mma_ops::u32 tile, int part, const float (&o)[HeadDim / 2], const float (&inv_sum)[2],
                                int warp, int lane, Scale&& scale) {
-#pragma unroll
-    for (int c = part * kPieces; c < (part + 1) * kPieces; c += 2) {  // 8-channel slices c and c + 1
-      mma_ops::u32 h[2][2];
-#pragma unroll
-      for (int cc = 0; cc < 2; ++cc) {
-        float c0, c1;
-        scale(c + cc, c0, c1);
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          h[cc][r] = mma_ops::f32x2_to_half2<Bf16>(o[4 * (c + cc) + 2 * r] * (inv_sum[r] * c0),
-                                                   o[4 * (c + cc) + 2 * r + 1] * (inv_sum[r] * c1));
-        }
-      }
-      // Matrix k: rows + 8 (k % 2) of the warp's 16, slice c + k / 2; lane 8k + i addresses its row i.
-      const int k = lane / 8, row = 16 * warp + lane % 8 + 8 * (k % 2);
-      hopper::stmatrix_x4(chunk_at(tile, row, c - part * kPieces + k / 2), h[0][0], h[0][1], h[1][0], h[1][1]);
-    }
+    stage_o_slices<HeadDim, Bf16>(o, inv_sum, warp, lane, part * kPieces, (part + 1) * kPieces, scale,
+                                  [&](int row, int slice) { return chunk_at(tile, row, slice - part * kPieces); });
   }
   // The part's tile row r to channels [128·part, +128) of the caller's row row0 + r (rows >= seq_q
   // skipped); `thread` of the warpgroup's 128.
