@@ -74,6 +74,23 @@ __device__ __forceinline__ void stage_o_slices(const float (&o)[HeadDim / 2], co
   }
 }
 
+// The epilogue's copy of staged O to the caller: tile row r, Pieces 16-byte pieces of it (the
+// shared address at(r, piece)), to elements [8·piece, +8) of the caller's row row0 + r (offset
+// (row0 + r)·stride_s from `out`); rows >= seq_q skipped; `thread` of the warpgroup's 128.
+template <int Pieces, class At>
+__device__ __forceinline__ void store_o_rows(mma_ops::u16* out, long long stride_s, int row0, int seq_q, int thread,
+                                             At&& at) {
+#pragma unroll
+  for (int i = thread; i < kWgmmaRowsPerWg * Pieces; i += 128) {
+    const int r = i / Pieces, piece = i % Pieces;
+    if (row0 + r < seq_q) {
+      mma_ops::u32 v[4];
+      mma_ops::ld_shared_v4(v, at(r, piece));
+      mma_ops::st_global_v4(out + static_cast<long long>(row0 + r) * stride_s + 8 * piece, v);
+    }
+  }
+}
+
 // The epilogue's O tile: a warpgroup's 64 rows of 16-bit O in shared memory, rows padded by 16
 // bytes (attn_wgmma_o_row_bytes) so that the 8 rows of one stmatrix matrix fall on distinct banks.
 // write() puts each warp's 16 rows there from its m64nD accumulators with stmatrix (the accumulator
@@ -98,15 +115,8 @@ struct AttnWgmmaStagedO {
   // >= seq_q skipped; `thread` of the warpgroup's 128.
   __device__ static void store(mma_ops::u32 tile, mma_ops::u16* out, long long stride_s, int row0, int seq_q,
                                int thread) {
-#pragma unroll
-    for (int i = thread; i < kWgmmaRowsPerWg * kPieces; i += 128) {
-      const int r = i / kPieces, piece = i % kPieces;
-      if (row0 + r < seq_q) {
-        mma_ops::u32 v[4];
-        mma_ops::ld_shared_v4(v, tile + r * kRowBytes + piece * 16);
-        mma_ops::st_global_v4(out + static_cast<long long>(row0 + r) * stride_s + 8 * piece, v);
-      }
-    }
+    store_o_rows<kPieces>(out, stride_s, row0, seq_q, thread,
+                          [&](int r, int piece) { return tile + r * kRowBytes + piece * 16; });
   }
 };
 
@@ -137,15 +147,8 @@ struct AttnWgmmaStagedOParts {
   // skipped); `thread` of the warpgroup's 128.
   __device__ static void store(mma_ops::u32 tile, int part, mma_ops::u16* out, long long stride_s, int row0, int seq_q,
                                int thread) {
-#pragma unroll
-    for (int i = thread; i < kWgmmaRowsPerWg * kPieces; i += 128) {
-      const int r = i / kPieces, piece = i % kPieces;
-      if (row0 + r < seq_q) {
-        mma_ops::u32 v[4];
-        mma_ops::ld_shared_v4(v, chunk_at(tile, r, piece));
-        mma_ops::st_global_v4(out + static_cast<long long>(row0 + r) * stride_s + part * kPartChannels + 8 * piece, v);
-      }
-    }
+    store_o_rows<kPieces>(out + part * kPartChannels, stride_s, row0, seq_q, thread,
+                          [&](int r, int piece) { return chunk_at(tile, r, piece); });
   }
 };
 
