@@ -65,7 +65,7 @@ bool is_power_of_two(int x) { return x > 0 && (x & (x - 1)) == 0; }
 
 [[noreturn]] void throw_fused_q_form() {
   throw InvalidArgument("quant.fused_q", "needs the wgmma family with int8 Q/K, and for the warp-specialized tiles FP8 "
-                                         "P·V and no LSE: only those kernels quantize Q themselves");
+                                         "P·V: only those kernels quantize Q themselves");
 }
 
 }  // namespace
@@ -158,7 +158,7 @@ bool can_fuse_q(const AttnSpec& s) {
   // The warp-specialized kernel: measured faster with FP8 P·V (D 256 end to end, H100: 1k 0.2252 vs
   // 0.2322 ms, 4k 1.739 vs 1.806, 16k 22.9–23.0 vs 23.6–23.9) and slower with f16 P·V (D 128 2k
   // 0.581–0.586 vs 0.572–0.573, 4k 2.045 vs 2.002–2.013; D 256 4k 1.893–1.899 vs 1.826–1.835).
-  return is_wgmma_single(s.tile) || (!s.out.lse && s.quant.pv == PvType::fp8_e4m3);
+  return is_wgmma_single(s.tile) || s.quant.pv == PvType::fp8_e4m3;
 }
 
 bool wgmma_supports(const AttnSpec& s) {

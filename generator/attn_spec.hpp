@@ -170,9 +170,9 @@ AttnTile wgmma_default_tile(int head_dim, PvType pv = PvType::fp8_e4m3, QuantTyp
 // before choosing the sm_90a kernel.
 bool wgmma_supports(const AttnSpec& s);
 // Whether the kernel of `s` quantizes Q itself (quant.fused_q): the wgmma family with one-term int8
-// Q/K, in the single-warpgroup form always, in the warp-specialized form with FP8 P·V and no LSE
-// (the LSE's K-smoothing correction would need loop state its consumers have no room for; with f16
-// P·V it measured slower than Q's own pass).
+// Q/K, in the single-warpgroup form always, in the warp-specialized form with FP8 P·V (with f16 P·V
+// it measured slower than Q's own pass); with an LSE the kernel computes its K-smoothing correction
+// too.
 bool can_fuse_q(const AttnSpec& s);
 
 AttnTile default_tile(const Arch& arch, int head_dim, PvType pv, QuantType qk);

@@ -176,7 +176,7 @@ __host__ __device__ constexpr int attn_wgmma_min_ctas(int consumers) { return co
 // Static shared memory of the kernel, an upper bound (what ptxas reports, checked by
 // tests/cpu/kernels/test_attn_wgmma_compiles.cpp): the consumers' loop state (kWgmmaStateSlots ints
 // per consumer thread) plus 1 KiB for the mbarriers and the problem geometry.
-constexpr int kWgmmaStateSlots = 8;
+constexpr int kWgmmaStateSlots = 10;
 __host__ __device__ constexpr int attn_wgmma_static_smem_bytes(int consumers) {
   return kWgmmaStateSlots * 4 * 128 * consumers + 1024;
 }

@@ -60,9 +60,10 @@
 //   maps address them), and with varlen cu_seqlens_q / cu_seqlens_k (attn_params.cuh: the workspace
 //   keeps its padded per-batch layout, the output and LSE are packed). Not supported (host must not
 //   ask): Q smoothing, int4 Q/K, other quantization geometries. With pv_f16: p.v_scale is not read.
-//   With Cfg::fused_q (one-term Q, no LSE): each consumer quantizes its 64 rows of the caller's Q
-//   (p.q with q_stride_*, p.q_scale_multiplier; attn_wgmma_q.cuh) at every tile start, and tma_q and
-//   p.q_scale are not read. Launched programmatically after quantize_kv, the producer waits
+//   With Cfg::fused_q (one-term Q): each consumer quantizes its 64 rows of the caller's Q (p.q with
+//   q_stride_*, p.q_scale_multiplier; attn_wgmma_q.cuh) at every tile start, with an LSE also their
+//   K-smoothing correction from p.k_mean (kept in loop_state for the epilogue), and tma_q, p.q_scale
+//   and p.lse_correction are not read. Launched programmatically after quantize_kv, the producer waits
 //   (griddepcontrol.wait) before its first copy and each consumer before its first k_scale read.
 //   Tensor maps (cuTensorMapEncodeTiled, 2-D, uint8, zero OOB fill, interleave none), over the
 //   quantized workspace of quant_layout.cuh quantized with block_q = cta_q, warp_q 16, block_k = warp_k
@@ -209,8 +210,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   // Q tile), O leaves through that Q tile in parts (AttnWgmmaStagedOParts: head dim 256, FP8 P·V).
   constexpr bool kStageOInQ = !kStageO && Cfg::fused_q && kD == 256 && kTerms == 1 && !kPvF16;
   using QRows = FusedQRows<typename QElement<Cfg::out_bf16>::type, kD>;
-  static_assert(!Cfg::fused_q || (kTerms == 1 && !Cfg::write_lse),
-                "fused Q: one-term int8 Q and no LSE (its K-smoothing correction would need loop state)");
+  static_assert(!Cfg::fused_q || kTerms == 1, "fused Q: one-term int8 Q");
   using Regs = AttnWgmmaRegs<kConsumers>;
   constexpr bool kPingPong = kConsumers == 2 && Cfg::pingpong;
   static_assert(kD == 64 || kD == 96 || kD == 128 || kD == 256, "attention_wgmma: head_dim 64, 96, 128 or 256");
@@ -395,6 +395,8 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     kSlotMaskFrom,   // the first ring block that needs masking
     kSlotSeqKv,      // the tile's seq_kv: the tail mask's reference
     kSlotQScale,     // the thread's q_scale (float bits)
+    kSlotLseCorr0,   // fused Q with an LSE: the K-smoothing correction of the thread's two rows
+    kSlotLseCorr1,   //   (float bits; attn_wgmma_q.cuh, lse_correction)
     kSlots
   };
   static_assert(kSlots == kWgmmaStateSlots, "attn_params.cuh counts the loop state's slots");
@@ -579,6 +581,14 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       q_scale = q_rows.template quantize<kQKBox>(sQ + cw * kQBytes, warp, g, t, p.q_scale_multiplier);
       fence_proxy_async_shared();
       named_barrier_sync(kQBarrier + cw, 128);
+      if constexpr (Cfg::write_lse) {  // the LSE's K-smoothing correction, kept for the epilogue
+        if (p.lse != nullptr && p.k_mean != nullptr) {
+          float corr0, corr1;
+          q_rows.lse_correction(p.k_mean + bh_kv * kD, t, p.sm_scale, corr0, corr1);
+          my_state[kSlotLseCorr0 * kStateStride] = __float_as_int(corr0);
+          my_state[kSlotLseCorr1 * kStateStride] = __float_as_int(corr1);
+        }
+      }
     } else {
       q_scale = ldg_f32(p.q_scale + (bh_q * geom[kQBlocks] + w.qt) * kQGroups +
                         layout::q_group_of_row(layout::Granularity::per_thread, kRowsPerWg * cw + 16 * warp + g, 16));
@@ -895,7 +905,13 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
     }
 
     if constexpr (Cfg::write_lse) {
-      if (p.lse != nullptr && e_t == 0) store_lse(p, e, e_bh_q, e_row0, row_max, row_sum);
+      if (p.lse != nullptr && e_t == 0) {
+        // Fused Q: the correction from the tile start (Q's own pass writes p.lse_correction instead).
+        const bool own_corr = Cfg::fused_q && p.k_mean != nullptr;
+        store_lse(p, e, e_bh_q, e_row0, row_max, row_sum, own_corr,
+                  own_corr ? __int_as_float(e_state[kSlotLseCorr0 * kStateStride]) : 0.0f,
+                  own_corr ? __int_as_float(e_state[kSlotLseCorr1 * kStateStride]) : 0.0f);
+      }
     }
 
     if constexpr (!kPvF16) mbarrier_wait_parity(smem_u32(&full_vs[e_n & 1]), (e_n >> 1) & 1);

@@ -181,8 +181,8 @@ TEST_CASE("fused_q: Q quantized inside the single-warpgroup kernel gives the sep
   cases.push_back(c);
   c.dtype = DType::bf16, c.head_dim = 64;
   cases.push_back(c);
-  // The warp-specialized kernel: its consumers quantize Q with FP8 P·V and no LSE (D 256, also bf16
-  // NHD); with an LSE, or with f16 P·V (D 128 from 2k keys), it keeps the Q pass.
+  // The warp-specialized kernel: its consumers quantize Q with FP8 P·V (D 256, also bf16 NHD; with an
+  // LSE, its K-smoothing correction too); with f16 P·V (D 128 from 2k keys) it keeps the Q pass.
   c = {};
   c.head_dim = 256, c.lse = false, c.heads_q = 4, c.heads_kv = 1, c.seq_q = 700, c.seq_kv = 900;
   cases.push_back(c);
@@ -207,7 +207,9 @@ TEST_CASE("fused_q: Q quantized inside the single-warpgroup kernel gives the sep
   cases.push_back(c);
   c.dtype = DType::bf16, c.layout = Layout::nhd, c.mask = Mask::causal_bottom_right;
   cases.push_back(c);
-  c.lse = true, c.expect_fused = false;
+  c.lse = true;
+  cases.push_back(c);
+  c.smooth_k = false;  // an LSE without the correction
   cases.push_back(c);
   c = {};
   c.pv = PvType::f16, c.lse = false, c.seq_q = 2100, c.seq_kv = 2100, c.batch = 1, c.mask = Mask::causal_top_left;

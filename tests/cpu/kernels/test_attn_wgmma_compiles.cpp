@@ -85,13 +85,16 @@ TEST_CASE("attn_wgmma: the sm_90a kernel compiles without spills or stack, at it
       add(96, 1, 2, 0, false, true, false, true);
       add(96, 2, 2, 2, true, true, false, true, 2);    // the precise mode
     }
-    // Q quantized by the consumers (FP8 P·V, no LSE: AttnSpec's can_fuse_q)
+    // Q quantized by the consumers (FP8 P·V: AttnSpec's can_fuse_q), also with an LSE
     add(d, 2, 2, 0, false, true, true, false, 1, 128, true);
+    add(d, 2, 2, 1, true, true, false, false, 1, 128, true);
     if (d == 64) add(d, 1, 3, 0, false, true, false, false, 1, 128, true);
     if (d == 128) {
       add(256, 2, 4, 1, false, true, false, false, 1, 64, true);
       add(256, 2, 4, 0, false, true, true, false, 1, 64, true);
       add(256, 2, 2, 0, false, true, true, false, 1, 128, true);
+      add(256, 2, 2, 1, true, true, false, false, 1, 128, true);
+      add(256, 2, 2, 2, true, true, true, false, 1, 128, true);
       add(96, 2, 4, 2, false, true, false, false, 1, 128, true);
     }
     // two-term int8 Q/K (the precise mode)
