@@ -205,11 +205,13 @@ TEST_CASE("fused_q: Q quantized inside the single-warpgroup kernel gives the sep
   c.head_dim = 256, c.lse = false, c.batch = 2, c.heads_q = 36, c.heads_kv = 4, c.seq_q = 333, c.seq_kv = 333;
   c.mask = Mask::causal_top_left;
   cases.push_back(c);
+  // The last shape again in bf16, NHD and bottom-right; then with an LSE (the consumers compute its
+  // K-smoothing correction); then an LSE without K smoothing (no correction).
   c.dtype = DType::bf16, c.layout = Layout::nhd, c.mask = Mask::causal_bottom_right;
   cases.push_back(c);
   c.lse = true;
   cases.push_back(c);
-  c.smooth_k = false;  // an LSE without the correction
+  c.smooth_k = false;
   cases.push_back(c);
   c = {};
   c.pv = PvType::f16, c.lse = false, c.seq_q = 2100, c.seq_kv = 2100, c.batch = 1, c.mask = Mask::causal_top_left;
