@@ -52,7 +52,8 @@
 //   attn_wgmma_smem_bytes(head_dim, consumers, stages, pv_f16, qk_terms, cta_k) = T·consumers·64·D
 //   + stages·(T + (pv_f16 ? 2 : 1))·cta_k·D + the ones tile (1024; 2048 f16) + 8·D (two v_scale
 //   buffers; none with pv_f16) + 1024 (aligns the swizzled tiles by hand) + the O staging where it
-//   fits (attn_wgmma_stages_o: consumers·64·(2·D + 16)), plus attn_wgmma_static_smem_bytes
+//   fits (attn_wgmma_stages_o: consumers·64·(2·D + 16)) or else its parts' buffer where that fits
+//   (attn_wgmma_o_part_channels: consumers·64·2·channels), plus attn_wgmma_static_smem_bytes
 //   static (the launch must raise the dynamic limit whenever dynamic + static > 48 KiB).
 //   AttnParams fields read: q_scale, k_scale, v_scale (16-byte aligned: each tile's row is one bulk
 //   copy into shared memory), o, lse, lse_correction, o_stride_b/h/s, batch,
@@ -209,6 +210,11 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   // Where it does not and the consumer quantizes Q itself (nothing copies the next tile's Q into its
   // Q tile), O leaves through that Q tile in parts (AttnWgmmaStagedOParts: head dim 256, FP8 P·V).
   constexpr bool kStageOInQ = !kStageO && Cfg::fused_q && kD == 256 && kTerms == 1 && !kPvF16;
+  // Elsewhere, in parts through a buffer of their own where that fits (head dim 256 with 16-bit P·V or
+  // two-term Q/K; attn_wgmma_o_part_channels), else with 4-byte stores from the registers.
+  constexpr int kOPartChannels = attn_wgmma_o_part_channels(kD, kConsumers, kStages, kPvF16, kTerms, kCtaK);
+  constexpr bool kStageOParts = kOPartChannels > 0;
+  static_assert(!(kStageOParts && (kStageO || kStageOInQ)), "one way for O");
   using QRows = FusedQRows<typename QElement<Cfg::out_bf16>::type, kD>;
   static_assert(!Cfg::fused_q || kTerms == 1, "fused Q: one-term int8 Q");
   using Regs = AttnWgmmaRegs<kConsumers>;
@@ -257,7 +263,8 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   // The tile's v_scale row (kD floats): buffer n % 2 for the n-th non-empty tile (FP8 P·V only).
   constexpr u32 kVsBytes = 4 * kD;
   const u32 sVs = sOnes + attn_wgmma_ones_bytes(kPvF16);
-  const u32 sO = sVs + attn_wgmma_vscale_bytes(kD, kPvF16);  // consumer c's O tile at c·64·attn_wgmma_o_row_bytes(D) (kStageO)
+  // Consumer c's O tile at c·64·attn_wgmma_o_row_bytes(D) (kStageO), or its O parts at c·64·2·kOPartChannels.
+  const u32 sO = sVs + attn_wgmma_vscale_bytes(kD, kPvF16);
 
   const int tid = threadIdx.x;
   const int wg = tid / 128;
@@ -946,6 +953,18 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       }
       // (The next tile's Q stores wait at the consumer's Q barrier, after every thread's last shared
       // read of the parts.)
+    } else if constexpr (kStageOParts) {
+      // Through this consumer's parts buffer; each part's first barrier: its threads are done reading
+      // out the previous part (or the previous tile's last).
+      using Parts = AttnWgmmaStagedOParts<kD, Cfg::out_bf16, kOPartChannels>;
+      const u32 s_o = sO + e_cw * Parts::kTileBytes;
+#pragma unroll
+      for (int part = 0; part < Parts::kParts; ++part) {
+        named_barrier_sync(kOBarrier + e_cw, 128);
+        Parts::write(s_o, part, o, inv_sum, e_warp, e_lane, v_factors);
+        named_barrier_sync(kOBarrier + e_cw, 128);
+        Parts::store(s_o, part, gO, p.o_stride_s, e.q0 + kWgmmaRowsPerWg * e_cw, e.seq_q, e_vtid % 128);
+      }
     } else {
 #pragma unroll
       for (int c = 0; c < kORegs / 4; ++c) {  // 8-channel slice c: channels 8c + 2t, 8c + 2t + 1

@@ -120,31 +120,33 @@ struct AttnWgmmaStagedO {
   }
 };
 
-// The epilogue's O tile where no staging tile fits beside the ring (head dim 256 with FP8 P·V): in
-// the warpgroup's Q tile (64 rows × 256 bytes; free after its last QKᵀ when the warpgroup quantizes
-// Q itself, so that no copy refills it), in parts of 128 channels.
-// A part's rows are 256 bytes, unpadded; their 16-byte chunks are XOR-swizzled by row % 8, so the 8
-// rows of one stmatrix matrix still fall on distinct banks. write(part), a barrier of the
+// The epilogue's O tile where no whole staging tile fits beside the ring, in parts of PartChannels
+// (128 or 64) channels: in the warpgroup's Q tile (head dim 256 with FP8 P·V: 64 rows × 256 bytes,
+// free after its last QKᵀ when the warpgroup quantizes Q itself, so that no copy refills it), or in a
+// buffer of their own (attn_wgmma_o_part_channels).
+// A part's rows are 2·PartChannels bytes, unpadded; their 16-byte chunks are XOR-swizzled by row % 8,
+// so the 8 rows of one stmatrix matrix still fall on distinct banks. write(part), a barrier of the
 // warpgroup, store(part), a barrier before the next part's write.
-template <int HeadDim, bool Bf16>
+template <int HeadDim, bool Bf16, int PartChannels = 128>
 struct AttnWgmmaStagedOParts {
-  static constexpr int kPartChannels = 128, kParts = HeadDim / kPartChannels;
+  static constexpr int kPartChannels = PartChannels, kParts = HeadDim / kPartChannels;
   static constexpr int kRowBytes = 2 * kPartChannels, kPieces = kPartChannels / 8;
   static constexpr int kTileBytes = kWgmmaRowsPerWg * kRowBytes;
   static_assert(HeadDim % kPartChannels == 0, "whole parts");
+  static_assert(kPieces >= 8, "a row holds the 8 chunks its swizzle permutes");
 
   __device__ static mma_ops::u32 chunk_at(mma_ops::u32 tile, int row, int chunk) {
     return tile + row * kRowBytes + ((chunk ^ (row & 7)) * 16);
   }
-  // Channels [128·part, 128·part + 128) of O (o, inv_sum, scale: as stage_o_slices).
+  // Channels [PartChannels·part, +PartChannels) of O (o, inv_sum, scale: as stage_o_slices).
   template <class Scale>
   __device__ static void write(mma_ops::u32 tile, int part, const float (&o)[HeadDim / 2], const float (&inv_sum)[2],
                                int warp, int lane, Scale&& scale) {
     stage_o_slices<HeadDim, Bf16>(o, inv_sum, warp, lane, part * kPieces, (part + 1) * kPieces, scale,
                                   [&](int row, int slice) { return chunk_at(tile, row, slice - part * kPieces); });
   }
-  // The part's tile row r to channels [128·part, +128) of the caller's row row0 + r (rows >= seq_q
-  // skipped); `thread` of the warpgroup's 128.
+  // The part's tile row r to channels [PartChannels·part, +PartChannels) of the caller's row row0 + r
+  // (rows >= seq_q skipped); `thread` of the warpgroup's 128.
   __device__ static void store(mma_ops::u32 tile, int part, mma_ops::u16* out, long long stride_s, int row0, int seq_q,
                                int thread) {
     store_o_rows<kPieces>(out + part * kPartChannels, stride_s, row0, seq_q, thread,

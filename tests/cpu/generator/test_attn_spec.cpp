@@ -6,6 +6,7 @@
 
 #include "generator/attn_spec.hpp"
 #include "runtime/error.hpp"
+#include "templates/attn_params.cuh"
 
 using namespace sagejit;
 
@@ -480,6 +481,15 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK(d256.canonical_name() == "attn.wgmma.d256.int8.per_thread.f16.none.f16.sm_90a.t128x64w8s3p");
   CHECK(d256.generate().source.find("static constexpr int cta_k = 64;") != std::string::npos);
   CHECK(wgmma_default_tile(256, PvType::f16) == d256.tile);
+  // No whole O staging tile fits beside its ring: O leaves in parts of 128 channels through a buffer of
+  // their own (two consumers × 64 rows × 256 bytes); the precise mode's two stages leave room for parts
+  // of 64; FP8 P·V at 256 has none (with fused Q its consumers stage O in their Q tiles).
+  CHECK(d256.shared_bytes() == 2 * 64 * 256 + 3 * (64 * 256 + 2 * 64 * 256) + 2048 + 1024 + 2 * 64 * 2 * 128);
+  CHECK(kernels::attn_wgmma_o_part_channels(256, 2, 3, true, 1, 64) == 128);
+  CHECK(kernels::attn_wgmma_o_part_channels(256, 2, 2, true, 2, 64) == 64);
+  CHECK(kernels::attn_wgmma_o_part_channels(256, 2, 2, false, 1, 128) == 0);
+  CHECK(kernels::attn_wgmma_o_part_channels(128, 2, 2, false, 1, 128) == 0);  // the whole tile fits
+  CHECK(kernels::attn_wgmma_o_part_channels(128, 2, 4, true, 1, 128) == 0);   // nothing fits
   d256.tile = wgmma_tile(2, 3, true);
   CHECK_THROWS_WITH_AS(d256.validate(), doctest::Contains("argument `tile.cta_k`: must be 64 for wgmma at head_dim 256 "
                                                           "with 16-bit P·V"), InvalidArgument);
