@@ -154,8 +154,12 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   };
   // The ones tile right after V (e4m3 1.0: B's rows kD..kD+7, whose products are the row sums P̃ · 1;
   // f16 / bf16 1.0: the B of a separate m64n8k16 row-sum wgmma).
-  for (int i = tid; i < kOnesBytes / 4; i += kWgmmaSingleThreads) {
-    reinterpret_cast<u32*>(smem + (sOnes - smem_u32(smem)))[i] = attn_wgmma_ones_word(kF16, Cfg::out_bf16);
+  // (A constant trip count: from `tid` with a run-time start, the loop compiled to ~40 instructions.)
+  static_assert(kOnesBytes % (4 * kWgmmaSingleThreads) == 0, "whole words per thread");
+#pragma unroll
+  for (int k = 0; k < kOnesBytes / (4 * kWgmmaSingleThreads); ++k) {
+    reinterpret_cast<u32*>(smem + (sOnes - smem_u32(smem)))[tid + kWgmmaSingleThreads * k] =
+        attn_wgmma_ones_word(kF16, Cfg::out_bf16);
   }
   // Dequantization: this thread's Q group (row % 8 == g of its warp's 16 rows) and K group t. With
   // fused_q the group is this thread's quad, quantized here into the Q tile; with an LSE and K

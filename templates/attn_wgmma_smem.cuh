@@ -77,16 +77,35 @@ __device__ __forceinline__ void stage_o_slices(const float (&o)[HeadDim / 2], co
 // The epilogue's copy of staged O to the caller: tile row r, Pieces 16-byte pieces of it (the
 // shared address at(r, piece)), to elements [8·piece, +8) of the caller's row row0 + r (offset
 // (row0 + r)·stride_s from `out`); rows >= seq_q skipped; `thread` of the warpgroup's 128.
+// Where Pieces divides 128, each thread keeps one piece and steps 128 / Pieces rows at a time, so the
+// loop has a constant trip count and one 64-bit address advanced by a constant (a loop from `thread`
+// with a run-time start compiled to a remainder loop with the address recomputed per row).
 template <int Pieces, class At>
 __device__ __forceinline__ void store_o_rows(mma_ops::u16* out, long long stride_s, int row0, int seq_q, int thread,
                                              At&& at) {
+  if constexpr (128 % Pieces == 0) {
+    constexpr int kRowStep = 128 / Pieces, kIters = kWgmmaRowsPerWg / kRowStep;
+    const int r0 = thread / Pieces, piece = thread % Pieces;
+    mma_ops::u16* dst = out + static_cast<long long>(row0 + r0) * stride_s + 8 * piece;
 #pragma unroll
-  for (int i = thread; i < kWgmmaRowsPerWg * Pieces; i += 128) {
-    const int r = i / Pieces, piece = i % Pieces;
-    if (row0 + r < seq_q) {
-      mma_ops::u32 v[4];
-      mma_ops::ld_shared_v4(v, at(r, piece));
-      mma_ops::st_global_v4(out + static_cast<long long>(row0 + r) * stride_s + 8 * piece, v);
+    for (int k = 0; k < kIters; ++k) {
+      const int r = r0 + kRowStep * k;
+      if (row0 + r < seq_q) {
+        mma_ops::u32 v[4];
+        mma_ops::ld_shared_v4(v, at(r, piece));
+        mma_ops::st_global_v4(dst, v);
+      }
+      dst += kRowStep * stride_s;
+    }
+  } else {
+#pragma unroll
+    for (int i = thread; i < kWgmmaRowsPerWg * Pieces; i += 128) {
+      const int r = i / Pieces, piece = i % Pieces;
+      if (row0 + r < seq_q) {
+        mma_ops::u32 v[4];
+        mma_ops::ld_shared_v4(v, at(r, piece));
+        mma_ops::st_global_v4(out + static_cast<long long>(row0 + r) * stride_s + 8 * piece, v);
+      }
     }
   }
 }

@@ -192,8 +192,22 @@ __device__ __forceinline__ uint32_t max2<bf16>(uint32_t a, uint32_t b) {
   return d;
 }
 template <typename In>
+__device__ __forceinline__ uint32_t abs2(uint32_t a);
+template <>
+__device__ __forceinline__ uint32_t abs2<f16>(uint32_t a) {
+  uint32_t d;
+  asm("abs.f16x2 %0, %1;" : "=r"(d) : "r"(a));
+  return d;
+}
+template <>
+__device__ __forceinline__ uint32_t abs2<bf16>(uint32_t a) {
+  uint32_t d;
+  asm("abs.bf16x2 %0, %1;" : "=r"(d) : "r"(a));
+  return d;
+}
+template <typename In>
 __device__ __forceinline__ uint32_t max_abs2(uint32_t a, uint32_t b) {
-  return max2<In>(a, b & 0x7fff7fffu);
+  return max2<In>(a, abs2<In>(b));
 }
 // acc[w] = max_abs2(acc[w], word w of c): the running |x| maxima of a 16-byte chunk's 8 elements,
 // in four packed accumulators.
