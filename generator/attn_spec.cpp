@@ -180,7 +180,7 @@ int AttnSpec::shared_bytes() const {
   if (family == AttnFamily::wgmma) {
     if (is_wgmma_single(tile)) return kernels::attn_wgmma_single_smem_bytes(head_dim, quant.pv == PvType::f16);
     return kernels::attn_wgmma_smem_bytes(head_dim, tile.cta_q / 64, tile.stages, quant.pv == PvType::f16,
-                                          qk_terms(), tile.cta_k);
+                                          qk_terms(), tile.cta_k, quant.fused_q);
   }
   return kernels::attn_smem_bytes(head_dim, tile.cta_q, tile.cta_k, tile.stages, qk_storage_bits(quant.qk),
                                   quant.pv == PvType::fp8_e4m3, quant.smooth_q);

@@ -205,11 +205,12 @@ __host__ __device__ constexpr bool attn_wgmma_stages_o(int head_dim, int consume
 // Where the whole staging tile does not fit, O leaves in parts of 128 or 64 channels through a buffer
 // of their own (per consumer 64 rows of 2·channels bytes, XOR-swizzled: AttnWgmmaStagedOParts), the
 // wider where it fits by the same rule; 0 where neither does. Not for the one-term FP8 form at head
-// dim 256: with fused Q its consumers stage O in their Q tiles (attn_wgmma.cuh, kStageOInQ).
+// dim 256 with fused Q: its consumers stage O in their Q tiles (attn_wgmma.cuh, kStageOInQ).
 __host__ __device__ constexpr int attn_wgmma_o_part_channels(int head_dim, int consumers, int stages, bool pv_f16,
-                                                             int qk_terms = 1, int cta_k = kWgmmaCtaK) {
+                                                             int qk_terms = 1, int cta_k = kWgmmaCtaK,
+                                                             bool fused_q = false) {
   if (attn_wgmma_stages_o(head_dim, consumers, stages, pv_f16, qk_terms, cta_k) ||
-      (head_dim == 256 && qk_terms == 1 && !pv_f16)) {
+      (head_dim == 256 && qk_terms == 1 && !pv_f16 && fused_q)) {
     return 0;
   }
   const int per_cta = attn_wgmma_ring_smem_bytes(head_dim, consumers, stages, pv_f16, qk_terms, cta_k) +
@@ -225,12 +226,12 @@ __host__ __device__ constexpr int attn_wgmma_o_part_channels(int head_dim, int c
 }
 // Dynamic shared memory of the kernel: the ring's, plus the O staging (whole or in parts) where it fits.
 __host__ __device__ constexpr int attn_wgmma_smem_bytes(int head_dim, int consumers, int stages, bool pv_f16,
-                                                        int qk_terms = 1, int cta_k = kWgmmaCtaK) {
+                                                        int qk_terms = 1, int cta_k = kWgmmaCtaK, bool fused_q = false) {
   return attn_wgmma_ring_smem_bytes(head_dim, consumers, stages, pv_f16, qk_terms, cta_k) +
          (attn_wgmma_stages_o(head_dim, consumers, stages, pv_f16, qk_terms, cta_k)
               ? attn_wgmma_o_stage_bytes(head_dim, consumers)
               : consumers * kWgmmaRowsPerWg * 2 *
-                    attn_wgmma_o_part_channels(head_dim, consumers, stages, pv_f16, qk_terms, cta_k));
+                    attn_wgmma_o_part_channels(head_dim, consumers, stages, pv_f16, qk_terms, cta_k, fused_q));
 }
 // The single-warpgroup form (attn_wgmma_single.cuh; wgmma tiles with one stage): 128 threads, no
 // producer; dynamic shared memory for Q, one K and one V block, the ones tile and 1 KiB to align the

@@ -49,7 +49,7 @@
 //                        const __grid_constant__ TmaDescriptor tma_v)
 //   grid  (ceil(seq_q / cta_q), heads_q, batch), or persistent: (attn_wgmma_persistent_ctas(tiles,
 //   SMs, consumers), 1, 1); block attn_wgmma_threads(consumers) threads; dynamic shared memory
-//   attn_wgmma_smem_bytes(head_dim, consumers, stages, pv_f16, qk_terms, cta_k) = T·consumers·64·D
+//   attn_wgmma_smem_bytes(head_dim, consumers, stages, pv_f16, qk_terms, cta_k, fused_q) = T·consumers·64·D
 //   + stages·(T + (pv_f16 ? 2 : 1))·cta_k·D + the ones tile (1024; 2048 f16) + 8·D (two v_scale
 //   buffers; none with pv_f16) + 1024 (aligns the swizzled tiles by hand) + the O staging where it
 //   fits (attn_wgmma_stages_o: consumers·64·(2·D + 16)) or else its parts' buffer where that fits
@@ -210,9 +210,11 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   // Where it does not and the consumer quantizes Q itself (nothing copies the next tile's Q into its
   // Q tile), O leaves through that Q tile in parts (AttnWgmmaStagedOParts: head dim 256, FP8 P·V).
   constexpr bool kStageOInQ = !kStageO && Cfg::fused_q && kD == 256 && kTerms == 1 && !kPvF16;
-  // Elsewhere, in parts through a buffer of their own where that fits (head dim 256 with 16-bit P·V or
-  // two-term Q/K; attn_wgmma_o_part_channels), else with 4-byte stores from the registers.
-  constexpr int kOPartChannels = attn_wgmma_o_part_channels(kD, kConsumers, kStages, kPvF16, kTerms, kCtaK);
+  // Elsewhere, in parts through a buffer of their own where that fits (head dim 256 with 16-bit P·V,
+  // two-term Q/K, or FP8 P·V and Q from its own pass; attn_wgmma_o_part_channels), else with 4-byte
+  // stores from the registers.
+  constexpr int kOPartChannels =
+      attn_wgmma_o_part_channels(kD, kConsumers, kStages, kPvF16, kTerms, kCtaK, Cfg::fused_q);
   constexpr bool kStageOParts = kOPartChannels > 0;
   static_assert(!(kStageOParts && (kStageO || kStageOInQ)), "one way for O");
   using QRows = FusedQRows<typename QElement<Cfg::out_bf16>::type, kD>;
@@ -235,7 +237,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   static_assert(!kPvF16 || Cfg::rowsum_mma, "the f16 P·V form takes its row sums from the tensor cores");
   static_assert(kTerms == 1 || (kTerms == 2 && kPvF16 && !Cfg::pingpong), "qk_terms: 1, or 2 with f16 P·V");
   static_assert(Cfg::mask >= 0 && Cfg::mask <= 2, "mask: 0 none, 1 top-left, 2 bottom-right");
-  static_assert(attn_wgmma_smem_bytes(kD, kConsumers, kStages, kPvF16, kTerms, kCtaK) +
+  static_assert(attn_wgmma_smem_bytes(kD, kConsumers, kStages, kPvF16, kTerms, kCtaK, Cfg::fused_q) +
                     attn_wgmma_static_smem_bytes(kConsumers) <=
                     227 * 1024,
                 "shared memory over 227 KB");

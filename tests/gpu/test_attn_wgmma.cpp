@@ -389,6 +389,8 @@ TEST_CASE("attn_wgmma: 64-key blocks and head dim 256 match the float64 referenc
   run_accuracy(c);
   c.qk_terms = 2, c.stages = 2, c.mask = 1, c.seq_q = c.seq_kv = 777, c.persistent = false, c.seed = seed++;
   run_accuracy(c);  // the precise mode
+  c.persistent = true, c.persistent_ctas = 3, c.seed = seed++;  // its O parts of 64 channels, tile after tile
+  run_accuracy(c);
   // D = 256 with FP8 P·V (P·V in parts of 64 channels): 64-key blocks in 4 stages, 128-key blocks in 2.
   for (int cta_k : {64, 128}) {
     Case d256;

@@ -483,11 +483,19 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK(wgmma_default_tile(256, PvType::f16) == d256.tile);
   // No whole O staging tile fits beside its ring: O leaves in parts of 128 channels through a buffer of
   // their own (two consumers × 64 rows × 256 bytes); the precise mode's two stages leave room for parts
-  // of 64; FP8 P·V at 256 has none (with fused Q its consumers stage O in their Q tiles).
+  // of 64; FP8 P·V at 256 takes parts of 128 with Q from its own pass and none with fused Q (its
+  // consumers stage O in their Q tiles).
   CHECK(d256.shared_bytes() == 2 * 64 * 256 + 3 * (64 * 256 + 2 * 64 * 256) + 2048 + 1024 + 2 * 64 * 2 * 128);
   CHECK(kernels::attn_wgmma_o_part_channels(256, 2, 3, true, 1, 64) == 128);
   CHECK(kernels::attn_wgmma_o_part_channels(256, 2, 2, true, 2, 64) == 64);
-  CHECK(kernels::attn_wgmma_o_part_channels(256, 2, 2, false, 1, 128) == 0);
+  CHECK(kernels::attn_wgmma_o_part_channels(256, 2, 2, false, 1, 128) == 128);
+  CHECK(kernels::attn_wgmma_o_part_channels(256, 2, 2, false, 1, 128, /*fused_q=*/true) == 0);
+  AttnSpec fp8_256_parts = w;
+  fp8_256_parts.head_dim = 256, fp8_256_parts.tile = wgmma_tile(2, 2, true, 128);
+  const int fp8_256_ring = 2 * 64 * 256 + 2 * (128 * 256 + 128 * 256) + 1024 + 2 * 4 * 256 + 1024;
+  CHECK(fp8_256_parts.shared_bytes() == fp8_256_ring + 2 * 64 * 2 * 128);
+  fp8_256_parts.quant.fused_q = true;
+  CHECK(fp8_256_parts.shared_bytes() == fp8_256_ring);
   CHECK(kernels::attn_wgmma_o_part_channels(128, 2, 2, false, 1, 128) == 0);  // the whole tile fits
   CHECK(kernels::attn_wgmma_o_part_channels(128, 2, 4, true, 1, 128) == 0);   // nothing fits
   d256.tile = wgmma_tile(2, 3, true);
