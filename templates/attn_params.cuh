@@ -190,17 +190,22 @@ __host__ __device__ constexpr int attn_wgmma_ring_smem_bytes(int head_dim, int c
          attn_wgmma_vscale_bytes(head_dim, pv_f16) + 1024;
 }
 // The epilogue's O staging: each consumer's 64 rows of 16-bit O, rows padded by 16 bytes (stmatrix
-// in, 16-byte pieces out; attn_wgmma.cuh), where it fits beside the ring: a CTA within 227 KiB, and
-// attn_wgmma_min_ctas of them (with the 1 KiB the driver reserves each) within an SM's 228 KiB.
+// in, 16-byte pieces out; attn_wgmma.cuh), where it fits beside the ring (attn_wgmma_smem_fits).
 __host__ __device__ constexpr int attn_wgmma_o_row_bytes(int head_dim) { return 2 * head_dim + 16; }
 __host__ __device__ constexpr int attn_wgmma_o_stage_bytes(int head_dim, int consumers) {
   return consumers * kWgmmaRowsPerWg * attn_wgmma_o_row_bytes(head_dim);
 }
+// Whether a CTA of per_cta bytes of shared memory (dynamic and static) fits: within 227 KiB, and
+// attn_wgmma_min_ctas of them (with the 1 KiB the driver reserves each) within an SM's 228 KiB.
+__host__ __device__ constexpr bool attn_wgmma_smem_fits(int per_cta, int consumers) {
+  return per_cta <= 227 * 1024 && attn_wgmma_min_ctas(consumers) * (per_cta + 1024) <= 228 * 1024;
+}
 __host__ __device__ constexpr bool attn_wgmma_stages_o(int head_dim, int consumers, int stages, bool pv_f16,
                                                        int qk_terms = 1, int cta_k = kWgmmaCtaK) {
-  const int per_cta = attn_wgmma_ring_smem_bytes(head_dim, consumers, stages, pv_f16, qk_terms, cta_k) +
-                      attn_wgmma_o_stage_bytes(head_dim, consumers) + attn_wgmma_static_smem_bytes(consumers);
-  return per_cta <= 227 * 1024 && attn_wgmma_min_ctas(consumers) * (per_cta + 1024) <= 228 * 1024;
+  return attn_wgmma_smem_fits(attn_wgmma_ring_smem_bytes(head_dim, consumers, stages, pv_f16, qk_terms, cta_k) +
+                                  attn_wgmma_o_stage_bytes(head_dim, consumers) +
+                                  attn_wgmma_static_smem_bytes(consumers),
+                              consumers);
 }
 // Where the whole staging tile does not fit, O leaves in parts of 128 or 64 channels through a buffer
 // of their own (per consumer 64 rows of 2·channels bytes, XOR-swizzled: AttnWgmmaStagedOParts), the
@@ -216,9 +221,8 @@ __host__ __device__ constexpr int attn_wgmma_o_part_channels(int head_dim, int c
   const int per_cta = attn_wgmma_ring_smem_bytes(head_dim, consumers, stages, pv_f16, qk_terms, cta_k) +
                       attn_wgmma_static_smem_bytes(consumers);
   for (int channels = 128; channels >= 64; channels /= 2) {
-    const int bytes = per_cta + consumers * kWgmmaRowsPerWg * 2 * channels;
-    if (channels <= head_dim && head_dim % channels == 0 && bytes <= 227 * 1024 &&
-        attn_wgmma_min_ctas(consumers) * (bytes + 1024) <= 228 * 1024) {
+    if (head_dim % channels == 0 &&
+        attn_wgmma_smem_fits(per_cta + consumers * kWgmmaRowsPerWg * 2 * channels, consumers)) {
       return channels;
     }
   }

@@ -22,7 +22,8 @@
 //                                at D = 256 in parts of 64 channels (kSplitPv)
 //   (16-bit P·V and two-term Q/K: see below)
 //   out = O / l · v_scale        fp16 or bf16 through shared memory (a staging tile where it fits
-//                                beside the ring, else, D = 256 with fused Q, the consumer's Q tile;
+//                                beside the ring, else in parts: D = 256 FP8 with fused Q through the
+//                                consumer's Q tile, elsewhere through a parts buffer where that fits;
 //                                4-byte stores from registers otherwise); rows >= seq_q not written
 //   lse = (m + log2 l − log2 448)·ln 2 + lse_correction      (natural log, optional)
 //
@@ -940,33 +941,25 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       StagedO::write(s_o, o, inv_sum, e_warp, e_lane, v_factors);
       named_barrier_sync(kOBarrier + e_cw, 128);
       StagedO::store(s_o, gO, p.o_stride_s, e.q0 + kWgmmaRowsPerWg * e_cw, e.seq_q, e_vtid % 128);
-    } else if constexpr (kStageOInQ) {
-      // The first barrier: every warp of this consumer is past its last QKᵀ, which read the Q tile.
-      using Parts = AttnWgmmaStagedOParts<kD, Cfg::out_bf16>;
-      static_assert(Parts::kTileBytes == kQBytes, "an O part fills the consumer's Q tile");
-      const u32 s_o = sQ + e_cw * kQBytes;
+    } else if constexpr (kStageOInQ || kStageOParts) {
+      // In parts, through the consumer's Q tile (kStageOInQ) or its parts buffer. Each part's first
+      // barrier: this consumer's warps are past their last QKᵀ, which read the Q tile, and done
+      // reading out the previous part (or the previous tile's last).
+      using Parts = AttnWgmmaStagedOParts<kD, Cfg::out_bf16, kStageOInQ ? 128 : kOPartChannels>;
+      static_assert(!kStageOInQ || Parts::kTileBytes == kQBytes, "an O part fills the consumer's Q tile");
+      const u32 s_o = kStageOInQ ? sQ + e_cw * kQBytes : sO + e_cw * Parts::kTileBytes;
 #pragma unroll
       for (int part = 0; part < Parts::kParts; ++part) {
         named_barrier_sync(kOBarrier + e_cw, 128);
         Parts::write(s_o, part, o, inv_sum, e_warp, e_lane, v_factors);
         named_barrier_sync(kOBarrier + e_cw, 128);
-        if (part == 0) load_next_q();
+        if constexpr (kStageOInQ) {
+          if (part == 0) load_next_q();
+        }
         Parts::store(s_o, part, gO, p.o_stride_s, e.q0 + kWgmmaRowsPerWg * e_cw, e.seq_q, e_vtid % 128);
       }
-      // (The next tile's Q stores wait at the consumer's Q barrier, after every thread's last shared
-      // read of the parts.)
-    } else if constexpr (kStageOParts) {
-      // Through this consumer's parts buffer; each part's first barrier: its threads are done reading
-      // out the previous part (or the previous tile's last).
-      using Parts = AttnWgmmaStagedOParts<kD, Cfg::out_bf16, kOPartChannels>;
-      const u32 s_o = sO + e_cw * Parts::kTileBytes;
-#pragma unroll
-      for (int part = 0; part < Parts::kParts; ++part) {
-        named_barrier_sync(kOBarrier + e_cw, 128);
-        Parts::write(s_o, part, o, inv_sum, e_warp, e_lane, v_factors);
-        named_barrier_sync(kOBarrier + e_cw, 128);
-        Parts::store(s_o, part, gO, p.o_stride_s, e.q0 + kWgmmaRowsPerWg * e_cw, e.seq_q, e_vtid % 128);
-      }
+      // (kStageOInQ: the next tile's Q stores wait at the consumer's Q barrier, after every thread's
+      // last shared read of the parts.)
     } else {
 #pragma unroll
       for (int c = 0; c < kORegs / 4; ++c) {  // 8-channel slice c: channels 8c + 2t, 8c + 2t + 1

@@ -2,7 +2,7 @@
 // (attn_wgmma.cuh, attn_wgmma_single.cuh): where a QKᵀ k-step starts in a Q or K tile stored as
 // boxes, the word that fills the ones tile of the row-sum wgmma, the caller's 16-bit V as TMA
 // boxes, with the zeroing of a varlen block's tail rows, and the epilogue's staged O tile (padded, or
-// in parts through a Q tile).
+// in parts through a Q tile or a buffer of their own).
 #pragma once
 
 #include "attn_params.cuh"
