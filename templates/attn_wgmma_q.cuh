@@ -90,7 +90,7 @@ struct FusedQRows {
     }
     const uint32_t m2 = max2<In>(max2<In>(acc[0], acc[1]), max2<In>(acc[2], acc[3]));
     const float amax = warp_max<3>(max_f(unpack_lo<In>(m2), unpack_hi<In>(m2)));
-    const float scale = max_f(div_rn(amax, layout::kInt8Max), layout::kMinScale);
+    const float scale = max_f(div_rn_odd<127>(amax), layout::kMinScale);
     const float inv = div_rn(1.0f, scale);
     each_chunk([&](int r, int j, const float (&y)[8]) {
       const uint32_t w0 =

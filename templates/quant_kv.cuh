@@ -79,16 +79,26 @@ __device__ __forceinline__ const In* kv_chunk_rows(const void* in, const Sequenc
          static_cast<long long>(tok0) * stride_s;
 }
 
+// round_up(seq_len, k.block_tokens) for quantize_kv's K: block_tokens divides the 128-token chunk
+// and is a multiple of 16 (the launch contract), so it is a power of two, and so is warp_tokens (a
+// multiple of 16 that divides it): the geometry's divisions are shifts (quantize_rows' Pow2).
+__device__ __forceinline__ int kv_seq_pad(const QuantQKParams& k, int seq_len) {
+  return (seq_len + k.block_tokens - 1) & -k.block_tokens;
+}
+
 // The K rows of the chunk at token tok0 of (b, h) as quantize_rows writes them, and their scales
 // (quantize_kv and quantize_kv_cluster). block_k divides the chunk, so the chunk's rows padded to
-// seq_pad (round_up(len, block_k)) end at a block boundary.
+// kv_seq_pad end at a block boundary.
 template <int HeadDim, int Bits, int Terms>
 __device__ __forceinline__ QkTile kv_chunk_k_tile(const QuantQKParams& k, long long bh, int tok0, int n_valid,
-                                                  int seq_pad) {
+                                                  int seq_len) {
+  const int seq_pad = kv_seq_pad(k, seq_len);
   const int n_rows = seq_pad - tok0 < kStatsChunkTokens ? seq_pad - tok0 : kStatsChunkTokens;
-  const int k_groups = layout::k_groups(k.granularity, k.block_tokens, k.warp_tokens);
+  const int k_groups = k.granularity == layout::Granularity::per_thread ? div_pow2(k.block_tokens, k.warp_tokens) * 4
+                       : k.granularity == layout::Granularity::per_warp ? div_pow2(k.block_tokens, k.warp_tokens)
+                                                                        : 1;
   return QkTile{static_cast<unsigned char*>(k.out) + (bh * k.seq_len_pad + tok0) * (HeadDim * Bits * Terms / 8),
-                k.scale + (bh * (k.seq_len_pad / k.block_tokens) + tok0 / k.block_tokens) * k_groups,
+                k.scale + (bh * div_pow2(k.seq_len_pad, k.block_tokens) + div_pow2(tok0, k.block_tokens)) * k_groups,
                 n_valid, n_rows, k.block_tokens, k.warp_tokens, k_groups, k.granularity, k.scale_multiplier};
 }
 
@@ -244,14 +254,15 @@ __global__ void __launch_bounds__(kQuantThreads, kv_min_ctas<HeadDim, WithV, Ter
     if (WithV) s_inv[tid] = detail::v_inv_of(bits_float(static_cast<uint32_t>(word >> 32)));
   }
   __syncthreads();
-  const int seq_pad = layout::round_up(seq_len, p.k.block_tokens);
-  detail::quantize_rows<In, HeadDim, Bits, Terms, false, Smooth, false>(
-      k_data, detail::kv_chunk_k_tile<HeadDim, Bits, Terms>(p.k, bh, tok0, n_valid, seq_pad), s_mean, s_group_max,
-      s_group_inv);
+  // V first: its registers are free before K's scales are taken (step 4 of quantize_rows, where a
+  // few threads' double-precision reciprocals meet every other register live).
   if constexpr (WithV) {
     detail::quantize_v_tile<In, HeadDim>(v_data, s_inv, s_tile, detail::kv_v_out<HeadDim>(p.v, bh), p.v.seq_len_pad,
-                                         tok0, seq_pad);
+                                         tok0, detail::kv_seq_pad(p.k, seq_len));
   }
+  detail::quantize_rows<In, HeadDim, Bits, Terms, false, Smooth, false, true>(
+      k_data, detail::kv_chunk_k_tile<HeadDim, Bits, Terms>(p.k, bh, tok0, n_valid, seq_len), s_mean, s_group_max,
+      s_group_inv);
 }
 
 }  // namespace sagejit::kernels

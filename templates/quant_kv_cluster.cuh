@@ -191,14 +191,13 @@ __global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim, Te
   __syncthreads();
 
   if (has_chunk) {
-    const int seq_pad = layout::round_up(seq_len, p.k.block_tokens);
     if (is_k) {
-      detail::quantize_rows<In, HeadDim, Bits, Terms, false, Smooth, false>(
-          data, detail::kv_chunk_k_tile<HeadDim, Bits, Terms>(p.k, bh, tok0, n_valid, seq_pad), s_stat, s_group_max,
+      detail::quantize_rows<In, HeadDim, Bits, Terms, false, Smooth, false, true>(
+          data, detail::kv_chunk_k_tile<HeadDim, Bits, Terms>(p.k, bh, tok0, n_valid, seq_len), s_stat, s_group_max,
           s_group_inv);
     } else if constexpr (WithV) {
       detail::quantize_v_tile<In, HeadDim>(data, s_stat, s_tile, detail::kv_v_out<HeadDim>(p.v, bh), p.v.seq_len_pad,
-                                           tok0, seq_pad);
+                                           tok0, detail::kv_seq_pad(p.k, seq_len));
     }
   }
   // No final cluster barrier: no CTA reads another's shared memory, and a CTA with a chunk leaves only

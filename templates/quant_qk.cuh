@@ -58,6 +58,16 @@ __device__ __forceinline__ int qk_group_of(layout::Granularity g, int r, int war
 }
 
 
+// x / d for x >= 0 and d a power of two: a shift.
+__device__ __forceinline__ int div_pow2(int x, int d) { return x >> (__ffs(d) - 1); }
+
+// layout::k_group_of_key for warp_k a power of two, without its division.
+__device__ __forceinline__ int k_group_of_key_pow2(layout::Granularity g, int c, int warp_k) {
+  return g == layout::Granularity::per_thread ? div_pow2(c, warp_k) * 4 + (c & 7) / 2
+         : g == layout::Granularity::per_warp ? div_pow2(c, warp_k)
+                                              : 0;
+}
+
 // Where a tile's rows go: rows [0, n_rows) of one (b, h) starting at `out` (padding rows, from
 // n_valid on, written as zeros), in blocks of block_tokens rows, each with `groups` scales stored
 // from `scale` on (block i's at scale + i·groups). quantize_qk's tile is one block; quantize_kv's
@@ -75,25 +85,41 @@ struct QkTile {
 // group maxima, the scales, then the quantized rows. s_mean holds the channel means when Smooth;
 // s_group_max holds a zero per group of the tile and s_group_inv as many floats, and the CTA has
 // synchronized since both were written. OneBlock: the tile is one block (n_rows == block_tokens),
-// which spares the block arithmetic (the smoothed Q kernel spilled on sm_120 with it).
-template <typename In, int HeadDim, int Bits, int Terms, bool IsQuery, bool Smooth, bool OneBlock, int Passes>
+// which spares the block arithmetic (the smoothed Q kernel spilled on sm_120 with it). Pow2: K, with
+// block_tokens and warp_tokens powers of two (quantize_kv's chunks: see kv_chunk_k_tile), so the
+// divisions by them are shifts.
+template <typename In, int HeadDim, int Bits, int Terms, bool IsQuery, bool Smooth, bool OneBlock, bool Pow2,
+          int Passes>
 __device__ __forceinline__ void quantize_rows(const u32x4 (&data)[Passes][HeadDim / 32], const QkTile& t,
                                               const float* s_mean, int* s_group_max, float* s_group_inv) {
+  static_assert(!(Pow2 && IsQuery), "Pow2 is for K tiles");
   constexpr int kChunks = HeadDim / 32;
-  constexpr float kMax = Bits == 8 ? layout::kInt8Max : layout::kInt4Max;
+  static_assert(layout::kInt8Max == 127.0f && layout::kInt4Max == 7.0f, "the divisors of div_rn_odd below");
   const int tid = threadIdx.x;
   const int quad_lane = tid & 3;
   const int slot = (tid >> 5) * 8 + ((tid & 31) >> 2);
-  // Scale group of the thread's row of pass k: its block's groups, then the group within the block
-  // (taken once: steps 3 and 5 both need it, and the divisions are by run-time sizes).
+  // Scale group of the thread's row of pass k: its block's groups, then the group within the block.
+  // Divisions by run-time sizes are taken once (steps 3 and 5 both need them); shifts (Pow2) at each
+  // use, so that no group index is held across step 4 (held, it spilled at D = 96).
   int group[Passes];
 #pragma unroll
   for (int k = 0; k < Passes; ++k) {
     const int r = slot + k * kQuantRowSlots;
-    group[k] = OneBlock ? qk_group_of<IsQuery>(t.granularity, r, t.warp_tokens)
-                        : (r / t.block_tokens) * t.groups +
-                              qk_group_of<IsQuery>(t.granularity, r % t.block_tokens, t.warp_tokens);
+    if constexpr (!Pow2) {
+      group[k] = OneBlock ? qk_group_of<IsQuery>(t.granularity, r, t.warp_tokens)
+                          : (r / t.block_tokens) * t.groups +
+                                qk_group_of<IsQuery>(t.granularity, r % t.block_tokens, t.warp_tokens);
+    }
   }
+  auto group_of = [&](int k) {
+    if constexpr (Pow2) {
+      const int r = slot + k * kQuantRowSlots;
+      return (OneBlock ? 0 : div_pow2(r, t.block_tokens) * t.groups) +
+             k_group_of_key_pow2(t.granularity, r & (t.block_tokens - 1), t.warp_tokens);
+    } else {
+      return group[k];
+    }
+  };
 
   // y = x - mean for the 8 channels of chunk j. The loops below run over chunks outside and passes
   // inside, so only one chunk's 8 means are live at a time (read from shared memory as 2 x 16 B: the
@@ -132,14 +158,18 @@ __device__ __forceinline__ void quantize_rows(const u32x4 (&data)[Passes][HeadDi
   for (int k = 0; k < Passes; ++k) {
     const int r = slot + k * kQuantRowSlots;
     const float m = warp_max<3>(row_max[k]);
-    if (quad_lane == 0 && r < t.n_valid) atomicMax(&s_group_max[group[k]], static_cast<int>(float_bits(m)));
+    if (quad_lane == 0 && r < t.n_valid) atomicMax(&s_group_max[group_of(k)], static_cast<int>(float_bits(m)));
   }
   __syncthreads();
 
   // 4. Scales: one thread per group. Every group is written, an all-padding one as kMinScale.
-  if (tid < (OneBlock ? t.groups : t.n_rows / t.block_tokens * t.groups)) {
+  // (With Pow2 the tile's blocks are those holding a valid row: n_rows is not kept live.)
+  const int n_blocks = OneBlock ? 1
+                       : Pow2   ? div_pow2(t.n_valid + t.block_tokens - 1, t.block_tokens)
+                                : t.n_rows / t.block_tokens;
+  if (tid < n_blocks * t.groups) {
     const float amax = bits_float(static_cast<uint32_t>(s_group_max[tid]));
-    const float scale = max_f(div_rn(amax, kMax), layout::kMinScale);
+    const float scale = max_f(div_rn_odd<Bits == 8 ? 127 : 7>(amax), layout::kMinScale);
     s_group_inv[tid] = div_rn(1.0f, scale);
     t.scale[tid] = mul_rn(scale, t.scale_multiplier);
   }
@@ -152,7 +182,7 @@ __device__ __forceinline__ void quantize_rows(const u32x4 (&data)[Passes][HeadDi
 #pragma unroll
   for (int k = 0; k < Passes; ++k) {
     const int r = slot + k * kQuantRowSlots;
-    inv[k] = r < t.n_valid ? s_group_inv[group[k]] : 0.0f;
+    inv[k] = r < t.n_valid ? s_group_inv[group_of(k)] : 0.0f;
   }
 #pragma unroll
   for (int j = 0; j < kChunks; ++j) {
@@ -162,7 +192,7 @@ __device__ __forceinline__ void quantize_rows(const u32x4 (&data)[Passes][HeadDi
 #pragma unroll
     for (int k = 0; k < Passes; ++k) {
       const int r = slot + k * kQuantRowSlots;
-      if (r >= (OneBlock ? t.block_tokens : t.n_rows)) continue;
+      if (OneBlock ? r >= t.block_tokens : Pow2 ? (r & -t.block_tokens) >= t.n_valid : r >= t.n_rows) continue;
       uint32_t w0 = 0, w1 = 0, r0 = 0, r1 = 0;
       if (r < t.n_valid) {
         float y[8];
@@ -326,7 +356,7 @@ __global__ void __launch_bounds__(kQuantThreads, HeadDim <= 128 ? (Terms == 1 ? 
   detail::QkTile tile{static_cast<unsigned char*>(p.out) + (bh * p.seq_len_pad + row0) * (HeadDim * Bits * Terms / 8),
                       p.scale + (bh * n_blocks + blk) * groups, n_valid, p.block_tokens, p.block_tokens,
                       p.warp_tokens, groups, p.granularity, p.scale_multiplier};
-  detail::quantize_rows<In, HeadDim, Bits, Terms, IsQuery, Smooth, true>(data, tile, s_mean, s_group_max, s_group_inv);
+  detail::quantize_rows<In, HeadDim, Bits, Terms, IsQuery, Smooth, true, false>(data, tile, s_mean, s_group_max, s_group_inv);
 }
 
 }  // namespace sagejit::kernels
