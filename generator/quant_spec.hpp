@@ -21,7 +21,7 @@ enum class QuantOp {
   quantize_v,  // V -> e4m3, transposed and token-permuted (sm_89+)
   quantize_kv,  // K (and V with with_v) as quantize_k / quantize_v, with the statistics computed in the
                 // same kernel (quant_kv.cuh): K and V read once
-  quantize_kv_cluster,  // quantize_kv for up to kv_cluster_max_chunks(D) chunks of keys (16; 8 at D = 256),
+  quantize_kv_cluster,  // quantize_kv for up to kv_cluster_max_chunks(D) chunks of keys (16),
                         // one cluster per (b, h) and tensor that holds its chunks in registers
                         // (quant_kv_cluster.cuh; sm_90a)
 };

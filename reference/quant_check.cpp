@@ -445,12 +445,15 @@ std::vector<QuantCheckCase> quant_check_cases() {
     c.options.lse_correction = true;
     add(c);
   }
-  // 8 chunks of keys, a partial one and exactly 1024: D = 256's largest clusters of
-  // quantize_kv_cluster; 12 (a cluster size that is neither a power of two nor portable); 16 (2k keys,
-  // a partial chunk and exact), the largest up to D = 128.
-  for (int seq_kv : {1000, 1024, 1500, 2000, 2048}) {
+  // 8 chunks of keys, a partial one and exactly 1024; 12 (a cluster size that is neither a power of
+  // two nor portable); 16 (2k keys, a partial chunk and exact), quantize_kv_cluster's largest, at
+  // D = 256 too, whose pushed partials share the V tile's bytes.
+  for (int seq_kv : {1000, 1024, 1500, 2000, 2048, 1900, 2047}) {
     QuantCheckCase c;
-    c.head_dim = seq_kv == 1000 ? 256 : seq_kv == 1024 ? 96 : seq_kv <= 2000 ? 128 : 64;
+    c.head_dim = seq_kv == 1000 || seq_kv == 1900 || seq_kv == 2047 ? 256
+                 : seq_kv == 1024                                    ? 96
+                 : seq_kv <= 2000                                    ? 128
+                                                                     : 64;
     c.batch = 3, c.heads_q = 4, c.heads_kv = 4, c.seq_q = 65, c.seq_kv = seq_kv;
     c.options.lse_correction = seq_kv == 1000;
     add(c);

@@ -1,6 +1,6 @@
 // quant_kv.cuh — K (smoothed by its channel mean) and V (to e4m3 by its channel scale) quantized by
 // one kernel that also computes that mean and that scale, reading K and V from DRAM once. (On sm_90a,
-// up to 2k keys (1k at D = 256), quant_kv_cluster.cuh computes the same with one cluster per (b, h)
+// up to 2k keys, quant_kv_cluster.cuh computes the same with one cluster per (b, h)
 // and tensor.)
 //
 // What it computes: exactly what quant_stats, quantize_qk (K) and quantize_v compute, bit for bit

@@ -1,5 +1,5 @@
 // quant_kv_cluster.cuh — quantize_kv for short key sequences (up to kv_cluster_max_chunks(D) chunks of
-// 128 tokens: 2k keys up to D = 128, 1k at 256): one thread-block cluster per (b, h) and tensor, one
+// 128 tokens: 2k keys): one thread-block cluster per (b, h) and tensor, one
 // CTA per chunk, so that K and V are held in registers while the cluster agrees on K's mean and V's
 // scale (sm_90a).
 //
@@ -86,15 +86,19 @@ __global__ void __launch_bounds__(kQuantThreads, kv_cluster_min_ctas<HeadDim, Te
   constexpr int kChunks = HeadDim / 32;
   constexpr int kPasses = kStatsChunkTokens / kQuantRowSlots;
   constexpr int kMaxGroups = kStatsChunkTokens / 16 * 4;  // as quantize_kv
-  // The warps' partials and the V tile share their bytes (as quantize_kv); the partials the cluster's
-  // CTAs push have their own.
+  // The warps' partials, then every chunk's partial (pushed there by the chunk's CTA: s_bar completes
+  // when all have landed), share their bytes with the V tile, which is written only after both are
+  // read (the barrier after the statistics below). The pushes land after the warps' partials, never
+  // on them: another CTA may push while this one still reduces its own. (At D = 256 with V, the
+  // partials of 16 chunks apart from the tile would take the static shared memory past 48 KiB.)
   constexpr int kPartialBytes = kQuantWarps * HeadDim * 4;
+  constexpr int kAllBytes = kv_cluster_max_chunks(HeadDim) * HeadDim * 4;
   constexpr int kTileBytes = WithV ? HeadDim * kVTileTokens : 0;
-  __shared__ alignas(16) unsigned char s_raw[kPartialBytes > kTileBytes ? kPartialBytes : kTileBytes];
+  constexpr int kRawBytes = kPartialBytes + kAllBytes > kTileBytes ? kPartialBytes + kAllBytes : kTileBytes;
+  __shared__ alignas(16) unsigned char s_raw[kRawBytes];
   auto s_tile = reinterpret_cast<unsigned char (*)[kVTileTokens]>(s_raw);
   auto s_part = reinterpret_cast<float (*)[HeadDim]>(s_raw);
-  // Every chunk's partial, pushed there by the chunk's CTA; s_bar completes when all have landed.
-  __shared__ alignas(16) float s_all[kv_cluster_max_chunks(HeadDim)][HeadDim];
+  auto s_all = reinterpret_cast<float (*)[HeadDim]>(s_raw + kPartialBytes);
   __shared__ alignas(8) unsigned long long s_bar;
   __shared__ alignas(16) float s_stat[HeadDim];  // K: the mean; V: 1 / scale
   __shared__ int s_group_max[kMaxGroups];

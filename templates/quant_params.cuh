@@ -161,13 +161,13 @@ __host__ __device__ constexpr int v_tiles(int seq_len_pad) {
   return (seq_len_pad + kVTileTokens - 1) / kVTileTokens;
 }
 // quantize_kv_cluster (quant_kv_cluster.cuh): the most chunks of 128 keys it serves, one CTA each in
-// one cluster: 16 up to D = 128 (2k keys; beyond 8 CTAs a cluster size is not portable, and the host
-// asks the GPU whether it holds one), 8 at D = 256 (the 16 partials of 256 channels would take its
-// static shared memory past 48 KiB). With the partials pushed (st.async) rather than exchanged by a
-// releasing cluster barrier, 16-CTA clusters beat quantize_kv at 2k keys on the H100 (B4, D128 98.1
-// -> 76.8 us, call 423 -> 396 us; D64 91.8 -> 85.7 us; bench/results/2026-11-27-cluster-exchange-h100.md);
-// with the barrier they had lost (0.451-0.457 against 0.447-0.449 ms end to end).
-__host__ __device__ constexpr int kv_cluster_max_chunks(int head_dim) { return head_dim <= 128 ? 16 : 8; }
+// one cluster: 16 (2k keys; beyond 8 CTAs a cluster size is not portable, and the host asks the GPU
+// whether it holds one). With the partials pushed (st.async) rather than exchanged by a releasing
+// cluster barrier, 16-CTA clusters beat quantize_kv at 2k keys on the H100 (B4, D128 98.1 -> 76.8 us,
+// call 423 -> 396 us; D64 91.8 -> 85.7 us; bench/results/2026-11-27-cluster-exchange-h100.md); with
+// the barrier they had lost (0.451-0.457 against 0.447-0.449 ms end to end). D = 256 stopped at 8
+// until its pushed partials shared the V tile's bytes (bench/results/2026-11-27-quant-geometry-h100.md §8).
+__host__ __device__ constexpr int kv_cluster_max_chunks(int /*head_dim*/) { return 16; }
 
 // quantize_kv: work items in steps of 2 x chunks of the longest sequence (at least 1), one step per
 // (b, h) and `lag` more (quant_kv.cuh, "Order"); one CTA each.

@@ -44,9 +44,9 @@ TEST_CASE("K, V and their statistics run as one kernel wherever it applies" * te
   nothing_first.smooth_k = false, nothing_first.quantize_v = false;
   CHECK_FALSE(fused(nothing_first));
   // On sm_90a, up to kv_cluster_max_chunks(D) chunks of keys: its cluster form (quant_kv_cluster.cuh),
-  // unless turned off. At D = 128 that is 16 chunks where the GPU holds 16-CTA clusters (the H100 and
-  // H200 do; elsewhere, 8 may be the most): 2048 keys are 16 chunks, 2049 are 17. At D = 256, 8:
-  // 1024 keys, not 1025.
+  // unless turned off. That is 16 chunks where the GPU holds 16-CTA clusters (the H100 and H200 do;
+  // elsewhere, 8 may be the most): 2048 keys are 16 chunks, 2049 are 17; at D = 256 too (2 CTAs per
+  // SM there).
   if (has_kv_cluster(arch) && fused(o)) {
     CHECK(runs_kv_cluster(plan_quantize(t, t, t, o, arch), o));
     const TensorRef two_k = TensorRef::contiguous(t.data, DType::f16, Layout::hnd, 2, 2, 2048, 128);
@@ -59,7 +59,11 @@ TEST_CASE("K, V and their statistics run as one kernel wherever it applies" * te
     CHECK(runs_fused_stats(plan_quantize(past, past, past, o, arch), o));
     const TensorRef wide = TensorRef::contiguous(t.data, DType::f16, Layout::hnd, 2, 2, 1024, 256);
     CHECK(runs_kv_cluster(plan_quantize(wide, wide, wide, o, arch), o));
-    const TensorRef wide_past = TensorRef::contiguous(t.data, DType::f16, Layout::hnd, 2, 2, 1025, 256);
+    const TensorRef wide_two_k = TensorRef::contiguous(t.data, DType::f16, Layout::hnd, 2, 2, 2048, 256);
+    if (name.find("H100") != std::string::npos || name.find("H200") != std::string::npos) {
+      CHECK(runs_kv_cluster(plan_quantize(wide_two_k, wide_two_k, wide_two_k, o, arch), o));
+    }
+    const TensorRef wide_past = TensorRef::contiguous(t.data, DType::f16, Layout::hnd, 2, 2, 2049, 256);
     CHECK_FALSE(runs_kv_cluster(plan_quantize(wide_past, wide_past, wide_past, o, arch), o));
     QuantizeOptions items = o;
     items.kv_cluster = false;
