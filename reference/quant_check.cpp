@@ -531,8 +531,9 @@ std::vector<QuantCheckCase> quant_varlen_check_cases() {
     }
   }
   // Short key sequences (quantize_kv_cluster on sm_90a: up to kv_cluster_max_chunks(D) chunks) with
-  // an empty one, at D = 128 and 256; and at D = 128 a 16-CTA cluster whose sequences fill 16, 2 and
-  // 1 of its CTAs (the last pushes only to itself).
+  // an empty one, at D = 128 and 256; and a 16-CTA cluster whose sequences fill 16, 2 and 1 of its
+  // CTAs (the last pushes only to itself), at D = 128 and at 256 (where the pushed partials share
+  // the V tile's bytes).
   for (int head_dim : {128, 256}) {
     QuantCheckCase c;
     c.head_dim = head_dim, c.heads_q = 2, c.heads_kv = 2;
@@ -540,10 +541,12 @@ std::vector<QuantCheckCase> quant_varlen_check_cases() {
     c.options.lse_correction = true;
     add(c);
   }
-  QuantCheckCase wide_cluster;
-  wide_cluster.head_dim = 128, wide_cluster.heads_q = 2, wide_cluster.heads_kv = 2;
-  wide_cluster.lengths_q = {70, 1, 300, 9}, wide_cluster.lengths_kv = {2000, 0, 129, 100};
-  add(wide_cluster);
+  for (int head_dim : {128, 256}) {
+    QuantCheckCase wide_cluster;
+    wide_cluster.head_dim = head_dim, wide_cluster.heads_q = 2, wide_cluster.heads_kv = 2;
+    wide_cluster.lengths_q = {70, 1, 300, 9}, wide_cluster.lengths_kv = {2000, 0, 129, 100};
+    add(wide_cluster);
+  }
   // block_k = 96 does not divide quantize_v's 128-token tile: a 100-token sequence's keys are read
   // up to round_up(100, 96) = 192, past the first V tile, which must therefore be written too.
   QuantCheckCase odd_block;

@@ -105,7 +105,7 @@ __device__ __forceinline__ float div_rn(float a, float b) {
 // same bits as div_rn(a, B) in three instructions instead of its Newton steps: the double product
 // a · RN(1 / B) is within 2^-52 (relative) of a / B, and a / B is never a float rounding midpoint
 // (B · m, for m a midpoint, has more significant bits than a float holds when B is odd) nor closer
-// to one than 2^-33 (relative; 2^-157 absolute among the subnormals), so rounding the product to
+// to one than 2^-33 (relative; 2^-150 / B absolute among the subnormals), so rounding the product to
 // float rounds a / B. Zeros, infinities and NaN pass through the product as through the division.
 // Checked for all 2^32 inputs on the host (same IEEE operations); test_quant_reference.cpp sweeps
 // the exponents where it could go wrong.

@@ -46,8 +46,8 @@ struct QuantizeOptions {
   // chunk's two reads within half of L2 (runtime/quantize.cpp; on the H100 at D = 128, S <= 8k).
   // false: a separate statistics pass first. Both give the same bits; the option is for comparing.
   bool fused_stats = true;
-  // With fused_stats, on sm_90a, for key sequences of up to 16 chunks of 128 keys (2k keys; 8 at head
-  // dim 256, and where the GPU holds clusters of that many CTAs): one thread-block cluster per (batch,
+  // With fused_stats, on sm_90a, for key sequences of up to 16 chunks of 128 keys (2k keys, where the
+  // GPU holds clusters of that many CTAs): one thread-block cluster per (batch,
   // head) and tensor, one CTA per chunk, each holding its chunk in registers while the cluster agrees on
   // the statistic (quant_kv_cluster.cuh): one read of K and V, no counters.
   // false: quantize_kv's work items. Both give the same bits; the option is for comparing.
