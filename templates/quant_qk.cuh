@@ -356,7 +356,8 @@ __global__ void __launch_bounds__(kQuantThreads, HeadDim <= 128 ? (Terms == 1 ? 
   detail::QkTile tile{static_cast<unsigned char*>(p.out) + (bh * p.seq_len_pad + row0) * (HeadDim * Bits * Terms / 8),
                       p.scale + (bh * n_blocks + blk) * groups, n_valid, p.block_tokens, p.block_tokens,
                       p.warp_tokens, groups, p.granularity, p.scale_multiplier};
-  detail::quantize_rows<In, HeadDim, Bits, Terms, IsQuery, Smooth, true, false>(data, tile, s_mean, s_group_max, s_group_inv);
+  detail::quantize_rows<In, HeadDim, Bits, Terms, IsQuery, Smooth, true, false>(data, tile, s_mean, s_group_max,
+                                                                                s_group_inv);
 }
 
 }  // namespace sagejit::kernels

@@ -510,7 +510,8 @@ TEST_CASE("division by 127 and 7: the rounded reciprocal's double product rounds
           const float a = std::bit_cast<float>(sign << 31 | exponent << 23 | m);
           const volatile float q = a / fb;
           const volatile float p = static_cast<float>(static_cast<double>(a) * r);
-          mismatches += std::bit_cast<std::uint32_t>(static_cast<float>(q)) != std::bit_cast<std::uint32_t>(static_cast<float>(p));
+          mismatches +=
+              std::bit_cast<std::uint32_t>(static_cast<float>(q)) != std::bit_cast<std::uint32_t>(static_cast<float>(p));
           ++checked;
         }
       }
