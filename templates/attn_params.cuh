@@ -207,22 +207,34 @@ __host__ __device__ constexpr bool attn_wgmma_stages_o(int head_dim, int consume
                                   attn_wgmma_static_smem_bytes(consumers),
                               consumers);
 }
-// Where the whole staging tile does not fit, O leaves in parts of 128 or 64 channels through a buffer
-// of their own (per consumer 64 rows of 2·channels bytes, XOR-swizzled: AttnWgmmaStagedOParts), the
-// wider where it fits by the same rule; 0 where neither does. Not for the one-term FP8 form at head
-// dim 256 with fused Q: its consumers stage O in their Q tiles (attn_wgmma.cuh, kStageOInQ).
+// Where the whole staging tile does not fit and the consumers quantize Q themselves, the one-term FP8
+// form at head dim 256 stages O in parts of 128 channels in each consumer's Q tile, which nothing
+// refills before the next tile's Q quantization (attn_wgmma.cuh, kStageOInQ).
+__host__ __device__ constexpr bool attn_wgmma_stages_o_in_q(int head_dim, int consumers, int stages, bool pv_f16,
+                                                            int qk_terms = 1, int cta_k = kWgmmaCtaK,
+                                                            bool fused_q = false) {
+  return !attn_wgmma_stages_o(head_dim, consumers, stages, pv_f16, qk_terms, cta_k) && fused_q && head_dim == 256 &&
+         qk_terms == 1 && !pv_f16;
+}
+// The buffer of O's parts: per consumer 64 rows of 2·channels bytes.
+__host__ __device__ constexpr int attn_wgmma_o_parts_bytes(int consumers, int channels) {
+  return consumers * kWgmmaRowsPerWg * 2 * channels;
+}
+// Elsewhere, where the whole staging tile does not fit, O leaves in parts of 128 or 64 channels
+// through a buffer of their own (attn_wgmma_o_parts_bytes, XOR-swizzled: AttnWgmmaStagedOParts), the
+// wider where it fits by the same rule; 0 where neither does (or O is staged whole or in the Q tile).
 __host__ __device__ constexpr int attn_wgmma_o_part_channels(int head_dim, int consumers, int stages, bool pv_f16,
                                                              int qk_terms = 1, int cta_k = kWgmmaCtaK,
                                                              bool fused_q = false) {
   if (attn_wgmma_stages_o(head_dim, consumers, stages, pv_f16, qk_terms, cta_k) ||
-      (head_dim == 256 && qk_terms == 1 && !pv_f16 && fused_q)) {
+      attn_wgmma_stages_o_in_q(head_dim, consumers, stages, pv_f16, qk_terms, cta_k, fused_q)) {
     return 0;
   }
   const int per_cta = attn_wgmma_ring_smem_bytes(head_dim, consumers, stages, pv_f16, qk_terms, cta_k) +
                       attn_wgmma_static_smem_bytes(consumers);
   for (int channels = 128; channels >= 64; channels /= 2) {
     if (head_dim % channels == 0 &&
-        attn_wgmma_smem_fits(per_cta + consumers * kWgmmaRowsPerWg * 2 * channels, consumers)) {
+        attn_wgmma_smem_fits(per_cta + attn_wgmma_o_parts_bytes(consumers, channels), consumers)) {
       return channels;
     }
   }
@@ -234,8 +246,8 @@ __host__ __device__ constexpr int attn_wgmma_smem_bytes(int head_dim, int consum
   return attn_wgmma_ring_smem_bytes(head_dim, consumers, stages, pv_f16, qk_terms, cta_k) +
          (attn_wgmma_stages_o(head_dim, consumers, stages, pv_f16, qk_terms, cta_k)
               ? attn_wgmma_o_stage_bytes(head_dim, consumers)
-              : consumers * kWgmmaRowsPerWg * 2 *
-                    attn_wgmma_o_part_channels(head_dim, consumers, stages, pv_f16, qk_terms, cta_k, fused_q));
+              : attn_wgmma_o_parts_bytes(
+                    consumers, attn_wgmma_o_part_channels(head_dim, consumers, stages, pv_f16, qk_terms, cta_k, fused_q)));
 }
 // The single-warpgroup form (attn_wgmma_single.cuh; wgmma tiles with one stage): 128 threads, no
 // producer; dynamic shared memory for Q, one K and one V block, the ones tile and 1 KiB to align the

@@ -210,7 +210,8 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
   constexpr bool kStageO = attn_wgmma_stages_o(kD, kConsumers, kStages, kPvF16, kTerms, kCtaK);
   // Where it does not and the consumer quantizes Q itself (nothing copies the next tile's Q into its
   // Q tile), O leaves through that Q tile in parts (AttnWgmmaStagedOParts: head dim 256, FP8 P·V).
-  constexpr bool kStageOInQ = !kStageO && Cfg::fused_q && kD == 256 && kTerms == 1 && !kPvF16;
+  constexpr bool kStageOInQ =
+      attn_wgmma_stages_o_in_q(kD, kConsumers, kStages, kPvF16, kTerms, kCtaK, Cfg::fused_q);
   // Elsewhere, in parts through a buffer of their own where that fits (head dim 256 with 16-bit P·V,
   // two-term Q/K, or FP8 P·V and Q from its own pass; attn_wgmma_o_part_channels), else with 4-byte
   // stores from the registers.
