@@ -1,6 +1,7 @@
 // overlap_probe.cu — does the H100's tensor core keep its rate while the same SM sub-partitions
 // issue other instructions? One CTA per SM: warpgroup 0 runs back-to-back wgmma batches (4 × m64n128k32,
-// int8 from shared memory like QKᵀ, or e4m3 with A from registers like P·V), warpgroups 1 and 2 run a
+// int8 from shared memory like QKᵀ, e4m3 with A from registers like P·V, or e4m3 with A from shared
+// memory: P·V with P staged there, which overlaps no better), warpgroups 1 and 2 run a
 // stream of one instruction kind (8 independent chains per thread). Each kind alone, then both: the
 // overlap is (t_tensor + t_other − t_both) / min(t_tensor, t_other) — 100% when they hide each other,
 // 0% when the SM does one at a time. What the attention kernels' loop design rests on
@@ -23,7 +24,29 @@ using namespace sagejit::kernels::mma_ops;
 
 namespace {
 
-// TK: 0 int8 wgmma, shared-memory operands; 1 e4m3 wgmma, A from registers.
+// m64n128k32 e4m3 with both operands from shared memory (P·V with P staged in shared memory).
+__device__ __forceinline__ void wgmma_m64n128k32_e4m3_ss(float (&d)[64], u64 desc_a, u64 desc_b) {
+  asm volatile(
+      "{\n"
+      "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+      "}, %64, %65, 1, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(desc_a), "l"(desc_b));
+}
+
+// TK: 0 int8 wgmma, shared-memory operands; 1 e4m3 wgmma, A from registers; 2 e4m3 wgmma,
+// shared-memory operands.
 // OK: 0 MUFU.EX2, 1 FFMA (full rate), 2 FFMA (one chain: a quarter of the rate), 3 FMNMX, 4 IMAD,
 //     5 F2FP (e4m3x2 pack) + PRMT, 6 LOP3.
 
@@ -47,6 +70,19 @@ __global__ void __launch_bounds__(384, 1) probe(int mode, int it_t, int it_o, fl
         wgmma_fence();
 #pragma unroll
         for (int k = 0; k < 4; ++k) wgmma_s8_ss<128>(acc, desc_advance(da, 32 * k), desc_advance(db, 32 * k), true);
+        wgmma_commit();
+        wgmma_wait<0>();
+        fence_operands(acc);
+      }
+      for (int i = 0; i < 64; ++i) out += acc[i];
+    } else if constexpr (TK == 2) {
+      float acc[64];
+      for (int i = 0; i < 64; ++i) acc[i] = 0;
+      for (int it = 0; it < it_t; ++it) {
+        fence_operands(acc);
+        wgmma_fence();
+#pragma unroll
+        for (int k = 0; k < 4; ++k) wgmma_m64n128k32_e4m3_ss(acc, desc_advance(da, 32 * k), desc_advance(db, 32 * k));
         wgmma_commit();
         wgmma_wait<0>();
         fence_operands(acc);
@@ -154,5 +190,10 @@ int main() {
   run<0, 6>("s8ss+lop3", sms, 20000, 40000);
   run<1, 1>("e4rs+ffma", sms, 20000, 80000);
   run<1, 3>("e4rs+fmnmx", sms, 20000, 40000);
+  run<2, 0>("e4ss+mufu", sms, 20000, 20000);
+  run<2, 1>("e4ss+ffma", sms, 20000, 80000);
+  run<2, 3>("e4ss+fmnmx", sms, 20000, 40000);
+  run<2, 5>("e4ss+f2fp", sms, 20000, 20000);
+  run<1, 5>("e4rs+f2fp", sms, 20000, 20000);
   return 0;
 }
