@@ -167,12 +167,18 @@ constexpr int ctas_per_sm(int d) { return d == 64 ? 4 : 3; }
 
 template <int Mode, int V = kKernel, int D = 128>  // Mode: 0 ctas, 1 wgs, 2 pingpong
 __global__ void __launch_bounds__(Mode == 0 ? 128 : 384, Mode == 0 ? ctas_per_sm(D) : 1)
-    probe(int blocks, float* sink) {
+    probe(int blocks, int random, float* sink) {
   extern __shared__ __attribute__((aligned(1024))) u8 smem[];
   const int tid = threadIdx.x, n_wg = blockDim.x / 128, wg = tid / 128;
-  // Small values: int8 3 for Q and K, e4m3 0x30 (0.5) for V.
-  for (int i = tid; i < 32768 / 4; i += blockDim.x) reinterpret_cast<u32*>(smem)[i] = 0x03030303u;
-  for (int i = 32768 / 4 + tid; i < 49152 / 4; i += blockDim.x) reinterpret_cast<u32*>(smem)[i] = 0x30303030u;
+  // Q and K int8, V e4m3: constants (3 and 0.5), or random bytes (V's with bits 3 and 7 clear, so
+  // never NaN). The data sets how much the operands switch, and so the power the card draws and
+  // the clock it holds under its cap.
+  for (int i = tid; i < 49152 / 4; i += blockDim.x) {
+    u32 h = (i + 1) * 2654435761u;
+    h ^= h >> 15, h *= 2246822519u, h ^= h >> 13;
+    const bool is_v = i >= 32768 / 4;
+    reinterpret_cast<u32*>(smem)[i] = !random ? (is_v ? 0x30303030u : 0x03030303u) : is_v ? h & 0x77777777u : h;
+  }
   fence_proxy_async_shared();
   __syncthreads();
   const u32 s = (smem_u32(smem) + 1023) & ~1023u;
@@ -198,7 +204,7 @@ __global__ void __launch_bounds__(Mode == 0 ? 128 : 384, Mode == 0 ? ctas_per_sm
 
 // Median of 7 launches; 3 warpgroups per SM in each mode.
 template <int Mode, int V = kKernel, int D = 128>
-double run(const char* name, int sms, int blocks) {
+double run(const char* name, int sms, int blocks, int random = 0) {
   auto k = probe<Mode, V, D>;
   CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
   float* sink;
@@ -209,11 +215,11 @@ double run(const char* name, int sms, int blocks) {
   float ms[7];
   const int per_sm = Mode == 0 ? ctas_per_sm(D) : 3;
   const int grid = Mode == 0 ? per_sm * sms : sms, threads = Mode == 0 ? 128 : 384;
-  k<<<grid, threads, kSmem>>>(blocks, sink);  // warm-up
+  k<<<grid, threads, kSmem>>>(blocks, random, sink);  // warm-up
   CHECK(cudaGetLastError());
   for (int rep = 0; rep < 7; ++rep) {
     CHECK(cudaEventRecord(a));
-    k<<<grid, threads, kSmem>>>(blocks, sink);
+    k<<<grid, threads, kSmem>>>(blocks, random, sink);
     CHECK(cudaGetLastError());
     CHECK(cudaEventRecord(b));
     CHECK(cudaEventSynchronize(b));
@@ -230,7 +236,7 @@ double run(const char* name, int sms, int blocks) {
   CHECK(cudaEventDestroy(a));
   CHECK(cudaEventDestroy(b));
   const double tops = double(per_sm) * sms * blocks * (2.0 * 64 * 128 * D * 2) / (ms[3] * 1e-3) / 1e12;
-  std::printf("%-9s %8.3f ms  %6.0f TOPS\n", name, ms[3], tops);
+  std::printf("%-9s %s %8.3f ms  %6.0f TOPS\n", name, random ? "random  " : "constant", ms[3], tops);
   return tops;
 }
 
@@ -252,6 +258,12 @@ int main() {
     run<0, kNoPromotion>("no-promo", sms, 4000);
     run<0, kFp8Qk>("fp8-qk", sms, 4000);
     run<0, kMmaOnly>("mma-only", sms, 4000);
+  }
+  std::printf("random operands (the card's clock under its power cap):\n");
+  for (int round = 0; round < 2; ++round) {
+    run<0, kKernel>("kernel", sms, 4000, 1);
+    run<0, kMmaOnly>("mma-only", sms, 4000, 1);
+    run<0, kKernel, 64>("kernel64", sms, 4000, 1);
   }
   std::printf("the same at D = 64 (4 CTAs per SM):\n");
   for (int round = 0; round < 2; ++round) {
