@@ -24,17 +24,21 @@ if [ "${SKIP_ATTN_BENCH:-0}" != 1 ]; then
   python3 bench/attn_bench.py --d96 --seq 1024 --seq 4096 --seq 16384 \
     --json "$out/attn_bench_d96.json" 2>&1 | tee "$out/attn_bench_d96.txt" || status=1
 fi
-# How much of the tensor core's rate survives other issued work (sm_90a, needs nvcc; see
-# bench/overlap_probe.cu and bench/results/2026-11-26-wgmma-issue-cost-h100.md).
+# How much of the tensor core's rate survives other issued work, and what the single-warpgroup
+# kernel's block loop reaches without data movement (sm_90a, needs nvcc; see bench/overlap_probe.cu,
+# bench/pingpong_probe.cu, bench/results/2026-11-26-wgmma-issue-cost-h100.md and
+# bench/results/2026-11-27-kv-ring-and-p-from-smem-h100.md §3).
 nvcc_bin=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
 if [ -x "$nvcc_bin" ] && ./build/sagejit info 2>/dev/null | grep -q "(sm 9.0,"; then
-  "$nvcc_bin" -std=c++20 -gencode arch=compute_90a,code=sm_90a -O3 -I templates -cudart static \
-    -o "$out/overlap_probe" bench/overlap_probe.cu && "$out/overlap_probe" | tee "$out/overlap_probe.txt" || status=1
+  for probe in overlap_probe pingpong_probe; do
+    "$nvcc_bin" -std=c++20 -gencode arch=compute_90a,code=sm_90a -O3 -I templates -cudart static \
+      -o "$out/$probe" "bench/$probe.cu" && "$out/$probe" | tee "$out/$probe.txt" || status=1
+  done
 fi
 echo "=== summary ==="
 grep -E "^\[doctest\] (test cases|assertions)" "$out/gpu_tests.log"
 tail -n 1 "$out/selftest.log"
 sed -n '/^quantization on/,$p' "$out/quant_bench.txt"
 grep -E "test cases|ERROR|FAILED" "$out/gpu_tests.log" | head -20
-[ -f "$out/overlap_probe.txt" ] && cat "$out/overlap_probe.txt"
+for probe in overlap_probe pingpong_probe; do [ -f "$out/$probe.txt" ] && cat "$out/$probe.txt"; done
 exit $status
