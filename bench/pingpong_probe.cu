@@ -137,25 +137,25 @@ __device__ __forceinline__ float block_loop(u32 s, int wg, int n_wg, int blocks)
       wgmma_wait<0>();
       fence_operands(o);
       if constexpr (V == kNoPromotion) o[0] *= alpha;  // keeps alpha live, one FMUL
-      continue;
+    } else {
+      float t[D / 2];
+#pragma unroll
+      for (int i = 0; i < D / 2; ++i) t[i] = 0.f;
+      fence_operands(t);
+      if (Turns) named_barrier_sync(1 + wg, 256);
+      wgmma_fence();
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const u32 a[4] = {p[4 * k], p[4 * k + 1], p[4 * k + 2], p[4 * k + 3]};
+        wgmma_e4m3_rs<D>(t, a, desc_advance(dv, 32 * k), k > 0);
+      }
+      wgmma_commit();
+      if (Turns) named_barrier_arrive(1 + (wg + 1) % n_wg, 256);
+      wgmma_wait<0>();
+      fence_operands(t);
+#pragma unroll
+      for (int i = 0; i < D / 2; ++i) o[i] = fmaf(o[i], alpha, t[i]);
     }
-    float t[D / 2];
-#pragma unroll
-    for (int i = 0; i < D / 2; ++i) t[i] = 0.f;
-    fence_operands(t);
-    if (Turns) named_barrier_sync(1 + wg, 256);
-    wgmma_fence();
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const u32 a[4] = {p[4 * k], p[4 * k + 1], p[4 * k + 2], p[4 * k + 3]};
-      wgmma_e4m3_rs<D>(t, a, desc_advance(dv, 32 * k), k > 0);
-    }
-    wgmma_commit();
-    if (Turns) named_barrier_arrive(1 + (wg + 1) % n_wg, 256);
-    wgmma_wait<0>();
-    fence_operands(t);
-#pragma unroll
-    for (int i = 0; i < D / 2; ++i) o[i] = fmaf(o[i], alpha, t[i]);
   }
   float out = 0.f;
   for (int i = 0; i < D / 2; ++i) out += o[i];
