@@ -12,38 +12,15 @@
 //   nvcc -std=c++20 -gencode arch=compute_90a,code=sm_90a -O3 -I templates -cudart static \
 //        -o overlap_probe bench/overlap_probe.cu && ./overlap_probe
 #include <cstdio>
-#include <cstdlib>
-
-#include <cuda_runtime.h>
 
 #include "hopper_ops.cuh"
+#include "probe_util.cuh"
 
 using namespace sagejit::kernels;
 using namespace sagejit::kernels::hopper;
 using namespace sagejit::kernels::mma_ops;
 
 namespace {
-
-// m64n128k32 e4m3 with both operands from shared memory (P·V with P staged in shared memory).
-__device__ __forceinline__ void wgmma_m64n128k32_e4m3_ss(float (&d)[64], u64 desc_a, u64 desc_b) {
-  asm volatile(
-      "{\n"
-      "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-      "}, %64, %65, 1, 1, 1;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "l"(desc_a), "l"(desc_b));
-}
 
 // TK: 0 int8 wgmma, shared-memory operands; 1 e4m3 wgmma, A from registers; 2 e4m3 wgmma,
 // shared-memory operands.
@@ -82,7 +59,7 @@ __global__ void __launch_bounds__(384, 1) probe(int mode, int it_t, int it_o, fl
         fence_operands(acc);
         wgmma_fence();
 #pragma unroll
-        for (int k = 0; k < 4; ++k) wgmma_m64n128k32_e4m3_ss(acc, desc_advance(da, 32 * k), desc_advance(db, 32 * k));
+        for (int k = 0; k < 4; ++k) wgmma_m64n128k32_e4m3_ss(acc, desc_advance(da, 32 * k), desc_advance(db, 32 * k), true);
         wgmma_commit();
         wgmma_wait<0>();
         fence_operands(acc);
@@ -130,43 +107,19 @@ __global__ void __launch_bounds__(384, 1) probe(int mode, int it_t, int it_o, fl
   if (out == 12345.f) sink[tid] = out;
 }
 
-#define CHECK(call)                                                                  \
-  do {                                                                               \
-    const cudaError_t e = (call);                                                    \
-    if (e != cudaSuccess) {                                                          \
-      std::fprintf(stderr, "%s: %s (%s:%d)\n", #call, cudaGetErrorString(e), __FILE__, __LINE__); \
-      std::exit(1);                                                                  \
-    }                                                                                \
-  } while (0)
-
-// Best of 5 launches of each mode (1 tensor only, 2 other only, 3 both), one CTA of 384 threads per SM.
+// Best of 5 launches of each mode (1 tensor only, 2 other only, 3 both; after a warm-up launch), one
+// CTA of 384 threads per SM.
 template <int TK, int OK>
 void run(const char* name, int sms, int it_t, int it_o) {
   auto k = probe<TK, OK>;
-  CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+  PROBE_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
   float* sink;
-  CHECK(cudaMalloc(&sink, 4096));
-  cudaEvent_t a, b;
-  CHECK(cudaEventCreate(&a));
-  CHECK(cudaEventCreate(&b));
+  PROBE_CHECK(cudaMalloc(&sink, 4096));
   float ms[4] = {};
   for (int mode = 1; mode <= 3; ++mode) {
-    float best = 1e9;
-    for (int rep = 0; rep < 5; ++rep) {
-      CHECK(cudaEventRecord(a));
-      k<<<sms, 384, 200 * 1024>>>(mode, it_t, it_o, sink);
-      CHECK(cudaGetLastError());
-      CHECK(cudaEventRecord(b));
-      CHECK(cudaEventSynchronize(b));
-      float t;
-      CHECK(cudaEventElapsedTime(&t, a, b));
-      best = t < best ? t : best;
-    }
-    ms[mode] = best;
+    ms[mode] = launch_times(5, [&] { k<<<sms, 384, 200 * 1024>>>(mode, it_t, it_o, sink); })[0];
   }
-  CHECK(cudaFree(sink));
-  CHECK(cudaEventDestroy(a));
-  CHECK(cudaEventDestroy(b));
+  PROBE_CHECK(cudaFree(sink));
   const double tops = double(sms) * it_t * 4 * 64 * 128 * 32 * 2 / (ms[1] * 1e-3) / 1e12;
   printf("%-10s tensor-only %.3f ms (%.0f TOPS)  other-only %.3f ms  both %.3f ms  (sum %.3f, max %.3f) overlap %.0f%%\n", name,
          ms[1], tops, ms[2], ms[3], ms[1] + ms[2], ms[1] > ms[2] ? ms[1] : ms[2],
@@ -177,7 +130,7 @@ void run(const char* name, int sms, int it_t, int it_o) {
 
 int main() {
   cudaDeviceProp prop;
-  CHECK(cudaGetDeviceProperties(&prop, 0));
+  PROBE_CHECK(cudaGetDeviceProperties(&prop, 0));
   std::printf("%s, %d SMs\n", prop.name, prop.multiProcessorCount);
   const int sms = prop.multiProcessorCount;
   run<0, 0>("s8ss+mufu", sms, 20000, 20000);

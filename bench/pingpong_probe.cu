@@ -18,11 +18,9 @@
 //   nvcc -std=c++20 -gencode arch=compute_90a,code=sm_90a -O3 -I templates -cudart static \
 //        -o pingpong_probe bench/pingpong_probe.cu && ./pingpong_probe
 #include <cstdio>
-#include <cstdlib>
-
-#include <cuda_runtime.h>
 
 #include "hopper_ops.cuh"
+#include "probe_util.cuh"
 
 using namespace sagejit::kernels;
 using namespace sagejit::kernels::hopper;
@@ -31,27 +29,6 @@ using namespace sagejit::kernels::mma_ops;
 namespace {
 
 constexpr int kSmem = 48 * 1024 + 1024;
-
-// m64n128k32 e4m3 × e4m3 from shared memory, f32 accumulators (QKᵀ in FP8, for the ablation).
-__device__ __forceinline__ void wgmma_e4m3_ss(float (&d)[64], u64 desc_a, u64 desc_b, bool accumulate) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-      "}, %64, %65, p, 1, 1;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "l"(desc_a), "l"(desc_b), "r"(int(accumulate)));
-}
 
 // What a block computes (the kernel's numerics, or an ablation of it, "ctas" only):
 //   0 the kernel's: int8 QKᵀ from the magic number, softmax, e4m3 P·V into a fresh accumulator,
@@ -76,7 +53,7 @@ __device__ __forceinline__ float block_loop(u32 s, int wg, int n_wg, int blocks)
       fence_operands(s);
       wgmma_fence();
 #pragma unroll
-      for (int k = 0; k < D / 32; ++k) wgmma_e4m3_ss(s, desc_advance(dq, 32 * k), desc_advance(dk, 32 * k), k > 0);
+      for (int k = 0; k < D / 32; ++k) wgmma_m64n128k32_e4m3_ss(s, desc_advance(dq, 32 * k), desc_advance(dk, 32 * k), k > 0);
       wgmma_commit();
       wgmma_wait<0>();
       fence_operands(s);
@@ -193,48 +170,17 @@ __global__ void __launch_bounds__(Mode == 0 ? 128 : 384, Mode == 0 ? ctas_per_sm
   if (out == 12345.f) sink[tid] = out;
 }
 
-#define CHECK(call)                                                                                  \
-  do {                                                                                               \
-    const cudaError_t e = (call);                                                                    \
-    if (e != cudaSuccess) {                                                                          \
-      std::fprintf(stderr, "%s: %s (%s:%d)\n", #call, cudaGetErrorString(e), __FILE__, __LINE__); \
-      std::exit(1);                                                                                  \
-    }                                                                                                \
-  } while (0)
-
 // Median of 7 launches; 3 warpgroups per SM in each mode.
 template <int Mode, int V = kKernel, int D = 128>
 double run(const char* name, int sms, int blocks, int random = 0) {
   auto k = probe<Mode, V, D>;
-  CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+  PROBE_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
   float* sink;
-  CHECK(cudaMalloc(&sink, 4096));
-  cudaEvent_t a, b;
-  CHECK(cudaEventCreate(&a));
-  CHECK(cudaEventCreate(&b));
-  float ms[7];
+  PROBE_CHECK(cudaMalloc(&sink, 4096));
   const int per_sm = Mode == 0 ? ctas_per_sm(D) : 3;
   const int grid = Mode == 0 ? per_sm * sms : sms, threads = Mode == 0 ? 128 : 384;
-  k<<<grid, threads, kSmem>>>(blocks, random, sink);  // warm-up
-  CHECK(cudaGetLastError());
-  for (int rep = 0; rep < 7; ++rep) {
-    CHECK(cudaEventRecord(a));
-    k<<<grid, threads, kSmem>>>(blocks, random, sink);
-    CHECK(cudaGetLastError());
-    CHECK(cudaEventRecord(b));
-    CHECK(cudaEventSynchronize(b));
-    CHECK(cudaEventElapsedTime(&ms[rep], a, b));
-  }
-  for (int i = 0; i < 7; ++i)
-    for (int j = i + 1; j < 7; ++j)
-      if (ms[j] < ms[i]) {
-        const float x = ms[i];
-        ms[i] = ms[j];
-        ms[j] = x;
-      }
-  CHECK(cudaFree(sink));
-  CHECK(cudaEventDestroy(a));
-  CHECK(cudaEventDestroy(b));
+  const std::vector<float> ms = launch_times(7, [&] { k<<<grid, threads, kSmem>>>(blocks, random, sink); });
+  PROBE_CHECK(cudaFree(sink));
   const double tops = double(per_sm) * sms * blocks * (2.0 * 64 * 128 * D * 2) / (ms[3] * 1e-3) / 1e12;
   std::printf("%-9s %s %8.3f ms  %6.0f TOPS\n", name, random ? "random  " : "constant", ms[3], tops);
   return tops;
@@ -244,7 +190,7 @@ double run(const char* name, int sms, int blocks, int random = 0) {
 
 int main() {
   cudaDeviceProp prop;
-  CHECK(cudaGetDeviceProperties(&prop, 0));
+  PROBE_CHECK(cudaGetDeviceProperties(&prop, 0));
   std::printf("%s, %d SMs; D = 128, 3 warpgroups per SM, 4000 blocks each\n", prop.name, prop.multiProcessorCount);
   const int sms = prop.multiProcessorCount;
   for (int round = 0; round < 2; ++round) {
