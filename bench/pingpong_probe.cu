@@ -28,7 +28,7 @@ using namespace sagejit::kernels::mma_ops;
 
 namespace {
 
-constexpr int kSmem = 48 * 1024 + 1024;
+constexpr int kSmem = 52 * 1024;  // Q, K, V and the 8 rows after V that an N = D + 8 B operand reads
 
 // What a block computes (the kernel's numerics, or an ablation of it, "ctas" only):
 //   0 the kernel's: int8 QKᵀ from the magic number, softmax, e4m3 P·V into a fresh accumulator,
@@ -36,7 +36,9 @@ constexpr int kSmem = 48 * 1024 + 1024;
 //   1 no promotion: P·V accumulates into O in the tensor core (no fp32 promotion FFMA);
 //   2 QKᵀ in e4m3 from a zero accumulator (no magic-number start), the rest as 0;
 //   3 the wgmma batches and their waits only (P a constant, no softmax, no promotion).
-enum Variant { kKernel = 0, kNoPromotion = 1, kFp8Qk = 2, kMmaOnly = 3 };
+//   4 the kernel's, with the row sums as 8 more P·V columns (N = D + 8, as the kernel computes them;
+//     the other variants leave the row sums out).
+enum Variant { kKernel = 0, kNoPromotion = 1, kFp8Qk = 2, kMmaOnly = 3, kRowSum = 4 };
 
 // One warpgroup's loop: `blocks` blocks of QKᵀ, softmax, P·V and promotion. `turns`: take the token
 // (named barrier 1 + wg) before each wgmma batch and pass it on (1 + (wg + 1) % n) after.
@@ -46,7 +48,7 @@ __device__ __forceinline__ float block_loop(u32 s, int wg, int n_wg, int blocks)
   const u64 dv = make_kmajor_desc(s + 32768, Swizzle::b128);
   float o[D / 2];
   for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
-  float row_max = -1e30f;
+  float row_max = -1e30f, l = 0.f;
   for (int b = 0; b < blocks; ++b) {
     float s[64];
     if constexpr (V == kFp8Qk) {
@@ -115,16 +117,17 @@ __device__ __forceinline__ float block_loop(u32 s, int wg, int n_wg, int blocks)
       fence_operands(o);
       if constexpr (V == kNoPromotion) o[0] *= alpha;  // keeps alpha live, one FMUL
     } else {
-      float t[D / 2];
+      constexpr int kN = V == kRowSum ? D + 8 : D;
+      float t[kN / 2];
 #pragma unroll
-      for (int i = 0; i < D / 2; ++i) t[i] = 0.f;
+      for (int i = 0; i < kN / 2; ++i) t[i] = 0.f;
       fence_operands(t);
       if (Turns) named_barrier_sync(1 + wg, 256);
       wgmma_fence();
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
         const u32 a[4] = {p[4 * k], p[4 * k + 1], p[4 * k + 2], p[4 * k + 3]};
-        wgmma_e4m3_rs<D>(t, a, desc_advance(dv, 32 * k), k > 0);
+        wgmma_e4m3_rs<kN>(t, a, desc_advance(dv, 32 * k), k > 0);
       }
       wgmma_commit();
       if (Turns) named_barrier_arrive(1 + (wg + 1) % n_wg, 256);
@@ -132,11 +135,12 @@ __device__ __forceinline__ float block_loop(u32 s, int wg, int n_wg, int blocks)
       fence_operands(t);
 #pragma unroll
       for (int i = 0; i < D / 2; ++i) o[i] = fmaf(o[i], alpha, t[i]);
+      if constexpr (V == kRowSum) l = fmaf(l, alpha, t[D / 2]) + fmaf(l, alpha, t[D / 2 + 2]);
     }
   }
   float out = 0.f;
   for (int i = 0; i < D / 2; ++i) out += o[i];
-  return out;
+  return out + l;
 }
 
 // CTAs per SM in "ctas" mode: the single-warpgroup kernel's, 3 at D = 128 and 4 at D = 64.
@@ -150,7 +154,7 @@ __global__ void __launch_bounds__(Mode == 0 ? 128 : 384, Mode == 0 ? ctas_per_sm
   // Q and K int8, V e4m3: constants (3 and 0.5), or random bytes (V's with bits 3 and 7 clear, so
   // never NaN). The data sets how much the operands switch, and so the power the card draws and
   // the clock it holds under its cap.
-  for (int i = tid; i < 49152 / 4; i += blockDim.x) {
+  for (int i = tid; i < kSmem / 4; i += blockDim.x) {
     u32 h = (i + 1) * 2654435761u;
     h ^= h >> 15, h *= 2246822519u, h ^= h >> 13;
     const bool is_v = i >= 32768 / 4;
@@ -201,6 +205,7 @@ int main() {
   std::printf("ablations of the block's numerics (3 CTAs per SM):\n");
   for (int round = 0; round < 2; ++round) {
     run<0, kKernel>("kernel", sms, 4000);
+    run<0, kRowSum>("+row-sum", sms, 4000);
     run<0, kNoPromotion>("no-promo", sms, 4000);
     run<0, kFp8Qk>("fp8-qk", sms, 4000);
     run<0, kMmaOnly>("mma-only", sms, 4000);
@@ -214,6 +219,7 @@ int main() {
   std::printf("the same at D = 64 (4 CTAs per SM):\n");
   for (int round = 0; round < 2; ++round) {
     run<0, kKernel, 64>("kernel", sms, 4000);
+    run<0, kRowSum, 64>("+row-sum", sms, 4000);
     run<0, kNoPromotion, 64>("no-promo", sms, 4000);
     run<0, kFp8Qk, 64>("fp8-qk", sms, 4000);
     run<0, kMmaOnly, 64>("mma-only", sms, 4000);
