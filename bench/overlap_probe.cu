@@ -12,6 +12,7 @@
 //   nvcc -std=c++20 -gencode arch=compute_90a,code=sm_90a -O3 -I templates -cudart static \
 //        -o overlap_probe bench/overlap_probe.cu && ./overlap_probe
 #include <cstdio>
+#include <type_traits>
 
 #include "hopper_ops.cuh"
 #include "probe_util.cuh"
@@ -39,27 +40,17 @@ __global__ void __launch_bounds__(384, 1) probe(int mode, int it_t, int it_o, fl
   if (wg == 0) {
     if (!(mode & 1)) return;
     const u64 da = make_kmajor_desc(s, Swizzle::b128), db = make_kmajor_desc(s + 16384, Swizzle::b128);
-    if constexpr (TK == 0) {
-      i32 acc[64];
+    if constexpr (TK == 0 || TK == 2) {  // both operands from shared memory: int8 or e4m3
+      std::conditional_t<TK == 0, i32, float> acc[64];
       for (int i = 0; i < 64; ++i) acc[i] = 0;
       for (int it = 0; it < it_t; ++it) {
         fence_operands(acc);
         wgmma_fence();
 #pragma unroll
-        for (int k = 0; k < 4; ++k) wgmma_s8_ss<128>(acc, desc_advance(da, 32 * k), desc_advance(db, 32 * k), true);
-        wgmma_commit();
-        wgmma_wait<0>();
-        fence_operands(acc);
-      }
-      for (int i = 0; i < 64; ++i) out += acc[i];
-    } else if constexpr (TK == 2) {
-      float acc[64];
-      for (int i = 0; i < 64; ++i) acc[i] = 0;
-      for (int it = 0; it < it_t; ++it) {
-        fence_operands(acc);
-        wgmma_fence();
-#pragma unroll
-        for (int k = 0; k < 4; ++k) wgmma_m64n128k32_e4m3_ss(acc, desc_advance(da, 32 * k), desc_advance(db, 32 * k), true);
+        for (int k = 0; k < 4; ++k) {
+          if constexpr (TK == 0) wgmma_s8_ss<128>(acc, desc_advance(da, 32 * k), desc_advance(db, 32 * k), true);
+          else wgmma_m64n128k32_e4m3_ss(acc, desc_advance(da, 32 * k), desc_advance(db, 32 * k), true);
+        }
         wgmma_commit();
         wgmma_wait<0>();
         fence_operands(acc);
