@@ -48,7 +48,7 @@ __device__ __forceinline__ float block_loop(u32 s, int wg, int n_wg, int blocks)
   const u64 dv = make_kmajor_desc(s + 32768, Swizzle::b128);
   float o[D / 2];
   for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
-  float row_max = -1e30f, l = 0.f;
+  float row_max = -1e30f, l[2] = {0.f, 0.f};  // l: the row sums of the thread's two rows (kRowSum)
   for (int b = 0; b < blocks; ++b) {
     float s[64];
     if constexpr (V == kFp8Qk) {
@@ -135,12 +135,15 @@ __device__ __forceinline__ float block_loop(u32 s, int wg, int n_wg, int blocks)
       fence_operands(t);
 #pragma unroll
       for (int i = 0; i < D / 2; ++i) o[i] = fmaf(o[i], alpha, t[i]);
-      if constexpr (V == kRowSum) l = fmaf(l, alpha, t[D / 2]) + fmaf(l, alpha, t[D / 2 + 2]);
+      if constexpr (V == kRowSum) {  // the row sums' promotion, as the kernel's l = α·l + l_j
+#pragma unroll
+        for (int r = 0; r < 2; ++r) l[r] = fmaf(l[r], alpha, t[D / 2 + 2 * r]);
+      }
     }
   }
   float out = 0.f;
   for (int i = 0; i < D / 2; ++i) out += o[i];
-  return out + l;
+  return out + l[0] + l[1];
 }
 
 // CTAs per SM in "ctas" mode: the single-warpgroup kernel's, 3 at D = 128 and 4 at D = 64.
