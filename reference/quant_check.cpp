@@ -434,6 +434,17 @@ std::vector<QuantCheckCase> quant_check_cases() {
       add(c);
     }
   }
+  // quantize_kv at D = 256, one tensor per item (kv_split_tensors): without smoothing (V's statistics
+  // segment alone) with two-term K, and 32 chunks over more items than the GPU holds at once (at 64
+  // the L2 rule of runs_fused picks the separate passes).
+  QuantCheckCase wide_plain;
+  wide_plain.batch = 2, wide_plain.heads_q = 2, wide_plain.heads_kv = 2, wide_plain.seq_q = 70;
+  wide_plain.seq_kv = 3000, wide_plain.head_dim = 256;
+  wide_plain.options.smooth_k = false, wide_plain.options.qk_type = QuantType::int8x2;
+  add(wide_plain);
+  QuantCheckCase wide_many = many_chunks;
+  wide_many.seq_kv = 4096, wide_many.head_dim = 256;
+  add(wide_many);
   QuantCheckCase long_seq;
   long_seq.seq_q = 300, long_seq.seq_kv = 33000, long_seq.head_dim = 128, long_seq.options.smooth_q = true;
   long_seq.options.lse_correction = true;

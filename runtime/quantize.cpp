@@ -103,7 +103,7 @@ struct FusedSchedule {
 };
 FusedSchedule fused_schedule(const QuantizePlan& p, const QuantizeOptions& o, int resident) {
   const int chunks = std::max(1, kernels::stats_chunks(p.seq_kv));
-  const int step_items = 2 * chunks;
+  const int step_items = kernels::kv_step_segments(p.head_dim, o.smooth_k, o.quantize_v) * chunks;
   FusedSchedule s;
   // No more than there are (b, h): beyond that the extra steps are empty.
   s.lag = std::clamp((resident + step_items - 1) / step_items, 1, std::max(1, p.batch * p.heads_kv));
@@ -301,8 +301,9 @@ bool enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
                                                           kernels::stats_words_offset(p.batch, p.heads_kv));
     a.lag = fused_schedule(p, o, kernels.kv_resident).lag;
     clear_counters(st, p.counters_bytes);
-    kernels.kv->launch({{unsigned(kernels::kv_items(p.batch, p.heads_kv, p.seq_kv, a.lag)), 1, 1}, block, 0}, st,
-                       args);
+    const int segments = kernels::kv_step_segments(p.head_dim, o.smooth_k, o.quantize_v);
+    kernels.kv->launch(
+        {{unsigned(kernels::kv_items(p.batch, p.heads_kv, p.seq_kv, a.lag, segments)), 1, 1}, block, 0}, st, args);
   };
 
   // Two streams: the caller's runs the statistics and then K; a helper stream (StreamFork) runs Q

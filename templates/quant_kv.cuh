@@ -12,6 +12,10 @@
 //     v_scale and the (b, h)'s statistics words;
 //   quantization item: loads the chunk, waits for the statistics words of its (b, h), then
 //     quantizes K's rows (128 / block_k blocks) and the V tile.
+// At D = 256 with V an item holds one tensor (kv_split_tensors, quant_params.cuh): a chunk of both
+// is 128 registers of data a thread, one CTA per SM, whose load, arithmetic and stores then run one
+// after another; one tensor's 64 leave room for 2 CTAs. The last of the (b, h)'s statistics items of
+// both tensors reduces.
 // Statistics words: channel c's k_mean bits (low half; 0 without smoothing) and v_scale bits (high
 // half; 1.0f without V) in one 64-bit word, written once by one relaxed 64-bit store and polled by
 // thread c of each quantization item with relaxed 64-bit loads. The high half is never 0 once
@@ -23,9 +27,10 @@
 // The separate passes read K and V twice from DRAM (6.5 tensor-sized transfers per call instead of
 // 4.5, bench/results/2026-11-25-quant-h100.md); here the second read is served by L2 (below).
 //
-// Order. Items are numbered by an atomic ticket (next_item), not by blockIdx, in steps of 2n items
-// (n = chunks of the longest sequence): step s holds the statistics items of (b, h) = s, then the
-// quantization items of (b, h) = s - lag. Every statistics item of a (b, h) has a lower ticket than
+// Order. Items are numbered by an atomic ticket (next_item), not by blockIdx, in steps of segments
+// of n items (n = chunks of the longest sequence; kv_step_segments): step s holds the statistics items
+// of (b, h) = s, then the quantization items of (b, h) = s - lag (one tensor per item: K's statistics
+// when smoothing, V's, K's quantization, V's). Every statistics item of a (b, h) has a lower ticket than
 // every quantization item of it, so it was taken by a CTA that is running or done, and statistics
 // items wait for nothing: no CTA ever waits for one that cannot start, whatever the grid or the GPU
 // share. The host sets lag so that about a GPU-full of CTAs separates the two (runtime/quantize.cpp):
@@ -36,14 +41,15 @@
 // waits, so any wait overlaps them.
 //
 // Launch contract:
-//   grid  = (kv_items(batch, heads, seq_len, lag)), block = kQuantThreads (256)
+//   grid  = (kv_items(batch, heads, seq_len, lag, kv_step_segments(HeadDim, Smooth, WithV))),
+//   block = kQuantThreads (256)
 //   dynamic shared memory: none (static: the V tile, HeadDim x 128 B, in the bytes of the partials,
 //   2 x 8 x HeadDim floats; 17 KiB at D = 128)
 //   p.k as for quantize_qk (K): block_tokens must divide kStatsChunkTokens; p.v as for quantize_v
 //   (when WithV); p.stats as for quant_stats (its k / v pointers unused: p.k.in and p.v.in are
 //   read), its partials sized for stats_chunks(seq_len) chunks; p.stats.counters, p.next_item and
 //   p.stats_words zero before the launch (left non-zero); p.lag >= 1 and the grid
-//   kv_items(..., p.lag). Writes what the three separate kernels write. Other schedules measured
+//   kv_items(..., p.lag, ...). Writes what the three separate kernels write. Other schedules measured
 //   slower (persistent CTAs, V staged in shared memory, Q blocks as items, a per-(b, h) barrier):
 //   bench/results/2026-11-26-quant-fused-stats-h100.md.
 //   Varlen (cu_seqlens in all three structs): as for the separate kernels; a sequence with no keys
@@ -110,16 +116,17 @@ __device__ __forceinline__ unsigned char* kv_v_out(const QuantVParams& v, long l
 
 }  // namespace detail
 
-// Registers of tile data per thread: a chunk of K, and of V with WithV (2 x 32 at D = 128).
+// Registers of tile data per thread: a chunk of K, and of V with WithV (2 x 32 at D = 128) unless
+// an item holds one tensor (kv_split_tensors: D = 256 with V, 64).
 template <int HeadDim, bool WithV>
 constexpr int kv_data_registers() {
-  return (WithV ? 2 : 1) * (kStatsChunkTokens / kQuantRowSlots) * HeadDim / 8;
+  return (WithV && !kv_split_tensors(HeadDim, WithV) ? 2 : 1) * (kStatsChunkTokens / kQuantRowSlots) * HeadDim / 8;
 }
 
 // The occupancy bound follows the data held: up to 32 registers of it, 4 CTAs per SM (64 registers
-// each); up to 48 (D = 96 with V), 3 (80; two-term K spills there: 2); up to 64, 2 (128 registers);
-// D = 256 with V holds 128 registers of data alone: 1. (H100, 2026-11-26: D = 64 4 against 3 CTAs,
-// 197 -> 178 us at B4 H64 S4k; bench/results/2026-11-26-levers-h100.md.)
+// each); up to 48 (D = 96 with V), 3 (80; two-term K spills there: 2); up to 64, 2 (128 registers).
+// (H100, 2026-11-26: D = 64 4 against 3 CTAs, 197 -> 178 us at B4 H64 S4k;
+// bench/results/2026-11-26-levers-h100.md.)
 template <int HeadDim, bool WithV, int Terms>
 constexpr int kv_min_ctas() {
   constexpr int data = kv_data_registers<HeadDim, WithV>();
@@ -136,6 +143,11 @@ __global__ void __launch_bounds__(kQuantThreads, kv_min_ctas<HeadDim, WithV, Ter
   constexpr int kPasses = kStatsChunkTokens / kQuantRowSlots;
   // K per_thread groups of a chunk at the smallest warp_k, 16 (the planner's rule, check_tile).
   constexpr int kMaxGroups = kStatsChunkTokens / 16 * 4;
+  // A step's segments of items (kv_step_segments): the statistics segments, then the quantization
+  // segments; with one tensor per item (kPerTensor) [K's statistics,] V's, K's quantization, V's.
+  constexpr bool kPerTensor = kv_split_tensors(HeadDim, WithV);
+  constexpr int kStatsSegments = kv_stats_segments(HeadDim, Smooth, WithV);
+  constexpr int kSegments = kv_step_segments(HeadDim, Smooth, WithV);
 
   // The warps' partials and the V tile share their bytes: a statistics item uses only the partials,
   // a quantization item only the tile (48 KiB of static shared memory is the most a kernel may
@@ -160,10 +172,14 @@ __global__ void __launch_bounds__(kQuantThreads, kv_min_ctas<HeadDim, WithV, Ter
   if (tid == 0) s_item = static_cast<int>(atomicAdd(p.next_item, 1u));
   __syncthreads();
   const int grid_chunks = stats_chunks(p.stats.seq_len) > 0 ? stats_chunks(p.stats.seq_len) : 1;
-  const int step = s_item / (2 * grid_chunks);
-  const int within = s_item % (2 * grid_chunks);
-  const bool is_stats = within < grid_chunks;
-  const int chunk = is_stats ? within : within - grid_chunks;
+  const int step = s_item / (kSegments * grid_chunks);
+  const int within = s_item - step * kSegments * grid_chunks;
+  const int segment = kSegments == 2 ? (within < grid_chunks ? 0 : 1) : within / grid_chunks;
+  const int chunk = within - segment * grid_chunks;
+  const bool is_stats = segment < kStatsSegments;
+  // The tensors the item reads: K (a statistics item only when smoothing) and V, or its segment's one.
+  const bool has_k = kPerTensor ? (is_stats ? Smooth && segment == 0 : segment == kStatsSegments) : Smooth || !is_stats;
+  const bool has_v = WithV && (!kPerTensor || !has_k);
   const int bh_index = is_stats ? step : step - p.lag;
   if (bh_index < 0 || bh_index >= p.k.batch * p.k.heads) return;  // the first and last half steps
   const int head = bh_index % p.k.heads;
@@ -179,7 +195,7 @@ __global__ void __launch_bounds__(kQuantThreads, kv_min_ctas<HeadDim, WithV, Ter
   const int n_chunks = stats_chunks(seq_len) < grid_chunks ? stats_chunks(seq_len) : grid_chunks;
   if (n_chunks == 0) {
     // No keys: the defined statistics of quant_stats, and nothing to quantize.
-    if (is_stats && chunk == 0 && tid < HeadDim) {
+    if (segment == 0 && chunk == 0 && tid < HeadDim) {
       if (Smooth) p.stats.k_mean[bh * HeadDim + tid] = 0.0f;
       if (WithV) p.stats.v_scale[bh * HeadDim + tid] = layout::kMinScale;
     }
@@ -189,32 +205,42 @@ __global__ void __launch_bounds__(kQuantThreads, kv_min_ctas<HeadDim, WithV, Ter
   const int tok0 = chunk * kStatsChunkTokens;
   const int n_valid = seq_len - tok0 < kStatsChunkTokens ? seq_len - tok0 : kStatsChunkTokens;
 
-  // Every load of the chunk in flight before the first use (a statistics item without smoothing
-  // needs no K).
+  // Every load of the chunk in flight before the first use. With one tensor per item, one array
+  // holds K or V.
   const int slot = (tid >> 5) * 8 + ((tid & 31) >> 2);
   u32x4 k_data[kPasses][kChunks];
-  u32x4 v_data[WithV ? kPasses : 1][WithV ? kChunks : 1];
-  if (Smooth || !is_stats) {
+  u32x4 v_own[WithV && !kPerTensor ? kPasses : 1][WithV && !kPerTensor ? kChunks : 1];
+  auto& v_data = *[&] {
+    if constexpr (kPerTensor) return &k_data;
+    else return &v_own;
+  }();
+  if (has_k) {
     load_tile_rows<kPasses, kChunks, kQuantRowSlots>(
         detail::kv_chunk_rows<In>(p.k.in, sequence, p.k.stride_b, p.k.stride_h, p.k.stride_s, head, tok0),
         p.k.stride_s, n_valid, slot, tid & 3, k_data);
   }
   if constexpr (WithV) {
-    load_tile_rows<kPasses, kChunks, kQuantRowSlots>(
-        detail::kv_chunk_rows<In>(p.v.in, sequence, p.v.stride_b, p.v.stride_h, p.v.stride_s, head, tok0),
-        p.v.stride_s, n_valid, slot, tid & 3, v_data);
+    if (has_v) {
+      load_tile_rows<kPasses, kChunks, kQuantRowSlots>(
+          detail::kv_chunk_rows<In>(p.v.in, sequence, p.v.stride_b, p.v.stride_h, p.v.stride_s, head, tok0),
+          p.v.stride_s, n_valid, slot, tid & 3, v_data);
+    }
   }
 
   if (is_stats) {
-    if constexpr (Smooth) detail::chunk_partial<In, HeadDim, true>(k_data, n_valid, s_sum);
-    if constexpr (WithV) detail::chunk_partial<In, HeadDim, false>(v_data, n_valid, s_max);
+    if constexpr (Smooth) {
+      if (has_k) detail::chunk_partial<In, HeadDim, true>(k_data, n_valid, s_sum);
+    }
+    if constexpr (WithV) {
+      if (has_v) detail::chunk_partial<In, HeadDim, false>(v_data, n_valid, s_max);
+    }
     __syncthreads();
     const long long part = (bh * grid_chunks + chunk) * HeadDim;
     if (tid < HeadDim) {
-      if constexpr (Smooth) p.stats.partial_sum[part + tid] = detail::reduce_warps<HeadDim, true>(s_sum, tid);
-      if constexpr (WithV) p.stats.partial_max[part + tid] = detail::reduce_warps<HeadDim, false>(s_max, tid);
+      if (Smooth && has_k) p.stats.partial_sum[part + tid] = detail::reduce_warps<HeadDim, true>(s_sum, tid);
+      if (WithV && has_v) p.stats.partial_max[part + tid] = detail::reduce_warps<HeadDim, false>(s_max, tid);
     }
-    if (!detail::arrive_last(&p.stats.counters[bh], n_chunks, &s_is_last)) return;
+    if (!detail::arrive_last(&p.stats.counters[bh], n_chunks * kStatsSegments, &s_is_last)) return;
     // The (b, h)'s statistics. Up to D = 128 the sums and the maxima go to different threads, with
     // 32 loads in flight each (16 under the 3-CTA register bound, where 32 spilled).
     constexpr bool kSplit = Smooth && WithV && 2 * HeadDim <= kQuantThreads;
@@ -257,12 +283,16 @@ __global__ void __launch_bounds__(kQuantThreads, kv_min_ctas<HeadDim, WithV, Ter
   // V first: its registers are free before K's scales are taken (step 4 of quantize_rows, where a
   // few threads' double-precision reciprocals meet every other register live).
   if constexpr (WithV) {
-    detail::quantize_v_tile<In, HeadDim>(v_data, s_inv, s_tile, detail::kv_v_out<HeadDim>(p.v, bh), p.v.seq_len_pad,
-                                         tok0, detail::kv_seq_pad(p.k, seq_len));
+    if (has_v) {
+      detail::quantize_v_tile<In, HeadDim>(v_data, s_inv, s_tile, detail::kv_v_out<HeadDim>(p.v, bh),
+                                           p.v.seq_len_pad, tok0, detail::kv_seq_pad(p.k, seq_len));
+    }
   }
-  detail::quantize_rows<In, HeadDim, Bits, Terms, false, Smooth, false, true>(
-      k_data, detail::kv_chunk_k_tile<HeadDim, Bits, Terms>(p.k, bh, tok0, n_valid, seq_len), s_mean, s_group_max,
-      s_group_inv);
+  if (has_k) {
+    detail::quantize_rows<In, HeadDim, Bits, Terms, false, Smooth, false, true>(
+        k_data, detail::kv_chunk_k_tile<HeadDim, Bits, Terms>(p.k, bh, tok0, n_valid, seq_len), s_mean,
+        s_group_max, s_group_inv);
+  }
 }
 
 }  // namespace sagejit::kernels

@@ -169,10 +169,26 @@ __host__ __device__ constexpr int v_tiles(int seq_len_pad) {
 // until its pushed partials shared the V tile's bytes (bench/results/2026-11-27-quant-geometry-h100.md §8).
 __host__ __device__ constexpr int kv_cluster_max_chunks(int /*head_dim*/) { return 16; }
 
-// quantize_kv: work items in steps of 2 x chunks of the longest sequence (at least 1), one step per
-// (b, h) and `lag` more (quant_kv.cuh, "Order"); one CTA each.
-__host__ __device__ constexpr long long kv_items(int batch, int heads, int seq_len, int lag) {
-  return (static_cast<long long>(batch) * heads + lag) * 2 * (stats_chunks(seq_len) > 0 ? stats_chunks(seq_len) : 1);
+// quantize_kv's items hold one tensor each where a chunk of K and V together would leave one CTA per
+// SM: D = 256 with V (128 registers of chunk data; one tensor's 64 give 2). Elsewhere an item holds
+// both (one tensor per item there measured slower at 8k: twice the tickets and set-ups;
+// bench/results/2026-11-27-round-robin-and-two-levers-h100.md §2).
+__host__ __device__ constexpr bool kv_split_tensors(int head_dim, bool with_v) { return with_v && head_dim > 128; }
+// A step's segments of statistics items: one, or with split tensors K's (when smoothing) and V's.
+__host__ __device__ constexpr int kv_stats_segments(int head_dim, bool smooth, bool with_v) {
+  return kv_split_tensors(head_dim, with_v) && smooth ? 2 : 1;
+}
+// A step's segments, each of one item per chunk: the statistics segments, then one quantization
+// segment, or K's and V's with split tensors.
+__host__ __device__ constexpr int kv_step_segments(int head_dim, bool smooth, bool with_v) {
+  return kv_stats_segments(head_dim, smooth, with_v) + (kv_split_tensors(head_dim, with_v) ? 2 : 1);
+}
+
+// quantize_kv: work items in steps of `segments` (kv_step_segments) x chunks of the longest sequence
+// (at least 1), one step per (b, h) and `lag` more (quant_kv.cuh, "Order"); one CTA each.
+__host__ __device__ constexpr long long kv_items(int batch, int heads, int seq_len, int lag, int segments) {
+  return (static_cast<long long>(batch) * heads + lag) * segments *
+         (stats_chunks(seq_len) > 0 ? stats_chunks(seq_len) : 1);
 }
 
 }  // namespace sagejit::kernels

@@ -65,6 +65,12 @@ TEST_CASE("K, V and their statistics run as one kernel wherever it applies" * te
     }
     const TensorRef wide_past = TensorRef::contiguous(t.data, DType::f16, Layout::hnd, 2, 2, 2049, 256);
     CHECK_FALSE(runs_kv_cluster(plan_quantize(wide_past, wide_past, wide_past, o, arch), o));
+    // D = 256 at 4k keys: quantize_kv with one tensor per item, its second reads within half of the
+    // H100's and H200's L2.
+    const TensorRef wide_4k = TensorRef::contiguous(t.data, DType::f16, Layout::hnd, 2, 2, 4096, 256);
+    if (name.find("H100") != std::string::npos || name.find("H200") != std::string::npos) {
+      CHECK(runs_fused_stats(plan_quantize(wide_4k, wide_4k, wide_4k, o, arch), o));
+    }
     QuantizeOptions items = o;
     items.kv_cluster = false;
     CHECK_FALSE(runs_kv_cluster(plan_quantize(t, t, t, items, arch), items));
