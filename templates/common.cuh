@@ -289,23 +289,57 @@ __device__ __forceinline__ u32x4 load16_nc(const void* p) {
       : "l"(p));
   return v;
 }
+// L2 eviction policies (createpolicy) for loads that take one (load16_nc_hint): evict_first for
+// bytes read for the last time, so that they go before bytes still to be read again.
+__device__ __forceinline__ unsigned long long l2_policy_evict_normal() {
+  unsigned long long p;
+  asm("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;" : "=l"(p));
+  return p;
+}
+__device__ __forceinline__ unsigned long long l2_policy_evict_first() {
+  unsigned long long p;
+  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(p));
+  return p;
+}
+__device__ __forceinline__ u32x4 load16_nc_hint(const void* p, unsigned long long policy) {
+  u32x4 v;
+  asm("ld.global.nc.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p), "l"(policy));
+  return v;
+}
 // The loads of a tile of rows in the quantization kernels' thread mapping (quant_qk.cuh): the
 // thread's row slot `slot` covers rows slot + k·RowSlots (k < Passes) and its quad lane the 16-byte
 // chunks quad_lane + 4j (j < Chunks) of each row (8 elements each); rows >= n_valid read as zeros.
 // All loads are issued before any is used.
 // One 64-bit address per row, the chunks at constant offsets from it (immediates of the loads: the
 // index arithmetic per load was a fifth of quantize_kv's instructions).
-template <int Passes, int Chunks, int RowSlots, typename In>
-__device__ __forceinline__ void load_tile_rows(const In* in, long long stride_s, int n_valid, int slot,
-                                               int quad_lane, u32x4 (&data)[Passes][Chunks]) {
+// `load` is a 16-byte load (load16_nc, or load16_nc_hint with an L2 policy: the overloads below).
+template <int Passes, int Chunks, int RowSlots, typename In, class Load>
+__device__ __forceinline__ void load_tile_rows_by(const In* in, long long stride_s, int n_valid, int slot,
+                                                  int quad_lane, u32x4 (&data)[Passes][Chunks], Load&& load) {
   const In* row = in + slot * stride_s + 8 * quad_lane;
   const long long pass_step = RowSlots * stride_s;
 #pragma unroll
   for (int k = 0; k < Passes; ++k, row += pass_step) {
     const bool valid = slot + k * RowSlots < n_valid;
 #pragma unroll
-    for (int j = 0; j < Chunks; ++j) data[k][j] = valid ? load16_nc(row + 32 * j) : u32x4{0u, 0u, 0u, 0u};
+    for (int j = 0; j < Chunks; ++j) data[k][j] = valid ? load(row + 32 * j) : u32x4{0u, 0u, 0u, 0u};
   }
+}
+template <int Passes, int Chunks, int RowSlots, typename In>
+__device__ __forceinline__ void load_tile_rows(const In* in, long long stride_s, int n_valid, int slot,
+                                               int quad_lane, u32x4 (&data)[Passes][Chunks]) {
+  load_tile_rows_by<Passes, Chunks, RowSlots>(in, stride_s, n_valid, slot, quad_lane, data,
+                                              [](const In* p) { return load16_nc(p); });
+}
+// With an L2 eviction policy (l2_policy_*) on every load.
+template <int Passes, int Chunks, int RowSlots, typename In>
+__device__ __forceinline__ void load_tile_rows(const In* in, long long stride_s, int n_valid, int slot,
+                                               int quad_lane, u32x4 (&data)[Passes][Chunks],
+                                               unsigned long long policy) {
+  load_tile_rows_by<Passes, Chunks, RowSlots>(in, stride_s, n_valid, slot, quad_lane, data,
+                                              [policy](const In* p) { return load16_nc_hint(p, policy); });
 }
 __device__ __forceinline__ void store16(void* p, const u32x4& v) {
   asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z),

@@ -208,6 +208,10 @@ __global__ void __launch_bounds__(kQuantThreads, kv_min_ctas<HeadDim, WithV, Ter
   // Every load of the chunk in flight before the first use. With one tensor per item, one array
   // holds K or V.
   const int slot = (tid >> 5) * 8 + ((tid & 31) >> 2);
+  // A quantization item reads its chunk for the second and last time: evict_first, so that L2 keeps
+  // the chunks the statistics items read before them (H100: D256 H32 4k 430 -> 383 us, D128 H32 8k
+  // 413 -> 369 us; evict_last on the statistics items' reads added nothing).
+  const unsigned long long policy = is_stats ? l2_policy_evict_normal() : l2_policy_evict_first();
   u32x4 k_data[kPasses][kChunks];
   u32x4 v_own[WithV && !kPerTensor ? kPasses : 1][WithV && !kPerTensor ? kChunks : 1];
   auto& v_data = *[&] {
@@ -217,13 +221,13 @@ __global__ void __launch_bounds__(kQuantThreads, kv_min_ctas<HeadDim, WithV, Ter
   if (has_k) {
     load_tile_rows<kPasses, kChunks, kQuantRowSlots>(
         detail::kv_chunk_rows<In>(p.k.in, sequence, p.k.stride_b, p.k.stride_h, p.k.stride_s, head, tok0),
-        p.k.stride_s, n_valid, slot, tid & 3, k_data);
+        p.k.stride_s, n_valid, slot, tid & 3, k_data, policy);
   }
   if constexpr (WithV) {
     if (has_v) {
       load_tile_rows<kPasses, kChunks, kQuantRowSlots>(
           detail::kv_chunk_rows<In>(p.v.in, sequence, p.v.stride_b, p.v.stride_h, p.v.stride_s, head, tok0),
-          p.v.stride_s, n_valid, slot, tid & 3, v_data);
+          p.v.stride_s, n_valid, slot, tid & 3, v_data, policy);
     }
   }
 
