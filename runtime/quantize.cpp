@@ -95,8 +95,12 @@ const QuantKernels& kernels_for(CUcontext context, const Arch& arch, DType dtype
 // quantize_kv's schedule (quant_kv.cuh, "Order"): `lag` steps between a (b, h)'s statistics items
 // and its quantization items, enough that about a GPU-full of CTAs lies between them (the
 // statistics are then usually written when the quantization items come; half of that measured
-// 0.299 against 0.279 ms at S = 4k, and 1.5 times 0.297), and the DRAM bytes moved in between,
-// which a chunk's second read must find in L2.
+// 0.299 against 0.279 ms at S = 4k, and 1.5 times 0.297), plus one step: since the second reads
+// carry evict_first (quant_kv.cuh), the extra step costs no L2 hits and the quantizer waits less
+// (H100, 2026-11-27: -1...4% at D 64-256, 4k and 8k keys; two steps more lost 6-10%;
+// bench/results/2026-11-27-kv-items-d256-and-l2-policy-h100.md §6). reuse_bytes: the DRAM bytes
+// moved between a chunk's two reads as runs_fused's L2 rule counts them, over the GPU-full and one
+// step (the count the rule was measured with).
 struct FusedSchedule {
   int lag = 1;
   double reuse_bytes = 0;
@@ -106,14 +110,16 @@ FusedSchedule fused_schedule(const QuantizePlan& p, const QuantizeOptions& o, in
   const int step_items = kernels::kv_step_segments(p.head_dim, o.smooth_k, o.quantize_v) * chunks;
   FusedSchedule s;
   // No more than there are (b, h): beyond that the extra steps are empty.
-  s.lag = std::clamp((resident + step_items - 1) / step_items, 1, std::max(1, p.batch * p.heads_kv));
+  const int bh = std::max(1, p.batch * p.heads_kv);
+  const int gpu_full = std::clamp((resident + step_items - 1) / step_items, 1, bh);
+  s.lag = std::min(gpu_full + 1, bh);
   // Per step: the statistics items read a chunk of K (when smoothing) and V (when FP8) in 16 bits,
   // the quantization items write K (1 or 2 bytes per element, or half a byte) and V (1 byte); their
   // reads hit L2.
   const double elements = double(kernels::kStatsChunkTokens) * p.head_dim;
   const double read = 2.0 * ((o.smooth_k ? 1 : 0) + (o.quantize_v ? 1 : 0));
   const double written = qk_storage_bits(o.qk_type) / 8.0 + (o.quantize_v ? 1 : 0);
-  s.reuse_bytes = (s.lag + 1) * chunks * elements * (read + written);
+  s.reuse_bytes = (gpu_full + 1) * chunks * elements * (read + written);
   return s;
 }
 
