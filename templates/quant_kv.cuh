@@ -33,12 +33,12 @@
 // when smoothing, V's, K's quantization, V's). Every statistics item of a (b, h) has a lower ticket than
 // every quantization item of it, so it was taken by a CTA that is running or done, and statistics
 // items wait for nothing: no CTA ever waits for one that cannot start, whatever the grid or the GPU
-// share. The host sets lag so that about a GPU-full of CTAs separates the two (runtime/quantize.cpp):
-// the statistics are then usually written when the quantization items come (with lag 1 they waited
-// for statistics items still in flight, holding their slots: 0.329 against 0.280 ms at S = 4k, B4
-// H32 D128), and a chunk's second read comes a GPU-full plus about 3n items after its first, within
-// L2 for the shapes the host runs this kernel for. A quantization item issues its loads before it
-// waits, so any wait overlaps them.
+// share. The host sets lag so that about a GPU-full of CTAs and one step more separate the two
+// (runtime/quantize.cpp): the statistics are then usually written when the quantization items come
+// (with lag 1 they waited for statistics items still in flight, holding their slots: 0.329 against
+// 0.280 ms at S = 4k, B4 H32 D128), and a chunk's second read, under an evict_first policy, comes
+// early enough to find it in L2 for the shapes the host runs this kernel for. A quantization item
+// issues its loads before it waits, so any wait overlaps them.
 //
 // Launch contract:
 //   grid  = (kv_items(batch, heads, seq_len, lag, kv_step_segments(HeadDim, Smooth, WithV))),
