@@ -435,10 +435,11 @@ std::vector<QuantCheckCase> quant_check_cases() {
     }
   }
   // quantize_kv at D = 256, one tensor per item (kv_split_tensors): without smoothing (V's statistics
-  // segment alone) with two-term K, and 32 chunks over more items than the GPU holds at once (at 64
-  // the L2 rule of runs_fused picks the separate passes).
+  // segment alone) with two-term K, over more (b, h) than the lag (so steps of different (b, h)
+  // interleave), and 32 chunks over more items than the GPU holds at once (at 64 the L2 rule of
+  // runs_fused picks the separate passes).
   QuantCheckCase wide_plain;
-  wide_plain.batch = 2, wide_plain.heads_q = 2, wide_plain.heads_kv = 2, wide_plain.seq_q = 70;
+  wide_plain.batch = 2, wide_plain.heads_q = 8, wide_plain.heads_kv = 8, wide_plain.seq_q = 70;
   wide_plain.seq_kv = 3000, wide_plain.head_dim = 256;
   wide_plain.options.smooth_k = false, wide_plain.options.qk_type = QuantType::int8x2;
   add(wide_plain);
@@ -552,6 +553,13 @@ std::vector<QuantCheckCase> quant_varlen_check_cases() {
     c.options.lse_correction = true;
     add(c);
   }
+  // quantize_kv at D = 256 without smoothing (V's statistics segment first) with an empty key
+  // sequence, whose defaults that segment's first item writes.
+  QuantCheckCase wide_plain;
+  wide_plain.head_dim = 256, wide_plain.heads_q = 2, wide_plain.heads_kv = 2;
+  wide_plain.lengths_q = {40, 3, 129}, wide_plain.lengths_kv = {3000, 0, 300};
+  wide_plain.options.smooth_k = false;
+  add(wide_plain);
   for (int head_dim : {128, 256}) {
     QuantCheckCase wide_cluster;
     wide_cluster.head_dim = head_dim, wide_cluster.heads_q = 2, wide_cluster.heads_kv = 2;

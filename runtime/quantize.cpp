@@ -95,12 +95,13 @@ const QuantKernels& kernels_for(CUcontext context, const Arch& arch, DType dtype
 // quantize_kv's schedule (quant_kv.cuh, "Order"): `lag` steps between a (b, h)'s statistics items
 // and its quantization items, enough that about a GPU-full of CTAs lies between them (the
 // statistics are then usually written when the quantization items come; half of that measured
-// 0.299 against 0.279 ms at S = 4k, and 1.5 times 0.297), plus one step: since the second reads
-// carry evict_first (quant_kv.cuh), the extra step costs no L2 hits and the quantizer waits less
-// (H100, 2026-11-27: -1...4% at D 64-256, 4k and 8k keys; two steps more lost 6-10%;
+// 0.299 against 0.279 ms at S = 4k, and 1.5 times 0.297), plus one step: with the second reads
+// under evict_first (quant_kv.cuh) the extra step measured faster (H100, 2026-11-27: the quantizer
+// -1.3...3.5% at D 64-256, 3k-8k keys; two steps more lost 6-10%;
 // bench/results/2026-11-27-kv-items-d256-and-l2-policy-h100.md §6). reuse_bytes: the DRAM bytes
 // moved between a chunk's two reads as runs_fused's L2 rule counts them, over the GPU-full and one
-// step (the count the rule was measured with).
+// step, the count the rule was measured with (so it now spans the lag itself, not the lag and a
+// step).
 struct FusedSchedule {
   int lag = 1;
   double reuse_bytes = 0;

@@ -29,8 +29,8 @@
 //
 // Order. Items are numbered by an atomic ticket (next_item), not by blockIdx, in steps of segments
 // of n items (n = chunks of the longest sequence; kv_step_segments): step s holds the statistics items
-// of (b, h) = s, then the quantization items of (b, h) = s - lag (one tensor per item: K's statistics
-// when smoothing, V's, K's quantization, V's). Every statistics item of a (b, h) has a lower ticket than
+// of (b, h) = s, then the quantization items of (b, h) = s - lag (at D = 256 with V, one tensor per
+// item: K's statistics when smoothing, V's, K's quantization, V's). Every statistics item of a (b, h) has a lower ticket than
 // every quantization item of it, so it was taken by a CTA that is running or done, and statistics
 // items wait for nothing: no CTA ever waits for one that cannot start, whatever the grid or the GPU
 // share. The host sets lag so that about a GPU-full of CTAs and one step more separate the two
@@ -274,7 +274,8 @@ __global__ void __launch_bounds__(kQuantThreads, kv_min_ctas<HeadDim, WithV, Ter
   }
 
   // Quantization item: the statistics words (written lag steps of items ago, so usually there at
-  // once; the load itself paces the loop), then K and V from the registers loaded above.
+  // once; the load itself paces the loop), then K and V (or the item's one tensor) from the registers
+  // loaded above.
   if (tid < kMaxGroups) s_group_max[tid] = 0;
   if (tid < HeadDim) {
     unsigned long long word;
