@@ -172,15 +172,13 @@ __global__ void __launch_bounds__(kQuantThreads, kv_min_ctas<HeadDim, WithV, Ter
   if (tid == 0) s_item = static_cast<int>(atomicAdd(p.next_item, 1u));
   __syncthreads();
   const int grid_chunks = stats_chunks(p.stats.seq_len) > 0 ? stats_chunks(p.stats.seq_len) : 1;
-  const int step = s_item / (kSegments * grid_chunks);
-  const int within = s_item - step * kSegments * grid_chunks;
-  const int segment = kSegments == 2 ? (within < grid_chunks ? 0 : 1) : within / grid_chunks;
-  const int chunk = within - segment * grid_chunks;
+  const KvItem item = kv_item(s_item, grid_chunks, kSegments, kStatsSegments, p.lag);
+  const int segment = item.segment, chunk = item.chunk;
   const bool is_stats = segment < kStatsSegments;
   // The tensors the item reads: K (a statistics item only when smoothing) and V, or its segment's one.
   const bool has_k = kPerTensor ? (is_stats ? Smooth && segment == 0 : segment == kStatsSegments) : Smooth || !is_stats;
   const bool has_v = WithV && (!kPerTensor || !has_k);
-  const int bh_index = is_stats ? step : step - p.lag;
+  const int bh_index = item.bh;
   if (bh_index < 0 || bh_index >= p.k.batch * p.k.heads) return;  // the first and last half steps
   const int head = bh_index % p.k.heads;
   const int batch = bh_index / p.k.heads;

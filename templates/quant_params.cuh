@@ -191,4 +191,18 @@ __host__ __device__ constexpr long long kv_items(int batch, int heads, int seq_l
          (stats_chunks(seq_len) > 0 ? stats_chunks(seq_len) : 1);
 }
 
+// Work item `ticket` of quantize_kv (quant_kv.cuh, "Order"): its (b, h) index (outside [0, B·H) in
+// the first and last half steps, which hold no work), its segment of the step and its chunk. Step s
+// holds `segments` segments of `grid_chunks` items: the first `stats_segments` the statistics items
+// of (b, h) = s, the rest the quantization items of (b, h) = s − lag.
+struct KvItem {
+  int bh, segment, chunk;
+};
+__host__ __device__ constexpr KvItem kv_item(int ticket, int grid_chunks, int segments, int stats_segments, int lag) {
+  const int step = ticket / (segments * grid_chunks);
+  const int within = ticket - step * segments * grid_chunks;
+  const int segment = segments == 2 ? (within < grid_chunks ? 0 : 1) : within / grid_chunks;
+  return {segment < stats_segments ? step : step - lag, segment, within - segment * grid_chunks};
+}
+
 }  // namespace sagejit::kernels
