@@ -28,12 +28,13 @@
 // 4.5, bench/results/2026-11-25-quant-h100.md); here the second read is served by L2 (below).
 //
 // Order. Items are numbered by an atomic ticket (next_item), not by blockIdx, in steps of segments
-// of n items (n = chunks of the longest sequence; kv_step_segments): step s holds the statistics items
-// of (b, h) = s, then the quantization items of (b, h) = s - lag (at D = 256 with V, one tensor per
-// item: K's statistics when smoothing, V's, K's quantization, V's). Every statistics item of a (b, h) has a lower ticket than
-// every quantization item of it, so it was taken by a CTA that is running or done, and statistics
-// items wait for nothing: no CTA ever waits for one that cannot start, whatever the grid or the GPU
-// share. The host sets lag so that about a GPU-full of CTAs and one step more separate the two
+// of n items (n = chunks of the longest sequence; kv_step_segments, kv_item): step s holds the
+// statistics items of (b, h) = s, then the quantization items of (b, h) = s - lag (at D = 256 with
+// V, one tensor per item: K's statistics when smoothing, V's, K's quantization, V's). Every
+// statistics item of a (b, h) has a lower ticket than every quantization item of it, so it was taken
+// by a CTA that is running or done, and statistics items wait for nothing: no CTA ever waits for one
+// that cannot start, whatever the grid or the GPU share (tests/cpu/kernels/test_quant_kv_order.cpp).
+// The host sets lag so that about a GPU-full of CTAs and one step more separate the two
 // (runtime/quantize.cpp): the statistics are then usually written when the quantization items come
 // (with lag 1 they waited for statistics items still in flight, holding their slots: 0.329 against
 // 0.280 ms at S = 4k, B4 H32 D128), and a chunk's second read, under an evict_first policy, comes
