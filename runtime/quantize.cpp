@@ -101,15 +101,17 @@ const QuantKernels& kernels_for(CUcontext context, const Arch& arch, DType dtype
 // bench/results/2026-11-27-kv-items-d256-and-l2-policy-h100.md §6). reuse_bytes: the DRAM bytes
 // moved between a chunk's two reads as runs_fused's L2 rule counts them, over the GPU-full and one
 // step, the count the rule was measured with (so it now spans the lag itself, not the lag and a
-// step).
+// step). segments: a step's segments of items (kv_step_segments), which the grid counts too.
 struct FusedSchedule {
+  int segments = 2;
   int lag = 1;
   double reuse_bytes = 0;
 };
 FusedSchedule fused_schedule(const QuantizePlan& p, const QuantizeOptions& o, int resident) {
   const int chunks = std::max(1, kernels::stats_chunks(p.seq_kv));
-  const int step_items = kernels::kv_step_segments(p.head_dim, o.smooth_k, o.quantize_v) * chunks;
   FusedSchedule s;
+  s.segments = kernels::kv_step_segments(p.head_dim, o.smooth_k, o.quantize_v);
+  const int step_items = s.segments * chunks;
   // No more than there are (b, h): beyond that the extra steps are empty.
   const int bh = std::max(1, p.batch * p.heads_kv);
   const int gpu_full = std::clamp((resident + step_items - 1) / step_items, 1, bh);
@@ -306,11 +308,12 @@ bool enqueue_quantize(const QuantizePlan& p, const TensorRef& q, const TensorRef
     a.next_item = counters + std::size_t(B) * p.heads_kv;
     a.stats_words = reinterpret_cast<unsigned long long*>(reinterpret_cast<char*>(counters) +
                                                           kernels::stats_words_offset(p.batch, p.heads_kv));
-    a.lag = fused_schedule(p, o, kernels.kv_resident).lag;
+    const FusedSchedule schedule = fused_schedule(p, o, kernels.kv_resident);
+    a.lag = schedule.lag;
     clear_counters(st, p.counters_bytes);
-    const int segments = kernels::kv_step_segments(p.head_dim, o.smooth_k, o.quantize_v);
     kernels.kv->launch(
-        {{unsigned(kernels::kv_items(p.batch, p.heads_kv, p.seq_kv, a.lag, segments)), 1, 1}, block, 0}, st, args);
+        {{unsigned(kernels::kv_items(p.batch, p.heads_kv, p.seq_kv, a.lag, schedule.segments)), 1, 1}, block, 0},
+        st, args);
   };
 
   // Two streams: the caller's runs the statistics and then K; a helper stream (StreamFork) runs Q
