@@ -51,7 +51,8 @@ TEST_CASE("K, V and their statistics run as one kernel wherever it applies" * te
     CHECK(runs_kv_cluster(plan_quantize(t, t, t, o, arch), o));
     const TensorRef two_k = TensorRef::contiguous(t.data, DType::f16, Layout::hnd, 2, 2, 2048, 128);
     const std::string& name = current_device_info().name;
-    if (name.find("H100") != std::string::npos || name.find("H200") != std::string::npos) {
+    const bool h100_or_h200 = name.find("H100") != std::string::npos || name.find("H200") != std::string::npos;
+    if (h100_or_h200) {
       CHECK(runs_kv_cluster(plan_quantize(two_k, two_k, two_k, o, arch), o));
     }
     const TensorRef past = TensorRef::contiguous(t.data, DType::f16, Layout::hnd, 2, 2, 2049, 128);
@@ -60,7 +61,7 @@ TEST_CASE("K, V and their statistics run as one kernel wherever it applies" * te
     const TensorRef wide = TensorRef::contiguous(t.data, DType::f16, Layout::hnd, 2, 2, 1024, 256);
     CHECK(runs_kv_cluster(plan_quantize(wide, wide, wide, o, arch), o));
     const TensorRef wide_two_k = TensorRef::contiguous(t.data, DType::f16, Layout::hnd, 2, 2, 2048, 256);
-    if (name.find("H100") != std::string::npos || name.find("H200") != std::string::npos) {
+    if (h100_or_h200) {
       CHECK(runs_kv_cluster(plan_quantize(wide_two_k, wide_two_k, wide_two_k, o, arch), o));
     }
     const TensorRef wide_past = TensorRef::contiguous(t.data, DType::f16, Layout::hnd, 2, 2, 2049, 256);
@@ -68,7 +69,7 @@ TEST_CASE("K, V and their statistics run as one kernel wherever it applies" * te
     // D = 256 at 4k keys: quantize_kv with one tensor per item, its second reads within half of the
     // H100's and H200's L2.
     const TensorRef wide_4k = TensorRef::contiguous(t.data, DType::f16, Layout::hnd, 2, 2, 4096, 256);
-    if (name.find("H100") != std::string::npos || name.find("H200") != std::string::npos) {
+    if (h100_or_h200) {
       CHECK(runs_fused_stats(plan_quantize(wide_4k, wide_4k, wide_4k, o, arch), o));
     }
     QuantizeOptions items = o;
