@@ -150,7 +150,7 @@ AttnTile wgmma_default_tile(int head_dim, PvType pv, QuantType qk) {
   // (bench/results/2026-11-26-wgmma-single-warpgroup-h100.md). D = 96 (H32): 689 against 591 for one
   // consumer with 2 stages (causal 639 / 512; S1024 503 / 422; S16384 746 / 610); 2 CTAs per SM the same
   // (bench/results/2026-11-26-wgmma-issue-cost-h100.md).
-  return wgmma_single_tile(head_dim == 64 ? 4 : 3);
+  return wgmma_single_tile(head_dim == 128 ? 3 : 4);
 }
 
 bool can_fuse_q(const AttnSpec& s) {
@@ -347,12 +347,12 @@ void AttnSpec::validate_wgmma_single() const {
                                               "min_ctas_per_sm 2, 3 or 4, not persistent (got {})", tile.name()));
   }
   // min_ctas CTAs of 128 threads leave 65536 / (128 · min_ctas) registers a thread (2: 255, 3: 168,
-  // 4: 128). What the kernel asks for, the most over masks (ptxas, NVRTC 13.0): FP8 P·V 128 at D = 64,
-  // 144 at 96, 166 at 128; f16 P·V (O accumulates in the wgmma, P̃ in 16-bit fragments) 156, 168 (the
+  // 4: 128). What the kernel asks for, the most over masks (ptxas, NVRTC 13.0): FP8 P·V 128 at D = 64
+  // and 96 (at 96 with the loop's per-thread values in shared memory: 146 under 3 CTAs), 166 at 128; f16 P·V (O accumulates in the wgmma, P̃ in 16-bit fragments) 156, 168 (the
   // causal variants fit 3 CTAs exactly) and 192. The compile test holds every allowed count spill-free.
   const bool f16 = quant.pv == PvType::f16;
   const int need = f16 ? (head_dim == 64 ? 156 : head_dim == 96 ? 168 : 192)
-                       : (head_dim == 64 ? 128 : head_dim == 96 ? 144 : 166);
+                       : (head_dim == 128 ? 166 : 128);
   const int max_ctas = need <= 128 ? 4 : need <= 168 ? 3 : 2;
   if (tile.min_ctas_per_sm > max_ctas) {
     throw InvalidArgument("tile.min_ctas_per_sm",

@@ -165,6 +165,18 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   // fused_q the group is this thread's quad, quantized here into the Q tile; with an LSE and K
   // smoothing, also the rows' q·k̄·sm_scale.
   float q_scale = 0.0f, lse_corr0 = 0.0f, lse_corr1 = 0.0f;
+  // kLean (FP8 P·V at D = 96 with 4 CTAs per SM, 128 registers a thread): O, the P·V accumulator and
+  // P̃ leave the block loop no register to spare, so the values it reads once a block (q_scale, the
+  // row sums) or not at all (the LSE corrections) wait in shared memory, and the loop and the
+  // epilogue read the thread's indices again (fresh_tid, fresh_lane). Held in registers, they
+  // spilled in the loop (48 bytes). Elsewhere this costs (D = 64 and 128, H100: 1.4–3.6% slower),
+  // so the other forms hold them.
+  constexpr bool kLean = !kF16 && kD == 96 && Cfg::min_ctas == 4;
+  __shared__ struct {
+    float q_scale[kLean ? kWgmmaSingleThreads : 1];
+    float2 row_sum[kLean ? kWgmmaSingleThreads : 1];
+    float2 lse_corr[kLean ? kWgmmaSingleThreads : 1];
+  } slots;
   const bool fused_lse_corr = Cfg::fused_q && Cfg::write_lse && p.lse != nullptr && p.k_mean != nullptr;
   // Everything above reads only the caller's tensors; everything below reads what the quantization
   // kernels wrote. Launched programmatically (runtime/attention.cpp), this CTA may have started
@@ -192,9 +204,15 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     q_scale = ldg_f32(p.q_scale + (bh_q * (p.seq_q_pad / kRows) + w.qt) * kQGroups +
                       layout::q_group_of_row(layout::Granularity::per_thread, 16 * warp + g, 16));
   }
+  if constexpr (kLean) {
+    slots.q_scale[tid] = q_scale;
+    slots.row_sum[tid] = make_float2(0.0f, 0.0f);
+    slots.lse_corr[tid] = make_float2(lse_corr0, lse_corr1);
+  }
   fence_proxy_async_shared();  // generic-proxy stores (ones, fused Q), read by wgmma
   __syncthreads();
-  const float* k_scale = p.k_scale + bh_kv * (p.seq_kv_pad / kCtaK) * kKGroups + t;
+  // (kLean: the thread's group t is added in the loop.)
+  const float* k_scale = p.k_scale + bh_kv * (p.seq_kv_pad / kCtaK) * kKGroups + (kLean ? 0 : t);
   // Blocks from first_masked on need the mask: the one holding key seq_kv (a tail) and, causal, every
   // block whose last key passes the tile's first row (+ diag).
   const int diag = Cfg::mask == 2 ? w.seq_kv - w.seq_q : 0;
@@ -225,7 +243,8 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
 
   for (int j = 0; j < n_blocks; ++j) {
     const u32 parity = j & 1;
-    const float k_scale_j = ldg_f32(k_scale + kKGroups * j);  // issued before the waits: its latency hides
+    // (Issued before the waits: its latency hides.)
+    const float k_scale_j = ldg_f32(k_scale + kKGroups * j + (kLean ? fresh_lane() % 4 : 0));
     mbarrier_wait_parity(full_k, parity);
     // ---- S = Q K_jᵀ, onto the magic bits: the float with bits 0x4B400000 + S is 1.5·2²³ + S exactly
     // (|S| <= 127²·D < 2²²), which saves the s32 → f32 conversion ----
@@ -246,13 +265,20 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     if (tid == 0 && j + 1 < n_blocks) load_k(j + 1);
 
     // ---- mask (keys past seq_kv; causal on diagonal blocks) and online softmax, log2 domain ----
-    const float dq = max_f(q_scale * k_scale_j, kMinDequant);  // a NaN scale stays NaN (common.cuh)
+    const float q_scale_j = kLean ? slots.q_scale[fresh_tid()] : q_scale;
+    const float dq = max_f(q_scale_j * k_scale_j, kMinDequant);  // a NaN scale stays NaN (common.cuh)
     float s[kSRegs];
 #pragma unroll
     for (int i = 0; i < kSRegs; ++i) s[i] = __int_as_float(acc[i]);
     if (j >= first_masked) {
       const int key0 = j * kCtaK;
-      mask_scores<Cfg::mask>(s, w.seq_kv - key0 - 2 * t, row_diag - key0 - 2 * t);
+      if constexpr (kLean) {
+        const int lane_now = fresh_lane(), t_now = lane_now % 4;
+        mask_scores<Cfg::mask>(s, w.seq_kv - key0 - 2 * t_now,
+                               w.q0 + diag + 16 * (fresh_tid() / 32) + lane_now / 4 - key0 - 2 * t_now);
+      } else {
+        mask_scores<Cfg::mask>(s, w.seq_kv - key0 - 2 * t, row_diag - key0 - 2 * t);
+      }
     }
     float alpha[2];
     online_softmax<false>(s, dq, kMagicFloat * dq, row_max, alpha, row_sum);
@@ -318,13 +344,24 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
       // ---- promotion: O = α·O + O_j, l = α·l + l_j ----
 #pragma unroll
       for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha[(i / 2) % 2] + pv[i];
-      row_sum[0] = row_sum[0] * alpha[0] + pv[kORegs];
-      row_sum[1] = row_sum[1] * alpha[1] + pv[kORegs + 2];
+      if constexpr (kLean) {
+        float2& l = slots.row_sum[fresh_tid()];
+        l = make_float2(l.x * alpha[0] + pv[kORegs], l.y * alpha[1] + pv[kORegs + 2]);
+      } else {
+        row_sum[0] = row_sum[0] * alpha[0] + pv[kORegs];
+        row_sum[1] = row_sum[1] * alpha[1] + pv[kORegs + 2];
+      }
     }
   }
   if constexpr (kF16) row_sum[0] = l_acc[0], row_sum[1] = l_acc[2];  // O is final as it stands
 
   // ================================ epilogue ================================
+  const int e_tid = kLean ? fresh_tid() : tid, e_warp = e_tid / 32, e_lane = e_tid % 32, e_g = e_lane / 4,
+            e_t = e_lane % 4;
+  if constexpr (kLean) {
+    row_sum[0] = slots.row_sum[e_tid].x, row_sum[1] = slots.row_sum[e_tid].y;
+    lse_corr0 = slots.lse_corr[e_tid].x, lse_corr1 = slots.lse_corr[e_tid].y;
+  }
   // FP8 V's channel scales (f16 P·V has none): channels 8c + 2t and 8c + 2t + 1, one 8-byte load
   // each, issued first so that their round trip overlaps the row sums' reciprocals and the wait for
   // the other warps. Plain (coherent) loads: ptxas sinks ld.global.nc below the barrier.
@@ -332,27 +369,27 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   if constexpr (!kF16) {
     const float2* v_scale = reinterpret_cast<const float2*>(p.v_scale + bh_kv * kD);
 #pragma unroll
-    for (int c = 0; c < kD / 8; ++c) vs[c] = v_scale[4 * c + t];
+    for (int c = 0; c < kD / 8; ++c) vs[c] = v_scale[4 * c + e_t];
   }
   float inv_sum[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) inv_sum[r] = row_sum[r] > 0.0f ? 1.0f / row_sum[r] : 0.0f;  // no key: 0
-  const int row0 = w.q0 + 16 * warp + g;
+  const int row0 = w.q0 + 16 * e_warp + e_g;
   if constexpr (Cfg::write_lse) {
-    if (p.lse != nullptr && t == 0) store_lse(p, w, bh_q, row0, row_max, row_sum, fused_lse_corr, lse_corr0, lse_corr1);
+    if (p.lse != nullptr && e_t == 0) store_lse(p, w, bh_q, row0, row_max, row_sum, fused_lse_corr, lse_corr0, lse_corr1);
   }
   // O leaves through shared memory (AttnWgmmaStagedO), in the K and V buffers, free after the last
   // block once every warp is past its last wgmma.
   using StagedO = AttnWgmmaStagedO<kD, Cfg::out_bf16>;
   static_assert(kRows * StagedO::kRowBytes <= kKBytes + kVBytes, "the staged O tile fits the K and V buffers");
   __syncthreads();
-  StagedO::write(sK, o, inv_sum, warp, lane, [&](int c, float& c0, float& c1) {
+  StagedO::write(sK, o, inv_sum, e_warp, e_lane, [&](int c, float& c0, float& c1) {
     c0 = 1.0f, c1 = 1.0f;  // f16 V is not scaled
     if constexpr (!kF16) c0 = vs[c].x, c1 = vs[c].y;
   });
   __syncthreads();
   StagedO::store(sK, static_cast<u16*>(p.o) + w.q_rows_at(p, p.o_stride_b, p.o_stride_h, p.o_stride_s), p.o_stride_s,
-                 w.q0, w.seq_q, tid);
+                 w.q0, w.seq_q, e_tid);
 }
 
 }  // namespace sagejit::kernels

@@ -381,7 +381,7 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK_THROWS_WITH_AS(mma_persistent.validate(), doctest::Contains("argument `tile.persistent`"), InvalidArgument);
   CHECK(wgmma_default_tile(64) == wgmma_single_tile(4));
   CHECK(wgmma_default_tile(128) == wgmma_single_tile(3));
-  CHECK(wgmma_default_tile(96) == wgmma_single_tile(3));
+  CHECK(wgmma_default_tile(96) == wgmma_single_tile(4));
   CHECK(wgmma_default_tile(96, PvType::f16) == wgmma_single_tile(3));
   CHECK(wgmma_default_tile(64, PvType::f16) == wgmma_single_tile(3));
   CHECK(wgmma_default_tile(128, PvType::f16) == wgmma_tile(2, 3, true));
@@ -437,11 +437,13 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   bad_single = single;
   bad_single.head_dim = 256;
   CHECK_THROWS_WITH_AS(bad_single.validate(), doctest::Contains("argument `head_dim`"), InvalidArgument);
-  AttnSpec single96 = single;  // head dim 96: Q/K in three 32-byte boxes, at most 3 CTAs per SM
+  AttnSpec single96 = single;  // head dim 96: Q/K in three 32-byte boxes, up to 4 CTAs per SM with FP8 P·V
   single96.head_dim = 96;
   CHECK_NOTHROW(single96.validate());
   CHECK(single96.shared_bytes() == 64 * 96 + 2 * 128 * 96 + 1024 + 1024);
   single96.tile = wgmma_single_tile(4);
+  CHECK_NOTHROW(single96.validate());
+  single96.quant.pv = PvType::f16;  // f16 P·V: at most 3
   CHECK_THROWS_WITH_AS(single96.validate(), doctest::Contains("at most 3 CTAs per SM"), InvalidArgument);
   bad_single = single;
   bad_single.tile.persistent = true;

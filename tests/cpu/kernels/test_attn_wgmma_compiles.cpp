@@ -128,13 +128,14 @@ TEST_CASE("attn_wgmma_single: the single-warpgroup sm_90a kernel compiles withou
   std::vector<Variant> variants;
   for (int d : {128, 96, 64}) {
     for (int mask : {0, 1, 2}) {
-      for (bool lse : {false, true}) variants.push_back({d, mask, lse, mask == 2, d == 64 ? 4 : 3});
+      for (bool lse : {false, true}) variants.push_back({d, mask, lse, mask == 2, d == 128 ? 3 : 4});
     }
     variants.push_back({d, 0, false, false, 2});
+    if (d == 96) variants.push_back({d, 0, false, false, 3});
     // f16 P·V: 3 CTAs per SM at D = 64 and 96, 2 at 128
     for (int mask : {0, 2}) variants.push_back({d, mask, true, mask == 2, d == 128 ? 2 : 3, true});
     // Q from the separate pass (fused_q = false), FP8 and f16 P·V
-    variants.push_back({d, 1, true, false, d == 64 ? 4 : 3, false, false});
+    variants.push_back({d, 1, true, false, d == 128 ? 3 : 4, false, false});
     variants.push_back({d, 2, true, true, d == 128 ? 2 : 3, true, false});
   }
   std::vector<GeneratedUnit> units;
