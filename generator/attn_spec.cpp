@@ -149,7 +149,10 @@ AttnTile wgmma_default_tile(int head_dim, PvType pv, QuantType qk) {
   // with a producer (causal 542 / 374); S1024 +30% / +40%
   // (bench/results/2026-11-26-wgmma-single-warpgroup-h100.md). D = 96 (H32): 689 against 591 for one
   // consumer with 2 stages (causal 639 / 512; S1024 503 / 422; S16384 746 / 610); 2 CTAs per SM the same
-  // (bench/results/2026-11-26-wgmma-issue-cost-h100.md).
+  // (bench/results/2026-11-26-wgmma-issue-cost-h100.md). D = 96 at 4 CTAs per SM (the kernel's lean
+  // form, 128 registers) against 3, kernel only, same call, two rounds: S4096 1.079 / 1.096 against
+  // 1.131 / 1.141 ms, causal 0.570 / 0.572 against 0.604 / 0.608, S1024 0.088 / 0.089 against 0.096 /
+  // 0.094, S16384 16.89 / 16.91 against 17.46 / 17.75 (bench/results/2026-11-27-d96-four-ctas-h100.md).
   return wgmma_single_tile(head_dim == 128 ? 3 : 4);
 }
 
