@@ -18,6 +18,7 @@
 //   nvcc -std=c++20 -gencode arch=compute_90a,code=sm_90a -O3 -I templates -cudart static \
 //        -o pingpong_probe bench/pingpong_probe.cu && ./pingpong_probe
 #include <cstdio>
+#include <string>
 
 #include "hopper_ops.cuh"
 #include "probe_util.cuh"
@@ -146,6 +147,114 @@ __device__ __forceinline__ float block_loop(u32 s, int wg, int n_wg, int blocks)
   return out + l[0] + l[1];
 }
 
+// Head dim 256 in the single-warpgroup form (which the kernel does not have: O is 128 registers a
+// thread): QKᵀ as 8 k-steps of s8 m64n128k32, the softmax as above, and P·V in four parts of 64
+// channels (the last with the 8 row-sum columns, N = 72), part h + 1 issued before part h is waited
+// on and promoted, as the warp-specialized D = 256 kernel runs them. The operands' addresses wrap
+// inside the probe's shared memory (their values do not matter here).
+__device__ __forceinline__ float block_loop_256(u32 s, int blocks) {
+  const u64 dk = make_kmajor_desc(s, Swizzle::b128), dq = make_kmajor_desc(s + 16384, Swizzle::b128);
+  const u64 dv = make_kmajor_desc(s + 32768, Swizzle::b128);
+  float o[128], l[2] = {0.f, 0.f};
+  for (int i = 0; i < 128; ++i) o[i] = 0.f;
+  float row_max = -1e30f;
+  for (int b = 0; b < blocks; ++b) {
+    i32 acc[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) acc[i] = 0x4B400000;
+    fence_operands(acc);
+    wgmma_fence();
+#pragma unroll
+    for (int k = 0; k < 8; ++k) wgmma_s8_ss<128>(acc, desc_advance(dq, 32 * (k % 4)), desc_advance(dk, 32 * (k % 4)), true);
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_operands(acc);
+    float sc[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) sc[i] = __int_as_float(acc[i]);
+    float mx[8];
+#pragma unroll
+    for (int q = 0; q < 8; ++q) mx[q] = fmaxf(sc[q], sc[q + 8]);
+#pragma unroll
+    for (int i = 16; i < 64; ++i) mx[i % 8] = fmaxf(mx[i % 8], sc[i]);
+#pragma unroll
+    for (int v = 4; v > 0; v /= 2) {
+#pragma unroll
+      for (int q = 0; q < v; ++q) mx[q] = fmaxf(mx[q], mx[q + v]);
+    }
+    const float m = fmaxf(row_max, fmaf(mx[0], 1e-7f, -1.2582912f));
+    const float alpha = fast_exp2(row_max - m);
+    row_max = m;
+    const float bias = 8.8f - m - 1.2582912f;
+    u32 p[16];
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      float e[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) e[j] = fast_exp2(fmaf(sc[4 * i + j], 1e-7f, bias));
+      p[i] = f32x4_to_e4m3x4(e[0], e[1], e[2], e[3]);
+    }
+    float ta[32], tb[32], tc[36];
+    auto issue = [&](auto& t, int part) {
+      fence_operands(t);
+      wgmma_fence();
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const u32 a[4] = {p[4 * k], p[4 * k + 1], p[4 * k + 2], p[4 * k + 3]};
+        wgmma_e4m3_rs<sizeof(t) / 2>(t, a, desc_advance(dv, 8192 * (part % 2) + 32 * k), k > 0);
+      }
+      wgmma_commit();
+    };
+    auto promote = [&](auto& t, int part) {
+      fence_operands(t);
+#pragma unroll
+      for (int i = 0; i < 32; ++i) o[32 * part + i] = fmaf(o[32 * part + i], alpha, t[i]);
+    };
+    issue(ta, 0);
+    issue(tb, 1);
+    wgmma_wait<1>();
+    promote(ta, 0);
+    issue(ta, 2);
+    wgmma_wait<1>();
+    promote(tb, 1);
+    issue(tc, 3);
+    wgmma_wait<1>();
+    promote(ta, 2);
+    wgmma_wait<0>();
+    promote(tc, 3);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) l[r] = fmaf(l[r], alpha, tc[32 + 2 * r]);
+  }
+  float out = 0.f;
+  for (int i = 0; i < 128; ++i) out += o[i];
+  return out + l[0] + l[1];
+}
+
+template <int Ctas>
+__global__ void __launch_bounds__(128, Ctas) probe_256(int blocks, float* sink) {
+  extern __shared__ __attribute__((aligned(1024))) u8 smem[];
+  for (int i = threadIdx.x; i < kSmem / 4; i += blockDim.x) {
+    reinterpret_cast<u32*>(smem)[i] = i >= 32768 / 4 ? 0x30303030u : 0x03030303u;
+  }
+  fence_proxy_async_shared();
+  __syncthreads();
+  const float out = block_loop_256((smem_u32(smem) + 1023) & ~1023u, blocks);
+  if (out == 12345.f) sink[threadIdx.x] = out;
+}
+
+template <int Ctas>
+double run_256(int sms, int blocks) {
+  auto k = probe_256<Ctas>;
+  PROBE_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+  float* sink;
+  PROBE_CHECK(cudaMalloc(&sink, 4096));
+  const std::vector<float> ms = launch_times(7, [&] { k<<<Ctas * sms, 128, kSmem>>>(blocks, sink); });
+  PROBE_CHECK(cudaFree(sink));
+  const double tops = double(Ctas) * sms * blocks * (2.0 * 64 * 128 * 256 * 2) / (ms[3] * 1e-3) / 1e12;
+  std::printf("d256 %d CTA(s) per SM  %8.3f ms  %6.0f TOPS\n", Ctas, ms[3], tops);
+  return tops;
+}
+
 // CTAs per SM in "ctas" mode: the single-warpgroup kernel's, 3 at D = 128 and 4 at D = 64.
 constexpr int ctas_per_sm(int d) { return d == 64 ? 4 : 3; }
 
@@ -195,11 +304,19 @@ double run(const char* name, int sms, int blocks, int random = 0) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   cudaDeviceProp prop;
   PROBE_CHECK(cudaGetDeviceProperties(&prop, 0));
   std::printf("%s, %d SMs; D = 128, 3 warpgroups per SM, 4000 blocks each\n", prop.name, prop.multiProcessorCount);
   const int sms = prop.multiProcessorCount;
+  if (argc > 1 && std::string(argv[1]) == "d256") {  // only the head-dim-256 single form, beside D = 128's
+    for (int round = 0; round < 2; ++round) {
+      run<0, kRowSum>("d128 +row-sum", sms, 4000);
+      run_256<2>(sms, 2000);
+      run_256<1>(sms, 2000);
+    }
+    return 0;
+  }
   for (int round = 0; round < 2; ++round) {
     run<0>("ctas", sms, 4000);
     run<1>("wgs", sms, 4000);
