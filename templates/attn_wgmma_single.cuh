@@ -168,7 +168,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   // kLean (FP8 P·V at D = 96 with 4 CTAs per SM, 128 registers a thread): O, the P·V accumulator and
   // P̃ leave the block loop no register to spare, so the values it reads once a block (q_scale, the
   // row sums) or not at all (the LSE corrections) wait in shared memory, and the loop and the
-  // epilogue read the thread's indices again (fresh_tid, fresh_lane). Held in registers, they
+  // epilogue read the thread's index again (thread_id_x, mma_ops.cuh). Held in registers, they
   // spilled in the loop (48 bytes). Elsewhere this costs (D = 64 and 128, H100: 1.4–3.6% slower),
   // so the other forms hold them.
   constexpr bool kLean = !kF16 && kD == 96 && Cfg::min_ctas == 4;
@@ -244,7 +244,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   for (int j = 0; j < n_blocks; ++j) {
     const u32 parity = j & 1;
     // (Issued before the waits: its latency hides.)
-    const float k_scale_j = ldg_f32(k_scale + kKGroups * j + (kLean ? fresh_lane() % 4 : 0));
+    const float k_scale_j = ldg_f32(k_scale + kKGroups * j + (kLean ? thread_id_x() % 4 : 0));
     mbarrier_wait_parity(full_k, parity);
     // ---- S = Q K_jᵀ, onto the magic bits: the float with bits 0x4B400000 + S is 1.5·2²³ + S exactly
     // (|S| <= 127²·D < 2²²), which saves the s32 → f32 conversion ----
@@ -265,7 +265,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     if (tid == 0 && j + 1 < n_blocks) load_k(j + 1);
 
     // ---- mask (keys past seq_kv; causal on diagonal blocks) and online softmax, log2 domain ----
-    const float q_scale_j = kLean ? slots.q_scale[fresh_tid()] : q_scale;
+    const float q_scale_j = kLean ? slots.q_scale[thread_id_x()] : q_scale;
     const float dq = max_f(q_scale_j * k_scale_j, kMinDequant);  // a NaN scale stays NaN (common.cuh)
     float s[kSRegs];
 #pragma unroll
@@ -273,9 +273,9 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     if (j >= first_masked) {
       const int key0 = j * kCtaK;
       if constexpr (kLean) {
-        const int lane_now = fresh_lane(), t_now = lane_now % 4;
+        const int tid_now = thread_id_x(), lane_now = tid_now % 32, t_now = lane_now % 4;
         mask_scores<Cfg::mask>(s, w.seq_kv - key0 - 2 * t_now,
-                               w.q0 + diag + 16 * (fresh_tid() / 32) + lane_now / 4 - key0 - 2 * t_now);
+                               w.q0 + diag + 16 * (tid_now / 32) + lane_now / 4 - key0 - 2 * t_now);
       } else {
         mask_scores<Cfg::mask>(s, w.seq_kv - key0 - 2 * t, row_diag - key0 - 2 * t);
       }
@@ -345,7 +345,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
 #pragma unroll
       for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha[(i / 2) % 2] + pv[i];
       if constexpr (kLean) {
-        float2& l = slots.row_sum[fresh_tid()];
+        float2& l = slots.row_sum[thread_id_x()];
         l = make_float2(l.x * alpha[0] + pv[kORegs], l.y * alpha[1] + pv[kORegs + 2]);
       } else {
         row_sum[0] = row_sum[0] * alpha[0] + pv[kORegs];
@@ -356,7 +356,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   if constexpr (kF16) row_sum[0] = l_acc[0], row_sum[1] = l_acc[2];  // O is final as it stands
 
   // ================================ epilogue ================================
-  const int e_tid = kLean ? fresh_tid() : tid, e_warp = e_tid / 32, e_lane = e_tid % 32, e_g = e_lane / 4,
+  const int e_tid = kLean ? thread_id_x() : tid, e_warp = e_tid / 32, e_lane = e_tid % 32, e_g = e_lane / 4,
             e_t = e_lane % 4;
   if constexpr (kLean) {
     row_sum[0] = slots.row_sum[e_tid].x, row_sum[1] = slots.row_sum[e_tid].y;

@@ -360,19 +360,6 @@ __device__ __forceinline__ float load_cg(const float* p) {
   return v;
 }
 
-// The lane and thread index read again from their special registers (volatile: never hoisted or
-// kept), for a loop that cannot spare a register to hold them.
-__device__ __forceinline__ int fresh_lane() {
-  int v;
-  asm volatile("mov.u32 %0, %%laneid;" : "=r"(v));
-  return v;
-}
-__device__ __forceinline__ int fresh_tid() {
-  int v;
-  asm volatile("mov.u32 %0, %%tid.x;" : "=r"(v));
-  return v;
-}
-
 // ---- programmatic dependent launch (runtime/module.hpp, LaunchConfig::programmatic) ----
 // griddep_launch_dependents: this CTA no longer holds back the next kernel in the stream (once every
 // CTA has said so or exited, that kernel's CTAs may start). griddep_wait: wait until the kernels
