@@ -307,9 +307,9 @@ double run(const char* name, int sms, int blocks, int random = 0) {
 int main(int argc, char** argv) {
   cudaDeviceProp prop;
   PROBE_CHECK(cudaGetDeviceProperties(&prop, 0));
-  std::printf("%s, %d SMs; D = 128, 3 warpgroups per SM, 4000 blocks each\n", prop.name, prop.multiProcessorCount);
   const int sms = prop.multiProcessorCount;
   if (argc > 1 && std::string(argv[1]) == "d256") {  // only the head-dim-256 single form, beside D = 128's
+    std::printf("%s, %d SMs; D = 128 (3 CTAs per SM, 4000 blocks) and 256 (2000 blocks)\n", prop.name, sms);
     for (int round = 0; round < 2; ++round) {
       run<0, kRowSum>("d128 +row-sum", sms, 4000);
       run_256<2>(sms, 2000);
@@ -317,6 +317,7 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  std::printf("%s, %d SMs; D = 128, 3 warpgroups per SM, 4000 blocks each\n", prop.name, sms);
   for (int round = 0; round < 2; ++round) {
     run<0>("ctas", sms, 4000);
     run<1>("wgs", sms, 4000);

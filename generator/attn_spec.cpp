@@ -350,9 +350,11 @@ void AttnSpec::validate_wgmma_single() const {
                                               "min_ctas_per_sm 2, 3 or 4, not persistent (got {})", tile.name()));
   }
   // min_ctas CTAs of 128 threads leave 65536 / (128 · min_ctas) registers a thread (2: 255, 3: 168,
-  // 4: 128). What the kernel asks for, the most over masks (ptxas, NVRTC 13.0): FP8 P·V 128 at D = 64
-  // and 96 (at 96 with the loop's per-thread values in shared memory: 146 under 3 CTAs), 166 at 128; f16 P·V (O accumulates in the wgmma, P̃ in 16-bit fragments) 156, 168 (the
-  // causal variants fit 3 CTAs exactly) and 192. The compile test holds every allowed count spill-free.
+  // 4: 128). What the kernel asks for, the most over masks (ptxas, NVRTC 13.0): FP8 P·V 128 at D = 64,
+  // 128 at 96 (at 4 CTAs the kernel's lean form, with the loop's per-thread values in shared memory;
+  // 144–147 in the register form, which it runs at 2 or 3), 166 at 128; f16 P·V (O accumulates in the
+  // wgmma, P̃ in 16-bit fragments) 156, 168 (the causal variants fit 3 CTAs exactly) and 192. The
+  // compile test holds every allowed count spill-free.
   const bool f16 = quant.pv == PvType::f16;
   const int need = f16 ? (head_dim == 64 ? 156 : head_dim == 96 ? 168 : 192)
                        : (head_dim == 128 ? 166 : 128);

@@ -1,14 +1,15 @@
 // attn_wgmma_single.cuh — the sm_90a attention kernel in its simplest form: one warpgroup per CTA
 // (64 query rows), no producer, one K and one V buffer, each K/V block in order, and several CTAs
-// per SM (Cfg::min_ctas: 3 at head dims 128 and 96, 4 at 64), whose independent warpgroups fill each
-// other's gaps on the tensor cores and the MUFU.
+// per SM (Cfg::min_ctas: 3 at head dim 128, 4 at 96 and 64 by default), whose independent warpgroups
+// fill each other's gaps on the tensor cores and the MUFU.
 //
 // Why this form: the warp-specialized kernel (attn_wgmma.cuh) keeps two consumer warpgroups and a
 // producer on an SM, overlaps each consumer's softmax with its own P·V, and pays for it in registers
 // (the loop state goes to shared memory, descriptors and barrier addresses are recomputed per block)
 // with only two consumer warps per scheduler. Its loop is latency-bound (ncu: CPI ~5, tensor pipe
-// 38%). Here a warpgroup needs 164–166 registers at D = 128 (144–147 at 96, 122–128 at 64), so three (four) CTAs share an
-// SM: three (four) warps per scheduler, each running the plain chain below. Measured on the H100
+// 38%). Here a warpgroup needs 164–166 registers at D = 128 (144–147 at 96, or 128 in the lean form
+// below; 122–128 at 64), so three (four) CTAs share an SM: three (four) warps per scheduler, each
+// running the plain chain below. Measured on the H100
 // (B4, S4096, kernel only): 895 TOPS against 713 at D = 128, 605 against 444 at D = 64
 // (bench/results/2026-11-26-wgmma-single-warpgroup-h100.md).
 //
@@ -356,8 +357,9 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   if constexpr (kF16) row_sum[0] = l_acc[0], row_sum[1] = l_acc[2];  // O is final as it stands
 
   // ================================ epilogue ================================
-  const int e_tid = kLean ? thread_id_x() : tid, e_warp = e_tid / 32, e_lane = e_tid % 32, e_g = e_lane / 4,
-            e_t = e_lane % 4;
+  // (kLean: the thread's indices read again; elsewhere the ones held, so that the code is unchanged.)
+  const int e_tid = kLean ? thread_id_x() : tid, e_warp = kLean ? e_tid / 32 : warp,
+            e_lane = kLean ? e_tid % 32 : lane, e_g = kLean ? e_lane / 4 : g, e_t = kLean ? e_lane % 4 : t;
   if constexpr (kLean) {
     row_sum[0] = slots.row_sum[e_tid].x, row_sum[1] = slots.row_sum[e_tid].y;
     lse_corr0 = slots.lse_corr[e_tid].x, lse_corr1 = slots.lse_corr[e_tid].y;
