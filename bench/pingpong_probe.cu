@@ -41,6 +41,33 @@ constexpr int kSmem = 52 * 1024;  // Q, K, V and the 8 rows after V that an N = 
 //     the other variants leave the row sums out).
 enum Variant { kKernel = 0, kNoPromotion = 1, kFp8Qk = 2, kMmaOnly = 3, kRowSum = 4 };
 
+// The block's online-softmax step on the magic-number floats: the row max (a tree of 8 chains), one
+// FFMA and one MUFU per score, e4m3 packs into p; returns alpha and updates row_max.
+__device__ __forceinline__ float softmax_step(const float (&s)[64], float& row_max, u32 (&p)[16]) {
+  float mx[8];
+#pragma unroll
+  for (int l = 0; l < 8; ++l) mx[l] = fmaxf(s[l], s[l + 8]);
+#pragma unroll
+  for (int i = 16; i < 64; ++i) mx[i % 8] = fmaxf(mx[i % 8], s[i]);
+#pragma unroll
+  for (int v = 4; v > 0; v /= 2) {
+#pragma unroll
+    for (int l = 0; l < v; ++l) mx[l] = fmaxf(mx[l], mx[l + v]);
+  }
+  const float m = fmaxf(row_max, fmaf(mx[0], 1e-7f, -1.2582912f));
+  const float alpha = fast_exp2(row_max - m);
+  row_max = m;
+  const float bias = 8.8f - m - 1.2582912f;
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    float e[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) e[j] = fast_exp2(fmaf(s[4 * i + j], 1e-7f, bias));
+    p[i] = f32x4_to_e4m3x4(e[0], e[1], e[2], e[3]);
+  }
+  return alpha;
+}
+
 // One warpgroup's loop: `blocks` blocks of QKᵀ, softmax, P·V and promotion. `turns`: take the token
 // (named barrier 1 + wg) before each wgmma batch and pass it on (1 + (wg + 1) % n) after.
 template <bool Turns, int V = kKernel, int D = 128>
@@ -83,27 +110,7 @@ __device__ __forceinline__ float block_loop(u32 s, int wg, int n_wg, int blocks)
 #pragma unroll
       for (int i = 0; i < 16; ++i) p[i] = __float_as_uint(s[4 * i]) & 0x30303030u;
     } else {
-    float mx[8];
-#pragma unroll
-    for (int l = 0; l < 8; ++l) mx[l] = fmaxf(s[l], s[l + 8]);
-#pragma unroll
-    for (int i = 16; i < 64; ++i) mx[i % 8] = fmaxf(mx[i % 8], s[i]);
-#pragma unroll
-    for (int v = 4; v > 0; v /= 2) {
-#pragma unroll
-      for (int l = 0; l < v; ++l) mx[l] = fmaxf(mx[l], mx[l + v]);
-    }
-    const float m = fmaxf(row_max, fmaf(mx[0], 1e-7f, -1.2582912f));
-    alpha = fast_exp2(row_max - m);
-    row_max = m;
-    const float bias = 8.8f - m - 1.2582912f;
-#pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      float e[4];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) e[j] = fast_exp2(fmaf(s[4 * i + j], 1e-7f, bias));
-      p[i] = f32x4_to_e4m3x4(e[0], e[1], e[2], e[3]);
-    }
+      alpha = softmax_step(s, row_max, p);
     }
     if constexpr (V == kNoPromotion || V == kMmaOnly) {
       fence_operands(o);
@@ -172,28 +179,8 @@ __device__ __forceinline__ float block_loop_256(u32 s, int blocks) {
     float sc[64];
 #pragma unroll
     for (int i = 0; i < 64; ++i) sc[i] = __int_as_float(acc[i]);
-    float mx[8];
-#pragma unroll
-    for (int q = 0; q < 8; ++q) mx[q] = fmaxf(sc[q], sc[q + 8]);
-#pragma unroll
-    for (int i = 16; i < 64; ++i) mx[i % 8] = fmaxf(mx[i % 8], sc[i]);
-#pragma unroll
-    for (int v = 4; v > 0; v /= 2) {
-#pragma unroll
-      for (int q = 0; q < v; ++q) mx[q] = fmaxf(mx[q], mx[q + v]);
-    }
-    const float m = fmaxf(row_max, fmaf(mx[0], 1e-7f, -1.2582912f));
-    const float alpha = fast_exp2(row_max - m);
-    row_max = m;
-    const float bias = 8.8f - m - 1.2582912f;
     u32 p[16];
-#pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      float e[4];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) e[j] = fast_exp2(fmaf(sc[4 * i + j], 1e-7f, bias));
-      p[i] = f32x4_to_e4m3x4(e[0], e[1], e[2], e[3]);
-    }
+    const float alpha = softmax_step(sc, row_max, p);
     float ta[32], tb[32], tc[36];
     auto issue = [&](auto& t, int part) {
       fence_operands(t);
