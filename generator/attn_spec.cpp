@@ -130,9 +130,15 @@ AttnTile wgmma_default_tile(int head_dim, PvType pv, QuantType qk) {
   // 128 keys 1.195 / 1.193 ms at 4k against 1.413 / 1.410 for 3 stages of 64 (non-persistent 1.211 /
   // 1.229), causal 0.682 / 0.686 against 0.789 / 0.785, 2k 0.347 / 0.349 against 0.401 / 0.392,
   // 1k 0.122 / 0.119 against 0.127 / 0.124.
+  // INT8 with FP8 P·V at D = 256 runs the single-warpgroup form since (P·V in four 64-channel parts,
+  // 255 registers, 2 CTAs per SM; H100, B4 H16, kernel only, same call, two rounds, against the
+  // warp-specialized 2-stage 128-key tile; bench/results/2026-11-27-d256-single-form-h100.md): S1024
+  // 0.0937 / 0.0930 ms against 0.0990 / 0.0989, S2048 0.2801 / 0.2821 against 0.2997 / 0.2976, S4096
+  // 1.032 / 1.011 against 1.073 / 1.072, S8192 4.187 / 4.166 against 4.278 / 4.089; causal S4096 0.591 /
+  // 0.594 against 0.603 / 0.604, S8192 2.211 / 2.171 against 2.263 / 2.282, S1024 and S2048 equal.
   if (head_dim == 256) {
     if (qk == QuantType::int8x2) return wgmma_tile(2, 2, true, 64);
-    return pv == PvType::f16 ? wgmma_tile(2, 3, true, 64) : wgmma_tile(2, 2, true, 128);
+    return pv == PvType::f16 ? wgmma_tile(2, 3, true, 64) : wgmma_single_tile(2);
   }
   // Two-term Q/K doubles the Q tile and the K blocks: D = 128 (and 96) fit 2 stages.
   if (qk == QuantType::int8x2) return head_dim == 64 ? wgmma_tile(1, 3, true) : wgmma_tile(2, 2, true);
@@ -335,15 +341,15 @@ void AttnSpec::validate() const {
 }
 
 void AttnSpec::validate_wgmma_single() const {
-  // (wgmma_supports() has passed: sm_90a, per-thread scales, no Q smoothing.)
+  // (wgmma_supports() has passed: sm_90a, head dim 64, 96, 128 or 256, per-thread scales, no Q smoothing.)
   if (quant.qk != QuantType::int8 || (quant.pv != PvType::fp8_e4m3 && quant.pv != PvType::f16)) {
     throw InvalidArgument("tile.stages", fmt::format("1 (the single-warpgroup wgmma kernel) needs int8 Q/K with fp8 "
                                                      "or f16 P·V (got {} with {} P·V)",
                                                      sagejit::name(quant.qk), sagejit::name(quant.pv)));
   }
-  if (head_dim != 64 && head_dim != 96 && head_dim != 128) {
-    throw InvalidArgument("head_dim", fmt::format("the single-warpgroup wgmma kernel (tile.stages 1) takes 64, 96 or "
-                                                  "128 (got {})", head_dim));
+  if (head_dim == 256 && quant.pv != PvType::fp8_e4m3) {
+    throw InvalidArgument("quant.pv", fmt::format("the single-warpgroup wgmma kernel at head_dim 256 needs fp8 P·V "
+                                                  "(got {})", sagejit::name(quant.pv)));
   }
   if (tile.min_ctas_per_sm < 2 || tile.min_ctas_per_sm > 4 || tile != wgmma_single_tile(tile.min_ctas_per_sm)) {
     throw InvalidArgument("tile", fmt::format("the single-warpgroup wgmma kernel's tiles are 64x128w4s1 with "
@@ -352,12 +358,13 @@ void AttnSpec::validate_wgmma_single() const {
   // min_ctas CTAs of 128 threads leave 65536 / (128 · min_ctas) registers a thread (2: 255, 3: 168,
   // 4: 128). What the kernel asks for, the most over masks (ptxas, NVRTC 13.0): FP8 P·V 128 at D = 64,
   // 128 at 96 (at 4 CTAs the kernel's lean form, with the loop's per-thread values in shared memory;
-  // 144–147 in the register form, which it runs at 2 or 3), 166 at 128; f16 P·V (O accumulates in the
-  // wgmma, P̃ in 16-bit fragments) 156, 168 (the causal variants fit 3 CTAs exactly) and 192. The
-  // compile test holds every allowed count spill-free.
+  // 144–147 in the register form, which it runs at 2 or 3), 166 at 128, up to 255 at 256 (O alone is
+  // 128 registers; P·V in parts, FP8 only); f16 P·V (O accumulates in the wgmma, P̃ in 16-bit
+  // fragments) 156, 168 (the causal variants fit 3 CTAs exactly) and 192. The compile test holds every
+  // allowed count spill-free.
   const bool f16 = quant.pv == PvType::f16;
   const int need = f16 ? (head_dim == 64 ? 156 : head_dim == 96 ? 168 : 192)
-                       : (head_dim == 128 ? 166 : 128);
+                       : (head_dim == 256 ? 255 : head_dim == 128 ? 166 : 128);
   const int max_ctas = need <= 128 ? 4 : need <= 168 ? 3 : 2;
   if (tile.min_ctas_per_sm > max_ctas) {
     throw InvalidArgument("tile.min_ctas_per_sm",

@@ -252,9 +252,9 @@ __host__ __device__ constexpr int attn_wgmma_smem_bytes(int head_dim, int consum
 // The single-warpgroup form (attn_wgmma_single.cuh; wgmma tiles with one stage): 128 threads, no
 // producer; dynamic shared memory for Q, one K and one V block, the ones tile and 1 KiB to align the
 // swizzled tiles. Its static shared memory is three mbarriers, which ptxas reports as 1024 bytes (the
-// dynamic array's 1024-byte alignment), and in the lean form (FP8 P·V at D = 96, 4 CTAs per SM) 20
-// bytes a thread of values its block loop does not hold in registers: 3072. The bound is the larger;
-// the compile test checks it.
+// dynamic array's 1024-byte alignment), and in the lean form (FP8 P·V at D = 96 with 4 CTAs per SM,
+// and at D = 256) 20 bytes a thread of values its block loop does not hold in registers: 3072. The
+// bound is the larger; the compile test checks it.
 constexpr int kWgmmaSingleThreads = 128;
 constexpr int kWgmmaSingleStaticSmem = 3072;
 __host__ __device__ constexpr int attn_wgmma_single_smem_bytes(int head_dim, bool pv_f16 = false) {

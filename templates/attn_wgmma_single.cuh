@@ -1,7 +1,7 @@
 // attn_wgmma_single.cuh — the sm_90a attention kernel in its simplest form: one warpgroup per CTA
 // (64 query rows), no producer, one K and one V buffer, each K/V block in order, and several CTAs
-// per SM (Cfg::min_ctas: 3 at head dim 128, 4 at 96 and 64 by default), whose independent warpgroups
-// fill each other's gaps on the tensor cores and the MUFU.
+// per SM (Cfg::min_ctas: 3 at head dim 128, 4 at 96 and 64, 2 at 256 by default), whose independent
+// warpgroups fill each other's gaps on the tensor cores and the MUFU.
 //
 // Why this form: the warp-specialized kernel (attn_wgmma.cuh) keeps two consumer warpgroups and a
 // producer on an SM, overlaps each consumer's softmax with its own P·V, and pays for it in registers
@@ -9,7 +9,8 @@
 // with only two consumer warps per scheduler. Its loop is latency-bound (ncu: CPI ~5, tensor pipe
 // 38%). Here a warpgroup needs 164–166 registers at D = 128 (144–147 at 96, or 128 in the lean form
 // below; 122–128 at 64), so three (four) CTAs share an SM: three (four) warps per scheduler, each
-// running the plain chain below. Measured on the H100
+// running the plain chain below; at D = 256 (FP8 P·V only) O alone is 128 registers, P·V runs in four
+// parts of 64 channels and the lean form fits 2 CTAs at 254–255. Measured on the H100
 // (B4, S4096, kernel only): 895 TOPS against 713 at D = 128, 605 against 444 at D = 64
 // (bench/results/2026-11-26-wgmma-single-warpgroup-h100.md).
 //
@@ -27,6 +28,7 @@
 //   wait; thread 0 reloads K_{j+1} into the one K buffer (the warpgroup's QKᵀ has read it)
 //   P̃ = exp2(S·dq + log2 448 − m)   online softmax, row max over the quad
 //   [O_j | l_j] = P̃ · [V_j | 1]      wgmma e4m3 m64n(D+8)k32, P̃ from registers, into fresh f32
+//                                    (D = 256: four parts, m64n64k32 ×3 and m64n72k32)
 //   wait; thread 0 reloads V_{j+1}; O = α·O + O_j, l = α·l + l_j (FP8 sums promoted every 128 keys)
 // epilogue: out = O / l · v_scale (fp16 or bf16) through shared memory (stmatrix, then 16-byte
 // stores), LSE optional.
@@ -50,7 +52,7 @@
 // quantized workspace exactly as attn_wgmma.cuh with one consumer (block_q 64, warp_q 16, block_k =
 // warp_k = 128, per_thread, int8 Q/K, FP8 V or the caller's 16-bit V; tma_q box {W, 64}, tma_k box
 // {W, 128} with W = attn_wgmma_qk_box_bytes(D) — the whole row at D = 64 and 128, three 32-byte boxes
-// at 96 —, tma_v box {128, D} or, 16-bit, attn_wgmma.cuh's 4-D map). AttnParams as attn_wgmma.cuh
+// at 96, two 128-byte boxes at 256 —, tma_v box {128, D} or, 16-bit, attn_wgmma.cuh's 4-D map). AttnParams as attn_wgmma.cuh
 // (varlen included).
 #pragma once
 
@@ -66,7 +68,7 @@ namespace sagejit::kernels {
 
 template <int HeadDim, int Mask, bool WriteLse, bool OutBf16, int MinCtas, bool PvF16 = false, bool FusedQ = false>
 struct AttnWgmmaSingleCfg {
-  static constexpr int head_dim = HeadDim;   // 64, 96 or 128
+  static constexpr int head_dim = HeadDim;   // 64, 96, 128, or 256 with FP8 P·V
   static constexpr int mask = Mask;          // 0 none, 1 causal top-left, 2 causal bottom-right
   static constexpr bool write_lse = WriteLse;
   static constexpr bool out_bf16 = OutBf16;
@@ -86,15 +88,21 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   constexpr bool kF16 = Cfg::pv_f16;
   constexpr int kSRegs = kCtaK / 2, kORegs = kD / 2, kPVRegs = kORegs + 4, kQKSteps = kD / 32;
   constexpr int kPVSteps = kCtaK / (kF16 ? 16 : 32);  // k32 (e4m3) or k16 (f16) steps of P·V
-  static_assert(kD == 64 || kD == 96 || kD == 128, "attention_wgmma_single: head_dim 64, 96 or 128");
+  static_assert(kD == 64 || kD == 96 || kD == 128 || (kD == 256 && !kF16),
+                "attention_wgmma_single: head_dim 64, 96 or 128, or 256 with FP8 P·V");
+  // P·V in parts of kPVPart channels at D = 256 (below): the last carries the 8 row-sum columns.
+  constexpr bool kPVParts = kD == 256;
+  constexpr int kPVPart = 64, kPVPartRegs = kPVPart / 2;
   static_assert(Cfg::mask >= 0 && Cfg::mask <= 2, "mask: 0 none, 1 top-left, 2 bottom-right");
-  // Q and K rows in boxes of their swizzle span (attn_wgmma_qk_box_bytes): one box, or three 32-byte
-  // boxes at D = 96, stored one after another (box b of a tile of R rows at b·R·kQKBox).
+  // Q and K rows in boxes of their swizzle span (attn_wgmma_qk_box_bytes): one box, three 32-byte boxes
+  // at D = 96 or two 128-byte boxes at 256, stored one after another (box b of a tile of R rows at
+  // b·R·kQKBox).
   constexpr int kQKBox = attn_wgmma_qk_box_bytes(kD), kQKBoxes = kD / kQKBox;
   static_assert(kQKBox % 32 == 0, "a k32 step stays inside one box");
   constexpr Swizzle kQKSwizzle = swizzle_of_span(kQKBox);
   constexpr Swizzle kVSwizzle = swizzle_of_span(kCtaK);
-  static_assert(kF16 || (kVSwizzle == Swizzle::b128 && attn_wgmma_ones_bytes(false) == 8 * kCtaK && kD % 8 == 0 && kD + 8 <= 256),
+  static_assert(kF16 || (kVSwizzle == Swizzle::b128 && attn_wgmma_ones_bytes(false) == 8 * kCtaK && kD % 8 == 0 &&
+                         (kPVParts ? kPVPart + 8 : kD + 8) <= 256),
                 "the ones tile continues V's 128-byte swizzled rows: 8 more rows of 128 keys, one core-matrix "
                 "group, and D + 8 is a wgmma N");
   static_assert((kRows * kD + kCtaK * kD) % 1024 == 0, "V (128-byte swizzle) starts 1024-byte aligned after Q and K");
@@ -166,13 +174,13 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   // fused_q the group is this thread's quad, quantized here into the Q tile; with an LSE and K
   // smoothing, also the rows' q·k̄·sm_scale.
   float q_scale = 0.0f, lse_corr0 = 0.0f, lse_corr1 = 0.0f;
-  // kLean (FP8 P·V at D = 96 with 4 CTAs per SM, 128 registers a thread): O, the P·V accumulator and
-  // P̃ leave the block loop no register to spare, so the values it reads once a block (q_scale, the
-  // row sums) or not at all (the LSE corrections) wait in shared memory, and the loop and the
-  // epilogue read the thread's index again (thread_id_x, mma_ops.cuh). Held in registers, they
-  // spilled in the loop (48 bytes). Elsewhere this costs (D = 64 and 128, H100: 1.4–3.6% slower),
-  // so the other forms hold them.
-  constexpr bool kLean = !kF16 && kD == 96 && Cfg::min_ctas == 4;
+  // kLean (FP8 P·V at D = 96 with 4 CTAs per SM, 128 registers a thread; at D = 256, 255): O, the P·V
+  // accumulator(s) and P̃ leave the block loop no register to spare, so the values it reads once a
+  // block (q_scale, the row sums) or not at all (the LSE corrections) wait in shared memory, and the
+  // loop and the epilogue read the thread's index again (thread_id_x, mma_ops.cuh). Held in
+  // registers, they spilled in the loop (D = 96: 48 bytes; D = 256: 16–44). Elsewhere this costs
+  // (D = 64 and 128, H100: 1.4–3.6% slower), so the other forms hold them.
+  constexpr bool kLean = !kF16 && ((kD == 96 && Cfg::min_ctas == 4) || kD == 256);
   __shared__ struct {
     float q_scale[kLean ? kWgmmaSingleThreads : 1];
     float2 row_sum[kLean ? kWgmmaSingleThreads : 1];
@@ -327,6 +335,48 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
       fence_operands(o);
       fence_operands(l_acc);
       if (tid == 0 && j + 1 < n_blocks) load_v(j + 1);  // the V buffer is free
+    } else if constexpr (kPVParts) {
+      // ---- D = 256: [O_j | l_j] = P̃ · [V_j | 1] in four parts of 64 channels (O alone is 128
+      // registers), the last with the ones tile's 8 columns (N = 72: V's rows 192..255 and the ones
+      // tile right after them); part h + 1 is issued before part h is waited on and promoted, so the
+      // tensor cores run a part while the warpgroup promotes the one before (attn_wgmma.cuh's D = 256
+      // schedule). Two accumulators alternate; the last part's is 4 registers longer. ----
+      float pa_acc[kPVPartRegs], pb_acc[kPVPartRegs], pl_acc[kPVPartRegs + 4];
+#pragma unroll
+      for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
+      auto issue = [&](auto& acc, int part) {
+        fence_operands(acc);
+        wgmma_fence();
+#pragma unroll
+        for (int k = 0; k < kPVSteps; ++k) {
+          wgmma_e4m3_rs<sizeof(acc) / 2>(acc, pa[k], desc(kVHi, lo_v + ((part * kPVPart * kCtaK) >> 4) + 2 * k), k > 0);
+        }
+        wgmma_commit();
+      };
+      auto promote = [&](auto& acc, int part) {
+        fence_operands(acc);
+#pragma unroll
+        for (int i = 0; i < kPVPartRegs; ++i) {
+          o[kPVPartRegs * part + i] = o[kPVPartRegs * part + i] * alpha[(i / 2) % 2] + acc[i];
+        }
+      };
+      issue(pa_acc, 0);
+      issue(pb_acc, 1);
+      wgmma_wait<1>();
+      promote(pa_acc, 0);
+      issue(pa_acc, 2);
+      wgmma_wait<1>();
+      promote(pb_acc, 1);
+      issue(pl_acc, 3);
+      wgmma_wait<1>();
+      promote(pa_acc, 2);
+      wgmma_wait<0>();
+#pragma unroll
+      for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
+      if (tid == 0 && j + 1 < n_blocks) load_v(j + 1);  // the V buffer is free
+      promote(pl_acc, 3);
+      float2& l = slots.row_sum[thread_id_x()];
+      l = make_float2(l.x * alpha[0] + pl_acc[kPVPartRegs], l.y * alpha[1] + pl_acc[kPVPartRegs + 2]);
     } else {
       // ---- [O_j | l_j] = P̃ · [V_j | 1] in one wgmma per k-step (N = D + 8: the ones tile lies right
       // after V, its 8 rows B's last core-matrix group), into fresh f32 accumulators (the FP8 sum keeps
@@ -357,9 +407,17 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   if constexpr (kF16) row_sum[0] = l_acc[0], row_sum[1] = l_acc[2];  // O is final as it stands
 
   // ================================ epilogue ================================
-  // (kLean: the thread's indices read again; elsewhere the ones held, so that the code is unchanged.)
+  // (kLean: the thread's indices read again; elsewhere the ones held, so that the code is unchanged.
+  // D = 256 also derives its tile again, from volatile reads of the block index and of gridDim.x (the
+  // launch's q_slots), so that nothing only the epilogue needs is live across the block loop.)
   const int e_tid = kLean ? thread_id_x() : tid, e_warp = kLean ? e_tid / 32 : warp,
             e_lane = kLean ? e_tid % 32 : lane, e_g = kLean ? e_lane / 4 : g, e_t = kLean ? e_lane % 4 : t;
+  const int e_slots = kPVParts ? cta_count_x() : q_slots;
+  const AttnWgmmaTile we =
+      kPVParts ? attn_wgmma_tile_lpt<kRows, kCtaK, Cfg::mask>(
+                     p, static_cast<int>(cta_id_x() + e_slots * (cta_id_y() + p.heads_q * cta_id_z())), e_slots)
+               : w;
+  const long long e_bh_q = kPVParts ? we.bh_q(p) : bh_q, e_bh_kv = kPVParts ? we.bh_kv(p, p.heads_q / p.heads_kv) : bh_kv;
   if constexpr (kLean) {
     row_sum[0] = slots.row_sum[e_tid].x, row_sum[1] = slots.row_sum[e_tid].y;
     lse_corr0 = slots.lse_corr[e_tid].x, lse_corr1 = slots.lse_corr[e_tid].y;
@@ -369,16 +427,16 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   // the other warps. Plain (coherent) loads: ptxas sinks ld.global.nc below the barrier.
   float2 vs[kF16 ? 1 : kD / 8];
   if constexpr (!kF16) {
-    const float2* v_scale = reinterpret_cast<const float2*>(p.v_scale + bh_kv * kD);
+    const float2* v_scale = reinterpret_cast<const float2*>(p.v_scale + e_bh_kv * kD);
 #pragma unroll
     for (int c = 0; c < kD / 8; ++c) vs[c] = v_scale[4 * c + e_t];
   }
   float inv_sum[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) inv_sum[r] = row_sum[r] > 0.0f ? 1.0f / row_sum[r] : 0.0f;  // no key: 0
-  const int row0 = w.q0 + 16 * e_warp + e_g;
+  const int row0 = we.q0 + 16 * e_warp + e_g;
   if constexpr (Cfg::write_lse) {
-    if (p.lse != nullptr && e_t == 0) store_lse(p, w, bh_q, row0, row_max, row_sum, fused_lse_corr, lse_corr0, lse_corr1);
+    if (p.lse != nullptr && e_t == 0) store_lse(p, we, e_bh_q, row0, row_max, row_sum, fused_lse_corr, lse_corr0, lse_corr1);
   }
   // O leaves through shared memory (AttnWgmmaStagedO), in the K and V buffers, free after the last
   // block once every warp is past its last wgmma.
@@ -390,8 +448,8 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     if constexpr (!kF16) c0 = vs[c].x, c1 = vs[c].y;
   });
   __syncthreads();
-  StagedO::store(sK, static_cast<u16*>(p.o) + w.q_rows_at(p, p.o_stride_b, p.o_stride_h, p.o_stride_s), p.o_stride_s,
-                 w.q0, w.seq_q, e_tid);
+  StagedO::store(sK, static_cast<u16*>(p.o) + we.q_rows_at(p, p.o_stride_b, p.o_stride_h, p.o_stride_s), p.o_stride_s,
+                 we.q0, we.seq_q, e_tid);
 }
 
 }  // namespace sagejit::kernels

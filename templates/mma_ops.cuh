@@ -173,6 +173,16 @@ __device__ __forceinline__ int thread_id_x() {
   asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(r));
   return r;
 }
+__device__ __forceinline__ int cta_id_x() {
+  int r;
+  asm volatile("mov.u32 %0, %%ctaid.x;\n" : "=r"(r));
+  return r;
+}
+__device__ __forceinline__ int cta_count_x() {  // gridDim.x
+  int r;
+  asm volatile("mov.u32 %0, %%nctaid.x;\n" : "=r"(r));
+  return r;
+}
 __device__ __forceinline__ int cta_id_y() {
   int r;
   asm volatile("mov.u32 %0, %%ctaid.y;\n" : "=r"(r));

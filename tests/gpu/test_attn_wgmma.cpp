@@ -567,10 +567,12 @@ TEST_CASE("attn_wgmma: kernel-only timing at B=4, S=1024 and 4096, H=32 D=128 an
 TEST_CASE("attn_wgmma_single: the single-warpgroup kernel matches the float64 reference (FP8 P·V bar)" *
           test::needs_hopper()) {
   std::uint32_t seed = 9700;
-  for (int d : {128, 96, 64}) {
+  for (int d : {128, 96, 64, 256}) {
+    const int ctas = d == 128 ? 3 : d == 256 ? 2 : 4;
     for (int mask : {0, 1, 2}) {
-      Case c;  // GQA, a tail block, odd rows; 3 (D = 128) or 4 (D = 96, the lean form, and 64) CTAs per SM
-      c.consumers = 1, c.single_ctas = d == 128 ? 3 : 4, c.head_dim = d, c.mask = mask, c.seed = seed++;
+      Case c;  // GQA, a tail block, odd rows; 3 (D = 128), 4 (D = 96, the lean form, and 64) or 2 (D = 256,
+               // lean, P·V in four parts) CTAs per SM
+      c.consumers = 1, c.single_ctas = ctas, c.head_dim = d, c.mask = mask, c.seed = seed++;
       c.heads_q = 4, c.heads_kv = 2, c.seq_q = 1000, c.seq_kv = 1000;
       run_accuracy(c);
     }
@@ -579,14 +581,14 @@ TEST_CASE("attn_wgmma_single: the single-warpgroup kernel matches the float64 re
     br.seed = seed++;
     run_accuracy(br);
     Case one_block;  // a single block (no reload) and a short Sq < Skv bottom-right
-    one_block.consumers = 1, one_block.single_ctas = d == 128 ? 3 : 4, one_block.head_dim = d, one_block.seq_q = 70;
+    one_block.consumers = 1, one_block.single_ctas = ctas, one_block.head_dim = d, one_block.seq_q = 70;
     one_block.seq_kv = 100, one_block.mask = 2, one_block.seed = seed++;
     run_accuracy(one_block);
     one_block.seq_q = 4097, one_block.seq_kv = 4097, one_block.mask = 0, one_block.lse = false, one_block.seed = seed++;
     run_accuracy(one_block);  // many blocks per tile: the one K and V buffers reloaded 32 times
     for (int mask : {1, 2}) {
       Case groups;  // causal longest first over 15 (b, h) in groups of 4: the last group has 3
-      groups.consumers = 1, groups.single_ctas = d == 128 ? 3 : 4, groups.head_dim = d, groups.mask = mask;
+      groups.consumers = 1, groups.single_ctas = ctas, groups.head_dim = d, groups.mask = mask;
       groups.batch = 3, groups.heads_q = 5, groups.heads_kv = 5, groups.seq_q = 450, groups.seq_kv = 520;
       groups.lpt_heads = 4, groups.seed = seed++;
       run_accuracy(groups);

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <tuple>
 #include <vector>
@@ -33,13 +34,14 @@ struct FusedCase {
   Layout layout = Layout::hnd;
   bool lse = true, smooth_k = true;
   bool nonfinite_q = false;  // a few Q entries Inf or NaN
-  bool expect_fused = true;  // false: the kernel cannot quantize Q itself (warp-specialized with LSE)
+  bool expect_fused = true;  // false: the kernel does not quantize Q itself (warp-specialized, f16 P·V)
   std::vector<int> varlen_q, varlen_kv;  // non-empty: attention_varlen over these lengths
+  std::optional<AttnTile> wgmma_tile;    // a wgmma tile in place of the default
   std::string describe() const {
-    return fmt::format("D={} Hq={} Hkv={} B={} Sq={} Skv={} pv={} mask={} {} {} lse={} smooth_k={}{}{}", head_dim,
+    return fmt::format("D={} Hq={} Hkv={} B={} Sq={} Skv={} pv={} mask={} {} {} lse={} smooth_k={}{}{}{}", head_dim,
                        heads_q, heads_kv, batch, seq_q, seq_kv, name(pv), name(mask), name(dtype), name(layout),
                        int(lse), int(smooth_k), varlen_q.empty() ? "" : fmt::format(" varlen({})", varlen_q.size()),
-                       nonfinite_q ? " inf/nan in q" : "");
+                       nonfinite_q ? " inf/nan in q" : "", wgmma_tile ? " tile " + wgmma_tile->name() : "");
   }
 };
 
@@ -90,6 +92,7 @@ Outputs run(const FusedCase& c, bool fused_q) {
   };
   AttentionOptions opt;
   opt.pv = c.pv, opt.mask = c.mask, opt.smooth_k = c.smooth_k, opt.fused_q = fused_q;
+  if (c.wgmma_tile) opt.family = AttnFamily::wgmma, opt.tile = c.wgmma_tile;
   float* lse_ptr = c.lse ? static_cast<float*>(lse.get()) : nullptr;
   Outputs r;
   if (varlen) {
@@ -181,10 +184,23 @@ TEST_CASE("fused_q: Q quantized inside the single-warpgroup kernel gives the sep
   cases.push_back(c);
   c.dtype = DType::bf16, c.head_dim = 64;
   cases.push_back(c);
-  // The warp-specialized kernel: its consumers quantize Q with FP8 P·V (D 256, also bf16 NHD; with an
-  // LSE, its K-smoothing correction too); with f16 P·V (D 128 from 2k keys) it keeps the Q pass.
+  // D 256 (FP8 P·V): the single-warpgroup form by default, with an LSE and its K-smoothing correction;
+  // bf16 NHD causal; varlen with an empty sequence.
   c = {};
-  c.head_dim = 256, c.lse = false, c.heads_q = 4, c.heads_kv = 1, c.seq_q = 700, c.seq_kv = 900;
+  c.head_dim = 256, c.heads_q = 4, c.heads_kv = 1, c.seq_q = 700, c.seq_kv = 900;
+  cases.push_back(c);
+  c.dtype = DType::bf16, c.layout = Layout::nhd, c.mask = Mask::causal_bottom_right, c.batch = 1;
+  cases.push_back(c);
+  c = {};
+  c.head_dim = 256, c.lse = false, c.heads_q = 4, c.heads_kv = 2, c.mask = Mask::causal_top_left;
+  c.varlen_q = {300, 0, 129}, c.varlen_kv = {500, 7, 129}, c.seq_q = 300, c.seq_kv = 500;
+  cases.push_back(c);
+  // The warp-specialized kernel (its former default tile at D 256, 2 stages of 128 keys, persistent):
+  // its consumers quantize Q with FP8 P·V (also bf16 NHD; with an LSE, its K-smoothing correction
+  // too); with f16 P·V (D 128 from 2k keys) it keeps the Q pass.
+  const AttnTile ws256 = wgmma_tile(2, 2, true, 128);
+  c = {};
+  c.head_dim = 256, c.lse = false, c.heads_q = 4, c.heads_kv = 1, c.seq_q = 700, c.seq_kv = 900, c.wgmma_tile = ws256;
   cases.push_back(c);
   // More tiles than CTAs: O leaves through the Q tile the next tile's Q then fills, and the next
   // tile's rows are loaded in the epilogue (attn_wgmma.cuh, kStageOInQ): plain tiles; varlen, whose
@@ -192,18 +208,20 @@ TEST_CASE("fused_q: Q quantized inside the single-warpgroup kernel gives the sep
   // causal pairs past the first (B4 H16 at 1k: 256 pairs); an odd tile count (an empty partner slot).
   c = {};
   c.head_dim = 256, c.lse = false, c.batch = 2, c.heads_q = 8, c.heads_kv = 2, c.seq_q = 2047, c.seq_kv = 1100;
+  c.wgmma_tile = ws256;
   cases.push_back(c);
   c = {};
   c.head_dim = 256, c.lse = false, c.heads_q = 16, c.heads_kv = 4, c.layout = Layout::nhd;
   c.varlen_q = {2000, 0, 1, 1500}, c.varlen_kv = {1000, 5, 300, 1200}, c.seq_q = 2000, c.seq_kv = 1200;
+  c.wgmma_tile = ws256;
   cases.push_back(c);
   c = {};
   c.head_dim = 256, c.lse = false, c.batch = 4, c.heads_q = 16, c.heads_kv = 16, c.seq_q = 1024, c.seq_kv = 1024;
-  c.mask = Mask::causal_top_left;
+  c.mask = Mask::causal_top_left, c.wgmma_tile = ws256;
   cases.push_back(c);
   c = {};
   c.head_dim = 256, c.lse = false, c.batch = 2, c.heads_q = 36, c.heads_kv = 4, c.seq_q = 333, c.seq_kv = 333;
-  c.mask = Mask::causal_top_left;
+  c.mask = Mask::causal_top_left, c.wgmma_tile = ws256;
   cases.push_back(c);
   // The last shape again in bf16, NHD and bottom-right; then with an LSE (the consumers compute its
   // K-smoothing correction); then an LSE without K smoothing (no correction).
@@ -234,12 +252,15 @@ TEST_CASE("fused_q: small shapes (the compute-sanitizer set)" * test::needs_hopp
   c.head_dim = 96, c.dtype = DType::bf16, c.heads_q = 2, c.heads_kv = 2, c.seq_q = 70, c.seq_kv = 140;
   c.varlen_q = {70, 5}, c.varlen_kv = {140, 9}, c.layout = Layout::nhd;
   cases.push_back(c);
-  c = {};  // the warp-specialized kernel's consumers (D 256, FP8, no LSE)
-  c.head_dim = 256, c.lse = false, c.batch = 1, c.heads_q = 2, c.heads_kv = 1, c.seq_q = 130, c.seq_kv = 200;
+  c = {};  // D 256: the single-warpgroup form (its default), with an LSE
+  c.head_dim = 256, c.batch = 1, c.heads_q = 2, c.heads_kv = 1, c.seq_q = 130, c.seq_kv = 200;
   c.mask = Mask::causal_top_left;
+  cases.push_back(c);
+  c.lse = false, c.wgmma_tile = wgmma_tile(2, 2, true, 128);  // the warp-specialized kernel's consumers
   cases.push_back(c);
   c = {};  // ... with more tiles (144) than the H100's 132 CTAs: O leaves through the Q tile a next tile refills
   c.head_dim = 256, c.lse = false, c.batch = 1, c.heads_q = 36, c.heads_kv = 4, c.seq_q = 512, c.seq_kv = 100;
+  c.wgmma_tile = wgmma_tile(2, 2, true, 128);
   cases.push_back(c);
   check_fused_equals_separate(cases);
 }

@@ -434,9 +434,15 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   bad_single.quant.pv = PvType::f16;
   CHECK_THROWS_WITH_AS(bad_single.validate(), doctest::Contains("argument `tile.stages`: 1 (the single-warpgroup"),
                        InvalidArgument);
-  bad_single = single;
-  bad_single.head_dim = 256;
-  CHECK_THROWS_WITH_AS(bad_single.validate(), doctest::Contains("argument `head_dim`"), InvalidArgument);
+  AttnSpec single256 = single;  // head dim 256: FP8 P·V only (P·V in four parts), 255 registers: 2 CTAs per SM
+  single256.head_dim = 256;
+  CHECK_THROWS_WITH_AS(single256.validate(), doctest::Contains("at most 2 CTAs per SM (got 3)"), InvalidArgument);
+  single256.tile = wgmma_single_tile(2);
+  CHECK_NOTHROW(single256.validate());
+  CHECK(single256.shared_bytes() == 64 * 256 + 2 * 128 * 256 + 1024 + 1024);
+  single256.quant.pv = PvType::f16;
+  CHECK_THROWS_WITH_AS(single256.validate(), doctest::Contains("argument `quant.pv`: the single-warpgroup wgmma kernel at head_dim 256 needs fp8 P·V"),
+                       InvalidArgument);
   AttnSpec single96 = single;  // head dim 96: Q/K in three 32-byte boxes, up to 4 CTAs per SM with FP8 P·V
   single96.head_dim = 96;
   CHECK_NOTHROW(single96.validate());
@@ -468,7 +474,7 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   AttnSpec fp8_256 = w;  // FP8 P·V at head dim 256: P·V in 64-channel parts; 128-key blocks (2 stages) or 64
   fp8_256.head_dim = 256;
   CHECK_NOTHROW(fp8_256.validate());
-  CHECK(wgmma_default_tile(256) == wgmma_tile(2, 2, true, 128));
+  CHECK(wgmma_default_tile(256) == wgmma_single_tile(2));  // the single-warpgroup form
   fp8_256.tile = wgmma_tile(2, 3, true, 128);  // Q and three stages of 128-key K and V blocks: 240 KB
   CHECK_THROWS_WITH_AS(fp8_256.validate(), doctest::Contains("bytes of shared memory per CTA"), InvalidArgument);
   fp8_256.tile = wgmma_tile(2, 3, true, 64);
