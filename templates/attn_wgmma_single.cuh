@@ -46,7 +46,8 @@
 // 128 S = 1k and 3.1% at 4k, 8.7% at D = 64 S = 1k, against Q in its own pass
 // (bench/results/2026-11-26-fused-q-h100.md).
 //
-// Launch contract: grid (attn_wgmma_q_slots(seq_q, 64, causal), heads_q, batch), 128 threads (causal
+// Launch contract: grid exactly (attn_wgmma_q_slots(seq_q, 64, causal), heads_q, batch) — at D = 256
+// the epilogue derives its tile from gridDim.x, and a CTA of any other grid traps —, 128 threads (causal
 // tiles longest first in groups of p.lpt_heads (b, h): attn_wgmma_tile_lpt),
 // attn_wgmma_single_smem_bytes(head_dim, pv_f16) of dynamic shared memory; tensor maps and the
 // quantized workspace exactly as attn_wgmma.cuh with one consumer (block_q 64, warp_q 16, block_k =
@@ -104,7 +105,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   static_assert(kF16 || (kVSwizzle == Swizzle::b128 && attn_wgmma_ones_bytes(false) == 8 * kCtaK && kD % 8 == 0 &&
                          (kPVParts ? kPVPart + 8 : kD + 8) <= 256),
                 "the ones tile continues V's 128-byte swizzled rows: 8 more rows of 128 keys, one core-matrix "
-                "group, and D + 8 is a wgmma N");
+                "group, and D + 8 (D = 256: a part's 64 + 8) is a wgmma N");
   static_assert((kRows * kD + kCtaK * kD) % 1024 == 0, "V (128-byte swizzle) starts 1024-byte aligned after Q and K");
   constexpr float kMinDequant = 1e-30f;              // dq > 0 keeps −inf·dq = −inf for masked keys
   constexpr int kQGroups = layout::q_groups(layout::Granularity::per_thread, kRows, 16);
@@ -123,6 +124,9 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   const AttnWgmmaTile w = attn_wgmma_tile_lpt<kRows, kCtaK, Cfg::mask>(
       p, static_cast<int>(blockIdx.x + q_slots * (blockIdx.y + p.heads_q * blockIdx.z)), q_slots);
   if (w.empty()) return;
+  if constexpr (kPVParts) {
+    if (cta_count_x() != q_slots) __trap();  // the epilogue takes gridDim.x for q_slots (launch contract)
+  }
 
   extern __shared__ __attribute__((aligned(1024))) u8 smem[];
   __shared__ u64 full[3];  // Q, K, V landed (one phase per block for K and V)
@@ -349,7 +353,8 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
         wgmma_fence();
 #pragma unroll
         for (int k = 0; k < kPVSteps; ++k) {
-          wgmma_e4m3_rs<sizeof(acc) / 2>(acc, pa[k], desc(kVHi, lo_v + ((part * kPVPart * kCtaK) >> 4) + 2 * k), k > 0);
+          constexpr int kN = 2 * static_cast<int>(sizeof(acc) / sizeof(acc[0]));  // N = 64 or 72: N / 2 registers a thread
+          wgmma_e4m3_rs<kN>(acc, pa[k], desc(kVHi, lo_v + ((part * kPVPart * kCtaK) >> 4) + 2 * k), k > 0);
         }
         wgmma_commit();
       };

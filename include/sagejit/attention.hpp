@@ -38,9 +38,9 @@ struct AttentionOptions {
   std::optional<AttnTile> tile;
   std::optional<AttnFamily> family;
   // Q quantized inside the attention kernel where the kernel does that (sm_90a: the single-warpgroup
-  // wgmma form, int8 Q/K at head dims 64, 96, 128 and 256, the default there; the warp-specialized
-  // form with FP8 P·V), which saves Q's separate pass and its int8 copy; the same bits either way.
-  // false: always a separate pass (for comparing).
+  // wgmma form, int8 Q/K at head dims 64, 96 and 128, and 256 with FP8 P·V, the default there; the
+  // warp-specialized form with FP8 P·V), which saves Q's separate pass and its int8 copy; the same bits
+  // either way. false: always a separate pass (for comparing).
   bool fused_q = true;
   // Benchmarking only: inputs unchanged since the previous call on this stream with the same
   // shapes and options; only the attention kernel runs (with fused_q, Q's quantization included).

@@ -315,8 +315,8 @@ TEST_CASE("a NaN or an infinity in Q, K or V reaches exactly the outputs that at
   //                  should the tile chosen have warp_q 64, outside 0..63)
   //   K key 100:     every row (K's channel mean carries it into every key of the head)
   //   V key 100, c:  channel c of every row, no other channel
-  // On every kernel the GPU runs: the default (on sm_90a the single-warpgroup form at D 64 and 128,
-  // the warp-specialized form at 256) and the portable mma.sync kernel.
+  // On every kernel the GPU runs: the default (on sm_90a the single-warpgroup form, with FP8 P·V at
+  // D 64, 128 and 256) and the portable mma.sync kernel.
   ensure_current_context();
   constexpr int B = 1, H = 2, S = 200;
   constexpr int kRow = 37, kKey = 100, kChannel = 5;

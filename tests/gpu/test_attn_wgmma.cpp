@@ -158,6 +158,7 @@ struct Problem {
       cfg.shared_bytes = static_cast<unsigned>(kernels::attn_wgmma_single_smem_bytes(c.head_dim, c.pv_f16));
     }
     if (c.persistent) {
+      REQUIRE_MESSAGE(c.single_ctas == 0, "the single-warpgroup kernel's grid is (q_slots, heads_q, batch), never persistent");
       const int slots = static_cast<int>(q_slots) * c.heads_q * c.batch;
       const int ctas = c.persistent_ctas > 0 ? std::min(c.persistent_ctas, causal ? slots / 2 : slots)
                                              : kernels::attn_wgmma_persistent_ctas(

@@ -184,16 +184,19 @@ TEST_CASE("fused_q: Q quantized inside the single-warpgroup kernel gives the sep
   cases.push_back(c);
   c.dtype = DType::bf16, c.head_dim = 64;
   cases.push_back(c);
-  // D 256 (FP8 P·V): the single-warpgroup form by default, with an LSE and its K-smoothing correction;
-  // bf16 NHD causal; varlen with an empty sequence.
+  // D 256 (FP8 P·V) in the single-warpgroup form (its default there, pinned): with an LSE and its
+  // K-smoothing correction; bf16 NHD causal; an LSE without K smoothing; varlen with an empty sequence.
+  const AttnTile single256 = wgmma_single_tile(2);
   c = {};
-  c.head_dim = 256, c.heads_q = 4, c.heads_kv = 1, c.seq_q = 700, c.seq_kv = 900;
+  c.head_dim = 256, c.heads_q = 4, c.heads_kv = 1, c.seq_q = 700, c.seq_kv = 900, c.wgmma_tile = single256;
   cases.push_back(c);
   c.dtype = DType::bf16, c.layout = Layout::nhd, c.mask = Mask::causal_bottom_right, c.batch = 1;
   cases.push_back(c);
+  c.smooth_k = false;
+  cases.push_back(c);
   c = {};
   c.head_dim = 256, c.lse = false, c.heads_q = 4, c.heads_kv = 2, c.mask = Mask::causal_top_left;
-  c.varlen_q = {300, 0, 129}, c.varlen_kv = {500, 7, 129}, c.seq_q = 300, c.seq_kv = 500;
+  c.varlen_q = {300, 0, 129}, c.varlen_kv = {500, 7, 129}, c.seq_q = 300, c.seq_kv = 500, c.wgmma_tile = single256;
   cases.push_back(c);
   // The warp-specialized kernel (its former default tile at D 256, 2 stages of 128 keys, persistent):
   // its consumers quantize Q with FP8 P·V (also bf16 NHD; with an LSE, its K-smoothing correction
@@ -252,9 +255,9 @@ TEST_CASE("fused_q: small shapes (the compute-sanitizer set)" * test::needs_hopp
   c.head_dim = 96, c.dtype = DType::bf16, c.heads_q = 2, c.heads_kv = 2, c.seq_q = 70, c.seq_kv = 140;
   c.varlen_q = {70, 5}, c.varlen_kv = {140, 9}, c.layout = Layout::nhd;
   cases.push_back(c);
-  c = {};  // D 256: the single-warpgroup form (its default), with an LSE
+  c = {};  // D 256: the single-warpgroup form (its default, pinned), with an LSE
   c.head_dim = 256, c.batch = 1, c.heads_q = 2, c.heads_kv = 1, c.seq_q = 130, c.seq_kv = 200;
-  c.mask = Mask::causal_top_left;
+  c.mask = Mask::causal_top_left, c.wgmma_tile = wgmma_single_tile(2);
   cases.push_back(c);
   c.lse = false, c.wgmma_tile = wgmma_tile(2, 2, true, 128);  // the warp-specialized kernel's consumers
   cases.push_back(c);

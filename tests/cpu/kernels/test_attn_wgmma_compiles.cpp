@@ -139,11 +139,11 @@ TEST_CASE("attn_wgmma_single: the single-warpgroup sm_90a kernel compiles withou
     variants.push_back({d, 2, true, true, d == 128 ? 2 : 3, true, false});
   }
   // D = 256 (FP8 P·V only, P·V in four parts): 2 CTAs per SM, fused and separate Q.
-  for (int mask : {0, 1, 2}) {
-    for (bool lse : {false, true}) variants.push_back({256, mask, lse, mask == 2, 2});
+  for (bool fused_q : {true, false}) {
+    for (int mask : {0, 1, 2}) {
+      for (bool lse : {false, true}) variants.push_back({256, mask, lse, mask == 2, 2, false, fused_q});
+    }
   }
-  variants.push_back({256, 1, true, false, 2, false, false});
-  variants.push_back({256, 0, false, true, 2, false, false});
   std::vector<GeneratedUnit> units;
   for (const Variant& v : variants) {
     const std::string cfg =
