@@ -41,11 +41,22 @@ struct CompileFlags {
   bool fail_on_spill = false;
 };
 
+// The flag that sets an attention spec's field, for the errors its validation names by field; empty
+// where no flag sets it.
+std::string_view flag_of_field(std::string_view field) {
+  if (field == "head_dim") return "--head-dim";
+  if (field == "quant.qk") return "--out";
+  if (field == "quant.pv") return "--pv";
+  if (field == "quant.smooth_q") return "--smooth";
+  if (field == "arch") return "--arch";
+  return {};
+}
+
 // The attention kernel the flags name: without --attn-family and --tile, the one attention() runs on
 // `arch` for sequences of --seq when nothing is tuned (the sm_90a wgmma kernel where it applies);
 // otherwise the forced variant, as `sagejit bench --family / --tile` times it. Tiles are named as
 // tuning records name them (t64x128w4s1c3); the older form without the leading t is accepted.
-AttnSpec attn_spec_from_flags(const CompileFlags& f, const Arch& arch) {
+AttnSpec attn_spec_of_flags(const CompileFlags& f, const Arch& arch) {
   Problem p;
   p.arch = arch;
   p.head_dim = f.head_dim;
@@ -85,6 +96,19 @@ AttnSpec attn_spec_from_flags(const CompileFlags& f, const Arch& arch) {
       throw InvalidArgument("--tile", e.argument() == "tile" ? e.rule() : fmt::format("{}: {}", e.argument(), e.rule()));
     }
     throw;
+  }
+}
+
+// As above, validated, with errors that name a spec field renamed to the flag that sets it.
+AttnSpec attn_spec_from_flags(const CompileFlags& f, const Arch& arch) {
+  try {
+    AttnSpec s = attn_spec_of_flags(f, arch);
+    s.validate();
+    return s;
+  } catch (const InvalidArgument& e) {
+    const std::string_view flag = flag_of_field(e.argument());
+    if (flag.empty()) throw;
+    throw InvalidArgument(std::string(flag), e.rule());
   }
 }
 

@@ -55,6 +55,13 @@ def test_family_and_tile_force_a_variant(tmp_path):
     (["--tile", "t64x128w4s1c3"], "add --attn-family wgmma"),
     (["--attn-family", "wgmma", "--tile", "t64x128w4s1c5"], "argument `--tile`: the single-warpgroup wgmma kernel"),
     (["--attn-family", "wgmma", "--arch", "sm_89"], "argument `--attn-family`: wgmma needs sm_90a"),
+    # The spec's own rules name the flag that sets the field, not the field.
+    (["--head-dim", "80"], "argument `--head-dim`: must be one of 64, 96, 128, 256 (got 80)"),
+    (["--out", "int8x2", "--pv", "fp8"], "argument `--out`: int8x2 (the precise mode's two-term Q Kᵀ) needs f16 P·V"),
+    (["--head-dim", "256", "--attn-family", "wgmma", "--tile", "t64x128w4s1c2", "--pv", "f16"],
+     "argument `--pv`: the single-warpgroup wgmma kernel at head_dim 256 needs fp8 P·V (got f16)"),
+    (["--head-dim", "256", "--attn-family", "wgmma", "--tile", "t64x128w4s1c3"],
+     "argument `--tile`: tile.min_ctas_per_sm: the single-warpgroup wgmma kernel at head_dim 256"),
     (["--all", "--tile", "t128x64w8s2"], "argument `--all`: builds every variant"),
 ])
 def test_bad_flags_are_refused_by_name(tmp_path, flags, message):
