@@ -84,6 +84,18 @@ void check_output(const TensorRef& q, const TensorRef& k, const TensorRef& v, co
   }
 }
 
+// The AttentionOptions field (or tensor) behind an attention spec's field, for the errors the spec's
+// validation names by its own fields; the field itself where the names agree (tile, family).
+std::string option_of_field(const std::string& field) {
+  if (field == "quant.qk") return "qk";
+  if (field == "quant.pv") return "pv";
+  if (field == "quant.granularity") return "granularity";
+  if (field == "quant.smooth_q") return "smooth_q";
+  if (field == "quant.fused_q") return "fused_q";
+  if (field == "head_dim") return "q.dim";
+  return field;
+}
+
 struct Resolved {
   AttnSpec spec;
   QuantizeOptions quant;
@@ -93,13 +105,17 @@ struct Resolved {
 Resolved resolve(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse,
                  const VarlenBatch* varlen, const AttentionOptions& o, const Arch& arch) {
   Resolved r;
-  // The variant: the caller's family/tile, a tuned record, or the heuristic default (the wgmma
-  // kernel on sm_90a where it supports the problem, else mma.sync): autotune/policy.
-  r.spec = choose_kernel(problem_of(q, k, lse != nullptr, varlen, o, arch), o.family, o.tile).spec;
   AttnSpec& s = r.spec;
-  // Q quantized by the kernel itself wherever the kernel can (generator/attn_spec.hpp, can_fuse_q).
-  s.quant.fused_q = o.fused_q && can_fuse_q(s);
-  s.validate();
+  try {
+    // The variant: the caller's family/tile, a tuned record, or the heuristic default (the wgmma
+    // kernel on sm_90a where it supports the problem, else mma.sync): autotune/policy.
+    s = choose_kernel(problem_of(q, k, lse != nullptr, varlen, o, arch), o.family, o.tile).spec;
+    // Q quantized by the kernel itself wherever the kernel can (generator/attn_spec.hpp, can_fuse_q).
+    s.quant.fused_q = o.fused_q && can_fuse_q(s);
+    s.validate();
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(option_of_field(e.argument()), e.rule());
+  }
 
   QuantizeOptions& qo = r.quant;
   qo.qk_type = o.qk;

@@ -201,6 +201,10 @@ TEST_CASE("attention rejects bad input before launching anything" * test::needs_
     CHECK_THROWS_WITH_AS(attention(view(q), view(k), view(v), view(o), nullptr, opt, nullptr),
                          doctest::Contains("int4"), InvalidArgument);
   }
+  opt = {};  // the spec's rules name the option the caller set (qk), not the spec's field (quant.qk)
+  opt.qk = QuantType::int8x2, opt.pv = PvType::fp8_e4m3;
+  CHECK_THROWS_WITH_AS(attention(view(q), view(k), view(v), view(o), nullptr, opt, nullptr),
+                       doctest::Contains("argument `qk`: int8x2"), InvalidArgument);
   opt = {};
   opt.tile = AttnTile{128, 40, 8, 2};  // cta_k must be a multiple of 16
   CHECK_THROWS_WITH_AS(attention(view(q), view(k), view(v), view(o), nullptr, opt, nullptr),
