@@ -152,17 +152,18 @@ struct AttnSpec {
 AttnTile wgmma_tile(int consumers = 2, int stages = 2, bool persistent = false, int cta_k = 128);
 // The single-warpgroup form (attn_wgmma_single.cuh): one warpgroup of 64 query rows and no producer,
 // one K and one V buffer (stages 1: what marks the form), 128-key blocks, `min_ctas` CTAs per SM (2
-// to 4; with FP8 P·V 3 at head dim 128 and 4 at 96 and 64 fit its registers, with f16 P·V 2 at 128
-// and 3 at 96 and 64), one tile per CTA. INT8 Q/K with FP8 or f16 P·V, head dims 64, 96 and 128.
+// to 4; with FP8 P·V 3 at head dim 128, 4 at 96 and 64 and 2 at 256 fit its registers, with f16 P·V
+// 2 at 128 and 3 at 96 and 64), one tile per CTA. INT8 Q/K with FP8 or f16 P·V at head dims 64, 96
+// and 128, with FP8 P·V at 256.
 AttnTile wgmma_single_tile(int min_ctas);
 bool is_wgmma_single(const AttnTile& t);
 // The heuristic default when no tuning record says otherwise (measured on the H100, see
-// bench/results): INT8 Q/K with FP8 P·V at head dims 64, 96 and 128 the single-warpgroup form (4, 4
-// and 3 CTAs per SM), and with f16 P·V at head dims 64 and 96 (3 CTAs per SM); otherwise head_dim 128 two
-// consumers, 3 stages with f16 P·V (its V blocks are twice the size), 2 with two-term int8 Q/K;
-// head_dim 64 one consumer, 3 stages; head_dim 96 with two-term Q/K two consumers, 2 stages;
-// head_dim 256 two consumers, 128-key blocks and 2 stages with FP8 P·V, 64-key blocks and 3 stages
-// with f16 P·V (2 with two-term Q/K); all of these
+// bench/results): INT8 Q/K with FP8 P·V at head dims 64, 96, 128 and 256 the single-warpgroup form
+// (4, 4, 3 and 2 CTAs per SM), and with f16 P·V at head dims 64 and 96 (3 CTAs per SM); otherwise
+// head_dim 128 two consumers, 3 stages with f16 P·V (its V blocks are twice the size), 2 with
+// two-term int8 Q/K; head_dim 64 one consumer, 3 stages; head_dim 96 with two-term Q/K two consumers,
+// 2 stages; head_dim 256 two consumers and 64-key blocks, 3 stages with f16 P·V, 2 with two-term
+// Q/K; all of these
 // persistent. (With f16 P·V at head dim 128 and at most 1k keys the runtime's policy takes the
 // single form instead, 2 CTAs per SM: autotune/problem.cpp.)
 AttnTile wgmma_default_tile(int head_dim, PvType pv = PvType::fp8_e4m3, QuantType qk = QuantType::int8);
