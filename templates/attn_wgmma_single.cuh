@@ -121,8 +121,12 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   // The tile; an empty one (varlen: past its sequence's end) leaves before any barrier.
   const bool causal = Cfg::mask != 0;
   const int q_slots = attn_wgmma_q_slots(p.seq_q, kRows, causal);
-  const AttnWgmmaTile w = attn_wgmma_tile_lpt<kRows, kCtaK, Cfg::mask>(
-      p, static_cast<int>(blockIdx.x + q_slots * (blockIdx.y + p.heads_q * blockIdx.z)), q_slots);
+  // The tile of block (x, y, z) of a grid of `slots` along x (x, y and z: blockIdx's, or the volatile
+  // reads of the epilogue below).
+  auto tile_of_block = [&](auto x, auto y, auto z, int slots) {
+    return attn_wgmma_tile_lpt<kRows, kCtaK, Cfg::mask>(p, static_cast<int>(x + slots * (y + p.heads_q * z)), slots);
+  };
+  const AttnWgmmaTile w = tile_of_block(blockIdx.x, blockIdx.y, blockIdx.z, q_slots);
   if (w.empty()) return;
   if constexpr (kPVParts) {
     if (cta_count_x() != q_slots) __trap();  // the epilogue takes gridDim.x for q_slots (launch contract)
@@ -417,11 +421,11 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   // launch's q_slots), so that nothing only the epilogue needs is live across the block loop.)
   const int e_tid = kLean ? thread_id_x() : tid, e_warp = kLean ? e_tid / 32 : warp,
             e_lane = kLean ? e_tid % 32 : lane, e_g = kLean ? e_lane / 4 : g, e_t = kLean ? e_lane % 4 : t;
-  const int e_slots = kPVParts ? cta_count_x() : q_slots;
-  const AttnWgmmaTile we =
-      kPVParts ? attn_wgmma_tile_lpt<kRows, kCtaK, Cfg::mask>(
-                     p, static_cast<int>(cta_id_x() + e_slots * (cta_id_y() + p.heads_q * cta_id_z())), e_slots)
-               : w;
+  auto tile_again = [&] {
+    const int count_x = cta_count_x(), x = cta_id_x(), y = cta_id_y(), z = cta_id_z();
+    return tile_of_block(x, y, z, count_x);
+  };
+  const AttnWgmmaTile we = kPVParts ? tile_again() : w;
   const long long e_bh_q = kPVParts ? we.bh_q(p) : bh_q, e_bh_kv = kPVParts ? we.bh_kv(p, p.heads_q / p.heads_kv) : bh_kv;
   if constexpr (kLean) {
     row_sum[0] = slots.row_sum[e_tid].x, row_sum[1] = slots.row_sum[e_tid].y;
