@@ -299,6 +299,16 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     }
     float alpha[2];
     online_softmax<false>(s, dq, kMagicFloat * dq, row_max, alpha, row_sum);
+    // FP8 P·V: l = α·l + l_j, where l_j (rows g and g + 8) came out of the P·V wgmma's ones columns.
+    auto promote_row_sum = [&](float l0, float l1) {
+      if constexpr (kLean) {
+        float2& l = slots.row_sum[thread_id_x()];
+        l = make_float2(l.x * alpha[0] + l0, l.y * alpha[1] + l1);
+      } else {
+        row_sum[0] = row_sum[0] * alpha[0] + l0;
+        row_sum[1] = row_sum[1] * alpha[1] + l1;
+      }
+    };
     u32 pa[kPVSteps][4];  // P̃ as A fragments (FP8: V is token-permuted by the quantizer: no shuffles)
 #pragma unroll
     for (int k = 0; k < kPVSteps; ++k) {
@@ -384,8 +394,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
       for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
       if (tid == 0 && j + 1 < n_blocks) load_v(j + 1);  // the V buffer is free
       promote(pl_acc, 3);
-      float2& l = slots.row_sum[thread_id_x()];
-      l = make_float2(l.x * alpha[0] + pl_acc[kPVPartRegs], l.y * alpha[1] + pl_acc[kPVPartRegs + 2]);
+      promote_row_sum(pl_acc[kPVPartRegs], pl_acc[kPVPartRegs + 2]);
     } else {
       // ---- [O_j | l_j] = P̃ · [V_j | 1] in one wgmma per k-step (N = D + 8: the ones tile lies right
       // after V, its 8 rows B's last core-matrix group), into fresh f32 accumulators (the FP8 sum keeps
@@ -404,13 +413,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
       // ---- promotion: O = α·O + O_j, l = α·l + l_j ----
 #pragma unroll
       for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha[(i / 2) % 2] + pv[i];
-      if constexpr (kLean) {
-        float2& l = slots.row_sum[thread_id_x()];
-        l = make_float2(l.x * alpha[0] + pv[kORegs], l.y * alpha[1] + pv[kORegs + 2]);
-      } else {
-        row_sum[0] = row_sum[0] * alpha[0] + pv[kORegs];
-        row_sum[1] = row_sum[1] * alpha[1] + pv[kORegs + 2];
-      }
+      promote_row_sum(pv[kORegs], pv[kORegs + 2]);
     }
   }
   if constexpr (kF16) row_sum[0] = l_acc[0], row_sum[1] = l_acc[2];  // O is final as it stands
