@@ -56,6 +56,7 @@ std::string_view flag_of_field(std::string_view field) {
 // `arch` for sequences of --seq when nothing is tuned (the sm_90a wgmma kernel where it applies);
 // otherwise the forced variant, as `sagejit bench --family / --tile` times it. Tiles are named as
 // tuning records name them (t64x128w4s1c3); the older form without the leading t is accepted.
+// Validated; an error names the spec's field, except --attn-family's and --tile's.
 AttnSpec attn_spec_of_flags(const CompileFlags& f, const Arch& arch) {
   Problem p;
   p.arch = arch;
@@ -84,7 +85,11 @@ AttnSpec attn_spec_of_flags(const CompileFlags& f, const Arch& arch) {
                                                   f.tile));
     }
   }
-  if (!family && !tile) return default_spec(p);
+  if (!family && !tile) {
+    AttnSpec s = default_spec(p);
+    s.validate();
+    return s;
+  }
   try {
     AttnSpec s = forced_spec(p, family, tile);
     s.validate();
@@ -99,12 +104,10 @@ AttnSpec attn_spec_of_flags(const CompileFlags& f, const Arch& arch) {
   }
 }
 
-// As above, validated, with errors that name a spec field renamed to the flag that sets it.
+// As above, with errors that name a spec field renamed to the flag that sets it.
 AttnSpec attn_spec_from_flags(const CompileFlags& f, const Arch& arch) {
   try {
-    AttnSpec s = attn_spec_of_flags(f, arch);
-    s.validate();
-    return s;
+    return attn_spec_of_flags(f, arch);
   } catch (const InvalidArgument& e) {
     const std::string_view flag = flag_of_field(e.argument());
     if (flag.empty()) throw;
