@@ -121,6 +121,10 @@ Outputs run(const FusedCase& c, bool fused_q) {
   return r;
 }
 
+// The warp-specialized kernel's tile at D 256 with FP8 P·V (2 stages of 128 keys, persistent; the
+// default there before the single form): what the cases that test that kernel's own paths pin.
+AttnTile ws256_tile() { return wgmma_tile(2, 2, true, 128); }
+
 void check_fused_equals_separate(const std::vector<FusedCase>& cases) {
   for (const FusedCase& fc : cases) {
     CAPTURE(fc.describe());
@@ -198,10 +202,9 @@ TEST_CASE("fused_q: Q quantized inside the single-warpgroup kernel gives the sep
   c.head_dim = 256, c.lse = false, c.heads_q = 4, c.heads_kv = 2, c.mask = Mask::causal_top_left;
   c.varlen_q = {300, 0, 129}, c.varlen_kv = {500, 7, 129}, c.seq_q = 300, c.seq_kv = 500, c.wgmma_tile = single256;
   cases.push_back(c);
-  // The warp-specialized kernel (its former default tile at D 256, 2 stages of 128 keys, persistent):
-  // its consumers quantize Q with FP8 P·V (also bf16 NHD; with an LSE, its K-smoothing correction
-  // too); with f16 P·V (D 128 from 2k keys) it keeps the Q pass.
-  const AttnTile ws256 = wgmma_tile(2, 2, true, 128);
+  // The warp-specialized kernel (ws256_tile): its consumers quantize Q with FP8 P·V (also bf16 NHD;
+  // with an LSE, its K-smoothing correction too); with f16 P·V (D 128 from 2k keys) it keeps the Q pass.
+  const AttnTile ws256 = ws256_tile();
   c = {};
   c.head_dim = 256, c.lse = false, c.heads_q = 4, c.heads_kv = 1, c.seq_q = 700, c.seq_kv = 900, c.wgmma_tile = ws256;
   cases.push_back(c);
@@ -259,11 +262,11 @@ TEST_CASE("fused_q: small shapes (the compute-sanitizer set)" * test::needs_hopp
   c.head_dim = 256, c.batch = 1, c.heads_q = 2, c.heads_kv = 1, c.seq_q = 130, c.seq_kv = 200;
   c.mask = Mask::causal_top_left, c.wgmma_tile = wgmma_single_tile(2);
   cases.push_back(c);
-  c.lse = false, c.wgmma_tile = wgmma_tile(2, 2, true, 128);  // the warp-specialized kernel's consumers
+  c.lse = false, c.wgmma_tile = ws256_tile();  // the warp-specialized kernel's consumers
   cases.push_back(c);
   c = {};  // ... with more tiles (144) than the H100's 132 CTAs: O leaves through the Q tile a next tile refills
   c.head_dim = 256, c.lse = false, c.batch = 1, c.heads_q = 36, c.heads_kv = 4, c.seq_q = 512, c.seq_kv = 100;
-  c.wgmma_tile = wgmma_tile(2, 2, true, 128);
+  c.wgmma_tile = ws256_tile();
   cases.push_back(c);
   check_fused_equals_separate(cases);
 }
