@@ -30,6 +30,7 @@
 //   [O_j | l_j] = P̃ · [V_j | 1]      wgmma e4m3 m64n(D+8)k32, P̃ from registers, into fresh f32
 //                                    (D = 256: four parts, m64n64k32 ×3 and m64n72k32)
 //   wait; thread 0 reloads V_{j+1}; O = α·O + O_j, l = α·l + l_j (FP8 sums promoted every 128 keys)
+//   (the P·V forms: attn_wgmma_single_pv.cuh)
 // epilogue: out = O / l · v_scale (fp16 or bf16) through shared memory (stmatrix, then 16-byte
 // stores), LSE optional.
 // With Cfg::pv_f16 (the pv = f16 mode), as attn_wgmma.cuh's f16 form: V is the caller's tensor, read
@@ -60,6 +61,7 @@
 #include "attn_params.cuh"
 #include "attn_softmax.cuh"
 #include "attn_wgmma_q.cuh"
+#include "attn_wgmma_single_pv.cuh"
 #include "attn_wgmma_smem.cuh"
 #include "attn_wgmma_tile.cuh"
 #include "hopper_ops.cuh"
@@ -87,13 +89,13 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   using namespace hopper;
   constexpr int kD = Cfg::head_dim, kRows = kWgmmaRowsPerWg, kCtaK = kWgmmaCtaK;
   constexpr bool kF16 = Cfg::pv_f16;
-  constexpr int kSRegs = kCtaK / 2, kORegs = kD / 2, kPVRegs = kORegs + 4, kQKSteps = kD / 32;
+  constexpr int kSRegs = kCtaK / 2, kORegs = kD / 2, kQKSteps = kD / 32;
   constexpr int kPVSteps = kCtaK / (kF16 ? 16 : 32);  // k32 (e4m3) or k16 (f16) steps of P·V
   static_assert(kD == 64 || kD == 96 || kD == 128 || (kD == 256 && !kF16),
                 "attention_wgmma_single: head_dim 64, 96 or 128, or 256 with FP8 P·V");
-  // P·V in parts of kPVPart channels at D = 256 (below): the last carries the 8 row-sum columns.
+  // P·V in parts of kPVPart channels at D = 256 (PvFp8PartsBlock): the last carries the 8 row-sum columns.
   constexpr bool kPVParts = kD == 256;
-  constexpr int kPVPart = 64, kPVPartRegs = kPVPart / 2;
+  constexpr int kPVPart = 64;
   static_assert(Cfg::mask >= 0 && Cfg::mask <= 2, "mask: 0 none, 1 top-left, 2 bottom-right");
   // Q and K rows in boxes of their swizzle span (attn_wgmma_qk_box_bytes): one box, three 32-byte boxes
   // at D = 96 or two 128-byte boxes at 256, stored one after another (box b of a tile of R rows at
@@ -250,7 +252,6 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   static_assert(kLbo == static_cast<u32>(make_kmajor_desc(0, kVSwizzle)), "Q, K and V descriptors share the LBO field");
   // (Shared addresses stay below 256 KiB on sm_90, so address >> 4 fits the 14-bit start field.)
   const u32 lo_q = kLbo | (sQ >> 4), lo_k = kLbo | (sK >> 4), lo_v = kLbo | (sV >> 4);
-  auto desc = [](u32 hi, u32 lo) { return (static_cast<u64>(hi) << 32) | lo; };
 
   float o[kORegs], l_acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // f16: O and the row sums accumulate in the wgmma
 #pragma unroll
@@ -272,8 +273,8 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     wgmma_fence();
 #pragma unroll
     for (int s = 0; s < kQKSteps; ++s) {
-      wgmma_s8_ss<kCtaK>(acc, desc(kQKHi, lo_q + (attn_wgmma_qk_step_bytes(s, kRows, kQKBox) >> 4)),
-                         desc(kQKHi, lo_k + (attn_wgmma_qk_step_bytes(s, kCtaK, kQKBox) >> 4)), true);
+      wgmma_s8_ss<kCtaK>(acc, wgmma_desc(kQKHi, lo_q + (attn_wgmma_qk_step_bytes(s, kRows, kQKBox) >> 4)),
+                         wgmma_desc(kQKHi, lo_k + (attn_wgmma_qk_step_bytes(s, kCtaK, kQKBox) >> 4)), true);
     }
     wgmma_commit();
     wgmma_wait<0>();
@@ -317,103 +318,22 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     }
     mbarrier_wait_parity(full_v, parity);
 
+    // ---- [O_j | l_j] = P̃ · [V_j | 1] (attn_wgmma_single_pv.cuh); V_{j+1} once the wgmmas have read
+    // V_j, under the FP8 promotion O = α·O + O_j ----
     if constexpr (kF16) {
-      // ---- O = α·O + P̃ V_j and l = α·l + P̃ · 1 on the tensor cores (the f16 sums keep f32 precision,
-      // so no temporary and no promotion); V MN-major in V16::kBoxes boxes, k16 steps of 16 key rows ----
-#pragma unroll
-      for (int i = 0; i < kORegs; ++i) o[i] *= alpha[(i / 2) % 2];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) l_acc[i] *= alpha[(i / 2) % 2];
-      // Varlen: the V rows past the sequence in its last block are zeroed before P·V reads them
-      // (AttnWgmmaV16::zero_tail_rows: they hold the next sequence's V, and 0·Inf is NaN).
-      const int key0 = j * kCtaK;
-      if (p.cu_seqlens_k != nullptr && w.seq_kv - key0 < kCtaK) {
-        V16::zero_tail_rows(sV, w.seq_kv - key0, tid, kWgmmaSingleThreads);
-        __syncthreads();
-      }
-      // MN-major descriptors, as the FP8 ones: a 32-bit low word (start, LBO = the box stride) over a
-      // compile-time high word; a k16 step is 16 key rows further.
-      constexpr u32 kV16Hi = static_cast<u32>(make_mn_major_desc(0, V16::kSwizzle, V16::kBoxBytes) >> 32);
-      constexpr u32 kOnesHi = static_cast<u32>(make_mn_major_desc(0, Swizzle::b128, 1024) >> 32);
-      const u32 lo_v16 = static_cast<u32>(make_mn_major_desc(sV, V16::kSwizzle, V16::kBoxBytes));
-      const u64 desc_ones = desc(kOnesHi, static_cast<u32>(make_mn_major_desc(sOnes, Swizzle::b128, 1024)));
-#pragma unroll
-      for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
-      fence_operands(o);
-      fence_operands(l_acc);
-      wgmma_fence();
-#pragma unroll
-      for (int k = 0; k < kPVSteps; ++k) {
-        wgmma_f16_rs_bmn<kD, Cfg::out_bf16>(o, pa[k], desc(kV16Hi, lo_v16 + ((16 * V16::kRowBytes * k) >> 4)), true);
-      }
-#pragma unroll
-      for (int k = 0; k < kPVSteps; ++k) wgmma_f16_rs_bmn<8, Cfg::out_bf16>(l_acc, pa[k], desc_ones, true);
-      wgmma_commit();
-      wgmma_wait<0>();
-      fence_operands(o);
-      fence_operands(l_acc);
+      pv_f16_block<kD, kCtaK, kPVSteps, Cfg::out_bf16, kWgmmaSingleThreads>(
+          o, l_acc, pa, alpha, sV, sOnes, p.cu_seqlens_k != nullptr, w.seq_kv - j * kCtaK, tid);
       if (tid == 0 && j + 1 < n_blocks) load_v(j + 1);  // the V buffer is free
     } else if constexpr (kPVParts) {
-      // ---- D = 256: [O_j | l_j] = P̃ · [V_j | 1] in four parts of 64 channels (O alone is 128
-      // registers), the last with the ones tile's 8 columns (N = 72: V's rows 192..255 and the ones
-      // tile right after them); part h + 1 is issued before part h is waited on and promoted, so the
-      // tensor cores run a part while the warpgroup promotes the one before (attn_wgmma.cuh's D = 256
-      // schedule). Two accumulators alternate; the last part's is 4 registers longer. ----
-      float pa_acc[kPVPartRegs], pb_acc[kPVPartRegs], pl_acc[kPVPartRegs + 4];
-#pragma unroll
-      for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
-      auto issue = [&](auto& acc, int part) {
-        fence_operands(acc);
-        wgmma_fence();
-#pragma unroll
-        for (int k = 0; k < kPVSteps; ++k) {
-          constexpr int kN = 2 * static_cast<int>(sizeof(acc) / sizeof(acc[0]));  // N = 64 or 72: N / 2 registers a thread
-          wgmma_e4m3_rs<kN>(acc, pa[k], desc(kVHi, lo_v + ((part * kPVPart * kCtaK) >> 4) + 2 * k), k > 0);
-        }
-        wgmma_commit();
-      };
-      auto promote = [&](auto& acc, int part) {
-        fence_operands(acc);
-#pragma unroll
-        for (int i = 0; i < kPVPartRegs; ++i) {
-          o[kPVPartRegs * part + i] = o[kPVPartRegs * part + i] * alpha[(i / 2) % 2] + acc[i];
-        }
-      };
-      issue(pa_acc, 0);
-      issue(pb_acc, 1);
-      wgmma_wait<1>();
-      promote(pa_acc, 0);
-      issue(pa_acc, 2);
-      wgmma_wait<1>();
-      promote(pb_acc, 1);
-      issue(pl_acc, 3);
-      wgmma_wait<1>();
-      promote(pa_acc, 2);
-      wgmma_wait<0>();
-#pragma unroll
-      for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
+      PvFp8PartsBlock<kD, kPVSteps, kCtaK> pv;
+      pv.run(pa, o, alpha, kVHi, lo_v);
       if (tid == 0 && j + 1 < n_blocks) load_v(j + 1);  // the V buffer is free
-      promote(pl_acc, 3);
-      promote_row_sum(pl_acc[kPVPartRegs], pl_acc[kPVPartRegs + 2]);
+      pv.promote(o, alpha, promote_row_sum);
     } else {
-      // ---- [O_j | l_j] = P̃ · [V_j | 1] in one wgmma per k-step (N = D + 8: the ones tile lies right
-      // after V, its 8 rows B's last core-matrix group), into fresh f32 accumulators (the FP8 sum keeps
-      // ~14 bits): pv[0, D/2) is O_j, pv[D/2 + 2r] row r's l_j ----
-      float pv[kPVRegs];
-#pragma unroll
-      for (int k = 0; k < kPVSteps; ++k) fence_operands(pa[k]);
-      fence_operands(pv);
-      wgmma_fence();
-#pragma unroll
-      for (int k = 0; k < kPVSteps; ++k) wgmma_e4m3_rs<kD + 8>(pv, pa[k], desc(kVHi, lo_v + 2 * k), k > 0);
-      wgmma_commit();
-      wgmma_wait<0>();
-      fence_operands(pv);
+      PvFp8Block<kD, kPVSteps> pv;
+      pv.run(pa, kVHi, lo_v);
       if (tid == 0 && j + 1 < n_blocks) load_v(j + 1);  // the V buffer is free
-      // ---- promotion: O = α·O + O_j, l = α·l + l_j ----
-#pragma unroll
-      for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha[(i / 2) % 2] + pv[i];
-      promote_row_sum(pv[kORegs], pv[kORegs + 2]);
+      pv.promote(o, alpha, promote_row_sum);
     }
   }
   if constexpr (kF16) row_sum[0] = l_acc[0], row_sum[1] = l_acc[2];  // O is final as it stands
