@@ -93,9 +93,9 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   constexpr int kPVSteps = kCtaK / (kF16 ? 16 : 32);  // k32 (e4m3) or k16 (f16) steps of P·V
   static_assert(kD == 64 || kD == 96 || kD == 128 || (kD == 256 && !kF16),
                 "attention_wgmma_single: head_dim 64, 96 or 128, or 256 with FP8 P·V");
-  // P·V in parts of kPVPart channels at D = 256 (PvFp8PartsBlock): the last carries the 8 row-sum columns.
+  // P·V in parts of kPvPartChannels channels at D = 256 (PvFp8PartsBlock): the last carries the 8
+  // row-sum columns.
   constexpr bool kPVParts = kD == 256;
-  constexpr int kPVPart = 64;
   static_assert(Cfg::mask >= 0 && Cfg::mask <= 2, "mask: 0 none, 1 top-left, 2 bottom-right");
   // Q and K rows in boxes of their swizzle span (attn_wgmma_qk_box_bytes): one box, three 32-byte boxes
   // at D = 96 or two 128-byte boxes at 256, stored one after another (box b of a tile of R rows at
@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   constexpr Swizzle kQKSwizzle = swizzle_of_span(kQKBox);
   constexpr Swizzle kVSwizzle = swizzle_of_span(kCtaK);
   static_assert(kF16 || (kVSwizzle == Swizzle::b128 && attn_wgmma_ones_bytes(false) == 8 * kCtaK && kD % 8 == 0 &&
-                         (kPVParts ? kPVPart + 8 : kD + 8) <= 256),
+                         (kPVParts ? kPvPartChannels + 8 : kD + 8) <= 256),
                 "the ones tile continues V's 128-byte swizzled rows: 8 more rows of 128 keys, one core-matrix "
                 "group, and D + 8 (D = 256: a part's 64 + 8) is a wgmma N");
   static_assert((kRows * kD + kCtaK * kD) % 1024 == 0, "V (128-byte swizzle) starts 1024-byte aligned after Q and K");
@@ -319,18 +319,18 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     mbarrier_wait_parity(full_v, parity);
 
     // ---- [O_j | l_j] = P̃ · [V_j | 1] (attn_wgmma_single_pv.cuh); V_{j+1} once the wgmmas have read
-    // V_j, under the FP8 promotion O = α·O + O_j ----
+    // V_j, under the (last part's) FP8 promotion O = α·O + O_j ----
     if constexpr (kF16) {
-      pv_f16_block<kD, kCtaK, kPVSteps, Cfg::out_bf16, kWgmmaSingleThreads>(
-          o, l_acc, pa, alpha, sV, sOnes, p.cu_seqlens_k != nullptr, w.seq_kv - j * kCtaK, tid);
+      pv_f16_block<kD, kCtaK, Cfg::out_bf16, kWgmmaSingleThreads>(o, l_acc, pa, alpha, sV, sOnes,
+                                                                  p.cu_seqlens_k != nullptr, w.seq_kv - j * kCtaK, tid);
       if (tid == 0 && j + 1 < n_blocks) load_v(j + 1);  // the V buffer is free
     } else if constexpr (kPVParts) {
-      PvFp8PartsBlock<kD, kPVSteps, kCtaK> pv;
+      PvFp8PartsBlock<kD, kCtaK> pv;
       pv.run(pa, o, alpha, kVHi, lo_v);
       if (tid == 0 && j + 1 < n_blocks) load_v(j + 1);  // the V buffer is free
       pv.promote(o, alpha, promote_row_sum);
     } else {
-      PvFp8Block<kD, kPVSteps> pv;
+      PvFp8Block<kD, kCtaK> pv;
       pv.run(pa, kVHi, lo_v);
       if (tid == 0 && j + 1 < n_blocks) load_v(j + 1);  // the V buffer is free
       pv.promote(o, alpha, promote_row_sum);

@@ -289,6 +289,11 @@ __host__ __device__ constexpr u64 make_kmajor_desc(u32 smem_addr, Swizzle swizzl
   return make_smem_desc(smem_addr, swizzle, 16, 8 * swizzle_bytes(swizzle));
 }
 
+// A descriptor from its high word (SBO, swizzle: a compile-time constant for a fixed layout) and its
+// low word (start address and LBO). A kernel whose tiles never move keeps only the low word, and
+// ptxas then builds the wgmma operands with uniform moves.
+__host__ __device__ constexpr u64 wgmma_desc(u32 hi, u32 lo) { return (static_cast<u64>(hi) << 32) | lo; }
+
 // The descriptor of an MN-major 16-bit B tile (N contiguous), as TMA writes boxes of [rows along K ×
 // W/2 elements along N] with the W-byte swizzle (W = 128 or 64): each K row is W bytes, 8 rows make
 // one swizzle atom (SBO = 8·W: the next 8 rows along K), and the next W/2 elements along N live in
