@@ -87,6 +87,24 @@ __device__ __forceinline__ void online_softmax(float (&s)[Count], float dq, floa
   }
 }
 
+// O = α·O and l = α·l before a 16-bit P·V accumulates onto them (attn_wgmma.cuh's f16 forms),
+// skipped where α = 1 for every row of the warp: once the running maxima settle, most blocks raise
+// none, and O·1 is O, so the skip changes no bit (scripts/ab_bits.py: the same output and LSE bits
+// on 20 shapes, D 64–256, f16 and two-term Q/K). A warp's threads vote; the wgmma that follows is
+// the warpgroup's, and each warp's registers are its own. H100, B4, kernel only, same call: D 128
+// and 256 4.4–7.0% faster from 4k (two-term Q/K included), equal at 1k and causal 4k
+// (bench/results/2026-11-28-pv-parts-and-32k-h100.md §4). The single-warpgroup kernel's f16 form
+// measured 0…3.5% slower with it and keeps the plain rescale (attn_wgmma_single_pv.cuh).
+template <int ORegs>
+__device__ __forceinline__ void rescale_unless_one(float (&o)[ORegs], float (&l_acc)[4], const float (&alpha)[2]) {
+  if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
+#pragma unroll
+    for (int i = 0; i < ORegs; ++i) o[i] *= alpha[(i / 2) % 2];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) l_acc[i] *= alpha[(i / 2) % 2];
+  }
+}
+
 // The LSE (natural log, −inf for a row that saw no key) of the thread's rows row0 and row0 + 8 of
 // tile w, for one thread of the quad. lse_correction is [B, Hq, seq_q] (seq_q the longest with
 // varlen); the LSE too, except with varlen, where it is packed [Hq, total_q] (attn_params.cuh).

@@ -717,12 +717,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       if constexpr (Cfg::rowsum_mma) promote_row_sums(lsum, alpha_prev);
     };
     // f16, after P·V(kb − 1) accumulated into O and l_acc: both to block kb's max, ready for P̃_kb.
-    auto rescale = [&](const float (&alpha)[2]) {
-#pragma unroll
-      for (int i = 0; i < kORegs; ++i) o[i] *= alpha[(i / 2) % 2];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) l_acc[i] *= alpha[(i / 2) % 2];
-    };
+    auto rescale = [&](const float (&alpha)[2]) { rescale_unless_one(o, l_acc, alpha); };
     if constexpr (kSplitPv) {
       // D = 256, FP8: per block QKᵀ, softmax, then P·V in four parts of 64 channels, each into a
       // 32-register temporary promoted into its part of O (O = α·O + P̃V, l = α·l + P̃·1) while the next

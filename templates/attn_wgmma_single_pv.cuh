@@ -141,6 +141,7 @@ __device__ __forceinline__ void pv_f16_block(float (&o)[HeadDim / 2], float (&l_
   using namespace hopper;
   using V16 = AttnWgmmaV16<HeadDim, CtaK>;
   constexpr int kORegs = HeadDim / 2, kSteps = CtaK / 16;
+  // (Unconditional: skipping it where α = 1, as attn_wgmma.cuh does, measured 0…3.5% slower here.)
 #pragma unroll
   for (int i = 0; i < kORegs; ++i) o[i] *= alpha[(i / 2) % 2];
 #pragma unroll
