@@ -87,9 +87,18 @@ __device__ __forceinline__ void online_softmax(float (&s)[Count], float dq, floa
   }
 }
 
-// O = α·O and l = α·l before a 16-bit P·V accumulates onto them (attn_wgmma.cuh's f16 forms),
-// skipped where α = 1 for every row of the warp: once the running maxima settle, most blocks raise
-// none, and O·1 is O, so the skip changes no bit (scripts/ab_bits.py: the same output and LSE bits
+// O = α·O and l = α·l before a 16-bit P·V accumulates onto them (register i of O and of l holds row
+// (i / 2) % 2, as wgmma lays out its accumulators).
+template <int ORegs>
+__device__ __forceinline__ void rescale(float (&o)[ORegs], float (&l_acc)[4], const float (&alpha)[2]) {
+#pragma unroll
+  for (int i = 0; i < ORegs; ++i) o[i] *= alpha[(i / 2) % 2];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) l_acc[i] *= alpha[(i / 2) % 2];
+}
+
+// rescale as attn_wgmma.cuh's f16 forms run it: skipped where α = 1 for every row of the warp. Once
+// the running maxima settle, most blocks raise none, and O·1 is O, so the skip changes no bit (scripts/ab_bits.py: the same output and LSE bits
 // on 20 shapes, D 64–256, f16 and two-term Q/K). A warp's threads vote; the wgmma that follows is
 // the warpgroup's, and each warp's registers are its own. H100, B4, kernel only, same call: D 128
 // and 256 4.4–7.0% faster from 4k (two-term Q/K included), the precise mode at D 96 8–11%, equal at
@@ -97,12 +106,7 @@ __device__ __forceinline__ void online_softmax(float (&s)[Count], float dq, floa
 // single-warpgroup kernel's f16 form measured 0…3.5% slower with it and keeps the plain rescale.
 template <int ORegs>
 __device__ __forceinline__ void rescale_unless_one(float (&o)[ORegs], float (&l_acc)[4], const float (&alpha)[2]) {
-  if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
-#pragma unroll
-    for (int i = 0; i < ORegs; ++i) o[i] *= alpha[(i / 2) % 2];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) l_acc[i] *= alpha[(i / 2) % 2];
-  }
+  if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) rescale(o, l_acc, alpha);
 }
 
 // The LSE (natural log, −inf for a row that saw no key) of the thread's rows row0 and row0 + 8 of

@@ -716,8 +716,6 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       promote_o(0, pv, kORegs, alpha_prev);
       if constexpr (Cfg::rowsum_mma) promote_row_sums(lsum, alpha_prev);
     };
-    // f16, after P·V(kb − 1) accumulated into O and l_acc: both to block kb's max, ready for P̃_kb.
-    auto rescale = [&](const float (&alpha)[2]) { rescale_unless_one(o, l_acc, alpha); };
     if constexpr (kSplitPv) {
       // D = 256, FP8: per block QKᵀ, softmax, then P·V in four parts of 64 channels, each into a
       // 32-register temporary promoted into its part of O (O = α·O + P̃V, l = α·l + P̃·1) while the next
@@ -835,7 +833,8 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       fence_pv_operands(pv, lsum);
       fence_operands(s);
       release(smem_u32(&empty_v[pstage]));
-      if constexpr (kPvF16) rescale(alpha_next);
+      // f16: P·V(kb − 1) accumulated into O and l_acc; both to block kb's max, ready for P̃_kb.
+      if constexpr (kPvF16) rescale_unless_one(o, l_acc, alpha_next);
       else promote(pv, lsum);
       pack_p(s, pa);  // only now: P·V(kb − 1) no longer reads pa
       alpha_prev[0] = alpha_next[0];
