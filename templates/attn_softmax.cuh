@@ -87,6 +87,15 @@ __device__ __forceinline__ void online_softmax(float (&s)[Count], float dq, floa
   }
 }
 
+// The FP8 promotion of a fresh P·V accumulator into O: O[first, first + n) = α·O + acc (n a multiple
+// of 4, so that register i holds row (i / 2) % 2, as wgmma lays out its accumulators).
+template <int ORegs>
+__device__ __forceinline__ void promote_o(float (&o)[ORegs], int first, const float* acc, int n,
+                                          const float (&alpha)[2]) {
+#pragma unroll
+  for (int i = 0; i < n; ++i) o[first + i] = o[first + i] * alpha[(i / 2) % 2] + acc[i];
+}
+
 // O = α·O and l = α·l before a 16-bit P·V accumulates onto them (register i of O and of l holds row
 // (i / 2) % 2, as wgmma lays out its accumulators).
 template <int ORegs>

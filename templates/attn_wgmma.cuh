@@ -701,19 +701,15 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
       fence_operands(pv);
       if constexpr (Cfg::rowsum_mma) fence_operands(lsum);
     };
-    // FP8 promotion of a fresh P·V accumulator: O[first, first + N) = α·O + pv (N a multiple of 4,
-    // so that register i holds row (i / 2) % 2), and with lsum the row sums l = α·l + lsum.
-    auto promote_o = [&](int first, const float* pv, int n, const float (&alpha)[2]) {
-#pragma unroll
-      for (int i = 0; i < n; ++i) o[first + i] = o[first + i] * alpha[(i / 2) % 2] + pv[i];
-    };
+    // FP8 promotion of a fresh P·V accumulator (promote_o, attn_softmax.cuh), and with lsum the row
+    // sums l = α·l + lsum.
     auto promote_row_sums = [&](const float (&lsum)[4], const float (&alpha)[2]) {
       row_sum[0] = row_sum[0] * alpha[0] + lsum[0];  // lsum[2r]: row r (columns 2t, 2t + 1 alike)
       row_sum[1] = row_sum[1] * alpha[1] + lsum[2];
     };
     // After P·V(kb − 1) completed: O = α_{kb−1}·O + pv, l = α_{kb−1}·l + lsum (FP8).
     auto promote = [&](const float (&pv)[kORegs], const float (&lsum)[4]) {
-      promote_o(0, pv, kORegs, alpha_prev);
+      promote_o(o, 0, pv, kORegs, alpha_prev);
       if constexpr (Cfg::rowsum_mma) promote_row_sums(lsum, alpha_prev);
     };
     if constexpr (kSplitPv) {
@@ -767,7 +763,7 @@ __global__ void __launch_bounds__(attn_wgmma_threads(Cfg::consumers), attn_wgmma
         auto promote_part = [&](int h, float(&acc)[kPart]) {
           fence_operands(acc);
           if (h == 0) fence_operands(lsum);
-          promote_o(h * kPart, acc, kPart, alpha);
+          promote_o(o, h * kPart, acc, kPart, alpha);
           if (h == 0) promote_row_sums(lsum, alpha);
         };
         issue_part(0, pv[0]);

@@ -57,8 +57,7 @@ struct PvFp8Block {
   template <class PromoteRowSum>
   __device__ __forceinline__ void promote(float (&o)[kORegs], const float (&alpha)[2],
                                           PromoteRowSum&& promote_row_sum) {
-#pragma unroll
-    for (int i = 0; i < kORegs; ++i) o[i] = o[i] * alpha[(i / 2) % 2] + pv[i];
+    promote_o(o, 0, pv, kORegs, alpha);
     promote_row_sum(pv[kORegs], pv[kORegs + 2]);
   }
 };
@@ -120,12 +119,8 @@ struct PvFp8PartsBlock {
   }
   template <class Acc>
   __device__ __forceinline__ void promote_part(Acc& acc, int part, float (&o)[kORegs], const float (&alpha)[2]) {
-    using namespace hopper;
-    fence_operands(acc);
-#pragma unroll
-    for (int i = 0; i < kPartRegs; ++i) {
-      o[kPartRegs * part + i] = o[kPartRegs * part + i] * alpha[(i / 2) % 2] + acc[i];
-    }
+    hopper::fence_operands(acc);
+    promote_o(o, kPartRegs * part, acc, kPartRegs, alpha);
   }
 };
 
