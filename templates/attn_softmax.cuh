@@ -107,9 +107,10 @@ __device__ __forceinline__ void rescale(float (&o)[ORegs], float (&l_acc)[4], co
 }
 
 // rescale as attn_wgmma.cuh's f16 forms run it: skipped where α = 1 for every row of the warp. Once
-// the running maxima settle, most blocks raise none, and O·1 is O, so the skip changes no bit (scripts/ab_bits.py: the same output and LSE bits
-// on 20 shapes, D 64–256, f16 and two-term Q/K). A warp's threads vote; the wgmma that follows is
-// the warpgroup's, and each warp's registers are its own. H100, B4, kernel only, same call: D 128
+// the running maxima settle, most blocks raise none, and O·1 is O, so the skip changes no bit
+// (scripts/ab_bits.py: the same output and LSE bits on its 10 shapes, D 64–256, with f16 P·V and
+// with two-term Q/K). A warp's threads vote; the wgmma that follows is the warpgroup's, and each
+// warp's registers are its own. H100, B4, kernel only, same call: D 128
 // and 256 4.4–7.0% faster from 4k (two-term Q/K included), the precise mode at D 96 8–11%, equal at
 // D 64, at 1k and at causal 4k (bench/results/2026-11-28-pv-parts-and-32k-h100.md §4). The
 // single-warpgroup kernel's f16 form measured 0…3.5% slower with it and keeps the plain rescale.
