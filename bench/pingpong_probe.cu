@@ -12,13 +12,19 @@
 //             warpgroup's batch is not interleaved with the others' and its softmax runs while
 //             theirs do.
 // Output: TOPS for each (the block's 2 · 64 · 128 · D · 2 operations per warpgroup and block); then
-// ablations of the block's numerics (Variant below) at D = 128 and 64.
+// ablations of the block's numerics (Variant below) at D = 128 and 64. These are medians of 7
+// launches, the card's first ~50 ms, before its power cap acts; `pingpong_probe sustained SECONDS`
+// runs the kernel's numerics for that long at D = 128 and 64 instead, to be read beside nvidia-smi's
+// clock and power (bench/results/2026-11-28-power-bound-h100.md).
 //
 // Build and run on an sm_90a machine with the CUDA toolkit (not part of the CMake build):
 //   nvcc -std=c++20 -gencode arch=compute_90a,code=sm_90a -O3 -I templates -cudart static \
 //        -o pingpong_probe bench/pingpong_probe.cu && ./pingpong_probe
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "hopper_ops.cuh"
 #include "probe_util.cuh"
@@ -289,12 +295,63 @@ double run(const char* name, int sms, int blocks, int random = 0) {
   return tops;
 }
 
+// The kernel's numerics with its row sums, random operands, launched back to back for `seconds`:
+// the rate the loop holds once the card's power cap has brought its clock down (each launch is
+// ~7 ms; the median of 7 launches above is the card's first ~50 ms, before the cap acts). Prints
+// the wall clock at the start (to line up with nvidia-smi samples), the first launches' TOPS, and
+// the median of each second's launches.
+template <int D>
+void sustain(int sms, double seconds) {
+  auto k = probe<0, kRowSum, D>;
+  PROBE_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+  float* sink;
+  PROBE_CHECK(cudaMalloc(&sink, 4096));
+  const int per_sm = ctas_per_sm(D), blocks = 4000;
+  const double ops = double(per_sm) * sms * blocks * (2.0 * 64 * 128 * D * 2);
+  cudaEvent_t a, b;
+  PROBE_CHECK(cudaEventCreate(&a));
+  PROBE_CHECK(cudaEventCreate(&b));
+  const auto start = std::chrono::system_clock::now();
+  std::printf("sustained D = %d from %.3f s (epoch)\n", D,
+              std::chrono::duration<double>(start.time_since_epoch()).count());
+  std::vector<float> window;
+  double elapsed = 0.0, next_report = 1.0;
+  for (int launch = 0; elapsed < seconds; ++launch) {
+    PROBE_CHECK(cudaEventRecord(a));
+    k<<<per_sm * sms, 128, kSmem>>>(blocks, 1, sink);
+    PROBE_CHECK(cudaGetLastError());
+    PROBE_CHECK(cudaEventRecord(b));
+    PROBE_CHECK(cudaEventSynchronize(b));
+    float ms;
+    PROBE_CHECK(cudaEventElapsedTime(&ms, a, b));
+    if (launch < 3) std::printf("  launch %d: %6.0f TOPS\n", launch, ops / (ms * 1e-3) / 1e12);
+    window.push_back(ms);
+    elapsed = std::chrono::duration<double>(std::chrono::system_clock::now() - start).count();
+    if (elapsed >= next_report) {
+      std::sort(window.begin(), window.end());
+      std::printf("  second %2.0f: %6.0f TOPS (median of %zu launches)\n", next_report,
+                  ops / (window[window.size() / 2] * 1e-3) / 1e12, window.size());
+      window.clear();
+      next_report += 1.0;
+    }
+  }
+  PROBE_CHECK(cudaEventDestroy(a));
+  PROBE_CHECK(cudaEventDestroy(b));
+  PROBE_CHECK(cudaFree(sink));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   cudaDeviceProp prop;
   PROBE_CHECK(cudaGetDeviceProperties(&prop, 0));
   const int sms = prop.multiProcessorCount;
+  if (argc > 2 && std::string(argv[1]) == "sustained") {  // sustained SECONDS: D = 128, then 64
+    std::printf("%s, %d SMs\n", prop.name, sms);
+    sustain<128>(sms, std::atof(argv[2]));
+    sustain<64>(sms, std::atof(argv[2]));
+    return 0;
+  }
   if (argc > 1 && std::string(argv[1]) == "d256") {  // only the head-dim-256 single form, beside D = 128's
     std::printf("%s, %d SMs; D = 128 (3 CTAs per SM, 4000 blocks) and 256 (2000 blocks)\n", prop.name, sms);
     for (int round = 0; round < 2; ++round) {
