@@ -12,14 +12,15 @@
 //             warpgroup's batch is not interleaved with the others' and its softmax runs while
 //             theirs do.
 // Output: TOPS for each (the block's 2 · 64 · 128 · D · 2 operations per warpgroup and block); then
-// ablations of the block's numerics (Variant below) at D = 128 and 64. These are medians of 7
-// launches, the card's first ~50 ms, before its power cap acts; `pingpong_probe sustained SECONDS`
-// runs the kernel's numerics for that long at D = 128 and 64 instead, to be read beside nvidia-smi's
-// clock and power (bench/results/2026-11-28-power-bound-h100.md).
+// ablations of the block's numerics (Variant below) at D = 128 and 64, each the median of 7 launches
+// (~50 ms). `pingpong_probe sustained SECONDS` runs the kernel's numerics for that long at D = 128 and
+// 64 instead, to be read beside nvidia-smi's clock and power: the loop holds 1980 MHz under the card's
+// power cap, where the attention kernel does not (bench/results/2026-11-28-power-bound-h100.md).
 //
 // Build and run on an sm_90a machine with the CUDA toolkit (not part of the CMake build):
 //   nvcc -std=c++20 -gencode arch=compute_90a,code=sm_90a -O3 -I templates -cudart static \
 //        -o pingpong_probe bench/pingpong_probe.cu && ./pingpong_probe
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -295,11 +296,11 @@ double run(const char* name, int sms, int blocks, int random = 0) {
   return tops;
 }
 
-// The kernel's numerics with its row sums, random operands, launched back to back for `seconds`:
-// the rate the loop holds once the card's power cap has brought its clock down (each launch is
-// ~7 ms; the median of 7 launches above is the card's first ~50 ms, before the cap acts). Prints
-// the wall clock at the start (to line up with nvidia-smi samples), the first launches' TOPS, and
-// the median of each second's launches.
+// The kernel's numerics with its row sums, random operands, launched back to back for `seconds`
+// (each launch ~7 ms): the rate the loop holds under the card's power cap over seconds, not only
+// the ~50 ms of run() above. Prints the wall clock at the start (to line up with nvidia-smi
+// samples), the first launches' TOPS after one warm-up launch, and the median of each second's
+// launches.
 template <int D>
 void sustain(int sms, double seconds) {
   auto k = probe<0, kRowSum, D>;
@@ -311,9 +312,12 @@ void sustain(int sms, double seconds) {
   cudaEvent_t a, b;
   PROBE_CHECK(cudaEventCreate(&a));
   PROBE_CHECK(cudaEventCreate(&b));
-  const auto start = std::chrono::system_clock::now();
+  k<<<per_sm * sms, 128, kSmem>>>(blocks, 1, sink);  // warm-up
+  PROBE_CHECK(cudaGetLastError());
+  PROBE_CHECK(cudaDeviceSynchronize());
   std::printf("sustained D = %d from %.3f s (epoch)\n", D,
-              std::chrono::duration<double>(start.time_since_epoch()).count());
+              std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+  const auto start = std::chrono::steady_clock::now();
   std::vector<float> window;
   double elapsed = 0.0, next_report = 1.0;
   for (int launch = 0; elapsed < seconds; ++launch) {
@@ -326,7 +330,7 @@ void sustain(int sms, double seconds) {
     PROBE_CHECK(cudaEventElapsedTime(&ms, a, b));
     if (launch < 3) std::printf("  launch %d: %6.0f TOPS\n", launch, ops / (ms * 1e-3) / 1e12);
     window.push_back(ms);
-    elapsed = std::chrono::duration<double>(std::chrono::system_clock::now() - start).count();
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (elapsed >= next_report) {
       std::sort(window.begin(), window.end());
       std::printf("  second %2.0f: %6.0f TOPS (median of %zu launches)\n", next_report,
@@ -346,10 +350,15 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop;
   PROBE_CHECK(cudaGetDeviceProperties(&prop, 0));
   const int sms = prop.multiProcessorCount;
-  if (argc > 2 && std::string(argv[1]) == "sustained") {  // sustained SECONDS: D = 128, then 64
+  if (argc > 1 && std::string(argv[1]) == "sustained") {  // sustained SECONDS: D = 128, then 64
+    const double seconds = argc > 2 ? std::atof(argv[2]) : 0.0;
+    if (!(seconds > 0.0)) {
+      std::fprintf(stderr, "usage: %s sustained SECONDS (a positive number of seconds per head dim)\n", argv[0]);
+      return 2;
+    }
     std::printf("%s, %d SMs\n", prop.name, sms);
-    sustain<128>(sms, std::atof(argv[2]));
-    sustain<64>(sms, std::atof(argv[2]));
+    sustain<128>(sms, seconds);
+    sustain<64>(sms, seconds);
     return 0;
   }
   if (argc > 1 && std::string(argv[1]) == "d256") {  // only the head-dim-256 single form, beside D = 128's
