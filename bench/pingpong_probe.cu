@@ -13,9 +13,11 @@
 //             theirs do.
 // Output: TOPS for each (the block's 2 · 64 · 128 · D · 2 operations per warpgroup and block); then
 // ablations of the block's numerics (Variant below) at D = 128 and 64, each the median of 7 launches
-// (~50 ms). `pingpong_probe sustained SECONDS` runs the kernel's numerics for that long at D = 128 and
-// 64 instead, to be read beside nvidia-smi's clock and power: the loop holds 1980 MHz under the card's
-// power cap, where the attention kernel does not (bench/results/2026-11-28-power-bound-h100.md).
+// (~50 ms). Two more runs (bench/results/2026-11-28-power-bound-h100.md):
+//   onecta             one CTA of three warpgroups with shared or private operands (Mode below);
+//   sustained SECONDS  the kernel's numerics for that long at D = 128 and 64, to be read beside
+//                      nvidia-smi's clock and power: the loop holds 1980 MHz under the card's power
+//                      cap, where the attention kernel does not.
 //
 // Build and run on an sm_90a machine with the CUDA toolkit (not part of the CMake build):
 //   nvcc -std=c++20 -gencode arch=compute_90a,code=sm_90a -O3 -I templates -cudart static \
@@ -78,8 +80,8 @@ __device__ __forceinline__ float softmax_step(const float (&s)[64], float& row_m
 // One warpgroup's loop: `blocks` blocks of QKᵀ, softmax, P·V and promotion. `turns`: take the token
 // (named barrier 1 + wg) before each wgmma batch and pass it on (1 + (wg + 1) % n) after.
 template <bool Turns, int V = kKernel, int D = 128>
-__device__ __forceinline__ float block_loop(u32 s, int wg, int n_wg, int blocks) {
-  const u64 dk = make_kmajor_desc(s, Swizzle::b128), dq = make_kmajor_desc(s + 16384, Swizzle::b128);
+__device__ __forceinline__ float block_loop(u32 s, int wg, int n_wg, int blocks, u32 sq) {
+  const u64 dk = make_kmajor_desc(s, Swizzle::b128), dq = make_kmajor_desc(sq, Swizzle::b128);
   const u64 dv = make_kmajor_desc(s + 32768, Swizzle::b128);
   float o[D / 2];
   for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
@@ -252,30 +254,38 @@ double run_256(int sms, int blocks) {
 // CTAs per SM in "ctas" mode: the single-warpgroup kernel's, 3 at D = 128 and 4 at D = 64.
 constexpr int ctas_per_sm(int d) { return d == 64 ? 4 : 3; }
 
-template <int Mode, int V = kKernel, int D = 128>  // Mode: 0 ctas, 1 wgs, 2 pingpong
+// Mode: 0 ctas, 1 wgs, 2 pingpong; in one CTA of 3 warpgroups, 3 each with its own copy of Q, K and V
+// (wgs-private), 4 with its own Q and the others' K and V (wgs-kv-shared, as warpgroups sharing K/V
+// copies would run). Modes 3 and 4 take kRegion bytes per warpgroup.
+constexpr int kRegion = 52 * 1024;
+constexpr int smem_of(int mode) { return mode >= 3 ? 3 * kRegion + 1024 : kSmem; }
+
+template <int Mode, int V = kKernel, int D = 128>
 __global__ void __launch_bounds__(Mode == 0 ? 128 : 384, Mode == 0 ? ctas_per_sm(D) : 1)
     probe(int blocks, int random, float* sink) {
   extern __shared__ __attribute__((aligned(1024))) u8 smem[];
   const int tid = threadIdx.x, n_wg = blockDim.x / 128, wg = tid / 128;
+  constexpr int kFill = Mode >= 3 ? 3 * kRegion : kSmem;
   // Q and K int8, V e4m3: constants (3 and 0.5), or random bytes (V's with bits 3 and 7 clear, so
   // never NaN). The data sets how much the operands switch, and so the power the card draws and
   // the clock it holds under its cap.
-  for (int i = tid; i < kSmem / 4; i += blockDim.x) {
-    u32 h = (i + 1) * 2654435761u;
+  for (int i = tid; i < kFill / 4; i += blockDim.x) {
+    u32 h = ((random == 2 ? i % (kRegion / 4) : i) + 1) * 2654435761u;  // random 2: each region the same
     h ^= h >> 15, h *= 2246822519u, h ^= h >> 13;
-    const bool is_v = i >= 32768 / 4;
+    const bool is_v = i % (kRegion / 4) >= 32768 / 4;
     reinterpret_cast<u32*>(smem)[i] = !random ? (is_v ? 0x30303030u : 0x03030303u) : is_v ? h & 0x77777777u : h;
   }
   fence_proxy_async_shared();
   __syncthreads();
-  const u32 s = (smem_u32(smem) + 1023) & ~1023u;
+  const u32 s0 = (smem_u32(smem) + 1023) & ~1023u;
+  const u32 s = Mode == 3 ? s0 + wg * kRegion : s0, sq = Mode >= 3 ? s0 + wg * kRegion + 16384 : s0 + 16384;
   float out;
   if (Mode == 2) {
     if (wg == n_wg - 1) named_barrier_arrive(1, 256);  // warpgroup 0 holds the token first
-    out = block_loop<true>(s, wg, n_wg, blocks);
+    out = block_loop<true>(s, wg, n_wg, blocks, sq);
     if (wg == 0) named_barrier_sync(1, 256);  // the last token passed, taken so none is left pending
   } else {
-    out = block_loop<false, V, D>(s, wg, n_wg, blocks);
+    out = block_loop<false, V, D>(s, wg, n_wg, blocks, sq);
   }
   if (out == 12345.f) sink[tid] = out;
 }
@@ -284,12 +294,13 @@ __global__ void __launch_bounds__(Mode == 0 ? 128 : 384, Mode == 0 ? ctas_per_sm
 template <int Mode, int V = kKernel, int D = 128>
 double run(const char* name, int sms, int blocks, int random = 0) {
   auto k = probe<Mode, V, D>;
-  PROBE_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+  PROBE_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_of(Mode)));
   float* sink;
   PROBE_CHECK(cudaMalloc(&sink, 4096));
   const int per_sm = Mode == 0 ? ctas_per_sm(D) : 3;
   const int grid = Mode == 0 ? per_sm * sms : sms, threads = Mode == 0 ? 128 : 384;
-  const std::vector<float> ms = launch_times(7, [&] { k<<<grid, threads, kSmem>>>(blocks, random, sink); });
+  const std::vector<float> ms =
+      launch_times(7, [&] { k<<<grid, threads, smem_of(Mode)>>>(blocks, random, sink); });
   PROBE_CHECK(cudaFree(sink));
   const double tops = double(per_sm) * sms * blocks * (2.0 * 64 * 128 * D * 2) / (ms[3] * 1e-3) / 1e12;
   std::printf("%-9s %s %8.3f ms  %6.0f TOPS\n", name, random ? "random  " : "constant", ms[3], tops);
@@ -359,6 +370,18 @@ int main(int argc, char** argv) {
     std::printf("%s, %d SMs\n", prop.name, sms);
     sustain<128>(sms, seconds);
     sustain<64>(sms, seconds);
+    return 0;
+  }
+  if (argc > 1 && std::string(argv[1]) == "onecta") {  // the one-CTA penalty: whose operands it follows
+    std::printf("%s, %d SMs; D = 128, 3 warpgroups per SM, 4000 blocks each, random operands\n", prop.name, sms);
+    for (int round = 0; round < 2; ++round) {
+      run<0, kRowSum>("ctas", sms, 4000, 1);
+      run<1, kRowSum>("wgs", sms, 4000, 1);
+      run<3, kRowSum>("wgs-priv", sms, 4000, 1);
+      run<4, kRowSum>("wgs-kv", sms, 4000, 1);
+      run<3, kRowSum>("wgs-priv=", sms, 4000, 2);
+      run<4, kRowSum>("wgs-kv=", sms, 4000, 2);
+    }
     return 0;
   }
   if (argc > 1 && std::string(argv[1]) == "d256") {  // only the head-dim-256 single form, beside D = 128's
