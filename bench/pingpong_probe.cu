@@ -238,6 +238,12 @@ __global__ void __launch_bounds__(128, Ctas) probe_256(int blocks, float* sink) 
   if (out == 12345.f) sink[threadIdx.x] = out;
 }
 
+// TOPS of `warpgroups` warpgroups that each ran `blocks` blocks (2 · 64 · 128 · D · 2 operations a
+// warpgroup and block) in `ms` milliseconds.
+double block_tops(double warpgroups, int blocks, int d, double ms) {
+  return warpgroups * blocks * (2.0 * 64 * 128 * d * 2) / (ms * 1e-3) / 1e12;
+}
+
 template <int Ctas>
 double run_256(int sms, int blocks) {
   auto k = probe_256<Ctas>;
@@ -246,7 +252,7 @@ double run_256(int sms, int blocks) {
   PROBE_CHECK(cudaMalloc(&sink, 4096));
   const std::vector<float> ms = launch_times(7, [&] { k<<<Ctas * sms, 128, kSmem>>>(blocks, sink); });
   PROBE_CHECK(cudaFree(sink));
-  const double tops = double(Ctas) * sms * blocks * (2.0 * 64 * 128 * 256 * 2) / (ms[3] * 1e-3) / 1e12;
+  const double tops = block_tops(double(Ctas) * sms, blocks, 256, ms[3]);
   std::printf("d256 %d CTA(s) per SM  %8.3f ms  %6.0f TOPS\n", Ctas, ms[3], tops);
   return tops;
 }
@@ -302,7 +308,7 @@ double run(const char* name, int sms, int blocks, int random = 0) {
   const std::vector<float> ms =
       launch_times(7, [&] { k<<<grid, threads, smem_of(Mode)>>>(blocks, random, sink); });
   PROBE_CHECK(cudaFree(sink));
-  const double tops = double(per_sm) * sms * blocks * (2.0 * 64 * 128 * D * 2) / (ms[3] * 1e-3) / 1e12;
+  const double tops = block_tops(double(per_sm) * sms, blocks, D, ms[3]);
   std::printf("%-9s %s %8.3f ms  %6.0f TOPS\n", name, random ? "random  " : "constant", ms[3], tops);
   return tops;
 }
@@ -319,7 +325,6 @@ void sustain(int sms, double seconds) {
   float* sink;
   PROBE_CHECK(cudaMalloc(&sink, 4096));
   const int per_sm = ctas_per_sm(D), blocks = 4000;
-  const double ops = double(per_sm) * sms * blocks * (2.0 * 64 * 128 * D * 2);
   cudaEvent_t a, b;
   PROBE_CHECK(cudaEventCreate(&a));
   PROBE_CHECK(cudaEventCreate(&b));
@@ -339,13 +344,13 @@ void sustain(int sms, double seconds) {
     PROBE_CHECK(cudaEventSynchronize(b));
     float ms;
     PROBE_CHECK(cudaEventElapsedTime(&ms, a, b));
-    if (launch < 3) std::printf("  launch %d: %6.0f TOPS\n", launch, ops / (ms * 1e-3) / 1e12);
+    if (launch < 3) std::printf("  launch %d: %6.0f TOPS\n", launch, block_tops(double(per_sm) * sms, blocks, D, ms));
     window.push_back(ms);
     elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (elapsed >= next_report) {
       std::sort(window.begin(), window.end());
       std::printf("  second %2.0f: %6.0f TOPS (median of %zu launches)\n", next_report,
-                  ops / (window[window.size() / 2] * 1e-3) / 1e12, window.size());
+                  block_tops(double(per_sm) * sms, blocks, D, window[window.size() / 2]), window.size());
       window.clear();
       next_report += 1.0;
     }
@@ -372,7 +377,7 @@ int main(int argc, char** argv) {
     sustain<64>(sms, seconds);
     return 0;
   }
-  if (argc > 1 && std::string(argv[1]) == "onecta") {  // the one-CTA penalty: whose operands it follows
+  if (argc > 1 && std::string(argv[1]) == "onecta") {  // one CTA of 3 warpgroups against 3 CTAs, by shared operands
     std::printf("%s, %d SMs; D = 128, 3 warpgroups per SM, 4000 blocks each, random operands\n", prop.name, sms);
     for (int round = 0; round < 2; ++round) {
       run<0, kRowSum>("ctas", sms, 4000, 1);
