@@ -20,8 +20,10 @@ constexpr int kRegistersPerSm = 64 * 1024;
 }  // namespace
 
 FieldRanges field_ranges(AttnFamily family) {
-  // wgmma: stages 1 is the single-warpgroup form, with 2 to 4 CTAs per SM.
-  if (family == AttnFamily::wgmma) return {{64, 128}, {64, 128}, {4, 8, 12}, {1, 2, 3, 4}, {1, 2, 3, 4}, {false, true}};
+  // wgmma: stages 1 is the single-warpgroup form, with 2 to 4 CTAs per SM; cta_q 192 its shared-ring form.
+  if (family == AttnFamily::wgmma) {
+    return {{64, 128, 192}, {64, 128}, {4, 8, 12}, {1, 2, 3, 4}, {1, 2, 3, 4}, {false, true}};
+  }
   return {{64, 128}, {32, 64, 128}, {2, 4, 8}, {2, 3, 4}, {1, 2}, {false}};
 }
 

@@ -79,10 +79,11 @@ AttnSpec attn_spec_of_flags(const CompileFlags& f, const Arch& arch) {
       throw InvalidArgument("--tile", fmt::format("must read [t]CTA_QxCTA_KwWARPSsSTAGES[cMIN_CTAS][p], e.g. "
                                                   "t128x64w8s2 or t64x128w4s1c3 (got '{}')", f.tile));
     }
-    if (!family && is_wgmma_single(*tile)) {
-      throw InvalidArgument("--tile", fmt::format("{} is a wgmma tile (one stage: the single-warpgroup form), and a "
-                                                  "tile alone means the mma family: add --attn-family wgmma",
-                                                  f.tile));
+    if (!family && (is_wgmma_single(*tile) || is_wgmma_shared(*tile))) {
+      throw InvalidArgument("--tile", fmt::format("{} is a wgmma tile ({}), and a tile alone means the mma family: "
+                                                  "add --attn-family wgmma",
+                                                  f.tile, is_wgmma_single(*tile) ? "one stage: the single-warpgroup form"
+                                                                                 : "three warpgroups: the shared-ring form"));
     }
   }
   if (!family && !tile) {

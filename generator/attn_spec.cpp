@@ -112,6 +112,14 @@ AttnTile wgmma_single_tile(int min_ctas) {
 
 bool is_wgmma_single(const AttnTile& t) { return t.stages == 1; }
 
+AttnTile wgmma_shared_tile(int warpgroups) {
+  return AttnTile{kernels::kWgmmaRowsPerWg * warpgroups, kernels::kWgmmaCtaK, 4 * warpgroups,
+                  kernels::kWgmmaSharedSlots, 1, false};
+}
+
+// (The warp-specialized kernel's CTAs hold one or two consumer warpgroups.)
+bool is_wgmma_shared(const AttnTile& t) { return t.cta_q > 2 * kernels::kWgmmaRowsPerWg; }
+
 AttnTile wgmma_default_tile(int head_dim, PvType pv, QuantType qk) {
   // Measured on the H100 (B4, S = 4096, bench/results/2026-11-25-attention-h100-wgmma-ws.md):
   // D = 128: two consumers with a 4-deep ring 698 TOPS (2 stages 651, 3 stages 666; ping-pong +1.5%
@@ -167,7 +175,7 @@ bool can_fuse_q(const AttnSpec& s) {
   // The warp-specialized kernel: measured faster with FP8 P·V (D 256 end to end, H100: 1k 0.2252 vs
   // 0.2322 ms, 4k 1.739 vs 1.806, 16k 22.9–23.0 vs 23.6–23.9) and slower with f16 P·V (D 128 2k
   // 0.581–0.586 vs 0.572–0.573, 4k 2.045 vs 2.002–2.013; D 256 4k 1.893–1.899 vs 1.826–1.835).
-  return is_wgmma_single(s.tile) || s.quant.pv == PvType::fp8_e4m3;
+  return is_wgmma_single(s.tile) || is_wgmma_shared(s.tile) || s.quant.pv == PvType::fp8_e4m3;
 }
 
 bool wgmma_supports(const AttnSpec& s) {
@@ -181,6 +189,7 @@ bool wgmma_supports(const AttnSpec& s) {
 
 int AttnSpec::threads() const {
   if (family != AttnFamily::wgmma) return tile.threads();
+  if (is_wgmma_shared(tile)) return kernels::kWgmmaSingleThreads * (tile.cta_q / kernels::kWgmmaRowsPerWg);
   return is_wgmma_single(tile) ? kernels::kWgmmaSingleThreads
                                : kernels::attn_wgmma_threads(tile.cta_q / kernels::kWgmmaRowsPerWg);
 }
@@ -188,6 +197,9 @@ int AttnSpec::threads() const {
 int AttnSpec::shared_bytes() const {
   if (family == AttnFamily::wgmma) {
     if (is_wgmma_single(tile)) return kernels::attn_wgmma_single_smem_bytes(head_dim, quant.pv == PvType::f16);
+    if (is_wgmma_shared(tile)) {
+      return kernels::attn_wgmma_shared_smem_bytes(head_dim, tile.cta_q / kernels::kWgmmaRowsPerWg);
+    }
     return kernels::attn_wgmma_smem_bytes(head_dim, tile.cta_q / 64, tile.stages, quant.pv == PvType::f16,
                                           qk_terms(), tile.cta_k, quant.fused_q);
   }
@@ -214,13 +226,15 @@ void AttnSpec::validate() const {
     }
     if (quant.fused_q && !can_fuse_q(*this)) throw_fused_q_form();
     if (is_wgmma_single(tile)) return validate_wgmma_single();
+    if (is_wgmma_shared(tile)) return validate_wgmma_shared();
     const int consumers = tile.cta_q / kernels::kWgmmaRowsPerWg;
     if ((tile.cta_q != 64 && tile.cta_q != 128) || (tile.cta_k != 64 && tile.cta_k != 128) ||
         tile != wgmma_tile(consumers, tile.stages, tile.persistent, tile.cta_k)) {
       throw InvalidArgument("tile", fmt::format("the wgmma kernel's tiles are 64x128w4 (one consumer warpgroup, "
                                                 "min_ctas_per_sm 2) and 128x128w8 (two, min_ctas_per_sm 1), or "
                                                 "the same with 64 keys per block; 64x128w4s1 is the "
-                                                "single-warpgroup form (got {})", tile.name()));
+                                                "single-warpgroup form and 192x128w12s4 its shared-ring form "
+                                                "(got {})", tile.name()));
     }
     // Head dim 256: O holds 128 registers per thread, and the one-consumer launch budget (128
     // registers, what ptxas compiles for) cannot hold the m64n256 wgmma at all. FP8 P·V runs in
@@ -375,6 +389,29 @@ void AttnSpec::validate_wgmma_single() const {
   check_wgmma_residency(kernels::kWgmmaSingleStaticSmem);
 }
 
+void AttnSpec::validate_wgmma_shared() const {
+  // (wgmma_supports() has passed: sm_90a, head dim 64, 96, 128 or 256, per-thread scales, no Q smoothing.)
+  const std::string form = fmt::format("the shared-ring wgmma tile {}", tile.name());
+  if (tile != wgmma_shared_tile(3)) {
+    throw InvalidArgument("tile", fmt::format("the shared-ring wgmma form's tile is {} (three warpgroups, "
+                                              "min_ctas_per_sm 1, not persistent; got {})",
+                                              wgmma_shared_tile(3).name(), tile.name()));
+  }
+  if (quant.qk != QuantType::int8 || quant.pv != PvType::fp8_e4m3) {
+    throw InvalidArgument("quant", fmt::format("{} needs int8 Q/K with fp8 P·V (got {} with {} P·V)", form,
+                                               sagejit::name(quant.qk), sagejit::name(quant.pv)));
+  }
+  if (head_dim != 128) {
+    throw InvalidArgument("head_dim", fmt::format("{} runs head_dim 128 (got {})", form, head_dim));
+  }
+  if (mask != Mask::none) {
+    // (Its warpgroups would need different numbers of K/V blocks, which the ring's release counts do not follow.)
+    throw InvalidArgument("mask", fmt::format("{} runs without a mask (got {})", form, sagejit::name(mask)));
+  }
+  // Three warpgroups of about 165 registers fill the register file (65536 / 384 = 170); one CTA per SM.
+  check_wgmma_residency(kernels::kWgmmaSingleStaticSmem);
+}
+
 void AttnSpec::check_wgmma_residency(int static_bytes) const {
   // Each resident CTA also costs the 1 KiB the driver reserves, and the kernel's static shared
   // memory comes on top of the dynamic part.
@@ -393,7 +430,7 @@ GeneratedUnit AttnSpec::generate() const {
   GeneratedUnit unit;
   unit.spec_name = canonical_name();
   unit.arch = arch;
-  if (family == AttnFamily::wgmma && is_wgmma_single(tile)) {
+  if (family == AttnFamily::wgmma && (is_wgmma_single(tile) || is_wgmma_shared(tile))) {
     unit.source = fmt::format(
         "// {} (generator {})\n"
         "#include \"attn_wgmma_single.cuh\"\n"
@@ -406,9 +443,11 @@ GeneratedUnit AttnSpec::generate() const {
         "  static constexpr int min_ctas = {};\n"
         "  static constexpr bool pv_f16 = {};\n"
         "  static constexpr bool fused_q = {};\n"
+        "  static constexpr int warpgroups = {};\n"
         "}};\n",
         unit.spec_name, kGeneratorVersion, head_dim, mask_code(mask), mask_meaning(mask), out.lse,
-        out.dtype == DType::bf16, tile.min_ctas_per_sm, quant.pv == PvType::f16, quant.fused_q);
+        out.dtype == DType::bf16, tile.min_ctas_per_sm, quant.pv == PvType::f16, quant.fused_q,
+        is_wgmma_shared(tile) ? tile.cta_q / kernels::kWgmmaRowsPerWg : 1);
     unit.name_expression = "&sagejit::kernels::attention_wgmma_single<Config>";
     return unit;
   }
@@ -632,6 +671,17 @@ std::vector<AttnSpec> representative_attn_specs(const Arch& arch) {
     w.mask = Mask::causal_top_left;
     w.out.lse = true;
     specs.push_back(w);
+    // Its shared-ring form (the default at D = 128 without a mask from 2k queries and 8k keys): as
+    // attention() runs it, and with Q apart, an LSE and bf16 output.
+    AttnSpec shared = w;
+    shared.tile = wgmma_shared_tile(3);
+    shared.mask = Mask::none;
+    shared.out.lse = false;
+    shared.quant.fused_q = true;
+    specs.push_back(shared);
+    shared.quant.fused_q = false;
+    shared.out = {DType::bf16, true};
+    specs.push_back(shared);
   }
   return specs;
 }

@@ -122,6 +122,7 @@ struct AttnSpec {
 
  private:
   void validate_wgmma_single() const;  // validate() of the single-warpgroup wgmma tiles
+  void validate_wgmma_shared() const;  // validate() of their shared-ring form
   // Throws "tile" when min_ctas_per_sm CTAs of this spec (dynamic + static_bytes of shared memory
   // each) cannot be resident on one SM of the arch.
   void check_wgmma_residency(int static_bytes) const;
@@ -157,6 +158,14 @@ AttnTile wgmma_tile(int consumers = 2, int stages = 2, bool persistent = false, 
 // and 128, with FP8 P·V at 256.
 AttnTile wgmma_single_tile(int min_ctas);
 bool is_wgmma_single(const AttnTile& t);
+// The single form's shared-ring form (attn_wgmma_single.cuh with warpgroups > 1,
+// attn_wgmma_kv_ring.cuh): one CTA per SM of `warpgroups` warpgroups, 64 query rows each (cta_q
+// 64 · warpgroups, 4 · warpgroups warps), that read 128-key K/V blocks from one ring of
+// kernels::kWgmmaSharedSlots slots (stages), so a block is copied once per SM. INT8 Q/K with FP8 P·V
+// at head dim 128 (three warpgroups: "t192x128w12s4"), no mask. Launched like the single form with
+// cta_q for the grid: (attn_wgmma_q_slots(seq_q, cta_q, false), heads_q, batch).
+AttnTile wgmma_shared_tile(int warpgroups);
+bool is_wgmma_shared(const AttnTile& t);
 // The heuristic default when no tuning record says otherwise (measured on the H100, see
 // bench/results): INT8 Q/K with FP8 P·V at head dims 64, 96, 128 and 256 the single-warpgroup form
 // (4, 4, 3 and 2 CTAs per SM), and with f16 P·V at head dims 64 and 96 (3 CTAs per SM); otherwise

@@ -120,7 +120,9 @@ Resolved resolve(const TensorRef& q, const TensorRef& k, const TensorRef& v, con
   QuantizeOptions& qo = r.quant;
   qo.qk_type = o.qk;
   qo.granularity = o.granularity;
-  qo.block_q = s.tile.cta_q;
+  // (The shared-ring form's warpgroups each read a 64-row Q tile of their own: its scale blocks are
+  // a warpgroup's rows, not the CTA's.)
+  qo.block_q = s.family == AttnFamily::wgmma && is_wgmma_shared(s.tile) ? kernels::kWgmmaRowsPerWg : s.tile.cta_q;
   qo.warp_q = s.tile.warp_q();
   // Every warp of the attention kernel sees all keys of a tile: one K "warp" per block.
   qo.block_k = s.tile.cta_k;

@@ -260,6 +260,19 @@ constexpr int kWgmmaSingleStaticSmem = 3072;
 __host__ __device__ constexpr int attn_wgmma_single_smem_bytes(int head_dim, bool pv_f16 = false) {
   return kWgmmaRowsPerWg * head_dim + (pv_f16 ? 3 : 2) * kWgmmaCtaK * head_dim + attn_wgmma_ones_bytes(pv_f16) + 1024;
 }
+// The shared-ring form of the single-warpgroup kernel (attn_wgmma_single.cuh with Cfg::warpgroups
+// > 1; attn_wgmma_kv_ring.cuh): one CTA per SM whose `warpgroups` warpgroups (64 query rows each)
+// read every K/V block from one ring of kWgmmaSharedSlots slots (K, FP8 V and the ones tile), so a
+// block leaves L2 once per SM instead of once per warpgroup. Dynamic shared memory: a Q tile and an
+// O staging tile per warpgroup, the slots, and 1 KiB to align the swizzled tiles.
+constexpr int kWgmmaSharedSlots = 4;
+__host__ __device__ constexpr int attn_wgmma_shared_slot_bytes(int head_dim) {
+  return 2 * kWgmmaCtaK * head_dim + attn_wgmma_ones_bytes(false);
+}
+__host__ __device__ constexpr int attn_wgmma_shared_smem_bytes(int head_dim, int warpgroups) {
+  return warpgroups * kWgmmaRowsPerWg * head_dim + kWgmmaSharedSlots * attn_wgmma_shared_slot_bytes(head_dim) +
+         attn_wgmma_o_stage_bytes(head_dim, warpgroups) + 1024;
+}
 // Tile slots per (batch, head) of the wgmma kernel: the q tiles, rounded up to even with a causal
 // mask, where slots 2i and 2i + 1 pair the i-th longest and the i-th shortest tile (equal work per
 // pair; an odd middle tile's partner slot is empty). The grid of a one-tile-per-CTA launch is

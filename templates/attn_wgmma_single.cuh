@@ -47,6 +47,12 @@
 // 128 S = 1k and 3.1% at 4k, 8.7% at D = 64 S = 1k, against Q in its own pass
 // (bench/results/2026-11-26-fused-q-h100.md).
 //
+// The shared-ring form (Cfg::warpgroups = 3, Cfg::min_ctas = 1; FP8 P·V at D = 128 without a mask):
+// one CTA per SM whose warpgroups take q tiles 3x, 3x + 1 and 3x + 2 of one (b, h), each with its own
+// Q tile, O staging tile and chain as above, and read K/V block j from slot j % 4 of one ring
+// (attn_wgmma_kv_ring.cuh) instead of reloading private buffers: a block leaves L2 once per SM. Same
+// bits as the single form.
+//
 // Launch contract: grid exactly (attn_wgmma_q_slots(seq_q, 64, causal), heads_q, batch) — at D = 256
 // the epilogue derives its tile from gridDim.x, and a CTA of any other grid traps —, 128 threads (causal
 // tiles longest first in groups of p.lpt_heads (b, h): attn_wgmma_tile_lpt),
@@ -55,11 +61,13 @@
 // warp_k = 128, per_thread, int8 Q/K, FP8 V or the caller's 16-bit V; tma_q box {W, 64}, tma_k box
 // {W, 128} with W = attn_wgmma_qk_box_bytes(D) — the whole row at D = 64 and 128, three 32-byte boxes
 // at 96, two 128-byte boxes at 256 —, tma_v box {128, D} or, 16-bit, attn_wgmma.cuh's 4-D map). AttnParams as attn_wgmma.cuh
-// (varlen included).
+// (varlen included). The shared-ring form: grid (attn_wgmma_q_slots(seq_q, 192, false), heads_q, batch),
+// 384 threads, attn_wgmma_shared_smem_bytes(head_dim, 3).
 #pragma once
 
 #include "attn_params.cuh"
 #include "attn_softmax.cuh"
+#include "attn_wgmma_kv_ring.cuh"
 #include "attn_wgmma_q.cuh"
 #include "attn_wgmma_single_pv.cuh"
 #include "attn_wgmma_smem.cuh"
@@ -69,7 +77,8 @@
 
 namespace sagejit::kernels {
 
-template <int HeadDim, int Mask, bool WriteLse, bool OutBf16, int MinCtas, bool PvF16 = false, bool FusedQ = false>
+template <int HeadDim, int Mask, bool WriteLse, bool OutBf16, int MinCtas, bool PvF16 = false, bool FusedQ = false,
+          int Warpgroups = 1>
 struct AttnWgmmaSingleCfg {
   static constexpr int head_dim = HeadDim;   // 64, 96, 128, or 256 with FP8 P·V
   static constexpr int mask = Mask;          // 0 none, 1 causal top-left, 2 causal bottom-right
@@ -78,10 +87,11 @@ struct AttnWgmmaSingleCfg {
   static constexpr int min_ctas = MinCtas;   // CTAs per SM the registers are budgeted for
   static constexpr bool pv_f16 = PvF16;      // 16-bit P·V on the caller's V (below) instead of FP8
   static constexpr bool fused_q = FusedQ;    // Q quantized here from the caller's (attn_wgmma_q.cuh)
+  static constexpr int warpgroups = Warpgroups;  // > 1: the shared-ring form (below), min_ctas 1
 };
 
 template <class Cfg>
-__global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
+__global__ void __launch_bounds__(kWgmmaSingleThreads * Cfg::warpgroups, Cfg::min_ctas)
     attention_wgmma_single(AttnParams p, const __grid_constant__ hopper::TmaDescriptor tma_q,
                            const __grid_constant__ hopper::TmaDescriptor tma_k,
                            const __grid_constant__ hopper::TmaDescriptor tma_v) {
@@ -116,6 +126,15 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   constexpr u32 kOnesBytes = attn_wgmma_ones_bytes(kF16);
   static_assert(attn_wgmma_single_smem_bytes(kD, kF16) == kQBytes + kKBytes + kVBytes + kOnesBytes + 1024,
                 "attn_params.cuh sizes this kernel's shared memory");
+  // The shared-ring form: kW warpgroups of one CTA, K/V blocks through WgmmaKvRing.
+  constexpr int kW = Cfg::warpgroups;
+  constexpr bool kShared = kW > 1;
+  static_assert(!kShared || (!kF16 && !kPVParts && Cfg::mask == 0 && Cfg::min_ctas == 1),
+                "the shared-ring form: FP8 P·V, head dim 64 to 128, no mask, one CTA per SM");
+  constexpr u32 kSlotBytes = attn_wgmma_shared_slot_bytes(kD);
+  static_assert(!kShared || attn_wgmma_shared_smem_bytes(kD, kW) ==
+                                kW * kQBytes + WgmmaKvRing::kSlots * kSlotBytes + attn_wgmma_o_stage_bytes(kD, kW) + 1024,
+                "attn_params.cuh sizes the shared-ring form's shared memory");
   // f16 V: the caller's, in TMA boxes (attn_wgmma_smem.cuh; attn_wgmma.cuh's f16 form reads the same map).
   using V16 = AttnWgmmaV16<kD, kCtaK>;
   static_assert(!kF16 || kVBytes % 1024 == 0, "16-bit V boxes stay aligned");
@@ -128,17 +147,39 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   auto tile_of_block = [&](auto x, auto y, auto z, int slots) {
     return attn_wgmma_tile_lpt<kRows, kCtaK, Cfg::mask>(p, static_cast<int>(x + slots * (y + p.heads_q * z)), slots);
   };
-  const AttnWgmmaTile w = tile_of_block(blockIdx.x, blockIdx.y, blockIdx.z, q_slots);
+  // Shared form: warpgroup wg takes q tile kW·x + wg (wg broadcast from lane 0, so that ptxas keeps it
+  // and what derives from it, the descriptors included, in uniform registers); `n_active` warpgroups
+  // have a tile, the others leave at once and are never counted.
+  const int wg = kShared ? __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x) / kWgmmaSingleThreads, 0) : 0;
+  const int idx = static_cast<int>(blockIdx.x) * kW + wg;
+  const AttnWgmmaTile w = [&] {
+    if constexpr (kShared) return tile_of_block(idx < q_slots ? idx : q_slots - 1, blockIdx.y, blockIdx.z, q_slots);
+    else return tile_of_block(blockIdx.x, blockIdx.y, blockIdx.z, q_slots);
+  }();
+  int n_active = 1;
+  if constexpr (kShared) {
+    const int tiles = (w.seq_q + kRows - 1) / kRows;
+    n_active = (tiles < q_slots ? tiles : q_slots) - static_cast<int>(blockIdx.x) * kW;
+    n_active = n_active < kW ? n_active : kW;
+    if (idx >= q_slots) return;
+  }
   if (w.empty()) return;
   if constexpr (kPVParts) {
     if (cta_count_x() != q_slots) __trap();  // the epilogue takes gridDim.x for q_slots (launch contract)
   }
 
   extern __shared__ __attribute__((aligned(1024))) u8 smem[];
-  __shared__ u64 full[3];  // Q, K, V landed (one phase per block for K and V)
-  const u32 sQ = (smem_u32(smem) + 1023) & ~1023u, sK = sQ + kQBytes, sV = sK + kKBytes, sOnes = sV + kVBytes;
-  const u32 full_q = smem_u32(&full[0]), full_k = smem_u32(&full[1]), full_v = smem_u32(&full[2]);
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  // Single form: Q, K, V landed (one phase per block for K and V). Shared form: each warpgroup's Q,
+  // then the ring's full and empty barriers.
+  __shared__ u64 full[kShared ? kW + 2 * WgmmaKvRing::kSlots : 3];
+  // Single form: [Q | K | V | ones]. Shared form: [Q × kW | slot × kSlots: K | V | ones | O staging × kW].
+  const u32 sBase = (smem_u32(smem) + 1023) & ~1023u;
+  const u32 sQ = sBase + (kShared ? wg * kQBytes : 0), sK = sBase + kW * kQBytes, sV = sK + kKBytes,
+            sOnes = sV + kVBytes;
+  const u32 full_q = smem_u32(&full[kShared ? wg : 0]), full_k = smem_u32(&full[1]), full_v = smem_u32(&full[2]);
+  WgmmaKvRing ring{kShared ? smem_u32(&full[kW]) : 0u, kShared ? smem_u32(&full[kW + WgmmaKvRing::kSlots]) : 0u};
+  const int tid = kShared ? static_cast<int>(threadIdx.x) % kWgmmaSingleThreads : static_cast<int>(threadIdx.x);
+  const int warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   const long long bh_q = w.bh_q(p), bh_kv = w.bh_kv(p, p.heads_q / p.heads_kv);
   // K's first row in the workspace; FP8 V's first row there, or 16-bit V's head in the caller's tensor.
   const int k_row0 = static_cast<int>(bh_kv * p.seq_kv_pad);
@@ -171,14 +212,25 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
       tma_load_2d(sV, tma_v, full_v, j * kCtaK, v_pos);
     }
   };
+  // Shared form: K and V of block j into slot(j), on the slot's one full barrier.
+  auto load_kv = [&](int j) {
+    const u32 slot_k = sK + WgmmaKvRing::slot(j) * kSlotBytes, bar = ring.full(j);
+    mbarrier_arrive_expect_tx(bar, kKBytes + kVBytes);
+#pragma unroll
+    for (int b = 0; b < kQKBoxes; ++b) tma_load_2d(slot_k + b * kCtaK * kQKBox, tma_k, bar, b * kQKBox, k_row0 + j * kCtaK);
+    tma_load_2d(slot_k + kKBytes, tma_v, bar, j * kCtaK, v_pos);
+  };
   // The ones tile right after V (e4m3 1.0: B's rows kD..kD+7, whose products are the row sums P̃ · 1;
   // f16 / bf16 1.0: the B of a separate m64n8k16 row-sum wgmma).
   // (A constant trip count: from `tid` with a run-time start, the loop compiled to ~40 instructions.)
+  // (Shared form: warpgroup 0 writes every slot's; the copies never touch them.)
   static_assert(kOnesBytes % (4 * kWgmmaSingleThreads) == 0, "whole words per thread");
+  for (int s = 0; s < (kShared ? WgmmaKvRing::kSlots : 1) && wg == 0; ++s) {
 #pragma unroll
-  for (int k = 0; k < kOnesBytes / (4 * kWgmmaSingleThreads); ++k) {
-    reinterpret_cast<u32*>(smem + (sOnes - smem_u32(smem)))[tid + kWgmmaSingleThreads * k] =
-        attn_wgmma_ones_word(kF16, Cfg::out_bf16);
+    for (int k = 0; k < kOnesBytes / (4 * kWgmmaSingleThreads); ++k) {
+      reinterpret_cast<u32*>(smem + (sOnes + s * kSlotBytes - smem_u32(smem)))[tid + kWgmmaSingleThreads * k] =
+          attn_wgmma_ones_word(kF16, Cfg::out_bf16);
+    }
   }
   // Dequantization: this thread's Q group (row % 8 == g of its warp's 16 rows) and K group t. With
   // fused_q the group is this thread's quad, quantized here into the Q tile; with an LSE and K
@@ -204,7 +256,12 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   // The barriers, then the first copies from the thread that initialized them (the other threads
   // wait on the barriers only after the __syncthreads below).
   if (tid == 0) {
-    mbarrier_init(full_q, 1), mbarrier_init(full_k, 1), mbarrier_init(full_v, 1);
+    if constexpr (kShared) {
+      mbarrier_init(full_q, 1);  // each warpgroup's own Q barrier; warpgroup 0 also the ring's
+      if (wg == 0) ring.init(n_active);
+    } else {
+      mbarrier_init(full_q, 1), mbarrier_init(full_k, 1), mbarrier_init(full_v, 1);
+    }
     fence_barrier_init();
     if constexpr (!Cfg::fused_q) {
       mbarrier_arrive_expect_tx(full_q, kQBytes);
@@ -213,7 +270,11 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
         tma_load_2d(sQ + b * kRows * kQKBox, tma_q, full_q, b * kQKBox, static_cast<int>(bh_q * p.seq_q_pad + w.q0));
       }
     }
-    if (n_blocks > 0) load_k(0), load_v(0);
+    if constexpr (kShared) {
+      for (int j = 0; wg == 0 && j < WgmmaKvRing::kSlots && j < n_blocks; ++j) load_kv(j);
+    } else {
+      if (n_blocks > 0) load_k(0), load_v(0);
+    }
   }
   if constexpr (Cfg::fused_q) {
     // (After the first K and V copies are issued, so their latency overlaps the Q loads'.)
@@ -229,7 +290,8 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     slots.lse_corr[tid] = make_float2(lse_corr0, lse_corr1);
   }
   fence_proxy_async_shared();  // generic-proxy stores (ones, fused Q), read by wgmma
-  __syncthreads();
+  if constexpr (kShared) named_barrier_sync(1, kWgmmaSingleThreads * n_active);
+  else __syncthreads();
   // (kLean: the thread's group t is added in the loop.)
   const float* k_scale = p.k_scale + bh_kv * (p.seq_kv_pad / kCtaK) * kKGroups + (kLean ? 0 : t);
   // Blocks from first_masked on need the mask: the one holding key seq_kv (a tail) and, causal, every
@@ -251,6 +313,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
   constexpr u32 kLbo = static_cast<u32>(make_kmajor_desc(0, kQKSwizzle));
   static_assert(kLbo == static_cast<u32>(make_kmajor_desc(0, kVSwizzle)), "Q, K and V descriptors share the LBO field");
   // (Shared addresses stay below 256 KiB on sm_90, so address >> 4 fits the 14-bit start field.)
+  // (Shared form: slot s adds s · kSlotBytes to the K and V words.)
   const u32 lo_q = kLbo | (sQ >> 4), lo_k = kLbo | (sK >> 4), lo_v = kLbo | (sV >> 4);
 
   float o[kORegs], l_acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // f16: O and the row sums accumulate in the wgmma
@@ -261,9 +324,14 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
 
   for (int j = 0; j < n_blocks; ++j) {
     const u32 parity = j & 1;
+    // Shared form: block j's slot, broadcast from lane 0 (uniform, as wg above), and its offset in
+    // descriptor units.
+    const int slot = kShared ? __shfl_sync(0xffffffffu, WgmmaKvRing::slot(j), 0) : 0;
+    const u32 slot_lo = slot * (kSlotBytes >> 4);
     // (Issued before the waits: its latency hides.)
     const float k_scale_j = ldg_f32(k_scale + kKGroups * j + (kLean ? thread_id_x() % 4 : 0));
-    mbarrier_wait_parity(full_k, parity);
+    if constexpr (kShared) mbarrier_wait_parity(ring.full0 + 8 * slot, WgmmaKvRing::parity(j));
+    else mbarrier_wait_parity(full_k, parity);
     // ---- S = Q K_jᵀ, onto the magic bits: the float with bits 0x4B400000 + S is 1.5·2²³ + S exactly
     // (|S| <= 127²·D < 2²²), which saves the s32 → f32 conversion ----
     i32 acc[kSRegs];
@@ -274,13 +342,17 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
 #pragma unroll
     for (int s = 0; s < kQKSteps; ++s) {
       wgmma_s8_ss<kCtaK>(acc, wgmma_desc(kQKHi, lo_q + (attn_wgmma_qk_step_bytes(s, kRows, kQKBox) >> 4)),
-                         wgmma_desc(kQKHi, lo_k + (attn_wgmma_qk_step_bytes(s, kCtaK, kQKBox) >> 4)), true);
+                         wgmma_desc(kQKHi, lo_k + slot_lo + (attn_wgmma_qk_step_bytes(s, kCtaK, kQKBox) >> 4)), true);
     }
     wgmma_commit();
+    // Shared form: this warpgroup's turn to refill a slot comes under its QKᵀ (attn_wgmma_kv_ring.cuh).
+    if constexpr (kShared) ring.refill(j, n_blocks, n_active, wg, warp, lane, load_kv);
     wgmma_wait<0>();
     fence_operands(acc);
     // The warpgroup's QKᵀ is complete (one wgmma for all four warps): the K buffer is free.
-    if (tid == 0 && j + 1 < n_blocks) load_k(j + 1);
+    if constexpr (!kShared) {
+      if (tid == 0 && j + 1 < n_blocks) load_k(j + 1);
+    }
 
     // ---- mask (keys past seq_kv; causal on diagonal blocks) and online softmax, log2 domain ----
     const float q_scale_j = kLean ? slots.q_scale[thread_id_x()] : q_scale;
@@ -316,7 +388,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
       if constexpr (kF16) pack_p_f16<Cfg::out_bf16>(s, k, pa[k]);
       else pack_p_e4m3(s, k, pa[k]);
     }
-    mbarrier_wait_parity(full_v, parity);
+    if constexpr (!kShared) mbarrier_wait_parity(full_v, parity);  // (shared form: V landed with K)
 
     // ---- [O_j | l_j] = P̃ · [V_j | 1] (attn_wgmma_single_pv.cuh); V_{j+1} once the wgmmas have read
     // V_j, under the (last part's) FP8 promotion O = α·O + O_j ----
@@ -331,8 +403,9 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
       pv.promote(o, alpha, promote_row_sum);
     } else {
       PvFp8Block<kD, kCtaK> pv;
-      pv.run(pa, kVHi, lo_v);
-      if (tid == 0 && j + 1 < n_blocks) load_v(j + 1);  // the V buffer is free
+      pv.run(pa, kVHi, lo_v + slot_lo);
+      if constexpr (kShared) ring.release(j, tid == 0);  // the slot is done with, for this warpgroup
+      else if (tid == 0 && j + 1 < n_blocks) load_v(j + 1);  // the V buffer is free
       pv.promote(o, alpha, promote_row_sum);
     }
   }
@@ -371,16 +444,20 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads, Cfg::min_ctas)
     if (p.lse != nullptr && e_t == 0) store_lse(p, we, e_bh_q, row0, row_max, row_sum, fused_lse_corr, lse_corr0, lse_corr1);
   }
   // O leaves through shared memory (AttnWgmmaStagedO), in the K and V buffers, free after the last
-  // block once every warp is past its last wgmma.
+  // block once every warp is past its last wgmma; in the shared form, through the warpgroup's own
+  // staging tile after the ring (other warpgroups may still read the slots).
   using StagedO = AttnWgmmaStagedO<kD, Cfg::out_bf16>;
   static_assert(kRows * StagedO::kRowBytes <= kKBytes + kVBytes, "the staged O tile fits the K and V buffers");
-  __syncthreads();
-  StagedO::write(sK, o, inv_sum, e_warp, e_lane, [&](int c, float& c0, float& c1) {
+  static_assert(StagedO::kRowBytes == attn_wgmma_o_row_bytes(kD), "attn_params.cuh sizes the staging tiles");
+  const u32 sO = kShared ? sK + WgmmaKvRing::kSlots * kSlotBytes + wg * kRows * StagedO::kRowBytes : sK;
+  if constexpr (!kShared) __syncthreads();
+  StagedO::write(sO, o, inv_sum, e_warp, e_lane, [&](int c, float& c0, float& c1) {
     c0 = 1.0f, c1 = 1.0f;  // f16 V is not scaled
     if constexpr (!kF16) c0 = vs[c].x, c1 = vs[c].y;
   });
-  __syncthreads();
-  StagedO::store(sK, static_cast<u16*>(p.o) + we.q_rows_at(p, p.o_stride_b, p.o_stride_h, p.o_stride_s), p.o_stride_s,
+  if constexpr (kShared) named_barrier_sync(2 + wg, kWgmmaSingleThreads);
+  else __syncthreads();
+  StagedO::store(sO, static_cast<u16*>(p.o) + we.q_rows_at(p, p.o_stride_b, p.o_stride_h, p.o_stride_s), p.o_stride_s,
                  we.q0, we.seq_q, e_tid);
 }
 

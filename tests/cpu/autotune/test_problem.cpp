@@ -76,12 +76,37 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   Problem p = problem("sm_90a", 4096, 4096);
   CHECK(default_spec(p).family == AttnFamily::wgmma);
   CHECK(default_spec(p).quant.pv == PvType::fp8_e4m3);
-  CHECK(default_spec(p).tile == wgmma_single_tile(3));
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));  // causal
   CHECK(default_spec(p).quant.fused_q);  // the single form quantizes Q itself
   CHECK(bucket_name(p).find(".fp8.") != std::string::npos);
   p.varlen = true;
   CHECK(default_spec(p).family == AttnFamily::wgmma);
   p.varlen = false;
+  // Without a mask, at D = 128 from 2k queries and 8k keys: the shared-ring form (Q quantized in it too).
+  p.mask = Mask::none;
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));  // 4k keys: the single form
+  p.seq_kv = 8192;
+  CHECK(default_spec(p).tile == wgmma_shared_tile(3));
+  CHECK(default_spec(p).quant.fused_q);
+  CHECK_NOTHROW(default_spec(p).validate());
+  p.varlen = true;  // packed batches keep the single form (short sequences would idle warpgroups)
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));
+  p.varlen = false;
+  for (auto [sq, skv] : {std::pair{2048, 8192}, std::pair{4096, 65536}}) {
+    p.seq_q = sq, p.seq_kv = skv;
+    CHECK(default_spec(p).tile == wgmma_shared_tile(3));
+  }
+  for (auto [sq, skv] : {std::pair{2047, 8192}, std::pair{16384, 8191}, std::pair{1024, 1024}}) {
+    CAPTURE(sq);
+    CAPTURE(skv);
+    p.seq_q = sq, p.seq_kv = skv;
+    CHECK(default_spec(p).tile == wgmma_single_tile(3));
+  }
+  p.seq_q = p.seq_kv = 4096;
+  p.head_dim = 64;  // nor other head dims
+  CHECK(default_spec(p).tile == wgmma_single_tile(4));
+  p.head_dim = 128;
+  p.mask = Mask::causal_top_left;
   p.seq_kv = 0;
   CHECK(default_spec(p).family == AttnFamily::mma);
   p = problem("sm_90a", 4096, 4096);
@@ -140,7 +165,8 @@ TEST_CASE("a caller's tile alone means mma; wgmma cannot run empty problems and 
 
 TEST_CASE("variant names parse back, and bad ones are refused naming the argument") {
   for (const AttnTile& t : {AttnTile{128, 64, 8, 2, 1}, AttnTile{64, 128, 4, 3, 2}, AttnTile{32, 32, 2, 4, 1},
-                            wgmma_tile(2, 4, true), wgmma_tile(1, 3, true), wgmma_single_tile(3)}) {
+                            wgmma_tile(2, 4, true), wgmma_tile(1, 3, true), wgmma_single_tile(3),
+                            wgmma_shared_tile(3)}) {
     CHECK(parse_tile_name(t.name()) == t);
   }
   for (const char* bad : {"", "128x64w8s2", "t128x64w8", "t128x64w8s2c1", "t128x64w8s2x", "t128x64w8s2c2junk",

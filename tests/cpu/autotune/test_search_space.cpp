@@ -92,6 +92,24 @@ TEST_CASE("families: no wgmma off sm_90a, nor for empty problems; wgmma variants
   CHECK(families(h).count(AttnFamily::wgmma) == 1);
   h.varlen = true;
   CHECK(families(h).count(AttnFamily::wgmma) == 1);
+  // The shared-ring form is a candidate where it runs (D = 128, no mask) and pruned, with its rule, elsewhere.
+  auto tiles_of = [](const Problem& p) {
+    std::set<std::string> t;
+    for (const AttnSpec& s : search_space(p).candidates) t.insert(s.tile.name());
+    return t;
+  };
+  CHECK(tiles_of(h).count(wgmma_shared_tile(3).name()) == 1);
+  h.mask = Mask::causal_top_left;
+  CHECK(tiles_of(h).count(wgmma_shared_tile(3).name()) == 0);
+  h.mask = Mask::none;
+  h.head_dim = 64;
+  CHECK(tiles_of(h).count(wgmma_shared_tile(3).name()) == 0);
+  bool named = false;
+  for (const PrunedVariant& v : search_space(h).pruned) {
+    named |= v.spec.tile == wgmma_shared_tile(3) && v.reason.find("runs head_dim 128") != std::string::npos;
+  }
+  CHECK(named);
+  h.head_dim = 128;
   h.seq_kv = 0;
   CHECK(families(h) == std::set<AttnFamily>{AttnFamily::mma});
 }

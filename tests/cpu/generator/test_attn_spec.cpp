@@ -463,6 +463,51 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   CHECK_NOTHROW(bad_single.validate());
   bad_single.tile = wgmma_tile(2, 1);  // one stage marks the single form, which has one warpgroup
   CHECK_THROWS_WITH_AS(bad_single.validate(), doctest::Contains("64x128w4s1"), InvalidArgument);
+  // The shared-ring form: three warpgroups of one CTA on one K/V ring, 384 threads, one CTA per SM.
+  AttnSpec shared = single_fused;
+  shared.out.lse = false;
+  shared.tile = wgmma_shared_tile(3);
+  CHECK(shared.tile.name() == "t192x128w12s4");
+  CHECK(is_wgmma_shared(shared.tile));
+  CHECK_FALSE(is_wgmma_single(shared.tile));
+  CHECK_FALSE(is_wgmma_shared(wgmma_tile(2, 4, true)));
+  CHECK_FALSE(is_wgmma_shared(wgmma_single_tile(3)));
+  CHECK(can_fuse_q(shared));
+  CHECK_NOTHROW(shared.validate());
+  CHECK(shared.canonical_name() == "attn.wgmma.d128.int8.per_thread.fused_q.fp8.none.f16.sm_90a.t192x128w12s4");
+  CHECK(shared.threads() == 384);
+  // Three Q tiles, four slots of K, V and the ones tile, three O staging tiles of 64 rows × 272 bytes.
+  CHECK(shared.shared_bytes() == 3 * 64 * 128 + 4 * (2 * 128 * 128 + 1024) + 3 * 64 * 272 + 1024);
+  const GeneratedUnit shu = shared.generate();
+  CHECK(shu.name_expression == "&sagejit::kernels::attention_wgmma_single<Config>");
+  CHECK(shu.source.find("static constexpr int warpgroups = 3;") != std::string::npos);
+  CHECK(shu.source.find("static constexpr int min_ctas = 1;") != std::string::npos);
+  CHECK(su.source.find("static constexpr int warpgroups = 1;") != std::string::npos);
+  AttnSpec shared_sep = shared;  // Q from the separate pass, an LSE and bf16 output: the same form
+  shared_sep.quant.fused_q = false;
+  shared_sep.out = {DType::bf16, true};
+  CHECK_NOTHROW(shared_sep.validate());
+  AttnSpec bad_shared = shared;
+  bad_shared.mask = Mask::causal_top_left;  // its warpgroups would need different numbers of blocks
+  CHECK_THROWS_WITH_AS(bad_shared.validate(), doctest::Contains("argument `mask`: the shared-ring wgmma tile"),
+                       InvalidArgument);
+  bad_shared = shared;
+  bad_shared.head_dim = 64;
+  CHECK_THROWS_WITH_AS(bad_shared.validate(), doctest::Contains("argument `head_dim`: the shared-ring wgmma tile "
+                                                                "t192x128w12s4 runs head_dim 128 (got 64)"),
+                       InvalidArgument);
+  bad_shared = shared;
+  bad_shared.quant.pv = PvType::f16;
+  CHECK_THROWS_WITH_AS(bad_shared.validate(), doctest::Contains("argument `quant`: the shared-ring wgmma tile "
+                                                                "t192x128w12s4 needs int8 Q/K with fp8 P·V"),
+                       InvalidArgument);
+  for (AttnTile t : {wgmma_shared_tile(4), AttnTile{192, 128, 12, 3, 1, false}, AttnTile{192, 128, 12, 4, 1, true},
+                     AttnTile{192, 64, 12, 4, 1, false}}) {
+    bad_shared.tile = t;
+    CHECK_THROWS_WITH_AS(bad_shared.validate(), doctest::Contains("argument `tile`: the shared-ring wgmma form's tile "
+                                                                  "is t192x128w12s4"),
+                         InvalidArgument);
+  }
   const GeneratedUnit u = w.generate();
   CHECK(u.source.find("#include \"attn_wgmma.cuh\"") != std::string::npos);
   CHECK(u.name_expression == "&sagejit::kernels::attention_wgmma<Config>");

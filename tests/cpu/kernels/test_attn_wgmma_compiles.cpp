@@ -124,6 +124,7 @@ TEST_CASE("attn_wgmma_single: the single-warpgroup sm_90a kernel compiles withou
     int min_ctas;
     bool pv_f16 = false;
     bool fused_q = true;  // Q quantized in the kernel (attn_wgmma_q.cuh), as attention() runs it
+    int warpgroups = 1;   // 3: the shared-ring form (one CTA per SM)
   };
   std::vector<Variant> variants;
   for (int d : {128, 96, 64}) {
@@ -144,21 +145,29 @@ TEST_CASE("attn_wgmma_single: the single-warpgroup sm_90a kernel compiles withou
       for (bool lse : {false, true}) variants.push_back({256, mask, lse, mask == 2, 2, false, fused_q});
     }
   }
+  // The shared-ring form (D = 128, FP8 P·V, no mask): three warpgroups, one CTA per SM, so the same
+  // 168 registers a thread as three single-form CTAs; every output option, fused and separate Q.
+  for (bool fused_q : {true, false}) {
+    for (bool lse : {false, true}) {
+      for (bool bf16 : {false, true}) variants.push_back({128, 0, lse, bf16, 1, false, fused_q, 3});
+    }
+  }
   std::vector<GeneratedUnit> units;
   for (const Variant& v : variants) {
     const std::string cfg =
-        fmt::format("sagejit::kernels::AttnWgmmaSingleCfg<{}, {}, {}, {}, {}, {}, {}>", v.head_dim, v.mask,
+        fmt::format("sagejit::kernels::AttnWgmmaSingleCfg<{}, {}, {}, {}, {}, {}, {}, {}>", v.head_dim, v.mask,
                     v.lse ? "true" : "false", v.bf16 ? "true" : "false", v.min_ctas, v.pv_f16 ? "true" : "false",
-                    v.fused_q ? "true" : "false");
-    units.push_back(GeneratedUnit{fmt::format("test.attn_wgmma_single.d{}.m{}.l{}.b{}.c{}.f{}.q{}", v.head_dim,
-                                              v.mask, v.lse, v.bf16, v.min_ctas, v.pv_f16, v.fused_q),
+                    v.fused_q ? "true" : "false", v.warpgroups);
+    units.push_back(GeneratedUnit{fmt::format("test.attn_wgmma_single.d{}.m{}.l{}.b{}.c{}.f{}.q{}.w{}", v.head_dim,
+                                              v.mask, v.lse, v.bf16, v.min_ctas, v.pv_f16, v.fused_q, v.warpgroups),
                                   arch, "#include \"attn_wgmma_single.cuh\"\n",
                                   "&sagejit::kernels::attention_wgmma_single<" + cfg + " >"});
   }
   const std::vector<CubinResult> results = jit.cubins(units);
   REQUIRE(results.size() == units.size());
-  for (std::size_t i = 0; i < results.size(); ++i) {  // min_ctas CTAs of 128 threads share 65536 registers
-    check_usage(units[i], results[i], 65536 / (kernels::kWgmmaSingleThreads * variants[i].min_ctas),
-                kernels::kWgmmaSingleStaticSmem);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    // min_ctas CTAs of 128 threads (× warpgroups) share 65536 registers, allocated in units of 8 a thread
+    const int threads = kernels::kWgmmaSingleThreads * variants[i].warpgroups * variants[i].min_ctas;
+    check_usage(units[i], results[i], 65536 / threads / 8 * 8, kernels::kWgmmaSingleStaticSmem);
   }
 }

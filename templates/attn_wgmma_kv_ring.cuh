@@ -1,0 +1,66 @@
+// attn_wgmma_kv_ring.cuh — the K/V ring of the single-warpgroup kernel's shared form
+// (attention_wgmma_single with Cfg::warpgroups > 1): the warpgroups of one CTA, each with its own
+// 64 query rows of one (batch, head), read every K/V block from one ring of kWgmmaSharedSlots slots.
+//
+// Why: the single form is power-bound on the H100 and H200. Each of its CTAs copies its own 32 KiB of
+// K and V per block from L2, and those copies cost 8–10% of the clock under the 700 W cap
+// (bench/results/2026-11-28-power-bound-h100.md). Shared by three warpgroups, a block is copied once
+// per SM instead of three times.
+//
+// How the ring keeps off the warpgroups' chains (each block's QKᵀ → softmax → P·V is latency-bound,
+// so anything a warp waits for there costs the whole warpgroup; bench/results/2026-11-28-shared-ring-h200.md):
+//   - a slot's K and V land on one `full` barrier: one wait per block;
+//   - a warpgroup releases a slot once, after its P·V of the block (its QKᵀ read K before that), by one
+//     predicated mbarrier arrival of its thread 0 on the slot's `empty` barrier (counted for the
+//     active warpgroups): no branch, no returned value. A returning shared-memory atomic per release,
+//     with the last releaser refilling, cost 6% of the rate per clock;
+//   - the refills take turns over the warpgroups: at block j (from kLead on), warp 0 of the warpgroup
+//     whose turn it is waits until every warpgroup released block j + kLead − kSlots and copies block
+//     j + kLead into that slot, while its own QKᵀ of block j is in flight. The warpgroups run within
+//     about a block of each other, so the wait is rarely a wait.
+// Failure modes: none at run time; the slot and phase arithmetic assume j ≥ 0 and n_active ≥ 1 (the
+// kernel leaves before the ring when a CTA has no tile).
+#pragma once
+
+#include "attn_params.cuh"
+#include "hopper_ops.cuh"
+
+namespace sagejit::kernels {
+
+struct WgmmaKvRing {
+  static constexpr int kSlots = kWgmmaSharedSlots;
+  static constexpr int kLead = 2;  // block j + kLead is copied under block j's QKᵀ
+  static_assert(kLead < kSlots, "a refill targets a slot that an earlier block released");
+  mma_ops::u32 full0, empty0;  // the slots' barriers: slot s's at full0 + 8 s, empty0 + 8 s
+  int turn = 0;                // the warpgroup whose turn it is to refill at the current block
+
+  __device__ static int slot(int j) { return static_cast<int>(static_cast<mma_ops::u32>(j) % kSlots); }
+  __device__ static mma_ops::u32 parity(int j) { return (static_cast<mma_ops::u32>(j) / kSlots) & 1; }
+  __device__ mma_ops::u32 full(int j) const { return full0 + 8 * slot(j); }
+
+  // One thread, before any copy: `full` counts the copying thread's arrival, `empty` one release per
+  // active warpgroup.
+  __device__ void init(int n_active) const {
+    for (int s = 0; s < kSlots; ++s) {
+      hopper::mbarrier_init(full0 + 8 * s, 1);
+      hopper::mbarrier_init(empty0 + 8 * s, n_active);
+    }
+  }
+  // Every warpgroup, once its P·V of block j completed (wgmma_wait): thread0 marks it done with the slot.
+  __device__ void release(int j, bool thread0) const { hopper::mbarrier_arrive_if(thread0, empty0 + 8 * slot(j)); }
+  // Every thread of every warpgroup at block j, between issuing its QKᵀ and waiting for it:
+  // load_kv(b) copies block b into slot(b) on full(b) (one thread).
+  template <class LoadKv>
+  __device__ void refill(int j, int n_blocks, int n_active, int wg, int warp, int lane, LoadKv&& load_kv) {
+    const int released = j + kLead - kSlots;  // the block whose slot block j + kLead takes
+    if (released >= 0) {
+      if (warp == 0 && turn == wg && j + kLead < n_blocks) {
+        hopper::mbarrier_wait_parity(empty0 + 8 * slot(released), parity(released));
+        if (lane == 0) load_kv(j + kLead);
+      }
+      turn = turn + 1 == n_active ? 0 : turn + 1;
+    }
+  }
+};
+
+}  // namespace sagejit::kernels

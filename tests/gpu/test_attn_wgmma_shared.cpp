@@ -1,0 +1,187 @@
+// GPU tests of the single-warpgroup kernel's shared-ring form (wgmma_shared_tile(3): three
+// warpgroups of one CTA reading K/V through one ring; templates/attn_wgmma_kv_ring.cuh). It runs the
+// single form's numerics block for block, so it must give the single form's bits — output and LSE —
+// wherever the ring's bookkeeping could go wrong: CTAs with one, two or three warpgroups active
+// (query lengths that are not multiples of 192), fewer blocks than slots, one block, many ring
+// cycles, a tail block, GQA, bf16 and NHD, Q quantized apart, varlen batches with empty and one-row
+// sequences. Accuracy against float64 is checked as well, on the distributions of DESIGN.md §3.
+#include <doctest/doctest.h>
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "reference/attention_check.hpp"
+#include "reference/quant_reference.hpp"
+#include "runtime/device.hpp"
+#include "sagejit/attention.hpp"
+#include "tests/gpu/accuracy_bars.hpp"
+#include "tests/gpu/support.hpp"
+
+using namespace sagejit;
+
+namespace {
+
+struct SharedCase {
+  int heads_q = 4, heads_kv = 2, batch = 2, seq_q = 1000, seq_kv = 1000;
+  DType dtype = DType::f16;
+  Layout layout = Layout::hnd;
+  bool lse = true, fused_q = true;
+  std::vector<int> varlen_q, varlen_kv;  // non-empty: attention_varlen over these lengths
+  std::string describe() const {
+    return fmt::format("Hq={} Hkv={} B={} Sq={} Skv={} {} {} lse={} fused_q={}{}", heads_q, heads_kv, batch, seq_q,
+                       seq_kv, name(dtype), name(layout), int(lse), int(fused_q),
+                       varlen_q.empty() ? "" : fmt::format(" varlen({})", varlen_q.size()));
+  }
+};
+
+std::vector<std::uint16_t> random_bits(std::size_t n, DType dtype, float bias, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<std::uint16_t> bits(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const float x = normal(rng) + bias * static_cast<float>(static_cast<int>(i % 128) % 7 - 3);
+    bits[i] = dtype == DType::bf16 ? reference::float_to_bf16(x) : reference::float_to_f16(x);
+  }
+  return bits;
+}
+
+struct Outputs {
+  AttnSpec spec;
+  std::vector<std::uint16_t> out;
+  std::vector<float> lse;
+};
+
+// One call on fresh inputs (the same seeds for every tile), outputs poisoned first, with `tile` forced.
+Outputs run(const SharedCase& c, const AttnTile& tile) {
+  constexpr int D = 128;
+  const bool varlen = !c.varlen_q.empty();
+  int total_q = c.seq_q, total_kv = c.seq_kv, batch = c.batch;
+  std::vector<int> cu_q{0}, cu_k{0};
+  for (std::size_t b = 0; b < c.varlen_q.size(); ++b) {
+    cu_q.push_back(cu_q.back() + c.varlen_q[b]);
+    cu_k.push_back(cu_k.back() + c.varlen_kv[b]);
+  }
+  if (varlen) total_q = cu_q.back(), total_kv = cu_k.back(), batch = 1;
+  const std::size_t nq = std::size_t(batch) * c.heads_q * total_q * D, nkv = std::size_t(batch) * c.heads_kv * total_kv * D;
+  DeviceBuffer q(nq * 2), k(nkv * 2), v(nkv * 2), o(nq * 2), lse(std::size_t(batch) * c.heads_q * total_q * 4);
+  q.upload(random_bits(nq, c.dtype, 0.0f, 21));
+  k.upload(random_bits(nkv, c.dtype, 2.0f, 22));
+  v.upload(random_bits(nkv, c.dtype, 0.5f, 23));
+  o.poison(), lse.poison();
+  auto view = [&](const DeviceBuffer& b, int heads, int seq) {
+    return TensorRef::contiguous(b.get(), c.dtype, c.layout, batch, heads, seq, D);
+  };
+  AttentionOptions opt;
+  opt.pv = PvType::fp8_e4m3, opt.smooth_k = true, opt.fused_q = c.fused_q;
+  opt.family = AttnFamily::wgmma, opt.tile = tile;
+  float* lse_ptr = c.lse ? static_cast<float*>(lse.get()) : nullptr;
+  const TensorRef tq = view(q, c.heads_q, total_q), tk = view(k, c.heads_kv, total_kv),
+                  tv = view(v, c.heads_kv, total_kv), to = view(o, c.heads_q, total_q);
+  Outputs r;
+  if (varlen) {
+    DeviceBuffer dq(cu_q.size() * 4), dk(cu_k.size() * 4);
+    dq.upload(cu_q), dk.upload(cu_k);
+    VarlenBatch vb;
+    vb.batch = static_cast<std::int64_t>(c.varlen_q.size());
+    vb.cu_seqlens_q = cu_q.data(), vb.cu_seqlens_k = cu_k.data();
+    vb.cu_seqlens_q_device = static_cast<const std::int32_t*>(dq.get());
+    vb.cu_seqlens_k_device = static_cast<const std::int32_t*>(dk.get());
+    vb.max_seqlen_q = c.seq_q, vb.max_seqlen_k = c.seq_kv;
+    r.spec = attention_varlen_spec(tq, tk, tv, to, lse_ptr, vb, opt);
+    attention_varlen(tq, tk, tv, to, lse_ptr, vb, opt, nullptr);
+    SAGEJIT_CU(cuCtxSynchronize);
+  } else {
+    r.spec = attention_spec(tq, tk, tv, to, lse_ptr, opt);
+    attention(tq, tk, tv, to, lse_ptr, opt, nullptr);
+    SAGEJIT_CU(cuCtxSynchronize);
+  }
+  r.out = o.download<std::uint16_t>(nq);
+  if (c.lse) r.lse = lse.download<float>(std::size_t(batch) * c.heads_q * total_q);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("attn_wgmma shared-ring form: the single form's bits, output and LSE" * test::needs_hopper()) {
+  ensure_current_context();
+  std::vector<SharedCase> cases;
+  cases.push_back({});  // 16 q tiles: 5 CTAs of three warpgroups and one of one; a tail block; GQA
+  SharedCase c;
+  c.batch = 3, c.heads_q = 5, c.heads_kv = 5, c.seq_q = 200, c.seq_kv = 300;  // 4 tiles (3 + 1), 3 blocks < 4 slots
+  cases.push_back(c);
+  c = {};
+  c.batch = 1, c.heads_q = 3, c.heads_kv = 1, c.seq_q = 64, c.seq_kv = 128;  // one warpgroup, one block
+  cases.push_back(c);
+  c = {};
+  c.batch = 1, c.heads_q = 2, c.heads_kv = 1, c.seq_q = 4096, c.seq_kv = 4097, c.lse = false;  // 33 blocks, 8+ ring cycles
+  cases.push_back(c);
+  c = {};
+  c.seq_q = 129, c.seq_kv = 1000, c.dtype = DType::bf16, c.layout = Layout::nhd;  // 3 tiles, the last of one row
+  cases.push_back(c);
+  c = {};
+  c.batch = 1, c.heads_q = 2, c.heads_kv = 2, c.seq_q = 384, c.seq_kv = 16384;  // separate statistics passes
+  cases.push_back(c);
+  c = {};
+  c.fused_q = false;  // Q from its own pass: each warpgroup loads its Q tile by TMA
+  cases.push_back(c);
+  c.dtype = DType::bf16, c.layout = Layout::nhd, c.seq_q = 640, c.seq_kv = 700;
+  cases.push_back(c);
+  c = {};  // varlen: an empty and a one-row sequence among longer ones, short and long K/V
+  c.varlen_q = {1, 200, 65, 0, 700}, c.varlen_kv = {3, 200, 1, 50, 1100}, c.seq_q = 700, c.seq_kv = 1100;
+  c.layout = Layout::nhd;
+  cases.push_back(c);
+  c.fused_q = false;
+  cases.push_back(c);
+  for (const SharedCase& sc : cases) {
+    CAPTURE(sc.describe());
+    const Outputs shared = run(sc, wgmma_shared_tile(3)), single = run(sc, wgmma_single_tile(3));
+    MESSAGE(fmt::format("{}: {} vs {}", sc.describe(), shared.spec.canonical_name(), single.spec.canonical_name()));
+    CHECK(shared.spec.tile == wgmma_shared_tile(3));
+    CHECK(single.spec.tile == wgmma_single_tile(3));
+    CHECK(shared.spec.quant.fused_q == sc.fused_q);
+    std::size_t differ = 0, nonfinite = 0;
+    for (std::size_t i = 0; i < shared.out.size(); ++i) {
+      differ += shared.out[i] != single.out[i];
+      nonfinite += (shared.out[i] & 0x7c00) == 0x7c00 && sc.dtype == DType::f16;
+    }
+    CHECK(differ == 0);
+    CHECK(nonfinite == 0);
+    std::size_t lse_differ = 0;
+    for (std::size_t i = 0; i < shared.lse.size(); ++i) lse_differ += std::memcmp(&shared.lse[i], &single.lse[i], 4) != 0;
+    CHECK(lse_differ == 0);
+  }
+}
+
+TEST_CASE("attn_wgmma shared-ring form: matches the float64 reference (FP8 P·V bar)" * test::needs_hopper()) {
+  std::uint32_t seed = 9900;
+  std::vector<AttnCheckCase> cases;
+  for (Distribution d : {Distribution::normal, Distribution::outliers, Distribution::k_bias, Distribution::sharp}) {
+    AttnCheckCase c;  // GQA, 16 q tiles (a CTA with one warpgroup), a tail block
+    c.distribution = d, c.heads_q = 4, c.heads_kv = 2, c.seq_q = 1000, c.seq_kv = 1000;
+    cases.push_back(c);
+  }
+  AttnCheckCase many;  // 24 blocks: the ring's slots each refilled five times; bf16, NHD, no LSE
+  many.seq_q = 1500, many.seq_kv = 3000, many.dtype = DType::bf16, many.layout = Layout::nhd, many.lse = false;
+  cases.push_back(many);
+  AttnCheckCase few;  // fewer blocks than slots, a CTA of two warpgroups
+  few.batch = 2, few.heads_q = 3, few.heads_kv = 1, few.seq_q = 300, few.seq_kv = 257;
+  cases.push_back(few);
+  for (AttnCheckCase& c : cases) {
+    c.options.pv = PvType::fp8_e4m3, c.options.family = AttnFamily::wgmma, c.options.tile = wgmma_shared_tile(3);
+    c.seed = seed++;
+    CAPTURE(c.describe());
+    const AttnCheckReport r = run_attention_check(c);
+    MESSAGE(fmt::format("{:<100} cos {:.6f} relL1 {:.5f} lse {:.2e} {}", c.describe(), r.cosine, r.rel_l1,
+                        r.lse_max_abs_error, r.spec));
+    const test::Bars bars = test::bars_for(c.distribution, true, QuantType::int8, layout::Granularity::per_thread);
+    CHECK(r.spec.find(wgmma_shared_tile(3).name()) != std::string::npos);
+    CHECK(r.unwritten == 0);
+    CHECK(r.cosine >= bars.min_cosine);
+    CHECK(r.rel_l1 <= bars.max_rel_l1);
+    if (c.lse) CHECK(r.lse_max_abs_error <= bars.max_lse_error);
+  }
+}
