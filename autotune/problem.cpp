@@ -50,14 +50,20 @@ AttnSpec wgmma_form(const Problem& p) {
   // INT8 + FP8 P·V at D = 128 with long keys and no mask: the shared-ring form (one CTA of three
   // warpgroups per SM sharing K/V copies; attn_wgmma_kv_ring.cuh) from 8k keys on, where its clock
   // gain under the power cap outweighs its exposed prologue and epilogue. H200, B4 H32, against the
-  // single form, same call, two rounds, end to end: 8k 858-867 against 830 TOPS, 16k 888-890 against
-  // 858-859; level at 4k (764-772 against 768-775), 9% slower at 2k
-  // (bench/results/2026-11-28-shared-ring-h200.md). Not with fewer than 2k queries: its CTAs take
-  // three q tiles of one (b, h), so a short Sq leaves warpgroups idle (16 tiles fill 18 slots). Not for
-  // varlen batches, whose short sequences do the same.
+  // single form, same calls, two rounds each, end to end: 8k 858-867 against 830 TOPS and 859-861
+  // against 831-834, 16k 888-890 against 858-859 and 873-877 against 836-842; level at 4k (764-772
+  // against 768-775), 9% slower at 2k (bench/results/2026-11-28-shared-ring-h200.md).
+  // Two guards are reasoned, not measured: at least 2k queries, since its CTAs take three q tiles of
+  // one (b, h) and a short Sq leaves warpgroups idle (16 tiles fill 18 slots), and at least
+  // kSharedRingMinCtas CTAs (two waves on the H100's and H200's 132 SMs), since it runs one CTA per
+  // SM where the single form runs three. Not for varlen batches, whose short sequences idle
+  // warpgroups as a short Sq does.
+  const AttnTile shared = wgmma_shared_tile(3);
+  const std::int64_t shared_ctas = std::int64_t(p.batch) * p.heads_q * ((p.seq_q + shared.cta_q - 1) / shared.cta_q);
   if (p.head_dim == 128 && s.quant.qk == QuantType::int8 && s.quant.pv == PvType::fp8_e4m3 && p.mask == Mask::none &&
-      !p.varlen && p.seq_q >= kSharedRingMinSeqQ && p.seq_kv >= kSharedRingMinSeqKv) {
-    s.tile = wgmma_shared_tile(3);
+      !p.varlen && p.seq_q >= kSharedRingMinSeqQ && p.seq_kv >= kSharedRingMinSeqKv &&
+      shared_ctas >= kSharedRingMinCtas) {
+    s.tile = shared;
   }
   return with_default_fused_q(s);
 }

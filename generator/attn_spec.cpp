@@ -398,8 +398,9 @@ void AttnSpec::validate_wgmma_shared() const {
                                               wgmma_shared_tile(3).name(), tile.name()));
   }
   if (quant.qk != QuantType::int8 || quant.pv != PvType::fp8_e4m3) {
-    throw InvalidArgument("quant", fmt::format("{} needs int8 Q/K with fp8 P·V (got {} with {} P·V)", form,
-                                               sagejit::name(quant.qk), sagejit::name(quant.pv)));
+    throw InvalidArgument(quant.qk != QuantType::int8 ? "quant.qk" : "quant.pv",
+                          fmt::format("{} needs int8 Q/K with fp8 P·V (got {} with {} P·V)", form,
+                                      sagejit::name(quant.qk), sagejit::name(quant.pv)));
   }
   if (head_dim != 128) {
     throw InvalidArgument("head_dim", fmt::format("{} runs head_dim 128 (got {})", form, head_dim));

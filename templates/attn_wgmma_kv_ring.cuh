@@ -14,9 +14,9 @@
 //     predicated mbarrier arrival of its thread 0 on the slot's `empty` barrier (counted for the
 //     active warpgroups): no branch, no returned value. A returning shared-memory atomic per release,
 //     with the last releaser refilling, cost 6% of the rate per clock;
-//   - the refills take turns over the warpgroups: at block j (from kLead on), warp 0 of the warpgroup
-//     whose turn it is waits until every warpgroup released block j + kLead − kSlots and copies block
-//     j + kLead into that slot, while its own QKᵀ of block j is in flight. The warpgroups run within
+//   - the refills take turns over the warpgroups: at block j (from kSlots − kLead on), warp 0 of the
+//     warpgroup whose turn it is waits until every warpgroup released block j + kLead − kSlots and
+//     copies block j + kLead into that slot, while its own QKᵀ of block j is in flight. The warpgroups run within
 //     about a block of each other, so the wait is rarely a wait.
 // Failure modes: none at run time; the slot and phase arithmetic assume j ≥ 0 and n_active ≥ 1 (the
 // kernel leaves before the ring when a CTA has no tile).

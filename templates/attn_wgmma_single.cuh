@@ -130,10 +130,11 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads * Cfg::warpgroups, Cfg::mi
   constexpr int kW = Cfg::warpgroups;
   constexpr bool kShared = kW > 1;
   static_assert(!kShared || (!kF16 && !kPVParts && Cfg::mask == 0 && Cfg::min_ctas == 1),
-                "the shared-ring form: FP8 P·V, head dim 64 to 128, no mask, one CTA per SM");
+                "the shared-ring form: FP8 P·V below head dim 256 (the generator ships 128), no mask, one CTA "
+                "per SM");
   constexpr u32 kSlotBytes = attn_wgmma_shared_slot_bytes(kD);
-  static_assert(!kShared || attn_wgmma_shared_smem_bytes(kD, kW) ==
-                                kW * kQBytes + WgmmaKvRing::kSlots * kSlotBytes + attn_wgmma_o_stage_bytes(kD, kW) + 1024,
+  static_assert(!kShared || attn_wgmma_shared_smem_bytes(kD, kW) == kW * kQBytes + WgmmaKvRing::kSlots * kSlotBytes +
+                                                                      attn_wgmma_o_stage_bytes(kD, kW) + 1024,
                 "attn_params.cuh sizes the shared-ring form's shared memory");
   // f16 V: the caller's, in TMA boxes (attn_wgmma_smem.cuh; attn_wgmma.cuh's f16 form reads the same map).
   using V16 = AttnWgmmaV16<kD, kCtaK>;
@@ -217,7 +218,9 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads * Cfg::warpgroups, Cfg::mi
     const u32 slot_k = sK + WgmmaKvRing::slot(j) * kSlotBytes, bar = ring.full(j);
     mbarrier_arrive_expect_tx(bar, kKBytes + kVBytes);
 #pragma unroll
-    for (int b = 0; b < kQKBoxes; ++b) tma_load_2d(slot_k + b * kCtaK * kQKBox, tma_k, bar, b * kQKBox, k_row0 + j * kCtaK);
+    for (int b = 0; b < kQKBoxes; ++b) {
+      tma_load_2d(slot_k + b * kCtaK * kQKBox, tma_k, bar, b * kQKBox, k_row0 + j * kCtaK);
+    }
     tma_load_2d(slot_k + kKBytes, tma_v, bar, j * kCtaK, v_pos);
   };
   // The ones tile right after V (e4m3 1.0: B's rows kD..kD+7, whose products are the row sums P̃ · 1;
@@ -254,7 +257,8 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads * Cfg::warpgroups, Cfg::mi
   // during their last CTAs: wait for them to complete here, with the Q loads in flight.
   griddep_wait();
   // The barriers, then the first copies from the thread that initialized them (the other threads
-  // wait on the barriers only after the __syncthreads below).
+  // wait on the barriers only after the __syncthreads below; in the shared form, after its start
+  // barrier, which counts the active warpgroups).
   if (tid == 0) {
     if constexpr (kShared) {
       mbarrier_init(full_q, 1);  // each warpgroup's own Q barrier; warpgroup 0 also the ring's

@@ -102,11 +102,25 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
     p.seq_q = sq, p.seq_kv = skv;
     CHECK(default_spec(p).tile == wgmma_single_tile(3));
   }
-  p.seq_q = p.seq_kv = 4096;
+  p.seq_q = p.seq_kv = 8192;
+  CHECK(default_spec(p).tile == wgmma_shared_tile(3));
   p.head_dim = 64;  // nor other head dims
   CHECK(default_spec(p).tile == wgmma_single_tile(4));
   p.head_dim = 128;
-  p.mask = Mask::causal_top_left;
+  p.pv = PvType::f16;  // nor 16-bit P·V
+  CHECK(default_spec(p).tile == wgmma_tile(2, 3, true));
+  p.pv.reset();
+  p.mask = Mask::causal_bottom_right;  // nor a mask
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));
+  p.mask = Mask::none;
+  // Nor fewer than kSharedRingMinCtas CTAs of 192 query rows: B1 H8 2k has 88 (the single form 256).
+  p.batch = 1, p.heads_q = 8, p.heads_kv = 8, p.seq_q = 2048;
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));
+  p.seq_q = 6144;  // 32 per head: 256
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));
+  p.seq_q = 6336;  // 33 per head: 264
+  CHECK(default_spec(p).tile == wgmma_shared_tile(3));
+  p = problem("sm_90a", 4096, 4096);
   p.seq_kv = 0;
   CHECK(default_spec(p).family == AttnFamily::mma);
   p = problem("sm_90a", 4096, 4096);

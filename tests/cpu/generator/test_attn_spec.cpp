@@ -498,9 +498,13 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
                        InvalidArgument);
   bad_shared = shared;
   bad_shared.quant.pv = PvType::f16;
-  CHECK_THROWS_WITH_AS(bad_shared.validate(), doctest::Contains("argument `quant`: the shared-ring wgmma tile "
+  CHECK_THROWS_WITH_AS(bad_shared.validate(), doctest::Contains("argument `quant.pv`: the shared-ring wgmma tile "
                                                                 "t192x128w12s4 needs int8 Q/K with fp8 P·V"),
                        InvalidArgument);
+  bad_shared.quant.qk = QuantType::int8x2;  // the precise mode (Q from its own pass): the Q/K type is named
+  bad_shared.quant.fused_q = false;
+  CHECK_THROWS_WITH_AS(bad_shared.validate(), doctest::Contains("argument `quant.qk`: the shared-ring"), InvalidArgument);
+  bad_shared = shared;
   for (AttnTile t : {wgmma_shared_tile(4), AttnTile{192, 128, 12, 3, 1, false}, AttnTile{192, 128, 12, 4, 1, true},
                      AttnTile{192, 64, 12, 4, 1, false}}) {
     bad_shared.tile = t;
