@@ -48,6 +48,7 @@ std::string_view flag_of_field(std::string_view field) {
   if (field == "quant.qk") return "--out";
   if (field == "quant.pv") return "--pv";
   if (field == "quant.smooth_q") return "--smooth";
+  if (field == "mask") return "--mask";
   if (field == "arch") return "--arch";
   return {};
 }
