@@ -8,7 +8,8 @@
 // per SM instead of three times.
 //
 // How the ring keeps off the warpgroups' chains (each block's QKᵀ → softmax → P·V is latency-bound,
-// so anything a warp waits for there costs the whole warpgroup; bench/results/2026-11-28-shared-ring-h200.md):
+// so anything a warp waits for there costs the whole warpgroup;
+// bench/results/2026-11-28-shared-ring-h200.md):
 //   - a slot's K and V land on one `full` barrier: one wait per block;
 //   - a warpgroup releases a slot once, after its P·V of the block (its QKᵀ read K before that), by one
 //     predicated mbarrier arrival of its thread 0 on the slot's `empty` barrier (counted for the
@@ -16,8 +17,8 @@
 //     with the last releaser refilling, cost 6% of the rate per clock;
 //   - the refills take turns over the warpgroups: at block j (from kSlots − kLead on), warp 0 of the
 //     warpgroup whose turn it is waits until every warpgroup released block j + kLead − kSlots and
-//     copies block j + kLead into that slot, while its own QKᵀ of block j is in flight. The warpgroups run within
-//     about a block of each other, so the wait is rarely a wait.
+//     copies block j + kLead into that slot, while its own QKᵀ of block j is in flight. The
+//     warpgroups run within about a block of each other, so the wait is rarely a wait.
 // Failure modes: none at run time; the slot and phase arithmetic assume j ≥ 0 and n_active ≥ 1 (the
 // kernel leaves before the ring when a CTA has no tile).
 #pragma once
