@@ -177,7 +177,9 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads * Cfg::warpgroups, Cfg::mi
   const u32 sBase = (smem_u32(smem) + 1023) & ~1023u;
   const u32 sQ = sBase + (kShared ? wg * kQBytes : 0), sK = sBase + kW * kQBytes, sV = sK + kKBytes,
             sOnes = sV + kVBytes;
-  const u32 full_q = smem_u32(&full[kShared ? wg : 0]), full_k = smem_u32(&full[1]), full_v = smem_u32(&full[2]);
+  // (full_k and full_v are the single form's; in the shared form full[1] and full[2] are other warpgroups' Q.)
+  const u32 full_q = smem_u32(&full[kShared ? wg : 0]), full_k = kShared ? 0u : smem_u32(&full[1]),
+            full_v = kShared ? 0u : smem_u32(&full[2]);
   WgmmaKvRing ring{kShared ? smem_u32(&full[kW]) : 0u, kShared ? smem_u32(&full[kW + WgmmaKvRing::kSlots]) : 0u};
   const int tid = kShared ? static_cast<int>(threadIdx.x) % kWgmmaSingleThreads : static_cast<int>(threadIdx.x);
   const int warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
