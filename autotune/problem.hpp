@@ -54,9 +54,10 @@ std::string_view family_unfit(const Problem& p, AttnFamily family);
 // The spec attention() runs when nothing is tuned and the caller fixed neither family nor tile.
 // On sm_90a with INT8 Q/K, FP8 P·V, head dim 128 and no mask, that is the shared-ring form
 // (wgmma_shared_tile(3)) from kSharedRingMinSeqQ queries and kSharedRingMinSeqKv keys on, where the
-// launch has at least kSharedRingMinCtas of its one-per-SM CTAs and the batch is not varlen; the
-// single-warpgroup form otherwise.
-constexpr std::int64_t kSharedRingMinSeqQ = 2048, kSharedRingMinSeqKv = 8192, kSharedRingMinCtas = 264;
+// launch has at least kSharedRingMinPairs query-key pairs (B·H·Sq·Skv) and kSharedRingMinCtas of its
+// one-per-SM CTAs, and the batch is not varlen; the single-warpgroup form otherwise.
+constexpr std::int64_t kSharedRingMinSeqQ = 2048, kSharedRingMinSeqKv = 4096, kSharedRingMinCtas = 264;
+constexpr std::int64_t kSharedRingMinPairs = std::int64_t{1} << 31;
 AttnSpec default_spec(const Problem& p);
 
 // The spec for a caller-fixed family and/or tile: a tile alone means the mma family (as before

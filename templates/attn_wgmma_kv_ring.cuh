@@ -51,16 +51,17 @@ struct WgmmaKvRing {
   __device__ void release(int j, bool thread0) const { hopper::mbarrier_arrive_if(thread0, empty0 + 8 * slot(j)); }
   // Every thread of every warpgroup at block j, between issuing its QKᵀ and waiting for it:
   // load_kv(b) copies block b into slot(b) on full(b) (one thread).
+  // (One flat condition: nested, `released >= 0` around the rest, it compiled to two more branches in
+  // the loop and the form did 6% less per clock on the H200, 481 TOPS per GHz against 510
+  // (bench/results/2026-11-28-shared-ring-flat-h200.md).)
   template <class LoadKv>
   __device__ void refill(int j, int n_blocks, int n_active, int wg, int warp, int lane, LoadKv&& load_kv) {
     const int released = j + kLead - kSlots;  // the block whose slot block j + kLead takes
-    if (released >= 0) {
-      if (warp == 0 && turn == wg && j + kLead < n_blocks) {
-        hopper::mbarrier_wait_parity(empty0 + 8 * slot(released), parity(released));
-        if (lane == 0) load_kv(j + kLead);
-      }
-      turn = turn + 1 == n_active ? 0 : turn + 1;
+    if (warp == 0 && released >= 0 && j + kLead < n_blocks && turn == wg) {
+      hopper::mbarrier_wait_parity(empty0 + 8 * slot(released), parity(released));
+      if (lane == 0) load_kv(j + kLead);
     }
+    if (released >= 0) turn = turn + 1 == n_active ? 0 : turn + 1;
   }
 };
 

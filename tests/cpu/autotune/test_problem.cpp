@@ -82,27 +82,32 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   p.varlen = true;
   CHECK(default_spec(p).family == AttnFamily::wgmma);
   p.varlen = false;
-  // Without a mask, at D = 128 from 2k queries and 8k keys: the shared-ring form (Q quantized in it too).
+  // Without a mask, at D = 128 from 2k queries, 4k keys and 2³¹ query-key pairs: the shared-ring form
+  // (Q quantized in it too). B4 H32 4k × 4k is 2³¹ pairs.
   p.mask = Mask::none;
-  CHECK(default_spec(p).tile == wgmma_single_tile(3));  // 4k keys: the single form
-  p.seq_kv = 8192;
   CHECK(default_spec(p).tile == wgmma_shared_tile(3));
   CHECK(default_spec(p).quant.fused_q);
   CHECK_NOTHROW(default_spec(p).validate());
   p.varlen = true;  // packed batches keep the single form (short sequences would idle warpgroups)
   CHECK(default_spec(p).tile == wgmma_single_tile(3));
   p.varlen = false;
-  for (auto [sq, skv] : {std::pair{2048, 8192}, std::pair{4096, 65536}}) {
+  for (auto [sq, skv] : {std::pair{2048, 8192}, std::pair{4096, 65536}, std::pair{65536, 4096}}) {
     p.seq_q = sq, p.seq_kv = skv;
     CHECK(default_spec(p).tile == wgmma_shared_tile(3));
   }
-  for (auto [sq, skv] : {std::pair{2047, 8192}, std::pair{16384, 8191}, std::pair{1024, 1024}}) {
+  // Each guard alone: fewer queries or keys with pairs to spare (B4 H32), fewer pairs with queries,
+  // keys and CTAs to spare.
+  for (auto [sq, skv] : {std::pair{2047, 65536}, std::pair{65536, 4095}, std::pair{1024, 1024}}) {
     CAPTURE(sq);
     CAPTURE(skv);
     p.seq_q = sq, p.seq_kv = skv;
     CHECK(default_spec(p).tile == wgmma_single_tile(3));
   }
-  p.seq_q = p.seq_kv = 8192;
+  p.batch = 2, p.seq_q = p.seq_kv = 4096;  // B2 H32 4k: 2³⁰ pairs, 1408 CTAs
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));
+  p.seq_kv = 8192;  // 2³¹
+  CHECK(default_spec(p).tile == wgmma_shared_tile(3));
+  p.batch = 4, p.seq_q = p.seq_kv = 8192;
   CHECK(default_spec(p).tile == wgmma_shared_tile(3));
   p.head_dim = 64;  // nor other head dims
   CHECK(default_spec(p).tile == wgmma_single_tile(4));
@@ -113,8 +118,8 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   p.mask = Mask::causal_bottom_right;  // nor a mask
   CHECK(default_spec(p).tile == wgmma_single_tile(3));
   p.mask = Mask::none;
-  // Nor fewer than kSharedRingMinCtas CTAs of 192 query rows: B1 H8 2k has 88 (the single form 256).
-  p.batch = 1, p.heads_q = 8, p.heads_kv = 8, p.seq_q = 2048;
+  // Nor fewer than kSharedRingMinCtas CTAs of 192 query rows, with pairs to spare: B1 H8 against 64k keys.
+  p.batch = 1, p.heads_q = 8, p.heads_kv = 8, p.seq_kv = 65536, p.seq_q = 2048;  // 88 CTAs (the single form 256)
   CHECK(default_spec(p).tile == wgmma_single_tile(3));
   p.seq_q = 6144;  // 32 per head: 256
   CHECK(default_spec(p).tile == wgmma_single_tile(3));
