@@ -52,10 +52,11 @@ std::int64_t seq_bucket(std::int64_t seq);
 std::string_view family_unfit(const Problem& p, AttnFamily family);
 
 // The spec attention() runs when nothing is tuned and the caller fixed neither family nor tile.
-// On sm_90a with INT8 Q/K, FP8 P·V, head dim 128 and no mask, that is the shared-ring form
+// On sm_90a with INT8 Q/K, FP8 P·V and head dim 128, that is the shared-ring form
 // (wgmma_shared_tile(3)) from kSharedRingMinSeqQ queries and kSharedRingMinSeqKv keys on, where the
-// launch has at least kSharedRingMinPairs query-key pairs (B·H·Sq·Skv) and kSharedRingMinCtas of its
-// one-per-SM CTAs, and the batch is not varlen; the single-warpgroup form otherwise.
+// launch visits at least kSharedRingMinPairs query-key pairs (B·H·Sq·Skv, half of it with a causal
+// mask) and has kSharedRingMinCtas of its one-per-SM CTAs, and the batch is not varlen; the
+// single-warpgroup form otherwise.
 constexpr std::int64_t kSharedRingMinSeqQ = 2048, kSharedRingMinSeqKv = 4096, kSharedRingMinCtas = 264;
 constexpr std::int64_t kSharedRingMinPairs = std::int64_t{1} << 31;
 AttnSpec default_spec(const Problem& p);

@@ -405,10 +405,6 @@ void AttnSpec::validate_wgmma_shared() const {
   if (head_dim != 128) {
     throw InvalidArgument("head_dim", fmt::format("{} runs head_dim 128 (got {})", form, head_dim));
   }
-  if (mask != Mask::none) {
-    // (Its warpgroups would need different numbers of K/V blocks, which the ring's release counts do not follow.)
-    throw InvalidArgument("mask", fmt::format("{} runs without a mask (got {})", form, sagejit::name(mask)));
-  }
   // Three warpgroups of about 165 registers fill the register file (65536 / 384 = 170); one CTA per SM.
   check_wgmma_residency(kernels::kWgmmaSingleStaticSmem);
 }
@@ -672,14 +668,17 @@ std::vector<AttnSpec> representative_attn_specs(const Arch& arch) {
     w.mask = Mask::causal_top_left;
     w.out.lse = true;
     specs.push_back(w);
-    // Its shared-ring form (the default at D = 128 without a mask from 2k queries and 8k keys): as
-    // attention() runs it, and with Q apart, an LSE and bf16 output.
+    // Its shared-ring form (the default at D = 128 on long launches; autotune/problem.cpp): as
+    // attention() runs it without a mask and causal, and with Q apart, an LSE and bf16 output.
     AttnSpec shared = w;
     shared.tile = wgmma_shared_tile(3);
     shared.mask = Mask::none;
     shared.out.lse = false;
     shared.quant.fused_q = true;
     specs.push_back(shared);
+    shared.mask = Mask::causal_top_left;
+    specs.push_back(shared);
+    shared.mask = Mask::causal_bottom_right;
     shared.quant.fused_q = false;
     shared.out = {DType::bf16, true};
     specs.push_back(shared);

@@ -162,8 +162,8 @@ bool is_wgmma_single(const AttnTile& t);
 // attn_wgmma_kv_ring.cuh): one CTA per SM of `warpgroups` warpgroups, 64 query rows each (cta_q
 // 64 · warpgroups, 4 · warpgroups warps), that read 128-key K/V blocks from one ring of
 // kernels::kWgmmaSharedSlots slots (stages), so a block is copied once per SM. INT8 Q/K with FP8 P·V
-// at head dim 128 (three warpgroups: "t192x128w12s4"), no mask. Launched like the single form with
-// cta_q for the grid: (attn_wgmma_q_slots(seq_q, cta_q, false), heads_q, batch).
+// at head dim 128 (three warpgroups: "t192x128w12s4"), any mask. Launched like the single form with
+// cta_q for the grid: (attn_wgmma_q_slots(seq_q, cta_q, causal), heads_q, batch).
 AttnTile wgmma_shared_tile(int warpgroups);
 bool is_wgmma_shared(const AttnTile& t);
 // The heuristic default when no tuning record says otherwise (measured on the H100, see

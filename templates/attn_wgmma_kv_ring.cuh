@@ -19,6 +19,10 @@
 //     warpgroup whose turn it is waits until every warpgroup released block j + kLead − kSlots and
 //     copies block j + kLead into that slot, while its own QKᵀ of block j is in flight. The
 //     warpgroups run within about a block of each other, so the wait is rarely a wait.
+// Every active warpgroup calls wait, refill and release for every block the ring carries, in order,
+// also for blocks it does not compute (causal: rows that end before the CTA's last); such a block's
+// wait comes first, since an arrival on `empty` before the slot's previous phase completed would
+// count for that phase.
 // Failure modes: none at run time; the slot and phase arithmetic assume j ≥ 0 and n_active ≥ 1 (the
 // kernel leaves before the ring when a CTA has no tile).
 #pragma once
@@ -47,6 +51,8 @@ struct WgmmaKvRing {
       hopper::mbarrier_init(empty0 + 8 * s, n_active);
     }
   }
+  // Every thread, before reading block j (in slot `s` = slot(j)).
+  __device__ void wait(int j, int s) const { hopper::mbarrier_wait_parity(full0 + 8 * s, parity(j)); }
   // Every warpgroup, once its P·V of block j completed (wgmma_wait): thread0 marks it done with the slot.
   __device__ void release(int j, bool thread0) const { hopper::mbarrier_arrive_if(thread0, empty0 + 8 * slot(j)); }
   // Every thread of every warpgroup at block j, between issuing its QKᵀ and waiting for it:

@@ -47,10 +47,12 @@
 // 128 S = 1k and 3.1% at 4k, 8.7% at D = 64 S = 1k, against Q in its own pass
 // (bench/results/2026-11-26-fused-q-h100.md).
 //
-// The shared-ring form (Cfg::warpgroups = 3, Cfg::min_ctas = 1; FP8 P·V at D = 128 without a mask):
-// one CTA per SM whose warpgroups take q tiles 3x, 3x + 1 and 3x + 2 of one (b, h), each with its own
-// Q tile, O staging tile and chain as above, and read K/V block j from slot j % 4 of one ring
-// (attn_wgmma_kv_ring.cuh) instead of reloading private buffers: a block leaves L2 once per SM. Same
+// The shared-ring form (Cfg::warpgroups = 3, Cfg::min_ctas = 1; FP8 P·V at D = 128): one CTA per SM
+// whose warpgroups take q tiles 3x, 3x + 1 and 3x + 2 of one (b, h) (x: the CTA's 192-row tile,
+// causal ones longest first), each with its own Q tile, O staging tile and chain as above, and read
+// K/V block j from slot j % 4 of one ring (attn_wgmma_kv_ring.cuh) instead of reloading private
+// buffers: a block leaves L2 once per SM. With a causal mask a warpgroup whose rows end before the
+// CTA's last visits fewer blocks; it then follows the ring through the rest without computing. Same
 // bits as the single form.
 //
 // Launch contract: grid exactly (attn_wgmma_q_slots(seq_q, 64, causal), heads_q, batch) — at D = 256
@@ -61,7 +63,7 @@
 // warp_k = 128, per_thread, int8 Q/K, FP8 V or the caller's 16-bit V; tma_q box {W, 64}, tma_k box
 // {W, 128} with W = attn_wgmma_qk_box_bytes(D) — the whole row at D = 64 and 128, three 32-byte boxes
 // at 96, two 128-byte boxes at 256 —, tma_v box {128, D} or, 16-bit, attn_wgmma.cuh's 4-D map). AttnParams as attn_wgmma.cuh
-// (varlen included). The shared-ring form: grid (attn_wgmma_q_slots(seq_q, 192, false), heads_q, batch),
+// (varlen included). The shared-ring form: grid (attn_wgmma_q_slots(seq_q, 192, causal), heads_q, batch),
 // 384 threads, attn_wgmma_shared_smem_bytes(head_dim, 3).
 #pragma once
 
@@ -129,9 +131,8 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads * Cfg::warpgroups, Cfg::mi
   // The shared-ring form: kW warpgroups of one CTA, K/V blocks through WgmmaKvRing.
   constexpr int kW = Cfg::warpgroups;
   constexpr bool kShared = kW > 1;
-  static_assert(!kShared || (!kF16 && !kPVParts && Cfg::mask == 0 && Cfg::min_ctas == 1),
-                "the shared-ring form: FP8 P·V below head dim 256 (the generator ships 128), no mask, one CTA "
-                "per SM");
+  static_assert(!kShared || (!kF16 && !kPVParts && Cfg::min_ctas == 1),
+                "the shared-ring form: FP8 P·V below head dim 256 (the generator ships 128), one CTA per SM");
   constexpr u32 kSlotBytes = attn_wgmma_shared_slot_bytes(kD);
   static_assert(!kShared || attn_wgmma_shared_smem_bytes(kD, kW) == kW * kQBytes + WgmmaKvRing::kSlots * kSlotBytes +
                                                                       attn_wgmma_o_stage_bytes(kD, kW) + 1024,
@@ -148,22 +149,27 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads * Cfg::warpgroups, Cfg::mi
   auto tile_of_block = [&](auto x, auto y, auto z, int slots) {
     return attn_wgmma_tile_lpt<kRows, kCtaK, Cfg::mask>(p, static_cast<int>(x + slots * (y + p.heads_q * z)), slots);
   };
-  // Shared form: warpgroup wg takes q tile kW·x + wg (wg broadcast from lane 0, so that ptxas keeps it
-  // and what derives from it, the descriptors included, in uniform registers); `n_active` warpgroups
-  // have a tile, the others leave at once and are never counted.
+  // Shared form: the CTA takes kW·64 query rows of one (b, h) (causal: longest first, as the single
+  // form's tiles) and warpgroup wg its q tile kW·x + wg (wg broadcast from lane 0, so that ptxas keeps
+  // it and what derives from it, the descriptors included, in uniform registers). `n_active`
+  // warpgroups have a tile, the others leave at once and are never counted. The ring carries the
+  // blocks of the CTA's last rows, `ring_blocks` (causal: a warpgroup's own n_blocks may be fewer).
   const int wg = kShared ? __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x) / kWgmmaSingleThreads, 0) : 0;
-  const int idx = static_cast<int>(blockIdx.x) * kW + wg;
+  int n_active = 1, ring_blocks = 0;
   const AttnWgmmaTile w = [&] {
-    if constexpr (kShared) return tile_of_block(idx < q_slots ? idx : q_slots - 1, blockIdx.y, blockIdx.z, q_slots);
-    else return tile_of_block(blockIdx.x, blockIdx.y, blockIdx.z, q_slots);
+    if constexpr (kShared) {
+      const int cta_slots = attn_wgmma_q_slots(p.seq_q, kW * kRows, causal);
+      AttnWgmmaTile t = attn_wgmma_tile_lpt<kW * kRows, kCtaK, Cfg::mask>(
+          p, static_cast<int>(blockIdx.x + cta_slots * (blockIdx.y + p.heads_q * blockIdx.z)), cta_slots);
+      const int rows = t.seq_q - t.q0;
+      n_active = rows < kW * kRows ? (rows + kRows - 1) / kRows : kW;
+      ring_blocks = t.kv_blocks;
+      attn_wgmma_tile_place<kRows, kCtaK, Cfg::mask>(t, t.qt * kW + wg);
+      return t;
+    } else {
+      return tile_of_block(blockIdx.x, blockIdx.y, blockIdx.z, q_slots);
+    }
   }();
-  int n_active = 1;
-  if constexpr (kShared) {
-    const int tiles = (w.seq_q + kRows - 1) / kRows;
-    n_active = (tiles < q_slots ? tiles : q_slots) - static_cast<int>(blockIdx.x) * kW;
-    n_active = n_active < kW ? n_active : kW;
-    if (idx >= q_slots) return;
-  }
   if (w.empty()) return;
   if constexpr (kPVParts) {
     if (cta_count_x() != q_slots) __trap();  // the epilogue takes gridDim.x for q_slots (launch contract)
@@ -277,7 +283,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads * Cfg::warpgroups, Cfg::mi
       }
     }
     if constexpr (kShared) {
-      for (int j = 0; wg == 0 && j < WgmmaKvRing::kSlots && j < n_blocks; ++j) load_kv(j);
+      for (int j = 0; wg == 0 && j < WgmmaKvRing::kSlots && j < ring_blocks; ++j) load_kv(j);
     } else {
       if (n_blocks > 0) load_k(0), load_v(0);
     }
@@ -295,11 +301,24 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads * Cfg::warpgroups, Cfg::mi
     slots.row_sum[tid] = make_float2(0.0f, 0.0f);
     slots.lse_corr[tid] = make_float2(lse_corr0, lse_corr1);
   }
+  // Shared form with fused Q and an LSE: the LSE corrections wait out the block loop in the
+  // warpgroup's O staging tile (unused until the epilogue). Held in registers, the causal forms spilled
+  // 24–32 bytes at the 168-register cap.
+  constexpr bool kParkLseCorr = kShared && Cfg::fused_q && Cfg::write_lse;
+  float2* const parked_lse_corr = reinterpret_cast<float2*>(
+      smem + (sK + WgmmaKvRing::kSlots * kSlotBytes + wg * kRows * attn_wgmma_o_row_bytes(kD) - smem_u32(smem)));
+  if constexpr (kParkLseCorr) parked_lse_corr[tid] = make_float2(lse_corr0, lse_corr1);
   fence_proxy_async_shared();  // generic-proxy stores (ones, fused Q), read by wgmma
   if constexpr (kShared) named_barrier_sync(1, kWgmmaSingleThreads * n_active);
   else __syncthreads();
   // (kLean: the thread's group t is added in the loop.)
-  const float* k_scale = p.k_scale + bh_kv * (p.seq_kv_pad / kCtaK) * kKGroups + (kLean ? 0 : t);
+  // (Causal shared form: a 32-bit offset from p.k_scale, read from the parameters at each use: one
+  // register fewer across the loop, without which its LSE forms spilled 8 bytes at the 168-register
+  // cap. Elsewhere the pointer, which keeps the other forms' code as measured.)
+  constexpr bool kKScaleOffset = kShared && Cfg::mask != 0;
+  const long long k_scale_at = bh_kv * (p.seq_kv_pad / kCtaK) * kKGroups + (kLean ? 0 : t);
+  const float* k_scale = p.k_scale + k_scale_at;
+  const int k_scale_off = static_cast<int>(k_scale_at);
   // Blocks from first_masked on need the mask: the one holding key seq_kv (a tail) and, causal, every
   // block whose last key passes the tile's first row (+ diag).
   const int diag = Cfg::mask == 2 ? w.seq_kv - w.seq_q : 0;
@@ -335,8 +354,9 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads * Cfg::warpgroups, Cfg::mi
     const int slot = kShared ? __shfl_sync(0xffffffffu, WgmmaKvRing::slot(j), 0) : 0;
     const u32 slot_lo = slot * (kSlotBytes >> 4);
     // (Issued before the waits: its latency hides.)
-    const float k_scale_j = ldg_f32(k_scale + kKGroups * j + (kLean ? thread_id_x() % 4 : 0));
-    if constexpr (kShared) mbarrier_wait_parity(ring.full0 + 8 * slot, WgmmaKvRing::parity(j));
+    const float k_scale_j = kKScaleOffset ? ldg_f32(p.k_scale + (k_scale_off + kKGroups * j))
+                                    : ldg_f32(k_scale + kKGroups * j + (kLean ? thread_id_x() % 4 : 0));
+    if constexpr (kShared) ring.wait(j, slot);
     else mbarrier_wait_parity(full_k, parity);
     // ---- S = Q K_jᵀ, onto the magic bits: the float with bits 0x4B400000 + S is 1.5·2²³ + S exactly
     // (|S| <= 127²·D < 2²²), which saves the s32 → f32 conversion ----
@@ -352,7 +372,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads * Cfg::warpgroups, Cfg::mi
     }
     wgmma_commit();
     // Shared form: this warpgroup's turn to refill a slot comes under its QKᵀ (attn_wgmma_kv_ring.cuh).
-    if constexpr (kShared) ring.refill(j, n_blocks, n_active, wg, warp, lane, load_kv);
+    if constexpr (kShared) ring.refill(j, ring_blocks, n_active, wg, warp, lane, load_kv);
     wgmma_wait<0>();
     fence_operands(acc);
     // The warpgroup's QKᵀ is complete (one wgmma for all four warps): the K buffer is free.
@@ -415,6 +435,14 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads * Cfg::warpgroups, Cfg::mi
       pv.promote(o, alpha, promote_row_sum);
     }
   }
+  if constexpr (kShared && Cfg::mask != 0) {
+    // Causal: the blocks the CTA's later rows still visit — this warpgroup keeps its turns and releases.
+    for (int j = n_blocks; j < ring_blocks; ++j) {
+      ring.wait(j, WgmmaKvRing::slot(j));  // (then the slot's empty barrier is in block j's phase)
+      ring.refill(j, ring_blocks, n_active, wg, warp, lane, load_kv);
+      ring.release(j, tid == 0);
+    }
+  }
   if constexpr (kF16) row_sum[0] = l_acc[0], row_sum[1] = l_acc[2];  // O is final as it stands
 
   // ================================ epilogue ================================
@@ -433,6 +461,7 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads * Cfg::warpgroups, Cfg::mi
     row_sum[0] = slots.row_sum[e_tid].x, row_sum[1] = slots.row_sum[e_tid].y;
     lse_corr0 = slots.lse_corr[e_tid].x, lse_corr1 = slots.lse_corr[e_tid].y;
   }
+  if constexpr (kParkLseCorr) lse_corr0 = parked_lse_corr[tid].x, lse_corr1 = parked_lse_corr[tid].y;
   // FP8 V's channel scales (f16 P·V has none): channels 8c + 2t and 8c + 2t + 1, one 8-byte load
   // each, issued first so that their round trip overlaps the row sums' reciprocals and the wait for
   // the other warps. Plain (coherent) loads: ptxas sinks ld.global.nc below the barrier.

@@ -36,6 +36,23 @@ struct AttnWgmmaTile {
 // tile, 2i + 1 its i-th shortest), or by work rank (slot i the i-th longest).
 enum class AttnTileOrder { index, pairs, rank };
 
+// Tile qt of w's sequence (w's batch, head and lengths kept): its rows and K/V blocks. Past the
+// sequence's end, q0 = seq_q (empty).
+template <int CtaQ, int CtaK, int Mask>
+__device__ __forceinline__ void attn_wgmma_tile_place(AttnWgmmaTile& w, int qt) {
+  w.qt = qt;
+  w.q0 = qt * CtaQ;
+  if (w.q0 > w.seq_q) w.q0 = w.seq_q;
+  w.kv_blocks = (w.seq_kv + CtaK - 1) / CtaK;
+  if constexpr (Mask != 0) {
+    const int diag = Mask == 2 ? w.seq_kv - w.seq_q : 0;
+    const int last_row = (w.q0 + CtaQ < w.seq_q ? w.q0 + CtaQ : w.seq_q) - 1;
+    const int last_key = last_row + diag;
+    const int causal_blocks = last_key < 0 ? 0 : last_key / CtaK + 1;
+    w.kv_blocks = causal_blocks < w.kv_blocks ? causal_blocks : w.kv_blocks;
+  }
+}
+
 // Slot qi of (batch, q head) bh: its sequence's lengths and offsets, tile, rows and K/V blocks. A slot
 // without a tile gets q0 = seq_q (empty).
 template <int CtaQ, int CtaK, int Mask>
@@ -60,16 +77,7 @@ __device__ __forceinline__ AttnWgmmaTile attn_wgmma_tile_at(const AttnParams& p,
   } else if (Mask != 0 && order == AttnTileOrder::rank) {
     w.qt = qi < own_tiles ? own_tiles - 1 - qi : own_tiles;
   }
-  w.q0 = w.qt * CtaQ;
-  if (w.q0 > w.seq_q) w.q0 = w.seq_q;
-  w.kv_blocks = (w.seq_kv + CtaK - 1) / CtaK;
-  if constexpr (Mask != 0) {
-    const int diag = Mask == 2 ? w.seq_kv - w.seq_q : 0;
-    const int last_row = (w.q0 + CtaQ < w.seq_q ? w.q0 + CtaQ : w.seq_q) - 1;
-    const int last_key = last_row + diag;
-    const int causal_blocks = last_key < 0 ? 0 : last_key / CtaK + 1;
-    w.kv_blocks = causal_blocks < w.kv_blocks ? causal_blocks : w.kv_blocks;
-  }
+  attn_wgmma_tile_place<CtaQ, CtaK, Mask>(w, w.qt);
   return w;
 }
 

@@ -4,7 +4,8 @@
 // wherever the ring's bookkeeping could go wrong: CTAs with one, two or three warpgroups active
 // (query lengths that are not multiples of 192), fewer blocks than slots, one block, many ring
 // cycles, a tail block, GQA, bf16 and NHD, Q quantized apart, varlen batches with empty and one-row
-// sequences. Accuracy against float64 is checked as well, on the distributions of DESIGN.md §3.
+// sequences, causal masks at both alignments (warpgroups that visit fewer blocks than the ring
+// carries, CTAs with no block at all). Accuracy against float64 is checked as well, on the distributions of DESIGN.md §3.
 #include <doctest/doctest.h>
 
 #include <fmt/format.h>
@@ -30,10 +31,11 @@ struct SharedCase {
   DType dtype = DType::f16;
   Layout layout = Layout::hnd;
   bool lse = true, fused_q = true;
+  Mask mask = Mask::none;
   std::vector<int> varlen_q, varlen_kv;  // non-empty: attention_varlen over these lengths
   std::string describe() const {
-    return fmt::format("Hq={} Hkv={} B={} Sq={} Skv={} {} {} lse={} fused_q={}{}", heads_q, heads_kv, batch, seq_q,
-                       seq_kv, name(dtype), name(layout), int(lse), int(fused_q),
+    return fmt::format("Hq={} Hkv={} B={} Sq={} Skv={} {} {} {} lse={} fused_q={}{}", heads_q, heads_kv, batch, seq_q,
+                       seq_kv, name(mask), name(dtype), name(layout), int(lse), int(fused_q),
                        varlen_q.empty() ? "" : fmt::format(" varlen({})", varlen_q.size()));
   }
 };
@@ -76,7 +78,7 @@ Outputs run(const SharedCase& c, const AttnTile& tile) {
     return TensorRef::contiguous(b.get(), c.dtype, c.layout, batch, heads, seq, D);
   };
   AttentionOptions opt;
-  opt.pv = PvType::fp8_e4m3, opt.smooth_k = true, opt.fused_q = c.fused_q;
+  opt.pv = PvType::fp8_e4m3, opt.smooth_k = true, opt.fused_q = c.fused_q, opt.mask = c.mask;
   opt.family = AttnFamily::wgmma, opt.tile = tile;
   float* lse_ptr = c.lse ? static_cast<float*>(lse.get()) : nullptr;
   const TensorRef tq = view(q, c.heads_q, total_q), tk = view(k, c.heads_kv, total_kv),
@@ -136,6 +138,31 @@ TEST_CASE("attn_wgmma shared-ring form: the single form's bits, output and LSE" 
   cases.push_back(c);
   c.fused_q = false;
   cases.push_back(c);
+  // Causal: a CTA's warpgroups visit different numbers of blocks (the ring carries its last rows'),
+  // and the CTAs go longest first.
+  c = {};
+  c.mask = Mask::causal_top_left;  // 16 q tiles: CTAs of 3 and one of 1; a tail block
+  cases.push_back(c);
+  c.seq_q = 320, c.seq_kv = 320, c.batch = 1, c.lse = false;  // 5 tiles: a CTA of 2 (the longest) and one of 3
+  cases.push_back(c);
+  c = {};
+  c.mask = Mask::causal_top_left, c.batch = 1, c.heads_q = 2, c.heads_kv = 1, c.seq_q = 4096, c.seq_kv = 4097;
+  cases.push_back(c);  // up to 32 blocks, 8 ring cycles
+  c = {};
+  c.mask = Mask::causal_bottom_right, c.batch = 3, c.heads_q = 5, c.heads_kv = 5, c.seq_q = 200, c.seq_kv = 1000;
+  cases.push_back(c);  // every row sees most keys
+  c.seq_q = 1000, c.seq_kv = 300;  // rows 0-699 see no key: warpgroups and whole CTAs with no block
+  cases.push_back(c);
+  c = {};
+  c.mask = Mask::causal_bottom_right, c.fused_q = false, c.dtype = DType::bf16, c.layout = Layout::nhd;
+  c.seq_q = 640, c.seq_kv = 700;
+  cases.push_back(c);
+  c = {};  // varlen causal: per-sequence diagonals, an empty and a one-row sequence
+  c.mask = Mask::causal_bottom_right, c.layout = Layout::nhd;
+  c.varlen_q = {1, 200, 65, 0, 700}, c.varlen_kv = {3, 200, 1, 50, 1100}, c.seq_q = 700, c.seq_kv = 1100;
+  cases.push_back(c);
+  c.mask = Mask::causal_top_left;
+  cases.push_back(c);
   for (const SharedCase& sc : cases) {
     CAPTURE(sc.describe());
     const Outputs shared = run(sc, wgmma_shared_tile(3)), single = run(sc, wgmma_single_tile(3));
@@ -170,6 +197,11 @@ TEST_CASE("attn_wgmma shared-ring form: matches the float64 reference (FP8 P·V 
   AttnCheckCase few;  // fewer blocks than slots, a CTA of two warpgroups
   few.batch = 2, few.heads_q = 3, few.heads_kv = 1, few.seq_q = 300, few.seq_kv = 257;
   cases.push_back(few);
+  AttnCheckCase causal;  // causal at both alignments: warpgroups with fewer blocks than the ring carries
+  causal.options.mask = Mask::causal_top_left, causal.seq_q = 1000, causal.seq_kv = 1000;
+  cases.push_back(causal);
+  causal.options.mask = Mask::causal_bottom_right, causal.seq_q = 700, causal.seq_kv = 1500;
+  cases.push_back(causal);
   for (AttnCheckCase& c : cases) {
     c.options.pv = PvType::fp8_e4m3, c.options.family = AttnFamily::wgmma, c.options.tile = wgmma_shared_tile(3);
     c.seed = seed++;

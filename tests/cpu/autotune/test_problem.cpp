@@ -76,7 +76,7 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   Problem p = problem("sm_90a", 4096, 4096);
   CHECK(default_spec(p).family == AttnFamily::wgmma);
   CHECK(default_spec(p).quant.pv == PvType::fp8_e4m3);
-  CHECK(default_spec(p).tile == wgmma_single_tile(3));  // causal
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));  // causal: 2³⁰ pairs visited
   CHECK(default_spec(p).quant.fused_q);  // the single form quantizes Q itself
   CHECK(bucket_name(p).find(".fp8.") != std::string::npos);
   p.varlen = true;
@@ -115,9 +115,16 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   p.pv = PvType::f16;  // nor 16-bit P·V
   CHECK(default_spec(p).tile == wgmma_tile(2, 3, true));
   p.pv.reset();
-  p.mask = Mask::causal_bottom_right;  // nor a mask
-  CHECK(default_spec(p).tile == wgmma_single_tile(3));
+  for (Mask m : {Mask::causal_top_left, Mask::causal_bottom_right}) {  // causal: half the pairs are visited
+    p.mask = m;
+    p.seq_q = p.seq_kv = 8192;  // B4 H32 8k: 2³² visited
+    CHECK(default_spec(p).tile == wgmma_shared_tile(3));
+    CHECK_NOTHROW(default_spec(p).validate());
+    p.seq_q = p.seq_kv = 4096;  // 2³⁰ visited (2³¹ without a mask: above)
+    CHECK(default_spec(p).tile == wgmma_single_tile(3));
+  }
   p.mask = Mask::none;
+  p.seq_q = p.seq_kv = 8192;
   // Nor fewer than kSharedRingMinCtas CTAs of 192 query rows, with pairs to spare: B1 H8 against 64k keys.
   p.batch = 1, p.heads_q = 8, p.heads_kv = 8, p.seq_kv = 65536, p.seq_q = 2048;  // 88 CTAs (the single form 256)
   CHECK(default_spec(p).tile == wgmma_single_tile(3));
