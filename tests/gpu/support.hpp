@@ -11,6 +11,7 @@
 #include "runtime/device.hpp"
 #include "runtime/device_buffer.hpp"
 #include "runtime/driver.hpp"
+#include "sagejit/attention.hpp"
 
 namespace sagejit::test {
 
@@ -48,5 +49,31 @@ void capture_and_replay(CUstream stream, F&& body) {
   driver().cuGraphDestroy(graph);
 }
 
+// One attention call, waited for; returns the spec it ran. With cu_q and cu_k (host prefix sums of
+// the sequence lengths, batch + 1 entries each) it is attention_varlen over them, max_q and max_kv
+// the longest lengths; empty, attention.
+inline AttnSpec run_attention_sync(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& o,
+                                   float* lse, const AttentionOptions& opt, const std::vector<int>& cu_q = {},
+                                   const std::vector<int>& cu_k = {}, int max_q = 0, int max_kv = 0) {
+  AttnSpec spec;
+  if (cu_q.empty()) {
+    spec = attention_spec(q, k, v, o, lse, opt);
+    attention(q, k, v, o, lse, opt, nullptr);
+    SAGEJIT_CU(cuCtxSynchronize);
+  } else {
+    DeviceBuffer dq(cu_q.size() * 4), dk(cu_k.size() * 4);
+    dq.upload(cu_q), dk.upload(cu_k);
+    VarlenBatch vb;
+    vb.batch = static_cast<std::int64_t>(cu_q.size()) - 1;
+    vb.cu_seqlens_q = cu_q.data(), vb.cu_seqlens_k = cu_k.data();
+    vb.cu_seqlens_q_device = static_cast<const std::int32_t*>(dq.get());
+    vb.cu_seqlens_k_device = static_cast<const std::int32_t*>(dk.get());
+    vb.max_seqlen_q = max_q, vb.max_seqlen_k = max_kv;
+    spec = attention_varlen_spec(q, k, v, o, lse, vb, opt);
+    attention_varlen(q, k, v, o, lse, vb, opt, nullptr);
+    SAGEJIT_CU(cuCtxSynchronize);  // (before dq and dk go)
+  }
+  return spec;
+}
 
 }  // namespace sagejit::test

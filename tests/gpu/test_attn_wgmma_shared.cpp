@@ -84,23 +84,8 @@ Outputs run(const SharedCase& c, const AttnTile& tile) {
   const TensorRef tq = view(q, c.heads_q, total_q), tk = view(k, c.heads_kv, total_kv),
                   tv = view(v, c.heads_kv, total_kv), to = view(o, c.heads_q, total_q);
   Outputs r;
-  if (varlen) {
-    DeviceBuffer dq(cu_q.size() * 4), dk(cu_k.size() * 4);
-    dq.upload(cu_q), dk.upload(cu_k);
-    VarlenBatch vb;
-    vb.batch = static_cast<std::int64_t>(c.varlen_q.size());
-    vb.cu_seqlens_q = cu_q.data(), vb.cu_seqlens_k = cu_k.data();
-    vb.cu_seqlens_q_device = static_cast<const std::int32_t*>(dq.get());
-    vb.cu_seqlens_k_device = static_cast<const std::int32_t*>(dk.get());
-    vb.max_seqlen_q = c.seq_q, vb.max_seqlen_k = c.seq_kv;
-    r.spec = attention_varlen_spec(tq, tk, tv, to, lse_ptr, vb, opt);
-    attention_varlen(tq, tk, tv, to, lse_ptr, vb, opt, nullptr);
-    SAGEJIT_CU(cuCtxSynchronize);
-  } else {
-    r.spec = attention_spec(tq, tk, tv, to, lse_ptr, opt);
-    attention(tq, tk, tv, to, lse_ptr, opt, nullptr);
-    SAGEJIT_CU(cuCtxSynchronize);
-  }
+  r.spec = test::run_attention_sync(tq, tk, tv, to, lse_ptr, opt, varlen ? cu_q : std::vector<int>{}, cu_k, c.seq_q,
+                                    c.seq_kv);
   r.out = o.download<std::uint16_t>(nq);
   if (c.lse) r.lse = lse.download<float>(std::size_t(batch) * c.heads_q * total_q);
   return r;
