@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the wgmma kernel's small-shape GPU test (FP8, f16 and two-term forms) under compute-sanitizer's
-# memcheck, racecheck and synccheck, then the varlen test under memcheck, the precise mode's small shapes under memcheck
-# and racecheck, quantize_kv (the graph-captured quantization call) and the fused-Q attention call
-# under all three (an H100 with the CUDA tools on PATH, a build in ./build). Prints one line per tool
-# and exits non-zero if any tool reports an error. Logs go to $OUT (or ./gpu-out).
+# memcheck, racecheck and synccheck, then the varlen test under memcheck, the precise mode's small
+# shapes under memcheck and racecheck, quantize_kv (the graph-captured quantization call), the fused-Q
+# attention call and the shared-ring form under all three (an H100 or H200 with the CUDA tools on
+# PATH, a build in ./build). Prints one line per tool and exits non-zero if any tool reports an
+# error. Logs go to $OUT (or ./gpu-out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-out}
@@ -42,4 +43,7 @@ sanitize quant_kv "a warm quantization call*" memcheck racecheck synccheck
 # The single-warpgroup kernel quantizing Q itself (fused_q), launched programmatically after
 # quantize_kv: FP8 and f16 P·V, LSE, causal, varlen, bf16.
 sanitize fused_q "fused_q: small shapes*" memcheck racecheck synccheck
+# Its shared-ring form (three warpgroups on one K/V ring; mbarrier releases and refills in turns),
+# without a mask, causal at both alignments, varlen.
+sanitize shared "attn_wgmma shared-ring form: small shapes*" memcheck racecheck synccheck
 exit $status

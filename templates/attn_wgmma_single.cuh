@@ -486,6 +486,10 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads * Cfg::warpgroups, Cfg::mi
   static_assert(StagedO::kRowBytes == attn_wgmma_o_row_bytes(kD), "attn_params.cuh sizes the staging tiles");
   const u32 sO = kShared ? sK + WgmmaKvRing::kSlots * kSlotBytes + wg * kRows * StagedO::kRowBytes : sK;
   if constexpr (!kShared) __syncthreads();
+  // (Shared form with parked LSE corrections: every warp of the warpgroup has read its own before any
+  // O lands over them. Without this wait a warp's O overwrote another's corrections under
+  // compute-sanitizer's racecheck timing, and the LSE differed.)
+  if constexpr (kParkLseCorr) named_barrier_sync(2 + wg, kWgmmaSingleThreads);
   StagedO::write(sO, o, inv_sum, e_warp, e_lane, [&](int c, float& c0, float& c1) {
     c0 = 1.0f, c1 = 1.0f;  // f16 V is not scaled
     if constexpr (!kF16) c0 = vs[c].x, c1 = vs[c].y;

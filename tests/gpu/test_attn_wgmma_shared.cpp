@@ -91,7 +91,51 @@ Outputs run(const SharedCase& c, const AttnTile& tile) {
   return r;
 }
 
+// The shared form against the single form on each case: the same bits, output and LSE.
+void check_same_bits(const std::vector<SharedCase>& cases) {
+  for (const SharedCase& sc : cases) {
+    CAPTURE(sc.describe());
+    const Outputs shared = run(sc, wgmma_shared_tile(3)), single = run(sc, wgmma_single_tile(3));
+    MESSAGE(fmt::format("{}: {} vs {}", sc.describe(), shared.spec.canonical_name(), single.spec.canonical_name()));
+    CHECK(shared.spec.tile == wgmma_shared_tile(3));
+    CHECK(single.spec.tile == wgmma_single_tile(3));
+    CHECK(shared.spec.quant.fused_q == sc.fused_q);
+    std::size_t differ = 0, nonfinite = 0;
+    for (std::size_t i = 0; i < shared.out.size(); ++i) {
+      differ += shared.out[i] != single.out[i];
+      nonfinite += (shared.out[i] & 0x7c00) == 0x7c00 && sc.dtype == DType::f16;
+    }
+    CHECK(differ == 0);
+    CHECK(nonfinite == 0);
+    std::size_t lse_differ = 0;
+    for (std::size_t i = 0; i < shared.lse.size(); ++i) lse_differ += std::memcmp(&shared.lse[i], &single.lse[i], 4) != 0;
+    CHECK(lse_differ == 0);
+  }
+}
+
 }  // namespace
+
+// Small shapes for compute-sanitizer (scripts/sanitize.sh): CTAs of 3, 2 and 1 active warpgroups,
+// fewer blocks than slots, a ring cycle, causal at both alignments (warpgroups that follow the ring
+// without computing), varlen.
+TEST_CASE("attn_wgmma shared-ring form: small shapes" * test::needs_hopper()) {
+  ensure_current_context();
+  std::vector<SharedCase> cases;
+  SharedCase c;
+  c.batch = 1, c.heads_q = 2, c.heads_kv = 1, c.seq_q = 320, c.seq_kv = 700;  // CTAs of 3 and 2; 6 blocks
+  cases.push_back(c);
+  c.mask = Mask::causal_top_left, c.seq_q = 960, c.seq_kv = 960;  // 8 blocks: ring cycles, then the CTA's
+  cases.push_back(c);                                                // first rows follow it without computing
+  c.seq_q = 320, c.seq_kv = 320;
+  cases.push_back(c);
+  c.mask = Mask::causal_bottom_right, c.seq_q = 400, c.seq_kv = 300;  // rows without keys
+  cases.push_back(c);
+  c = {};
+  c.mask = Mask::causal_top_left, c.layout = Layout::nhd;
+  c.varlen_q = {1, 200, 0, 130}, c.varlen_kv = {3, 200, 50, 300}, c.seq_q = 200, c.seq_kv = 300;
+  cases.push_back(c);
+  check_same_bits(cases);
+}
 
 TEST_CASE("attn_wgmma shared-ring form: the single form's bits, output and LSE" * test::needs_hopper()) {
   ensure_current_context();
@@ -148,24 +192,7 @@ TEST_CASE("attn_wgmma shared-ring form: the single form's bits, output and LSE" 
   cases.push_back(c);
   c.mask = Mask::causal_top_left;
   cases.push_back(c);
-  for (const SharedCase& sc : cases) {
-    CAPTURE(sc.describe());
-    const Outputs shared = run(sc, wgmma_shared_tile(3)), single = run(sc, wgmma_single_tile(3));
-    MESSAGE(fmt::format("{}: {} vs {}", sc.describe(), shared.spec.canonical_name(), single.spec.canonical_name()));
-    CHECK(shared.spec.tile == wgmma_shared_tile(3));
-    CHECK(single.spec.tile == wgmma_single_tile(3));
-    CHECK(shared.spec.quant.fused_q == sc.fused_q);
-    std::size_t differ = 0, nonfinite = 0;
-    for (std::size_t i = 0; i < shared.out.size(); ++i) {
-      differ += shared.out[i] != single.out[i];
-      nonfinite += (shared.out[i] & 0x7c00) == 0x7c00 && sc.dtype == DType::f16;
-    }
-    CHECK(differ == 0);
-    CHECK(nonfinite == 0);
-    std::size_t lse_differ = 0;
-    for (std::size_t i = 0; i < shared.lse.size(); ++i) lse_differ += std::memcmp(&shared.lse[i], &single.lse[i], 4) != 0;
-    CHECK(lse_differ == 0);
-  }
+  check_same_bits(cases);
 }
 
 TEST_CASE("attn_wgmma shared-ring form: matches the float64 reference (FP8 P·V bar)" * test::needs_hopper()) {
