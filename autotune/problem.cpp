@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "runtime/error.hpp"
@@ -49,14 +50,14 @@ AttnSpec wgmma_form(const Problem& p) {
   }
   // INT8 + FP8 P·V at D = 128 with long keys: the shared-ring form (one CTA of three warpgroups per SM
   // sharing K/V copies; attn_wgmma_kv_ring.cuh), where its clock gain under the power cap outweighs
-  // its exposed prologue and epilogue: launches that visit at least 2³¹ query-key pairs (B·H·Sq·Skv,
-  // half of it with a causal mask) from 4k keys on. H200, against the single form, same calls, two
+  // its exposed prologue and epilogue: launches that visit at least 2³¹ query-key pairs
+  // (visible_pairs) from 4k keys on. H200, against the single form, same calls, two
   // rounds each, end to end (bench/results/2026-11-28-shared-ring-flat-h200.md). Without a mask, 2³¹
   // pairs and more won 4-11% (B4 H32 4k 791-798 against 751-762 TOPS, B1 H32 8k 848-856 against
   // 809-812, B2 H16 8k 855-856 against 809-812, B1 H16 16k +6%, B1 H8 32k +6%, B4 H32 8k +8%, 16k
   // +11%, 32k +9%); below, results were mixed (2³⁰: B2 H32 4k +3%, B1 H16 8k -3%) or losses (B1 H32
-  // 4k -5…-8%, B4 H32 2k -5%, B1 H8 8k -6%, B1 H4 8k -10%). Causal, B4 H32: 8k +5…6% (2³² visited),
-  // 16k +6…8%, 32k +8%, B1 H24 16k +6%; level at B4 H32 4k (2³⁰ visited), and +1…7% at B1 H32 8k
+  // 4k -5…-8%, B4 H32 2k -5%, B1 H8 8k -6%, B1 H4 8k -10%). Causal, B4 H32: 8k +5…6% (about 2³² visible),
+  // 16k +6…8%, 32k +8%, B1 H24 16k +6%; level at B4 H32 4k (about 2³⁰ visible), and +1…7% at B1 H32 8k
   // (2³⁰; left to the single form).
   // Two guards are reasoned, not measured: at least 2k queries, since its CTAs take three q tiles of
   // one (b, h) and a short Sq leaves warpgroups idle (16 tiles fill 18 slots), and at least
@@ -65,9 +66,8 @@ AttnSpec wgmma_form(const Problem& p) {
   // warpgroups as a short Sq does.
   const AttnTile shared = wgmma_shared_tile(3);
   const std::int64_t shared_ctas = std::int64_t(p.batch) * p.heads_q * ((p.seq_q + shared.cta_q - 1) / shared.cta_q);
-  const std::int64_t pairs = std::int64_t(p.batch) * p.heads_q * p.seq_q * p.seq_kv / (p.mask == Mask::none ? 1 : 2);
   if (p.head_dim == 128 && s.quant.qk == QuantType::int8 && s.quant.pv == PvType::fp8_e4m3 && !p.varlen &&
-      p.seq_q >= kSharedRingMinSeqQ && p.seq_kv >= kSharedRingMinSeqKv && pairs >= kSharedRingMinPairs &&
+      p.seq_q >= kSharedRingMinSeqQ && p.seq_kv >= kSharedRingMinSeqKv && visible_pairs(p) >= kSharedRingMinPairs &&
       shared_ctas >= kSharedRingMinCtas) {
     s.tile = shared;
   }
@@ -75,6 +75,16 @@ AttnSpec wgmma_form(const Problem& p) {
 }
 
 }  // namespace
+
+std::int64_t visible_pairs(const Problem& p) {
+  const std::int64_t sq = p.seq_q, skv = p.seq_kv, heads = std::int64_t(p.batch) * p.heads_q;
+  if (p.mask == Mask::none) return heads * sq * skv;
+  // Row r sees clamp(r + a, 0, Skv) keys, a = 1 + diag: rows below lo see none, rows from hi on all
+  // Skv, the rows between r + a.
+  const std::int64_t a = 1 + (p.mask == Mask::causal_bottom_right ? skv - sq : 0);
+  const std::int64_t lo = std::clamp<std::int64_t>(1 - a, 0, sq), hi = std::clamp<std::int64_t>(skv - a, lo, sq);
+  return heads * ((hi - lo) * a + (lo + hi - 1) * (hi - lo) / 2 + (sq - hi) * skv);
+}
 
 std::int64_t seq_bucket(std::int64_t seq) {
   if (seq <= 0) return 0;

@@ -44,6 +44,11 @@ struct Problem {
   int gqa_ratio() const { return heads_kv > 0 ? heads_q / heads_kv : 0; }
 };
 
+// The query-key pairs p's mask leaves visible, over all batches and query heads: B·H·Sq·Skv without a
+// mask; with a causal one, row r sees min(r + 1 + diag, Skv) keys (none below 0; diag = Skv − Sq
+// bottom-right, 0 top-left).
+std::int64_t visible_pairs(const Problem& p);
+
 // Sq or Skv rounded up to a power of two (0 stays 0): 1000 → 1024, 1024 → 1024, 1025 → 2048.
 std::int64_t seq_bucket(std::int64_t seq);
 
@@ -54,9 +59,9 @@ std::string_view family_unfit(const Problem& p, AttnFamily family);
 // The spec attention() runs when nothing is tuned and the caller fixed neither family nor tile.
 // On sm_90a with INT8 Q/K, FP8 P·V and head dim 128, that is the shared-ring form
 // (wgmma_shared_tile(3)) from kSharedRingMinSeqQ queries and kSharedRingMinSeqKv keys on, where the
-// launch visits at least kSharedRingMinPairs query-key pairs (B·H·Sq·Skv, half of it with a causal
-// mask) and has kSharedRingMinCtas of its one-per-SM CTAs, and the batch is not varlen; the
-// single-warpgroup form otherwise.
+// launch has at least kSharedRingMinPairs visible query-key pairs (visible_pairs) and
+// kSharedRingMinCtas of its one-per-SM CTAs, and the batch is not varlen; the single-warpgroup form
+// otherwise.
 constexpr std::int64_t kSharedRingMinSeqQ = 2048, kSharedRingMinSeqKv = 4096, kSharedRingMinCtas = 264;
 constexpr std::int64_t kSharedRingMinPairs = std::int64_t{1} << 31;
 AttnSpec default_spec(const Problem& p);

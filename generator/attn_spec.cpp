@@ -672,16 +672,18 @@ std::vector<AttnSpec> representative_attn_specs(const Arch& arch) {
     // attention() runs it without a mask and causal, and with Q apart, an LSE and bf16 output.
     AttnSpec shared = w;
     shared.tile = wgmma_shared_tile(3);
-    shared.mask = Mask::none;
     shared.out.lse = false;
     shared.quant.fused_q = true;
-    specs.push_back(shared);
-    shared.mask = Mask::causal_top_left;
-    specs.push_back(shared);
-    shared.mask = Mask::causal_bottom_right;
+    for (Mask m : {Mask::none, Mask::causal_top_left}) {
+      shared.mask = m;
+      specs.push_back(shared);
+    }
     shared.quant.fused_q = false;
     shared.out = {DType::bf16, true};
-    specs.push_back(shared);
+    for (Mask m : {Mask::none, Mask::causal_bottom_right}) {
+      shared.mask = m;
+      specs.push_back(shared);
+    }
   }
   return specs;
 }

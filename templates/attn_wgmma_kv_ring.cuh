@@ -20,9 +20,9 @@
 //     copies block j + kLead into that slot, while its own QKᵀ of block j is in flight. The
 //     warpgroups run within about a block of each other, so the wait is rarely a wait.
 // Every active warpgroup calls wait, refill and release for every block the ring carries, in order,
-// also for blocks it does not compute (causal: rows that end before the CTA's last); such a block's
-// wait comes first, since an arrival on `empty` before the slot's previous phase completed would
-// count for that phase.
+// also for blocks it does not compute (causal: rows that end before the CTA's last; then only its
+// warp 0, which refills and releases); such a block's wait comes first, since an arrival on `empty`
+// before the slot's previous phase completed would count for that phase.
 // Failure modes: none at run time; the slot and phase arithmetic assume j ≥ 0 and n_active ≥ 1 (the
 // kernel leaves before the ring when a CTA has no tile).
 #pragma once
@@ -55,15 +55,16 @@ struct WgmmaKvRing {
   __device__ void wait(int j, int s) const { hopper::mbarrier_wait_parity(full0 + 8 * s, parity(j)); }
   // Every warpgroup, once its P·V of block j completed (wgmma_wait): thread0 marks it done with the slot.
   __device__ void release(int j, bool thread0) const { hopper::mbarrier_arrive_if(thread0, empty0 + 8 * slot(j)); }
-  // Every thread of every warpgroup at block j, between issuing its QKᵀ and waiting for it:
-  // load_kv(b) copies block b into slot(b) on full(b) (one thread).
+  // Every thread of every warpgroup at block j, between issuing its QKᵀ and waiting for it, with
+  // the number of blocks the ring carries: load_kv(b) copies block b into slot(b) on full(b) (one
+  // thread).
   // (One flat condition: nested, `released >= 0` around the rest, it compiled to two more branches in
   // the loop and the form did 6% less per clock on the H200, 481 TOPS per GHz against 510
   // (bench/results/2026-11-28-shared-ring-flat-h200.md).)
   template <class LoadKv>
-  __device__ void refill(int j, int n_blocks, int n_active, int wg, int warp, int lane, LoadKv&& load_kv) {
+  __device__ void refill(int j, int ring_blocks, int n_active, int wg, int warp, int lane, LoadKv&& load_kv) {
     const int released = j + kLead - kSlots;  // the block whose slot block j + kLead takes
-    if (warp == 0 && released >= 0 && j + kLead < n_blocks && turn == wg) {
+    if (warp == 0 && released >= 0 && j + kLead < ring_blocks && turn == wg) {
       hopper::mbarrier_wait_parity(empty0 + 8 * slot(released), parity(released));
       if (lane == 0) load_kv(j + kLead);
     }

@@ -2,6 +2,9 @@
 // and the variant names tuning records carry.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "autotune/policy.hpp"
@@ -72,6 +75,25 @@ TEST_CASE("the bucket names every field of the problem that changes the kernel, 
   }
 }
 
+TEST_CASE("visible_pairs: the pairs a mask leaves visible, as a row-by-row count") {
+  for (Mask m : {Mask::none, Mask::causal_top_left, Mask::causal_bottom_right}) {
+    for (auto [sq, skv] : {std::pair{1, 1}, std::pair{7, 7}, std::pair{5, 13}, std::pair{13, 5}, std::pair{300, 1000},
+                           std::pair{1000, 300}}) {
+      Problem p = problem("sm_90a", sq, skv);
+      p.batch = 2, p.heads_q = 3, p.mask = m;
+      const std::int64_t diag = m == Mask::causal_bottom_right ? skv - sq : 0;
+      std::int64_t want = 0;
+      for (std::int64_t r = 0; r < sq; ++r) want += m == Mask::none ? skv : std::clamp<std::int64_t>(r + 1 + diag, 0, skv);
+      CAPTURE(sq);
+      CAPTURE(skv);
+      CHECK(visible_pairs(p) == 6 * want);
+    }
+  }
+  Problem big = problem("sm_90a", 1 << 20, 1 << 20);  // 2⁴⁷ pairs: no overflow
+  big.mask = Mask::none;
+  CHECK(visible_pairs(big) == (std::int64_t{128} << 40));
+}
+
 TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem, else mma with the default tile") {
   Problem p = problem("sm_90a", 4096, 4096);
   CHECK(default_spec(p).family == AttnFamily::wgmma);
@@ -97,7 +119,7 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   }
   // Each guard alone: fewer queries or keys with pairs to spare (B4 H32), fewer pairs with queries,
   // keys and CTAs to spare.
-  for (auto [sq, skv] : {std::pair{2047, 65536}, std::pair{65536, 4095}, std::pair{1024, 1024}}) {
+  for (auto [sq, skv] : {std::pair{2047, 65536}, std::pair{65536, 4095}}) {
     CAPTURE(sq);
     CAPTURE(skv);
     p.seq_q = sq, p.seq_kv = skv;
@@ -115,20 +137,27 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   p.pv = PvType::f16;  // nor 16-bit P·V
   CHECK(default_spec(p).tile == wgmma_tile(2, 3, true));
   p.pv.reset();
-  for (Mask m : {Mask::causal_top_left, Mask::causal_bottom_right}) {  // causal: half the pairs are visited
+  for (Mask m : {Mask::causal_top_left, Mask::causal_bottom_right}) {  // causal: the visible pairs count
     p.mask = m;
-    p.seq_q = p.seq_kv = 8192;  // B4 H32 8k: 2³² visited
+    p.seq_q = p.seq_kv = 8192;  // B4 H32 8k: about 2³² visible
     CHECK(default_spec(p).tile == wgmma_shared_tile(3));
     CHECK_NOTHROW(default_spec(p).validate());
-    p.seq_q = p.seq_kv = 4096;  // 2³⁰ visited (2³¹ without a mask: above)
+    p.seq_q = p.seq_kv = 4096;  // about 2³⁰ visible (2³¹ without a mask: above)
     CHECK(default_spec(p).tile == wgmma_single_tile(3));
   }
+  // Causal with Sq ≠ Skv: top-left 2k queries against 16k keys see at most 2k keys a row (about 2²⁸
+  // pairs), bottom-right 16k queries against 4k keys leave 12k rows without a key (about 2³⁰).
+  p.mask = Mask::causal_top_left, p.seq_q = 2048, p.seq_kv = 16384;
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));
+  p.mask = Mask::causal_bottom_right;  // bottom-right the same shape sees 14k-16k keys a row
+  CHECK(default_spec(p).tile == wgmma_shared_tile(3));
+  p.seq_q = 16384, p.seq_kv = 4096;
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));
   p.mask = Mask::none;
   p.seq_q = p.seq_kv = 8192;
   // Nor fewer than kSharedRingMinCtas CTAs of 192 query rows, with pairs to spare: B1 H8 against 64k keys.
-  p.batch = 1, p.heads_q = 8, p.heads_kv = 8, p.seq_kv = 65536, p.seq_q = 2048;  // 88 CTAs (the single form 256)
-  CHECK(default_spec(p).tile == wgmma_single_tile(3));
-  p.seq_q = 6144;  // 32 per head: 256
+  p.batch = 1, p.heads_q = 8, p.heads_kv = 8, p.seq_kv = 65536;
+  p.seq_q = 6144;  // 32 per head: 256 CTAs, 3·2³¹ pairs
   CHECK(default_spec(p).tile == wgmma_single_tile(3));
   p.seq_q = 6336;  // 33 per head: 264
   CHECK(default_spec(p).tile == wgmma_shared_tile(3));
