@@ -64,7 +64,7 @@ AttnSpec wgmma_form(const Problem& p) {
   // kSharedRingMinCtas CTAs (two waves on the H100's and H200's 132 SMs), since it runs one CTA per
   // SM where the single form runs three. Not for varlen batches, whose short sequences idle
   // warpgroups as a short Sq does.
-  const AttnTile shared = wgmma_shared_tile(3);
+  const AttnTile shared = wgmma_shared_tile();
   const std::int64_t shared_ctas = std::int64_t(p.batch) * p.heads_q * ((p.seq_q + shared.cta_q - 1) / shared.cta_q);
   if (p.head_dim == 128 && s.quant.qk == QuantType::int8 && s.quant.pv == PvType::fp8_e4m3 && !p.varlen &&
       p.seq_q >= kSharedRingMinSeqQ && p.seq_kv >= kSharedRingMinSeqKv && visible_pairs(p) >= kSharedRingMinPairs &&

@@ -58,7 +58,7 @@ std::string_view family_unfit(const Problem& p, AttnFamily family);
 
 // The spec attention() runs when nothing is tuned and the caller fixed neither family nor tile.
 // On sm_90a with INT8 Q/K, FP8 P·V and head dim 128, that is the shared-ring form
-// (wgmma_shared_tile(3)) from kSharedRingMinSeqQ queries and kSharedRingMinSeqKv keys on, where the
+// (wgmma_shared_tile()) from kSharedRingMinSeqQ queries and kSharedRingMinSeqKv keys on, where the
 // launch has at least kSharedRingMinPairs visible query-key pairs (visible_pairs) and
 // kSharedRingMinCtas of its one-per-SM CTAs, and the batch is not varlen; the single-warpgroup form
 // otherwise.

@@ -80,7 +80,7 @@ AttnSpec attn_spec_of_flags(const CompileFlags& f, const Arch& arch) {
       throw InvalidArgument("--tile", fmt::format("must read [t]CTA_QxCTA_KwWARPSsSTAGES[cMIN_CTAS][p], e.g. "
                                                   "t128x64w8s2 or t64x128w4s1c3 (got '{}')", f.tile));
     }
-    if (!family && (is_wgmma_single(*tile) || *tile == wgmma_shared_tile(3))) {
+    if (!family && (is_wgmma_single(*tile) || *tile == wgmma_shared_tile())) {
       throw InvalidArgument("--tile", fmt::format("{} is a wgmma tile ({}), and a tile alone means the mma family: "
                                                   "add --attn-family wgmma",
                                                   f.tile, is_wgmma_single(*tile) ? "one stage: the single-warpgroup form"

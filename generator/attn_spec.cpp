@@ -120,6 +120,8 @@ AttnTile wgmma_shared_tile(int warpgroups) {
 // (The warp-specialized kernel's CTAs hold one or two consumer warpgroups.)
 bool is_wgmma_shared(const AttnTile& t) { return t.cta_q > 2 * kernels::kWgmmaRowsPerWg; }
 
+int wgmma_warpgroups(const AttnTile& t) { return t.cta_q / kernels::kWgmmaRowsPerWg; }
+
 AttnTile wgmma_default_tile(int head_dim, PvType pv, QuantType qk) {
   // Measured on the H100 (B4, S = 4096, bench/results/2026-11-25-attention-h100-wgmma-ws.md):
   // D = 128: two consumers with a 4-deep ring 698 TOPS (2 stages 651, 3 stages 666; ping-pong +1.5%
@@ -189,16 +191,16 @@ bool wgmma_supports(const AttnSpec& s) {
 
 int AttnSpec::threads() const {
   if (family != AttnFamily::wgmma) return tile.threads();
-  if (is_wgmma_shared(tile)) return kernels::kWgmmaSingleThreads * (tile.cta_q / kernels::kWgmmaRowsPerWg);
+  if (is_wgmma_shared(tile)) return kernels::kWgmmaSingleThreads * wgmma_warpgroups(tile);
   return is_wgmma_single(tile) ? kernels::kWgmmaSingleThreads
-                               : kernels::attn_wgmma_threads(tile.cta_q / kernels::kWgmmaRowsPerWg);
+                               : kernels::attn_wgmma_threads(wgmma_warpgroups(tile));
 }
 
 int AttnSpec::shared_bytes() const {
   if (family == AttnFamily::wgmma) {
     if (is_wgmma_single(tile)) return kernels::attn_wgmma_single_smem_bytes(head_dim, quant.pv == PvType::f16);
     if (is_wgmma_shared(tile)) {
-      return kernels::attn_wgmma_shared_smem_bytes(head_dim, tile.cta_q / kernels::kWgmmaRowsPerWg);
+      return kernels::attn_wgmma_shared_smem_bytes(head_dim, wgmma_warpgroups(tile));
     }
     return kernels::attn_wgmma_smem_bytes(head_dim, tile.cta_q / 64, tile.stages, quant.pv == PvType::f16,
                                           qk_terms(), tile.cta_k, quant.fused_q);
@@ -227,7 +229,7 @@ void AttnSpec::validate() const {
     if (quant.fused_q && !can_fuse_q(*this)) throw_fused_q_form();
     if (is_wgmma_single(tile)) return validate_wgmma_single();
     if (is_wgmma_shared(tile)) return validate_wgmma_shared();
-    const int consumers = tile.cta_q / kernels::kWgmmaRowsPerWg;
+    const int consumers = wgmma_warpgroups(tile);
     if ((tile.cta_q != 64 && tile.cta_q != 128) || (tile.cta_k != 64 && tile.cta_k != 128) ||
         tile != wgmma_tile(consumers, tile.stages, tile.persistent, tile.cta_k)) {
       throw InvalidArgument("tile", fmt::format("the wgmma kernel's tiles are 64x128w4 (one consumer warpgroup, "
@@ -392,10 +394,10 @@ void AttnSpec::validate_wgmma_single() const {
 void AttnSpec::validate_wgmma_shared() const {
   // (wgmma_supports() has passed: sm_90a, head dim 64, 96, 128 or 256, per-thread scales, no Q smoothing.)
   const std::string form = fmt::format("the shared-ring wgmma tile {}", tile.name());
-  if (tile != wgmma_shared_tile(3)) {
+  if (tile != wgmma_shared_tile()) {
     throw InvalidArgument("tile", fmt::format("the shared-ring wgmma form's tile is {} (three warpgroups, "
                                               "min_ctas_per_sm 1, not persistent; got {})",
-                                              wgmma_shared_tile(3).name(), tile.name()));
+                                              wgmma_shared_tile().name(), tile.name()));
   }
   if (quant.qk != QuantType::int8 || quant.pv != PvType::fp8_e4m3) {
     throw InvalidArgument(quant.qk != QuantType::int8 ? "quant.qk" : "quant.pv",
@@ -444,7 +446,7 @@ GeneratedUnit AttnSpec::generate() const {
         "}};\n",
         unit.spec_name, kGeneratorVersion, head_dim, mask_code(mask), mask_meaning(mask), out.lse,
         out.dtype == DType::bf16, tile.min_ctas_per_sm, quant.pv == PvType::f16, quant.fused_q,
-        is_wgmma_shared(tile) ? tile.cta_q / kernels::kWgmmaRowsPerWg : 1);
+        is_wgmma_shared(tile) ? wgmma_warpgroups(tile) : 1);
     unit.name_expression = "&sagejit::kernels::attention_wgmma_single<Config>";
     return unit;
   }
@@ -468,7 +470,7 @@ GeneratedUnit AttnSpec::generate() const {
         "  static constexpr int cta_k = {};\n"
         "  static constexpr bool fused_q = {};\n"
         "}};\n",
-        unit.spec_name, kGeneratorVersion, head_dim, tile.cta_q / kernels::kWgmmaRowsPerWg, tile.stages,
+        unit.spec_name, kGeneratorVersion, head_dim, wgmma_warpgroups(tile), tile.stages,
         mask_code(mask), mask_meaning(mask), out.lse, tile.persistent, out.dtype == DType::bf16,
         quant.pv == PvType::f16, qk_terms(), tile.cta_k, quant.fused_q);
     unit.name_expression = "&sagejit::kernels::attention_wgmma<Config>";
@@ -671,7 +673,7 @@ std::vector<AttnSpec> representative_attn_specs(const Arch& arch) {
     // Its shared-ring form (the default at D = 128 on long launches; autotune/problem.cpp): as
     // attention() runs it without a mask and causal, and with Q apart, an LSE and bf16 output.
     AttnSpec shared = w;
-    shared.tile = wgmma_shared_tile(3);
+    shared.tile = wgmma_shared_tile();
     shared.out.lse = false;
     shared.quant.fused_q = true;
     for (Mask m : {Mask::none, Mask::causal_top_left}) {

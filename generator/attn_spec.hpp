@@ -162,10 +162,14 @@ bool is_wgmma_single(const AttnTile& t);
 // attn_wgmma_kv_ring.cuh): one CTA per SM of `warpgroups` warpgroups, 64 query rows each (cta_q
 // 64 · warpgroups, 4 · warpgroups warps), that read 128-key K/V blocks from one ring of
 // kernels::kWgmmaSharedSlots slots (stages), so a block is copied once per SM. INT8 Q/K with FP8 P·V
-// at head dim 128 (three warpgroups: "t192x128w12s4"), any mask. Launched like the single form with
-// cta_q for the grid: (attn_wgmma_q_slots(seq_q, cta_q, causal), heads_q, batch).
-AttnTile wgmma_shared_tile(int warpgroups);
+// at head dim 128 (kWgmmaSharedWarpgroups: "t192x128w12s4"), any mask. Launched like the single form
+// with cta_q for the grid: (attn_wgmma_q_slots(seq_q, cta_q, causal), heads_q, batch).
+inline constexpr int kWgmmaSharedWarpgroups = 3;  // three of ~165 registers fill the register file
+AttnTile wgmma_shared_tile(int warpgroups = kWgmmaSharedWarpgroups);
 bool is_wgmma_shared(const AttnTile& t);
+// A wgmma tile's warpgroups of 64 query rows: the shared-ring form's, the warp-specialized kernel's
+// consumers (1 for the single form).
+int wgmma_warpgroups(const AttnTile& t);
 // The heuristic default when no tuning record says otherwise (measured on the H100, see
 // bench/results): INT8 Q/K with FP8 P·V at head dims 64, 96, 128 and 256 the single-warpgroup form
 // (4, 4, 3 and 2 CTAs per SM), and with f16 P·V at head dims 64 and 96 (3 CTAs per SM); otherwise

@@ -257,7 +257,7 @@ void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, c
     if (t.persistent) {
       const int slots = q_slots * p.heads_q * p.batch;
       launch.grid = {static_cast<unsigned>(kernels::attn_wgmma_persistent_ctas(
-                         slots, current_device_info().sm_count, t.cta_q / kernels::kWgmmaRowsPerWg, causal)),
+                         slots, current_device_info().sm_count, wgmma_warpgroups(t), causal)),
                      1, 1};
     }
     kernel.launch(launch, stream, args);

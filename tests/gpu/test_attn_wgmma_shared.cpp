@@ -1,4 +1,4 @@
-// GPU tests of the single-warpgroup kernel's shared-ring form (wgmma_shared_tile(3): three
+// GPU tests of the single-warpgroup kernel's shared-ring form (wgmma_shared_tile(): three
 // warpgroups of one CTA reading K/V through one ring; templates/attn_wgmma_kv_ring.cuh). It runs the
 // single form's numerics block for block, so it must give the single form's bits — output and LSE —
 // wherever the ring's bookkeeping could go wrong: CTAs with one, two or three warpgroups active
@@ -95,9 +95,9 @@ Outputs run(const SharedCase& c, const AttnTile& tile) {
 void check_same_bits(const std::vector<SharedCase>& cases) {
   for (const SharedCase& sc : cases) {
     CAPTURE(sc.describe());
-    const Outputs shared = run(sc, wgmma_shared_tile(3)), single = run(sc, wgmma_single_tile(3));
+    const Outputs shared = run(sc, wgmma_shared_tile()), single = run(sc, wgmma_single_tile(3));
     MESSAGE(fmt::format("{}: {} vs {}", sc.describe(), shared.spec.canonical_name(), single.spec.canonical_name()));
-    CHECK(shared.spec.tile == wgmma_shared_tile(3));
+    CHECK(shared.spec.tile == wgmma_shared_tile());
     CHECK(single.spec.tile == wgmma_single_tile(3));
     CHECK(shared.spec.quant.fused_q == sc.fused_q);
     std::size_t differ = 0, nonfinite = 0;
@@ -215,14 +215,14 @@ TEST_CASE("attn_wgmma shared-ring form: matches the float64 reference (FP8 P·V 
   causal.options.mask = Mask::causal_bottom_right, causal.seq_q = 700, causal.seq_kv = 1500;
   cases.push_back(causal);
   for (AttnCheckCase& c : cases) {
-    c.options.pv = PvType::fp8_e4m3, c.options.family = AttnFamily::wgmma, c.options.tile = wgmma_shared_tile(3);
+    c.options.pv = PvType::fp8_e4m3, c.options.family = AttnFamily::wgmma, c.options.tile = wgmma_shared_tile();
     c.seed = seed++;
     CAPTURE(c.describe());
     const AttnCheckReport r = run_attention_check(c);
     MESSAGE(fmt::format("{:<100} cos {:.6f} relL1 {:.5f} lse {:.2e} {}", c.describe(), r.cosine, r.rel_l1,
                         r.lse_max_abs_error, r.spec));
     const test::Bars bars = test::bars_for(c.distribution, true, QuantType::int8, layout::Granularity::per_thread);
-    CHECK(r.spec.find(wgmma_shared_tile(3).name()) != std::string::npos);
+    CHECK(r.spec.find(wgmma_shared_tile().name()) != std::string::npos);
     CHECK(r.unwritten == 0);
     CHECK(r.cosine >= bars.min_cosine);
     CHECK(r.rel_l1 <= bars.max_rel_l1);

@@ -107,7 +107,7 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   // Without a mask, at D = 128 from 2k queries, 4k keys and 2³¹ query-key pairs: the shared-ring form
   // (Q quantized in it too). B4 H32 4k × 4k is 2³¹ pairs.
   p.mask = Mask::none;
-  CHECK(default_spec(p).tile == wgmma_shared_tile(3));
+  CHECK(default_spec(p).tile == wgmma_shared_tile());
   CHECK(default_spec(p).quant.fused_q);
   CHECK_NOTHROW(default_spec(p).validate());
   p.varlen = true;  // packed batches keep the single form (short sequences would idle warpgroups)
@@ -115,7 +115,7 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   p.varlen = false;
   for (auto [sq, skv] : {std::pair{2048, 8192}, std::pair{4096, 65536}, std::pair{65536, 4096}}) {
     p.seq_q = sq, p.seq_kv = skv;
-    CHECK(default_spec(p).tile == wgmma_shared_tile(3));
+    CHECK(default_spec(p).tile == wgmma_shared_tile());
   }
   // Each guard alone: fewer queries or keys with pairs to spare (B4 H32), fewer pairs with queries,
   // keys and CTAs to spare.
@@ -128,9 +128,9 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   p.batch = 2, p.seq_q = p.seq_kv = 4096;  // B2 H32 4k: 2³⁰ pairs, 1408 CTAs
   CHECK(default_spec(p).tile == wgmma_single_tile(3));
   p.seq_kv = 8192;  // 2³¹
-  CHECK(default_spec(p).tile == wgmma_shared_tile(3));
+  CHECK(default_spec(p).tile == wgmma_shared_tile());
   p.batch = 4, p.seq_q = p.seq_kv = 8192;
-  CHECK(default_spec(p).tile == wgmma_shared_tile(3));
+  CHECK(default_spec(p).tile == wgmma_shared_tile());
   p.head_dim = 64;  // nor other head dims
   CHECK(default_spec(p).tile == wgmma_single_tile(4));
   p.head_dim = 128;
@@ -140,7 +140,7 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   for (Mask m : {Mask::causal_top_left, Mask::causal_bottom_right}) {  // causal: the visible pairs count
     p.mask = m;
     p.seq_q = p.seq_kv = 8192;  // B4 H32 8k: about 2³² visible
-    CHECK(default_spec(p).tile == wgmma_shared_tile(3));
+    CHECK(default_spec(p).tile == wgmma_shared_tile());
     CHECK_NOTHROW(default_spec(p).validate());
     p.seq_q = p.seq_kv = 4096;  // about 2³⁰ visible (2³¹ without a mask: above)
     CHECK(default_spec(p).tile == wgmma_single_tile(3));
@@ -150,7 +150,7 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   p.mask = Mask::causal_top_left, p.seq_q = 2048, p.seq_kv = 16384;
   CHECK(default_spec(p).tile == wgmma_single_tile(3));
   p.mask = Mask::causal_bottom_right;  // bottom-right the same shape sees 14k-16k keys a row
-  CHECK(default_spec(p).tile == wgmma_shared_tile(3));
+  CHECK(default_spec(p).tile == wgmma_shared_tile());
   p.seq_q = 16384, p.seq_kv = 4096;
   CHECK(default_spec(p).tile == wgmma_single_tile(3));
   p.mask = Mask::none;
@@ -160,7 +160,7 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   p.seq_q = 6144;  // 32 per head: 256 CTAs, 3·2³¹ pairs
   CHECK(default_spec(p).tile == wgmma_single_tile(3));
   p.seq_q = 6336;  // 33 per head: 264
-  CHECK(default_spec(p).tile == wgmma_shared_tile(3));
+  CHECK(default_spec(p).tile == wgmma_shared_tile());
   p = problem("sm_90a", 4096, 4096);
   p.seq_kv = 0;
   CHECK(default_spec(p).family == AttnFamily::mma);
@@ -221,7 +221,7 @@ TEST_CASE("a caller's tile alone means mma; wgmma cannot run empty problems and 
 TEST_CASE("variant names parse back, and bad ones are refused naming the argument") {
   for (const AttnTile& t : {AttnTile{128, 64, 8, 2, 1}, AttnTile{64, 128, 4, 3, 2}, AttnTile{32, 32, 2, 4, 1},
                             wgmma_tile(2, 4, true), wgmma_tile(1, 3, true), wgmma_single_tile(3),
-                            wgmma_shared_tile(3)}) {
+                            wgmma_shared_tile()}) {
     CHECK(parse_tile_name(t.name()) == t);
   }
   for (const char* bad : {"", "128x64w8s2", "t128x64w8", "t128x64w8s2c1", "t128x64w8s2x", "t128x64w8s2c2junk",

@@ -98,15 +98,15 @@ TEST_CASE("families: no wgmma off sm_90a, nor for empty problems; wgmma variants
     for (const AttnSpec& s : search_space(p).candidates) t.insert(s.tile.name());
     return t;
   };
-  CHECK(tiles_of(h).count(wgmma_shared_tile(3).name()) == 1);
+  CHECK(tiles_of(h).count(wgmma_shared_tile().name()) == 1);
   h.mask = Mask::causal_top_left;
-  CHECK(tiles_of(h).count(wgmma_shared_tile(3).name()) == 1);
+  CHECK(tiles_of(h).count(wgmma_shared_tile().name()) == 1);
   h.mask = Mask::none;
   h.head_dim = 64;
-  CHECK(tiles_of(h).count(wgmma_shared_tile(3).name()) == 0);
+  CHECK(tiles_of(h).count(wgmma_shared_tile().name()) == 0);
   bool named = false;
   for (const PrunedVariant& v : search_space(h).pruned) {
-    named |= v.spec.tile == wgmma_shared_tile(3) && v.reason.find("runs head_dim 128") != std::string::npos;
+    named |= v.spec.tile == wgmma_shared_tile() && v.reason.find("runs head_dim 128") != std::string::npos;
   }
   CHECK(named);
   h.head_dim = 128;

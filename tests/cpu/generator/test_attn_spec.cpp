@@ -466,7 +466,7 @@ TEST_CASE("attn spec: the sm_90a wgmma family validates only what its kernel imp
   // The shared-ring form: three warpgroups of one CTA on one K/V ring, 384 threads, one CTA per SM.
   AttnSpec shared = single_fused;
   shared.out.lse = false;
-  shared.tile = wgmma_shared_tile(3);
+  shared.tile = wgmma_shared_tile();
   CHECK(shared.tile.name() == "t192x128w12s4");
   CHECK(is_wgmma_shared(shared.tile));
   CHECK_FALSE(is_wgmma_single(shared.tile));
