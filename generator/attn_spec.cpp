@@ -202,7 +202,7 @@ int AttnSpec::shared_bytes() const {
     if (is_wgmma_shared(tile)) {
       return kernels::attn_wgmma_shared_smem_bytes(head_dim, wgmma_warpgroups(tile));
     }
-    return kernels::attn_wgmma_smem_bytes(head_dim, tile.cta_q / 64, tile.stages, quant.pv == PvType::f16,
+    return kernels::attn_wgmma_smem_bytes(head_dim, wgmma_warpgroups(tile), tile.stages, quant.pv == PvType::f16,
                                           qk_terms(), tile.cta_k, quant.fused_q);
   }
   return kernels::attn_smem_bytes(head_dim, tile.cta_q, tile.cta_k, tile.stages, qk_storage_bits(quant.qk),

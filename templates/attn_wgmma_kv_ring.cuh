@@ -55,9 +55,9 @@ struct WgmmaKvRing {
   __device__ void wait(int j, int s) const { hopper::mbarrier_wait_parity(full0 + 8 * s, parity(j)); }
   // Every warpgroup, once its P·V of block j completed (wgmma_wait): thread0 marks it done with the slot.
   __device__ void release(int j, bool thread0) const { hopper::mbarrier_arrive_if(thread0, empty0 + 8 * slot(j)); }
-  // Every thread of every warpgroup at block j, between issuing its QKᵀ and waiting for it, with
-  // the number of blocks the ring carries: load_kv(b) copies block b into slot(b) on full(b) (one
-  // thread).
+  // Every thread of every warpgroup at block j, between issuing its QKᵀ and waiting for it (for a
+  // block past the warpgroup's own rows, its warp 0 alone), with the number of blocks the ring
+  // carries: load_kv(b) copies block b into slot(b) on full(b) (one thread).
   // (One flat condition: nested, `released >= 0` around the rest, it compiled to two more branches in
   // the loop and the form did 6% less per clock on the H200, 481 TOPS per GHz against 510
   // (bench/results/2026-11-28-shared-ring-flat-h200.md).)

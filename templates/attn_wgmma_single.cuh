@@ -436,8 +436,9 @@ __global__ void __launch_bounds__(kWgmmaSingleThreads * Cfg::warpgroups, Cfg::mi
     }
   }
   if constexpr (kShared && Cfg::mask != 0) {
-    // Causal: the blocks the CTA's later rows still visit (at most one: its first and last rows are
-    // 128 apart) — warp 0, which refills and releases, keeps this warpgroup's turns and releases.
+    // Causal: the blocks the CTA's later rows still visit (at most one: warpgroup 0's last row is 128
+    // rows before the CTA's) — warp 0, which refills and releases, keeps this warpgroup's turns and
+    // releases.
     // (The other warps go on to the epilogue: without a wgmma to keep them with warp 0, a wait of
     // theirs on a later block could miss its phase.)
     for (int j = n_blocks; warp == 0 && j < ring_blocks; ++j) {

@@ -98,7 +98,7 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   Problem p = problem("sm_90a", 4096, 4096);
   CHECK(default_spec(p).family == AttnFamily::wgmma);
   CHECK(default_spec(p).quant.pv == PvType::fp8_e4m3);
-  CHECK(default_spec(p).tile == wgmma_single_tile(3));  // causal: 2³⁰ pairs visited
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));  // causal: about 2³⁰ visible pairs
   CHECK(default_spec(p).quant.fused_q);  // the single form quantizes Q itself
   CHECK(bucket_name(p).find(".fp8.") != std::string::npos);
   p.varlen = true;
@@ -157,7 +157,7 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   p.seq_q = p.seq_kv = 8192;
   // Nor fewer than kSharedRingMinCtas CTAs of 192 query rows, with pairs to spare: B1 H8 against 64k keys.
   p.batch = 1, p.heads_q = 8, p.heads_kv = 8, p.seq_kv = 65536;
-  p.seq_q = 6144;  // 32 per head: 256 CTAs, 3·2³¹ pairs
+  p.seq_q = 6144;  // 32 per head: 256 CTAs, 3·2³⁰ pairs
   CHECK(default_spec(p).tile == wgmma_single_tile(3));
   p.seq_q = 6336;  // 33 per head: 264
   CHECK(default_spec(p).tile == wgmma_shared_tile());
