@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "reference/quant_reference.hpp"
 #include "runtime/device.hpp"
 #include "runtime/device_buffer.hpp"
 #include "runtime/driver.hpp"
@@ -48,6 +49,29 @@ void capture_and_replay(CUstream stream, F&& body) {
   driver().cuGraphExecDestroy(exec);
   driver().cuGraphDestroy(graph);
 }
+
+// Random fp16 or bf16 bits: normal values plus bias · ((i % period) % 7 − 3), a per-channel offset
+// when period is the head dim (what K smoothing removes); with outlier_every > 0, every
+// outlier_every-th value times 12.
+inline std::vector<std::uint16_t> random_half_bits(std::size_t n, int period, DType dtype, float bias,
+                                                   std::uint32_t seed, std::size_t outlier_every = 0) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<std::uint16_t> bits(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    float x = normal(rng) + bias * static_cast<float>(static_cast<int>(i % period) % 7 - 3);
+    if (outlier_every > 0 && i % outlier_every == 0) x *= 12.0f;
+    bits[i] = dtype == DType::bf16 ? reference::float_to_bf16(x) : reference::float_to_f16(x);
+  }
+  return bits;
+}
+
+// What one attention call gave: the spec it ran, the output's bits and the LSE (empty without one).
+struct AttnOutputs {
+  AttnSpec spec;
+  std::vector<std::uint16_t> out;
+  std::vector<float> lse;
+};
 
 // One attention call, waited for; returns the spec it ran. With cu_q and cu_k (host prefix sums of
 // the sequence lengths, batch + 1 entries each) it is attention_varlen over them, max_q and max_kv

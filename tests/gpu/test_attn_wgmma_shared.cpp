@@ -40,22 +40,7 @@ struct SharedCase {
   }
 };
 
-std::vector<std::uint16_t> random_bits(std::size_t n, DType dtype, float bias, std::uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<std::uint16_t> bits(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const float x = normal(rng) + bias * static_cast<float>(static_cast<int>(i % 128) % 7 - 3);
-    bits[i] = dtype == DType::bf16 ? reference::float_to_bf16(x) : reference::float_to_f16(x);
-  }
-  return bits;
-}
-
-struct Outputs {
-  AttnSpec spec;
-  std::vector<std::uint16_t> out;
-  std::vector<float> lse;
-};
+using Outputs = test::AttnOutputs;
 
 // One call on fresh inputs (the same seeds for every tile), outputs poisoned first, with `tile` forced.
 Outputs run(const SharedCase& c, const AttnTile& tile) {
@@ -70,9 +55,9 @@ Outputs run(const SharedCase& c, const AttnTile& tile) {
   if (varlen) total_q = cu_q.back(), total_kv = cu_k.back(), batch = 1;
   const std::size_t nq = std::size_t(batch) * c.heads_q * total_q * D, nkv = std::size_t(batch) * c.heads_kv * total_kv * D;
   DeviceBuffer q(nq * 2), k(nkv * 2), v(nkv * 2), o(nq * 2), lse(std::size_t(batch) * c.heads_q * total_q * 4);
-  q.upload(random_bits(nq, c.dtype, 0.0f, 21));
-  k.upload(random_bits(nkv, c.dtype, 2.0f, 22));
-  v.upload(random_bits(nkv, c.dtype, 0.5f, 23));
+  q.upload(test::random_half_bits(nq, D, c.dtype, 0.0f, 21));
+  k.upload(test::random_half_bits(nkv, D, c.dtype, 2.0f, 22));
+  v.upload(test::random_half_bits(nkv, D, c.dtype, 0.5f, 23));
   o.poison(), lse.poison();
   auto view = [&](const DeviceBuffer& b, int heads, int seq) {
     return TensorRef::contiguous(b.get(), c.dtype, c.layout, batch, heads, seq, D);

@@ -45,24 +45,12 @@ struct FusedCase {
   }
 };
 
-// Random values with a per-channel bias in K (what smoothing removes) and a few large Q entries.
+// Random values with a per-channel bias in K (what smoothing removes) and a few large entries.
 std::vector<std::uint16_t> random_bits(std::size_t n, int head_dim, DType dtype, float bias, std::uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<std::uint16_t> bits(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    float x = normal(rng) + bias * static_cast<float>(static_cast<int>(i % head_dim) % 7 - 3);
-    if (i % 997 == 0) x *= 12.0f;
-    bits[i] = dtype == DType::bf16 ? reference::float_to_bf16(x) : reference::float_to_f16(x);
-  }
-  return bits;
+  return test::random_half_bits(n, head_dim, dtype, bias, seed, 997);
 }
 
-struct Outputs {
-  AttnSpec spec;
-  std::vector<std::uint16_t> out;
-  std::vector<float> lse;
-};
+using Outputs = test::AttnOutputs;
 
 Outputs run(const FusedCase& c, bool fused_q) {
   const bool varlen = !c.varlen_q.empty();
