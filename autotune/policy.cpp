@@ -31,10 +31,11 @@ std::string_view name(ChoiceSource s) {
 }
 
 Problem problem_of(const TensorRef& q, const TensorRef& k, bool lse, const VarlenBatch* varlen,
-                   const AttentionOptions& o, const Arch& arch) {
+                   const AttentionOptions& o, const Arch& arch, int sm_count) {
   validate_head_dim(static_cast<int>(q.dim), "q.dim");
   Problem p;
   p.arch = arch;
+  p.sm_count = sm_count;
   p.batch = static_cast<int>(q.batch);
   p.heads_q = static_cast<int>(q.heads);
   p.heads_kv = static_cast<int>(k.heads);

@@ -35,7 +35,7 @@ struct KernelChoice {
 // (what the grid and the workspace are sized for), so it shares buckets with padded calls of that
 // shape instead of bucketing on the packed token count.
 Problem problem_of(const TensorRef& q, const TensorRef& k, bool lse, const VarlenBatch* varlen,
-                   const AttentionOptions& o, const Arch& arch);
+                   const AttentionOptions& o, const Arch& arch, int sm_count = 0);
 
 // The lookup itself, without a memo: testable with any store, bundle and environment.
 class KernelPolicy {

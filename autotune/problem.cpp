@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 
 #include "runtime/error.hpp"
 
@@ -57,24 +58,35 @@ AttnSpec wgmma_form(const Problem& p) {
   // 809-812, B2 H16 8k 855-856 against 809-812, B1 H16 16k +6%, B1 H8 32k +6%, B4 H32 8k +8%, 16k
   // +11%, 32k +9%); below, results were mixed (2³⁰: B2 H32 4k +3%, B1 H16 8k -3%) or losses (B1 H32
   // 4k -5…-8%, B4 H32 2k -5%, B1 H8 8k -6%, B1 H4 8k -10%). Causal, B4 H32: 8k +5…6% (about 2³² visible),
-  // 16k +6…8%, 32k +8%, B1 H24 16k +6%; level at B4 H32 4k (about 2³⁰ visible), and +1…7% at B1 H32 8k
-  // (2³⁰; left to the single form).
-  // Two guards are reasoned, not measured: at least 2k queries, since its CTAs take three q tiles of
-  // one (b, h) and a short Sq leaves warpgroups idle (16 tiles fill 18 slots), and at least
-  // kSharedRingMinCtas CTAs (two waves on the H100's and H200's 132 SMs), since it runs one CTA per
-  // SM where the single form runs three. Not for varlen batches, whose short sequences idle
-  // warpgroups as a short Sq does.
+  // 16k +6…8%, 32k +8%, B1 H24 16k +6%, bottom-right B4 H32 2k × 12k +3.4% (about 2³¹·⁵ visible); level
+  // at B4 H32 4k (about 2³⁰ visible), bottom-right B1 H32 2k × 32k (just under 2³¹) and +1…7% at B1 H32
+  // 8k (2³⁰; left to the single form).
+  // At least 2k queries: its CTAs take three q tiles of one (b, h), and a short Sq leaves warpgroups
+  // idle (B4 H16 1k × 32k -1.4%, B4 H32 512 × 32k -1%, B4 H32 1k × 16k level). Not for varlen
+  // batches, whose short sequences idle warpgroups as a short Sq does.
+  // The last wave: at one CTA per SM, a partial last wave leaves whole SMs idle, where the single
+  // form's three CTAs per SM rebalance; so the CTAs must use at least kSharedRingMinWaveUse of their
+  // waves (wave_use). H200, same calls, two rounds, end to end: use 0.81-0.89 lost or tied (B1 H2 40k
+  // -5%, B1 H1 64k -2%, B1 H2 32k -1.3%, B1 H8 16k -1.5%, B2 H32 2k × 16k level), use 0.94-0.98 won
+  // (B1 H1 48k +7%, B1 H4 24k +9.5%, B1 H12 16k +9.5%, B1 H8 32k and B1 H16 16k +6%), however few the
+  // CTAs (B1 H1 48k: 256; bench/results/2026-11-28-stale-max-and-wave-rule-h200.md §2).
   const AttnTile shared = wgmma_shared_tile();
   const std::int64_t shared_ctas = std::int64_t(p.batch) * p.heads_q * ((p.seq_q + shared.cta_q - 1) / shared.cta_q);
+  const int sms = p.sm_count > 0 ? p.sm_count : kDefaultSmCount;
   if (p.head_dim == 128 && s.quant.qk == QuantType::int8 && s.quant.pv == PvType::fp8_e4m3 && !p.varlen &&
       p.seq_q >= kSharedRingMinSeqQ && p.seq_kv >= kSharedRingMinSeqKv && visible_pairs(p) >= kSharedRingMinPairs &&
-      shared_ctas >= kSharedRingMinCtas) {
+      wave_use(shared_ctas, sms) >= kSharedRingMinWaveUse) {
     s.tile = shared;
   }
   return with_default_fused_q(s);
 }
 
 }  // namespace
+
+double wave_use(std::int64_t ctas, int sms) {
+  const std::int64_t waves = (ctas + sms - 1) / sms;
+  return static_cast<double>(ctas) / static_cast<double>(waves * sms);
+}
 
 std::int64_t visible_pairs(const Problem& p) {
   const std::int64_t sq = p.seq_q, skv = p.seq_kv, heads = std::int64_t(p.batch) * p.heads_q;
@@ -105,6 +117,19 @@ AttnSpec default_spec(const Problem& p) {
   AttnSpec w = wgmma_form(p);
   if (wgmma_supports(w) && family_unfit(p, AttnFamily::wgmma).empty()) return w;
   return base_spec(p);
+}
+
+std::vector<AttnSpec> default_specs_any_device(const Problem& p) {
+  // The SM count enters only through wave_use: one SM fills every wave (use 1), and more SMs than
+  // any launch has CTAs leave its one wave nearly empty, so these two give both outcomes.
+  Problem full = p, sparse = p;
+  full.sm_count = 1;
+  sparse.sm_count = std::numeric_limits<int>::max();
+  std::vector<AttnSpec> specs{default_spec(full)};
+  if (AttnSpec other = default_spec(sparse); other.canonical_name() != specs.front().canonical_name()) {
+    specs.push_back(other);
+  }
+  return specs;
 }
 
 AttnSpec forced_spec(const Problem& p, std::optional<AttnFamily> family, std::optional<AttnTile> tile) {

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "generator/attn_spec.hpp"
 
@@ -40,6 +41,8 @@ struct Problem {
   // A packed variable-length batch (attention_varlen): seq_q and seq_kv are then the longest
   // sequences, and the wgmma kernel is not used.
   bool varlen = false;
+  // The device's SMs, for the default's wave rule (0: unknown, taken as kDefaultSmCount).
+  int sm_count = 0;
 
   int gqa_ratio() const { return heads_kv > 0 ? heads_q / heads_kv : 0; }
 };
@@ -56,15 +59,26 @@ std::int64_t seq_bucket(std::int64_t seq);
 // non-empty Q and K/V and a padded batch. A view of a literal: the hot path allocates nothing.
 std::string_view family_unfit(const Problem& p, AttnFamily family);
 
+// How full the last wave of a launch of `ctas` CTAs is kept on `sms` SMs at one CTA per SM, as a
+// share of the whole: ctas / (sms · ⌈ctas / sms⌉), in (0, 1] (ctas and sms ≥ 1). 264 CTAs on 132 SMs
+// give 1, 688 give 5.21 / 6 = 0.87.
+double wave_use(std::int64_t ctas, int sms);
+
 // The spec attention() runs when nothing is tuned and the caller fixed neither family nor tile.
 // On sm_90a with INT8 Q/K, FP8 P·V and head dim 128, that is the shared-ring form
 // (wgmma_shared_tile()) from kSharedRingMinSeqQ queries and kSharedRingMinSeqKv keys on, where the
-// launch has at least kSharedRingMinPairs visible query-key pairs (visible_pairs) and
-// kSharedRingMinCtas of its one-per-SM CTAs, and the batch is not varlen; the single-warpgroup form
-// otherwise.
-constexpr std::int64_t kSharedRingMinSeqQ = 2048, kSharedRingMinSeqKv = 4096, kSharedRingMinCtas = 264;
+// launch has at least kSharedRingMinPairs visible query-key pairs (visible_pairs), its one-per-SM
+// CTAs use at least kSharedRingMinWaveUse of their waves (wave_use on p.sm_count SMs), and the batch
+// is not varlen; the single-warpgroup form otherwise.
+constexpr std::int64_t kSharedRingMinSeqQ = 2048, kSharedRingMinSeqKv = 4096;
 constexpr std::int64_t kSharedRingMinPairs = std::int64_t{1} << 31;
+constexpr double kSharedRingMinWaveUse = 0.92;
+constexpr int kDefaultSmCount = 132;  // the H100's and H200's, where the default was measured
 AttnSpec default_spec(const Problem& p);
+
+// The specs default_spec(p) gives on a device of any SM count (one, or two where the wave rule
+// decides): what an offline export must hold for p, as p.sm_count is then unknown.
+std::vector<AttnSpec> default_specs_any_device(const Problem& p);
 
 // The spec for a caller-fixed family and/or tile: a tile alone means the mma family (as before
 // the family option existed); a family alone takes that family's default tile. Throws

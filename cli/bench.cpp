@@ -103,7 +103,8 @@ void run(const BenchFlags& f) {
   }
   if (!gpu_available()) throw NotAvailable("sagejit bench needs a GPU (none was found)");
   const Arch arch = current_device_info().arch();
-  const Problem p = parse_shape(f.shape, arch);
+  Problem p = parse_shape(f.shape, arch);
+  p.sm_count = current_device_info().sm_count;  // as a call on this device sees it (the default's wave rule)
   if (f.first_call) return first_call(p, f.json);
   KernelChoice choice;
   if (!family && !tile) {

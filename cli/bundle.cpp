@@ -54,7 +54,7 @@ void run_export(const ExportFlags& f) {
   for (const Arch& arch : target_archs(f.archs)) {
     for (const Problem& p : parse_shapes(f.shapes, f.shapes_file, arch)) {
       const std::string bucket = bucket_name(p);
-      std::vector<AttnSpec> specs = {default_spec(p)};
+      std::vector<AttnSpec> specs = default_specs_any_device(p);  // the target's SM count is not known here
       for (const TuningWinner& w : all_winners) {
         if (w.env.arch != arch.name() || w.env.template_hash != templates || w.bucket != bucket) continue;
         if (!f.device.empty() && w.env.device_name != f.device) continue;

@@ -39,8 +39,9 @@ void run(const TuneFlags& f) {
   if (!gpu_available()) throw NotAvailable("sagejit tune needs a GPU (none was found): it times every candidate");
   const int ordinal = current_device_ordinal();
   const TuningEnv env = current_environment(ordinal);
-  const Arch arch = query_device(ordinal).arch();
-  const std::vector<Problem> problems = parse_shapes(f.shapes, f.shapes_file, arch);
+  const DeviceInfo device = query_device(ordinal);
+  std::vector<Problem> problems = parse_shapes(f.shapes, f.shapes_file, device.arch());
+  for (Problem& p : problems) p.sm_count = device.sm_count;  // as a call on this device sees it
   nlohmann::json out = nlohmann::json::array();
   for (const Problem& p : problems) {
     ProgressBar bar(fmt::format("tune {}", shape_label(p)));

@@ -103,13 +103,14 @@ struct Resolved {
 };
 
 Resolved resolve(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse,
-                 const VarlenBatch* varlen, const AttentionOptions& o, const Arch& arch) {
+                 const VarlenBatch* varlen, const AttentionOptions& o, const DeviceInfo& device) {
   Resolved r;
   AttnSpec& s = r.spec;
   try {
     // The variant: the caller's family/tile, a tuned record, or the heuristic default (the wgmma
     // kernel on sm_90a where it supports the problem, else mma.sync): autotune/policy.
-    s = choose_kernel(problem_of(q, k, lse != nullptr, varlen, o, arch), o.family, o.tile).spec;
+    s = choose_kernel(problem_of(q, k, lse != nullptr, varlen, o, device.arch(), device.sm_count), o.family, o.tile)
+            .spec;
     // Q quantized by the kernel itself wherever the kernel can (generator/attn_spec.hpp, can_fuse_q).
     s.quant.fused_q = o.fused_q && can_fuse_q(s);
     s.validate();
@@ -133,7 +134,7 @@ Resolved resolve(const TensorRef& q, const TensorRef& k, const TensorRef& v, con
   qo.quantize_v = s.quant.pv == PvType::fp8_e4m3;
   qo.lse_correction = lse != nullptr && o.smooth_k;
   qo.sm_scale = o.sm_scale;
-  r.plan = plan_quantize(q, k, v, qo, arch, varlen);
+  r.plan = plan_quantize(q, k, v, qo, device.arch(), varlen);
   check_output(q, k, v, out, lse);
   return r;
 }
@@ -182,7 +183,7 @@ std::uint64_t call_identity(const Resolved& r, const TensorRef& q, const TensorR
 // attention() and attention_varlen(): `varlen` null for padded batches.
 void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse,
                    const VarlenBatch* varlen, const AttentionOptions& options, CUstream stream) {
-  const Resolved r = resolve(q, k, v, out, lse, varlen, options, current_device_info().arch());
+  const Resolved r = resolve(q, k, v, out, lse, varlen, options, current_device_info());
   const QuantizePlan& p = r.plan;
   if (p.batch == 0 || p.seq_q == 0) return;  // nothing to compute
 
@@ -275,7 +276,7 @@ void run_attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, c
 
 AttnSpec attention_spec(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse,
                         const AttentionOptions& options) {
-  return resolve(q, k, v, out, lse, nullptr, options, current_device_info().arch()).spec;
+  return resolve(q, k, v, out, lse, nullptr, options, current_device_info()).spec;
 }
 
 void attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse,
@@ -288,7 +289,7 @@ void attention(const TensorRef& q, const TensorRef& k, const TensorRef& v, const
 AttnSpec attention_varlen_spec(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out,
                                float* lse, const VarlenBatch& varlen, const AttentionOptions& options) {
   validate_varlen(varlen, q, k, v);
-  return resolve(q, k, v, out, lse, &varlen, options, current_device_info().arch()).spec;
+  return resolve(q, k, v, out, lse, &varlen, options, current_device_info()).spec;
 }
 
 void attention_varlen(const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& out, float* lse,

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -155,12 +156,31 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   CHECK(default_spec(p).tile == wgmma_single_tile(3));
   p.mask = Mask::none;
   p.seq_q = p.seq_kv = 8192;
-  // Nor fewer than kSharedRingMinCtas CTAs of 192 query rows, with pairs to spare: B1 H8 against 64k keys.
-  p.batch = 1, p.heads_q = 8, p.heads_kv = 8, p.seq_kv = 65536;
-  p.seq_q = 6144;  // 32 per head: 256 CTAs, 3·2³⁰ pairs
+  // Nor where its one-per-SM CTAs (192 query rows each) would use less than kSharedRingMinWaveUse of
+  // their waves on p.sm_count SMs (132 when unknown), with pairs to spare; however few they are.
+  p.batch = 1, p.heads_q = p.heads_kv = 8, p.seq_q = p.seq_kv = 16384;  // 688 CTAs: 5.21 of 6 waves, 2³¹ pairs
   CHECK(default_spec(p).tile == wgmma_single_tile(3));
-  p.seq_q = 6336;  // 33 per head: 264
+  p.heads_q = p.heads_kv = 12;  // 1032 CTAs: 7.82 of 8 waves
   CHECK(default_spec(p).tile == wgmma_shared_tile());
+  p.sm_count = 114;  // 9.05 of 10 waves
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));
+  p.sm_count = 132;
+  CHECK(default_spec(p).tile == wgmma_shared_tile());
+  p.sm_count = 0;
+  p.heads_q = p.heads_kv = 1, p.seq_q = p.seq_kv = 49152;  // 256 CTAs: 1.94 of 2 waves
+  CHECK(default_spec(p).tile == wgmma_shared_tile());
+  p.heads_q = p.heads_kv = 2, p.seq_q = p.seq_kv = 32768;  // 342 CTAs: 2.59 of 3 waves
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));
+  // An offline export (SM count unknown) holds both forms where the wave rule decides, else one.
+  const std::vector<AttnSpec> both = default_specs_any_device(p);
+  REQUIRE(both.size() == 2);
+  CHECK(both[0].tile == wgmma_shared_tile());
+  CHECK(both[1].tile == wgmma_single_tile(3));
+  p.heads_q = p.heads_kv = 32;  // 5472 CTAs: 41.5 of 42 waves, yet 1 SM or very many SMs decide
+  CHECK(default_specs_any_device(p).size() == 2);
+  p.seq_q = p.seq_kv = 1024;  // 2²⁵ pairs: the single form on any device
+  REQUIRE(default_specs_any_device(p).size() == 1);
+  CHECK(default_specs_any_device(p)[0].tile == wgmma_single_tile(3));
   p = problem("sm_90a", 4096, 4096);
   p.seq_kv = 0;
   CHECK(default_spec(p).family == AttnFamily::mma);
@@ -233,6 +253,16 @@ TEST_CASE("variant names parse back, and bad ones are refused naming the argumen
   CHECK(parse_family("mma") == AttnFamily::mma);
   CHECK(parse_family("wgmma") == AttnFamily::wgmma);
   CHECK_THROWS_AS(parse_family("tma"), InvalidArgument);
+}
+
+TEST_CASE("wave_use: the share of its waves a launch of one CTA per SM keeps busy") {
+  CHECK(wave_use(264, 132) == 1.0);
+  CHECK(wave_use(132, 132) == 1.0);
+  CHECK(wave_use(133, 132) == doctest::Approx(133.0 / 264.0));
+  CHECK(wave_use(688, 132) == doctest::Approx(688.0 / 792.0));
+  CHECK(wave_use(1, 132) == doctest::Approx(1.0 / 132.0));
+  CHECK(wave_use(5, 1) == 1.0);
+  CHECK(wave_use(3, std::numeric_limits<int>::max()) > 0.0);  // no overflow
 }
 
 TEST_CASE("a varlen call is the problem of its longest sequences, not of the packed token count") {
