@@ -395,9 +395,9 @@ void AttnSpec::validate_wgmma_shared() const {
   // (wgmma_supports() has passed: sm_90a, head dim 64, 96, 128 or 256, per-thread scales, no Q smoothing.)
   const std::string form = fmt::format("the shared-ring wgmma tile {}", tile.name());
   if (tile != wgmma_shared_tile()) {
-    throw InvalidArgument("tile", fmt::format("the shared-ring wgmma form's tile is {} (three warpgroups, "
+    throw InvalidArgument("tile", fmt::format("the shared-ring wgmma form's tile is {} ({} warpgroups, "
                                               "min_ctas_per_sm 1, not persistent; got {})",
-                                              wgmma_shared_tile().name(), tile.name()));
+                                              wgmma_shared_tile().name(), kWgmmaSharedWarpgroups, tile.name()));
   }
   if (quant.qk != QuantType::int8 || quant.pv != PvType::fp8_e4m3) {
     throw InvalidArgument(quant.qk != QuantType::int8 ? "quant.qk" : "quant.pv",
