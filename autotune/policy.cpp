@@ -95,9 +95,15 @@ KernelChoice choose_kernel(const Problem& p, std::optional<AttnFamily> family, s
   static std::map<int, TuningEnv> envs;
   const int ordinal = current_device_info().ordinal;
   const auto key = std::make_pair(ordinal, bucket_key(p));
+  // A tuned or bundled choice stands for its whole bucket; the heuristic default is made again for
+  // each call (default_spec is pure and cheap), since it depends on the batch, the heads and the exact
+  // lengths (the shared-ring form's pair and wave rules), which the bucket leaves out.
+  auto per_call = [&p](const KernelChoice& c) {
+    return c.source == ChoiceSource::heuristic ? KernelChoice{default_spec(p), ChoiceSource::heuristic} : c;
+  };
   {
     std::lock_guard lock(mutex);
-    if (auto it = memo.find(key); it != memo.end()) return it->second;
+    if (auto it = memo.find(key); it != memo.end()) return per_call(it->second);
   }
   // First call of this bucket on this device: consult the records (outside the lock: tuning on
   // first use takes seconds, and other buckets need not wait for it).
@@ -123,8 +129,9 @@ KernelChoice choose_kernel(const Problem& p, std::optional<AttnFamily> family, s
   KernelChoice choice = KernelPolicy(default_tuning_store(), default_jit().bundle(), hook).choose(p, env);
   spdlog::debug("sagejit: {} runs {} ({})", bucket_name(p), choice.spec.canonical_name(), name(choice.source));
   std::lock_guard lock(mutex);
-  // If another thread decided first, its choice stands: one process never mixes variants.
-  return memo.emplace(key, choice).first->second;
+  // If another thread decided first, its choice stands: one process never mixes the variants of a
+  // tuned bucket.
+  return per_call(memo.emplace(key, choice).first->second);
 }
 
 }  // namespace sagejit

@@ -35,7 +35,7 @@ struct KernelChoice {
 // (what the grid and the workspace are sized for), so it shares buckets with padded calls of that
 // shape instead of bucketing on the packed token count.
 Problem problem_of(const TensorRef& q, const TensorRef& k, bool lse, const VarlenBatch* varlen,
-                   const AttentionOptions& o, const Arch& arch, int sm_count = 0);
+                   const AttentionOptions& o, const Arch& arch, int sm_count);
 
 // The lookup itself, without a memo: testable with any store, bundle and environment.
 class KernelPolicy {
@@ -53,7 +53,9 @@ class KernelPolicy {
 };
 
 // The process-wide choice for a call on the current device: the caller's family/tile if given,
-// else the memoized KernelPolicy choice over default_tuning_store() and the Jit's bundle.
+// else the KernelPolicy choice over default_tuning_store() and the Jit's bundle, memoized per bucket
+// and device; where that is the heuristic default, it is made again for p itself (it depends on
+// more than the bucket).
 KernelChoice choose_kernel(const Problem& p, std::optional<AttnFamily> family, std::optional<AttnTile> tile);
 
 // The tuning records next to the kernel cache (in memory with SAGEJIT_CACHE=0).

@@ -59,9 +59,9 @@ std::int64_t seq_bucket(std::int64_t seq);
 // non-empty Q and K/V and a padded batch. A view of a literal: the hot path allocates nothing.
 std::string_view family_unfit(const Problem& p, AttnFamily family);
 
-// How full the last wave of a launch of `ctas` CTAs is kept on `sms` SMs at one CTA per SM, as a
-// share of the whole: ctas / (sms · ⌈ctas / sms⌉), in (0, 1] (ctas and sms ≥ 1). 264 CTAs on 132 SMs
-// give 1, 688 give 5.21 / 6 = 0.87.
+// The share of its waves a launch of `ctas` CTAs keeps busy on `sms` SMs at one CTA per SM:
+// ctas / (sms · ⌈ctas / sms⌉), in (0, 1]; 0 when ctas or sms is not positive. 264 CTAs on 132 SMs
+// give 1, 688 give 5.21 / 6 = 0.87 (their last wave is 21% full).
 double wave_use(std::int64_t ctas, int sms);
 
 // The spec attention() runs when nothing is tuned and the caller fixed neither family nor tile.
@@ -73,11 +73,12 @@ double wave_use(std::int64_t ctas, int sms);
 constexpr std::int64_t kSharedRingMinSeqQ = 2048, kSharedRingMinSeqKv = 4096;
 constexpr std::int64_t kSharedRingMinPairs = std::int64_t{1} << 31;
 constexpr double kSharedRingMinWaveUse = 0.92;
-constexpr int kDefaultSmCount = 132;  // the H100's and H200's, where the default was measured
+constexpr int kDefaultSmCount = 132;  // the H100 SXM's and H200's; the default was measured on the H200
 AttnSpec default_spec(const Problem& p);
 
-// The specs default_spec(p) gives on a device of any SM count (one, or two where the wave rule
-// decides): what an offline export must hold for p, as p.sm_count is then unknown.
+// The specs default_spec(p) gives on a device of any SM count: what an offline export must hold for
+// p, as p.sm_count is then unknown. Two (both D 128 forms) for every shape the shared-ring form may
+// serve, since its wave rule can go either way; one otherwise.
 std::vector<AttnSpec> default_specs_any_device(const Problem& p);
 
 // The spec for a caller-fixed family and/or tile: a tile alone means the mma family (as before

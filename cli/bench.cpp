@@ -102,9 +102,9 @@ void run(const BenchFlags& f) {
     throw InvalidArgument("--first-call", "times the runtime's own choice; it does not take --family or --tile");
   }
   if (!gpu_available()) throw NotAvailable("sagejit bench needs a GPU (none was found)");
-  const Arch arch = current_device_info().arch();
-  Problem p = parse_shape(f.shape, arch);
-  p.sm_count = current_device_info().sm_count;  // as a call on this device sees it (the default's wave rule)
+  const DeviceInfo& device = current_device_info();
+  Problem p = parse_shape(f.shape, device.arch());
+  p.sm_count = device.sm_count;  // as a call on this device sees it (the default's wave rule)
   if (f.first_call) return first_call(p, f.json);
   KernelChoice choice;
   if (!family && !tile) {

@@ -54,7 +54,8 @@ std::string_view flag_of_field(std::string_view field) {
 }
 
 // The attention kernel the flags name: without --attn-family and --tile, the one attention() runs on
-// `arch` for sequences of --seq when nothing is tuned (the sm_90a wgmma kernel where it applies);
+// `arch` for one head of --seq queries and keys when nothing is tuned (the sm_90a wgmma kernel where it
+// applies; its shared-ring rule taken for kDefaultSmCount SMs, as this may run without a GPU);
 // otherwise the forced variant, as `sagejit bench --family / --tile` times it. Tiles are named as
 // tuning records name them (t64x128w4s1c3); the older form without the leading t is accepted.
 // Validated; an error names the spec's field, except --attn-family's and --tile's.

@@ -1,6 +1,7 @@
 // GPU tests of autotune/: a tuning run records every candidate with a time or a reason, stores one
 // winner no slower than the heuristic default, is not repeated once stored, the runtime's choice
-// then is the winner, and the winning variant computes correct attention. Skipped without a GPU.
+// then is the winner, and the winning variant computes correct attention; with nothing tuned, the
+// runtime's heuristic choice is made for each shape, not once per bucket. Skipped without a GPU.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -89,4 +90,30 @@ TEST_CASE("tuning one shape: every candidate recorded, a winner no slower than t
   CHECK(rep.unwritten == 0);
   CHECK(rep.cosine >= 0.999);
   fs::remove_all(db.parent_path());
+}
+
+TEST_CASE("the runtime's heuristic default is made for each shape, not once per tuning bucket" * test::needs_hopper()) {
+  // B1 D 128 at 16k × 16k: every head count falls in one bucket (gqa1, sq16384, skv16384), yet the
+  // shared-ring form's rules (visible pairs, wave use on this device's SMs) decide by head count.
+  // Before the fix, the first shape's choice was memoized for the bucket and served to the others.
+  Problem p;
+  p.arch = current_device_info().arch();
+  p.sm_count = current_device_info().sm_count;
+  p.batch = 1, p.seq_q = p.seq_kv = 16384, p.head_dim = 128, p.mask = Mask::none;
+  int shared_heads = 0, single_heads = 0;
+  for (int h = 1; h <= 64 && (shared_heads == 0 || single_heads == 0); ++h) {
+    p.heads_q = p.heads_kv = h;
+    (default_spec(p).tile == wgmma_shared_tile() ? shared_heads : single_heads) = h;
+  }
+  REQUIRE(shared_heads > 0);
+  REQUIRE(single_heads > 0);
+  for (int h : {shared_heads, single_heads, shared_heads}) {
+    CAPTURE(h);
+    p.heads_q = p.heads_kv = h;
+    const KernelChoice c = choose_kernel(p, std::nullopt, std::nullopt);
+    // (Run with an empty cache, as scripts/gpu_check.sh does: a tuning record for the bucket would
+    // stand for all its shapes.)
+    REQUIRE(c.source == ChoiceSource::heuristic);
+    CHECK(c.spec.tile == default_spec(p).tile);
+  }
 }

@@ -119,7 +119,7 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
     CHECK(default_spec(p).tile == wgmma_shared_tile());
   }
   // Each guard alone: fewer queries or keys with pairs to spare (B4 H32), fewer pairs with queries,
-  // keys and CTAs to spare.
+  // keys and wave use to spare.
   for (auto [sq, skv] : {std::pair{2047, 65536}, std::pair{65536, 4095}}) {
     CAPTURE(sq);
     CAPTURE(skv);
@@ -165,6 +165,8 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   p.sm_count = 114;  // 9.05 of 10 waves
   CHECK(default_spec(p).tile == wgmma_single_tile(3));
   p.sm_count = 132;
+  CHECK(default_spec(p).tile == wgmma_shared_tile());
+  p.sm_count = -5;  // not a count: as unknown (132)
   CHECK(default_spec(p).tile == wgmma_shared_tile());
   p.sm_count = 0;
   p.heads_q = p.heads_kv = 1, p.seq_q = p.seq_kv = 49152;  // 256 CTAs: 1.94 of 2 waves
@@ -262,7 +264,11 @@ TEST_CASE("wave_use: the share of its waves a launch of one CTA per SM keeps bus
   CHECK(wave_use(688, 132) == doctest::Approx(688.0 / 792.0));
   CHECK(wave_use(1, 132) == doctest::Approx(1.0 / 132.0));
   CHECK(wave_use(5, 1) == 1.0);
-  CHECK(wave_use(3, std::numeric_limits<int>::max()) > 0.0);  // no overflow
+  CHECK(wave_use(23, 25) == doctest::Approx(0.92));
+  CHECK(wave_use(3, std::numeric_limits<int>::max()) == doctest::Approx(3.0 / std::numeric_limits<int>::max()));
+  CHECK(wave_use(0, 132) == 0.0);
+  CHECK(wave_use(5, 0) == 0.0);
+  CHECK(wave_use(5, -1) == 0.0);
 }
 
 TEST_CASE("a varlen call is the problem of its longest sequences, not of the packed token count") {
@@ -271,13 +277,13 @@ TEST_CASE("a varlen call is the problem of its longest sequences, not of the pac
   const TensorRef k = TensorRef::contiguous(nullptr, DType::f16, Layout::nhd, 1, 2, 7000, 128);
   VarlenBatch varlen;
   varlen.batch = 3, varlen.max_seqlen_q = 3000, varlen.max_seqlen_k = 4000;
-  const Problem p = problem_of(q, k, false, &varlen, AttentionOptions{}, parse_arch("sm_90a"));
+  const Problem p = problem_of(q, k, false, &varlen, AttentionOptions{}, parse_arch("sm_90a"), 0);
   CHECK(p.varlen);
   CHECK(p.batch == 3);
   CHECK(p.seq_q == 3000);
   CHECK(p.seq_kv == 4000);
   CHECK(bucket_name(p).find(".sq4096.skv4096") != std::string::npos);
-  const Problem padded = problem_of(q, k, false, nullptr, AttentionOptions{}, parse_arch("sm_90a"));
+  const Problem padded = problem_of(q, k, false, nullptr, AttentionOptions{}, parse_arch("sm_90a"), 0);
   CHECK(padded.seq_q == 5000);
   CHECK_FALSE(padded.varlen);
 }
