@@ -180,7 +180,16 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   CHECK(both[1].tile == wgmma_single_tile(3));
   p.heads_q = p.heads_kv = 32;  // 5472 CTAs: 41.5 of 42 waves, yet 1 SM or very many SMs decide
   CHECK(default_specs_any_device(p).size() == 2);
-  p.seq_q = p.seq_kv = 1024;  // 2²⁵ pairs: the single form on any device
+  // Causal CTAs run longest first: no wave rule. B1 H4 32k (684 CTAs, 5.18 of 6 waves, 2³¹ visible
+  // pairs) takes the shared form causal, the single form without a mask; an export holds one form.
+  p.heads_q = p.heads_kv = 4, p.seq_q = p.seq_kv = 32768;
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));
+  p.mask = Mask::causal_top_left;
+  CHECK(default_spec(p).tile == wgmma_shared_tile());
+  REQUIRE(default_specs_any_device(p).size() == 1);
+  CHECK(default_specs_any_device(p)[0].tile == wgmma_shared_tile());
+  p.mask = Mask::none;
+  p.seq_q = p.seq_kv = 1024;  // 2²² pairs: the single form on any device
   REQUIRE(default_specs_any_device(p).size() == 1);
   CHECK(default_specs_any_device(p)[0].tile == wgmma_single_tile(3));
   p = problem("sm_90a", 4096, 4096);
