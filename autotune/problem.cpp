@@ -71,13 +71,18 @@ AttnSpec wgmma_form(const Problem& p) {
   // (B1 H1 48k +7%, B1 H4 24k +9.5%, B1 H12 16k +9.5%, B1 H8 32k and B1 H16 16k +6%), however few the
   // CTAs (B1 H1 48k: 256; bench/results/2026-11-28-stale-max-and-wave-rule-h200.md §2). The cut sits in
   // the unmeasured gap between 0.89 and 0.94; parts with other SM counts were not measured.
-  // Causal launches need no such rule: their CTAs run longest first (attn_wgmma_tile_lpt), so the
-  // last wave holds the shortest. At use 0.86 the shared form won there too (causal B1 H4 32k and
-  // B1 H2 64k +3.5%, as at 0.97: B1 H6 32k +3.5%, B1 H3 48k +4.7%; same file, §2).
+  // Causal launches whose CTAs differ in length (top-left, or bottom-right with Skv <= Sq: rows see
+  // from none to all of the keys) need no such rule: their CTAs run longest first
+  // (attn_wgmma_tile_lpt), so the last wave holds the shortest. At use 0.86 the shared form won there
+  // too, end to end (causal B1 H4 32k and B1 H2 64k +3.5%, as at 0.97: B1 H6 32k +3.5%, B1 H3 48k
+  // +4.7%; same file, §2; the single form's kernel-only timings spread 7-13% in that call). Bottom-right
+  // with Skv well above Sq gives CTAs of nearly one length and keeps the rule (2k x 32k, use 0.89: level).
   const AttnTile shared = wgmma_shared_tile();
   const std::int64_t shared_ctas = std::int64_t(p.batch) * p.heads_q * ((p.seq_q + shared.cta_q - 1) / shared.cta_q);
   const int sms = p.sm_count > 0 ? p.sm_count : kDefaultSmCount;
-  const bool waves_fit = p.mask != Mask::none || wave_use(shared_ctas, sms) >= kSharedRingMinWaveUse;
+  const bool lengths_vary =
+      p.mask == Mask::causal_top_left || (p.mask == Mask::causal_bottom_right && p.seq_kv <= p.seq_q);
+  const bool waves_fit = lengths_vary || wave_use(shared_ctas, sms) >= kSharedRingMinWaveUse;
   if (p.head_dim == 128 && s.quant.qk == QuantType::int8 && s.quant.pv == PvType::fp8_e4m3 && !p.varlen &&
       p.seq_q >= kSharedRingMinSeqQ && p.seq_kv >= kSharedRingMinSeqKv && visible_pairs(p) >= kSharedRingMinPairs &&
       waves_fit) {

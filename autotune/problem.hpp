@@ -67,10 +67,10 @@ double wave_use(std::int64_t ctas, int sms);
 // The spec attention() runs when nothing is tuned and the caller fixed neither family nor tile.
 // On sm_90a with INT8 Q/K, FP8 P·V and head dim 128, that is the shared-ring form
 // (wgmma_shared_tile()) from kSharedRingMinSeqQ queries and kSharedRingMinSeqKv keys on, where the
-// launch has at least kSharedRingMinPairs visible query-key pairs (visible_pairs), without a mask its
-// one-per-SM CTAs use at least kSharedRingMinWaveUse of their waves (wave_use on p.sm_count SMs;
-// causal CTAs run longest first, which fills the last wave), and the batch is not varlen; the
-// single-warpgroup form otherwise.
+// launch has at least kSharedRingMinPairs visible query-key pairs (visible_pairs), its one-per-SM
+// CTAs use at least kSharedRingMinWaveUse of their waves (wave_use on p.sm_count SMs; not asked of
+// causal launches whose CTAs differ in length, top-left or bottom-right with Skv <= Sq, which run
+// longest first), and the batch is not varlen; the single-warpgroup form otherwise.
 constexpr std::int64_t kSharedRingMinSeqQ = 2048, kSharedRingMinSeqKv = 4096;
 constexpr std::int64_t kSharedRingMinPairs = std::int64_t{1} << 31;
 constexpr double kSharedRingMinWaveUse = 0.92;
@@ -78,8 +78,8 @@ constexpr int kDefaultSmCount = 132;  // the H100 SXM's and H200's; the default 
 AttnSpec default_spec(const Problem& p);
 
 // The specs default_spec(p) gives on a device of any SM count: what an offline export must hold for
-// p, as p.sm_count is then unknown. Two (both D 128 forms) for every shape without a mask that the
-// shared-ring form may serve, since its wave rule can go either way; one otherwise.
+// p, as p.sm_count is then unknown. Two (both D 128 forms) for every shape under the wave rule that
+// the shared-ring form may serve, since that rule can go either way; one otherwise.
 std::vector<AttnSpec> default_specs_any_device(const Problem& p);
 
 // The spec for a caller-fixed family and/or tile: a tile alone means the mma family (as before

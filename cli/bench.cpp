@@ -78,7 +78,7 @@ void first_call(const Problem& p, bool json) {
             view(o, p.heads_q, p.seq_q), lse ? static_cast<float*>(lse->get()) : nullptr, opts, nullptr);
   SAGEJIT_CU(cuCtxSynchronize);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  const KernelChoice choice = choose_kernel(p, std::nullopt, std::nullopt);  // memoized: what the call ran
+  const KernelChoice choice = choose_kernel(p, std::nullopt, std::nullopt);  // the same choice as the call's
   const JitStats s = default_jit().stats();
   nlohmann::json j = {{"shape", shape_label(p)}, {"first_call_ms", ms}, {"spec", choice.spec.canonical_name()},
                       {"choice", name(choice.source)},

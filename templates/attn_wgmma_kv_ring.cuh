@@ -18,11 +18,11 @@
 //   - the refills take turns over the warpgroups: at block j (from kSlots − kLead on), warp 0 of the
 //     warpgroup whose turn it is waits until every warpgroup released block j + kLead − kSlots and
 //     copies block j + kLead into that slot, while its own QKᵀ of block j is in flight. With kLead = 1
-//     that block is j − 3, which the warpgroups, running within about a block of each other, have long
-//     released; the copy then has about a block's time to land before block j + 1 is read. kLead = 2
-//     (waiting for block j − 2) ran 0.4–0.8% slower without a mask and 1.4–3.3% slower causal at
-//     8k–32k, kLead = 3 5–6% slower (H200, kernel only, same calls;
-//     bench/results/2026-11-28-stale-max-and-wave-rule-h200.md §5).
+//     that block is j − 3, which the warpgroups, running within about a block of each other, have
+//     almost always released; the copy then has about the refilling warpgroup's block time to land
+//     before block j + 1 is read. kLead = 2 (waiting for block j − 2) ran 0.5–1.4% slower without a
+//     mask and 0.8–3.2% slower causal at 8k–32k; kLead = 3 ran 5–6% slower without a mask and 3% causal
+//     (H200, kernel only, same calls; bench/results/2026-11-28-stale-max-and-wave-rule-h200.md §5).
 // Every active warpgroup calls wait, refill and release for every block the ring carries, in order,
 // also for blocks it does not compute (causal: rows that end before the CTA's last; then only its
 // warp 0, which refills and releases); such a block's wait comes first, since an arrival on `empty`
@@ -39,7 +39,7 @@ namespace sagejit::kernels {
 struct WgmmaKvRing {
   static constexpr int kSlots = kWgmmaSharedSlots;
   static constexpr int kLead = 1;  // block j + kLead is copied under block j's QKᵀ
-  static_assert(kLead < kSlots, "a refill targets a slot that an earlier block released");
+  static_assert(kLead >= 1 && kLead < kSlots, "a refill targets a slot that an earlier block released");
   mma_ops::u32 full0, empty0;  // the slots' barriers: slot s's at full0 + 8 s, empty0 + 8 s
   int turn = 0;                // the warpgroup whose turn it is to refill at the current block
 

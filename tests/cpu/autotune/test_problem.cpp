@@ -188,6 +188,16 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   CHECK(default_spec(p).tile == wgmma_shared_tile());
   REQUIRE(default_specs_any_device(p).size() == 1);
   CHECK(default_specs_any_device(p)[0].tile == wgmma_shared_tile());
+  p.mask = Mask::causal_bottom_right;  // Skv = Sq: the same rows as top-left
+  CHECK(default_spec(p).tile == wgmma_shared_tile());
+  // Bottom-right with Skv well above Sq: CTAs of nearly one length keep the rule. B1 H28 2k × 40k:
+  // 308 CTAs (2.33 of 3 waves), about 2.29·10⁹ visible pairs.
+  p.heads_q = p.heads_kv = 28, p.seq_q = 2048, p.seq_kv = 40960;
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));
+  p.sm_count = 1;  // every wave full
+  CHECK(default_spec(p).tile == wgmma_shared_tile());
+  CHECK(default_specs_any_device(p).size() == 2);
+  p.sm_count = 0, p.heads_q = p.heads_kv = 4, p.seq_q = p.seq_kv = 32768;
   p.mask = Mask::none;
   p.seq_q = p.seq_kv = 1024;  // 2²² pairs: the single form on any device
   REQUIRE(default_specs_any_device(p).size() == 1);
@@ -274,7 +284,7 @@ TEST_CASE("wave_use: the share of its waves a launch of one CTA per SM keeps bus
   CHECK(wave_use(1, 132) == doctest::Approx(1.0 / 132.0));
   CHECK(wave_use(5, 1) == 1.0);
   CHECK(wave_use(23, 25) == doctest::Approx(0.92));
-  CHECK(wave_use(3, std::numeric_limits<int>::max()) == doctest::Approx(3.0 / std::numeric_limits<int>::max()));
+  CHECK(wave_use(3, std::numeric_limits<int>::max()) == 3.0 / static_cast<double>(std::numeric_limits<int>::max()));
   CHECK(wave_use(0, 132) == 0.0);
   CHECK(wave_use(5, 0) == 0.0);
   CHECK(wave_use(5, -1) == 0.0);
