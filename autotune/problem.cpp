@@ -76,7 +76,8 @@ AttnSpec wgmma_form(const Problem& p) {
   // (attn_wgmma_tile_lpt), so the last wave holds the shortest. At use 0.86 the shared form won there
   // too, end to end (causal B1 H4 32k and B1 H2 64k +3.5%, as at 0.97: B1 H6 32k +3.5%, B1 H3 48k
   // +4.7%; same file, §2; the single form's kernel-only timings spread 7-13% in that call). Bottom-right
-  // with Skv well above Sq gives CTAs of nearly one length and keeps the rule (2k x 32k, use 0.89: level).
+  // with Skv well above Sq gives CTAs of nearly one length and keeps the rule (B1 H32 2k × 32k, use 0.89:
+  // level; B1 H28 2k × 40k, 0.78: -6%; B1 H24 2k × 48k, 1.0: +8%).
   const AttnTile shared = wgmma_shared_tile();
   const std::int64_t shared_ctas = std::int64_t(p.batch) * p.heads_q * ((p.seq_q + shared.cta_q - 1) / shared.cta_q);
   const int sms = p.sm_count > 0 ? p.sm_count : kDefaultSmCount;
