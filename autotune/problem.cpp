@@ -66,11 +66,13 @@ AttnSpec wgmma_form(const Problem& p) {
   // batches, whose short sequences idle warpgroups as a short Sq does.
   // The last wave: at one CTA per SM, a partial last wave leaves whole SMs idle, where the single
   // form's three CTAs per SM rebalance; so the CTAs must use at least kSharedRingMinWaveUse of their
-  // waves (wave_use). H200, same calls, two rounds, end to end: use 0.81-0.89 lost or tied (B1 H2 40k
-  // -5%, B1 H1 64k -2%, B1 H2 32k -1.3…-2%, B1 H8 16k -1.5%, B2 H32 2k × 16k level), use 0.94-0.98 won
-  // (B1 H1 48k +7%, B1 H4 24k +9.5%, B1 H12 16k +9.5%, B1 H8 32k and B1 H16 16k +6%), however few the
-  // CTAs (B1 H1 48k: 256; bench/results/2026-11-28-stale-max-and-wave-rule-h200.md §2). The cut sits in
-  // the unmeasured gap between 0.89 and 0.94; parts with other SM counts were not measured.
+  // waves (wave_use). H200, same calls, two rounds, end to end: use 0.81-0.87 lost (B1 H2 40k -5%,
+  // B1 H1 64k -2%, B1 H2 32k -1.3…-2%, B1 H8 16k -1.5%), 0.889 tied (B2 H32 2k × 16k), use 0.896-0.98
+  // won (B1 H11 16k +2…3%, B1 H14 16k +4.5…5%, B1 H2 35k +12%, B1 H10 16k +7%, B1 H13 16k +7%, B1 H1
+  // 48k +7%, B1 H4 24k +9.5%, B1 H12 16k +9.5%), however few the CTAs (B1 H1 48k: 256;
+  // bench/results/2026-11-28-stale-max-and-wave-rule-h200.md §2, and
+  // bench/results/2026-11-28-wave-cut-and-quantizer-bounds-h200.md §1 for 0.896-0.941). Parts with
+  // other SM counts were not measured.
   // Causal launches whose CTAs differ in length (top-left, or bottom-right with Skv <= Sq: rows see
   // from none to all of the keys) need no such rule: their CTAs run longest first
   // (attn_wgmma_tile_lpt), so the last wave holds the shortest. At use 0.86 the shared form won there

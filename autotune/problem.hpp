@@ -73,7 +73,7 @@ double wave_use(std::int64_t ctas, int sms);
 // longest first), and the batch is not varlen; the single-warpgroup form otherwise.
 constexpr std::int64_t kSharedRingMinSeqQ = 2048, kSharedRingMinSeqKv = 4096;
 constexpr std::int64_t kSharedRingMinPairs = std::int64_t{1} << 31;
-constexpr double kSharedRingMinWaveUse = 0.92;
+constexpr double kSharedRingMinWaveUse = 0.89;
 constexpr int kDefaultSmCount = 132;  // the H100 SXM's and H200's; the default was measured on the H200
 AttnSpec default_spec(const Problem& p);
 
