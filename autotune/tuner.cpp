@@ -27,6 +27,8 @@ namespace sagejit {
 namespace {
 
 constexpr int kBatchRuns = 10;
+// The time-based warm-up's most calls: short calls are bound by the host's launches, not the power cap.
+constexpr int kMaxWarmupCalls = 5000;
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -138,6 +140,19 @@ Timing time_on(const Problem& p, const AttnSpec& spec, const TimingOptions& o, s
   for (const InputSet& s : inputs) SAGEJIT_CU(cuStreamSynchronize, s.stream);
 
   Events ev;
+  if (o.warmup_ms > 0) {
+    // As many calls as fill warmup_ms at one call's time, queued without waiting, then waited for.
+    SAGEJIT_CU(cuEventRecord, ev.start, inputs[0].stream);
+    call(0);
+    SAGEJIT_CU(cuEventRecord, ev.stop, inputs[0].stream);
+    SAGEJIT_CU(cuEventSynchronize, ev.stop);
+    float ms = 0;
+    SAGEJIT_CU(cuEventElapsedTime, &ms, ev.start, ev.stop);
+    const double calls = std::ceil(o.warmup_ms / std::max(static_cast<double>(ms), 1e-3));
+    const int n = static_cast<int>(std::min(calls, static_cast<double>(kMaxWarmupCalls)));
+    for (int w = 1; w < n; ++w) call(static_cast<std::size_t>(w) % inputs.size());
+    for (const InputSet& s : inputs) SAGEJIT_CU(cuStreamSynchronize, s.stream);
+  }
   std::vector<double> times;
   double last_median = 0;
   for (int run = 0; run < o.max_runs;) {

@@ -4,7 +4,9 @@
 // Timing (time_variant): the problem's inputs are allocated in enough copies that their quantized
 // form exceeds twice the L2 (up to 8 copies), each copy on its own stream with its own workspace, and
 // calls rotate through them, so L2 never holds the next call's inputs and small shapes are not
-// flattered. Each call is bracketed by its own events after warm-up; runs are added in batches of
+// flattered. Each call is bracketed by its own events after warm-up (TimingOptions::warmup calls,
+// then calls for warmup_ms, so that each candidate is timed at the clock its own power draw holds);
+// runs are added in batches of
 // 10 until the median moves by less than 0.5% between batches (at least 20, at most 100 runs); a
 // candidate slower than 1.3x the best so far stops at 10 runs. Kernel-only by default (the
 // attention kernel on already quantized inputs; the tile also sets the quantization blocks, and
@@ -29,6 +31,12 @@ namespace sagejit {
 
 struct TimingOptions {
   int warmup = 3;
+  // Then calls for at least this long before the timed runs. The kernels are power-bound, and the
+  // card's power cap lowers the clock over about half a second of load: a candidate timed right
+  // after a pause or a lighter one ran up to 7% fast (H200, the single form at B1 H10 16k: 1.456-1.466
+  // ms on first timing, 1.54-1.62 after; bench/results/2026-11-28-wave-cut-and-quantizer-bounds-h200.md
+  // §3). 0: none.
+  double warmup_ms = 500;
   int min_runs = 20;
   int max_runs = 100;
   double stable_change = 0.005;  // stop when the median moves less than this between batches
