@@ -12,9 +12,13 @@ Columns:
     sagejit kernel          the attention kernel alone (reuse_quantized=True after one normal call
                             on the same inputs), as SageAttention reports its speed
 
-Timing: CUDA events around each call, after warm-up (and a second of GPU work before the first
-row, so that no row runs while the clocks ramp up from idle); the median of >= 20 calls (more for
-short calls, about 0.25 s of calls per figure). Every method is timed twice, round robin (cuDNN,
+Timing: CUDA events around each call, after warm-up: 3 calls, then half a second of untimed calls
+of the same method (--warm-seconds), and a second of GPU work before the first row. The card lowers
+its clock over about half a second of load under its power cap, so without the half second a
+figure taken right after a pause (input creation, a first call's compile) or a lighter method ran at
+a clock no sustained load holds: cuDNN up to 11% fast at 1k-2k keys on the H200
+(bench/results/2026-11-28-wave-cut-and-quantizer-bounds-h200.md §4). Then the median of >= 20 calls
+(more for short calls, about 0.25 s of calls per figure). Every method is timed twice, round robin (cuDNN,
 FLASH, sagejit e2e, sagejit kernel, then again), and keeps the faster median: a figure at a shape
 moved by up to a third between runs, and the card's clock follows its power draw, so each method
 gets its best under the conditions the others had. Inputs rotate per call over >= 3
@@ -52,6 +56,7 @@ MIN_ITERS = 20
 MAX_ITERS = 100
 TARGET_SECONDS = 0.25  # timed calls per figure: about this long, within [MIN_ITERS, MAX_ITERS]
 WARMUP = 3
+WARM_SECONDS = 0.5  # then untimed calls for this long before each timing (time_calls)
 ROUNDS = 2  # timings per method and shape, round robin (bench_row)
 
 
@@ -60,14 +65,26 @@ def tops(B, H, S, D, causal, ms):
     return flops / (ms * 1e-3) / 1e12
 
 
-def time_calls(fn, n_sets, before=None):
+def time_calls(fn, n_sets, before=None, warm_seconds=0.0):
     """(median ms, calls timed, median host µs) of fn(i), i = call index mod n_sets.
 
     before(): run before each call, outside the timed region (L2 eviction).
+    warm_seconds: after the warm-up calls, go on calling (with before()) this long untimed, so that
+    the figure is taken at the clock the method's own power draw holds (the card lowers its clock
+    over about half a second of load; bench/results/2026-11-28-wave-cut-and-quantizer-bounds-h200.md §3).
     """
     for i in range(WARMUP):
         fn(i % n_sets)
     torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    i = 0
+    while time.perf_counter() - t0 < warm_seconds:
+        for _ in range(10):
+            if before is not None:
+                before()
+            fn(i % n_sets)
+            i += 1
+        torch.cuda.synchronize()
     # One probe sets the iteration count: short calls get more samples, long ones stay at 20.
     t0 = time.perf_counter()
     fn(0)
@@ -108,7 +125,7 @@ def cosine(a, b):
     return ((a @ b) / (a.norm() * b.norm())).item()
 
 
-def bench_row(B, H, S, D, causal, flush, mode):
+def bench_row(B, H, S, D, causal, flush, mode, warm_seconds=0.0):
     """One shape: a dict of figures (TOPS, ms, iters) or errors per method."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -121,7 +138,7 @@ def bench_row(B, H, S, D, causal, flush, mode):
 
     def record(name, fn, before=None):
         try:
-            ms, iters, host_us = time_calls(fn, n_sets, before)
+            ms, iters, host_us = time_calls(fn, n_sets, before, warm_seconds)
             result[name] = {"ms": ms, "tops": tops(B, H, S, D, causal, ms), "iters": iters,
                             "host_us": host_us}
         except Exception as e:  # noqa: BLE001 — the row reports it, the run goes on
@@ -224,6 +241,8 @@ def main():
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--qk", default="int8", help="sagejit's Q/K type: int8 (default), int4, int8x2")
     ap.add_argument("--pv", default="default", help="sagejit's P·V type: default, fp8, f16")
+    ap.add_argument("--warm-seconds", type=float, default=WARM_SECONDS,
+                    help=f"untimed calls of each method before each of its timings, in seconds (default {WARM_SECONDS})")
     ap.add_argument("--budget", type=float, default=270.0,
                     help="seconds; rows not started by then are skipped (default 270)")
     args = ap.parse_args()
@@ -246,7 +265,8 @@ def main():
         "sagejit": version,
         "sagejit_mode": {"qk": args.qk, "pv": args.pv},
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "timing": f"CUDA events, {WARMUP} warm-up (and 1 s of GPU work before the first row), median of "
+        "timing": f"CUDA events, {WARMUP} warm-up calls and {args.warm_seconds:g} s of calls per timing "
+                  f"(and 1 s of GPU work before the first row), median of "
                   f"{MIN_ITERS}..{MAX_ITERS}, every method the fastest of {ROUNDS} medians timed round robin, "
                   f">= 3 rotating input sets >= {MIN_ROTATION_BYTES >> 20} MB; kernel-only: "
                   f"one quantized set, L2 evicted by a {L2_FLUSH_BYTES >> 20} MB write per call",
@@ -272,7 +292,7 @@ def main():
                     rows.append({"B": args.batch, "H": H, "S": S, "D": D, "causal": causal,
                                  "skipped": f"time budget {args.budget:.0f}s spent"})
                     continue
-                r = bench_row(args.batch, H, S, D, causal, flush, {"qk": args.qk, "pv": args.pv})
+                r = bench_row(args.batch, H, S, D, causal, flush, {"qk": args.qk, "pv": args.pv}, args.warm_seconds)
                 rows.append(r)
                 torch.cuda.empty_cache()
                 print(f"[{time.time() - t_start:6.1f}s] D={D} H={H} {'causal' if causal else 'none'}"
