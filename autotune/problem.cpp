@@ -49,6 +49,18 @@ AttnSpec wgmma_form(const Problem& p) {
   if (p.head_dim == 128 && s.quant.pv == PvType::f16 && s.quant.qk == QuantType::int8 && p.seq_kv <= 1024) {
     s.tile = wgmma_single_tile(2);
   }
+  // INT8 + FP8 P·V at D = 128 without a mask or LSE, up to 1k keys: the tile that asks for 2 CTAs per
+  // SM. That variant still compiles to 168 registers, so 3 CTAs fit as before (test_attn_wgmma_compiles
+  // holds it there); what it gains is the schedule ptxas makes under the looser bound. H200, end to end,
+  // both forced, same calls, each method warmed for half a second: B4 H32 1k +1.2…2.2% (four timings in
+  // two calls), B1 H32 1k +1.6…4.5%, B4 H32 512 +3.5…8.7%, B2 H32 1k level, B8 H32 1k −0.7…+2.6%; above
+  // 1k level or behind (B4 H32 1.5k −0.5%, 2k −0.3…−1.2%). With a causal mask or an LSE the same tile
+  // takes 170 registers, hence 2 CTAs per SM: causal 1k measured 5–8% behind
+  // (bench/results/2026-11-28-wave-cut-and-quantizer-bounds-h200.md §5). Same bits (GPU test).
+  if (p.head_dim == 128 && s.quant.pv == PvType::fp8_e4m3 && s.quant.qk == QuantType::int8 && p.mask == Mask::none &&
+      !p.lse && p.seq_kv <= 1024) {
+    s.tile = wgmma_single_tile(2);
+  }
   // INT8 + FP8 P·V at D = 128 with long keys: the shared-ring form (one CTA of three warpgroups per SM
   // sharing K/V copies; attn_wgmma_kv_ring.cuh), where its clock gain under the power cap outweighs
   // its exposed prologue and epilogue: launches that visit at least 2³¹ query-key pairs

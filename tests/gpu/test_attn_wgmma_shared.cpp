@@ -6,6 +6,7 @@
 // cycles, a tail block, GQA, bf16 and NHD, Q quantized apart, varlen batches with empty and one-row
 // sequences, causal masks at both alignments (warpgroups that visit fewer blocks than the ring
 // carries, CTAs with no block at all). Accuracy against float64 is checked as well, on the distributions of DESIGN.md §3.
+// Also here: the single form at 2 and 3 CTAs per SM (both defaults of the form) gives the same bits.
 #include <doctest/doctest.h>
 
 #include <fmt/format.h>
@@ -76,14 +77,16 @@ Outputs run(const SharedCase& c, const AttnTile& tile) {
   return r;
 }
 
-// The shared form against the single form on each case: the same bits, output and LSE.
-void check_same_bits(const std::vector<SharedCase>& cases) {
+// Tile a against tile b (by default the shared form against the single form) on each case: the same
+// bits, output and LSE.
+void check_same_bits(const std::vector<SharedCase>& cases, const AttnTile& a = wgmma_shared_tile(),
+                     const AttnTile& b = wgmma_single_tile(3)) {
   for (const SharedCase& sc : cases) {
     CAPTURE(sc.describe());
-    const Outputs shared = run(sc, wgmma_shared_tile()), single = run(sc, wgmma_single_tile(3));
+    const Outputs shared = run(sc, a), single = run(sc, b);
     MESSAGE(fmt::format("{}: {} vs {}", sc.describe(), shared.spec.canonical_name(), single.spec.canonical_name()));
-    CHECK(shared.spec.tile == wgmma_shared_tile());
-    CHECK(single.spec.tile == wgmma_single_tile(3));
+    CHECK(shared.spec.tile == a);
+    CHECK(single.spec.tile == b);
     CHECK(shared.spec.quant.fused_q == sc.fused_q);
     std::size_t differ = 0, nonfinite = 0;
     for (std::size_t i = 0; i < shared.out.size(); ++i) {
@@ -178,6 +181,22 @@ TEST_CASE("attn_wgmma shared-ring form: the single form's bits, output and LSE" 
   c.mask = Mask::causal_top_left;
   cases.push_back(c);
   check_same_bits(cases);
+}
+
+// The single form's default up to 1k keys without a mask runs 2 CTAs per SM, elsewhere 3
+// (default_spec): the CTAs per SM set only the register budget, so the bits must not move.
+TEST_CASE("attn_wgmma single form: 2 and 3 CTAs per SM give the same bits" * test::needs_hopper()) {
+  ensure_current_context();
+  std::vector<SharedCase> cases;
+  cases.push_back({});  // 1000 x 1000, GQA, a tail block, LSE
+  SharedCase c;
+  c.batch = 1, c.heads_q = 3, c.heads_kv = 3, c.seq_q = 1024, c.seq_kv = 512, c.dtype = DType::bf16,
+  c.layout = Layout::nhd, c.lse = false;
+  cases.push_back(c);
+  c = {};
+  c.mask = Mask::causal_top_left;
+  cases.push_back(c);
+  check_same_bits(cases, wgmma_single_tile(2), wgmma_single_tile(3));
 }
 
 TEST_CASE("attn_wgmma shared-ring form: matches the float64 reference (FP8 P·V bar)" * test::needs_hopper()) {

@@ -211,9 +211,23 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   CHECK(default_specs_any_device(p).size() == 2);
   p.sm_count = 0, p.heads_q = p.heads_kv = 4;
   p.mask = Mask::none;
-  p.seq_q = p.seq_kv = 1024;  // 2²² pairs: the single form on any device
+  p.seq_q = p.seq_kv = 1024;  // 2²² pairs: the single form on any device, up to 1k keys at 2 CTAs per SM
   REQUIRE(default_specs_any_device(p).size() == 1);
-  CHECK(default_specs_any_device(p)[0].tile == wgmma_single_tile(3));
+  CHECK(default_specs_any_device(p)[0].tile == wgmma_single_tile(2));
+  CHECK(default_spec(p).quant.fused_q);
+  CHECK_NOTHROW(default_spec(p).validate());
+  p.seq_kv = 1025;  // beyond 1k keys: 3
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));
+  p.seq_kv = 1024, p.lse = true;  // with an LSE the tile would take 170 registers, 2 CTAs per SM: 3
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));
+  p.lse = false;
+  p.seq_kv = 512, p.mask = Mask::causal_top_left;  // causal: 3 (2 measured 5-8% slower at 1k)
+  CHECK(default_spec(p).tile == wgmma_single_tile(3));
+  p.mask = Mask::none, p.pv = PvType::f16;  // f16 P·V: 2 as well (its own rule)
+  CHECK(default_spec(p).tile == wgmma_single_tile(2));
+  p.pv.reset(), p.head_dim = 64;  // other head dims keep theirs
+  CHECK(default_spec(p).tile != wgmma_single_tile(2));
+  p.head_dim = 128;
   p = problem("sm_90a", 4096, 4096);
   p.seq_kv = 0;
   CHECK(default_spec(p).family == AttnFamily::mma);
