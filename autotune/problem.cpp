@@ -54,7 +54,8 @@ AttnSpec wgmma_form(const Problem& p) {
   // holds it there); what it gains is the schedule ptxas makes under the looser bound. H200, end to end,
   // both forced, same calls, each method warmed for half a second: B4 H32 1k +1.2…2.2% (four timings in
   // two calls), B1 H32 1k +1.6…4.5%, B4 H32 512 +3.5…8.7%, B2 H32 1k level, B8 H32 1k −0.7…+2.6%; above
-  // 1k level or behind (B4 H32 1.5k −0.5%, 2k −0.3…−1.2%). With a causal mask or an LSE the same tile
+  // 1k level or behind (B4 H32 1.5k −0.5%, 2k −0.3…−1.2%). Only Sq = Skv without GQA was timed, and the
+  // B1 and 512-key gains sit inside spreads of 11-26%. With a causal mask or an LSE the same tile
   // takes 170 registers, hence 2 CTAs per SM: causal 1k measured 5–8% behind
   // (bench/results/2026-11-28-wave-cut-and-quantizer-bounds-h200.md §5). Same bits (GPU test).
   if (p.head_dim == 128 && s.quant.pv == PvType::fp8_e4m3 && s.quant.qk == QuantType::int8 && p.mask == Mask::none &&
@@ -80,8 +81,9 @@ AttnSpec wgmma_form(const Problem& p) {
   // form's three CTAs per SM rebalance; so the CTAs must use at least kSharedRingMinWaveUse of their
   // waves (wave_use). H200, same calls, two rounds, end to end: use 0.81-0.87 lost (B1 H2 40k -5%,
   // B1 H1 64k -2%, B1 H2 32k -1.3…-2%, B1 H8 16k -1.5%), 0.889 tied (B2 H32 2k × 16k), use 0.896-0.98
-  // won (B1 H11 16k +2…3%, B1 H14 16k +4.5…5%, B1 H2 35k +12%, B1 H10 16k +7%, B1 H13 16k +7%, B1 H1
-  // 48k +7%, B1 H4 24k +9.5%, B1 H12 16k +9.5%), however few the CTAs (B1 H1 48k: 256;
+  // won (B1 H11 16k +1.9…2.9%, B1 H14 16k +4.5…5.3%, B1 H2 34944 +11.7…12.7%, B1 H10 16k +6.8…7.3%,
+  // B1 H2 35712 +10.6…12.1%, B1 H13 16k +6.8…7.7%, B1 H1 48k +7%, B1 H4 24k +9.5%, B1 H12 16k +9.5%,
+  // B1 H8 32k and B1 H16 16k +6%), however few the CTAs (B1 H1 48k: 256;
   // bench/results/2026-11-28-stale-max-and-wave-rule-h200.md §2, and
   // bench/results/2026-11-28-wave-cut-and-quantizer-bounds-h200.md §1 for 0.896-0.941). Parts with
   // other SM counts were not measured.

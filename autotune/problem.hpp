@@ -70,7 +70,9 @@ double wave_use(std::int64_t ctas, int sms);
 // launch has at least kSharedRingMinPairs visible query-key pairs (visible_pairs), its one-per-SM
 // CTAs use at least kSharedRingMinWaveUse of their waves (wave_use on p.sm_count SMs; not asked of
 // causal launches whose CTAs differ in length, top-left or bottom-right with Skv <= Sq, which run
-// longest first), and the batch is not varlen; the single-warpgroup form otherwise.
+// longest first), and the batch is not varlen; the single-warpgroup form otherwise. Up to 1k keys at
+// D = 128 that form takes the tile that asks for 2 CTAs per SM (wgmma_single_tile(2)) with f16 P·V,
+// and with FP8 P·V where there is no mask and no LSE (where it still fits 3); 3 elsewhere.
 constexpr std::int64_t kSharedRingMinSeqQ = 2048, kSharedRingMinSeqKv = 4096;
 constexpr std::int64_t kSharedRingMinPairs = std::int64_t{1} << 31;
 constexpr double kSharedRingMinWaveUse = 0.89;

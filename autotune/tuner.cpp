@@ -27,8 +27,6 @@ namespace sagejit {
 namespace {
 
 constexpr int kBatchRuns = 10;
-// The time-based warm-up's most calls: short calls are bound by the host's launches, not the power cap.
-constexpr int kMaxWarmupCalls = 5000;
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -140,31 +138,28 @@ Timing time_on(const Problem& p, const AttnSpec& spec, const TimingOptions& o, s
   for (const InputSet& s : inputs) SAGEJIT_CU(cuStreamSynchronize, s.stream);
 
   Events ev;
-  if (o.warmup_ms > 0) {
-    // As many calls as fill warmup_ms at one call's time, queued without waiting, then waited for.
-    SAGEJIT_CU(cuEventRecord, ev.start, inputs[0].stream);
-    call(0);
-    SAGEJIT_CU(cuEventRecord, ev.stop, inputs[0].stream);
+  // One call bracketed by its own events and waited for: the timed runs, and the warm-up before them.
+  auto timed_call = [&](std::size_t i) {
+    SAGEJIT_CU(cuEventRecord, ev.start, inputs[i].stream);
+    call(i);
+    SAGEJIT_CU(cuEventRecord, ev.stop, inputs[i].stream);
     SAGEJIT_CU(cuEventSynchronize, ev.stop);
     float ms = 0;
     SAGEJIT_CU(cuEventElapsedTime, &ms, ev.start, ev.stop);
-    const double calls = std::ceil(o.warmup_ms / std::max(static_cast<double>(ms), 1e-3));
-    const int n = static_cast<int>(std::min(calls, static_cast<double>(kMaxWarmupCalls)));
-    for (int w = 1; w < n; ++w) call(static_cast<std::size_t>(w) % inputs.size());
-    for (const InputSet& s : inputs) SAGEJIT_CU(cuStreamSynchronize, s.stream);
+    return static_cast<double>(ms);
+  };
+  // Untimed calls for warmup_ms of wall time, at the timed runs' duty cycle. A candidate slower than
+  // give_up_ms on such a call is not warmed further: warmer, it would only be slower.
+  const auto warm_start = std::chrono::steady_clock::now();
+  for (int w = 0; seconds_since(warm_start) * 1e3 < o.warmup_ms; ++w) {
+    const double ms = timed_call(static_cast<std::size_t>(w) % inputs.size());
+    if (give_up_ms > 0 && ms > give_up_ms) break;
   }
   std::vector<double> times;
   double last_median = 0;
   for (int run = 0; run < o.max_runs;) {
     for (int b = 0; b < kBatchRuns && run < o.max_runs; ++b, ++run) {
-      const std::size_t i = static_cast<std::size_t>(run) % inputs.size();
-      SAGEJIT_CU(cuEventRecord, ev.start, inputs[i].stream);
-      call(i);
-      SAGEJIT_CU(cuEventRecord, ev.stop, inputs[i].stream);
-      SAGEJIT_CU(cuEventSynchronize, ev.stop);
-      float ms = 0;
-      SAGEJIT_CU(cuEventElapsedTime, &ms, ev.start, ev.stop);
-      times.push_back(ms);
+      times.push_back(timed_call(static_cast<std::size_t>(run) % inputs.size()));
     }
     const double median = quantile(times, 0.5);
     if (give_up_ms > 0 && median > give_up_ms) break;  // clearly slower than the best: no need to refine

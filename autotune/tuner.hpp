@@ -5,8 +5,8 @@
 // form exceeds twice the L2 (up to 8 copies), each copy on its own stream with its own workspace, and
 // calls rotate through them, so L2 never holds the next call's inputs and small shapes are not
 // flattered. Each call is bracketed by its own events after warm-up (TimingOptions::warmup calls,
-// then calls for warmup_ms, so that each candidate is timed at the clock its own power draw holds);
-// runs are added in batches of
+// then calls for warmup_ms of wall time, so that each candidate is timed at the clock its own power
+// draw holds); runs are added in batches of
 // 10 until the median moves by less than 0.5% between batches (at least 20, at most 100 runs); a
 // candidate slower than 1.3x the best so far stops at 10 runs. Kernel-only by default (the
 // attention kernel on already quantized inputs; the tile also sets the quantization blocks, and
@@ -31,11 +31,12 @@ namespace sagejit {
 
 struct TimingOptions {
   int warmup = 3;
-  // Then calls for at least this long before the timed runs. The kernels are power-bound, and the
-  // card's power cap lowers the clock over about half a second of load: a candidate timed right
-  // after a pause or a lighter one ran up to 7% fast (H200, the single form at B1 H10 16k: 1.456-1.466
-  // ms on first timing, 1.54-1.62 after; bench/results/2026-11-28-wave-cut-and-quantizer-bounds-h200.md
-  // §3). 0: none.
+  // Then untimed calls, each waited for as the timed runs are, until this much wall time has passed
+  // (one call more at most; fewer for a candidate slower than the give-up time). The kernels are
+  // power-bound, and under load the card's power cap lowers the clock over about half a second: the
+  // single form at B1 H10 16k, timed right after a pause or a lighter kernel, ran its first repeat
+  // 6-8% faster than its later ones (H200: 1.456-1.466 ms, then 1.52-1.62;
+  // bench/results/2026-11-28-wave-cut-and-quantizer-bounds-h200.md §3). 0: none.
   double warmup_ms = 500;
   int min_runs = 20;
   int max_runs = 100;

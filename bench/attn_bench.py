@@ -57,6 +57,7 @@ MAX_ITERS = 100
 TARGET_SECONDS = 0.25  # timed calls per figure: about this long, within [MIN_ITERS, MAX_ITERS]
 WARMUP = 3
 WARM_SECONDS = 0.5  # then untimed calls for this long before each timing (time_calls)
+WARM_BATCH = 10  # calls queued between the warm-up's clock checks
 ROUNDS = 2  # timings per method and shape, round robin (bench_row)
 
 
@@ -65,7 +66,7 @@ def tops(B, H, S, D, causal, ms):
     return flops / (ms * 1e-3) / 1e12
 
 
-def time_calls(fn, n_sets, before=None, warm_seconds=0.0):
+def time_calls(fn, n_sets, before=None, warm_seconds=WARM_SECONDS):
     """(median ms, calls timed, median host µs) of fn(i), i = call index mod n_sets.
 
     before(): run before each call, outside the timed region (L2 eviction).
@@ -79,7 +80,7 @@ def time_calls(fn, n_sets, before=None, warm_seconds=0.0):
     t0 = time.perf_counter()
     i = 0
     while time.perf_counter() - t0 < warm_seconds:
-        for _ in range(10):
+        for _ in range(WARM_BATCH):
             if before is not None:
                 before()
             fn(i % n_sets)
@@ -125,7 +126,7 @@ def cosine(a, b):
     return ((a @ b) / (a.norm() * b.norm())).item()
 
 
-def bench_row(B, H, S, D, causal, flush, mode, warm_seconds=0.0):
+def bench_row(B, H, S, D, causal, flush, mode, warm_seconds=WARM_SECONDS):
     """One shape: a dict of figures (TOPS, ms, iters) or errors per method."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 

@@ -30,6 +30,7 @@ struct BenchFlags {
   std::string family;  // with tile: time this variant instead of the runtime's choice
   std::string tile;
   bool separate_q = false;  // AttentionOptions::fused_q = false
+  double warmup_ms = TimingOptions{}.warmup_ms;
 };
 
 struct Repeated {
@@ -45,11 +46,13 @@ struct Repeated {
   }
 };
 
-Repeated repeat_timing(const Problem& p, const AttnSpec& spec, bool end_to_end, int repeat, bool fused_q) {
+Repeated repeat_timing(const Problem& p, const AttnSpec& spec, bool end_to_end, int repeat, bool fused_q,
+                       double warmup_ms) {
   Repeated r;
   TimingOptions o;
   o.end_to_end = end_to_end;
   o.fused_q = fused_q;
+  o.warmup_ms = warmup_ms;
   for (int i = 0; i < std::max(1, repeat); ++i) r.medians.push_back(time_variant(p, spec, o).median_ms);
   return r;
 }
@@ -118,16 +121,16 @@ void run(const BenchFlags& f) {
   choice.spec.quant.fused_q = fused_q && can_fuse_q(choice.spec);
   nlohmann::json j = {{"shape", shape_label(p)}, {"bucket", bucket_name(p)}, {"device", current_device_info().name},
                       {"spec", choice.spec.canonical_name()}, {"choice", name(choice.source)}};
-  j["kernel"] = timing_json(p, repeat_timing(p, choice.spec, false, f.repeat, fused_q));
+  j["kernel"] = timing_json(p, repeat_timing(p, choice.spec, false, f.repeat, fused_q, f.warmup_ms));
   j["ctas_per_sm"] = default_jit().kernel(choice.spec.generate()).resident_ctas(
       static_cast<unsigned>(choice.spec.threads()), static_cast<unsigned>(choice.spec.shared_bytes()));
-  j["end_to_end"] = timing_json(p, repeat_timing(p, choice.spec, true, f.repeat, fused_q));
+  j["end_to_end"] = timing_json(p, repeat_timing(p, choice.spec, true, f.repeat, fused_q, f.warmup_ms));
   if (f.compare_default) {
     AttnSpec def = default_spec(p);
     def.quant.fused_q = fused_q && can_fuse_q(def);
     j["default_spec"] = def.canonical_name();
-    j["default_kernel"] = timing_json(p, repeat_timing(p, def, false, f.repeat, fused_q));
-    j["default_end_to_end"] = timing_json(p, repeat_timing(p, def, true, f.repeat, fused_q));
+    j["default_kernel"] = timing_json(p, repeat_timing(p, def, false, f.repeat, fused_q, f.warmup_ms));
+    j["default_end_to_end"] = timing_json(p, repeat_timing(p, def, true, f.repeat, fused_q, f.warmup_ms));
     j["gain_kernel"] = j["default_kernel"]["median_ms"].get<double>() / j["kernel"]["median_ms"].get<double>();
     j["gain_end_to_end"] =
         j["default_end_to_end"]["median_ms"].get<double>() / j["end_to_end"]["median_ms"].get<double>();
@@ -167,6 +170,10 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--tile", f.tile,
                   "Time this tile instead of the runtime's choice, as tune names it (t64x128w4s3c2p; family "
                   "mma unless --family says otherwise)");
+  cmd->add_option("--warmup-ms", f.warmup_ms,
+                  "Untimed calls before each timing, in ms of wall time (default 500: the card's clock settles "
+                  "under its power cap over about half a second of load)")
+      ->check(CLI::Range(0.0, 60000.0));
   cmd->add_flag("--separate-q", f.separate_q,
                 "Quantize Q in its own pass even where the kernel would do it (AttentionOptions::fused_q = false)");
   cmd->callback([] { run(f); });

@@ -24,6 +24,7 @@ struct TuneFlags {
   bool json = false;
   bool end_to_end = false;
   int max_candidates = 0;
+  double warmup_ms = TimingOptions{}.warmup_ms;
 };
 
 nlohmann::json candidate_json(const CandidateResult& c) {
@@ -49,6 +50,7 @@ void run(const TuneFlags& f) {
     o.force = f.force;
     o.max_candidates = f.max_candidates;
     o.timing.end_to_end = f.end_to_end;
+    o.timing.warmup_ms = f.warmup_ms;
     o.progress = [&](const TuneProgress& pr) { bar.update(pr.phase, pr.done, pr.total); };
     const TuneResult r = tune_and_store(p, o, default_tuning_store(), default_jit(), env);
     bar.finish();
@@ -111,6 +113,10 @@ void add_tune(CLI::App& app) {
   cmd->add_flag("--force", f.force, "Tune again even if a winner is stored (replaces it)");
   cmd->add_flag("--end-to-end", f.end_to_end, "Time quantization + attention (default: the attention kernel only)");
   cmd->add_option("--max-candidates", f.max_candidates, "Time at most this many variants (the default included)");
+  cmd->add_option("--warmup-ms", f.warmup_ms,
+                  "Untimed calls before each candidate's timing, in ms of wall time (default 500: the card's clock "
+                  "settles under its power cap over about half a second of load)")
+      ->check(CLI::Range(0.0, 60000.0));
   cmd->add_flag("--json", f.json, "Print JSON (every candidate with its time or reason)");
   cmd->callback([] { run(f); });
 }

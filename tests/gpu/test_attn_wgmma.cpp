@@ -28,6 +28,7 @@
 #include "sagejit/quantize.hpp"
 #include "templates/attn_params.cuh"
 #include "tests/gpu/support.hpp"
+#include "tests/gpu/wgmma_same_bits.hpp"
 
 using namespace sagejit;
 
@@ -595,6 +596,27 @@ TEST_CASE("attn_wgmma_single: the single-warpgroup kernel matches the float64 re
       run_accuracy(groups);
     }
   }
+}
+
+// The tile that asks for 2 CTAs per SM (the default up to 1k keys without a mask or LSE) against the
+// one that asks for 3: the bound changes only ptxas' register budget, so the bits must not move. The
+// no-mask, no-LSE case is the variant the default runs (168 registers, 3 CTAs fit either way); with an
+// LSE or a causal mask the 2-CTA variant takes 170 registers (2 CTAs fit), a different schedule again.
+TEST_CASE("attn_wgmma_single: 2 and 3 CTAs per SM give the same bits" * test::needs_hopper()) {
+  ensure_current_context();
+  std::vector<test::WgmmaCase> cases;
+  test::WgmmaCase c;
+  c.batch = 1, c.heads_q = 3, c.heads_kv = 3, c.seq_q = 1024, c.seq_kv = 512, c.dtype = DType::bf16,
+  c.layout = Layout::nhd, c.lse = false;  // the default's variant
+  cases.push_back(c);
+  c = {};
+  c.lse = false;  // f16, GQA, 1000 x 1000 (a tail block): the default's variant
+  cases.push_back(c);
+  c = {};  // with an LSE
+  cases.push_back(c);
+  c.mask = Mask::causal_top_left;
+  cases.push_back(c);
+  test::check_same_bits(cases, wgmma_single_tile(2), wgmma_single_tile(3));
 }
 
 TEST_CASE("attn_wgmma_single: f16 P·V on the caller's V matches the float64 reference (INT8 + f16 bar)" *

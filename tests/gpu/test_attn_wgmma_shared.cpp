@@ -6,7 +6,6 @@
 // cycles, a tail block, GQA, bf16 and NHD, Q quantized apart, varlen batches with empty and one-row
 // sequences, causal masks at both alignments (warpgroups that visit fewer blocks than the ring
 // carries, CTAs with no block at all). Accuracy against float64 is checked as well, on the distributions of DESIGN.md §3.
-// Also here: the single form at 2 and 3 CTAs per SM (both defaults of the form) gives the same bits.
 #include <doctest/doctest.h>
 
 #include <fmt/format.h>
@@ -22,94 +21,19 @@
 #include "sagejit/attention.hpp"
 #include "tests/gpu/accuracy_bars.hpp"
 #include "tests/gpu/support.hpp"
+#include "tests/gpu/wgmma_same_bits.hpp"
 
 using namespace sagejit;
+using test::WgmmaCase;
 
-namespace {
-
-struct SharedCase {
-  int heads_q = 4, heads_kv = 2, batch = 2, seq_q = 1000, seq_kv = 1000;
-  DType dtype = DType::f16;
-  Layout layout = Layout::hnd;
-  bool lse = true, fused_q = true;
-  Mask mask = Mask::none;
-  std::vector<int> varlen_q, varlen_kv;  // non-empty: attention_varlen over these lengths
-  std::string describe() const {
-    return fmt::format("Hq={} Hkv={} B={} Sq={} Skv={} {} {} {} lse={} fused_q={}{}", heads_q, heads_kv, batch, seq_q,
-                       seq_kv, name(mask), name(dtype), name(layout), int(lse), int(fused_q),
-                       varlen_q.empty() ? "" : fmt::format(" varlen({})", varlen_q.size()));
-  }
-};
-
-using Outputs = test::AttnOutputs;
-
-// One call on fresh inputs (the same seeds for every tile), outputs poisoned first, with `tile` forced.
-Outputs run(const SharedCase& c, const AttnTile& tile) {
-  constexpr int D = 128;
-  const bool varlen = !c.varlen_q.empty();
-  int total_q = c.seq_q, total_kv = c.seq_kv, batch = c.batch;
-  std::vector<int> cu_q{0}, cu_k{0};
-  for (std::size_t b = 0; b < c.varlen_q.size(); ++b) {
-    cu_q.push_back(cu_q.back() + c.varlen_q[b]);
-    cu_k.push_back(cu_k.back() + c.varlen_kv[b]);
-  }
-  if (varlen) total_q = cu_q.back(), total_kv = cu_k.back(), batch = 1;
-  const std::size_t nq = std::size_t(batch) * c.heads_q * total_q * D, nkv = std::size_t(batch) * c.heads_kv * total_kv * D;
-  DeviceBuffer q(nq * 2), k(nkv * 2), v(nkv * 2), o(nq * 2), lse(std::size_t(batch) * c.heads_q * total_q * 4);
-  q.upload(test::random_half_bits(nq, D, c.dtype, 0.0f, 21));
-  k.upload(test::random_half_bits(nkv, D, c.dtype, 2.0f, 22));
-  v.upload(test::random_half_bits(nkv, D, c.dtype, 0.5f, 23));
-  o.poison(), lse.poison();
-  auto view = [&](const DeviceBuffer& b, int heads, int seq) {
-    return TensorRef::contiguous(b.get(), c.dtype, c.layout, batch, heads, seq, D);
-  };
-  AttentionOptions opt;
-  opt.pv = PvType::fp8_e4m3, opt.smooth_k = true, opt.fused_q = c.fused_q, opt.mask = c.mask;
-  opt.family = AttnFamily::wgmma, opt.tile = tile;
-  float* lse_ptr = c.lse ? static_cast<float*>(lse.get()) : nullptr;
-  const TensorRef tq = view(q, c.heads_q, total_q), tk = view(k, c.heads_kv, total_kv),
-                  tv = view(v, c.heads_kv, total_kv), to = view(o, c.heads_q, total_q);
-  Outputs r;
-  r.spec = test::run_attention_sync(tq, tk, tv, to, lse_ptr, opt, varlen ? cu_q : std::vector<int>{}, cu_k, c.seq_q,
-                                    c.seq_kv);
-  r.out = o.download<std::uint16_t>(nq);
-  if (c.lse) r.lse = lse.download<float>(std::size_t(batch) * c.heads_q * total_q);
-  return r;
-}
-
-// Tile a against tile b (by default the shared form against the single form) on each case: the same
-// bits, output and LSE.
-void check_same_bits(const std::vector<SharedCase>& cases, const AttnTile& a = wgmma_shared_tile(),
-                     const AttnTile& b = wgmma_single_tile(3)) {
-  for (const SharedCase& sc : cases) {
-    CAPTURE(sc.describe());
-    const Outputs shared = run(sc, a), single = run(sc, b);
-    MESSAGE(fmt::format("{}: {} vs {}", sc.describe(), shared.spec.canonical_name(), single.spec.canonical_name()));
-    CHECK(shared.spec.tile == a);
-    CHECK(single.spec.tile == b);
-    CHECK(shared.spec.quant.fused_q == sc.fused_q);
-    std::size_t differ = 0, nonfinite = 0;
-    for (std::size_t i = 0; i < shared.out.size(); ++i) {
-      differ += shared.out[i] != single.out[i];
-      nonfinite += (shared.out[i] & 0x7c00) == 0x7c00 && sc.dtype == DType::f16;
-    }
-    CHECK(differ == 0);
-    CHECK(nonfinite == 0);
-    std::size_t lse_differ = 0;
-    for (std::size_t i = 0; i < shared.lse.size(); ++i) lse_differ += std::memcmp(&shared.lse[i], &single.lse[i], 4) != 0;
-    CHECK(lse_differ == 0);
-  }
-}
-
-}  // namespace
 
 // Small shapes for compute-sanitizer (scripts/sanitize.sh): CTAs of 3, 2 and 1 active warpgroups,
 // fewer blocks than slots, a ring cycle, causal at both alignments (warpgroups that follow the ring
 // without computing), varlen.
 TEST_CASE("attn_wgmma shared-ring form: small shapes" * test::needs_hopper()) {
   ensure_current_context();
-  std::vector<SharedCase> cases;
-  SharedCase c;
+  std::vector<WgmmaCase> cases;
+  WgmmaCase c;
   c.batch = 1, c.heads_q = 2, c.heads_kv = 1, c.seq_q = 320, c.seq_kv = 700;  // CTAs of 3 and 2; 6 blocks
   cases.push_back(c);
   c.mask = Mask::causal_top_left, c.seq_q = 960, c.seq_kv = 960;  // 8 blocks: ring cycles, then the CTA's
@@ -122,14 +46,14 @@ TEST_CASE("attn_wgmma shared-ring form: small shapes" * test::needs_hopper()) {
   c.mask = Mask::causal_top_left, c.layout = Layout::nhd;
   c.varlen_q = {1, 200, 0, 130}, c.varlen_kv = {3, 200, 50, 300}, c.seq_q = 200, c.seq_kv = 300;
   cases.push_back(c);
-  check_same_bits(cases);
+  test::check_same_bits(cases, wgmma_shared_tile(), wgmma_single_tile(3));
 }
 
 TEST_CASE("attn_wgmma shared-ring form: the single form's bits, output and LSE" * test::needs_hopper()) {
   ensure_current_context();
-  std::vector<SharedCase> cases;
+  std::vector<WgmmaCase> cases;
   cases.push_back({});  // 16 q tiles: 5 CTAs of three warpgroups and one of one; a tail block; GQA
-  SharedCase c;
+  WgmmaCase c;
   c.batch = 3, c.heads_q = 5, c.heads_kv = 5, c.seq_q = 200, c.seq_kv = 300;  // 4 tiles (3 + 1), 3 blocks < 4 slots
   cases.push_back(c);
   c = {};
@@ -180,23 +104,7 @@ TEST_CASE("attn_wgmma shared-ring form: the single form's bits, output and LSE" 
   cases.push_back(c);
   c.mask = Mask::causal_top_left;
   cases.push_back(c);
-  check_same_bits(cases);
-}
-
-// The single form's default up to 1k keys without a mask runs 2 CTAs per SM, elsewhere 3
-// (default_spec): the CTAs per SM set only the register budget, so the bits must not move.
-TEST_CASE("attn_wgmma single form: 2 and 3 CTAs per SM give the same bits" * test::needs_hopper()) {
-  ensure_current_context();
-  std::vector<SharedCase> cases;
-  cases.push_back({});  // 1000 x 1000, GQA, a tail block, LSE
-  SharedCase c;
-  c.batch = 1, c.heads_q = 3, c.heads_kv = 3, c.seq_q = 1024, c.seq_kv = 512, c.dtype = DType::bf16,
-  c.layout = Layout::nhd, c.lse = false;
-  cases.push_back(c);
-  c = {};
-  c.mask = Mask::causal_top_left;
-  cases.push_back(c);
-  check_same_bits(cases, wgmma_single_tile(2), wgmma_single_tile(3));
+  test::check_same_bits(cases, wgmma_shared_tile(), wgmma_single_tile(3));
 }
 
 TEST_CASE("attn_wgmma shared-ring form: matches the float64 reference (FP8 P·V bar)" * test::needs_hopper()) {

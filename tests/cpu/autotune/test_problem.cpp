@@ -225,8 +225,8 @@ TEST_CASE("the heuristic default: wgmma on sm_90a where it supports the problem,
   CHECK(default_spec(p).tile == wgmma_single_tile(3));
   p.mask = Mask::none, p.pv = PvType::f16;  // f16 P·V: 2 as well (its own rule)
   CHECK(default_spec(p).tile == wgmma_single_tile(2));
-  p.pv.reset(), p.head_dim = 64;  // other head dims keep theirs
-  CHECK(default_spec(p).tile != wgmma_single_tile(2));
+  p.pv.reset(), p.head_dim = 64;  // other head dims keep theirs (D = 64: 4 CTAs per SM)
+  CHECK(default_spec(p).tile == wgmma_single_tile(4));
   p.head_dim = 128;
   p = problem("sm_90a", 4096, 4096);
   p.seq_kv = 0;
