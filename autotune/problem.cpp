@@ -55,7 +55,7 @@ AttnSpec wgmma_form(const Problem& p) {
   // both forced, same calls, each method warmed for half a second: B4 H32 1k +1.2…2.2% (four timings in
   // two calls), B1 H32 1k +1.6…4.5%, B4 H32 512 +3.5…8.7%, B2 H32 1k level, B8 H32 1k −0.7…+2.6%; above
   // 1k level or behind (B4 H32 1.5k −0.5%, 2k −0.3…−1.2%). Only Sq = Skv without GQA was timed, and the
-  // B1 and 512-key gains sit inside spreads of 11-26%. With a causal mask or an LSE the same tile
+  // B1 and 512-key gains sit inside spreads of 11–26%. With a causal mask or an LSE the same tile
   // takes 170 registers, hence 2 CTAs per SM: causal 1k measured 5–8% behind
   // (bench/results/2026-11-28-wave-cut-and-quantizer-bounds-h200.md §5). Same bits (GPU test).
   if (p.head_dim == 128 && s.quant.pv == PvType::fp8_e4m3 && s.quant.qk == QuantType::int8 && p.mask == Mask::none &&

@@ -28,6 +28,13 @@ namespace {
 
 constexpr int kBatchRuns = 10;
 
+// Options a timing loop cannot run with, refused before anything is launched.
+void check_timing(const TimingOptions& o) {
+  if (!std::isfinite(o.warmup_ms)) {
+    throw InvalidArgument("warmup_ms", fmt::format("a finite number of milliseconds (got {})", o.warmup_ms));
+  }
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -148,12 +155,16 @@ Timing time_on(const Problem& p, const AttnSpec& spec, const TimingOptions& o, s
     SAGEJIT_CU(cuEventElapsedTime, &ms, ev.start, ev.stop);
     return static_cast<double>(ms);
   };
-  // Untimed calls for warmup_ms of wall time, at the timed runs' duty cycle. A candidate slower than
-  // give_up_ms on such a call is not warmed further: warmer, it would only be slower.
+  // Untimed calls for warmup_ms of wall time, at the timed runs' duty cycle. A candidate whose median
+  // over a batch of them already exceeds give_up_ms is not warmed further: warmer, it would only be
+  // slower (the timed runs then give it up after their first batch).
+  std::vector<double> batch;
   const auto warm_start = std::chrono::steady_clock::now();
-  for (int w = 0; seconds_since(warm_start) * 1e3 < o.warmup_ms; ++w) {
-    const double ms = timed_call(static_cast<std::size_t>(w) % inputs.size());
-    if (give_up_ms > 0 && ms > give_up_ms) break;
+  for (std::size_t w = 0; seconds_since(warm_start) * 1e3 < o.warmup_ms; ++w) {
+    batch.push_back(timed_call(w % inputs.size()));
+    if (batch.size() < static_cast<std::size_t>(kBatchRuns)) continue;
+    if (give_up_ms > 0 && quantile(batch, 0.5) > give_up_ms) break;
+    batch.clear();
   }
   std::vector<double> times;
   double last_median = 0;
@@ -241,11 +252,13 @@ std::vector<CandidateResult> compile_candidates(const Problem& p, const SearchSp
 }
 
 Timing time_variant(const Problem& p, const AttnSpec& spec, const TimingOptions& o, double give_up_ms) {
+  check_timing(o);
   std::vector<InputSet> inputs = make_inputs(p, o.max_input_sets);
   return time_on(p, spec, o, inputs, give_up_ms);
 }
 
 TuneResult tune_and_store(const Problem& p, const TuneOptions& o, TuningStore& store, Jit& jit, const TuningEnv& env) {
+  check_timing(o.timing);
   const auto start = std::chrono::steady_clock::now();
   TuneResult result;
   result.problem = p;

@@ -32,7 +32,8 @@ namespace sagejit {
 struct TimingOptions {
   int warmup = 3;
   // Then untimed calls, each waited for as the timed runs are, until this much wall time has passed
-  // (one call more at most; fewer for a candidate slower than the give-up time). The kernels are
+  // (one call more at most; fewer for a candidate whose median over 10 of them is past the give-up
+  // time). Must be finite (InvalidArgument). The kernels are
   // power-bound, and under load the card's power cap lowers the clock over about half a second: the
   // single form at B1 H10 16k, timed right after a pause or a lighter kernel, ran its first repeat
   // 6-8% faster than its later ones (H200: 1.456-1.466 ms, then 1.52-1.62;

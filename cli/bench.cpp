@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "autotune/policy.hpp"
 #include "autotune/tuner.hpp"
@@ -101,6 +102,7 @@ void run(const BenchFlags& f) {
   const std::optional<AttnFamily> family =
       f.family.empty() ? std::nullopt : std::optional(parse_family(f.family, "--family"));
   const std::optional<AttnTile> tile = f.tile.empty() ? std::nullopt : std::optional(parse_tile_name(f.tile, "--tile"));
+  if (!std::isfinite(f.warmup_ms)) throw InvalidArgument("--warmup-ms", "a number of milliseconds from 0 to 60000");
   if ((family || tile) && f.first_call) {
     throw InvalidArgument("--first-call", "times the runtime's own choice; it does not take --family or --tile");
   }
@@ -171,9 +173,10 @@ void add_bench(CLI::App& app) {
                   "Time this tile instead of the runtime's choice, as tune names it (t64x128w4s3c2p; family "
                   "mma unless --family says otherwise)");
   cmd->add_option("--warmup-ms", f.warmup_ms,
-                  "Untimed calls before each timing, in ms of wall time (default 500: the card's clock settles "
-                  "under its power cap over about half a second of load)")
-      ->check(CLI::Range(0.0, 60000.0));
+                  "Untimed calls before each timing, in ms of wall time (the card's clock settles under its "
+                  "power cap over about half a second of load)")
+      ->check(CLI::Range(0.0, 60000.0))
+      ->capture_default_str();
   cmd->add_flag("--separate-q", f.separate_q,
                 "Quantize Q in its own pass even where the kernel would do it (AttentionOptions::fused_q = false)");
   cmd->callback([] { run(f); });

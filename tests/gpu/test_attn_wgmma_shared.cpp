@@ -26,7 +26,6 @@
 using namespace sagejit;
 using test::WgmmaCase;
 
-
 // Small shapes for compute-sanitizer (scripts/sanitize.sh): CTAs of 3, 2 and 1 active warpgroups,
 // fewer blocks than slots, a ring cycle, causal at both alignments (warpgroups that follow the ring
 // without computing), varlen.

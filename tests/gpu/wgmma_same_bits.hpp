@@ -90,5 +90,4 @@ inline void check_same_bits(const std::vector<WgmmaCase>& cases, const AttnTile&
   }
 }
 
-
 }  // namespace sagejit::test
