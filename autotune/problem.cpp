@@ -42,15 +42,12 @@ AttnSpec wgmma_form(const Problem& p) {
   s.family = AttnFamily::wgmma;
   s.quant.pv = p.pv.value_or(p.qk == QuantType::int8x2 ? PvType::f16 : PvType::fp8_e4m3);
   s.tile = wgmma_default_tile(p.head_dim, s.quant.pv, s.quant.qk);
-  // INT8 + f16 P·V at D = 128: the warp-specialized kernel (Q from its pass) wins from S = 2k on, the
-  // single form (2 CTAs per SM, Q quantized in the kernel) up to 1k (H100, end to end, same run:
-  // B4 H32 S1k 0.1895 vs 0.2043 ms, causal 0.1474 vs 0.1551; B1 H8 0.0380 vs 0.0428; S2k 0.6028 vs
-  // 0.5880, causal 0.3821 vs 0.3871; S4k 2.118 vs 2.015; bench/results/2026-11-26-fused-q-h100.md).
-  if (p.head_dim == 128 && s.quant.pv == PvType::f16 && s.quant.qk == QuantType::int8 && p.seq_kv <= 1024) {
-    s.tile = wgmma_single_tile(2);
-  }
-  // INT8 + FP8 P·V at D = 128 without a mask or LSE, up to 1k keys: the tile that asks for 2 CTAs per
-  // SM. That variant still compiles to 168 registers, so 3 CTAs fit as before (test_attn_wgmma_compiles
+  // INT8 Q/K at D = 128 up to 1k keys: the single form's tile that asks for 2 CTAs per SM, in two cases.
+  // With f16 P·V: the warp-specialized kernel (Q from its pass) wins from S = 2k on, the single form
+  // (2 CTAs per SM, Q quantized in the kernel) up to 1k (H100, end to end, same run: B4 H32 S1k 0.1895
+  // vs 0.2043 ms, causal 0.1474 vs 0.1551; B1 H8 0.0380 vs 0.0428; S2k 0.6028 vs 0.5880, causal 0.3821
+  // vs 0.3871; S4k 2.118 vs 2.015; bench/results/2026-11-26-fused-q-h100.md).
+  // With FP8 P·V, without a mask or LSE (else the single form's 3 CTAs per SM, as from 1k keys on). That variant still compiles to 168 registers, so 3 CTAs fit as before (test_attn_wgmma_compiles
   // holds it there); what it gains is the schedule ptxas makes under the looser bound. H200, end to end,
   // both forced, same calls, each method warmed for half a second: B4 H32 1k +1.2…2.2% (four timings in
   // two calls), B1 H32 1k +1.6…4.5%, B4 H32 512 +3.5…8.7%, B2 H32 1k level, B8 H32 1k −0.7…+2.6%; above
@@ -58,8 +55,9 @@ AttnSpec wgmma_form(const Problem& p) {
   // B1 and 512-key gains sit inside spreads of 11–26%. With a causal mask or an LSE the same tile
   // takes 170 registers, hence 2 CTAs per SM: causal 1k measured 5–8% behind
   // (bench/results/2026-11-28-wave-cut-and-quantizer-bounds-h200.md §5). Same bits (GPU test).
-  if (p.head_dim == 128 && s.quant.pv == PvType::fp8_e4m3 && s.quant.qk == QuantType::int8 && p.mask == Mask::none &&
-      !p.lse && p.seq_kv <= 1024) {
+  const bool pv_takes_two = s.quant.pv == PvType::f16 ||
+                            (s.quant.pv == PvType::fp8_e4m3 && p.mask == Mask::none && !p.lse);
+  if (p.head_dim == 128 && s.quant.qk == QuantType::int8 && p.seq_kv <= 1024 && pv_takes_two) {
     s.tile = wgmma_single_tile(2);
   }
   // INT8 + FP8 P·V at D = 128 with long keys: the shared-ring form (one CTA of three warpgroups per SM

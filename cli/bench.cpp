@@ -7,7 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
+#include <cstdlib>
 
 #include "autotune/policy.hpp"
 #include "autotune/tuner.hpp"
@@ -102,7 +102,6 @@ void run(const BenchFlags& f) {
   const std::optional<AttnFamily> family =
       f.family.empty() ? std::nullopt : std::optional(parse_family(f.family, "--family"));
   const std::optional<AttnTile> tile = f.tile.empty() ? std::nullopt : std::optional(parse_tile_name(f.tile, "--tile"));
-  if (!std::isfinite(f.warmup_ms)) throw InvalidArgument("--warmup-ms", "a number of milliseconds from 0 to 60000");
   if ((family || tile) && f.first_call) {
     throw InvalidArgument("--first-call", "times the runtime's own choice; it does not take --family or --tile");
   }
@@ -172,14 +171,29 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--tile", f.tile,
                   "Time this tile instead of the runtime's choice, as tune names it (t64x128w4s3c2p; family "
                   "mma unless --family says otherwise)");
-  cmd->add_option("--warmup-ms", f.warmup_ms,
-                  "Untimed calls before each timing, in ms of wall time (the card's clock settles under its "
-                  "power cap over about half a second of load)")
-      ->check(CLI::Range(0.0, 60000.0))
-      ->capture_default_str();
+  add_warmup_option(cmd, f.warmup_ms, "each timing");
   cmd->add_flag("--separate-q", f.separate_q,
                 "Quantize Q in its own pass even where the kernel would do it (AttentionOptions::fused_q = false)");
   cmd->callback([] { run(f); });
+}
+
+CLI::Option* add_warmup_option(CLI::App* cmd, double& warmup_ms, const std::string& before_what) {
+  constexpr double kMaxWarmupMs = 60000;
+  const CLI::Validator in_range(
+      [](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        const bool parsed = !text.empty() && end == text.c_str() + text.size();
+        return parsed && v >= 0 && v <= kMaxWarmupMs ? std::string() : "a number of milliseconds from 0 to 60000";
+      },
+      "MS in [0, 60000]");
+  return cmd
+      ->add_option("--warmup-ms", warmup_ms,
+                   fmt::format("Untimed calls before {}, in ms of wall time (the card's clock settles under "
+                               "its power cap over about half a second of load)",
+                               before_what))
+      ->check(in_range)
+      ->capture_default_str();
 }
 
 }  // namespace sagejit::cli

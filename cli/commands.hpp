@@ -23,4 +23,8 @@ void add_import(CLI::App& app);
 // current GPU's arch, or InvalidArgument("--arch") when there is no GPU. Shared by compile and export.
 std::vector<Arch> target_archs(const std::vector<std::string>& flags);
 
+// The `--warmup-ms` option of bench and tune (TimingOptions::warmup_ms, its default shown): untimed
+// calls before each timing, 0 to 60000 ms; anything else, NaN included, is refused at parsing.
+CLI::Option* add_warmup_option(CLI::App* cmd, double& warmup_ms, const std::string& before_what);
+
 }  // namespace sagejit::cli

@@ -3,8 +3,6 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <cmath>
-
 #include "autotune/policy.hpp"
 #include "autotune/records.hpp"
 #include "autotune/tuner.hpp"
@@ -39,7 +37,6 @@ nlohmann::json candidate_json(const CandidateResult& c) {
 }
 
 void run(const TuneFlags& f) {
-  if (!std::isfinite(f.warmup_ms)) throw InvalidArgument("--warmup-ms", "a number of milliseconds from 0 to 60000");
   if (!gpu_available()) throw NotAvailable("sagejit tune needs a GPU (none was found): it times every candidate");
   const int ordinal = current_device_ordinal();
   const TuningEnv env = current_environment(ordinal);
@@ -116,11 +113,7 @@ void add_tune(CLI::App& app) {
   cmd->add_flag("--force", f.force, "Tune again even if a winner is stored (replaces it)");
   cmd->add_flag("--end-to-end", f.end_to_end, "Time quantization + attention (default: the attention kernel only)");
   cmd->add_option("--max-candidates", f.max_candidates, "Time at most this many variants (the default included)");
-  cmd->add_option("--warmup-ms", f.warmup_ms,
-                  "Untimed calls before each candidate's timing, in ms of wall time (the card's clock settles "
-                  "under its power cap over about half a second of load)")
-      ->check(CLI::Range(0.0, 60000.0))
-      ->capture_default_str();
+  add_warmup_option(cmd, f.warmup_ms, "each candidate's timing");
   cmd->add_flag("--json", f.json, "Print JSON (every candidate with its time or reason)");
   cmd->callback([] { run(f); });
 }
