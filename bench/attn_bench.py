@@ -16,7 +16,7 @@ Timing: CUDA events around each call, after warm-up: 3 calls, then half a second
 of the same method (--warm-seconds), and a second of GPU work before the first row. The card lowers
 its clock over about half a second of load under its power cap, so without the half second a
 figure taken right after a pause (input creation, a first call's compile) or a lighter method ran at
-a clock no sustained load holds: cuDNN up to 11% fast at 1k-2k keys on the H200
+a clock no sustained load holds: cuDNN 6-14% fast at most 1k-2k rows on the H200
 (bench/results/2026-11-28-wave-cut-and-quantizer-bounds-h200.md §4). Then the median of >= 20 calls
 (more for short calls, about 0.25 s of calls per figure). Every method is timed twice, round robin (cuDNN,
 FLASH, sagejit e2e, sagejit kernel, then again), and keeps the faster median: a figure at a shape
