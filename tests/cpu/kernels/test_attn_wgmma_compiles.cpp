@@ -104,7 +104,6 @@ TEST_CASE("attn_wgmma: the sm_90a kernel compiles without spills or stack, at it
   }
   const std::vector<CubinResult> results = jit.cubins(units);
   REQUIRE(results.size() == units.size());
-  int fit_three = 0;  // the variants the 1k default's register check below covers
   for (std::size_t i = 0; i < results.size(); ++i) {
     // The launch budget setmaxnreg's arithmetic in attn_wgmma.cuh assumes: 65536 / threads / min CTAs,
     // rounded down to 8 (168 for 384 threads, 128 for 256 threads at 2 CTAs/SM). ptxas must allocate
