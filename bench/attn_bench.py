@@ -18,10 +18,13 @@ its clock over about half a second of load under its power cap, so without the h
 figure taken right after a pause (input creation, a first call's compile) or a lighter method ran at
 a clock no sustained load holds: cuDNN 6-14% fast at most 1k-2k rows on the H200
 (bench/results/2026-11-28-wave-cut-and-quantizer-bounds-h200.md §4). Then the median of >= 20 calls
-(more for short calls, about 0.25 s of calls per figure). Every method is timed twice, round robin (cuDNN,
-FLASH, sagejit e2e, sagejit kernel, then again), and keeps the faster median: a figure at a shape
-moved by up to a third between runs, and the card's clock follows its power draw, so each method
-gets its best under the conditions the others had. Inputs rotate per call over >= 3
+(more for short calls, about 0.25 s of calls per figure). Every method is timed --rounds times (default
+2), round robin (cuDNN, FLASH, sagejit e2e, sagejit kernel, then again), and keeps the fastest median: a
+figure at a shape moved by up to a third between runs, and the card's clock follows its power draw, so
+each method gets its best under the conditions the others had. Under the power cap one timing's clock
+can differ from the next one's by a quarter (1470-1980 MHz at 1k on the H200,
+bench/results/2026-11-28-1k-ratio-and-fp16-q-h200.md §2), so the table also gives e2e/cudnn per round
+(the two timed next to each other): their median and range. The JSON keeps every round's median. Inputs rotate per call over >= 3
 sets totalling well over the 50 MB L2, so no call finds its inputs in L2. Kernel-only calls must reuse the one set
 just quantized (the library keeps one quantized copy), so there a 256 MB buffer is written
 between calls instead, outside the timed region, to evict L2.
@@ -58,7 +61,7 @@ TARGET_SECONDS = 0.25  # timed calls per figure: about this long, within [MIN_IT
 WARMUP = 3
 WARM_SECONDS = 0.5  # then untimed calls for this long before each timing (time_calls)
 WARM_BATCH = 10  # calls queued between the warm-up's clock checks
-ROUNDS = 2  # timings per method and shape, round robin (bench_row)
+ROUNDS = 2  # timings per method and shape, round robin (bench_row; --rounds)
 
 
 def tops(B, H, S, D, causal, ms):
@@ -126,8 +129,9 @@ def cosine(a, b):
     return ((a @ b) / (a.norm() * b.norm())).item()
 
 
-def bench_row(B, H, S, D, causal, flush, mode, warm_seconds=WARM_SECONDS):
-    """One shape: a dict of figures (TOPS, ms, iters) or errors per method."""
+def bench_row(B, H, S, D, causal, flush, mode, warm_seconds=WARM_SECONDS, rounds=ROUNDS):
+    """One shape: a dict of figures (TOPS, ms, iters, each round's ms) or errors per method, and the
+    e2e/cudnn ratio of each round."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     set_bytes = 3 * B * H * S * D * 2
@@ -172,10 +176,12 @@ def bench_row(B, H, S, D, causal, flush, mode, warm_seconds=WARM_SECONDS):
     # Every method is timed ROUNDS times, round robin, and keeps its fastest median: the figures of a
     # shape moved by up to a third between runs (H100, cuDNN at S = 1k, 2026-11-27) and the card's
     # clock follows its power draw, so each method gets its best under the same conditions as the others.
-    for _ in range(ROUNDS):
+    round_ms = {name: [] for name, _, _, _ in methods}  # each round's median (None: no figure that round)
+    for _ in range(rounds):
         for name, fn, before, prepare in methods:
             previous = result.get(name)
             if previous is not None and "error" in previous:
+                round_ms[name].append(None)
                 continue
             try:
                 if prepare is not None:
@@ -184,10 +190,17 @@ def bench_row(B, H, S, D, causal, flush, mode, warm_seconds=WARM_SECONDS):
                 torch.cuda.synchronize()
                 if previous is None:
                     result[name] = {"error": f"{type(e).__name__}: {e}"}
+                round_ms[name].append(None)
                 continue
             record(name, fn, before)
+            round_ms[name].append(result[name].get("ms"))
             if previous is not None and ("error" in result[name] or result[name]["ms"] > previous["ms"]):
                 result[name] = previous
+    for name, ms in round_ms.items():
+        if "ms" in result.get(name, {}):
+            result[name]["rounds_ms"] = ms
+    pairs = zip(round_ms.get("sdpa_cudnn", []), round_ms.get("sagejit_e2e", []))
+    result["e2e_over_cudnn_rounds"] = [c / e for c, e in pairs if c is not None and e is not None]
     for name, backend in (("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION), ("sdpa_flash", SDPBackend.FLASH_ATTENTION)):
         if "error" not in result.get(name, {"error": ""}):
             try:
@@ -244,9 +257,14 @@ def main():
     ap.add_argument("--pv", default="default", help="sagejit's P·V type: default, fp8, f16")
     ap.add_argument("--warm-seconds", type=float, default=WARM_SECONDS,
                     help=f"untimed calls of each method before each of its timings, in seconds (default {WARM_SECONDS})")
+    ap.add_argument("--rounds", type=int, default=ROUNDS,
+                    help=f"timings of each method per shape, round robin (default {ROUNDS}); the table "
+                         "keeps each method's fastest and gives the per-round e2e/cudnn ratios")
     ap.add_argument("--budget", type=float, default=270.0,
                     help="seconds; rows not started by then are skipped (default 270)")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
 
     if not torch.cuda.is_available():
         sys.exit("attn_bench: no CUDA device")
@@ -268,7 +286,7 @@ def main():
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "timing": f"CUDA events, {WARMUP} warm-up calls and {args.warm_seconds:g} s of calls per timing "
                   f"(and 1 s of GPU work before the first row), median of "
-                  f"{MIN_ITERS}..{MAX_ITERS}, every method the fastest of {ROUNDS} medians timed round robin, "
+                  f"{MIN_ITERS}..{MAX_ITERS}, every method the fastest of {args.rounds} medians timed round robin, "
                   f">= 3 rotating input sets >= {MIN_ROTATION_BYTES >> 20} MB; kernel-only: "
                   f"one quantized set, L2 evicted by a {L2_FLUSH_BYTES >> 20} MB write per call",
     }
@@ -293,7 +311,8 @@ def main():
                     rows.append({"B": args.batch, "H": H, "S": S, "D": D, "causal": causal,
                                  "skipped": f"time budget {args.budget:.0f}s spent"})
                     continue
-                r = bench_row(args.batch, H, S, D, causal, flush, {"qk": args.qk, "pv": args.pv}, args.warm_seconds)
+                r = bench_row(args.batch, H, S, D, causal, flush, {"qk": args.qk, "pv": args.pv}, args.warm_seconds,
+                              args.rounds)
                 rows.append(r)
                 torch.cuda.empty_cache()
                 print(f"[{time.time() - t_start:6.1f}s] D={D} H={H} {'causal' if causal else 'none'}"
@@ -309,23 +328,28 @@ def main():
     print(f"\nattention TOPS — {env['gpu']}, B={args.batch}, fp16, torch {env['torch']}, "
           f"sagejit {version}, qk={args.qk} pv={args.pv}\n")
     print("| D | mask | S | sdpa-cudnn | sdpa-flash | sagejit kernel | sagejit e2e | e2e/cudnn "
-          "| cos vs sdpa |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| per round | cos vs sdpa |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         mask = "causal" if r["causal"] else "none"
         head = f"| {r['D']} | {mask} | {r['S']} | "
         if "skipped" in r:
-            print(head + f"{r['skipped']} | | | | | |")
+            print(head + f"{r['skipped']} | | | | | | |")
             continue
         ratio = ""
         if "tops" in r.get("sagejit_e2e", {}) and "tops" in r.get("sdpa_cudnn", {}):
             ratio = f"{r['sagejit_e2e']['tops'] / r['sdpa_cudnn']['tops']:.2f}"
+        per_round = r.get("e2e_over_cudnn_rounds", [])
+        paired = ""
+        if per_round:
+            paired = f"{statistics.median(per_round):.2f} ({min(per_round):.2f}–{max(per_round):.2f})"
         cos = f"{r['cos_vs_sdpa']:.5f}" if "cos_vs_sdpa" in r else ""
         if r.get("kernel_matches_e2e") is False:
             cos += " (kernel ≠ e2e)"
         print(head + " | ".join(cell(r, n) for n in ("sdpa_cudnn", "sdpa_flash", "sagejit_kernel",
-                                                     "sagejit_e2e")) + f" | {ratio} | {cos} |")
-    print(f"\nwall {env['wall_s']:.0f}s; e2e/cudnn = sagejit e2e TOPS / cuDNN TOPS (> 1: faster)")
+                                                     "sagejit_e2e")) + f" | {ratio} | {paired} | {cos} |")
+    print(f"\nwall {env['wall_s']:.0f}s; e2e/cudnn = sagejit e2e TOPS / cuDNN TOPS (> 1: faster), each the fastest "
+          f"of {args.rounds} rounds; per round = the ratio within each round: median (min–max)")
 
 
 if __name__ == "__main__":
