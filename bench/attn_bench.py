@@ -24,7 +24,8 @@ figure at a shape moved by up to a third between runs, and the card's clock foll
 each method gets its best under the conditions the others had. Under the power cap one timing's clock
 can differ from the next one's by a quarter (1470-1980 MHz at 1k on the H200,
 bench/results/2026-11-28-1k-ratio-and-fp16-q-h200.md §2), so the table also gives e2e/cudnn per round
-(the two timed next to each other): their median and range. The JSON keeps every round's median. Inputs rotate per call over >= 3
+(cuDNN's and sagejit e2e's timings of the same round, with FLASH's between them): their median and
+range, over the rounds in which both have a figure. The JSON keeps every round's median. Inputs rotate per call over >= 3
 sets totalling well over the 50 MB L2, so no call finds its inputs in L2. Kernel-only calls must reuse the one set
 just quantized (the library keeps one quantized copy), so there a 256 MB buffer is written
 between calls instead, outside the timed region, to evict L2.
@@ -173,7 +174,7 @@ def bench_row(B, H, S, D, causal, flush, mode, warm_seconds=WARM_SECONDS, rounds
         result["sagejit_e2e"] = {"error": f"{type(e).__name__}: {e}"}
         result["sagejit_kernel"] = {"error": "skipped: end-to-end call failed"}
 
-    # Every method is timed ROUNDS times, round robin, and keeps its fastest median: the figures of a
+    # Every method is timed `rounds` times, round robin, and keeps its fastest median: the figures of a
     # shape moved by up to a third between runs (H100, cuDNN at S = 1k, 2026-11-27) and the card's
     # clock follows its power draw, so each method gets its best under the same conditions as the others.
     round_ms = {name: [] for name, _, _, _ in methods}  # each round's median (None: no figure that round)
