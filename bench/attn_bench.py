@@ -26,9 +26,9 @@ can differ from the next one's by a quarter (1470-1980 MHz at 1k on the H200,
 bench/results/2026-11-28-1k-ratio-and-fp16-q-h200.md §2), so the table also gives e2e/cudnn per round
 (cuDNN's and sagejit e2e's timings of the same round, with FLASH's between them): their median and
 range, over the rounds in which both have a figure. The JSON keeps every round's median. Inputs
-rotate per call over >= 3 sets totalling well over the 50 MB L2, so no call finds its inputs in L2. Kernel-only calls must reuse the one set
-just quantized (the library keeps one quantized copy), so there a 256 MB buffer is written
-between calls instead, outside the timed region, to evict L2.
+rotate per call over >= 3 sets totalling well over the 50 MB L2, so no call finds its inputs in L2.
+Kernel-only calls must reuse the one set just quantized (the library keeps one quantized copy), so
+there a 256 MB buffer is written between calls instead, outside the timed region, to evict L2.
 
 The whole run stays under --budget seconds (default 270): rows left when it runs out are reported
 as skipped. A failing cell prints its message in the row and the run goes on.
